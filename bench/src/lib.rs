@@ -1,0 +1,1 @@
+//! Benchmarks and load generator for segl (see bench/README.md).

@@ -1,0 +1,1 @@
+//! Exclusive and inclusive XML canonicalization.

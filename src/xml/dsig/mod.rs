@@ -1,0 +1,5 @@
+//! XML-DSig: algorithms, verification, signing.
+
+pub mod algorithm;
+pub mod sign;
+pub mod verify;

@@ -1,0 +1,1 @@
+//! Enveloped-signature creation over canonical bytes, signed by the HSM.

@@ -1,0 +1,1 @@
+//! Enveloped-signature verification.

@@ -1,0 +1,1 @@
+//! Writing tokens directly in canonical form.

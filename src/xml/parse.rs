@@ -1,0 +1,1 @@
+//! The span-indexed XML parser.
