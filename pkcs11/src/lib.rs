@@ -6,6 +6,8 @@
 //! [`TokenSession`] (key management) and [`RsaSigner`] (one session + one cached key handle,
 //! owned by one executor core).
 
+#![forbid(unsafe_code)]
+
 mod digest_info;
 mod error;
 mod module;

@@ -1,40 +1,186 @@
 //! Key management on a token: generate RSA keys inside it, read public keys, store and read
 //! certificates.
 
-use crate::{Pkcs11Error, RsaPublicKey};
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::{Attribute, AttributeType, CertificateType, ObjectClass, ObjectHandle};
+use cryptoki::session::Session;
+use cryptoki::types::Ulong;
+
+use crate::module::call;
+use crate::public_key::strip_leading_zeros;
+use crate::token::{find_all, find_one};
+use crate::{Pkcs11Error, RsaPublicKey, Token};
+
+/// F4, the public exponent every RSA key here gets.
+const PUBLIC_EXPONENT: [u8; 3] = [0x01, 0x00, 0x01];
 
 /// A read/write session used for key management (not for the request path).
 pub struct TokenSession {
-    // helper: cryptoki Session + token label
+    session: Session,
+    /// Keeps the token's login session, and with it the login, alive while this session exists.
+    token: Token,
+}
+
+impl std::fmt::Debug for TokenSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenSession")
+            .field("token", &self.token.label())
+            .finish()
+    }
 }
 
 impl TokenSession {
+    pub(crate) fn new(session: Session, token: Token) -> Self {
+        Self { session, token }
+    }
+
     /// Generates an RSA key pair inside the token. The private key is CKA_TOKEN, CKA_PRIVATE,
     /// CKA_SENSITIVE, not CKA_EXTRACTABLE, CKA_SIGN true, CKA_DECRYPT/CKA_UNWRAP false; both
     /// halves carry `label` and `id`. Fails with `KeyExists` if the label is taken.
-    pub fn generate_rsa_key(&self, label: &str, id: &[u8], bits: u32) -> Result<RsaPublicKey, Pkcs11Error> {
-        todo!("helper")
+    pub fn generate_rsa_key(
+        &self,
+        label: &str,
+        id: &[u8],
+        bits: u32,
+    ) -> Result<RsaPublicKey, Pkcs11Error> {
+        if self.has_key(label)? {
+            return Err(Pkcs11Error::KeyExists {
+                label: label.to_owned(),
+                token: self.token.label().to_owned(),
+            });
+        }
+        let modulus_bits = usize::try_from(bits)
+            .map_err(cryptoki::error::Error::TryFromInt)
+            .and_then(Ulong::try_from)
+            .map_err(call("C_GenerateKeyPair"))?;
+        let label_bytes = label.as_bytes().to_vec();
+        let public = [
+            Attribute::Token(true),
+            Attribute::Verify(true),
+            Attribute::Encrypt(false),
+            Attribute::Wrap(false),
+            Attribute::ModulusBits(modulus_bits),
+            Attribute::PublicExponent(PUBLIC_EXPONENT.to_vec()),
+            Attribute::Label(label_bytes.clone()),
+            Attribute::Id(id.to_vec()),
+        ];
+        let private = [
+            Attribute::Token(true),
+            Attribute::Private(true),
+            Attribute::Sensitive(true),
+            Attribute::Extractable(false),
+            Attribute::Sign(true),
+            Attribute::Decrypt(false),
+            Attribute::Unwrap(false),
+            Attribute::Label(label_bytes),
+            Attribute::Id(id.to_vec()),
+        ];
+        let (public_handle, _) = self
+            .session
+            .generate_key_pair(&Mechanism::RsaPkcsKeyPairGen, &public, &private)
+            .map_err(call("C_GenerateKeyPair"))?;
+        tracing::info!(token = %self.token.label(), key = label, bits, "generated RSA key pair");
+        self.read_public_key(public_handle, label)
     }
 
     /// Whether a private key with this label exists.
     pub fn has_key(&self, label: &str) -> Result<bool, Pkcs11Error> {
-        todo!("helper")
+        Ok(find_one(&self.session, ObjectClass::PRIVATE_KEY, label)?.is_some())
     }
 
     /// The public key of the key pair labelled `label` (read from the public key object, or
     /// from the private key's CKA_MODULUS / CKA_PUBLIC_EXPONENT).
     pub fn public_key(&self, label: &str) -> Result<RsaPublicKey, Pkcs11Error> {
-        todo!("helper")
+        let object = match find_one(&self.session, ObjectClass::PUBLIC_KEY, label)? {
+            Some(public) => public,
+            None => find_one(&self.session, ObjectClass::PRIVATE_KEY, label)?.ok_or_else(|| {
+                Pkcs11Error::KeyNotFound {
+                    label: label.to_owned(),
+                    token: self.token.label().to_owned(),
+                }
+            })?,
+        };
+        self.read_public_key(object, label)
     }
 
     /// Stores a DER X.509 certificate object (CKO_CERTIFICATE, CKC_X_509) with label and id,
     /// replacing one with the same label.
     pub fn store_certificate(&self, label: &str, id: &[u8], der: &[u8]) -> Result<(), Pkcs11Error> {
-        todo!("helper")
+        for old in find_all(&self.session, ObjectClass::CERTIFICATE, label)? {
+            self.session
+                .destroy_object(old)
+                .map_err(call("C_DestroyObject"))?;
+        }
+        self.session
+            .create_object(&[
+                Attribute::Class(ObjectClass::CERTIFICATE),
+                Attribute::CertificateType(CertificateType::X_509),
+                Attribute::Token(true),
+                // A certificate is public; readable without login it can be checked by tools.
+                Attribute::Private(false),
+                Attribute::Value(der.to_vec()),
+                // SoftHSM (following PKCS#11) refuses an X.509 certificate object without
+                // CKA_SUBJECT. Extracting the real subject would need an X.509 parser this crate
+                // does not carry; lookups here go by label, so an empty subject is enough.
+                Attribute::Subject(Vec::new()),
+                Attribute::Label(label.as_bytes().to_vec()),
+                Attribute::Id(id.to_vec()),
+            ])
+            .map_err(call("C_CreateObject"))?;
+        Ok(())
     }
 
     /// The DER certificate stored under `label`, if any.
     pub fn certificate(&self, label: &str) -> Result<Option<Vec<u8>>, Pkcs11Error> {
-        todo!("helper")
+        let Some(cert) = find_one(&self.session, ObjectClass::CERTIFICATE, label)? else {
+            return Ok(None);
+        };
+        let attrs = self
+            .session
+            .get_attributes(cert, &[AttributeType::Value])
+            .map_err(call("C_GetAttributeValue"))?;
+        Ok(attrs.into_iter().find_map(|a| match a {
+            Attribute::Value(v) => Some(v),
+            _ => None,
+        }))
+    }
+
+    fn read_public_key(
+        &self,
+        object: ObjectHandle,
+        label: &str,
+    ) -> Result<RsaPublicKey, Pkcs11Error> {
+        let attrs = self
+            .session
+            .get_attributes(
+                object,
+                &[AttributeType::Modulus, AttributeType::PublicExponent],
+            )
+            .map_err(call("C_GetAttributeValue"))?;
+        let mut modulus = None;
+        let mut public_exponent = None;
+        for attr in attrs {
+            match attr {
+                Attribute::Modulus(m) => modulus = Some(strip_leading_zeros(&m).to_vec()),
+                Attribute::PublicExponent(e) => {
+                    public_exponent = Some(strip_leading_zeros(&e).to_vec())
+                }
+                _ => {}
+            }
+        }
+        match (modulus, public_exponent) {
+            (Some(modulus), Some(public_exponent))
+                if !modulus.is_empty() && !public_exponent.is_empty() =>
+            {
+                Ok(RsaPublicKey {
+                    modulus,
+                    public_exponent,
+                })
+            }
+            _ => Err(Pkcs11Error::NotRsa {
+                label: label.to_owned(),
+                reason: "no CKA_MODULUS / CKA_PUBLIC_EXPONENT".to_owned(),
+            }),
+        }
     }
 }
