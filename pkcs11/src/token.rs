@@ -64,26 +64,38 @@ impl Token {
         let user_login =
             |session: &Session| match session.login(UserType::User, Some(&pin.auth_pin())) {
                 Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(()),
-                Err(source) => Err(Pkcs11Error::Login {
-                    label: self.inner.label.clone(),
-                    source,
-                }),
+                Err(e) => Err(e),
             };
-        match keeper.as_ref() {
-            Some(session) => user_login(session)?,
-            None => {
+        let kept = keeper.as_ref().map(user_login);
+        match kept {
+            Some(Ok(())) => {}
+            // No kept session yet, or someone closed it behind our back (C_CloseAllSessions):
+            // open a fresh one.
+            None
+            | Some(Err(CkError::Pkcs11(
+                RvError::SessionHandleInvalid | RvError::SessionClosed,
+                _,
+            ))) => {
                 let session = self
                     .inner
                     .module
                     .ctx()
                     .open_ro_session(self.inner.slot)
                     .map_err(call("C_OpenSession"))?;
-                user_login(&session)?;
+                user_login(&session).map_err(|source| self.login_error(source))?;
                 *keeper = Some(session);
             }
+            Some(Err(source)) => return Err(self.login_error(source)),
         }
         tracing::debug!(token = %self.inner.label, "logged in to PKCS#11 token");
         Ok(())
+    }
+
+    fn login_error(&self, source: CkError) -> Pkcs11Error {
+        Pkcs11Error::Login {
+            label: self.inner.label.clone(),
+            source,
+        }
     }
 
     /// A new read/write session for key management (caller must have logged in).

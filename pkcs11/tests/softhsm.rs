@@ -30,11 +30,38 @@ fn work_dir() -> &'static Path {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_nanos();
+        remove_stale_work_dirs();
         let dir =
             std::env::temp_dir().join(format!("segl-pkcs11-test-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(dir.join("tokens")).unwrap();
         dir
     })
+}
+
+/// Test processes cannot clean up at exit, so each removes the token directories of earlier
+/// runs whose process is gone (checked via /proc, hence Linux only).
+fn remove_stale_work_dirs() {
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("segl-pkcs11-test-"))
+        else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next() else {
+            continue;
+        };
+        if !Path::new("/proc").join(pid).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// The shared module, with SOFTHSM2_CONF pointing at a private token directory; `None` (after
