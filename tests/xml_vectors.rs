@@ -133,3 +133,208 @@ fn rejects_pretty_printed_originals_with_digest_mismatch() {
         }
     }
 }
+
+const REQ1: &str = "unsealed-sts-request-1.compact.xml";
+
+/// `bytes` with the first occurrence of `from` replaced by `to` (which must exist).
+fn replace_once(bytes: &[u8], from: &str, to: &str) -> Vec<u8> {
+    let s = std::str::from_utf8(bytes).expect("utf-8");
+    assert!(s.contains(from), "pattern {from:?} not in document");
+    s.replacen(from, to, 1).into_bytes()
+}
+
+fn verify_card(bytes: &[u8]) -> Result<VerifiedSignature, DsigError> {
+    let doc = parse(bytes).expect("parses");
+    verify_enveloped(&doc, signature_in(&doc, "IDCard"))
+}
+
+#[test]
+fn tampered_attribute_value_is_a_digest_mismatch() {
+    let Some(bytes) = example(REQ1) else { return };
+    let forged = replace_once(
+        &bytes,
+        r#"IssueInstant="2020-04-04T09:41:32Z" Version="2.0" id="IDCard""#,
+        r#"IssueInstant="2020-04-04T09:41:33Z" Version="2.0" id="IDCard""#,
+    );
+    assert!(matches!(
+        verify_card(&forged),
+        Err(DsigError::DigestMismatch { .. })
+    ));
+}
+
+#[test]
+fn tampered_signature_value_is_rejected_after_digest() {
+    let Some(bytes) = example(REQ1) else { return };
+    let forged = replace_once(
+        &bytes,
+        "<ds:SignatureValue>AEudyn",
+        "<ds:SignatureValue>BEudyn",
+    );
+    assert_eq!(verify_card(&forged), Err(DsigError::SignatureValueInvalid));
+}
+
+#[test]
+fn base64_with_line_breaks_and_char_refs_still_verifies() {
+    let Some(bytes) = example(REQ1) else { return };
+    let wrapped = replace_once(
+        &bytes,
+        "<ds:SignatureValue>AEudyn",
+        "<ds:SignatureValue>\r\n  AEu&#13;\n\tdyn",
+    );
+    verify_card(&wrapped).expect("whitespace in base64 is ignored");
+}
+
+#[test]
+fn duplicate_id_is_a_parse_error() {
+    let Some(bytes) = example(REQ1) else { return };
+    let dup = replace_once(&bytes, "<wsu:Timestamp>", r#"<wsu:Timestamp id="IDCard">"#);
+    assert_eq!(
+        parse(&dup).err(),
+        Some(XmlError::DuplicateId {
+            id: "IDCard".into()
+        })
+    );
+    let dup_wsu = replace_once(
+        &bytes,
+        "<wsu:Timestamp>",
+        r#"<wsu:Timestamp wsu:Id="IDCardData">"#,
+    );
+    assert!(matches!(parse(&dup_wsu), Err(XmlError::DuplicateId { .. })));
+}
+
+#[test]
+fn wrapping_by_moving_the_signed_card_is_refused() {
+    let Some(bytes) = example(REQ1) else { return };
+    let doc = parse(&bytes).expect("parses");
+    let card = doc.by_id("IDCard").expect("card");
+    let span = doc.span(card);
+    let original = std::str::from_utf8(&bytes[span.clone()]).expect("utf-8");
+    let forged_card = original.replace("TheSOSILibrary", "EvilIssuer");
+    // The genuine card goes into the header, a forged copy with the same id takes its place.
+    let mut wrapped = String::new();
+    let s = std::str::from_utf8(&bytes).expect("utf-8");
+    let header_end = s.find("</soapenv:Header>").expect("header");
+    wrapped.push_str(&s[..header_end]);
+    wrapped.push_str(original);
+    wrapped.push_str(&s[header_end..span.start]);
+    wrapped.push_str(&forged_card);
+    wrapped.push_str(&s[span.end..]);
+    assert!(matches!(
+        parse(wrapped.as_bytes()),
+        Err(XmlError::DuplicateId { .. })
+    ));
+}
+
+#[test]
+fn reference_to_a_non_parent_element_is_not_enveloped() {
+    let Some(bytes) = example(REQ1) else { return };
+    let moved = replace_once(&bytes, r##"URI="#IDCard""##, r##"URI="#IDCardData""##);
+    assert_eq!(
+        verify_card(&moved),
+        Err(DsigError::NotEnveloped {
+            uri: "#IDCardData".into()
+        })
+    );
+    let envelope = replace_once(&bytes, r##"URI="#IDCard""##, r##"URI="#Envelope""##);
+    assert!(matches!(
+        verify_card(&envelope),
+        Err(DsigError::NotEnveloped { .. })
+    ));
+    let missing = replace_once(&bytes, r##"URI="#IDCard""##, r##"URI="#nowhere""##);
+    assert!(matches!(
+        verify_card(&missing),
+        Err(DsigError::ReferenceNotFound { .. })
+    ));
+}
+
+#[test]
+fn comment_inside_signed_value_verifies_but_text_is_complete() {
+    let Some(bytes) = example(REQ1) else { return };
+    let commented = replace_once(
+        &bytes,
+        "<saml:AttributeValue>hRyC+neSxkdwzcYGLfF/Ww==",
+        "<saml:AttributeValue>hRyC+neSx<!-- injected -->kdwzcYGLfF/Ww==",
+    );
+    let doc = parse(&commented).expect("parses");
+    let v = verify_enveloped(&doc, signature_in(&doc, "IDCard"))
+        .expect("comments are outside the canonical form");
+    let value = doc
+        .descendants(v.signed_element)
+        .find(|&n| {
+            doc.local_name(n) == "Attribute"
+                && doc.attribute(n, "Name").as_deref() == Some("sosi:IDCardID")
+        })
+        .and_then(|attr| doc.child(attr, SAML_NS, "AttributeValue"))
+        .expect("IDCardID value");
+    assert_eq!(doc.text(value), "hRyC+neSxkdwzcYGLfF/Ww==");
+}
+
+#[test]
+fn doctype_and_billion_laughs_are_refused() {
+    let lol = br#"<?xml version="1.0"?>
+<!DOCTYPE lolz [
+ <!ENTITY lol "lol">
+ <!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+ <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
+]>
+<lolz>&lol3;</lolz>"#;
+    assert_eq!(parse(lol).err(), Some(XmlError::Doctype));
+    let Some(bytes) = example(REQ1) else { return };
+    let with_doctype = replace_once(
+        &bytes,
+        "?><soapenv:Envelope",
+        "?><!DOCTYPE soapenv:Envelope SYSTEM \"http://example.invalid/x.dtd\"><soapenv:Envelope",
+    );
+    assert_eq!(parse(&with_doctype).err(), Some(XmlError::Doctype));
+}
+
+#[test]
+fn external_entity_reference_without_doctype_is_unknown() {
+    assert_eq!(
+        parse(b"<a>&xxe;</a>").err(),
+        Some(XmlError::UnknownEntity { name: "xxe".into() })
+    );
+}
+
+#[test]
+fn nesting_deeper_than_the_limit_is_refused() {
+    let depth = Limits::default().max_depth + 1;
+    let doc = format!("{}{}", "<a>".repeat(depth), "</a>".repeat(depth));
+    assert_eq!(
+        parse(doc.as_bytes()).err(),
+        Some(XmlError::TooDeep {
+            limit: Limits::default().max_depth
+        })
+    );
+    let ok = format!("{}{}", "<a>".repeat(depth - 1), "</a>".repeat(depth - 1));
+    assert!(parse(ok.as_bytes()).is_ok());
+}
+
+#[test]
+fn truncated_documents_never_panic_and_never_parse() {
+    let Some(bytes) = example(REQ1) else { return };
+    let doc = parse(&bytes).expect("parses");
+    let root_end = doc.span(doc.root()).end;
+    for len in 0..root_end {
+        assert!(
+            parse(&bytes[..len]).is_err(),
+            "prefix of length {len} parsed"
+        );
+    }
+}
+
+#[test]
+fn header_signature_with_several_references_is_not_enveloped_profile() {
+    let Some(bytes) = example("unsealed-sts-response-2.compact.xml") else {
+        return;
+    };
+    let doc = parse(&bytes).expect("parses");
+    let sig = doc
+        .descendants(doc.root())
+        .find(|&n| doc.is(n, DSIG_NS, "Signature"))
+        .expect("header signature");
+    assert_eq!(
+        verify_enveloped(&doc, sig),
+        Err(DsigError::ReferenceCount { found: 5 })
+    );
+}
