@@ -1085,3 +1085,248 @@ impl DirectContent<'_> {
         None
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &[u8]) -> Result<Document, XmlError> {
+        Document::parse(Bytes::copy_from_slice(s), &Limits::default())
+    }
+
+    fn limits(max_depth: usize, max_attributes: usize, max_nodes: usize) -> Limits {
+        Limits {
+            max_depth,
+            max_attributes,
+            max_nodes,
+        }
+    }
+
+    #[test]
+    fn navigation_and_names() {
+        let src = br#"<?xml version="1.0" encoding="utf-8"?>
+<!-- c --><?pi x?>
+<r:root xmlns:r="urn:r" xmlns="urn:d"><a id="1"><b/></a><r:c x="y"/><d xmlns=""/></r:root>
+<!-- trailing --> "#;
+        let doc = p(src).unwrap();
+        let root = doc.root();
+        assert_eq!(doc.local_name(root), "root");
+        assert_eq!(doc.prefix(root), Some("r"));
+        assert_eq!(doc.namespace(root), Some("urn:r"));
+        assert!(doc.is(root, "urn:r", "root"));
+        assert_eq!(doc.parent(root), None);
+        let kids: Vec<_> = doc.children(root).map(|n| doc.local_name(n)).collect();
+        assert_eq!(kids, ["a", "c", "d"]);
+        let all: Vec<_> = doc.descendants(root).map(|n| doc.local_name(n)).collect();
+        assert_eq!(all, ["a", "b", "c", "d"]);
+        let a = doc.child(root, "urn:d", "a").unwrap();
+        assert_eq!(doc.namespace(a), Some("urn:d"));
+        assert_eq!(doc.prefix(a), None);
+        let b = doc.children(a).next().unwrap();
+        assert_eq!(doc.parent(b), Some(a));
+        assert_eq!(doc.descendants(b).count(), 0);
+        assert_eq!(&doc.buffer()[doc.span(b)], b"<b/>");
+        assert_eq!(&doc.buffer()[doc.span(a)], br#"<a id="1"><b/></a>"#);
+        let d = doc.children(root).nth(2).unwrap();
+        assert_eq!(doc.namespace(d), None, "xmlns=\"\" undeclares the default");
+        assert_eq!(doc.by_id("1"), Some(a));
+        assert_eq!(doc.by_id("2"), None);
+        let c = doc.child(root, "urn:r", "c").unwrap();
+        assert_eq!(doc.attribute(c, "x").as_deref(), Some("y"));
+        assert_eq!(doc.child(root, "urn:r", "a"), None);
+    }
+
+    #[test]
+    fn text_is_decoded_normalized_and_complete() {
+        let doc =
+            p(b"<a>x\r\ny\rz &lt;&#x41;&#66;<!--c--><![CDATA[<&>]]><b>no</b>end</a>").unwrap();
+        assert_eq!(doc.text(doc.root()), "x\ny\nz <AB<&>end");
+        let doc = p(b"<a>plain</a>").unwrap();
+        assert!(matches!(doc.text(doc.root()), Cow::Borrowed("plain")));
+        let doc = p(b"<a><b/></a>").unwrap();
+        assert_eq!(doc.text(doc.root()), "");
+    }
+
+    #[test]
+    fn attribute_values_are_normalized() {
+        let doc =
+            p(b"<a v=\"x\ty\r\nz\rw\nq\" r=\"&#9;&#10;&#13;&amp;&quot;\" s='it\"s'/>").unwrap();
+        let a = doc.root();
+        assert_eq!(doc.attribute(a, "v").as_deref(), Some("x y z w q"));
+        assert_eq!(doc.attribute(a, "r").as_deref(), Some("\t\n\r&\""));
+        assert_eq!(doc.attribute(a, "s").as_deref(), Some("it\"s"));
+        assert_eq!(doc.attribute(a, "missing"), None);
+    }
+
+    #[test]
+    fn qualified_attributes_and_wsu_id() {
+        let src =
+            format!(r#"<a xmlns:u="{WSU_NS}" xmlns:p="urn:p" p:x="1" x="2"><b u:Id="body"/></a>"#);
+        let doc = p(src.as_bytes()).unwrap();
+        let a = doc.root();
+        assert_eq!(doc.attribute(a, "x").as_deref(), Some("2"));
+        assert_eq!(doc.attribute_ns(a, "urn:p", "x").as_deref(), Some("1"));
+        assert_eq!(doc.attribute_ns(a, "urn:q", "x"), None);
+        let b = doc.children(a).next().unwrap();
+        assert_eq!(doc.by_id("body"), Some(b));
+        assert_eq!(
+            doc.attribute(b, "Id"),
+            None,
+            "qualified Id is not unqualified"
+        );
+    }
+
+    #[test]
+    fn ids_in_all_spellings_are_registered() {
+        let doc = p(br#"<a id="x"><b ID="y"/><c Id="z"/><d iD="w"/></a>"#).unwrap();
+        assert!(doc.by_id("x").is_some());
+        assert!(doc.by_id("y").is_some());
+        assert!(doc.by_id("z").is_some());
+        assert_eq!(doc.by_id("w"), None);
+    }
+
+    #[test]
+    fn bom_and_prolog_are_accepted() {
+        assert!(p(b"\xEF\xBB\xBF<?xml version=\"1.0\"?><a/>").is_ok());
+        assert!(p(b"  \n<!-- x --><a/>\n").is_ok());
+    }
+
+    #[test]
+    fn malformed_inputs() {
+        for bad in [
+            &b""[..],
+            b"   ",
+            b"<a>",
+            b"<a><b></a>",
+            b"<a></b>",
+            b"</a>",
+            b"<a/><b/>",
+            b"<a/>text",
+            b"text<a/>",
+            b"<a x=\"<\"/>",
+            b"<a x=1/>",
+            b"<a x=\"1\" x=\"2\"/>",
+            b"<a xmlns:p=\"urn:x\" xmlns:q=\"urn:x\" p:y=\"1\" q:y=\"2\"/>",
+            b"<a/><?xml version=\"1.0\"?>",
+            b"<a xmlns:p=\"\"/>",
+            b"<a:b:c xmlns:a=\"urn:a\"/>",
+            b"<:a/>",
+            b"<a><!-- -- --></a>",
+        ] {
+            assert!(
+                matches!(p(bad), Err(XmlError::Malformed { .. })),
+                "{:?} -> {:?}",
+                String::from_utf8_lossy(bad),
+                p(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn doctype_is_rejected() {
+        assert_eq!(p(b"<!DOCTYPE a><a/>").err(), Some(XmlError::Doctype));
+        assert_eq!(
+            p(b"<?xml version=\"1.0\"?><!DOCTYPE a [<!ENTITY e \"x\">]><a>&e;</a>").err(),
+            Some(XmlError::Doctype)
+        );
+    }
+
+    #[test]
+    fn only_predefined_entities_and_valid_char_refs() {
+        for (src, name) in [
+            (&b"<a>&nbsp;</a>"[..], "nbsp"),
+            (b"<a x=\"&e;\"/>", "e"),
+            (b"<a>&#0;</a>", "#0"),
+            (b"<a>&#xD800;</a>", "#xD800"),
+            (b"<a>&#x110000;</a>", "#x110000"),
+            (b"<a>&#1;</a>", "#1"),
+        ] {
+            assert_eq!(
+                p(src).err(),
+                Some(XmlError::UnknownEntity { name: name.into() }),
+                "{}",
+                String::from_utf8_lossy(src)
+            );
+        }
+    }
+
+    #[test]
+    fn limits_are_enforced() {
+        let l = limits(2, 2, 5);
+        let parse = |s: &[u8], l: &Limits| Document::parse(Bytes::copy_from_slice(s), l);
+        assert_eq!(
+            parse(b"<a><b><c/></b></a>", &l).err(),
+            Some(XmlError::TooDeep { limit: 2 })
+        );
+        assert!(parse(b"<a><b/></a>", &l).is_ok());
+        assert_eq!(
+            parse(b"<a x=\"1\" y=\"2\" xmlns=\"urn:z\"/>", &l).err(),
+            Some(XmlError::TooManyAttributes { limit: 2 })
+        );
+        assert_eq!(
+            parse(b"<a><b/><b/><b/><b/><b/></a>", &l).err(),
+            Some(XmlError::TooManyNodes { limit: 5 })
+        );
+        assert_eq!(
+            parse(b"<a>x<!--c-->y<!--c-->z</a>", &l).err(),
+            Some(XmlError::TooManyNodes { limit: 5 })
+        );
+    }
+
+    #[test]
+    fn duplicate_ids_are_rejected_across_spellings() {
+        assert_eq!(
+            p(br#"<a id="x"><b ID="x"/></a>"#).err(),
+            Some(XmlError::DuplicateId { id: "x".into() })
+        );
+        let src = format!(r#"<a Id="x"><b xmlns:w="{WSU_NS}" w:Id="x"/></a>"#);
+        assert!(matches!(
+            p(src.as_bytes()),
+            Err(XmlError::DuplicateId { .. })
+        ));
+        // Decoded values are compared, not raw spellings.
+        assert!(matches!(
+            p(br#"<a id="x&amp;"><b id="x&#38;"/></a>"#),
+            Err(XmlError::DuplicateId { .. })
+        ));
+    }
+
+    #[test]
+    fn undeclared_prefixes_are_rejected() {
+        assert_eq!(
+            p(b"<p:a/>").err(),
+            Some(XmlError::UndeclaredPrefix { prefix: "p".into() })
+        );
+        assert_eq!(
+            p(b"<a q:x=\"1\"/>").err(),
+            Some(XmlError::UndeclaredPrefix { prefix: "q".into() })
+        );
+        assert_eq!(
+            p(b"<a><p:b xmlns:p=\"urn:p\"/><p:c/></a>").err(),
+            Some(XmlError::UndeclaredPrefix { prefix: "p".into() })
+        );
+        assert!(p(b"<a xml:lang=\"da\"/>").is_ok());
+    }
+
+    #[test]
+    fn encodings_other_than_utf8_are_rejected() {
+        assert_eq!(p(b"<a>\xff</a>").err(), Some(XmlError::InvalidUtf8));
+        assert_eq!(
+            p(b"\xff\xfe<\x00a\x00/\x00>\x00").err(),
+            Some(XmlError::InvalidUtf8)
+        );
+        assert_eq!(
+            p(b"<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><a/>").err(),
+            Some(XmlError::UnsupportedEncoding {
+                encoding: "ISO-8859-1".into()
+            })
+        );
+        assert!(p(b"<?xml version=\"1.0\" encoding=\"UTF-8\"?><a/>").is_ok());
+    }
+
+    #[test]
+    fn escaped_namespace_uris_are_decoded() {
+        let doc = p(b"<p:a xmlns:p=\"urn:a&amp;b\"/>").unwrap();
+        assert_eq!(doc.namespace(doc.root()), Some("urn:a&b"));
+    }
+}
