@@ -338,3 +338,79 @@ fn header_signature_with_several_references_is_not_enveloped_profile() {
         Err(DsigError::ReferenceCount { found: 5 })
     );
 }
+
+/// seal's Sosi2OIOSaml assertion embeds an ID card: the outer `ds:Signature Id="OCESSignature"`
+/// and the card's `ds:Signature id="OCESSignature"` share a value and must not make the
+/// document unparseable. The capture is pretty-printed, so only the embedded card is checked
+/// for its identity here.
+#[test]
+fn repeated_signature_ids_in_issued_assertion_shape_parse() {
+    let Some(bytes) =
+        example("seal.java-oiosaml-examples-seal-generated-test-oiosamlassertion.xml")
+    else {
+        return;
+    };
+    let doc = parse(&bytes).expect("repeated OCESSignature ids are tolerated");
+    assert_eq!(doc.by_id("OCESSignature"), None);
+    let outer = doc
+        .child(doc.root(), DSIG_NS, "Signature")
+        .expect("outer signature");
+    assert_eq!(doc.attribute(outer, "Id").as_deref(), Some("OCESSignature"));
+    let card = doc.by_id("IDCard").expect("embedded card");
+    assert_ne!(doc.parent(card), None);
+    // Pretty-printed after signing (examples/README.md): the digest cannot match.
+    assert!(matches!(
+        verify_enveloped(&doc, outer),
+        Err(DsigError::DigestMismatch { .. })
+    ));
+    // Once compacted the digest matches, but seal's test VOCES key is 1024-bit, which the
+    // RSA_PKCS1_2048_8192 verifiers refuse; the error says so instead of "bad signature".
+    let compacted = compact(&bytes);
+    let doc = parse(&compacted).expect("parses");
+    let outer = doc
+        .child(doc.root(), DSIG_NS, "Signature")
+        .expect("outer signature");
+    assert_eq!(
+        verify_enveloped(&doc, outer),
+        Err(DsigError::WeakKey { bits: 1024 })
+    );
+}
+
+/// Removes whitespace-only text between tags, as examples/README.md's "sig OK after
+/// compaction" describes.
+fn compact(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        out.push(bytes[i]);
+        if bytes[i] == b'>' {
+            let mut j = i + 1;
+            while j < bytes.len() && matches!(bytes[j], b' ' | b'\t' | b'\r' | b'\n') {
+                j += 1;
+            }
+            if j < bytes.len() && bytes[j] == b'<' {
+                i = j;
+                continue;
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
+#[test]
+fn pretty_printed_captures_verify_after_compaction() {
+    for name in [
+        "seal.java-oiosaml-examples-test-new-nemlogin-authentication-assertion-1.xml",
+        "seal.java-OIOBootstrapToIdentityToken-NemLog-In_bootstrap.xml",
+    ] {
+        let Some(bytes) = example(name) else { return };
+        let bytes = compact(&bytes);
+        let doc = parse(&bytes).expect("parses");
+        let sig = doc
+            .child(doc.root(), DSIG_NS, "Signature")
+            .expect("signature");
+        let v = verify_enveloped(&doc, sig).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(v.signed_element, doc.root());
+    }
+}

@@ -134,8 +134,8 @@ impl<'d, 'o, S: Sink> Canon<'d, 'o, S> {
                     self.start(NodeId::from_raw(n));
                 }
                 Ev::End(n) => self.end(NodeId::from_raw(n)),
-                Ev::Text(s) => self.text(doc.span_bytes(s), false),
-                Ev::CData(s) => self.text(doc.span_bytes(s), true),
+                // CDATA content is character data like any other; escaping makes it text.
+                Ev::Text(s) | Ev::CData(s) => self.text(doc.span_bytes(s)),
                 Ev::Ref(c) => {
                     let mut tmp = [0u8; 4];
                     self.escaped.clear();
@@ -273,8 +273,7 @@ impl<'d, 'o, S: Sink> Canon<'d, 'o, S> {
         }
     }
 
-    fn text(&mut self, raw: &[u8], cdata: bool) {
-        let _ = cdata;
+    fn text(&mut self, raw: &[u8]) {
         if !needs_text_escape(raw) {
             self.out.write(raw);
             return;
@@ -559,7 +558,9 @@ Second line</text>
         };
         let d = Document::parse(Bytes::from(bytes), &Limits::default()).unwrap();
         let card = d.by_id("IDCard").unwrap();
-        let sig = d.by_id("OCESSignature").unwrap();
+        let sig = d
+            .child(card, crate::xml::dsig::algorithm::DSIG_NS, "Signature")
+            .unwrap();
         assert_eq!(d.parent(sig), Some(card));
         let mut h = DigestAlgorithm::Sha1.hasher();
         exclusive(&d, card, Some(sig), &[], &mut h);

@@ -12,6 +12,8 @@ use bytes::Bytes;
 use quick_xml::events::Event;
 use quick_xml::Reader;
 
+use crate::xml::dsig::algorithm::DSIG_NS;
+
 /// The wsu namespace, whose `Id` attribute is an ID attribute.
 pub const WSU_NS: &str =
     "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd";
@@ -562,8 +564,17 @@ impl<'a> Builder<'a> {
                 }
             }
         }
-        // ID registration.
+        // ID registration. A ds:Signature's own id is deliberately not an ID: the federation's
+        // formats legitimately repeat "OCESSignature" (an issued OIOSAML assertion's signature
+        // and the ID card embedded in it both carry it), and the enveloped profile never lets a
+        // reference resolve to a Signature, so no wrapping can hide behind it.
+        let is_signature = ns.map(|u| self.str_bytes(u)) == Some(DSIG_NS.as_bytes())
+            && qname.get(prefix_len as usize + usize::from(prefix_len != 0)..)
+                == Some(&b"Signature"[..]);
         for i in attr_start as usize..attr_end as usize {
+            if is_signature {
+                break;
+            }
             let Some(a) = self.attrs.get(i) else { continue };
             let is_id = if a.prefix_len == 0 {
                 matches!(self.bytes(a.name), b"id" | b"ID" | b"Id")
@@ -1050,7 +1061,7 @@ impl Document {
         self.elem(n).map_or(0..0, |e| e.span.range())
     }
 
-    /// The element carrying ID attribute (`id`, `ID`, `Id`, `wsu:Id`) value `id`.
+    /// The element carrying ID attribute (`id`, `ID`, `Id`, `wsu:Id`; not on `ds:Signature`) value `id`.
     pub fn by_id(&self, id: &str) -> Option<NodeId> {
         self.ids
             .binary_search_by(|(v, _)| self.str_bytes(*v).cmp(id.as_bytes()))
@@ -1183,6 +1194,21 @@ mod tests {
         assert!(doc.by_id("y").is_some());
         assert!(doc.by_id("z").is_some());
         assert_eq!(doc.by_id("w"), None);
+    }
+
+    #[test]
+    fn signature_ids_may_repeat_and_are_not_resolvable() {
+        let src = format!(
+            r#"<a ID="_1" xmlns:ds="{DSIG_NS}"><ds:Signature Id="S"/><c id="c"><ds:Signature id="S"/></c></a>"#
+        );
+        let doc = p(src.as_bytes()).unwrap();
+        assert_eq!(doc.by_id("S"), None);
+        assert!(doc.by_id("c").is_some());
+        let dup = format!(r#"<a xmlns:ds="{DSIG_NS}"><ds:Other Id="S"/><c id="S"/></a>"#);
+        assert!(matches!(
+            p(dup.as_bytes()),
+            Err(XmlError::DuplicateId { .. })
+        ));
     }
 
     #[test]

@@ -140,6 +140,12 @@ pub enum DsigError {
     /// The certificate's key is not an RSA key.
     #[error("certificate key is not RSA")]
     NonRsaKey,
+    /// The RSA key is shorter than 2048 bits (old OCES test certificates are 1024-bit).
+    #[error("RSA key of {bits} bits is below the 2048-bit minimum")]
+    WeakKey {
+        /// Modulus length.
+        bits: usize,
+    },
     /// The RSA signature over SignedInfo does not verify.
     #[error("SignatureValue does not verify over SignedInfo")]
     SignatureValueInvalid,
@@ -409,5 +415,28 @@ fn rsa_public_key(der: &[u8]) -> Result<Vec<u8>, DsigError> {
     if spki.algorithm.algorithm != x509_parser::oid_registry::OID_PKCS1_RSAENCRYPTION {
         return Err(DsigError::NonRsaKey);
     }
+    // Checked here so a short key is reported as such rather than as a bad signature.
+    let bits = match spki.parsed() {
+        Ok(x509_parser::public_key::PublicKey::RSA(rsa)) => modulus_bits(rsa.modulus),
+        _ => {
+            return Err(DsigError::BadCertificate {
+                reason: "unparsable RSA public key".into(),
+            })
+        }
+    };
+    if bits < 2048 {
+        return Err(DsigError::WeakKey { bits });
+    }
     Ok(spki.subject_public_key.data.to_vec())
+}
+
+fn modulus_bits(modulus: &[u8]) -> usize {
+    let start = modulus
+        .iter()
+        .position(|&b| b != 0)
+        .unwrap_or(modulus.len());
+    match modulus.get(start..) {
+        Some([first, rest @ ..]) => rest.len() * 8 + (8 - first.leading_zeros() as usize),
+        _ => 0,
+    }
 }
