@@ -414,3 +414,48 @@ fn pretty_printed_captures_verify_after_compaction() {
         assert_eq!(v.signed_element, doc.root());
     }
 }
+
+#[test]
+fn profile_violations_name_the_failed_check() {
+    let Some(bytes) = example(REQ1) else { return };
+    let c14n_10 = replace_once(
+        &bytes,
+        r#"<ds:CanonicalizationMethod Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/>"#,
+        r#"<ds:CanonicalizationMethod Algorithm="http://www.w3.org/TR/2001/REC-xml-c14n-20010315"/>"#,
+    );
+    assert!(matches!(
+        verify_card(&c14n_10),
+        Err(DsigError::UnsupportedCanonicalization { .. })
+    ));
+    let md5 = replace_once(&bytes, "xmldsig#rsa-sha1", "xmldsig-more#rsa-md5");
+    assert!(matches!(
+        verify_card(&md5),
+        Err(DsigError::UnknownSignatureAlgorithm { .. })
+    ));
+    let only_c14n = replace_once(
+        &bytes,
+        r#"<ds:Transform Algorithm="http://www.w3.org/2000/09/xmldsig#enveloped-signature"/>"#,
+        "",
+    );
+    assert!(matches!(
+        verify_card(&only_c14n),
+        Err(DsigError::UnexpectedTransform { .. })
+    ));
+    let two_refs = replace_once(
+        &bytes,
+        "</ds:SignedInfo>",
+        r##"<ds:Reference URI="#IDCardData"/></ds:SignedInfo>"##,
+    );
+    assert_eq!(
+        verify_card(&two_refs),
+        Err(DsigError::ReferenceCount { found: 2 })
+    );
+    let no_cert = replace_once(&bytes, "<ds:X509Certificate>", "<ds:X509CertificateX>");
+    let no_cert = replace_once(&no_cert, "</ds:X509Certificate>", "</ds:X509CertificateX>");
+    assert_eq!(verify_card(&no_cert), Err(DsigError::NoCertificate));
+    let bad_b64 = replace_once(&bytes, "<ds:SignatureValue>", "<ds:SignatureValue>*");
+    assert!(matches!(
+        verify_card(&bad_b64),
+        Err(DsigError::BadBase64 { .. })
+    ));
+}
