@@ -1,1 +1,570 @@
-//! Exclusive and inclusive XML canonicalization.
+//! Exclusive XML Canonicalization 1.0 (without comments), streamed from the span index.
+//!
+//! The canonical bytes are produced in one linear walk over the document's event list and
+//! written straight into a [`Sink`] (normally a hasher). Spans that need no normalization or
+//! escaping are copied as they are; everything else goes through two scratch buffers that are
+//! reused for the whole run, so the cost per node is a few comparisons and no allocation.
+
+use crate::xml::dsig::algorithm::Hasher;
+use crate::xml::escape;
+use crate::xml::parse::{decode_attr_into, normalize_newlines_into, Document, Ev, NodeId};
+
+/// Receiver of canonical bytes.
+pub trait Sink {
+    /// Appends `bytes` to the output.
+    fn write(&mut self, bytes: &[u8]);
+}
+
+impl Sink for Vec<u8> {
+    fn write(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
+impl Sink for Hasher {
+    fn write(&mut self, bytes: &[u8]) {
+        self.update(bytes);
+    }
+}
+
+/// Exclusive c14n (without comments) of the subtree at `apex`, omitting the subtree `exclude`.
+///
+/// `inclusive_prefixes` is the InclusiveNamespaces PrefixList; `#default` names the default
+/// namespace.
+pub fn exclusive(
+    doc: &Document,
+    apex: NodeId,
+    exclude: Option<NodeId>,
+    inclusive_prefixes: &[&str],
+    out: &mut impl Sink,
+) {
+    let mut c = Canon::new(doc, inclusive_prefixes, out);
+    c.subtree(apex, exclude);
+}
+
+/// [`exclusive`] into a fresh vector.
+pub fn exclusive_to_vec(
+    doc: &Document,
+    apex: NodeId,
+    exclude: Option<NodeId>,
+    inclusive_prefixes: &[&str],
+) -> Vec<u8> {
+    let mut v = Vec::new();
+    exclusive(doc, apex, exclude, inclusive_prefixes, &mut v);
+    v
+}
+
+/// Exclusive c14n of the whole document: the document element plus the processing
+/// instructions around it, each separated from it by a line feed as Canonical XML §2.1 requires.
+pub fn exclusive_document(doc: &Document, out: &mut impl Sink) {
+    let root = doc.root();
+    let Some((start, end)) = doc.ev_range(root) else {
+        return;
+    };
+    let events = doc.all_events();
+    let mut c = Canon::new(doc, &[], out);
+    for ev in events.get(..start as usize).unwrap_or_default() {
+        if let Ev::Pi(s) = *ev {
+            c.pi(doc.span_bytes(s));
+            c.out.write(b"\n");
+        }
+    }
+    c.subtree(root, None);
+    for ev in events.get(end as usize + 1..).unwrap_or_default() {
+        if let Ev::Pi(s) = *ev {
+            c.out.write(b"\n");
+            c.pi(doc.span_bytes(s));
+        }
+    }
+}
+
+struct Canon<'d, 'o, S: Sink> {
+    doc: &'d Document,
+    out: &'o mut S,
+    inclusive: &'o [&'o str],
+    /// Namespace declarations rendered by output ancestors (prefix, uri), innermost last.
+    rendered: Vec<(&'d [u8], &'d [u8])>,
+    /// Length of `rendered` before each open element.
+    marks: Vec<usize>,
+    pending: Vec<(&'d [u8], &'d [u8])>,
+    order: Vec<usize>,
+    scratch: Vec<u8>,
+    escaped: Vec<u8>,
+}
+
+fn needs_text_escape(raw: &[u8]) -> bool {
+    raw.iter().any(|&b| matches!(b, b'&' | b'<' | b'>' | b'\r'))
+}
+
+fn needs_attr_escape(raw: &[u8]) -> bool {
+    raw.iter()
+        .any(|&b| matches!(b, b'&' | b'<' | b'"' | b'\t' | b'\n' | b'\r'))
+}
+
+impl<'d, 'o, S: Sink> Canon<'d, 'o, S> {
+    fn new(doc: &'d Document, inclusive: &'o [&'o str], out: &'o mut S) -> Self {
+        Self {
+            doc,
+            out,
+            inclusive,
+            rendered: Vec::new(),
+            marks: Vec::new(),
+            pending: Vec::new(),
+            order: Vec::new(),
+            scratch: Vec::new(),
+            escaped: Vec::new(),
+        }
+    }
+
+    fn subtree(&mut self, apex: NodeId, exclude: Option<NodeId>) {
+        let doc = self.doc;
+        let events = doc.events_of(apex);
+        let skip = exclude.and_then(|x| doc.ev_range(x));
+        let base = doc.ev_range(apex).map_or(0, |r| r.0);
+        let mut i = 0usize;
+        while let Some(&ev) = events.get(i) {
+            match ev {
+                Ev::Start(n) => {
+                    if let Some((s, e)) = skip {
+                        if base as usize + i == s as usize {
+                            i += (e - s) as usize + 1;
+                            continue;
+                        }
+                    }
+                    self.start(NodeId::from_raw(n));
+                }
+                Ev::End(n) => self.end(NodeId::from_raw(n)),
+                // CDATA content is character data like any other; escaping makes it text.
+                Ev::Text(s) | Ev::CData(s) => self.text(doc.span_bytes(s)),
+                Ev::Ref(c) => {
+                    let mut tmp = [0u8; 4];
+                    self.escaped.clear();
+                    escape::text(&mut self.escaped, c.encode_utf8(&mut tmp).as_bytes());
+                    self.out.write(&self.escaped);
+                }
+                Ev::Pi(s) => self.pi(doc.span_bytes(s)),
+            }
+            i += 1;
+        }
+    }
+
+    fn latest(&self, prefix: &[u8]) -> Option<&'d [u8]> {
+        self.rendered
+            .iter()
+            .rev()
+            .find(|(p, _)| *p == prefix)
+            .map(|&(_, u)| u)
+    }
+
+    /// Queues the namespace node for `prefix` unless an output ancestor already rendered it.
+    fn consider(&mut self, n: NodeId, prefix: &'d [u8]) {
+        if self.pending.iter().any(|(p, _)| *p == prefix) {
+            return;
+        }
+        let uri = self.doc.lookup_ns(n, prefix);
+        if prefix.is_empty() {
+            // An empty default namespace is only worth saying (xmlns="") when an output
+            // ancestor rendered a non-empty one.
+            let uri = uri.unwrap_or_default();
+            if self.latest(prefix).unwrap_or_default() != uri {
+                self.pending.push((prefix, uri));
+            }
+        } else if let Some(uri) = uri {
+            if self.latest(prefix) != Some(uri) {
+                self.pending.push((prefix, uri));
+            }
+        }
+    }
+
+    fn start(&mut self, n: NodeId) {
+        let doc = self.doc;
+        self.marks.push(self.rendered.len());
+        self.pending.clear();
+        self.consider(n, doc.prefix_bytes(n));
+        let attrs = doc.attrs_of(n);
+        for a in attrs {
+            if a.prefix_len == 0 {
+                continue;
+            }
+            let p = doc
+                .span_bytes(a.name)
+                .get(..a.prefix_len as usize)
+                .unwrap_or_default();
+            if p != b"xml" {
+                self.consider(n, p);
+            }
+        }
+        for p in self.inclusive {
+            let p: &'d [u8] = match *p {
+                "#default" => b"",
+                // Prefixes from the list are not tied to the document's lifetime; only
+                // in-scope ones can be rendered, so look them up by the document's own copy.
+                other => match doc.nsdecls_in_scope(n).find(|d| d == &other.as_bytes()) {
+                    Some(d) => d,
+                    None => continue,
+                },
+            };
+            self.consider(n, p);
+        }
+        self.pending.sort_unstable_by(|a, b| a.0.cmp(b.0));
+
+        self.out.write(b"<");
+        self.out.write(doc.name_bytes(n));
+        for i in 0..self.pending.len() {
+            let Some(&(p, u)) = self.pending.get(i) else {
+                break;
+            };
+            if p.is_empty() {
+                self.out.write(b" xmlns=\"");
+            } else {
+                self.out.write(b" xmlns:");
+                self.out.write(p);
+                self.out.write(b"=\"");
+            }
+            if needs_attr_escape(u) {
+                self.escaped.clear();
+                escape::attribute(&mut self.escaped, u);
+                self.out.write(&self.escaped);
+            } else {
+                self.out.write(u);
+            }
+            self.out.write(b"\"");
+            self.rendered.push((p, u));
+        }
+
+        self.order.clear();
+        self.order.extend(0..attrs.len());
+        self.order
+            .sort_unstable_by(|&a, &b| match (attrs.get(a), attrs.get(b)) {
+                (Some(a), Some(b)) => {
+                    (doc.attr_ns(a), doc.attr_local(a)).cmp(&(doc.attr_ns(b), doc.attr_local(b)))
+                }
+                _ => std::cmp::Ordering::Equal,
+            });
+        for i in 0..self.order.len() {
+            let Some(a) = self.order.get(i).and_then(|&k| attrs.get(k)) else {
+                break;
+            };
+            self.out.write(b" ");
+            self.out.write(doc.span_bytes(a.name));
+            self.out.write(b"=\"");
+            let raw = doc.span_bytes(a.value);
+            if needs_attr_escape(raw) {
+                self.scratch.clear();
+                // Values were validated while parsing.
+                let _ = decode_attr_into(raw, &mut self.scratch);
+                self.escaped.clear();
+                escape::attribute(&mut self.escaped, &self.scratch);
+                self.out.write(&self.escaped);
+            } else {
+                self.out.write(raw);
+            }
+            self.out.write(b"\"");
+        }
+        self.out.write(b">");
+    }
+
+    fn end(&mut self, n: NodeId) {
+        self.out.write(b"</");
+        self.out.write(self.doc.name_bytes(n));
+        self.out.write(b">");
+        if let Some(m) = self.marks.pop() {
+            self.rendered.truncate(m);
+        }
+    }
+
+    fn text(&mut self, raw: &[u8]) {
+        if !needs_text_escape(raw) {
+            self.out.write(raw);
+            return;
+        }
+        self.scratch.clear();
+        normalize_newlines_into(raw, &mut self.scratch);
+        self.escaped.clear();
+        escape::text(&mut self.escaped, &self.scratch);
+        self.out.write(&self.escaped);
+    }
+
+    fn pi(&mut self, raw: &[u8]) {
+        let inner = raw.get(2..raw.len().saturating_sub(2)).unwrap_or_default();
+        let t_end = inner
+            .iter()
+            .position(|&b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+            .unwrap_or(inner.len());
+        let (target, rest) = inner.split_at(t_end);
+        let data_start = rest
+            .iter()
+            .position(|&b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+            .unwrap_or(rest.len());
+        let data = rest.get(data_start..).unwrap_or_default();
+        self.out.write(b"<?");
+        self.out.write(target);
+        if !data.is_empty() {
+            self.out.write(b" ");
+            self.scratch.clear();
+            normalize_newlines_into(data, &mut self.scratch);
+            self.out.write(&self.scratch);
+        }
+        self.out.write(b"?>");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::xml::dsig::algorithm::DigestAlgorithm;
+    use crate::xml::Limits;
+    use base64::Engine as _;
+    use bytes::Bytes;
+
+    fn doc(s: &str) -> Document {
+        Document::parse(Bytes::copy_from_slice(s.as_bytes()), &Limits::default()).unwrap()
+    }
+
+    fn whole(s: &str) -> String {
+        let d = doc(s);
+        let mut out = Vec::new();
+        exclusive_document(&d, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    fn subtree(d: &Document, n: NodeId, prefixes: &[&str]) -> String {
+        String::from_utf8(exclusive_to_vec(d, n, None, prefixes)).unwrap()
+    }
+
+    /// Canonical XML 1.0 §3.1, without comments; the DOCTYPE line is dropped because segl
+    /// refuses DTDs outright.
+    #[test]
+    fn c14n_3_1_pis_comments_and_outside_of_document_element() {
+        let input = "<?xml version=\"1.0\"?>\n\n<?xml-stylesheet   href=\"doc.xsl\"\n   type=\"text/xsl\"   ?>\n\n<doc>Hello, world!<!-- Comment 1 --></doc>\n\n<?pi-without-data     ?>\n\n<!-- Comment 2 -->\n\n<!-- Comment 3 -->\n";
+        let expected = "<?xml-stylesheet href=\"doc.xsl\"\n   type=\"text/xsl\"   ?>\n<doc>Hello, world!</doc>\n<?pi-without-data?>";
+        assert_eq!(whole(input), expected);
+    }
+
+    /// Canonical XML 1.0 §3.2: whitespace in content is preserved exactly.
+    #[test]
+    fn c14n_3_2_whitespace_in_document_content() {
+        let body = "<doc>\n   <clean>   </clean>\n   <dirty>   A   B   </dirty>\n   <mixed>\n      A\n      <clean>   </clean>\n      B\n      <dirty>   A   B   </dirty>\n      C\n   </mixed>\n</doc>";
+        assert_eq!(whole(body), body);
+    }
+
+    /// Canonical XML 1.0 §3.3 under exclusive rules (no DTD defaults; namespace declarations
+    /// only where visibly utilized, `xmlns=""` only to undo a rendered default).
+    #[test]
+    fn c14n_3_3_start_and_end_tags() {
+        let input = r#"<doc>
+   <e1   />
+   <e2   ></e2>
+   <e3   name = "elem3"   id="elem3"   />
+   <e4   name="elem4"   id="elem4"   ></e4>
+   <e5 a:attr="out" b:attr="sorted" attr2="all" attr="I'm"
+      xmlns:b="http://www.ietf.org"
+      xmlns:a="http://www.w3.org"
+      xmlns="http://example.org"/>
+   <e6 xmlns="" xmlns:a="http://www.w3.org">
+      <e7 xmlns="http://www.ietf.org">
+         <e8 xmlns="" xmlns:a="http://www.w3.org">
+            <e9 xmlns="" xmlns:a="http://www.ietf.org"/>
+         </e8>
+      </e7>
+   </e6>
+</doc>"#;
+        let expected = r#"<doc>
+   <e1></e1>
+   <e2></e2>
+   <e3 id="elem3" name="elem3"></e3>
+   <e4 id="elem4" name="elem4"></e4>
+   <e5 xmlns="http://example.org" xmlns:a="http://www.w3.org" xmlns:b="http://www.ietf.org" attr="I'm" attr2="all" b:attr="sorted" a:attr="out"></e5>
+   <e6>
+      <e7 xmlns="http://www.ietf.org">
+         <e8 xmlns="">
+            <e9></e9>
+         </e8>
+      </e7>
+   </e6>
+</doc>"#;
+        assert_eq!(whole(input), expected);
+    }
+
+    /// Canonical XML 1.0 §3.4; the normNames/normId attributes keep CDATA normalization since
+    /// there is no DTD to declare them NMTOKENS/ID.
+    #[test]
+    fn c14n_3_4_character_modifications_and_references() {
+        let input = r#"<doc>
+   <text>First line&#x0d;&#10;Second line</text>
+   <value>&#x32;</value>
+   <compute><![CDATA[value>"0" && value<"10" ?"valid":"error"]]></compute>
+   <compute expr='value>"0" &amp;&amp; value&lt;"10" ?"valid":"error"'>valid</compute>
+   <norm attr=' &apos;   &#x20;&#13;&#xa;&#9;   &apos; '/>
+   <normNames attr='   A   &#x20;&#13;&#xa;&#9;   B   '/>
+</doc>"#;
+        let expected = r#"<doc>
+   <text>First line&#xD;
+Second line</text>
+   <value>2</value>
+   <compute>value&gt;"0" &amp;&amp; value&lt;"10" ?"valid":"error"</compute>
+   <compute expr="value>&quot;0&quot; &amp;&amp; value&lt;&quot;10&quot; ?&quot;valid&quot;:&quot;error&quot;">valid</compute>
+   <norm attr=" '    &#xD;&#xA;&#x9;   ' "></norm>
+   <normNames attr="   A    &#xD;&#xA;&#x9;   B   "></normNames>
+</doc>"#;
+        assert_eq!(whole(input), expected);
+    }
+
+    /// Canonical XML 1.0 §3.6: character references come out as UTF-8.
+    #[test]
+    fn c14n_3_6_utf8() {
+        assert_eq!(whole("<doc>&#169;</doc>"), "<doc>\u{a9}</doc>");
+    }
+
+    #[test]
+    fn literal_line_endings_are_normalized() {
+        assert_eq!(
+            whole("<a b=\"x\r\ny\">1\r\n2\r3<![CDATA[4\r\n]]></a>"),
+            "<a b=\"x y\">1\n2\n34\n</a>"
+        );
+        assert_eq!(whole("<a>&#13;&gt;</a>"), "<a>&#xD;&gt;</a>");
+    }
+
+    /// The two documents of Exclusive XML Canonicalization §2.2: the `n1:elem2` subtree has the
+    /// same exclusive canonical form in both, although its inclusive forms differ.
+    #[test]
+    fn exc_c14n_2_2_subtree_independent_of_context() {
+        let d1 = doc(
+            r#"<n0:local xmlns:n0="foo:bar" xmlns:n3="ftp://example.org"><n1:elem2 xmlns:n1="http://example.net" xml:lang="en"><n3:stuff xmlns:n3="ftp://example.org"/></n1:elem2></n0:local>"#,
+        );
+        let d2 = doc(
+            r#"<n2:pdu xmlns:n1="http://example.com" xmlns:n2="http://foo.example" xml:lang="fr" xml:space="retain"><n1:elem2 xmlns:n1="http://example.net" xml:lang="en"><n3:stuff xmlns:n3="ftp://example.org"/></n1:elem2></n2:pdu>"#,
+        );
+        let expected = r#"<n1:elem2 xmlns:n1="http://example.net" xml:lang="en"><n3:stuff xmlns:n3="ftp://example.org"></n3:stuff></n1:elem2>"#;
+        let e1 = d1.children(d1.root()).next().unwrap();
+        let e2 = d2.children(d2.root()).next().unwrap();
+        assert_eq!(subtree(&d1, e1, &[]), expected);
+        assert_eq!(subtree(&d2, e2, &[]), expected);
+    }
+
+    #[test]
+    fn inherited_namespaces_are_rendered_at_the_apex_and_not_repeated() {
+        let d = doc(
+            r#"<s:E xmlns:s="urn:s" xmlns:p="urn:p" xmlns:unused="urn:u"><p:a><p:b p:x="1"/></p:a></s:E>"#,
+        );
+        let a = d.children(d.root()).next().unwrap();
+        assert_eq!(
+            subtree(&d, a, &[]),
+            r#"<p:a xmlns:p="urn:p"><p:b p:x="1"></p:b></p:a>"#
+        );
+        assert_eq!(
+            subtree(&d, d.root(), &[]),
+            r#"<s:E xmlns:s="urn:s"><p:a xmlns:p="urn:p"><p:b p:x="1"></p:b></p:a></s:E>"#
+        );
+    }
+
+    #[test]
+    fn redeclaration_with_another_value_is_rendered() {
+        let d =
+            doc(r#"<p:a xmlns:p="urn:1"><p:b xmlns:p="urn:2"><p:c xmlns:p="urn:2"/></p:b></p:a>"#);
+        assert_eq!(
+            subtree(&d, d.root(), &[]),
+            r#"<p:a xmlns:p="urn:1"><p:b xmlns:p="urn:2"><p:c></p:c></p:b></p:a>"#
+        );
+    }
+
+    #[test]
+    fn default_namespace_and_undeclaration() {
+        let d = doc(r#"<a xmlns="urn:d"><b xmlns=""><c/></b><d/></a>"#);
+        assert_eq!(
+            subtree(&d, d.root(), &[]),
+            r#"<a xmlns="urn:d"><b xmlns=""><c></c></b><d></d></a>"#
+        );
+        // As apex, an element without a default namespace needs no undeclaration.
+        let b = d.children(d.root()).next().unwrap();
+        assert_eq!(subtree(&d, b, &[]), "<b><c></c></b>");
+        // A prefixed element does not utilize the default namespace.
+        let d = doc(r#"<a xmlns="urn:d" xmlns:p="urn:p"><p:b><c/></p:b></a>"#);
+        let b = d.children(d.root()).next().unwrap();
+        assert_eq!(
+            subtree(&d, b, &[]),
+            r#"<p:b xmlns:p="urn:p"><c xmlns="urn:d"></c></p:b>"#
+        );
+    }
+
+    #[test]
+    fn prefixes_in_attribute_values_are_not_visibly_utilized() {
+        let d = doc(
+            r#"<r xmlns:sosi="urn:s" xmlns:xsi="urn:xsi"><a Name="sosi:IDCardID" xsi:type="sosi:T"/></r>"#,
+        );
+        let a = d.children(d.root()).next().unwrap();
+        assert_eq!(
+            subtree(&d, a, &[]),
+            r#"<a xmlns:xsi="urn:xsi" Name="sosi:IDCardID" xsi:type="sosi:T"></a>"#
+        );
+    }
+
+    #[test]
+    fn attributes_sort_by_namespace_uri_then_local_name() {
+        let d = doc(
+            r#"<e xmlns:z="urn:a" xmlns:a="urn:b" a:k="1" z:k="2" b="3" a="4" xml:lang="da"/>"#,
+        );
+        assert_eq!(
+            subtree(&d, d.root(), &[]),
+            r#"<e xmlns:a="urn:b" xmlns:z="urn:a" a="4" b="3" xml:lang="da" z:k="2" a:k="1"></e>"#
+        );
+    }
+
+    #[test]
+    fn inclusive_prefix_list_renders_in_scope_namespaces() {
+        let d = doc(
+            r#"<n0:local xmlns:n0="foo:bar" xmlns="urn:d" xmlns:n3="ftp://example.org"><n1:elem2 xmlns:n1="http://example.net"><n3:stuff/><x/></n1:elem2></n0:local>"#,
+        );
+        let e = d.children(d.root()).next().unwrap();
+        assert_eq!(
+            subtree(&d, e, &["n0", "#default", "missing"]),
+            r#"<n1:elem2 xmlns="urn:d" xmlns:n0="foo:bar" xmlns:n1="http://example.net"><n3:stuff xmlns:n3="ftp://example.org"></n3:stuff><x></x></n1:elem2>"#
+        );
+        assert_eq!(
+            subtree(&d, e, &[]),
+            r#"<n1:elem2 xmlns:n1="http://example.net"><n3:stuff xmlns:n3="ftp://example.org"></n3:stuff><x xmlns="urn:d"></x></n1:elem2>"#
+        );
+    }
+
+    #[test]
+    fn comments_and_excluded_subtree_are_omitted_pis_kept() {
+        let d = doc("<a>1<!-- c -->2<sig><x/></sig>3<?p  d ?></a>");
+        let sig = d.children(d.root()).next().unwrap();
+        let out = exclusive_to_vec(&d, d.root(), Some(sig), &[]);
+        assert_eq!(out, b"<a>123<?p d ?></a>");
+    }
+
+    #[test]
+    fn streams_into_a_hasher() {
+        let d = doc("<a>x</a>");
+        let mut h = DigestAlgorithm::Sha1.hasher();
+        exclusive(&d, d.root(), None, &[], &mut h);
+        assert_eq!(h.finish(), DigestAlgorithm::Sha1.digest(b"<a>x</a>"));
+    }
+
+    /// The self-signed card of `unsealed-sts-request-1.compact.xml`: its DigestValue is the
+    /// SHA-1 of the card's exclusive canonical form without the Signature.
+    #[test]
+    fn id_card_digest_matches_reference_vector() {
+        let dir = std::env::var_os("SEGL_SPEC_DIR")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| {
+                std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/spec"))
+            });
+        let path = dir.join("examples/unsealed-sts-request-1.compact.xml");
+        let Ok(bytes) = std::fs::read(&path) else {
+            println!("skipping: {} not readable", path.display());
+            return;
+        };
+        let d = Document::parse(Bytes::from(bytes), &Limits::default()).unwrap();
+        let card = d.by_id("IDCard").unwrap();
+        let sig = d
+            .child(card, crate::xml::dsig::algorithm::DSIG_NS, "Signature")
+            .unwrap();
+        assert_eq!(d.parent(sig), Some(card));
+        let mut h = DigestAlgorithm::Sha1.hasher();
+        exclusive(&d, card, Some(sig), &[], &mut h);
+        let got = base64::engine::general_purpose::STANDARD.encode(h.finish());
+        assert_eq!(got, "fp4BunSUnP2Bxf10kOP6PRiw7Dw=");
+    }
+}

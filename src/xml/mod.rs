@@ -7,3 +7,5 @@ pub mod dsig;
 pub mod emit;
 pub mod escape;
 pub mod parse;
+
+pub use parse::{Document, Limits, NodeId, XmlError};

@@ -1,1 +1,1358 @@
 //! The span-indexed XML parser.
+//!
+//! The document is kept as the received `Bytes` and an index of byte spans into it, so signed
+//! content can be canonicalized and re-embedded byte-exactly and no per-node `String` is built.
+//! Only what a SOAP/SAML security stack needs is accepted: UTF-8, no DTD, the five predefined
+//! entities and character references, namespace-well-formed names.
+
+use std::borrow::Cow;
+use std::ops::Range;
+
+use bytes::Bytes;
+use quick_xml::events::Event;
+use quick_xml::Reader;
+
+use crate::xml::dsig::algorithm::DSIG_NS;
+
+/// The wsu namespace, whose `Id` attribute is an ID attribute.
+pub const WSU_NS: &str =
+    "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd";
+/// The namespace the `xml` prefix is permanently bound to.
+pub const XML_NS: &str = "http://www.w3.org/XML/1998/namespace";
+
+const NONE: u32 = u32::MAX;
+
+/// The arena always starts with the `xml` namespace so `xml:*` attributes can point at it.
+const XML_NS_STR: Str = Str {
+    start: 0,
+    end: XML_NS.len() as u32,
+    arena: true,
+};
+
+/// Resource limits applied while parsing untrusted input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Maximum element nesting depth (the document element has depth 1).
+    pub max_depth: usize,
+    /// Maximum number of attributes (namespace declarations included) on one element.
+    pub max_attributes: usize,
+    /// Maximum number of indexed nodes (elements, text pieces, references, CDATA, PIs, comments).
+    pub max_nodes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_depth: 64,
+            max_attributes: 64,
+            max_nodes: 100_000,
+        }
+    }
+}
+
+/// Why a document was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum XmlError {
+    /// Not well-formed XML (or not namespace-well-formed).
+    #[error("malformed XML at byte {offset}: {reason}")]
+    Malformed {
+        /// Byte offset where the problem was detected.
+        offset: usize,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A DOCTYPE declaration was present; DTDs are never processed.
+    #[error("DOCTYPE declarations are not allowed")]
+    Doctype,
+    /// An entity reference other than the five predefined ones.
+    #[error("unknown or invalid entity reference &{name};")]
+    UnknownEntity {
+        /// The entity name as written.
+        name: String,
+    },
+    /// Nesting deeper than [`Limits::max_depth`].
+    #[error("element nesting exceeds the limit of {limit}")]
+    TooDeep {
+        /// The configured limit.
+        limit: usize,
+    },
+    /// More attributes on one element than [`Limits::max_attributes`].
+    #[error("an element has more than {limit} attributes")]
+    TooManyAttributes {
+        /// The configured limit.
+        limit: usize,
+    },
+    /// More nodes than [`Limits::max_nodes`].
+    #[error("document has more than {limit} nodes")]
+    TooManyNodes {
+        /// The configured limit.
+        limit: usize,
+    },
+    /// Two ID attributes (`id`, `ID`, `Id`, `wsu:Id`) share a value: a signature-wrapping vector.
+    #[error("duplicate ID value {id:?}")]
+    DuplicateId {
+        /// The duplicated value.
+        id: String,
+    },
+    /// A prefix used on an element or attribute is not declared.
+    #[error("undeclared namespace prefix {prefix:?}")]
+    UndeclaredPrefix {
+        /// The prefix.
+        prefix: String,
+    },
+    /// The input is not valid UTF-8.
+    #[error("document is not valid UTF-8")]
+    InvalidUtf8,
+    /// The XML declaration names an encoding other than UTF-8.
+    #[error("unsupported document encoding {encoding:?}")]
+    UnsupportedEncoding {
+        /// The declared encoding.
+        encoding: String,
+    },
+}
+
+fn malformed(offset: usize, reason: impl Into<String>) -> XmlError {
+    XmlError::Malformed {
+        offset,
+        reason: reason.into(),
+    }
+}
+
+/// A handle to an element of a [`Document`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct NodeId(u32);
+
+impl NodeId {
+    fn ix(self) -> usize {
+        self.0 as usize
+    }
+
+    pub(crate) fn from_raw(n: u32) -> Self {
+        Self(n)
+    }
+}
+
+/// A string stored either in the input buffer or, when it had to be decoded, in the arena.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Str {
+    start: u32,
+    end: u32,
+    arena: bool,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Span {
+    pub(crate) start: u32,
+    pub(crate) end: u32,
+}
+
+impl Span {
+    fn range(self) -> Range<usize> {
+        self.start as usize..self.end as usize
+    }
+}
+
+#[derive(Debug)]
+struct Elem {
+    /// Whole element, start tag to end of end tag.
+    span: Span,
+    /// Qualified name.
+    name: Span,
+    /// Length of the prefix (0 when unprefixed).
+    prefix_len: u32,
+    ns: Option<Str>,
+    parent: u32,
+    first_child: u32,
+    last_child: u32,
+    next_sibling: u32,
+    /// One past the last descendant's id (ids are assigned in document order).
+    subtree_end: u32,
+    attrs: (u32, u32),
+    nsdecls: (u32, u32),
+    ev_start: u32,
+    ev_end: u32,
+}
+
+#[derive(Debug)]
+pub(crate) struct Attr {
+    pub(crate) name: Span,
+    pub(crate) prefix_len: u32,
+    /// Raw value between the quotes (not yet normalized or decoded).
+    pub(crate) value: Span,
+    pub(crate) ns: Option<Str>,
+}
+
+#[derive(Debug)]
+pub(crate) struct NsDecl {
+    /// The declared prefix; empty for the default namespace.
+    pub(crate) prefix: Span,
+    /// `None` for `xmlns=""`.
+    pub(crate) uri: Option<Str>,
+}
+
+/// One item of the document in order; c14n is a single linear walk over these.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Ev {
+    Start(u32),
+    End(u32),
+    /// Raw character data (may contain CR and `>`, never `&` or `<`).
+    Text(Span),
+    /// A decoded character or predefined entity reference.
+    Ref(char),
+    /// Raw CDATA content (between `<![CDATA[` and `]]>`).
+    CData(Span),
+    /// A whole processing instruction `<?...?>`.
+    Pi(Span),
+}
+
+/// A parsed XML document: the input buffer plus a span index over it.
+#[derive(Debug)]
+pub struct Document {
+    buf: Bytes,
+    arena: String,
+    elems: Vec<Elem>,
+    attrs: Vec<Attr>,
+    nsdecls: Vec<NsDecl>,
+    events: Vec<Ev>,
+    /// ID values sorted by value.
+    ids: Vec<(Str, u32)>,
+}
+
+fn is_xml_ws(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+fn is_xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r') || (c >= ' ' && !matches!(c, '\u{FFFE}' | '\u{FFFF}'))
+}
+
+/// Resolves the name inside `&name;` to its character (predefined entities and char refs only).
+pub(crate) fn decode_ref(name: &[u8]) -> Option<char> {
+    let c = match name {
+        b"lt" => '<',
+        b"gt" => '>',
+        b"amp" => '&',
+        b"apos" => '\'',
+        b"quot" => '"',
+        [b'#', b'x', hex @ ..] => parse_num(hex, 16)?,
+        [b'#', dec @ ..] => parse_num(dec, 10)?,
+        _ => return None,
+    };
+    is_xml_char(c).then_some(c)
+}
+
+fn parse_num(digits: &[u8], radix: u32) -> Option<char> {
+    if digits.is_empty() || digits.len() > 8 {
+        return None;
+    }
+    let mut v: u32 = 0;
+    for &d in digits {
+        v = v
+            .checked_mul(radix)?
+            .checked_add((d as char).to_digit(radix)?)?;
+    }
+    char::from_u32(v)
+}
+
+fn unknown_entity(name: &[u8]) -> XmlError {
+    XmlError::UnknownEntity {
+        name: String::from_utf8_lossy(name).into_owned(),
+    }
+}
+
+/// Whether a raw attribute value must be normalized/decoded before use.
+pub(crate) fn attr_needs_decoding(raw: &[u8]) -> bool {
+    raw.iter()
+        .any(|&b| matches!(b, b'&' | b'\t' | b'\n' | b'\r'))
+}
+
+/// Appends the normalized, decoded value of a raw attribute value (XML 1.0 §3.3.3, CDATA type).
+pub(crate) fn decode_attr_into(raw: &[u8], out: &mut Vec<u8>) -> Result<(), XmlError> {
+    let mut i = 0;
+    while let Some(&b) = raw.get(i) {
+        match b {
+            b'\r' => {
+                out.push(b' ');
+                if raw.get(i + 1) == Some(&b'\n') {
+                    i += 1;
+                }
+            }
+            b'\n' | b'\t' => out.push(b' '),
+            b'&' => {
+                let rest = raw.get(i + 1..).unwrap_or_default();
+                let semi = rest
+                    .iter()
+                    .position(|&c| c == b';')
+                    .ok_or_else(|| unknown_entity(rest))?;
+                let name = rest.get(..semi).unwrap_or_default();
+                let c = decode_ref(name).ok_or_else(|| unknown_entity(name))?;
+                let mut tmp = [0u8; 4];
+                out.extend_from_slice(c.encode_utf8(&mut tmp).as_bytes());
+                i += semi + 1;
+            }
+            _ => out.push(b),
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
+/// Appends `raw` with CRLF and lone CR turned into LF (XML 1.0 §2.11).
+pub(crate) fn normalize_newlines_into(raw: &[u8], out: &mut Vec<u8>) {
+    let mut i = 0;
+    while let Some(&b) = raw.get(i) {
+        if b == b'\r' {
+            out.push(b'\n');
+            if raw.get(i + 1) == Some(&b'\n') {
+                i += 1;
+            }
+        } else {
+            out.push(b);
+        }
+        i += 1;
+    }
+}
+
+fn offset_in(base: &[u8], part: &[u8]) -> Option<usize> {
+    let off = (part.as_ptr() as usize).checked_sub(base.as_ptr() as usize)?;
+    (off.checked_add(part.len())? <= base.len()).then_some(off)
+}
+
+fn span(start: usize, end: usize) -> Span {
+    // Callers guarantee the buffer is shorter than u32::MAX.
+    Span {
+        start: start as u32,
+        end: end as u32,
+    }
+}
+
+fn ns_eq(a: &str, b: &[u8]) -> bool {
+    a.as_bytes() == b
+}
+
+struct Builder<'a> {
+    buf: &'a [u8],
+    limits: &'a Limits,
+    arena: String,
+    elems: Vec<Elem>,
+    attrs: Vec<Attr>,
+    nsdecls: Vec<NsDecl>,
+    events: Vec<Ev>,
+    ids: Vec<(Str, u32)>,
+    /// Open elements.
+    stack: Vec<u32>,
+    /// In-scope namespace bindings (prefix, uri) and the binding count at each open element.
+    scope: Vec<(Span, Option<Str>)>,
+    scope_marks: Vec<usize>,
+    nodes: usize,
+    root: Option<u32>,
+    root_closed: bool,
+    scratch: Vec<u8>,
+}
+
+impl<'a> Builder<'a> {
+    fn count_node(&mut self) -> Result<(), XmlError> {
+        self.nodes += 1;
+        if self.nodes > self.limits.max_nodes {
+            return Err(XmlError::TooManyNodes {
+                limit: self.limits.max_nodes,
+            });
+        }
+        Ok(())
+    }
+
+    fn bytes(&self, s: Span) -> &'a [u8] {
+        self.buf.get(s.range()).unwrap_or_default()
+    }
+
+    fn str_bytes(&self, s: Str) -> &[u8] {
+        let r = s.start as usize..s.end as usize;
+        if s.arena {
+            self.arena.as_bytes().get(r).unwrap_or_default()
+        } else {
+            self.buf.get(r).unwrap_or_default()
+        }
+    }
+
+    /// Stores an attribute value, decoding into the arena only when the raw form differs.
+    fn store_value(&mut self, raw: Span) -> Result<Str, XmlError> {
+        let bytes = self.bytes(raw);
+        if !attr_needs_decoding(bytes) {
+            return Ok(Str {
+                start: raw.start,
+                end: raw.end,
+                arena: false,
+            });
+        }
+        self.scratch.clear();
+        decode_attr_into(bytes, &mut self.scratch)?;
+        let decoded = std::str::from_utf8(&self.scratch).map_err(|_| XmlError::InvalidUtf8)?;
+        let start = self.arena.len();
+        self.arena.push_str(decoded);
+        let end = self.arena.len();
+        if end > u32::MAX as usize {
+            return Err(malformed(raw.start as usize, "document too large"));
+        }
+        Ok(Str {
+            start: start as u32,
+            end: end as u32,
+            arena: true,
+        })
+    }
+
+    fn resolve(&self, prefix: &[u8], at: usize) -> Result<Option<Str>, XmlError> {
+        if prefix == b"xml" {
+            return Ok(None);
+        }
+        for &(p, uri) in self.scope.iter().rev() {
+            if self.bytes(p) == prefix {
+                return match uri {
+                    Some(u) => Ok(Some(u)),
+                    None if prefix.is_empty() => Ok(None),
+                    None => Err(malformed(at, "prefix undeclared with an empty value")),
+                };
+            }
+        }
+        if prefix.is_empty() {
+            Ok(None)
+        } else {
+            Err(XmlError::UndeclaredPrefix {
+                prefix: String::from_utf8_lossy(prefix).into_owned(),
+            })
+        }
+    }
+
+    fn split_qname(&self, name: Span, at: usize) -> Result<u32, XmlError> {
+        let b = self.bytes(name);
+        match b.iter().position(|&c| c == b':') {
+            None if !b.is_empty() => Ok(0),
+            Some(p) if p > 0 && p + 1 < b.len() && !b[p + 1..].contains(&b':') => Ok(p as u32),
+            _ => Err(malformed(
+                at,
+                format!("invalid qualified name {:?}", String::from_utf8_lossy(b)),
+            )),
+        }
+    }
+
+    fn start(
+        &mut self,
+        e: &quick_xml::events::BytesStart<'_>,
+        pos: usize,
+        empty: bool,
+        end_pos: usize,
+    ) -> Result<(), XmlError> {
+        if self.root_closed || (self.root.is_some() && self.stack.is_empty()) {
+            return Err(malformed(pos, "more than one document element"));
+        }
+        if self.stack.len() >= self.limits.max_depth {
+            return Err(XmlError::TooDeep {
+                limit: self.limits.max_depth,
+            });
+        }
+        self.count_node()?;
+        let id = self.elems.len() as u32;
+        let name_len = e.name().as_ref().len();
+        let name = span(pos + 1, pos + 1 + name_len);
+        let prefix_len = self.split_qname(name, pos)?;
+
+        let attr_start = self.attrs.len() as u32;
+        let decl_start = self.nsdecls.len() as u32;
+        self.scope_marks.push(self.scope.len());
+        let mut count = 0usize;
+        for a in e.attributes() {
+            let a = a.map_err(|err| malformed(pos, err.to_string()))?;
+            count += 1;
+            if count > self.limits.max_attributes {
+                return Err(XmlError::TooManyAttributes {
+                    limit: self.limits.max_attributes,
+                });
+            }
+            let key = a.key.as_ref();
+            let value: &[u8] = a.value.as_ref();
+            let k_off = offset_in(self.buf, key)
+                .ok_or_else(|| malformed(pos, "attribute name outside buffer"))?;
+            let v_off = offset_in(self.buf, value)
+                .ok_or_else(|| malformed(pos, "attribute value outside buffer"))?;
+            if value.contains(&b'<') {
+                return Err(malformed(v_off, "'<' in attribute value"));
+            }
+            let name = span(k_off, k_off + key.len());
+            let value_span = span(v_off, v_off + value.len());
+            if key == b"xmlns" || key.starts_with(b"xmlns:") {
+                let prefix = if key == b"xmlns" {
+                    span(k_off + 5, k_off + 5)
+                } else {
+                    span(k_off + 6, k_off + key.len())
+                };
+                let pbytes = self.bytes(prefix);
+                if pbytes.contains(&b':') || pbytes == b"xmlns" {
+                    return Err(malformed(k_off, "invalid namespace prefix"));
+                }
+                let uri = self.store_value(value_span)?;
+                let uri = if self.str_bytes(uri).is_empty() {
+                    if !pbytes.is_empty() {
+                        return Err(malformed(k_off, "empty namespace URI for a prefix"));
+                    }
+                    None
+                } else {
+                    Some(uri)
+                };
+                if pbytes == b"xml" && uri.map(|u| self.str_bytes(u)) != Some(XML_NS.as_bytes()) {
+                    return Err(malformed(k_off, "xml prefix bound to a foreign namespace"));
+                }
+                self.nsdecls.push(NsDecl { prefix, uri });
+                self.scope.push((prefix, uri));
+            } else {
+                // Validates entity references even when the value is never read.
+                if value.contains(&b'&') {
+                    self.scratch.clear();
+                    decode_attr_into(value, &mut self.scratch)?;
+                }
+                let prefix_len = self.split_qname(name, k_off)?;
+                self.attrs.push(Attr {
+                    name,
+                    prefix_len,
+                    value: value_span,
+                    ns: None,
+                });
+            }
+        }
+
+        let qname = self.bytes(name);
+        let prefix = qname.get(..prefix_len as usize).unwrap_or_default();
+        if prefix == b"xmlns" {
+            return Err(malformed(pos, "element uses the xmlns prefix"));
+        }
+        let ns = if prefix == b"xml" {
+            return Err(malformed(pos, "element uses the xml prefix"));
+        } else {
+            self.resolve(prefix, pos)?
+        };
+
+        let attr_end = self.attrs.len() as u32;
+        for i in attr_start as usize..attr_end as usize {
+            let Some(a) = self.attrs.get(i) else { continue };
+            let (aname, plen) = (a.name, a.prefix_len);
+            if plen == 0 {
+                continue;
+            }
+            let qn = self.bytes(aname);
+            let ap = qn.get(..plen as usize).unwrap_or_default();
+            let ans = if ap == b"xml" {
+                Some(XML_NS_STR)
+            } else if ap == b"xmlns" {
+                return Err(malformed(aname.start as usize, "invalid xmlns attribute"));
+            } else {
+                self.resolve(ap, aname.start as usize)?
+            };
+            if let Some(a) = self.attrs.get_mut(i) {
+                a.ns = ans;
+            }
+        }
+        // Namespace-level duplicates (`a:x` and `b:x` bound to one URI) are not caught by
+        // quick-xml, which only compares qualified names.
+        for i in attr_start as usize..attr_end as usize {
+            for j in i + 1..attr_end as usize {
+                if let (Some(a), Some(b)) = (self.attrs.get(i), self.attrs.get(j)) {
+                    if a.prefix_len != 0
+                        && b.prefix_len != 0
+                        && self.local(a) == self.local(b)
+                        && a.ns.map(|s| self.str_bytes(s)) == b.ns.map(|s| self.str_bytes(s))
+                    {
+                        return Err(malformed(pos, "duplicate namespaced attribute"));
+                    }
+                }
+            }
+        }
+        // ID registration. A ds:Signature's own id is deliberately not an ID: the federation's
+        // formats legitimately repeat "OCESSignature" (an issued OIOSAML assertion's signature
+        // and the ID card embedded in it both carry it), and the enveloped profile never lets a
+        // reference resolve to a Signature, so no wrapping can hide behind it.
+        let is_signature = ns.map(|u| self.str_bytes(u)) == Some(DSIG_NS.as_bytes())
+            && qname.get(prefix_len as usize + usize::from(prefix_len != 0)..)
+                == Some(&b"Signature"[..]);
+        for i in attr_start as usize..attr_end as usize {
+            if is_signature {
+                break;
+            }
+            let Some(a) = self.attrs.get(i) else { continue };
+            let is_id = if a.prefix_len == 0 {
+                matches!(self.bytes(a.name), b"id" | b"ID" | b"Id")
+            } else {
+                self.local(a) == b"Id" && a.ns.map(|s| self.str_bytes(s)) == Some(WSU_NS.as_bytes())
+            };
+            if is_id {
+                let v = self.store_value(a.value)?;
+                self.ids.push((v, id));
+            }
+        }
+
+        let parent = self.stack.last().copied().unwrap_or(NONE);
+        if let Some(p) = self.elems.get_mut(parent as usize) {
+            if p.first_child == NONE {
+                p.first_child = id;
+            } else {
+                let prev = p.last_child;
+                p.last_child = id;
+                if let Some(prev) = self.elems.get_mut(prev as usize) {
+                    prev.next_sibling = id;
+                }
+            }
+            if let Some(p) = self.elems.get_mut(parent as usize) {
+                p.last_child = id;
+            }
+        }
+        let ev = self.events.len() as u32;
+        self.events.push(Ev::Start(id));
+        self.elems.push(Elem {
+            span: span(pos, end_pos),
+            name,
+            prefix_len,
+            ns,
+            parent,
+            first_child: NONE,
+            last_child: NONE,
+            next_sibling: NONE,
+            subtree_end: id + 1,
+            attrs: (attr_start, attr_end),
+            nsdecls: (decl_start, self.nsdecls.len() as u32),
+            ev_start: ev,
+            ev_end: ev,
+        });
+        if self.root.is_none() {
+            self.root = Some(id);
+        }
+        self.stack.push(id);
+        if empty {
+            self.end(end_pos)?;
+        }
+        Ok(())
+    }
+
+    fn local(&self, a: &Attr) -> &'a [u8] {
+        let q = self.bytes(a.name);
+        if a.prefix_len == 0 {
+            q
+        } else {
+            q.get(a.prefix_len as usize + 1..).unwrap_or_default()
+        }
+    }
+
+    fn end(&mut self, end_pos: usize) -> Result<(), XmlError> {
+        let id = self
+            .stack
+            .pop()
+            .ok_or_else(|| malformed(end_pos, "end tag without start tag"))?;
+        if let Some(mark) = self.scope_marks.pop() {
+            self.scope.truncate(mark);
+        }
+        let ev = self.events.len() as u32;
+        self.events.push(Ev::End(id));
+        let subtree_end = self.elems.len() as u32;
+        if let Some(e) = self.elems.get_mut(id as usize) {
+            e.span.end = end_pos as u32;
+            e.ev_end = ev;
+            e.subtree_end = subtree_end;
+        }
+        if self.stack.is_empty() {
+            self.root_closed = true;
+        }
+        Ok(())
+    }
+
+    fn content(&mut self, ev: Ev, pos: usize) -> Result<(), XmlError> {
+        self.count_node()?;
+        if self.stack.is_empty() {
+            match ev {
+                Ev::Text(s) if self.bytes(s).iter().all(|&b| is_xml_ws(b)) => return Ok(()),
+                Ev::Pi(_) => {}
+                _ => return Err(malformed(pos, "content outside the document element")),
+            }
+        }
+        self.events.push(ev);
+        Ok(())
+    }
+}
+
+impl Document {
+    /// Parses `buf` (UTF-8 XML) into a span index, enforcing `limits`.
+    pub fn parse(buf: Bytes, limits: &Limits) -> Result<Document, XmlError> {
+        if buf.len() >= u32::MAX as usize {
+            return Err(malformed(0, "document too large"));
+        }
+        if std::str::from_utf8(&buf).is_err() {
+            return Err(XmlError::InvalidUtf8);
+        }
+        let bytes: &[u8] = &buf;
+        let mut reader = Reader::from_reader(bytes);
+        {
+            let cfg = reader.config_mut();
+            cfg.trim_text(false);
+            cfg.check_end_names = true;
+            cfg.expand_empty_elements = false;
+            cfg.check_comments = true;
+            cfg.allow_unmatched_ends = false;
+            cfg.allow_dangling_amp = false;
+        }
+        let mut b = Builder {
+            buf: bytes,
+            limits,
+            arena: String::from(XML_NS),
+            elems: Vec::new(),
+            attrs: Vec::new(),
+            nsdecls: Vec::new(),
+            events: Vec::new(),
+            ids: Vec::new(),
+            stack: Vec::new(),
+            scope: Vec::new(),
+            scope_marks: Vec::new(),
+            nodes: 0,
+            root: None,
+            root_closed: false,
+            scratch: Vec::new(),
+        };
+        let mut first = true;
+        loop {
+            let pos = reader.buffer_position() as usize;
+            let event = reader
+                .read_event()
+                .map_err(|e| malformed(reader.error_position() as usize, e.to_string()))?;
+            let end = reader.buffer_position() as usize;
+            if end > bytes.len() || pos > end {
+                return Err(malformed(pos, "reader position out of range"));
+            }
+            let was_first = std::mem::replace(&mut first, false);
+            match event {
+                Event::Start(e) => b.start(&e, pos, false, end)?,
+                Event::Empty(e) => b.start(&e, pos, true, end)?,
+                Event::End(_) => b.end(end)?,
+                Event::Text(_) => b.content(Ev::Text(span(pos, end)), pos)?,
+                Event::GeneralRef(r) => {
+                    let name: &[u8] = &r;
+                    let c = decode_ref(name).ok_or_else(|| unknown_entity(name))?;
+                    b.content(Ev::Ref(c), pos)?;
+                }
+                Event::CData(c) => {
+                    let raw: &[u8] = &c;
+                    let off = offset_in(bytes, raw)
+                        .ok_or_else(|| malformed(pos, "CDATA outside buffer"))?;
+                    b.content(Ev::CData(span(off, off + raw.len())), pos)?;
+                }
+                Event::Comment(_) => b.count_node()?,
+                Event::PI(_) => b.content(Ev::Pi(span(pos, end)), pos)?,
+                Event::Decl(d) => {
+                    let at_start =
+                        was_first && (pos == 0 || (pos == 3 && bytes.starts_with(b"\xEF\xBB\xBF")));
+                    if !at_start {
+                        return Err(malformed(pos, "XML declaration not at document start"));
+                    }
+                    if let Some(enc) = d.encoding() {
+                        let enc = enc.map_err(|e| malformed(pos, e.to_string()))?;
+                        if !enc.eq_ignore_ascii_case(b"utf-8") {
+                            return Err(XmlError::UnsupportedEncoding {
+                                encoding: String::from_utf8_lossy(&enc).into_owned(),
+                            });
+                        }
+                    }
+                }
+                Event::DocType(_) => return Err(XmlError::Doctype),
+                Event::Eof => break,
+            }
+        }
+        let end = bytes.len();
+        if !b.stack.is_empty() {
+            return Err(malformed(end, "unexpected end of document"));
+        }
+        if b.root.is_none() {
+            return Err(malformed(end, "no document element"));
+        }
+        let Builder {
+            arena,
+            elems,
+            attrs,
+            nsdecls,
+            events,
+            mut ids,
+            ..
+        } = b;
+        let mut doc = Document {
+            buf: buf.clone(),
+            arena,
+            elems,
+            attrs,
+            nsdecls,
+            events,
+            ids: Vec::new(),
+        };
+        ids.sort_unstable_by(|a, b| doc.str_bytes(a.0).cmp(doc.str_bytes(b.0)));
+        for w in ids.windows(2) {
+            if let [a, b] = w {
+                if doc.str_bytes(a.0) == doc.str_bytes(b.0) {
+                    return Err(XmlError::DuplicateId {
+                        id: doc.str(a.0).to_owned(),
+                    });
+                }
+            }
+        }
+        doc.ids = ids;
+        Ok(doc)
+    }
+
+    pub(crate) fn str_bytes(&self, s: Str) -> &[u8] {
+        let r = s.start as usize..s.end as usize;
+        if s.arena {
+            self.arena.as_bytes().get(r).unwrap_or_default()
+        } else {
+            self.buf.get(r).unwrap_or_default()
+        }
+    }
+
+    pub(crate) fn str(&self, s: Str) -> &str {
+        std::str::from_utf8(self.str_bytes(s)).unwrap_or_default()
+    }
+
+    pub(crate) fn span_bytes(&self, s: Span) -> &[u8] {
+        self.buf.get(s.range()).unwrap_or_default()
+    }
+
+    fn span_str(&self, s: Span) -> &str {
+        std::str::from_utf8(self.span_bytes(s)).unwrap_or_default()
+    }
+
+    fn elem(&self, n: NodeId) -> Option<&Elem> {
+        self.elems.get(n.ix())
+    }
+
+    /// The input buffer all spans point into.
+    pub fn buffer(&self) -> &Bytes {
+        &self.buf
+    }
+
+    /// The document element.
+    pub fn root(&self) -> NodeId {
+        NodeId(0)
+    }
+
+    /// The parent element, `None` for the document element.
+    pub fn parent(&self, n: NodeId) -> Option<NodeId> {
+        self.elem(n)
+            .map(|e| e.parent)
+            .filter(|&p| p != NONE)
+            .map(NodeId)
+    }
+
+    /// Element children of `n` in document order.
+    pub fn children(&self, n: NodeId) -> impl Iterator<Item = NodeId> + '_ {
+        let mut next = self.elem(n).map_or(NONE, |e| e.first_child);
+        std::iter::from_fn(move || {
+            if next == NONE {
+                return None;
+            }
+            let cur = next;
+            next = self
+                .elems
+                .get(cur as usize)
+                .map_or(NONE, |e| e.next_sibling);
+            Some(NodeId(cur))
+        })
+    }
+
+    /// All elements below `n` (excluding `n`) in document order.
+    pub fn descendants(&self, n: NodeId) -> impl Iterator<Item = NodeId> + '_ {
+        let end = self.elem(n).map_or(0, |e| e.subtree_end);
+        (n.0.saturating_add(1)..end).map(NodeId)
+    }
+
+    /// Local part of the element name.
+    pub fn local_name(&self, n: NodeId) -> &str {
+        self.elem(n).map_or("", |e| {
+            let q = self.span_str(e.name);
+            if e.prefix_len == 0 {
+                q
+            } else {
+                q.get(e.prefix_len as usize + 1..).unwrap_or_default()
+            }
+        })
+    }
+
+    /// Qualified name of the element as written.
+    pub fn qname(&self, n: NodeId) -> &str {
+        self.elem(n).map_or("", |e| self.span_str(e.name))
+    }
+
+    /// Prefix of the element name, if any.
+    pub fn prefix(&self, n: NodeId) -> Option<&str> {
+        let e = self.elem(n)?;
+        if e.prefix_len == 0 {
+            return None;
+        }
+        self.span_str(e.name).get(..e.prefix_len as usize)
+    }
+
+    /// Resolved namespace URI of the element (`None` = no namespace).
+    pub fn namespace(&self, n: NodeId) -> Option<&str> {
+        self.elem(n)?.ns.map(|s| self.str(s))
+    }
+
+    /// Whether `n` is the element `{ns}local`.
+    pub fn is(&self, n: NodeId, ns: &str, local: &str) -> bool {
+        self.local_name(n) == local && self.namespace(n) == Some(ns)
+    }
+
+    /// First element child named `{ns}local`.
+    pub fn child(&self, n: NodeId, ns: &str, local: &str) -> Option<NodeId> {
+        self.children(n).find(|&c| self.is(c, ns, local))
+    }
+
+    pub(crate) fn attrs_of(&self, n: NodeId) -> &[Attr] {
+        self.elem(n)
+            .and_then(|e| self.attrs.get(e.attrs.0 as usize..e.attrs.1 as usize))
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn nsdecls_of(&self, n: NodeId) -> &[NsDecl] {
+        self.elem(n)
+            .and_then(|e| self.nsdecls.get(e.nsdecls.0 as usize..e.nsdecls.1 as usize))
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn attr_local(&self, a: &Attr) -> &[u8] {
+        let q = self.span_bytes(a.name);
+        if a.prefix_len == 0 {
+            q
+        } else {
+            q.get(a.prefix_len as usize + 1..).unwrap_or_default()
+        }
+    }
+
+    pub(crate) fn attr_ns(&self, a: &Attr) -> &[u8] {
+        a.ns.map_or(&[][..], |s| self.str_bytes(s))
+    }
+
+    fn attr_value(&self, a: &Attr) -> Cow<'_, str> {
+        let raw = self.span_bytes(a.value);
+        if !attr_needs_decoding(raw) {
+            return Cow::Borrowed(std::str::from_utf8(raw).unwrap_or_default());
+        }
+        let mut out = Vec::with_capacity(raw.len());
+        // Values were validated during parsing, so decoding cannot fail here.
+        let _ = decode_attr_into(raw, &mut out);
+        Cow::Owned(String::from_utf8(out).unwrap_or_default())
+    }
+
+    /// Value of the unqualified attribute `local`, normalized and decoded.
+    pub fn attribute(&self, n: NodeId, local: &str) -> Option<Cow<'_, str>> {
+        self.attrs_of(n)
+            .iter()
+            .find(|a| a.prefix_len == 0 && self.span_bytes(a.name) == local.as_bytes())
+            .map(|a| self.attr_value(a))
+    }
+
+    /// Value of the attribute `{ns}local`, normalized and decoded.
+    pub fn attribute_ns(&self, n: NodeId, ns: &str, local: &str) -> Option<Cow<'_, str>> {
+        self.attrs_of(n)
+            .iter()
+            .find(|a| {
+                a.prefix_len != 0
+                    && self.attr_local(a) == local.as_bytes()
+                    && ns_eq(ns, self.attr_ns(a))
+            })
+            .map(|a| self.attr_value(a))
+    }
+
+    pub(crate) fn events_of(&self, n: NodeId) -> &[Ev] {
+        self.elem(n)
+            .and_then(|e| self.events.get(e.ev_start as usize..=e.ev_end as usize))
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn all_events(&self) -> &[Ev] {
+        &self.events
+    }
+
+    pub(crate) fn ev_range(&self, n: NodeId) -> Option<(u32, u32)> {
+        self.elem(n).map(|e| (e.ev_start, e.ev_end))
+    }
+
+    pub(crate) fn name_bytes(&self, n: NodeId) -> &[u8] {
+        self.elem(n).map_or(&[][..], |e| self.span_bytes(e.name))
+    }
+
+    pub(crate) fn prefix_bytes(&self, n: NodeId) -> &[u8] {
+        self.elem(n).map_or(&[][..], |e| {
+            self.span_bytes(e.name)
+                .get(..e.prefix_len as usize)
+                .unwrap_or_default()
+        })
+    }
+
+    /// In-scope binding of `prefix` at `n` (`None` when unbound or bound to no namespace).
+    pub(crate) fn lookup_ns(&self, n: NodeId, prefix: &[u8]) -> Option<&[u8]> {
+        let mut cur = Some(n);
+        while let Some(e) = cur {
+            for d in self.nsdecls_of(e) {
+                if self.span_bytes(d.prefix) == prefix {
+                    return d.uri.map(|u| self.str_bytes(u));
+                }
+            }
+            cur = self.parent(e);
+        }
+        None
+    }
+
+    /// Prefixes of every namespace declaration on `n` and its ancestors.
+    pub(crate) fn nsdecls_in_scope(&self, n: NodeId) -> impl Iterator<Item = &[u8]> + '_ {
+        let mut cur = Some(n);
+        std::iter::from_fn(move || {
+            let e = cur?;
+            cur = self.parent(e);
+            Some(e)
+        })
+        .flat_map(move |e| {
+            self.nsdecls_of(e)
+                .iter()
+                .map(move |d| self.span_bytes(d.prefix))
+        })
+    }
+
+    /// All direct text and CDATA content of `n`, concatenated and decoded, untrimmed.
+    pub fn text(&self, n: NodeId) -> Cow<'_, str> {
+        let evs = self.events_of(n);
+        let mut pieces = DirectContent {
+            evs,
+            i: 1,
+            doc: self,
+        };
+        let mut out: Option<Vec<u8>> = None;
+        let mut single: Option<&[u8]> = None;
+        while let Some(ev) = pieces.next_piece() {
+            // A lone raw piece without CR can be borrowed as is.
+            if out.is_none() && single.is_none() {
+                if let Ev::Text(s) | Ev::CData(s) = ev {
+                    let raw = self.span_bytes(s);
+                    if !raw.contains(&b'\r') {
+                        single = Some(raw);
+                        continue;
+                    }
+                }
+            }
+            let buf = out.get_or_insert_with(Vec::new);
+            if let Some(s) = single.take() {
+                buf.extend_from_slice(s);
+            }
+            match ev {
+                Ev::Text(s) | Ev::CData(s) => normalize_newlines_into(self.span_bytes(s), buf),
+                Ev::Ref(c) => {
+                    let mut tmp = [0u8; 4];
+                    buf.extend_from_slice(c.encode_utf8(&mut tmp).as_bytes());
+                }
+                _ => {}
+            }
+        }
+        match (out, single) {
+            (Some(v), _) => Cow::Owned(String::from_utf8(v).unwrap_or_default()),
+            (None, Some(s)) => Cow::Borrowed(std::str::from_utf8(s).unwrap_or_default()),
+            (None, None) => Cow::Borrowed(""),
+        }
+    }
+
+    /// Byte range of the whole element (start tag to end of end tag) in [`Document::buffer`].
+    pub fn span(&self, n: NodeId) -> Range<usize> {
+        self.elem(n).map_or(0..0, |e| e.span.range())
+    }
+
+    /// The element carrying ID attribute (`id`, `ID`, `Id`, `wsu:Id`; not on `ds:Signature`) value `id`.
+    pub fn by_id(&self, id: &str) -> Option<NodeId> {
+        self.ids
+            .binary_search_by(|(v, _)| self.str_bytes(*v).cmp(id.as_bytes()))
+            .ok()
+            .and_then(|i| self.ids.get(i))
+            .map(|&(_, n)| NodeId(n))
+    }
+}
+
+/// Iterates the direct (depth-1) text-like children of an element's event slice.
+struct DirectContent<'d> {
+    evs: &'d [Ev],
+    i: usize,
+    doc: &'d Document,
+}
+
+impl DirectContent<'_> {
+    fn next_piece(&mut self) -> Option<Ev> {
+        // The last event is the element's own End.
+        while self.i + 1 < self.evs.len() {
+            let ev = *self.evs.get(self.i)?;
+            self.i += 1;
+            match ev {
+                Ev::Start(c) => {
+                    let (s, e) = self.doc.ev_range(NodeId(c))?;
+                    self.i += (e - s) as usize;
+                }
+                Ev::Text(_) | Ev::CData(_) | Ev::Ref(_) => return Some(ev),
+                _ => {}
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &[u8]) -> Result<Document, XmlError> {
+        Document::parse(Bytes::copy_from_slice(s), &Limits::default())
+    }
+
+    fn limits(max_depth: usize, max_attributes: usize, max_nodes: usize) -> Limits {
+        Limits {
+            max_depth,
+            max_attributes,
+            max_nodes,
+        }
+    }
+
+    #[test]
+    fn navigation_and_names() {
+        let src = br#"<?xml version="1.0" encoding="utf-8"?>
+<!-- c --><?pi x?>
+<r:root xmlns:r="urn:r" xmlns="urn:d"><a id="1"><b/></a><r:c x="y"/><d xmlns=""/></r:root>
+<!-- trailing --> "#;
+        let doc = p(src).unwrap();
+        let root = doc.root();
+        assert_eq!(doc.local_name(root), "root");
+        assert_eq!(doc.prefix(root), Some("r"));
+        assert_eq!(doc.namespace(root), Some("urn:r"));
+        assert!(doc.is(root, "urn:r", "root"));
+        assert_eq!(doc.parent(root), None);
+        let kids: Vec<_> = doc.children(root).map(|n| doc.local_name(n)).collect();
+        assert_eq!(kids, ["a", "c", "d"]);
+        let all: Vec<_> = doc.descendants(root).map(|n| doc.local_name(n)).collect();
+        assert_eq!(all, ["a", "b", "c", "d"]);
+        let a = doc.child(root, "urn:d", "a").unwrap();
+        assert_eq!(doc.namespace(a), Some("urn:d"));
+        assert_eq!(doc.prefix(a), None);
+        let b = doc.children(a).next().unwrap();
+        assert_eq!(doc.parent(b), Some(a));
+        assert_eq!(doc.descendants(b).count(), 0);
+        assert_eq!(&doc.buffer()[doc.span(b)], b"<b/>");
+        assert_eq!(&doc.buffer()[doc.span(a)], br#"<a id="1"><b/></a>"#);
+        let d = doc.children(root).nth(2).unwrap();
+        assert_eq!(doc.namespace(d), None, "xmlns=\"\" undeclares the default");
+        assert_eq!(doc.by_id("1"), Some(a));
+        assert_eq!(doc.by_id("2"), None);
+        let c = doc.child(root, "urn:r", "c").unwrap();
+        assert_eq!(doc.attribute(c, "x").as_deref(), Some("y"));
+        assert_eq!(doc.child(root, "urn:r", "a"), None);
+    }
+
+    #[test]
+    fn text_is_decoded_normalized_and_complete() {
+        let doc =
+            p(b"<a>x\r\ny\rz &lt;&#x41;&#66;<!--c--><![CDATA[<&>]]><b>no</b>end</a>").unwrap();
+        assert_eq!(doc.text(doc.root()), "x\ny\nz <AB<&>end");
+        let doc = p(b"<a>plain</a>").unwrap();
+        assert!(matches!(doc.text(doc.root()), Cow::Borrowed("plain")));
+        let doc = p(b"<a><b/></a>").unwrap();
+        assert_eq!(doc.text(doc.root()), "");
+    }
+
+    #[test]
+    fn attribute_values_are_normalized() {
+        let doc =
+            p(b"<a v=\"x\ty\r\nz\rw\nq\" r=\"&#9;&#10;&#13;&amp;&quot;\" s='it\"s'/>").unwrap();
+        let a = doc.root();
+        assert_eq!(doc.attribute(a, "v").as_deref(), Some("x y z w q"));
+        assert_eq!(doc.attribute(a, "r").as_deref(), Some("\t\n\r&\""));
+        assert_eq!(doc.attribute(a, "s").as_deref(), Some("it\"s"));
+        assert_eq!(doc.attribute(a, "missing"), None);
+    }
+
+    #[test]
+    fn qualified_attributes_and_wsu_id() {
+        let src =
+            format!(r#"<a xmlns:u="{WSU_NS}" xmlns:p="urn:p" p:x="1" x="2"><b u:Id="body"/></a>"#);
+        let doc = p(src.as_bytes()).unwrap();
+        let a = doc.root();
+        assert_eq!(doc.attribute(a, "x").as_deref(), Some("2"));
+        assert_eq!(doc.attribute_ns(a, "urn:p", "x").as_deref(), Some("1"));
+        assert_eq!(doc.attribute_ns(a, "urn:q", "x"), None);
+        let b = doc.children(a).next().unwrap();
+        assert_eq!(doc.by_id("body"), Some(b));
+        assert_eq!(
+            doc.attribute(b, "Id"),
+            None,
+            "qualified Id is not unqualified"
+        );
+    }
+
+    #[test]
+    fn ids_in_all_spellings_are_registered() {
+        let doc = p(br#"<a id="x"><b ID="y"/><c Id="z"/><d iD="w"/></a>"#).unwrap();
+        assert!(doc.by_id("x").is_some());
+        assert!(doc.by_id("y").is_some());
+        assert!(doc.by_id("z").is_some());
+        assert_eq!(doc.by_id("w"), None);
+    }
+
+    #[test]
+    fn signature_ids_may_repeat_and_are_not_resolvable() {
+        let src = format!(
+            r#"<a ID="_1" xmlns:ds="{DSIG_NS}"><ds:Signature Id="S"/><c id="c"><ds:Signature id="S"/></c></a>"#
+        );
+        let doc = p(src.as_bytes()).unwrap();
+        assert_eq!(doc.by_id("S"), None);
+        assert!(doc.by_id("c").is_some());
+        let dup = format!(r#"<a xmlns:ds="{DSIG_NS}"><ds:Other Id="S"/><c id="S"/></a>"#);
+        assert!(matches!(
+            p(dup.as_bytes()),
+            Err(XmlError::DuplicateId { .. })
+        ));
+    }
+
+    #[test]
+    fn bom_and_prolog_are_accepted() {
+        assert!(p(b"\xEF\xBB\xBF<?xml version=\"1.0\"?><a/>").is_ok());
+        assert!(p(b"  \n<!-- x --><a/>\n").is_ok());
+    }
+
+    #[test]
+    fn malformed_inputs() {
+        for bad in [
+            &b""[..],
+            b"   ",
+            b"<a>",
+            b"<a><b></a>",
+            b"<a></b>",
+            b"</a>",
+            b"<a/><b/>",
+            b"<a/>text",
+            b"text<a/>",
+            b"<a x=\"<\"/>",
+            b"<a x=1/>",
+            b"<a x=\"1\" x=\"2\"/>",
+            b"<a xmlns:p=\"urn:x\" xmlns:q=\"urn:x\" p:y=\"1\" q:y=\"2\"/>",
+            b"<a/><?xml version=\"1.0\"?>",
+            b"<a xmlns:p=\"\"/>",
+            b"<a:b:c xmlns:a=\"urn:a\"/>",
+            b"<:a/>",
+            b"<a><!-- -- --></a>",
+        ] {
+            assert!(
+                matches!(p(bad), Err(XmlError::Malformed { .. })),
+                "{:?} -> {:?}",
+                String::from_utf8_lossy(bad),
+                p(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn doctype_is_rejected() {
+        assert_eq!(p(b"<!DOCTYPE a><a/>").err(), Some(XmlError::Doctype));
+        assert_eq!(
+            p(b"<?xml version=\"1.0\"?><!DOCTYPE a [<!ENTITY e \"x\">]><a>&e;</a>").err(),
+            Some(XmlError::Doctype)
+        );
+    }
+
+    #[test]
+    fn only_predefined_entities_and_valid_char_refs() {
+        for (src, name) in [
+            (&b"<a>&nbsp;</a>"[..], "nbsp"),
+            (b"<a x=\"&e;\"/>", "e"),
+            (b"<a>&#0;</a>", "#0"),
+            (b"<a>&#xD800;</a>", "#xD800"),
+            (b"<a>&#x110000;</a>", "#x110000"),
+            (b"<a>&#1;</a>", "#1"),
+        ] {
+            assert_eq!(
+                p(src).err(),
+                Some(XmlError::UnknownEntity { name: name.into() }),
+                "{}",
+                String::from_utf8_lossy(src)
+            );
+        }
+    }
+
+    #[test]
+    fn limits_are_enforced() {
+        let l = limits(2, 2, 5);
+        let parse = |s: &[u8], l: &Limits| Document::parse(Bytes::copy_from_slice(s), l);
+        assert_eq!(
+            parse(b"<a><b><c/></b></a>", &l).err(),
+            Some(XmlError::TooDeep { limit: 2 })
+        );
+        assert!(parse(b"<a><b/></a>", &l).is_ok());
+        assert_eq!(
+            parse(b"<a x=\"1\" y=\"2\" xmlns=\"urn:z\"/>", &l).err(),
+            Some(XmlError::TooManyAttributes { limit: 2 })
+        );
+        assert_eq!(
+            parse(b"<a><b/><b/><b/><b/><b/></a>", &l).err(),
+            Some(XmlError::TooManyNodes { limit: 5 })
+        );
+        assert_eq!(
+            parse(b"<a>x<!--c-->y<!--c-->z</a>", &l).err(),
+            Some(XmlError::TooManyNodes { limit: 5 })
+        );
+    }
+
+    #[test]
+    fn duplicate_ids_are_rejected_across_spellings() {
+        assert_eq!(
+            p(br#"<a id="x"><b ID="x"/></a>"#).err(),
+            Some(XmlError::DuplicateId { id: "x".into() })
+        );
+        let src = format!(r#"<a Id="x"><b xmlns:w="{WSU_NS}" w:Id="x"/></a>"#);
+        assert!(matches!(
+            p(src.as_bytes()),
+            Err(XmlError::DuplicateId { .. })
+        ));
+        // Decoded values are compared, not raw spellings.
+        assert!(matches!(
+            p(br#"<a id="x&amp;"><b id="x&#38;"/></a>"#),
+            Err(XmlError::DuplicateId { .. })
+        ));
+    }
+
+    #[test]
+    fn undeclared_prefixes_are_rejected() {
+        assert_eq!(
+            p(b"<p:a/>").err(),
+            Some(XmlError::UndeclaredPrefix { prefix: "p".into() })
+        );
+        assert_eq!(
+            p(b"<a q:x=\"1\"/>").err(),
+            Some(XmlError::UndeclaredPrefix { prefix: "q".into() })
+        );
+        assert_eq!(
+            p(b"<a><p:b xmlns:p=\"urn:p\"/><p:c/></a>").err(),
+            Some(XmlError::UndeclaredPrefix { prefix: "p".into() })
+        );
+        assert!(p(b"<a xml:lang=\"da\"/>").is_ok());
+    }
+
+    #[test]
+    fn encodings_other_than_utf8_are_rejected() {
+        assert_eq!(p(b"<a>\xff</a>").err(), Some(XmlError::InvalidUtf8));
+        assert_eq!(
+            p(b"\xff\xfe<\x00a\x00/\x00>\x00").err(),
+            Some(XmlError::InvalidUtf8)
+        );
+        assert_eq!(
+            p(b"<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><a/>").err(),
+            Some(XmlError::UnsupportedEncoding {
+                encoding: "ISO-8859-1".into()
+            })
+        );
+        assert!(p(b"<?xml version=\"1.0\" encoding=\"UTF-8\"?><a/>").is_ok());
+    }
+
+    #[test]
+    fn escaped_namespace_uris_are_decoded() {
+        let doc = p(b"<p:a xmlns:p=\"urn:a&amp;b\"/>").unwrap();
+        assert_eq!(doc.namespace(doc.root()), Some("urn:a&b"));
+    }
+}

@@ -3,3 +3,5 @@
 pub mod algorithm;
 pub mod sign;
 pub mod verify;
+
+pub use verify::{verify_enveloped, DsigError, VerifiedSignature};
