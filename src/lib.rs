@@ -1,4 +1,19 @@
-//! segl: an HSM-backed Security Token Service for the Danish healthcare federation.
+//! segl: an HSM-backed Security Token Service for the Danish healthcare federation, serving the
+//! NSP SOSI STS wire protocol.
+//!
+//! The request path, top to bottom: [`server`] (executors, HTTP) → [`exchange`] (one module
+//! per endpoint family) → [`xml`] (parse, verify, canonical emit) and [`trust`] (signer
+//! certificates) → [`token`] (the tokens themselves) → [`signing`] (the HSM, via
+//! `segl-pkcs11`).
 #![forbid(unsafe_code)]
 
+pub mod config;
+pub mod dev;
+pub mod exchange;
+pub mod server;
+pub mod signing;
+pub mod spec_data;
+pub mod time;
+pub mod token;
+pub mod trust;
 pub mod xml;

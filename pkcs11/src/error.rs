@@ -5,10 +5,7 @@
 pub enum Pkcs11Error {
     /// The PKCS#11 module could not be loaded or initialized.
     #[error("cannot load PKCS#11 module {path}: {source}")]
-    ModuleLoad {
-        path: String,
-        source: cryptoki::error::Error,
-    },
+    ModuleLoad { path: String, source: cryptoki::error::Error },
     /// No slot holds a token with this label.
     #[error("no token labelled {label:?} in PKCS#11 module {module}")]
     TokenNotFound { label: String, module: String },
@@ -20,10 +17,7 @@ pub enum Pkcs11Error {
     LabelTooLong { label: String },
     /// Login was refused (the PIN itself is never part of the error).
     #[error("login to token {label:?} failed: {source}")]
-    Login {
-        label: String,
-        source: cryptoki::error::Error,
-    },
+    Login { label: String, source: cryptoki::error::Error },
     /// The PIN could not be read from its source.
     #[error("cannot read PIN from {source_desc}: {reason}")]
     PinUnavailable { source_desc: String, reason: String },
@@ -38,15 +32,8 @@ pub enum Pkcs11Error {
     NotRsa { label: String, reason: String },
     /// The digest handed to the signer does not have the length of its algorithm.
     #[error("digest of {got} bytes given for {alg:?}, which needs {expected}")]
-    DigestLength {
-        alg: crate::HashAlgorithm,
-        expected: usize,
-        got: usize,
-    },
+    DigestLength { alg: crate::HashAlgorithm, expected: usize, got: usize },
     /// Any other PKCS#11 call failed; `op` names the call.
     #[error("PKCS#11 {op} failed: {source}")]
-    Call {
-        op: &'static str,
-        source: cryptoki::error::Error,
-    },
+    Call { op: &'static str, source: cryptoki::error::Error },
 }

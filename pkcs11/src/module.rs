@@ -34,9 +34,7 @@ pub struct HsmModule {
 
 impl std::fmt::Debug for HsmModule {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HsmModule")
-            .field("path", &self.path)
-            .finish()
+        f.debug_struct("HsmModule").field("path", &self.path).finish()
     }
 }
 
@@ -52,18 +50,12 @@ impl HsmModule {
             if let Some(module) = entry.module.upgrade() {
                 return Ok(module);
             }
-            let module = Arc::new(HsmModule {
-                ctx: entry.ctx.clone(),
-                path: path.to_path_buf(),
-            });
+            let module = Arc::new(HsmModule { ctx: entry.ctx.clone(), path: path.to_path_buf() });
             entry.module = Arc::downgrade(&module);
             return Ok(module);
         }
 
-        let load_err = |source| Pkcs11Error::ModuleLoad {
-            path: path.display().to_string(),
-            source,
-        };
+        let load_err = |source| Pkcs11Error::ModuleLoad { path: path.display().to_string(), source };
         let ctx = Pkcs11::new(&key).map_err(load_err)?;
         match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
             Ok(()) => {}
@@ -74,17 +66,8 @@ impl HsmModule {
             Err(e) => return Err(load_err(e)),
         }
         tracing::debug!(module = %path.display(), "PKCS#11 module initialized");
-        let module = Arc::new(HsmModule {
-            ctx: ctx.clone(),
-            path: path.to_path_buf(),
-        });
-        reg.insert(
-            key,
-            Registered {
-                ctx,
-                module: Arc::downgrade(&module),
-            },
-        );
+        let module = Arc::new(HsmModule { ctx: ctx.clone(), path: path.to_path_buf() });
+        reg.insert(key, Registered { ctx, module: Arc::downgrade(&module) });
         Ok(module)
     }
 
@@ -95,23 +78,14 @@ impl HsmModule {
 
     /// The token with this label.
     pub fn token(self: &Arc<Self>, label: &str) -> Result<Token, Pkcs11Error> {
-        let slots = self
-            .ctx
-            .get_slots_with_initialized_token()
-            .map_err(call("C_GetSlotList"))?;
+        let slots = self.ctx.get_slots_with_initialized_token().map_err(call("C_GetSlotList"))?;
         for slot in slots {
-            let info = self
-                .ctx
-                .get_token_info(slot)
-                .map_err(call("C_GetTokenInfo"))?;
+            let info = self.ctx.get_token_info(slot).map_err(call("C_GetTokenInfo"))?;
             if trim_label(info.label()) == label {
                 return Ok(Token::new(Arc::clone(self), slot, label.to_owned()));
             }
         }
-        Err(Pkcs11Error::TokenNotFound {
-            label: label.to_owned(),
-            module: self.path.display().to_string(),
-        })
+        Err(Pkcs11Error::TokenNotFound { label: label.to_owned(), module: self.path.display().to_string() })
     }
 
     /// Initializes a new token with `label` on the first uninitialized slot and sets its user
@@ -123,44 +97,30 @@ impl HsmModule {
         user_pin: &SecretPin,
     ) -> Result<Token, Pkcs11Error> {
         if label.len() > MAX_LABEL_LEN {
-            return Err(Pkcs11Error::LabelTooLong {
-                label: label.to_owned(),
-            });
+            return Err(Pkcs11Error::LabelTooLong { label: label.to_owned() });
         }
         // Labels need not be unique, so the new token is told apart by its serial number.
         let before = self.initialized_tokens()?;
         let free = self
             .first_uninitialized_slot()?
-            .ok_or_else(|| Pkcs11Error::NoFreeSlot {
-                label: label.to_owned(),
-            })?;
-        self.ctx
-            .init_token(free, &so_pin.auth_pin(), label)
-            .map_err(call("C_InitToken"))?;
+            .ok_or_else(|| Pkcs11Error::NoFreeSlot { label: label.to_owned() })?;
+        self.ctx.init_token(free, &so_pin.auth_pin(), label).map_err(call("C_InitToken"))?;
 
         // SoftHSM renumbers slots after C_InitToken, so the old slot id is stale.
         let slot = self
             .initialized_tokens()?
             .into_iter()
-            .find(|(_, l, serial)| {
-                l == label && !before.iter().any(|(_, bl, bs)| bl == l && bs == serial)
-            })
+            .find(|(_, l, serial)| l == label && !before.iter().any(|(_, bl, bs)| bl == l && bs == serial))
             .map(|(slot, _, _)| slot)
             .ok_or_else(|| Pkcs11Error::TokenNotFound {
                 label: label.to_owned(),
                 module: self.path.display().to_string(),
             })?;
 
-        let session = self
-            .ctx
-            .open_rw_session(slot)
-            .map_err(call("C_OpenSession"))?;
+        let session = self.ctx.open_rw_session(slot).map_err(call("C_OpenSession"))?;
         session
             .login(UserType::So, Some(&so_pin.auth_pin()))
-            .map_err(|source| Pkcs11Error::Login {
-                label: label.to_owned(),
-                source,
-            })?;
+            .map_err(|source| Pkcs11Error::Login { label: label.to_owned(), source })?;
         let init_pin = session.init_pin(&user_pin.auth_pin());
         // Log out even when C_InitPIN failed, so the SO session does not linger.
         let logout = session.logout();
@@ -177,36 +137,20 @@ impl HsmModule {
 
     /// (slot, label, serial number) of every initialized token.
     fn initialized_tokens(&self) -> Result<Vec<(Slot, String, String)>, Pkcs11Error> {
-        let slots = self
-            .ctx
-            .get_slots_with_initialized_token()
-            .map_err(call("C_GetSlotList"))?;
+        let slots = self.ctx.get_slots_with_initialized_token().map_err(call("C_GetSlotList"))?;
         slots
             .into_iter()
             .map(|slot| {
-                let info = self
-                    .ctx
-                    .get_token_info(slot)
-                    .map_err(call("C_GetTokenInfo"))?;
-                Ok((
-                    slot,
-                    trim_label(info.label()).to_owned(),
-                    info.serial_number().trim().to_owned(),
-                ))
+                let info = self.ctx.get_token_info(slot).map_err(call("C_GetTokenInfo"))?;
+                Ok((slot, trim_label(info.label()).to_owned(), info.serial_number().trim().to_owned()))
             })
             .collect()
     }
 
     fn first_uninitialized_slot(&self) -> Result<Option<Slot>, Pkcs11Error> {
-        let slots = self
-            .ctx
-            .get_slots_with_token()
-            .map_err(call("C_GetSlotList"))?;
+        let slots = self.ctx.get_slots_with_token().map_err(call("C_GetSlotList"))?;
         for slot in slots {
-            let info = self
-                .ctx
-                .get_token_info(slot)
-                .map_err(call("C_GetTokenInfo"))?;
+            let info = self.ctx.get_token_info(slot).map_err(call("C_GetTokenInfo"))?;
             if !info.token_initialized() {
                 return Ok(Some(slot));
             }

@@ -46,8 +46,7 @@ impl PinSource {
         let pin = match self {
             Self::File(path) => {
                 // io::Error's Display names the OS cause only, never file contents.
-                let text =
-                    std::fs::read_to_string(path).map_err(|e| self.unavailable(e.to_string()))?;
+                let text = std::fs::read_to_string(path).map_err(|e| self.unavailable(e.to_string()))?;
                 let first = text.split('\n').next().unwrap_or_default();
                 first.trim_end_matches(['\r', '\n']).to_owned()
             }
@@ -71,10 +70,7 @@ impl PinSource {
             Self::File(path) => format!("file {}", path.display()),
             Self::Env(name) => format!("environment variable {name}"),
         };
-        Pkcs11Error::PinUnavailable {
-            source_desc,
-            reason: reason.into(),
-        }
+        Pkcs11Error::PinUnavailable { source_desc, reason: reason.into() }
     }
 }
 
@@ -87,19 +83,16 @@ mod tests {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or_default();
-        let path =
-            std::env::temp_dir().join(format!("segl-pin-{}-{nanos}-{name}", std::process::id()));
+        let path = std::env::temp_dir().join(format!("segl-pin-{}-{nanos}-{name}", std::process::id()));
         std::fs::write(&path, content).unwrap();
         path
     }
 
     #[test]
     fn file_first_line_without_line_ending() {
-        for (name, content) in [
-            ("lf", &b"1234\nsecond\n"[..]),
-            ("crlf", b"1234\r\nsecond"),
-            ("none", b"1234"),
-        ] {
+        for (name, content) in
+            [("lf", &b"1234\nsecond\n"[..]), ("crlf", b"1234\r\nsecond"), ("none", b"1234")]
+        {
             let path = temp_file(name, content);
             let pin = PinSource::File(path.clone()).read().unwrap();
             assert_eq!(pin.expose(), "1234", "{name}");
@@ -127,10 +120,7 @@ mod tests {
     fn env_variable() {
         let name = format!("SEGL_PIN_TEST_{}", std::process::id());
         std::env::set_var(&name, "s3cret-pin");
-        assert_eq!(
-            PinSource::Env(name.clone()).read().unwrap().expose(),
-            "s3cret-pin"
-        );
+        assert_eq!(PinSource::Env(name.clone()).read().unwrap().expose(), "s3cret-pin");
         std::env::set_var(&name, "");
         let err = PinSource::Env(name.clone()).read().unwrap_err();
         assert!(err.to_string().contains(&name));

@@ -23,9 +23,7 @@ pub struct TokenSession {
 
 impl std::fmt::Debug for TokenSession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenSession")
-            .field("token", &self.token.label())
-            .finish()
+        f.debug_struct("TokenSession").field("token", &self.token.label()).finish()
     }
 }
 
@@ -37,12 +35,7 @@ impl TokenSession {
     /// Generates an RSA key pair inside the token. The private key is CKA_TOKEN, CKA_PRIVATE,
     /// CKA_SENSITIVE, not CKA_EXTRACTABLE, CKA_SIGN true, CKA_DECRYPT/CKA_UNWRAP false; both
     /// halves carry `label` and `id`. Fails with `KeyExists` if the label is taken.
-    pub fn generate_rsa_key(
-        &self,
-        label: &str,
-        id: &[u8],
-        bits: u32,
-    ) -> Result<RsaPublicKey, Pkcs11Error> {
+    pub fn generate_rsa_key(&self, label: &str, id: &[u8], bits: u32) -> Result<RsaPublicKey, Pkcs11Error> {
         if self.has_key(label)? {
             return Err(Pkcs11Error::KeyExists {
                 label: label.to_owned(),
@@ -94,10 +87,7 @@ impl TokenSession {
         let object = match find_one(&self.session, ObjectClass::PUBLIC_KEY, label)? {
             Some(public) => public,
             None => find_one(&self.session, ObjectClass::PRIVATE_KEY, label)?.ok_or_else(|| {
-                Pkcs11Error::KeyNotFound {
-                    label: label.to_owned(),
-                    token: self.token.label().to_owned(),
-                }
+                Pkcs11Error::KeyNotFound { label: label.to_owned(), token: self.token.label().to_owned() }
             })?,
         };
         self.read_public_key(object, label)
@@ -107,9 +97,7 @@ impl TokenSession {
     /// replacing one with the same label.
     pub fn store_certificate(&self, label: &str, id: &[u8], der: &[u8]) -> Result<(), Pkcs11Error> {
         for old in find_all(&self.session, ObjectClass::CERTIFICATE, label)? {
-            self.session
-                .destroy_object(old)
-                .map_err(call("C_DestroyObject"))?;
+            self.session.destroy_object(old).map_err(call("C_DestroyObject"))?;
         }
         self.session
             .create_object(&[
@@ -145,37 +133,23 @@ impl TokenSession {
         }))
     }
 
-    fn read_public_key(
-        &self,
-        object: ObjectHandle,
-        label: &str,
-    ) -> Result<RsaPublicKey, Pkcs11Error> {
+    fn read_public_key(&self, object: ObjectHandle, label: &str) -> Result<RsaPublicKey, Pkcs11Error> {
         let attrs = self
             .session
-            .get_attributes(
-                object,
-                &[AttributeType::Modulus, AttributeType::PublicExponent],
-            )
+            .get_attributes(object, &[AttributeType::Modulus, AttributeType::PublicExponent])
             .map_err(call("C_GetAttributeValue"))?;
         let mut modulus = None;
         let mut public_exponent = None;
         for attr in attrs {
             match attr {
                 Attribute::Modulus(m) => modulus = Some(strip_leading_zeros(&m).to_vec()),
-                Attribute::PublicExponent(e) => {
-                    public_exponent = Some(strip_leading_zeros(&e).to_vec())
-                }
+                Attribute::PublicExponent(e) => public_exponent = Some(strip_leading_zeros(&e).to_vec()),
                 _ => {}
             }
         }
         match (modulus, public_exponent) {
-            (Some(modulus), Some(public_exponent))
-                if !modulus.is_empty() && !public_exponent.is_empty() =>
-            {
-                Ok(RsaPublicKey {
-                    modulus,
-                    public_exponent,
-                })
+            (Some(modulus), Some(public_exponent)) if !modulus.is_empty() && !public_exponent.is_empty() => {
+                Ok(RsaPublicKey { modulus, public_exponent })
             }
             _ => Err(Pkcs11Error::NotRsa {
                 label: label.to_owned(),

@@ -36,13 +36,7 @@ impl RsaSigner {
         modulus_len: usize,
         token: Token,
     ) -> Self {
-        Self {
-            session,
-            key,
-            label,
-            modulus_len,
-            _token: token,
-        }
+        Self { session, key, label, modulus_len, _token: token }
     }
 
     /// The label of the key this signer uses.
@@ -57,10 +51,7 @@ impl RsaSigner {
             expected: alg.output_len(),
             got: digest.len(),
         })?;
-        let signature = self
-            .session
-            .sign(&Mechanism::RsaPkcs, self.key, &info)
-            .map_err(call("C_Sign"))?;
+        let signature = self.session.sign(&Mechanism::RsaPkcs, self.key, &info).map_err(call("C_Sign"))?;
         if signature.len() != self.modulus_len {
             tracing::warn!(
                 key = %self.label,

@@ -37,14 +37,7 @@ impl std::fmt::Debug for Token {
 
 impl Token {
     pub(crate) fn new(module: Arc<HsmModule>, slot: Slot, label: String) -> Self {
-        Self {
-            inner: Arc::new(TokenInner {
-                module,
-                slot,
-                label,
-                login_session: Mutex::new(None),
-            }),
-        }
+        Self { inner: Arc::new(TokenInner { module, slot, label, login_session: Mutex::new(None) }) }
     }
 
     /// The token label.
@@ -56,26 +49,17 @@ impl Token {
     /// per application and token in PKCS#11, so one login serves every session).
     pub fn login(&self, pin: &SecretPin) -> Result<(), Pkcs11Error> {
         // A poisoned lock only means a login panicked; the Option inside is still valid.
-        let mut keeper = self
-            .inner
-            .login_session
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let user_login =
-            |session: &Session| match session.login(UserType::User, Some(&pin.auth_pin())) {
-                Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(()),
-                Err(e) => Err(e),
-            };
+        let mut keeper = self.inner.login_session.lock().unwrap_or_else(PoisonError::into_inner);
+        let user_login = |session: &Session| match session.login(UserType::User, Some(&pin.auth_pin())) {
+            Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(()),
+            Err(e) => Err(e),
+        };
         let kept = keeper.as_ref().map(user_login);
         match kept {
             Some(Ok(())) => {}
             // No kept session yet, or someone closed it behind our back (C_CloseAllSessions):
             // open a fresh one.
-            None
-            | Some(Err(CkError::Pkcs11(
-                RvError::SessionHandleInvalid | RvError::SessionClosed,
-                _,
-            ))) => {
+            None | Some(Err(CkError::Pkcs11(RvError::SessionHandleInvalid | RvError::SessionClosed, _))) => {
                 let session = self
                     .inner
                     .module
@@ -92,20 +76,13 @@ impl Token {
     }
 
     fn login_error(&self, source: CkError) -> Pkcs11Error {
-        Pkcs11Error::Login {
-            label: self.inner.label.clone(),
-            source,
-        }
+        Pkcs11Error::Login { label: self.inner.label.clone(), source }
     }
 
     /// A new read/write session for key management (caller must have logged in).
     pub fn session(&self) -> Result<TokenSession, Pkcs11Error> {
-        let session = self
-            .inner
-            .module
-            .ctx()
-            .open_rw_session(self.inner.slot)
-            .map_err(call("C_OpenSession"))?;
+        let session =
+            self.inner.module.ctx().open_rw_session(self.inner.slot).map_err(call("C_OpenSession"))?;
         Ok(TokenSession::new(session, self.clone()))
     }
 
@@ -114,25 +91,16 @@ impl Token {
     pub fn signer(&self, key_label: &str) -> Result<RsaSigner, Pkcs11Error> {
         // Signing needs no write access; a read-only session does not count against the
         // token's read/write session limit.
-        let session = self
-            .inner
-            .module
-            .ctx()
-            .open_ro_session(self.inner.slot)
-            .map_err(call("C_OpenSession"))?;
+        let session =
+            self.inner.module.ctx().open_ro_session(self.inner.slot).map_err(call("C_OpenSession"))?;
         let key = find_one(&session, ObjectClass::PRIVATE_KEY, key_label)?.ok_or_else(|| {
-            Pkcs11Error::KeyNotFound {
-                label: key_label.to_owned(),
-                token: self.inner.label.clone(),
-            }
+            Pkcs11Error::KeyNotFound { label: key_label.to_owned(), token: self.inner.label.clone() }
         })?;
         let attrs = session
             .get_attributes(key, &[AttributeType::KeyType, AttributeType::Modulus])
             .map_err(call("C_GetAttributeValue"))?;
-        let not_rsa = |reason: &str| Pkcs11Error::NotRsa {
-            label: key_label.to_owned(),
-            reason: reason.to_owned(),
-        };
+        let not_rsa =
+            |reason: &str| Pkcs11Error::NotRsa { label: key_label.to_owned(), reason: reason.to_owned() };
         let mut key_type = None;
         let mut modulus_len = 0;
         for attr in attrs {
@@ -149,13 +117,7 @@ impl Token {
         if modulus_len < 62 {
             return Err(not_rsa("modulus missing or too short"));
         }
-        Ok(RsaSigner::new(
-            session,
-            key,
-            key_label.to_owned(),
-            modulus_len,
-            self.clone(),
-        ))
+        Ok(RsaSigner::new(session, key, key_label.to_owned(), modulus_len, self.clone()))
     }
 }
 
@@ -167,11 +129,7 @@ pub(crate) fn find_one(
 ) -> Result<Option<ObjectHandle>, Pkcs11Error> {
     let found = find_all(session, class, label)?;
     if found.len() > 1 {
-        tracing::warn!(
-            label,
-            count = found.len(),
-            "several PKCS#11 objects share a label; using the first"
-        );
+        tracing::warn!(label, count = found.len(), "several PKCS#11 objects share a label; using the first");
     }
     Ok(found.into_iter().next())
 }
@@ -183,9 +141,6 @@ pub(crate) fn find_all(
     label: &str,
 ) -> Result<Vec<ObjectHandle>, Pkcs11Error> {
     session
-        .find_objects(&[
-            Attribute::Class(class),
-            Attribute::Label(label.as_bytes().to_vec()),
-        ])
+        .find_objects(&[Attribute::Class(class), Attribute::Label(label.as_bytes().to_vec())])
         .map_err(call("C_FindObjects"))
 }

@@ -11,9 +11,7 @@ use aws_lc_rs::signature::{
 };
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::object::{Attribute, AttributeType, ObjectClass};
-use segl_pkcs11::{
-    HashAlgorithm, HsmModule, Pkcs11Error, RsaPublicKey, RsaSigner, SecretPin, Token,
-};
+use segl_pkcs11::{HashAlgorithm, HsmModule, Pkcs11Error, RsaPublicKey, RsaSigner, SecretPin, Token};
 
 const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 const SO_PIN: &str = "so-pin-8642";
@@ -26,13 +24,9 @@ const KEY_ID: &[u8] = &[0x5e, 0x61];
 fn work_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
         remove_stale_work_dirs();
-        let dir =
-            std::env::temp_dir().join(format!("segl-pkcs11-test-{}-{nanos}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("segl-pkcs11-test-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(dir.join("tokens")).unwrap();
         dir
     })
@@ -49,10 +43,7 @@ fn remove_stale_work_dirs() {
     };
     for entry in entries.flatten() {
         let name = entry.file_name();
-        let Some(rest) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix("segl-pkcs11-test-"))
-        else {
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix("segl-pkcs11-test-")) else {
             continue;
         };
         let Some(pid) = rest.split('-').next() else {
@@ -99,20 +90,11 @@ fn fixture() -> Option<&'static Fixture> {
     let module = module()?;
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     Some(FIXTURE.get_or_init(|| {
-        let token = module
-            .init_token(
-                MAIN_TOKEN,
-                &SecretPin::new(SO_PIN),
-                &SecretPin::new(USER_PIN),
-            )
-            .unwrap();
+        let token =
+            module.init_token(MAIN_TOKEN, &SecretPin::new(SO_PIN), &SecretPin::new(USER_PIN)).unwrap();
         assert_eq!(token.label(), MAIN_TOKEN);
         token.login(&SecretPin::new(USER_PIN)).unwrap();
-        let public = token
-            .session()
-            .unwrap()
-            .generate_rsa_key(KEY, KEY_ID, 2048)
-            .unwrap();
+        let public = token.session().unwrap().generate_rsa_key(KEY, KEY_ID, 2048).unwrap();
         Fixture { token, public }
     }))
 }
@@ -153,9 +135,7 @@ fn verifier(alg: HashAlgorithm) -> &'static dyn VerificationAlgorithm {
 }
 
 fn verifies(public_der: &[u8], alg: HashAlgorithm, msg: &[u8], sig: &[u8]) -> bool {
-    UnparsedPublicKey::new(verifier(alg), public_der)
-        .verify(msg, sig)
-        .is_ok()
+    UnparsedPublicKey::new(verifier(alg), public_der).verify(msg, sig).is_ok()
 }
 
 #[test]
@@ -230,18 +210,15 @@ fn private_key_is_sensitive_non_extractable_and_sign_only() {
     assert!(!flag(AttributeType::Unwrap));
     assert!(attrs.contains(&Attribute::Id(KEY_ID.to_vec())));
     // Sensitive components are filtered out (CKR_ATTRIBUTE_SENSITIVE) by get_attributes.
-    assert!(!attrs.iter().any(|a| matches!(
-        a.attribute_type(),
-        AttributeType::PrivateExponent | AttributeType::Prime1
-    )));
+    assert!(!attrs
+        .iter()
+        .any(|a| matches!(a.attribute_type(), AttributeType::PrivateExponent | AttributeType::Prime1)));
     // Either an error or an empty answer is acceptable; a value is not.
     if let Ok(v) = session.get_attributes(key, &[AttributeType::PrivateExponent]) {
         assert!(v.is_empty(), "private exponent readable: {v:?}");
     }
     // Nor can the key be made extractable after the fact.
-    assert!(session
-        .update_attributes(key, &[Attribute::Extractable(true)])
-        .is_err());
+    assert!(session.update_attributes(key, &[Attribute::Extractable(true)]).is_err());
 }
 
 #[test]
@@ -257,10 +234,7 @@ fn sign_digest_verifies_with_sha1_and_sha256() {
         assert_eq!(sig.len(), 256);
         assert!(verifies(&pkcs1, alg, msg, &sig), "{alg:?} via PKCS#1 key");
         assert!(verifies(&spki, alg, msg, &sig), "{alg:?} via SPKI");
-        assert!(
-            !verifies(&pkcs1, alg, b"a different message", &sig),
-            "{alg:?}"
-        );
+        assert!(!verifies(&pkcs1, alg, b"a different message", &sig), "{alg:?}");
         let other = match alg {
             HashAlgorithm::Sha1 => HashAlgorithm::Sha256,
             HashAlgorithm::Sha256 => HashAlgorithm::Sha1,
@@ -293,11 +267,7 @@ fn spki_is_what_openssl_and_aws_lc_parse() {
         .arg(&reencoded)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(std::fs::read(&reencoded).unwrap(), spki);
 
     let msg_path = dir.join("msg");
@@ -305,9 +275,7 @@ fn spki_is_what_openssl_and_aws_lc_parse() {
     let msg = b"verified by openssl";
     std::fs::write(&msg_path, msg).unwrap();
     let signer = f.token.signer(KEY).unwrap();
-    let sig = signer
-        .sign_digest(HashAlgorithm::Sha256, &sha(HashAlgorithm::Sha256, msg))
-        .unwrap();
+    let sig = signer.sign_digest(HashAlgorithm::Sha256, &sha(HashAlgorithm::Sha256, msg)).unwrap();
     std::fs::write(&sig_path, &sig).unwrap();
     let verify = |data: &Path| {
         Command::new("openssl")
@@ -336,11 +304,7 @@ fn wrong_digest_length_is_rejected() {
     let Some(f) = fixture() else { return };
     let signer = f.token.signer(KEY).unwrap();
     match signer.sign_digest(HashAlgorithm::Sha256, &[0u8; 20]) {
-        Err(Pkcs11Error::DigestLength {
-            alg: HashAlgorithm::Sha256,
-            expected: 32,
-            got: 20,
-        }) => {}
+        Err(Pkcs11Error::DigestLength { alg: HashAlgorithm::Sha256, expected: 32, got: 20 }) => {}
         other => panic!("expected DigestLength, got {other:?}"),
     }
     assert!(matches!(
@@ -353,9 +317,7 @@ fn wrong_digest_length_is_rejected() {
 fn wrong_pin_is_a_login_error_without_the_pin() {
     let Some(module) = module() else { return };
     let label = "segl-pin-test";
-    let token = module
-        .init_token(label, &SecretPin::new(SO_PIN), &SecretPin::new(USER_PIN))
-        .unwrap();
+    let token = module.init_token(label, &SecretPin::new(SO_PIN), &SecretPin::new(USER_PIN)).unwrap();
     let wrong = "wrong-pin-97531";
     match token.login(&SecretPin::new(wrong)) {
         Err(e @ Pkcs11Error::Login { .. }) => {
@@ -380,14 +342,8 @@ fn wrong_pin_is_a_login_error_without_the_pin() {
 fn unknown_token_key_and_duplicate_label() {
     let Some(f) = fixture() else { return };
     let module = module().unwrap();
-    assert!(matches!(
-        module.token("no-such-token"),
-        Err(Pkcs11Error::TokenNotFound { .. })
-    ));
-    assert!(matches!(
-        f.token.signer("no-such-key"),
-        Err(Pkcs11Error::KeyNotFound { .. })
-    ));
+    assert!(matches!(module.token("no-such-token"), Err(Pkcs11Error::TokenNotFound { .. })));
+    assert!(matches!(f.token.signer("no-such-key"), Err(Pkcs11Error::KeyNotFound { .. })));
     assert!(matches!(
         f.token.session().unwrap().public_key("no-such-key"),
         Err(Pkcs11Error::KeyNotFound { .. })
@@ -430,16 +386,11 @@ fn certificate_store_replace_and_read() {
         ])
         .unwrap();
     assert_eq!(certs.len(), 1, "replace must not leave the old certificate");
-    let attrs = raw
-        .get_attributes(certs[0], &[AttributeType::Id, AttributeType::Token])
-        .unwrap();
+    let attrs = raw.get_attributes(certs[0], &[AttributeType::Id, AttributeType::Token]).unwrap();
     assert!(attrs.contains(&Attribute::Id(KEY_ID.to_vec())));
     assert!(attrs.contains(&Attribute::Token(true)));
     // A later session sees the token object.
-    assert_eq!(
-        f.token.session().unwrap().certificate(label).unwrap(),
-        Some(second)
-    );
+    assert_eq!(f.token.session().unwrap().certificate(label).unwrap(), Some(second));
 }
 
 #[test]
@@ -453,17 +404,9 @@ fn two_signers_sign_concurrently_on_two_threads() {
                 for n in 0..10 {
                     let msg = format!("thread {i} message {n}");
                     let sig = signer
-                        .sign_digest(
-                            HashAlgorithm::Sha256,
-                            &sha(HashAlgorithm::Sha256, msg.as_bytes()),
-                        )
+                        .sign_digest(HashAlgorithm::Sha256, &sha(HashAlgorithm::Sha256, msg.as_bytes()))
                         .unwrap();
-                    assert!(verifies(
-                        &pkcs1,
-                        HashAlgorithm::Sha256,
-                        msg.as_bytes(),
-                        &sig
-                    ));
+                    assert!(verifies(&pkcs1, HashAlgorithm::Sha256, msg.as_bytes(), &sig));
                 }
             })
         })
@@ -484,10 +427,7 @@ fn loading_twice_returns_the_same_module() {
 #[test]
 fn missing_module_is_a_load_error() {
     let path = work_dir().join("no-such-module.so");
-    assert!(matches!(
-        HsmModule::load(&path),
-        Err(Pkcs11Error::ModuleLoad { .. })
-    ));
+    assert!(matches!(HsmModule::load(&path), Err(Pkcs11Error::ModuleLoad { .. })));
 }
 
 #[test]

@@ -97,8 +97,7 @@ fn needs_text_escape(raw: &[u8]) -> bool {
 }
 
 fn needs_attr_escape(raw: &[u8]) -> bool {
-    raw.iter()
-        .any(|&b| matches!(b, b'&' | b'<' | b'"' | b'\t' | b'\n' | b'\r'))
+    raw.iter().any(|&b| matches!(b, b'&' | b'<' | b'"' | b'\t' | b'\n' | b'\r'))
 }
 
 impl<'d, 'o, S: Sink> Canon<'d, 'o, S> {
@@ -149,11 +148,7 @@ impl<'d, 'o, S: Sink> Canon<'d, 'o, S> {
     }
 
     fn latest(&self, prefix: &[u8]) -> Option<&'d [u8]> {
-        self.rendered
-            .iter()
-            .rev()
-            .find(|(p, _)| *p == prefix)
-            .map(|&(_, u)| u)
+        self.rendered.iter().rev().find(|(p, _)| *p == prefix).map(|&(_, u)| u)
     }
 
     /// Queues the namespace node for `prefix` unless an output ancestor already rendered it.
@@ -186,10 +181,7 @@ impl<'d, 'o, S: Sink> Canon<'d, 'o, S> {
             if a.prefix_len == 0 {
                 continue;
             }
-            let p = doc
-                .span_bytes(a.name)
-                .get(..a.prefix_len as usize)
-                .unwrap_or_default();
+            let p = doc.span_bytes(a.name).get(..a.prefix_len as usize).unwrap_or_default();
             if p != b"xml" {
                 self.consider(n, p);
             }
@@ -234,13 +226,12 @@ impl<'d, 'o, S: Sink> Canon<'d, 'o, S> {
 
         self.order.clear();
         self.order.extend(0..attrs.len());
-        self.order
-            .sort_unstable_by(|&a, &b| match (attrs.get(a), attrs.get(b)) {
-                (Some(a), Some(b)) => {
-                    (doc.attr_ns(a), doc.attr_local(a)).cmp(&(doc.attr_ns(b), doc.attr_local(b)))
-                }
-                _ => std::cmp::Ordering::Equal,
-            });
+        self.order.sort_unstable_by(|&a, &b| match (attrs.get(a), attrs.get(b)) {
+            (Some(a), Some(b)) => {
+                (doc.attr_ns(a), doc.attr_local(a)).cmp(&(doc.attr_ns(b), doc.attr_local(b)))
+            }
+            _ => std::cmp::Ordering::Equal,
+        });
         for i in 0..self.order.len() {
             let Some(a) = self.order.get(i).and_then(|&k| attrs.get(k)) else {
                 break;
@@ -287,15 +278,11 @@ impl<'d, 'o, S: Sink> Canon<'d, 'o, S> {
 
     fn pi(&mut self, raw: &[u8]) {
         let inner = raw.get(2..raw.len().saturating_sub(2)).unwrap_or_default();
-        let t_end = inner
-            .iter()
-            .position(|&b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
-            .unwrap_or(inner.len());
+        let t_end =
+            inner.iter().position(|&b| matches!(b, b' ' | b'\t' | b'\r' | b'\n')).unwrap_or(inner.len());
         let (target, rest) = inner.split_at(t_end);
-        let data_start = rest
-            .iter()
-            .position(|&b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
-            .unwrap_or(rest.len());
+        let data_start =
+            rest.iter().position(|&b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n')).unwrap_or(rest.len());
         let data = rest.get(data_start..).unwrap_or_default();
         self.out.write(b"<?");
         self.out.write(target);
@@ -418,10 +405,7 @@ Second line</text>
 
     #[test]
     fn literal_line_endings_are_normalized() {
-        assert_eq!(
-            whole("<a b=\"x\r\ny\">1\r\n2\r3<![CDATA[4\r\n]]></a>"),
-            "<a b=\"x y\">1\n2\n34\n</a>"
-        );
+        assert_eq!(whole("<a b=\"x\r\ny\">1\r\n2\r3<![CDATA[4\r\n]]></a>"), "<a b=\"x y\">1\n2\n34\n</a>");
         assert_eq!(whole("<a>&#13;&gt;</a>"), "<a>&#xD;&gt;</a>");
     }
 
@@ -448,10 +432,7 @@ Second line</text>
             r#"<s:E xmlns:s="urn:s" xmlns:p="urn:p" xmlns:unused="urn:u"><p:a><p:b p:x="1"/></p:a></s:E>"#,
         );
         let a = d.children(d.root()).next().unwrap();
-        assert_eq!(
-            subtree(&d, a, &[]),
-            r#"<p:a xmlns:p="urn:p"><p:b p:x="1"></p:b></p:a>"#
-        );
+        assert_eq!(subtree(&d, a, &[]), r#"<p:a xmlns:p="urn:p"><p:b p:x="1"></p:b></p:a>"#);
         assert_eq!(
             subtree(&d, d.root(), &[]),
             r#"<s:E xmlns:s="urn:s"><p:a xmlns:p="urn:p"><p:b p:x="1"></p:b></p:a></s:E>"#
@@ -460,8 +441,7 @@ Second line</text>
 
     #[test]
     fn redeclaration_with_another_value_is_rendered() {
-        let d =
-            doc(r#"<p:a xmlns:p="urn:1"><p:b xmlns:p="urn:2"><p:c xmlns:p="urn:2"/></p:b></p:a>"#);
+        let d = doc(r#"<p:a xmlns:p="urn:1"><p:b xmlns:p="urn:2"><p:c xmlns:p="urn:2"/></p:b></p:a>"#);
         assert_eq!(
             subtree(&d, d.root(), &[]),
             r#"<p:a xmlns:p="urn:1"><p:b xmlns:p="urn:2"><p:c></p:c></p:b></p:a>"#
@@ -471,20 +451,14 @@ Second line</text>
     #[test]
     fn default_namespace_and_undeclaration() {
         let d = doc(r#"<a xmlns="urn:d"><b xmlns=""><c/></b><d/></a>"#);
-        assert_eq!(
-            subtree(&d, d.root(), &[]),
-            r#"<a xmlns="urn:d"><b xmlns=""><c></c></b><d></d></a>"#
-        );
+        assert_eq!(subtree(&d, d.root(), &[]), r#"<a xmlns="urn:d"><b xmlns=""><c></c></b><d></d></a>"#);
         // As apex, an element without a default namespace needs no undeclaration.
         let b = d.children(d.root()).next().unwrap();
         assert_eq!(subtree(&d, b, &[]), "<b><c></c></b>");
         // A prefixed element does not utilize the default namespace.
         let d = doc(r#"<a xmlns="urn:d" xmlns:p="urn:p"><p:b><c/></p:b></a>"#);
         let b = d.children(d.root()).next().unwrap();
-        assert_eq!(
-            subtree(&d, b, &[]),
-            r#"<p:b xmlns:p="urn:p"><c xmlns="urn:d"></c></p:b>"#
-        );
+        assert_eq!(subtree(&d, b, &[]), r#"<p:b xmlns:p="urn:p"><c xmlns="urn:d"></c></p:b>"#);
     }
 
     #[test]
@@ -501,9 +475,7 @@ Second line</text>
 
     #[test]
     fn attributes_sort_by_namespace_uri_then_local_name() {
-        let d = doc(
-            r#"<e xmlns:z="urn:a" xmlns:a="urn:b" a:k="1" z:k="2" b="3" a="4" xml:lang="da"/>"#,
-        );
+        let d = doc(r#"<e xmlns:z="urn:a" xmlns:a="urn:b" a:k="1" z:k="2" b="3" a="4" xml:lang="da"/>"#);
         assert_eq!(
             subtree(&d, d.root(), &[]),
             r#"<e xmlns:a="urn:b" xmlns:z="urn:a" a="4" b="3" xml:lang="da" z:k="2" a:k="1"></e>"#
@@ -546,11 +518,9 @@ Second line</text>
     /// SHA-1 of the card's exclusive canonical form without the Signature.
     #[test]
     fn id_card_digest_matches_reference_vector() {
-        let dir = std::env::var_os("SEGL_SPEC_DIR")
-            .map(std::path::PathBuf::from)
-            .unwrap_or_else(|| {
-                std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/spec"))
-            });
+        let dir = std::env::var_os("SEGL_SPEC_DIR").map(std::path::PathBuf::from).unwrap_or_else(|| {
+            std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/spec"))
+        });
         let path = dir.join("examples/unsealed-sts-request-1.compact.xml");
         let Ok(bytes) = std::fs::read(&path) else {
             println!("skipping: {} not readable", path.display());
@@ -558,9 +528,7 @@ Second line</text>
         };
         let d = Document::parse(Bytes::from(bytes), &Limits::default()).unwrap();
         let card = d.by_id("IDCard").unwrap();
-        let sig = d
-            .child(card, crate::xml::dsig::algorithm::DSIG_NS, "Signature")
-            .unwrap();
+        let sig = d.child(card, crate::xml::dsig::algorithm::DSIG_NS, "Signature").unwrap();
         assert_eq!(d.parent(sig), Some(card));
         let mut h = DigestAlgorithm::Sha1.hasher();
         exclusive(&d, card, Some(sig), &[], &mut h);

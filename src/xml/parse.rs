@@ -15,19 +15,14 @@ use quick_xml::Reader;
 use crate::xml::dsig::algorithm::DSIG_NS;
 
 /// The wsu namespace, whose `Id` attribute is an ID attribute.
-pub const WSU_NS: &str =
-    "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd";
+pub const WSU_NS: &str = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd";
 /// The namespace the `xml` prefix is permanently bound to.
 pub const XML_NS: &str = "http://www.w3.org/XML/1998/namespace";
 
 const NONE: u32 = u32::MAX;
 
 /// The arena always starts with the `xml` namespace so `xml:*` attributes can point at it.
-const XML_NS_STR: Str = Str {
-    start: 0,
-    end: XML_NS.len() as u32,
-    arena: true,
-};
+const XML_NS_STR: Str = Str { start: 0, end: XML_NS.len() as u32, arena: true };
 
 /// Resource limits applied while parsing untrusted input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,11 +37,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self {
-            max_depth: 64,
-            max_attributes: 64,
-            max_nodes: 100_000,
-        }
+        Self { max_depth: 64, max_attributes: 64, max_nodes: 100_000 }
     }
 }
 
@@ -112,10 +103,7 @@ pub enum XmlError {
 }
 
 fn malformed(offset: usize, reason: impl Into<String>) -> XmlError {
-    XmlError::Malformed {
-        offset,
-        reason: reason.into(),
-    }
+    XmlError::Malformed { offset, reason: reason.into() }
 }
 
 /// A handle to an element of a [`Document`].
@@ -247,23 +235,18 @@ fn parse_num(digits: &[u8], radix: u32) -> Option<char> {
     }
     let mut v: u32 = 0;
     for &d in digits {
-        v = v
-            .checked_mul(radix)?
-            .checked_add((d as char).to_digit(radix)?)?;
+        v = v.checked_mul(radix)?.checked_add((d as char).to_digit(radix)?)?;
     }
     char::from_u32(v)
 }
 
 fn unknown_entity(name: &[u8]) -> XmlError {
-    XmlError::UnknownEntity {
-        name: String::from_utf8_lossy(name).into_owned(),
-    }
+    XmlError::UnknownEntity { name: String::from_utf8_lossy(name).into_owned() }
 }
 
 /// Whether a raw attribute value must be normalized/decoded before use.
 pub(crate) fn attr_needs_decoding(raw: &[u8]) -> bool {
-    raw.iter()
-        .any(|&b| matches!(b, b'&' | b'\t' | b'\n' | b'\r'))
+    raw.iter().any(|&b| matches!(b, b'&' | b'\t' | b'\n' | b'\r'))
 }
 
 /// Appends the normalized, decoded value of a raw attribute value (XML 1.0 §3.3.3, CDATA type).
@@ -280,10 +263,7 @@ pub(crate) fn decode_attr_into(raw: &[u8], out: &mut Vec<u8>) -> Result<(), XmlE
             b'\n' | b'\t' => out.push(b' '),
             b'&' => {
                 let rest = raw.get(i + 1..).unwrap_or_default();
-                let semi = rest
-                    .iter()
-                    .position(|&c| c == b';')
-                    .ok_or_else(|| unknown_entity(rest))?;
+                let semi = rest.iter().position(|&c| c == b';').ok_or_else(|| unknown_entity(rest))?;
                 let name = rest.get(..semi).unwrap_or_default();
                 let c = decode_ref(name).ok_or_else(|| unknown_entity(name))?;
                 let mut tmp = [0u8; 4];
@@ -320,10 +300,7 @@ fn offset_in(base: &[u8], part: &[u8]) -> Option<usize> {
 
 fn span(start: usize, end: usize) -> Span {
     // Callers guarantee the buffer is shorter than u32::MAX.
-    Span {
-        start: start as u32,
-        end: end as u32,
-    }
+    Span { start: start as u32, end: end as u32 }
 }
 
 fn ns_eq(a: &str, b: &[u8]) -> bool {
@@ -354,9 +331,7 @@ impl<'a> Builder<'a> {
     fn count_node(&mut self) -> Result<(), XmlError> {
         self.nodes += 1;
         if self.nodes > self.limits.max_nodes {
-            return Err(XmlError::TooManyNodes {
-                limit: self.limits.max_nodes,
-            });
+            return Err(XmlError::TooManyNodes { limit: self.limits.max_nodes });
         }
         Ok(())
     }
@@ -378,11 +353,7 @@ impl<'a> Builder<'a> {
     fn store_value(&mut self, raw: Span) -> Result<Str, XmlError> {
         let bytes = self.bytes(raw);
         if !attr_needs_decoding(bytes) {
-            return Ok(Str {
-                start: raw.start,
-                end: raw.end,
-                arena: false,
-            });
+            return Ok(Str { start: raw.start, end: raw.end, arena: false });
         }
         self.scratch.clear();
         decode_attr_into(bytes, &mut self.scratch)?;
@@ -393,11 +364,7 @@ impl<'a> Builder<'a> {
         if end > u32::MAX as usize {
             return Err(malformed(raw.start as usize, "document too large"));
         }
-        Ok(Str {
-            start: start as u32,
-            end: end as u32,
-            arena: true,
-        })
+        Ok(Str { start: start as u32, end: end as u32, arena: true })
     }
 
     fn resolve(&self, prefix: &[u8], at: usize) -> Result<Option<Str>, XmlError> {
@@ -416,9 +383,7 @@ impl<'a> Builder<'a> {
         if prefix.is_empty() {
             Ok(None)
         } else {
-            Err(XmlError::UndeclaredPrefix {
-                prefix: String::from_utf8_lossy(prefix).into_owned(),
-            })
+            Err(XmlError::UndeclaredPrefix { prefix: String::from_utf8_lossy(prefix).into_owned() })
         }
     }
 
@@ -427,10 +392,7 @@ impl<'a> Builder<'a> {
         match b.iter().position(|&c| c == b':') {
             None if !b.is_empty() => Ok(0),
             Some(p) if p > 0 && p + 1 < b.len() && !b[p + 1..].contains(&b':') => Ok(p as u32),
-            _ => Err(malformed(
-                at,
-                format!("invalid qualified name {:?}", String::from_utf8_lossy(b)),
-            )),
+            _ => Err(malformed(at, format!("invalid qualified name {:?}", String::from_utf8_lossy(b)))),
         }
     }
 
@@ -445,9 +407,7 @@ impl<'a> Builder<'a> {
             return Err(malformed(pos, "more than one document element"));
         }
         if self.stack.len() >= self.limits.max_depth {
-            return Err(XmlError::TooDeep {
-                limit: self.limits.max_depth,
-            });
+            return Err(XmlError::TooDeep { limit: self.limits.max_depth });
         }
         self.count_node()?;
         let id = self.elems.len() as u32;
@@ -463,16 +423,14 @@ impl<'a> Builder<'a> {
             let a = a.map_err(|err| malformed(pos, err.to_string()))?;
             count += 1;
             if count > self.limits.max_attributes {
-                return Err(XmlError::TooManyAttributes {
-                    limit: self.limits.max_attributes,
-                });
+                return Err(XmlError::TooManyAttributes { limit: self.limits.max_attributes });
             }
             let key = a.key.as_ref();
             let value: &[u8] = a.value.as_ref();
-            let k_off = offset_in(self.buf, key)
-                .ok_or_else(|| malformed(pos, "attribute name outside buffer"))?;
-            let v_off = offset_in(self.buf, value)
-                .ok_or_else(|| malformed(pos, "attribute value outside buffer"))?;
+            let k_off =
+                offset_in(self.buf, key).ok_or_else(|| malformed(pos, "attribute name outside buffer"))?;
+            let v_off =
+                offset_in(self.buf, value).ok_or_else(|| malformed(pos, "attribute value outside buffer"))?;
             if value.contains(&b'<') {
                 return Err(malformed(v_off, "'<' in attribute value"));
             }
@@ -509,12 +467,7 @@ impl<'a> Builder<'a> {
                     decode_attr_into(value, &mut self.scratch)?;
                 }
                 let prefix_len = self.split_qname(name, k_off)?;
-                self.attrs.push(Attr {
-                    name,
-                    prefix_len,
-                    value: value_span,
-                    ns: None,
-                });
+                self.attrs.push(Attr { name, prefix_len, value: value_span, ns: None });
             }
         }
 
@@ -569,8 +522,7 @@ impl<'a> Builder<'a> {
         // and the ID card embedded in it both carry it), and the enveloped profile never lets a
         // reference resolve to a Signature, so no wrapping can hide behind it.
         let is_signature = ns.map(|u| self.str_bytes(u)) == Some(DSIG_NS.as_bytes())
-            && qname.get(prefix_len as usize + usize::from(prefix_len != 0)..)
-                == Some(&b"Signature"[..]);
+            && qname.get(prefix_len as usize + usize::from(prefix_len != 0)..) == Some(&b"Signature"[..]);
         for i in attr_start as usize..attr_end as usize {
             if is_signature {
                 break;
@@ -639,10 +591,7 @@ impl<'a> Builder<'a> {
     }
 
     fn end(&mut self, end_pos: usize) -> Result<(), XmlError> {
-        let id = self
-            .stack
-            .pop()
-            .ok_or_else(|| malformed(end_pos, "end tag without start tag"))?;
+        let id = self.stack.pop().ok_or_else(|| malformed(end_pos, "end tag without start tag"))?;
         if let Some(mark) = self.scope_marks.pop() {
             self.scope.truncate(mark);
         }
@@ -734,8 +683,7 @@ impl Document {
                 }
                 Event::CData(c) => {
                     let raw: &[u8] = &c;
-                    let off = offset_in(bytes, raw)
-                        .ok_or_else(|| malformed(pos, "CDATA outside buffer"))?;
+                    let off = offset_in(bytes, raw).ok_or_else(|| malformed(pos, "CDATA outside buffer"))?;
                     b.content(Ev::CData(span(off, off + raw.len())), pos)?;
                 }
                 Event::Comment(_) => b.count_node()?,
@@ -766,31 +714,13 @@ impl Document {
         if b.root.is_none() {
             return Err(malformed(end, "no document element"));
         }
-        let Builder {
-            arena,
-            elems,
-            attrs,
-            nsdecls,
-            events,
-            mut ids,
-            ..
-        } = b;
-        let mut doc = Document {
-            buf: buf.clone(),
-            arena,
-            elems,
-            attrs,
-            nsdecls,
-            events,
-            ids: Vec::new(),
-        };
+        let Builder { arena, elems, attrs, nsdecls, events, mut ids, .. } = b;
+        let mut doc = Document { buf: buf.clone(), arena, elems, attrs, nsdecls, events, ids: Vec::new() };
         ids.sort_unstable_by(|a, b| doc.str_bytes(a.0).cmp(doc.str_bytes(b.0)));
         for w in ids.windows(2) {
             if let [a, b] = w {
                 if doc.str_bytes(a.0) == doc.str_bytes(b.0) {
-                    return Err(XmlError::DuplicateId {
-                        id: doc.str(a.0).to_owned(),
-                    });
+                    return Err(XmlError::DuplicateId { id: doc.str(a.0).to_owned() });
                 }
             }
         }
@@ -835,10 +765,7 @@ impl Document {
 
     /// The parent element, `None` for the document element.
     pub fn parent(&self, n: NodeId) -> Option<NodeId> {
-        self.elem(n)
-            .map(|e| e.parent)
-            .filter(|&p| p != NONE)
-            .map(NodeId)
+        self.elem(n).map(|e| e.parent).filter(|&p| p != NONE).map(NodeId)
     }
 
     /// Element children of `n` in document order.
@@ -849,10 +776,7 @@ impl Document {
                 return None;
             }
             let cur = next;
-            next = self
-                .elems
-                .get(cur as usize)
-                .map_or(NONE, |e| e.next_sibling);
+            next = self.elems.get(cur as usize).map_or(NONE, |e| e.next_sibling);
             Some(NodeId(cur))
         })
     }
@@ -905,9 +829,7 @@ impl Document {
     }
 
     pub(crate) fn attrs_of(&self, n: NodeId) -> &[Attr] {
-        self.elem(n)
-            .and_then(|e| self.attrs.get(e.attrs.0 as usize..e.attrs.1 as usize))
-            .unwrap_or_default()
+        self.elem(n).and_then(|e| self.attrs.get(e.attrs.0 as usize..e.attrs.1 as usize)).unwrap_or_default()
     }
 
     pub(crate) fn nsdecls_of(&self, n: NodeId) -> &[NsDecl] {
@@ -953,9 +875,7 @@ impl Document {
         self.attrs_of(n)
             .iter()
             .find(|a| {
-                a.prefix_len != 0
-                    && self.attr_local(a) == local.as_bytes()
-                    && ns_eq(ns, self.attr_ns(a))
+                a.prefix_len != 0 && self.attr_local(a) == local.as_bytes() && ns_eq(ns, self.attr_ns(a))
             })
             .map(|a| self.attr_value(a))
     }
@@ -979,11 +899,8 @@ impl Document {
     }
 
     pub(crate) fn prefix_bytes(&self, n: NodeId) -> &[u8] {
-        self.elem(n).map_or(&[][..], |e| {
-            self.span_bytes(e.name)
-                .get(..e.prefix_len as usize)
-                .unwrap_or_default()
-        })
+        self.elem(n)
+            .map_or(&[][..], |e| self.span_bytes(e.name).get(..e.prefix_len as usize).unwrap_or_default())
     }
 
     /// In-scope binding of `prefix` at `n` (`None` when unbound or bound to no namespace).
@@ -1008,21 +925,13 @@ impl Document {
             cur = self.parent(e);
             Some(e)
         })
-        .flat_map(move |e| {
-            self.nsdecls_of(e)
-                .iter()
-                .map(move |d| self.span_bytes(d.prefix))
-        })
+        .flat_map(move |e| self.nsdecls_of(e).iter().map(move |d| self.span_bytes(d.prefix)))
     }
 
     /// All direct text and CDATA content of `n`, concatenated and decoded, untrimmed.
     pub fn text(&self, n: NodeId) -> Cow<'_, str> {
         let evs = self.events_of(n);
-        let mut pieces = DirectContent {
-            evs,
-            i: 1,
-            doc: self,
-        };
+        let mut pieces = DirectContent { evs, i: 1, doc: self };
         let mut out: Option<Vec<u8>> = None;
         let mut single: Option<&[u8]> = None;
         while let Some(ev) = pieces.next_piece() {
@@ -1106,11 +1015,7 @@ mod tests {
     }
 
     fn limits(max_depth: usize, max_attributes: usize, max_nodes: usize) -> Limits {
-        Limits {
-            max_depth,
-            max_attributes,
-            max_nodes,
-        }
+        Limits { max_depth, max_attributes, max_nodes }
     }
 
     #[test]
@@ -1149,8 +1054,7 @@ mod tests {
 
     #[test]
     fn text_is_decoded_normalized_and_complete() {
-        let doc =
-            p(b"<a>x\r\ny\rz &lt;&#x41;&#66;<!--c--><![CDATA[<&>]]><b>no</b>end</a>").unwrap();
+        let doc = p(b"<a>x\r\ny\rz &lt;&#x41;&#66;<!--c--><![CDATA[<&>]]><b>no</b>end</a>").unwrap();
         assert_eq!(doc.text(doc.root()), "x\ny\nz <AB<&>end");
         let doc = p(b"<a>plain</a>").unwrap();
         assert!(matches!(doc.text(doc.root()), Cow::Borrowed("plain")));
@@ -1160,8 +1064,7 @@ mod tests {
 
     #[test]
     fn attribute_values_are_normalized() {
-        let doc =
-            p(b"<a v=\"x\ty\r\nz\rw\nq\" r=\"&#9;&#10;&#13;&amp;&quot;\" s='it\"s'/>").unwrap();
+        let doc = p(b"<a v=\"x\ty\r\nz\rw\nq\" r=\"&#9;&#10;&#13;&amp;&quot;\" s='it\"s'/>").unwrap();
         let a = doc.root();
         assert_eq!(doc.attribute(a, "v").as_deref(), Some("x y z w q"));
         assert_eq!(doc.attribute(a, "r").as_deref(), Some("\t\n\r&\""));
@@ -1171,8 +1074,7 @@ mod tests {
 
     #[test]
     fn qualified_attributes_and_wsu_id() {
-        let src =
-            format!(r#"<a xmlns:u="{WSU_NS}" xmlns:p="urn:p" p:x="1" x="2"><b u:Id="body"/></a>"#);
+        let src = format!(r#"<a xmlns:u="{WSU_NS}" xmlns:p="urn:p" p:x="1" x="2"><b u:Id="body"/></a>"#);
         let doc = p(src.as_bytes()).unwrap();
         let a = doc.root();
         assert_eq!(doc.attribute(a, "x").as_deref(), Some("2"));
@@ -1180,11 +1082,7 @@ mod tests {
         assert_eq!(doc.attribute_ns(a, "urn:q", "x"), None);
         let b = doc.children(a).next().unwrap();
         assert_eq!(doc.by_id("body"), Some(b));
-        assert_eq!(
-            doc.attribute(b, "Id"),
-            None,
-            "qualified Id is not unqualified"
-        );
+        assert_eq!(doc.attribute(b, "Id"), None, "qualified Id is not unqualified");
     }
 
     #[test]
@@ -1205,10 +1103,7 @@ mod tests {
         assert_eq!(doc.by_id("S"), None);
         assert!(doc.by_id("c").is_some());
         let dup = format!(r#"<a xmlns:ds="{DSIG_NS}"><ds:Other Id="S"/><c id="S"/></a>"#);
-        assert!(matches!(
-            p(dup.as_bytes()),
-            Err(XmlError::DuplicateId { .. })
-        ));
+        assert!(matches!(p(dup.as_bytes()), Err(XmlError::DuplicateId { .. })));
     }
 
     #[test]
@@ -1280,10 +1175,7 @@ mod tests {
     fn limits_are_enforced() {
         let l = limits(2, 2, 5);
         let parse = |s: &[u8], l: &Limits| Document::parse(Bytes::copy_from_slice(s), l);
-        assert_eq!(
-            parse(b"<a><b><c/></b></a>", &l).err(),
-            Some(XmlError::TooDeep { limit: 2 })
-        );
+        assert_eq!(parse(b"<a><b><c/></b></a>", &l).err(), Some(XmlError::TooDeep { limit: 2 }));
         assert!(parse(b"<a><b/></a>", &l).is_ok());
         assert_eq!(
             parse(b"<a x=\"1\" y=\"2\" xmlns=\"urn:z\"/>", &l).err(),
@@ -1293,40 +1185,22 @@ mod tests {
             parse(b"<a><b/><b/><b/><b/><b/></a>", &l).err(),
             Some(XmlError::TooManyNodes { limit: 5 })
         );
-        assert_eq!(
-            parse(b"<a>x<!--c-->y<!--c-->z</a>", &l).err(),
-            Some(XmlError::TooManyNodes { limit: 5 })
-        );
+        assert_eq!(parse(b"<a>x<!--c-->y<!--c-->z</a>", &l).err(), Some(XmlError::TooManyNodes { limit: 5 }));
     }
 
     #[test]
     fn duplicate_ids_are_rejected_across_spellings() {
-        assert_eq!(
-            p(br#"<a id="x"><b ID="x"/></a>"#).err(),
-            Some(XmlError::DuplicateId { id: "x".into() })
-        );
+        assert_eq!(p(br#"<a id="x"><b ID="x"/></a>"#).err(), Some(XmlError::DuplicateId { id: "x".into() }));
         let src = format!(r#"<a Id="x"><b xmlns:w="{WSU_NS}" w:Id="x"/></a>"#);
-        assert!(matches!(
-            p(src.as_bytes()),
-            Err(XmlError::DuplicateId { .. })
-        ));
+        assert!(matches!(p(src.as_bytes()), Err(XmlError::DuplicateId { .. })));
         // Decoded values are compared, not raw spellings.
-        assert!(matches!(
-            p(br#"<a id="x&amp;"><b id="x&#38;"/></a>"#),
-            Err(XmlError::DuplicateId { .. })
-        ));
+        assert!(matches!(p(br#"<a id="x&amp;"><b id="x&#38;"/></a>"#), Err(XmlError::DuplicateId { .. })));
     }
 
     #[test]
     fn undeclared_prefixes_are_rejected() {
-        assert_eq!(
-            p(b"<p:a/>").err(),
-            Some(XmlError::UndeclaredPrefix { prefix: "p".into() })
-        );
-        assert_eq!(
-            p(b"<a q:x=\"1\"/>").err(),
-            Some(XmlError::UndeclaredPrefix { prefix: "q".into() })
-        );
+        assert_eq!(p(b"<p:a/>").err(), Some(XmlError::UndeclaredPrefix { prefix: "p".into() }));
+        assert_eq!(p(b"<a q:x=\"1\"/>").err(), Some(XmlError::UndeclaredPrefix { prefix: "q".into() }));
         assert_eq!(
             p(b"<a><p:b xmlns:p=\"urn:p\"/><p:c/></a>").err(),
             Some(XmlError::UndeclaredPrefix { prefix: "p".into() })
@@ -1337,15 +1211,10 @@ mod tests {
     #[test]
     fn encodings_other_than_utf8_are_rejected() {
         assert_eq!(p(b"<a>\xff</a>").err(), Some(XmlError::InvalidUtf8));
-        assert_eq!(
-            p(b"\xff\xfe<\x00a\x00/\x00>\x00").err(),
-            Some(XmlError::InvalidUtf8)
-        );
+        assert_eq!(p(b"\xff\xfe<\x00a\x00/\x00>\x00").err(), Some(XmlError::InvalidUtf8));
         assert_eq!(
             p(b"<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><a/>").err(),
-            Some(XmlError::UnsupportedEncoding {
-                encoding: "ISO-8859-1".into()
-            })
+            Some(XmlError::UnsupportedEncoding { encoding: "ISO-8859-1".into() })
         );
         assert!(p(b"<?xml version=\"1.0\" encoding=\"UTF-8\"?><a/>").is_ok());
     }

@@ -153,13 +153,8 @@ pub enum DsigError {
 
 /// XML whitespace is stripped before decoding because Java tooling wraps base64 at 76 columns.
 fn decode_b64(text: &str, element: &'static str) -> Result<Vec<u8>, DsigError> {
-    let compact: Vec<u8> = text
-        .bytes()
-        .filter(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
-        .collect();
-    base64::engine::general_purpose::STANDARD
-        .decode(compact)
-        .map_err(|_| DsigError::BadBase64 { element })
+    let compact: Vec<u8> = text.bytes().filter(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n')).collect();
+    base64::engine::general_purpose::STANDARD.decode(compact).map_err(|_| DsigError::BadBase64 { element })
 }
 
 fn b64(bytes: &[u8]) -> String {
@@ -191,10 +186,7 @@ fn only_child(
 fn algorithm_attr(doc: &Document, n: NodeId, element: &'static str) -> Result<String, DsigError> {
     doc.attribute(n, "Algorithm")
         .map(|v| v.into_owned())
-        .ok_or(DsigError::MissingAttribute {
-            name: "Algorithm",
-            element,
-        })
+        .ok_or(DsigError::MissingAttribute { name: "Algorithm", element })
 }
 
 /// Children of a c14n method element: at most one `ec:InclusiveNamespaces`, nothing else.
@@ -202,25 +194,16 @@ fn prefix_list(doc: &Document, method: NodeId, parent: &'static str) -> Result<S
     let mut list = None;
     for c in doc.children(method) {
         if doc.is(c, EC_NS, "InclusiveNamespaces") && list.is_none() {
-            list = Some(
-                doc.attribute(c, "PrefixList")
-                    .map(|v| v.into_owned())
-                    .unwrap_or_default(),
-            );
+            list = Some(doc.attribute(c, "PrefixList").map(|v| v.into_owned()).unwrap_or_default());
         } else {
-            return Err(DsigError::UnexpectedElement {
-                name: doc.qname(c).to_owned(),
-                parent,
-            });
+            return Err(DsigError::UnexpectedElement { name: doc.qname(c).to_owned(), parent });
         }
     }
     Ok(list.unwrap_or_default())
 }
 
 fn split_prefixes(list: &str) -> Vec<&str> {
-    list.split([' ', '\t', '\r', '\n'])
-        .filter(|s| !s.is_empty())
-        .collect()
+    list.split([' ', '\t', '\r', '\n']).filter(|s| !s.is_empty()).collect()
 }
 
 fn check_children(
@@ -232,10 +215,7 @@ fn check_children(
     for c in doc.children(n) {
         let ok = doc.namespace(c) == Some(DSIG_NS) && allowed.contains(&doc.local_name(c));
         if !ok {
-            return Err(DsigError::UnexpectedElement {
-                name: doc.qname(c).to_owned(),
-                parent,
-            });
+            return Err(DsigError::UnexpectedElement { name: doc.qname(c).to_owned(), parent });
         }
     }
     Ok(())
@@ -248,12 +228,7 @@ pub fn verify_enveloped(doc: &Document, signature: NodeId) -> Result<VerifiedSig
     if !doc.is(signature, DSIG_NS, "Signature") {
         return Err(DsigError::NotASignature);
     }
-    check_children(
-        doc,
-        signature,
-        &["SignedInfo", "SignatureValue", "KeyInfo"],
-        "ds:Signature",
-    )?;
+    check_children(doc, signature, &["SignedInfo", "SignatureValue", "KeyInfo"], "ds:Signature")?;
     let signed_info = only_child(doc, signature, "SignedInfo", "ds:Signature")?;
     let signature_value = only_child(doc, signature, "SignatureValue", "ds:Signature")?;
     let key_info = only_child(doc, signature, "KeyInfo", "ds:Signature")?;
@@ -276,38 +251,25 @@ pub fn verify_enveloped(doc: &Document, signature: NodeId) -> Result<VerifiedSig
     let algorithm = SignatureAlgorithm::from_uri(&sig_uri)
         .ok_or(DsigError::UnknownSignatureAlgorithm { uri: sig_uri })?;
 
-    let refs = doc
-        .children(signed_info)
-        .filter(|&c| doc.is(c, DSIG_NS, "Reference"))
-        .count();
+    let refs = doc.children(signed_info).filter(|&c| doc.is(c, DSIG_NS, "Reference")).count();
     if refs != 1 {
         return Err(DsigError::ReferenceCount { found: refs });
     }
     let reference = only_child(doc, signed_info, "Reference", "ds:SignedInfo")?;
     let uri = doc
         .attribute(reference, "URI")
-        .ok_or(DsigError::MissingAttribute {
-            name: "URI",
-            element: "ds:Reference",
-        })?
+        .ok_or(DsigError::MissingAttribute { name: "URI", element: "ds:Reference" })?
         .into_owned();
     let id = uri
         .strip_prefix('#')
         .filter(|s| !s.is_empty())
         .ok_or_else(|| DsigError::UnsupportedReferenceUri { uri: uri.clone() })?;
-    let signed_element = doc
-        .by_id(id)
-        .ok_or_else(|| DsigError::ReferenceNotFound { uri: uri.clone() })?;
+    let signed_element = doc.by_id(id).ok_or_else(|| DsigError::ReferenceNotFound { uri: uri.clone() })?;
     if doc.parent(signature) != Some(signed_element) {
         return Err(DsigError::NotEnveloped { uri });
     }
 
-    check_children(
-        doc,
-        reference,
-        &["Transforms", "DigestMethod", "DigestValue"],
-        "ds:Reference",
-    )?;
+    check_children(doc, reference, &["Transforms", "DigestMethod", "DigestValue"], "ds:Reference")?;
     let transforms = only_child(doc, reference, "Transforms", "ds:Reference")?;
     check_children(doc, transforms, &["Transform"], "ds:Transforms")?;
     let chain: Vec<NodeId> = doc.children(transforms).collect();
@@ -335,13 +297,7 @@ pub fn verify_enveloped(doc: &Document, signature: NodeId) -> Result<VerifiedSig
     let expected = decode_b64(&doc.text(digest_value), "ds:DigestValue")?;
 
     let mut hasher = digest_algorithm.hasher();
-    c14n::exclusive(
-        doc,
-        signed_element,
-        Some(signature),
-        &split_prefixes(&ref_prefix_list),
-        &mut hasher,
-    );
+    c14n::exclusive(doc, signed_element, Some(signature), &split_prefixes(&ref_prefix_list), &mut hasher);
     let computed = hasher.finish();
     if computed != expected {
         return Err(DsigError::DigestMismatch {
@@ -355,30 +311,16 @@ pub fn verify_enveloped(doc: &Document, signature: NodeId) -> Result<VerifiedSig
     let spki = rsa_public_key(&certificate_der)?;
     let sig_bytes = decode_b64(&doc.text(signature_value), "ds:SignatureValue")?;
     let mut canonical = Vec::with_capacity(1024);
-    c14n::exclusive(
-        doc,
-        signed_info,
-        None,
-        &split_prefixes(&si_prefix_list),
-        &mut canonical,
-    );
+    c14n::exclusive(doc, signed_info, None, &split_prefixes(&si_prefix_list), &mut canonical);
     let alg: &'static dyn aws_lc_rs::signature::VerificationAlgorithm = match algorithm {
-        SignatureAlgorithm::RsaSha1 => {
-            &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY
-        }
+        SignatureAlgorithm::RsaSha1 => &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY,
         SignatureAlgorithm::RsaSha256 => &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256,
     };
     aws_lc_rs::signature::UnparsedPublicKey::new(alg, &spki)
         .verify(&canonical, &sig_bytes)
         .map_err(|_| DsigError::SignatureValueInvalid)?;
 
-    Ok(VerifiedSignature {
-        signature,
-        signed_element,
-        algorithm,
-        digest_algorithm,
-        certificate_der,
-    })
+    Ok(VerifiedSignature { signature, signed_element, algorithm, digest_algorithm, certificate_der })
 }
 
 fn certificate(doc: &Document, key_info: NodeId) -> Result<Vec<u8>, DsigError> {
@@ -402,14 +344,10 @@ fn certificate(doc: &Document, key_info: NodeId) -> Result<Vec<u8>, DsigError> {
 
 /// The PKCS#1 RSAPublicKey inside the certificate's SubjectPublicKeyInfo.
 fn rsa_public_key(der: &[u8]) -> Result<Vec<u8>, DsigError> {
-    let (rest, cert) =
-        x509_parser::parse_x509_certificate(der).map_err(|e| DsigError::BadCertificate {
-            reason: e.to_string(),
-        })?;
+    let (rest, cert) = x509_parser::parse_x509_certificate(der)
+        .map_err(|e| DsigError::BadCertificate { reason: e.to_string() })?;
     if !rest.is_empty() {
-        return Err(DsigError::BadCertificate {
-            reason: "trailing data after certificate".into(),
-        });
+        return Err(DsigError::BadCertificate { reason: "trailing data after certificate".into() });
     }
     let spki = cert.public_key();
     if spki.algorithm.algorithm != x509_parser::oid_registry::OID_PKCS1_RSAENCRYPTION {
@@ -418,11 +356,7 @@ fn rsa_public_key(der: &[u8]) -> Result<Vec<u8>, DsigError> {
     // Checked here so a short key is reported as such rather than as a bad signature.
     let bits = match spki.parsed() {
         Ok(x509_parser::public_key::PublicKey::RSA(rsa)) => modulus_bits(rsa.modulus),
-        _ => {
-            return Err(DsigError::BadCertificate {
-                reason: "unparsable RSA public key".into(),
-            })
-        }
+        _ => return Err(DsigError::BadCertificate { reason: "unparsable RSA public key".into() }),
     };
     if bits < 2048 {
         return Err(DsigError::WeakKey { bits });
@@ -431,10 +365,7 @@ fn rsa_public_key(der: &[u8]) -> Result<Vec<u8>, DsigError> {
 }
 
 fn modulus_bits(modulus: &[u8]) -> usize {
-    let start = modulus
-        .iter()
-        .position(|&b| b != 0)
-        .unwrap_or(modulus.len());
+    let start = modulus.iter().position(|&b| b != 0).unwrap_or(modulus.len());
     match modulus.get(start..) {
         Some([first, rest @ ..]) => rest.len() * 8 + (8 - first.leading_zeros() as usize),
         _ => 0,

@@ -1,0 +1,380 @@
+//! The development PKI: an OCES-like root and issuing CA, an untrusted CA, client certificates
+//! of every kind the STS distinguishes (OCES2 MOCES/VOCES/FOCES, OCES3 employee/organisation),
+//! an expired one, and the STS's own key and certificate on the STS token.
+//!
+//! `setup` is idempotent: it creates only what is missing.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, DnValue, IsCa, Issuer, KeyUsagePurpose,
+    PublicKeyData, SerialNumber, SignatureAlgorithm, SigningKey,
+};
+use segl_pkcs11::{HashAlgorithm, HsmModule, RsaSigner, SecretPin, Token};
+use time::{Duration, OffsetDateTime};
+
+use super::{io_err, DevError};
+use crate::config::Config;
+
+/// Who a development certificate belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Identity {
+    /// Root CA (a trust anchor in the default configuration).
+    RootCa,
+    /// Issuing CA under the root (an intermediate in the default configuration).
+    IssuingCa,
+    /// A CA nobody trusts.
+    UntrustedCa,
+    /// OCES2 employee certificate (MOCES, `CVR:…-RID:…`): signs user cards.
+    Moces,
+    /// OCES2 organisation certificate (VOCES, `CVR:…-UID:…`): signs system cards.
+    Voces,
+    /// OCES2 function certificate (FOCES, `CVR:…-FID:…`): signs system cards.
+    Foces,
+    /// OCES3 employee certificate (`UI:DK-E:G:…`).
+    Oces3Employee,
+    /// OCES3 organisation certificate (`UI:DK-O:G:…`).
+    Oces3Organisation,
+    /// A MOCES-like certificate from the untrusted CA.
+    UntrustedMoces,
+    /// A MOCES certificate whose validity ended a year ago.
+    ExpiredMoces,
+}
+
+/// Every development identity, CAs first (issuers before what they issue).
+pub const ALL: [Identity; 10] = [
+    Identity::RootCa,
+    Identity::IssuingCa,
+    Identity::UntrustedCa,
+    Identity::Moces,
+    Identity::Voces,
+    Identity::Foces,
+    Identity::Oces3Employee,
+    Identity::Oces3Organisation,
+    Identity::UntrustedMoces,
+    Identity::ExpiredMoces,
+];
+
+/// The CVR number of the development care provider.
+pub const DEV_CVR: &str = "20921897";
+/// The care provider's name.
+pub const DEV_ORG: &str = "Lægehuset Testby";
+/// The CPR number of the development user.
+pub const DEV_CPR: &str = "0501792275";
+
+struct Subject {
+    common_name: &'static str,
+    serial_number: Option<&'static str>,
+}
+
+impl Identity {
+    /// Key and file label, also the `--identity` name of the development client.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::RootCa => "dev-root-ca",
+            Self::IssuingCa => "dev-issuing-ca",
+            Self::UntrustedCa => "dev-untrusted-ca",
+            Self::Moces => "moces",
+            Self::Voces => "voces",
+            Self::Foces => "foces",
+            Self::Oces3Employee => "oces3-employee",
+            Self::Oces3Organisation => "oces3-organisation",
+            Self::UntrustedMoces => "untrusted-moces",
+            Self::ExpiredMoces => "expired-moces",
+        }
+    }
+
+    /// Looks an identity up by label.
+    pub fn from_label(label: &str) -> Option<Identity> {
+        ALL.into_iter().find(|i| i.label() == label)
+    }
+
+    fn issuer(self) -> Option<Identity> {
+        match self {
+            Self::RootCa | Self::UntrustedCa => None,
+            Self::IssuingCa => Some(Self::RootCa),
+            Self::UntrustedMoces => Some(Self::UntrustedCa),
+            _ => Some(Self::IssuingCa),
+        }
+    }
+
+    fn subject(self) -> Subject {
+        let (common_name, serial_number) = match self {
+            Self::RootCa => ("SEGL Development Root CA", None),
+            Self::IssuingCa => ("SEGL Development Issuing CA 1", None),
+            Self::UntrustedCa => ("Untrusted Test CA", None),
+            Self::Moces => ("Lars Larsen", Some("CVR:20921897-RID:52723247")),
+            Self::Voces => ("Testby Journal", Some("CVR:20921897-UID:11223344")),
+            Self::Foces => ("Testby Integration (funktionscertifikat)", Some("CVR:20921897-FID:55667788")),
+            Self::Oces3Employee => ("Karen Jensen", Some("UI:DK-E:G:6f0c2b6e-8a55-4a39-9c0e-3c1f2a7d9b01")),
+            Self::Oces3Organisation => {
+                ("Testby Journal OCES3", Some("UI:DK-O:G:0d4f7c1a-2b3e-4f5a-8b6c-7d8e9f0a1b2c"))
+            }
+            Self::UntrustedMoces => ("Mallory Larsen", Some("CVR:20921897-RID:66666666")),
+            Self::ExpiredMoces => ("Lars Udløbet", Some("CVR:20921897-RID:52723248")),
+        };
+        Subject { common_name, serial_number }
+    }
+
+    fn is_ca(self) -> bool {
+        self.issuer().is_none() || self == Self::IssuingCa
+    }
+
+    fn params(self) -> Result<CertificateParams, DevError> {
+        let subject = self.subject();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CountryName, "DK");
+        if self.is_ca() {
+            dn.push(DnType::OrganizationName, "SEGL Development");
+        } else {
+            dn.push(DnType::OrganizationName, format!("{DEV_ORG} // CVR:{DEV_CVR}"));
+        }
+        dn.push(DnType::CommonName, subject.common_name);
+        if let Some(serial) = subject.serial_number {
+            let printable = rcgen::string::PrintableString::try_from(serial)
+                .map_err(|e| DevError::Certificate { label: self.label().into(), reason: e.to_string() })?;
+            dn.push(DnType::CustomDnType(vec![2, 5, 4, 5]), DnValue::PrintableString(printable));
+        }
+        let mut params = CertificateParams::default();
+        params.distinguished_name = dn;
+        let now = OffsetDateTime::now_utc();
+        (params.not_before, params.not_after) = match self {
+            Self::ExpiredMoces => (now - Duration::days(730), now - Duration::days(365)),
+            _ if self.is_ca() => (now - Duration::days(1), now + Duration::days(3650)),
+            _ => (now - Duration::days(1), now + Duration::days(1095)),
+        };
+        if self.is_ca() {
+            params.is_ca = IsCa::Ca(match self {
+                Self::IssuingCa => BasicConstraints::Constrained(0),
+                _ => BasicConstraints::Unconstrained,
+            });
+            params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        } else {
+            params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::ContentCommitment];
+        }
+        params.use_authority_key_identifier_extension = !self.is_ca() || self == Self::IssuingCa;
+        params.serial_number = Some(random_serial());
+        Ok(params)
+    }
+}
+
+fn random_serial() -> SerialNumber {
+    let mut bytes = [0u8; 8];
+    // Serial uniqueness matters only within the development PKI; a failed RNG leaves zeros
+    // and the time-based high bytes below still differ.
+    let _ = aws_lc_rs::rand::fill(&mut bytes);
+    let nanos = OffsetDateTime::now_utc().unix_timestamp_nanos() as u64;
+    SerialNumber::from((u64::from_be_bytes(bytes) ^ nanos) >> 1)
+}
+
+/// A public key read from the token, as rcgen wants it (PKCS#1 `RSAPublicKey`).
+struct TokenPublicKey(Vec<u8>);
+
+impl PublicKeyData for TokenPublicKey {
+    fn der_bytes(&self) -> &[u8] {
+        &self.0
+    }
+    fn algorithm(&self) -> &'static SignatureAlgorithm {
+        &rcgen::PKCS_RSA_SHA256
+    }
+}
+
+/// A CA key inside the token, signing certificates through the same DigestInfo path the STS
+/// uses for tokens.
+struct TokenCaKey {
+    public: TokenPublicKey,
+    signer: RsaSigner,
+}
+
+impl PublicKeyData for TokenCaKey {
+    fn der_bytes(&self) -> &[u8] {
+        self.public.der_bytes()
+    }
+    fn algorithm(&self) -> &'static SignatureAlgorithm {
+        &rcgen::PKCS_RSA_SHA256
+    }
+}
+
+impl SigningKey for TokenCaKey {
+    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, msg);
+        self.signer.sign_digest(HashAlgorithm::Sha256, digest.as_ref()).map_err(|e| {
+            tracing::error!("development CA signing failed: {e}");
+            rcgen::Error::RemoteKeyError
+        })
+    }
+}
+
+/// Paths of the development PKI's files.
+#[derive(Debug, Clone)]
+pub struct PkiPaths {
+    /// `<state>/pki`.
+    pub dir: PathBuf,
+}
+
+impl PkiPaths {
+    /// The certificate file of an identity (or of the STS key, by its label).
+    pub fn certificate(&self, label: &str) -> PathBuf {
+        self.dir.join(format!("{label}.pem"))
+    }
+}
+
+/// What `setup` did.
+#[derive(Debug, Default)]
+pub struct SetupReport {
+    /// One line per thing created.
+    pub created: Vec<String>,
+}
+
+/// Creates whatever of the development state is missing: SoftHSM configuration, PIN files,
+/// the development token with CA and client keys and certificates, and the STS token with the
+/// STS key and its certificate.
+pub fn setup(config: &Config) -> Result<SetupReport, DevError> {
+    let dev = config.dev.as_ref().ok_or(DevError::NoDevConfig)?;
+    let mut report = SetupReport::default();
+    let paths = PkiPaths { dir: dev.state_dir.join("pki") };
+    for dir in [&dev.state_dir, &paths.dir, &dev.state_dir.join("tokens")] {
+        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    }
+    if let Some(conf) = config.hsm.path_env.get("SOFTHSM2_CONF") {
+        if !conf.exists() {
+            let tokens =
+                std::fs::canonicalize(dev.state_dir.join("tokens")).map_err(io_err(&dev.state_dir))?;
+            let text = format!(
+                "# written by `segl dev setup`\ndirectories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n",
+                tokens.display()
+            );
+            std::fs::write(conf, text).map_err(io_err(conf))?;
+            report.created.push(format!("SoftHSM configuration {}", conf.display()));
+        }
+    }
+    let sts_pin_file = config.hsm.pin_file.clone().unwrap_or_else(|| dev.state_dir.join("sts-token.pin"));
+    let sts_pin = ensure_pin(&sts_pin_file, &mut report)?;
+    let dev_pin = ensure_pin(&dev.pin_file, &mut report)?;
+
+    config.hsm.export_module_environment();
+    let module = HsmModule::load(&config.hsm.module)?;
+    let dev_token = ensure_token(&module, &dev.token_label, &dev_pin, &mut report)?;
+
+    for identity in ALL {
+        let session = dev_token.session()?;
+        if !session.has_key(identity.label())? {
+            session.generate_rsa_key(identity.label(), identity.label().as_bytes(), 2048)?;
+            report.created.push(format!("key {} on token {}", identity.label(), dev.token_label));
+        }
+        let file = paths.certificate(identity.label());
+        if file.exists() {
+            continue;
+        }
+        let public = TokenPublicKey(session.public_key(identity.label())?.pkcs1_der());
+        let params = identity.params()?;
+        let pem = match identity.issuer() {
+            None => {
+                let key = ca_key(&dev_token, identity)?;
+                params.self_signed(&key).map_err(cert_err(identity.label()))?.pem()
+            }
+            Some(issuer) => {
+                let issuer = Issuer::new(issuer.params()?, ca_key(&dev_token, issuer)?);
+                params.signed_by(&public, &issuer).map_err(cert_err(identity.label()))?.pem()
+            }
+        };
+        std::fs::write(&file, pem).map_err(io_err(&file))?;
+        report.created.push(format!("certificate {}", file.display()));
+    }
+
+    let sts_token = ensure_token(&module, &config.hsm.token_label, &sts_pin, &mut report)?;
+    let session = sts_token.session()?;
+    let label = &config.hsm.key_label;
+    if !session.has_key(label)? {
+        session.generate_rsa_key(label, label.as_bytes(), 2048)?;
+        report.created.push(format!("STS key {label} on token {}", config.hsm.token_label));
+    }
+    let sts_file = paths.certificate(label);
+    if session.certificate(label)?.is_none() || !sts_file.exists() {
+        let public = TokenPublicKey(session.public_key(label)?.pkcs1_der());
+        let mut params = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CountryName, "DK");
+        dn.push(DnType::OrganizationName, "SEGL Development // CVR:12345678");
+        dn.push(DnType::CommonName, "SEGL Development STS (funktionscertifikat)");
+        dn.push(
+            DnType::CustomDnType(vec![2, 5, 4, 5]),
+            DnValue::PrintableString(
+                rcgen::string::PrintableString::try_from("CVR:12345678-FID:00000001")
+                    .map_err(|e| DevError::Certificate { label: label.clone(), reason: e.to_string() })?,
+            ),
+        );
+        params.distinguished_name = dn;
+        let now = OffsetDateTime::now_utc();
+        params.not_before = now - Duration::days(1);
+        params.not_after = now + Duration::days(1095);
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::ContentCommitment];
+        params.use_authority_key_identifier_extension = true;
+        params.serial_number = Some(random_serial());
+        let issuer = Issuer::new(Identity::IssuingCa.params()?, ca_key(&dev_token, Identity::IssuingCa)?);
+        let cert = params.signed_by(&public, &issuer).map_err(cert_err(label))?;
+        session.store_certificate(label, label.as_bytes(), cert.der())?;
+        std::fs::write(&sts_file, cert.pem()).map_err(io_err(&sts_file))?;
+        report.created.push(format!("STS certificate {} (also on the token)", sts_file.display()));
+    }
+    Ok(report)
+}
+
+fn cert_err(label: &str) -> impl FnOnce(rcgen::Error) -> DevError + '_ {
+    move |e| DevError::Certificate { label: label.to_owned(), reason: e.to_string() }
+}
+
+fn ca_key(token: &Token, identity: Identity) -> Result<TokenCaKey, DevError> {
+    let session = token.session()?;
+    Ok(TokenCaKey {
+        public: TokenPublicKey(session.public_key(identity.label())?.pkcs1_der()),
+        signer: token.signer(identity.label())?,
+    })
+}
+
+/// Opens the token with `label`, creating it if absent, and logs in.
+fn ensure_token(
+    module: &Arc<HsmModule>,
+    label: &str,
+    pin: &SecretPin,
+    report: &mut SetupReport,
+) -> Result<Token, DevError> {
+    let token = match module.token(label) {
+        Ok(t) => t,
+        Err(segl_pkcs11::Pkcs11Error::TokenNotFound { .. }) => {
+            // The SO PIN is only needed to create the token; development tokens are re-created
+            // rather than administered, so it is not kept.
+            let so_pin = SecretPin::new(random_pin());
+            let t = module.init_token(label, &so_pin, pin)?;
+            report.created.push(format!("token {label}"));
+            t
+        }
+        Err(e) => return Err(e.into()),
+    };
+    token.login(pin)?;
+    Ok(token)
+}
+
+fn random_pin() -> String {
+    let mut bytes = [0u8; 12];
+    let _ = aws_lc_rs::rand::fill(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Reads the PIN file, creating it (mode 0600) with a random PIN if absent.
+fn ensure_pin(path: &Path, report: &mut SetupReport) -> Result<SecretPin, DevError> {
+    if !path.exists() {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(io_err(path))?;
+        writeln!(f, "{}", random_pin()).map_err(io_err(path))?;
+        report.created.push(format!("PIN file {}", path.display()));
+    }
+    Ok(segl_pkcs11::PinSource::File(path.to_owned()).read()?)
+}

@@ -1,0 +1,247 @@
+//! Trust in card signers: X.509 path validation to configured anchors (rustls-webpki) and the
+//! OCES identity read from the certificate (x509-parser).
+
+pub mod dn;
+
+use std::path::Path;
+use std::time::Duration;
+
+use rustls_pki_types::{CertificateDer, TrustAnchor, UnixTime};
+use webpki::{EndEntityCert, KeyPurposeIdIter};
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+/// Why a signer certificate is not trusted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TrustError {
+    /// The certificate could not be parsed.
+    #[error("the certificate is not a valid X.509 certificate: {0}")]
+    Malformed(String),
+    /// No chain to a configured trust anchor.
+    #[error("the certificate is not issued by a trusted CA ({0})")]
+    UntrustedIssuer(String),
+    /// Past notAfter.
+    #[error("the certificate expired")]
+    Expired,
+    /// Before notBefore.
+    #[error("the certificate is not yet valid")]
+    NotYetValid,
+    /// Any other path-validation failure.
+    #[error("the certificate chain is invalid: {0}")]
+    InvalidChain(String),
+}
+
+/// Why the trust store could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum TrustStoreError {
+    /// A PEM file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    /// A PEM file held no usable certificate.
+    #[error("{path}: {reason}")]
+    BadCertificate { path: String, reason: String },
+}
+
+/// What an OCES certificate certifies, from its subject serialNumber.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertificateKind {
+    /// MOCES (OCES2 `CVR:…-RID:…`) or OCES3 employee (`UI:DK-E:…`): may sign user cards.
+    Employee,
+    /// VOCES (OCES2 `CVR:…-UID:…`) or OCES3 organisation (`UI:DK-O:…`): may sign system cards.
+    Organisation,
+    /// FOCES function certificate (OCES2 `CVR:…-FID:…`): may sign system cards.
+    Function,
+    /// POCES personal certificate (`PID:…`) or OCES3 person (`UI:DK-P:…`).
+    Person,
+    /// No recognisable OCES serialNumber.
+    Unknown,
+}
+
+impl CertificateKind {
+    /// Classifies a subject serialNumber. Decision (spec silent on OCES3): `UI:DK-E:` is an
+    /// employee, `UI:DK-O:` an organisation, `UI:DK-P:` a person.
+    pub fn from_serial_number(serial: &str) -> Self {
+        if serial.starts_with("CVR:") {
+            if serial.contains("-RID:") {
+                return Self::Employee;
+            }
+            if serial.contains("-UID:") {
+                return Self::Organisation;
+            }
+            if serial.contains("-FID:") {
+                return Self::Function;
+            }
+        }
+        if serial.starts_with("PID:") || serial.starts_with("UI:DK-P:") {
+            return Self::Person;
+        }
+        if serial.starts_with("UI:DK-E:") {
+            return Self::Employee;
+        }
+        if serial.starts_with("UI:DK-O:") {
+            return Self::Organisation;
+        }
+        Self::Unknown
+    }
+}
+
+/// A validated signer certificate and what the STS needs to know about it.
+#[derive(Debug, Clone)]
+pub struct SignerCertificate {
+    /// DER bytes.
+    pub der: Vec<u8>,
+    /// Subject DN, RFC 1779 form.
+    pub subject_dn: String,
+    /// Issuer DN, RFC 1779 form.
+    pub issuer_dn: String,
+    /// Serial number in decimal.
+    pub serial_decimal: String,
+    /// The subject's serialNumber attribute (OCES identity), if any.
+    pub subject_serial_number: Option<String>,
+    /// What kind of OCES certificate this is.
+    pub kind: CertificateKind,
+}
+
+/// The configured trust anchors and intermediates.
+pub struct TrustStore {
+    anchors: Vec<TrustAnchor<'static>>,
+    intermediates: Vec<CertificateDer<'static>>,
+}
+
+/// XML signatures with OCES certificates are not TLS: the EKU content of OCES certificates is
+/// not defined for this use, so any EKU (or none) is accepted; chain, validity and signature
+/// checks are unaffected.
+struct AnyExtendedKeyUsage;
+
+impl webpki::ExtendedKeyUsageValidator for AnyExtendedKeyUsage {
+    fn validate(&self, _iter: KeyPurposeIdIter<'_, '_>) -> Result<(), webpki::Error> {
+        Ok(())
+    }
+}
+
+static RSA_ALGORITHMS: &[&dyn rustls_pki_types::SignatureVerificationAlgorithm] = &[
+    webpki::aws_lc_rs::RSA_PKCS1_2048_8192_SHA256,
+    webpki::aws_lc_rs::RSA_PKCS1_2048_8192_SHA384,
+    webpki::aws_lc_rs::RSA_PKCS1_2048_8192_SHA512,
+    webpki::aws_lc_rs::RSA_PSS_2048_8192_SHA256_LEGACY_KEY,
+    webpki::aws_lc_rs::RSA_PSS_2048_8192_SHA384_LEGACY_KEY,
+    webpki::aws_lc_rs::RSA_PSS_2048_8192_SHA512_LEGACY_KEY,
+    webpki::aws_lc_rs::ECDSA_P256_SHA256,
+    webpki::aws_lc_rs::ECDSA_P384_SHA384,
+];
+
+impl TrustStore {
+    /// Loads anchors and intermediates from PEM files.
+    pub fn load(
+        anchors: &[impl AsRef<Path>],
+        intermediates: &[impl AsRef<Path>],
+    ) -> Result<Self, TrustStoreError> {
+        let mut store = TrustStore { anchors: Vec::new(), intermediates: Vec::new() };
+        for path in anchors {
+            for der in read_pem_certificates(path.as_ref())? {
+                let anchor = webpki::anchor_from_trusted_cert(&der)
+                    .map_err(|e| TrustStoreError::BadCertificate {
+                        path: path.as_ref().display().to_string(),
+                        reason: format!("not usable as a trust anchor: {e}"),
+                    })?
+                    .to_owned();
+                store.anchors.push(anchor);
+            }
+        }
+        for path in intermediates {
+            store.intermediates.extend(read_pem_certificates(path.as_ref())?);
+        }
+        Ok(store)
+    }
+
+    /// Validates `der` as a signer certificate at `now`: a chain to an anchor, every
+    /// certificate in it within its validity, every signature good.
+    pub fn validate(&self, der: &[u8], now: jiff::Timestamp) -> Result<SignerCertificate, TrustError> {
+        let cert_der = CertificateDer::from(der);
+        let ee = EndEntityCert::try_from(&cert_der).map_err(|e| TrustError::Malformed(e.to_string()))?;
+        let secs = u64::try_from(now.as_second()).unwrap_or(0);
+        let time = UnixTime::since_unix_epoch(Duration::from_secs(secs));
+        ee.verify_for_usage(
+            RSA_ALGORITHMS,
+            &self.anchors,
+            &self.intermediates,
+            time,
+            AnyExtendedKeyUsage,
+            None,
+            None,
+        )
+        .map_err(map_webpki_error)?;
+        describe(der)
+    }
+}
+
+fn map_webpki_error(e: webpki::Error) -> TrustError {
+    match e {
+        webpki::Error::CertExpired { .. } => TrustError::Expired,
+        webpki::Error::CertNotValidYet { .. } => TrustError::NotYetValid,
+        webpki::Error::UnknownIssuer => {
+            TrustError::UntrustedIssuer("no chain to a configured trust anchor".into())
+        }
+        other => TrustError::InvalidChain(format!("{other:?}")),
+    }
+}
+
+/// Reads the identity fields of a certificate without judging trust.
+pub fn describe(der: &[u8]) -> Result<SignerCertificate, TrustError> {
+    let (_, cert) = X509Certificate::from_der(der).map_err(|e| TrustError::Malformed(e.to_string()))?;
+    let subject_serial_number = cert
+        .subject()
+        .iter_attributes()
+        .find(|a| a.attr_type().to_id_string() == "2.5.4.5")
+        .and_then(|a| a.as_str().ok())
+        .map(str::to_owned);
+    let kind = subject_serial_number
+        .as_deref()
+        .map(CertificateKind::from_serial_number)
+        .unwrap_or(CertificateKind::Unknown);
+    Ok(SignerCertificate {
+        der: der.to_vec(),
+        subject_dn: dn::rfc1779(cert.subject()),
+        issuer_dn: dn::rfc1779(cert.issuer()),
+        serial_decimal: cert.tbs_certificate.serial.to_string(),
+        subject_serial_number,
+        kind,
+    })
+}
+
+/// Reads every `CERTIFICATE` block of a PEM file.
+pub fn read_pem_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TrustStoreError> {
+    use rustls_pki_types::pem::PemObject;
+    let shown = path.display().to_string();
+    let bytes =
+        std::fs::read(path).map_err(|source| TrustStoreError::Read { path: shown.clone(), source })?;
+    let certs: Vec<_> = CertificateDer::pem_slice_iter(&bytes)
+        .collect::<Result<_, _>>()
+        .map_err(|e| TrustStoreError::BadCertificate { path: shown.clone(), reason: format!("{e:?}") })?;
+    if certs.is_empty() {
+        return Err(TrustStoreError::BadCertificate { path: shown, reason: "no CERTIFICATE block".into() });
+    }
+    Ok(certs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_oces_serial_numbers() {
+        use CertificateKind::*;
+        assert_eq!(CertificateKind::from_serial_number("CVR:20921897-RID:52723247"), Employee);
+        assert_eq!(CertificateKind::from_serial_number("CVR:33257872-UID:1234"), Organisation);
+        assert_eq!(CertificateKind::from_serial_number("CVR:33257872-FID:18911861"), Function);
+        assert_eq!(CertificateKind::from_serial_number("PID:9208-2002-2-123456789012"), Person);
+        assert_eq!(
+            CertificateKind::from_serial_number("UI:DK-E:G:0a1b2c3d-0000-4000-8000-000000000001"),
+            Employee
+        );
+        assert_eq!(
+            CertificateKind::from_serial_number("UI:DK-O:G:0a1b2c3d-0000-4000-8000-000000000002"),
+            Organisation
+        );
+        assert_eq!(CertificateKind::from_serial_number("something else"), Unknown);
+    }
+}

@@ -1,0 +1,255 @@
+//! End-to-end test support: a private SoftHSM state per test binary (tokens, development PKI,
+//! STS key, all made by segl itself), the real `segl serve` process per test, a minimal
+//! HTTP/1.1 client, and the independent verifiers (`xmlsec1`, `xmllint`).
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use segl::config::Config;
+use segl::dev::client::DevClient;
+
+/// The test binary's private state.
+pub struct TestEnv {
+    /// Root of the state (tokens, PKI, PIN files).
+    pub dir: PathBuf,
+    /// The configuration text, with state paths pointing into `dir`.
+    pub config_text: String,
+    /// The parsed configuration.
+    pub config: Config,
+    /// The development client.
+    pub client: DevClient,
+}
+
+static ENV: OnceLock<TestEnv> = OnceLock::new();
+
+/// The shared test state, created on first use.
+pub fn env() -> &'static TestEnv {
+    ENV.get_or_init(|| {
+        let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("segl-e2e");
+        remove_stale(&root);
+        let dir = root.join(std::process::id().to_string());
+        std::fs::create_dir_all(&dir).unwrap();
+        let template =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/segl.toml")).unwrap();
+        let config_text = template.replace("../state", dir.to_str().unwrap());
+        let config_path = dir.join("segl.toml");
+        std::fs::write(&config_path, &config_text).unwrap();
+        let config = Config::load(&config_path).unwrap();
+        segl::dev::pki::setup(&config).expect("development PKI setup");
+        let client = DevClient::open(&config).expect("development client");
+        TestEnv { dir, config_text, config, client }
+    })
+}
+
+/// Removes state left by test processes that no longer run.
+fn remove_stale(root: &Path) {
+    let Ok(entries) = std::fs::read_dir(root) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+impl TestEnv {
+    /// A PEM file of the development PKI.
+    pub fn pki(&self, label: &str) -> PathBuf {
+        self.dir.join("pki").join(format!("{label}.pem"))
+    }
+}
+
+/// A running `segl serve`, killed on drop.
+pub struct Server {
+    child: Child,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    log: PathBuf,
+}
+
+impl Server {
+    /// Starts the server on the test configuration.
+    pub fn start() -> Server {
+        Self::start_with(|_| {})
+    }
+
+    /// Starts the server after `edit` has changed the configuration text.
+    pub fn start_with(edit: impl FnOnce(&mut String)) -> Server {
+        let env = env();
+        let port = free_port();
+        let mut text = env.config_text.replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"));
+        edit(&mut text);
+        let config_path = env.dir.join(format!("segl-{port}.toml"));
+        std::fs::write(&config_path, text).unwrap();
+        let log = env.dir.join(format!("server-{port}.log"));
+        let child = Command::new(env!("CARGO_BIN_EXE_segl"))
+            .args(["serve", "--config"])
+            .arg(&config_path)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start segl");
+        let mut server = Server { child, addr: SocketAddr::from(([127, 0, 0, 1], port)), log };
+        server.wait_ready();
+        server
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("segl exited with {status}:\n{}", self.log());
+            }
+            if TcpStream::connect(self.addr).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("segl did not start listening on {}:\n{}", self.addr, self.log());
+    }
+
+    /// What the server wrote to stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// POSTs a SOAP body to `path`.
+    pub fn post(&self, path: &str, body: &[u8]) -> Reply {
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: text/xml; charset=utf-8\r\nSOAPAction: \"Issue\"\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            self.addr,
+            body.len()
+        );
+        let mut raw = head.into_bytes();
+        raw.extend_from_slice(body);
+        self.raw(&raw)
+    }
+
+    /// Sends raw bytes and reads the response until the server closes.
+    pub fn raw(&self, request: &[u8]) -> Reply {
+        let mut s = TcpStream::connect(self.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        // The server may answer (and close) before reading a refused body; ignore write errors.
+        let _ = s.write_all(request);
+        let mut buf = Vec::new();
+        let _ = s.read_to_end(&mut buf);
+        Reply::parse(&buf)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// An HTTP response.
+#[derive(Debug)]
+pub struct Reply {
+    /// Status code.
+    pub status: u16,
+    /// Header lines, lower-cased names.
+    pub headers: Vec<(String, String)>,
+    /// Body.
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    fn parse(raw: &[u8]) -> Reply {
+        let split = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .unwrap_or_else(|| panic!("no HTTP head in response: {:?}", String::from_utf8_lossy(raw)));
+        let head = std::str::from_utf8(&raw[..split]).unwrap();
+        let mut lines = head.split("\r\n");
+        let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+        let headers = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+            .collect();
+        Reply { status, headers, body: raw[split + 4..].to_vec() }
+    }
+
+    /// A header value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// The body as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Writes `xml` to a file in the test state and returns the path.
+pub fn write_temp(name: &str, xml: &[u8]) -> PathBuf {
+    let path = env().dir.join(name);
+    std::fs::write(&path, xml).unwrap();
+    path
+}
+
+/// `xmlsec1 --verify` of the ID card signature in `xml`, trusting only `cert_pem`'s key.
+pub fn xmlsec_verify(xml: &[u8], cert_pem: &Path) -> Result<(), String> {
+    let file = write_temp(&format!("xmlsec-{}.xml", unique()), xml);
+    let out = Command::new("xmlsec1")
+        .args(["--verify", "--id-attr:id", "urn:oasis:names:tc:SAML:2.0:assertion:Assertion"])
+        .arg("--pubkey-cert-pem")
+        .arg(cert_pem)
+        // Use only the given key: ignore the certificate in KeyInfo, so the check is "signed by
+        // this key", not "signed by whatever key the document brought".
+        .args(["--enabled-key-data", "key-name"])
+        .arg(&file)
+        .output()
+        .map_err(|e| format!("cannot run xmlsec1: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// `xmllint --schema <spec>/xsd/<schema>`; `None` (with a message) when the reference data is absent.
+pub fn xmllint_schema(xml: &[u8], schema: &str) -> Option<Result<(), String>> {
+    let dir = segl::spec_data::spec_dir().or_else(|| {
+        eprintln!("SKIP schema check: reference data not found (set SEGL_SPEC_DIR)");
+        None
+    })?;
+    let file = write_temp(&format!("xmllint-{}.xml", unique()), xml);
+    let out = Command::new("xmllint")
+        .args(["--noout", "--schema"])
+        .arg(dir.join("xsd").join(schema))
+        .arg(&file)
+        .output()
+        .map_err(|e| format!("cannot run xmllint: {e}"));
+    Some(out.and_then(|o| {
+        if o.status.success() {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&o.stderr).into_owned())
+        }
+    }))
+}
+
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
