@@ -86,6 +86,15 @@ struct Fixture {
 }
 
 /// One token, logged in, with one 2048-bit key, shared by all tests.
+/// SoftHSM re-reads a token's objects when another thread of the process enumerates slots or
+/// creates a token, and an object created at that moment fails with CKR_GENERAL_ERROR (seen
+/// about once in 15 runs with these tests in parallel). Key management is never concurrent in
+/// segl (the server only signs), so the tests run one at a time rather than race the module.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 fn fixture() -> Option<&'static Fixture> {
     let module = module()?;
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
@@ -140,6 +149,7 @@ fn verifies(public_der: &[u8], alg: HashAlgorithm, msg: &[u8], sig: &[u8]) -> bo
 
 #[test]
 fn generated_key_is_rsa_2048_with_f4() {
+    let _serial = serial();
     let Some(f) = fixture() else { return };
     assert_eq!(f.public.bits(), 2048);
     assert_eq!(f.public.modulus.len(), 256);
@@ -152,6 +162,7 @@ fn generated_key_is_rsa_2048_with_f4() {
 
 #[test]
 fn private_key_is_sensitive_non_extractable_and_sign_only() {
+    let _serial = serial();
     let Some(f) = fixture() else { return };
     let session = raw_session(f.token.label());
     let keys = session
@@ -223,6 +234,7 @@ fn private_key_is_sensitive_non_extractable_and_sign_only() {
 
 #[test]
 fn sign_digest_verifies_with_sha1_and_sha256() {
+    let _serial = serial();
     let Some(f) = fixture() else { return };
     let signer = f.token.signer(KEY).unwrap();
     assert_eq!(signer.key_label(), KEY);
@@ -245,6 +257,7 @@ fn sign_digest_verifies_with_sha1_and_sha256() {
 
 #[test]
 fn spki_is_what_openssl_and_aws_lc_parse() {
+    let _serial = serial();
     let Some(f) = fixture() else { return };
     let spki = f.public.spki_der();
     let parsed = aws_lc_rs::rsa::PublicEncryptingKey::from_der(&spki).unwrap();
@@ -301,6 +314,7 @@ fn spki_is_what_openssl_and_aws_lc_parse() {
 
 #[test]
 fn wrong_digest_length_is_rejected() {
+    let _serial = serial();
     let Some(f) = fixture() else { return };
     let signer = f.token.signer(KEY).unwrap();
     match signer.sign_digest(HashAlgorithm::Sha256, &[0u8; 20]) {
@@ -315,6 +329,7 @@ fn wrong_digest_length_is_rejected() {
 
 #[test]
 fn wrong_pin_is_a_login_error_without_the_pin() {
+    let _serial = serial();
     let Some(module) = module() else { return };
     let label = "segl-pin-test";
     let token = module.init_token(label, &SecretPin::new(SO_PIN), &SecretPin::new(USER_PIN)).unwrap();
@@ -340,6 +355,7 @@ fn wrong_pin_is_a_login_error_without_the_pin() {
 
 #[test]
 fn unknown_token_key_and_duplicate_label() {
+    let _serial = serial();
     let Some(f) = fixture() else { return };
     let module = module().unwrap();
     assert!(matches!(module.token("no-such-token"), Err(Pkcs11Error::TokenNotFound { .. })));
@@ -366,6 +382,7 @@ fn unknown_token_key_and_duplicate_label() {
 
 #[test]
 fn certificate_store_replace_and_read() {
+    let _serial = serial();
     let Some(f) = fixture() else { return };
     let session = f.token.session().unwrap();
     let label = "sts-cert";
@@ -395,6 +412,7 @@ fn certificate_store_replace_and_read() {
 
 #[test]
 fn two_signers_sign_concurrently_on_two_threads() {
+    let _serial = serial();
     let Some(f) = fixture() else { return };
     let handles: Vec<_> = (0..2)
         .map(|i| {
@@ -418,6 +436,7 @@ fn two_signers_sign_concurrently_on_two_threads() {
 
 #[test]
 fn loading_twice_returns_the_same_module() {
+    let _serial = serial();
     let Some(a) = module() else { return };
     let b = HsmModule::load(Path::new(MODULE)).unwrap();
     assert!(Arc::ptr_eq(&a, &b));
@@ -426,12 +445,14 @@ fn loading_twice_returns_the_same_module() {
 
 #[test]
 fn missing_module_is_a_load_error() {
+    let _serial = serial();
     let path = work_dir().join("no-such-module.so");
     assert!(matches!(HsmModule::load(&path), Err(Pkcs11Error::ModuleLoad { .. })));
 }
 
 #[test]
 fn signer_is_send_but_not_sync() {
+    let _serial = serial();
     fn assert_send<T: Send>() {}
     assert_send::<RsaSigner>();
 
