@@ -7,6 +7,7 @@
 //! `segl-pkcs11`).
 #![forbid(unsafe_code)]
 
+pub mod cli;
 pub mod config;
 pub mod dev;
 pub mod exchange;

@@ -102,9 +102,9 @@ impl DevClient {
         let cert = self.certificate(identity)?;
         let card = self.card(opts, now, &cert);
         let signer = self.token.signer(identity.label())?;
-        let signed = card.signed(opts.algorithm, &B64.encode(&cert), |alg, digest| {
-            signer.sign_digest(alg.hsm(), digest)
-        })?;
+        let unsigned = card.prepare_signature(opts.algorithm, &B64.encode(&cert));
+        let value = signer.sign_digest(opts.algorithm.digest().hsm(), unsigned.signed_info_digest())?;
+        let signed = unsigned.finish(&value);
         let message_id = opts.message_id.clone().unwrap_or_else(|| soap::new_message_id(now));
         Ok(request_envelope(&signed, &message_id, &time::format(now, opts.version)))
     }

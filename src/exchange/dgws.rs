@@ -34,6 +34,10 @@ pub enum DgwsEndpoint {
 const ISSUED_LIFETIME: SignedDuration = SignedDuration::from_hours(24);
 const ISSUED_BACKDATE: SignedDuration = SignedDuration::from_mins(5);
 
+/// The STS's own DGWS output is RSA-SHA1: seal clients validate it against a schema that
+/// allows nothing else (spec §2.1 "Output constraint").
+const ISSUED_SIGNATURE: SignatureAlgorithm = SignatureAlgorithm::RsaSha1;
+
 /// A refusal together with what the fault envelope echoes.
 pub struct Refused {
     /// Why.
@@ -43,7 +47,7 @@ pub struct Refused {
 }
 
 /// Serves one DGWS issue request, returning the response envelope.
-pub fn issue(
+pub async fn issue(
     ctx: &CoreContext,
     endpoint: DgwsEndpoint,
     body: Bytes,
@@ -51,12 +55,13 @@ pub fn issue(
 ) -> Result<Vec<u8>, Box<Refused>> {
     let mut correlation = Correlation::fresh(now);
     issue_card(ctx, endpoint, body, now, &mut correlation)
+        .await
         .map_err(|error| Box::new(Refused { error, correlation }))
 }
 
 /// The pipeline; `correlation` is filled in as soon as the request is understood, so that a
 /// later refusal echoes the request's message id.
-fn issue_card(
+async fn issue_card(
     ctx: &CoreContext,
     endpoint: DgwsEndpoint,
     body: Bytes,
@@ -73,11 +78,11 @@ fn issue_card(
 
     let (client_card, signer) = verified_card(ctx, &doc, request.card, now)?;
     let issued = issued_card(ctx, endpoint, &client_card, &signer, now);
-    let signed = issued.signed(
-        SignatureAlgorithm::RsaSha1,
-        &ctx.signer.credential().certificate_b64,
-        |alg, digest| ctx.signer.sign_digest(alg, digest),
-    )?;
+    let credential = ctx.signer.credential();
+    let unsigned = issued.prepare_signature(ISSUED_SIGNATURE, &credential.certificate_b64);
+    let value =
+        ctx.signer.sign_digest(&credential, ISSUED_SIGNATURE.digest(), unsigned.signed_info_digest()).await?;
+    let signed = unsigned.finish(&value);
     Ok(soap::issue_response(correlation, now, &signed, &ctx.shared.config.sts.issuer))
 }
 

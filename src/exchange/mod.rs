@@ -71,13 +71,13 @@ pub struct Outcome {
 }
 
 /// Serves one POST to `path`.
-pub fn serve(ctx: &CoreContext, path: &str, body: bytes::Bytes) -> Outcome {
+pub async fn serve(ctx: &CoreContext, path: &str, body: bytes::Bytes) -> Outcome {
     let now = Timestamp::now();
     let Some(endpoint) = Endpoint::from_path(path) else {
         return refusal(ctx, RequestError::UnknownEndpoint(path.to_owned()), path, now);
     };
     match endpoint {
-        Endpoint::Dgws(which) => match dgws::issue(ctx, which, body, now) {
+        Endpoint::Dgws(which) => match dgws::issue(ctx, which, body, now).await {
             Ok(body) => {
                 tracing::info!(endpoint = endpoint.name(), "issued ID card");
                 Outcome { status: 200, body }

@@ -116,7 +116,7 @@ impl http::Handler for StsHandler {
             r.headers.push(("Allow", "POST".into()));
             return r;
         } else {
-            exchange::serve(&self.ctx, &request.path, request.body)
+            exchange::serve(&self.ctx, &request.path, request.body).await
         };
         soap_response(outcome)
     }

@@ -27,6 +27,9 @@ pub enum SigningError {
     /// The certificate on the token is not for the signing key.
     #[error("the certificate labelled {label:?} does not match the key labelled {label:?}")]
     CertificateMismatch { label: String },
+    /// The key a request started with is no longer available to this signer.
+    #[error("key {label:?} is no longer available for signing")]
+    KeyRetired { label: String },
     /// The certificate on the token cannot be parsed.
     #[error("the certificate labelled {label:?} is unusable: {reason}")]
     BadCertificate { label: String, reason: String },
@@ -98,13 +101,23 @@ pub struct CoreSigner {
 }
 
 impl CoreSigner {
-    /// The credential this signer signs with.
-    pub fn credential(&self) -> &StsCredential {
-        &self.credential
+    /// The credential a request starting now signs with. A request keeps this snapshot from
+    /// preparing its signature to finishing it, so the certificate in its KeyInfo is always
+    /// the one of the key that signs.
+    pub fn credential(&self) -> Arc<StsCredential> {
+        self.credential.clone()
     }
 
-    /// Signs a digest (as a PKCS#1 DigestInfo) with this core's session.
-    pub fn sign_digest(&self, alg: DigestAlgorithm, digest: &[u8]) -> Result<Vec<u8>, SigningError> {
+    /// Signs a digest (as a PKCS#1 DigestInfo) with the key of `credential`.
+    pub async fn sign_digest(
+        &self,
+        credential: &StsCredential,
+        alg: DigestAlgorithm,
+        digest: &[u8],
+    ) -> Result<Vec<u8>, SigningError> {
+        if credential.key_label != self.signer.key_label() {
+            return Err(SigningError::KeyRetired { label: credential.key_label.clone() });
+        }
         Ok(self.signer.sign_digest(alg.hsm(), digest)?)
     }
 }

@@ -5,7 +5,7 @@ use jiff::Timestamp;
 
 use super::ns;
 use crate::time::{self, DgwsVersion};
-use crate::xml::dsig::algorithm::{DigestAlgorithm, SignatureAlgorithm};
+use crate::xml::dsig::algorithm::SignatureAlgorithm;
 use crate::xml::dsig::sign::{self, SignatureSpec};
 use crate::xml::emit::CanonicalWriter;
 use crate::xml::{Document, NodeId};
@@ -373,27 +373,40 @@ fn optional(doc: &Document, statement: NodeId, name: &str) -> Option<String> {
     non_empty(attribute_value(doc, statement, name))
 }
 
+/// A card written in canonical form whose signature is prepared but not yet made: the HSM
+/// signs `signed_info_digest()`, then [`UnsignedCard::finish`] completes the card.
+pub struct UnsignedCard {
+    bytes: CanonicalWriter,
+    prepared: sign::PreparedSignature,
+}
+
+impl UnsignedCard {
+    /// The SignedInfo digest the HSM signs (as a PKCS#1 DigestInfo).
+    pub fn signed_info_digest(&self) -> &[u8] {
+        &self.prepared.signed_info_digest
+    }
+
+    /// The complete signed card, given the RSA signature over `signed_info_digest()`.
+    pub fn finish(mut self, signature_value: &[u8]) -> Vec<u8> {
+        self.bytes.raw(&sign::finish(&self.prepared, signature_value));
+        self.bytes.raw(CARD_END);
+        self.bytes.into_bytes()
+    }
+}
+
 impl IdCard {
-    /// The card, signed: canonical card bytes with an enveloped `ds:Signature id="OCESSignature"`
-    /// as last child. `sign_digest` signs the SignedInfo digest (a DigestInfo in the HSM).
-    pub fn signed<E>(
-        &self,
-        algorithm: SignatureAlgorithm,
-        certificate_b64: &str,
-        sign_digest: impl FnOnce(DigestAlgorithm, &[u8]) -> Result<Vec<u8>, E>,
-    ) -> Result<Vec<u8>, E> {
-        let mut w = CanonicalWriter::with_capacity(4096 + certificate_b64.len());
-        self.write_unsigned(&mut w);
+    /// Writes the card and prepares its enveloped `ds:Signature id="OCESSignature"` (last
+    /// child): the digest is taken over the bytes as written.
+    pub fn prepare_signature(&self, algorithm: SignatureAlgorithm, certificate_b64: &str) -> UnsignedCard {
+        let mut bytes = CanonicalWriter::with_capacity(4096 + certificate_b64.len());
+        self.write_unsigned(&mut bytes);
         let spec = SignatureSpec {
             id_attribute: ("id", SIGNATURE_ID),
             reference_uri: "#IDCard",
             algorithm,
             certificate_b64,
         };
-        let prepared = sign::prepare(&[w.as_bytes(), CARD_END], &spec);
-        let value = sign_digest(algorithm.digest(), &prepared.signed_info_digest)?;
-        w.raw(&sign::finish(&prepared, &value));
-        w.raw(CARD_END);
-        Ok(w.into_bytes())
+        let prepared = sign::prepare(&[bytes.as_bytes(), CARD_END], &spec);
+        UnsignedCard { bytes, prepared }
     }
 }

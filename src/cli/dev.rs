@@ -1,0 +1,139 @@
+//! `segl dev …`: the development PKI, the development client, and `up`.
+
+use std::path::PathBuf;
+
+use clap::{Subcommand, ValueEnum};
+
+use crate::config::Config;
+use crate::dev::client::{CertHash, DevClient, RequestOptions};
+use crate::dev::pki::{self, Identity};
+use crate::time::DgwsVersion;
+use crate::token::CardType;
+use crate::xml::dsig::algorithm::SignatureAlgorithm;
+
+/// Development commands.
+#[derive(Subcommand)]
+pub(super) enum DevCommand {
+    /// Create whatever is missing of the development state: SoftHSM tokens, development PKI,
+    /// the STS key and its certificate.
+    Setup {
+        /// Configuration file.
+        #[arg(long, default_value = "config/segl.toml")]
+        config: PathBuf,
+    },
+    /// `setup`, then `serve`: the one command that brings segl up on the embedded default.
+    Up {
+        /// Configuration file.
+        #[arg(long, default_value = "config/segl.toml")]
+        config: PathBuf,
+    },
+    /// Write a fresh DGWS request with a self-signed ID card to stdout (or --out).
+    Request {
+        /// Configuration file.
+        #[arg(long, default_value = "config/segl.toml")]
+        config: PathBuf,
+        /// Card type.
+        #[arg(long, value_enum, default_value = "user")]
+        card: CardArg,
+        /// The client's signature algorithm.
+        #[arg(long, value_enum, default_value = "rsa-sha1")]
+        alg: AlgArg,
+        /// Signing identity (default: moces for user cards, voces for system cards).
+        #[arg(long)]
+        identity: Option<String>,
+        /// DGWS version.
+        #[arg(long, value_enum, default_value = "1.0.1")]
+        dgws: DgwsArg,
+        /// Make a card whose validity ended an hour ago.
+        #[arg(long)]
+        expired: bool,
+        /// Output file.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+/// Card type.
+#[derive(Clone, Copy, ValueEnum)]
+pub(super) enum CardArg {
+    User,
+    System,
+}
+
+/// Client signature algorithm.
+#[derive(Clone, Copy, ValueEnum)]
+pub(super) enum AlgArg {
+    #[value(name = "rsa-sha1")]
+    RsaSha1,
+    #[value(name = "rsa-sha256")]
+    RsaSha256,
+}
+
+/// DGWS version.
+#[derive(Clone, Copy, ValueEnum)]
+pub(super) enum DgwsArg {
+    #[value(name = "1.0")]
+    V1_0,
+    #[value(name = "1.0.1")]
+    V1_0_1,
+}
+
+impl DevCommand {
+    /// Runs the command.
+    pub fn run(self) -> Result<(), Box<dyn std::error::Error>> {
+        match self {
+            DevCommand::Setup { config } => setup(&Config::load(&config)?),
+            DevCommand::Up { config } => {
+                let config = Config::load(&config)?;
+                setup(&config)?;
+                crate::server::run(config)?;
+                Ok(())
+            }
+            DevCommand::Request { config, card, alg, identity, dgws, expired, out } => {
+                let config = Config::load(&config)?;
+                let client = DevClient::open(&config)?;
+                let mut opts = RequestOptions::new(match card {
+                    CardArg::User => CardType::User,
+                    CardArg::System => CardType::System,
+                });
+                opts.algorithm = match alg {
+                    AlgArg::RsaSha1 => SignatureAlgorithm::RsaSha1,
+                    AlgArg::RsaSha256 => SignatureAlgorithm::RsaSha256,
+                };
+                if matches!(alg, AlgArg::RsaSha256) {
+                    opts.cert_hash = CertHash::Sha256;
+                }
+                opts.version = match dgws {
+                    DgwsArg::V1_0 => DgwsVersion::V1_0,
+                    DgwsArg::V1_0_1 => DgwsVersion::V1_0_1,
+                };
+                if let Some(label) = identity {
+                    opts.identity = Some(Identity::from_label(&label).ok_or_else(|| {
+                        let known: Vec<_> = pki::ALL.iter().map(|i| i.label()).collect();
+                        format!("unknown identity {label:?}; known: {}", known.join(", "))
+                    })?);
+                }
+                if expired {
+                    opts.not_before_offset = jiff::SignedDuration::from_hours(-25);
+                }
+                let request = client.request(&opts)?;
+                match out {
+                    Some(path) => std::fs::write(&path, request)?,
+                    None => std::io::Write::write_all(&mut std::io::stdout(), &request)?,
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+fn setup(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
+    let report = pki::setup(config)?;
+    if report.created.is_empty() {
+        eprintln!("development state complete; nothing to create");
+    }
+    for line in report.created {
+        eprintln!("created {line}");
+    }
+    Ok(())
+}

@@ -1,0 +1,52 @@
+//! The `segl` command line: one file per command group.
+
+mod dev;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+
+/// segl: an HSM-backed Security Token Service for the Danish healthcare federation.
+#[derive(Parser)]
+#[command(version)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the STS endpoints.
+    Serve {
+        /// Configuration file.
+        #[arg(long, default_value = "config/segl.toml")]
+        config: PathBuf,
+        /// Listen address, overriding the configuration.
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Development tooling: PKI, client, one-command bring-up.
+    Dev {
+        #[command(subcommand)]
+        command: dev::DevCommand,
+    },
+}
+
+impl Cli {
+    /// Runs the command.
+    pub fn run(self) -> Result<(), Box<dyn std::error::Error>> {
+        match self.command {
+            Command::Serve { config, listen } => {
+                let mut config = Config::load(&config)?;
+                if let Some(listen) = listen {
+                    config.server.listen = listen;
+                }
+                crate::server::run(config)?;
+                Ok(())
+            }
+            Command::Dev { command } => command.run(),
+        }
+    }
+}
