@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod dev;
 pub mod exchange;
+pub mod roles;
 pub mod server;
 pub mod signing;
 pub mod spec_data;

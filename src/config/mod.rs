@@ -36,6 +36,9 @@ pub struct Config {
     /// Parser limits for request XML.
     #[serde(default)]
     pub limits: XmlLimitsConfig,
+    /// National roles (the NSP's `sts_audconf.roleDefinitions` and `trustedCvr`).
+    #[serde(default)]
+    pub roles: RolesConfig,
     /// Development PKI and client (only used by `segl dev …`).
     #[serde(default)]
     pub dev: Option<DevConfig>,
@@ -125,6 +128,28 @@ pub struct StsConfig {
     /// Tolerance when judging a card's validity window.
     #[serde(default = "default_skew")]
     pub clock_skew_secs: u64,
+    /// What to do with cards of authentication level 1 (none) and 2 (username/password).
+    #[serde(default)]
+    pub low_levels: LowLevelPolicy,
+    /// Most DGWS message ids remembered for replay detection (all cores together).
+    #[serde(default = "default_replay_entries")]
+    pub replay_cache_entries: usize,
+}
+
+fn default_replay_entries() -> usize {
+    1_000_000
+}
+
+/// Policy for ID cards of authentication level 1 and 2, which carry no OCES signature.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LowLevelPolicy {
+    /// Refuse them with `dgws:authenticationlevel` (the default).
+    #[default]
+    Refuse,
+    /// Issue them unsigned-in, at their own level (test environments only: nothing about the
+    /// user is verified).
+    Issue,
 }
 
 fn default_fault_actor() -> String {
@@ -143,6 +168,70 @@ pub struct TrustConfig {
     /// PEM files of intermediate CA certificates used to build chains (not trusted alone).
     #[serde(default)]
     pub intermediates: Vec<PathBuf>,
+    /// Directory of CRLs (DER or PEM, any file name), re-read when its files change.
+    #[serde(default)]
+    pub crl_dir: Option<PathBuf>,
+    /// Whether a CRL past its nextUpdate fails validation (`hard`) or only logs (`soft`).
+    #[serde(default)]
+    pub stale_crl: StaleCrlPolicy,
+    /// Whether a certificate whose issuer has no CRL in `crl_dir` is refused.
+    #[serde(default)]
+    pub require_crl: bool,
+}
+
+/// What a CRL past its nextUpdate means.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StaleCrlPolicy {
+    /// Certificates it covers are refused until a fresh CRL arrives.
+    #[default]
+    Hard,
+    /// The stale CRL is still used (revoked stays revoked) and a warning is logged.
+    Soft,
+}
+
+/// National roles: which roles exist, which CVRs may claim them unchecked, and where users'
+/// role assignments are looked up.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RolesConfig {
+    /// Valid national roles (`sts_audconf.roleDefinitions`).
+    #[serde(default)]
+    pub definitions: Vec<RoleDefinition>,
+    /// Care providers whose cards may claim national roles without validation
+    /// (`sts_audconf.trustedCvr`).
+    #[serde(default)]
+    pub trusted_cvrs: Vec<TrustedCvr>,
+    /// The role register: a TOML file of `[[assignment]] cpr, cvr, roles` entries. Without
+    /// one, only trusted CVRs can claim national roles.
+    #[serde(default)]
+    pub assignments_file: Option<PathBuf>,
+}
+
+/// One national role.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RoleDefinition {
+    /// Where the role is defined (the NSP uses `NationalFederation`).
+    #[serde(default)]
+    pub source: Option<String>,
+    /// The role's name in the external register, e.g. `nspLaegesekretaer`.
+    #[serde(default)]
+    pub external_name: Option<String>,
+    /// The code in the card, e.g. `40001`.
+    pub code: String,
+    /// The value in the card, e.g. `Laegesekretaer`.
+    pub value: String,
+}
+
+/// A CVR whose cards' national roles are accepted without validation, for one endpoint.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TrustedCvr {
+    /// The CVR number.
+    pub cvr: String,
+    /// `STS` (the DGWS endpoints) or `NBO` (OIOSaml2Sosi).
+    pub endpoint: String,
 }
 
 /// Parser limits for request XML.
@@ -229,6 +318,12 @@ impl Config {
         self.hsm.path_env.values_mut().for_each(fix);
         self.trust.anchors.iter_mut().for_each(fix);
         self.trust.intermediates.iter_mut().for_each(fix);
+        if let Some(d) = self.trust.crl_dir.as_mut() {
+            fix(d);
+        }
+        if let Some(f) = self.roles.assignments_file.as_mut() {
+            fix(f);
+        }
         if let Some(dev) = self.dev.as_mut() {
             fix(&mut dev.state_dir);
             fix(&mut dev.pin_file);
@@ -252,6 +347,20 @@ impl Config {
         }
         if self.server.cores == Some(0) {
             return Err(invalid("server.cores", "must be at least 1"));
+        }
+        if let Some(t) =
+            self.roles.trusted_cvrs.iter().find(|t| !matches!(t.endpoint.as_str(), "STS" | "NBO"))
+        {
+            return Err(invalid(
+                "roles.trusted_cvrs",
+                &format!("endpoint {:?} is neither STS nor NBO", t.endpoint),
+            ));
+        }
+        if let Some(d) = self.roles.definitions.iter().find(|d| d.code.is_empty() || d.value.is_empty()) {
+            return Err(invalid("roles.definitions", &format!("a role needs a code and a value: {d:?}")));
+        }
+        if self.sts.replay_cache_entries < 1024 {
+            return Err(invalid("sts.replay_cache_entries", "must be at least 1024"));
         }
         if self.server.max_body_bytes < 1024 {
             return Err(invalid("server.max_body_bytes", "must be at least 1024"));

@@ -50,6 +50,16 @@ pub struct RequestOptions {
     pub cert_hash: CertHash,
     /// The DGWS message id (`wsse:Security/@id`); default a fresh seal-style nonce.
     pub message_id: Option<String>,
+    /// `medcom:UserRole` of user cards (default `7170`, an education code, not a national role).
+    pub role: String,
+    /// The care provider's CVR (default the development CVR).
+    pub cvr: String,
+    /// The user's CPR (default the development CPR; `None` leaves it out as unsealed does).
+    pub cpr: Option<String>,
+    /// Whether the card is signed; level 1/2 cards carry no signature.
+    pub sign: bool,
+    /// A change to the card before it is signed (tests of the STS's card rules).
+    pub edit: Option<fn(&mut IdCard)>,
 }
 
 impl RequestOptions {
@@ -65,6 +75,11 @@ impl RequestOptions {
             level: None,
             cert_hash: CertHash::Sha1,
             message_id: None,
+            role: "7170".into(),
+            cvr: pki::DEV_CVR.into(),
+            cpr: Some(pki::DEV_CPR.into()),
+            sign: true,
+            edit: None,
         }
     }
 }
@@ -92,6 +107,17 @@ impl DevClient {
             .map_err(|_| DevError::MissingCertificate(identity.label().to_owned()))
     }
 
+    /// A CRL of the development issuing CA listing `revoked`, valid from `this_update` to
+    /// `next_update` (DER).
+    pub fn issue_crl(
+        &self,
+        revoked: &[Identity],
+        this_update: ::time::OffsetDateTime,
+        next_update: ::time::OffsetDateTime,
+    ) -> Result<Vec<u8>, DevError> {
+        pki::issue_crl(&self.token, &self.paths, revoked, this_update, next_update)
+    }
+
     /// Builds a complete DGWS request to (New)SecurityTokenService.
     pub fn request(&self, opts: &RequestOptions) -> Result<Vec<u8>, DevError> {
         let now = Timestamp::now();
@@ -100,11 +126,21 @@ impl DevClient {
             CardType::System => Identity::Voces,
         });
         let cert = self.certificate(identity)?;
-        let card = self.card(opts, now, &cert);
-        let signer = self.token.signer(identity.label())?;
-        let unsigned = card.prepare_signature(opts.algorithm, &B64.encode(&cert));
-        let value = signer.sign_digest(opts.algorithm.digest().hsm(), unsigned.signed_info_digest())?;
-        let signed = unsigned.finish(&value);
+        let mut card = self.card(opts, now, &cert);
+        if let Some(edit) = opts.edit {
+            edit(&mut card);
+        }
+        let signed = if opts.sign {
+            let signer = self.token.signer(identity.label())?;
+            let unsigned = card.prepare_signature(opts.algorithm, &B64.encode(&cert));
+            let value = signer.sign_digest(opts.algorithm.digest().hsm(), unsigned.signed_info_digest())?;
+            unsigned.finish(&value)
+        } else {
+            let mut w = CanonicalWriter::default();
+            card.write_unsigned(&mut w);
+            w.raw(crate::token::idcard::CARD_END);
+            w.into_bytes()
+        };
         let message_id = opts.message_id.clone().unwrap_or_else(|| soap::new_message_id(now));
         Ok(request_envelope(&signed, &message_id, &time::format(now, opts.version)))
     }
@@ -118,14 +154,14 @@ impl DevClient {
         };
         let (name_id, level, user) = match opts.card {
             CardType::User => (
-                NameId { format: "medcom:cprnumber".into(), value: pki::DEV_CPR.into() },
+                NameId { format: "medcom:cprnumber".into(), value: opts.cpr.clone().unwrap_or_default() },
                 4,
                 Some(UserLog {
-                    cpr: Some(pki::DEV_CPR.into()),
+                    cpr: opts.cpr.clone(),
                     given_name: "Lars".into(),
                     surname: "Larsen".into(),
                     email: Some("lars.larsen@testby.example".into()),
-                    role: Some("7170".into()),
+                    role: Some(opts.role.clone()),
                     authorization_code: Some("J0184".into()),
                     occupation: Some("Læge".into()),
                 }),
@@ -141,7 +177,7 @@ impl DevClient {
             issue_instant: not_before,
             issuer: "SeglDevClient".into(),
             name_id,
-            holder_of_key: true,
+            holder_of_key: opts.sign,
             not_before,
             not_on_or_after: not_before.saturating_add(opts.lifetime).unwrap_or(not_before),
             id_card_id: B64.encode(id),
@@ -151,7 +187,7 @@ impl DevClient {
             user,
             system: SystemLog {
                 it_system_name: "Testby Journal".into(),
-                care_provider_id: pki::DEV_CVR.into(),
+                care_provider_id: opts.cvr.clone(),
                 care_provider_id_format: "medcom:cvrnumber".into(),
                 care_provider_name: pki::DEV_ORG.into(),
             },

@@ -40,10 +40,17 @@ pub enum Identity {
     UntrustedMoces,
     /// A MOCES certificate whose validity ended a year ago.
     ExpiredMoces,
+    /// A MOCES certificate listed on the issuing CA's CRL.
+    RevokedMoces,
+    /// A MOCES certificate of an employee at a region (CVR 29190909, a trusted CVR in the
+    /// default configuration).
+    RegionMoces,
+    /// A MOCES certificate whose key usage allows key encipherment only.
+    EnciphermentOnlyMoces,
 }
 
 /// Every development identity, CAs first (issuers before what they issue).
-pub const ALL: [Identity; 10] = [
+pub const ALL: [Identity; 13] = [
     Identity::RootCa,
     Identity::IssuingCa,
     Identity::UntrustedCa,
@@ -54,6 +61,9 @@ pub const ALL: [Identity; 10] = [
     Identity::Oces3Organisation,
     Identity::UntrustedMoces,
     Identity::ExpiredMoces,
+    Identity::RevokedMoces,
+    Identity::RegionMoces,
+    Identity::EnciphermentOnlyMoces,
 ];
 
 /// The CVR number of the development care provider.
@@ -82,6 +92,9 @@ impl Identity {
             Self::Oces3Organisation => "oces3-organisation",
             Self::UntrustedMoces => "untrusted-moces",
             Self::ExpiredMoces => "expired-moces",
+            Self::RevokedMoces => "revoked-moces",
+            Self::RegionMoces => "region-moces",
+            Self::EnciphermentOnlyMoces => "encipherment-only-moces",
         }
     }
 
@@ -113,6 +126,9 @@ impl Identity {
             }
             Self::UntrustedMoces => ("Mallory Larsen", Some("CVR:20921897-RID:66666666")),
             Self::ExpiredMoces => ("Lars Udløbet", Some("CVR:20921897-RID:52723248")),
+            Self::RevokedMoces => ("Lars Spærret", Some("CVR:20921897-RID:52723249")),
+            Self::RegionMoces => ("Rikke Region", Some("CVR:29190909-RID:10000001")),
+            Self::EnciphermentOnlyMoces => ("Lars Krypto", Some("CVR:20921897-RID:52723250")),
         };
         Subject { common_name, serial_number }
     }
@@ -127,6 +143,8 @@ impl Identity {
         dn.push(DnType::CountryName, "DK");
         if self.is_ca() {
             dn.push(DnType::OrganizationName, "SEGL Development");
+        } else if self == Self::RegionMoces {
+            dn.push(DnType::OrganizationName, "Region Testby // CVR:29190909");
         } else {
             dn.push(DnType::OrganizationName, format!("{DEV_ORG} // CVR:{DEV_CVR}"));
         }
@@ -150,6 +168,8 @@ impl Identity {
                 _ => BasicConstraints::Unconstrained,
             });
             params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        } else if self == Self::EnciphermentOnlyMoces {
+            params.key_usages = vec![KeyUsagePurpose::KeyEncipherment];
         } else {
             params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::ContentCommitment];
         }
@@ -211,6 +231,45 @@ impl SigningKey for TokenCaKey {
 pub struct PkiPaths {
     /// `<state>/pki`.
     pub dir: PathBuf,
+}
+
+/// The national role the development user holds at the development care provider.
+pub const DEV_ROLE_CODE: &str = "40001";
+
+/// Issues a CRL of the development issuing CA, signed inside the development token, listing
+/// the certificates of `revoked`.
+pub fn issue_crl(
+    token: &Token,
+    paths: &PkiPaths,
+    revoked: &[Identity],
+    this_update: OffsetDateTime,
+    next_update: OffsetDateTime,
+) -> Result<Vec<u8>, DevError> {
+    use rcgen::{CertificateRevocationListParams, KeyIdMethod, RevocationReason, RevokedCertParams};
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    let mut revoked_certs = Vec::new();
+    for identity in revoked {
+        let der = super::client::read_certificate(&paths.certificate(identity.label()))?;
+        let (_, cert) = X509Certificate::from_der(&der)
+            .map_err(|e| DevError::Certificate { label: identity.label().into(), reason: e.to_string() })?;
+        revoked_certs.push(RevokedCertParams {
+            serial_number: SerialNumber::from_slice(cert.raw_serial()),
+            revocation_time: this_update,
+            reason_code: Some(RevocationReason::KeyCompromise),
+            invalidity_date: None,
+        });
+    }
+    let params = CertificateRevocationListParams {
+        this_update,
+        next_update,
+        crl_number: random_serial(),
+        issuing_distribution_point: None,
+        revoked_certs,
+        key_identifier_method: KeyIdMethod::Sha256,
+    };
+    let issuer = Issuer::new(Identity::IssuingCa.params()?, ca_key(token, Identity::IssuingCa)?);
+    let crl = params.signed_by(&issuer).map_err(cert_err("dev-issuing-ca CRL"))?;
+    Ok(crl.der().to_vec())
 }
 
 impl PkiPaths {
@@ -281,6 +340,32 @@ pub fn setup(config: &Config) -> Result<SetupReport, DevError> {
         };
         std::fs::write(&file, pem).map_err(io_err(&file))?;
         report.created.push(format!("certificate {}", file.display()));
+    }
+
+    if let Some(crl_dir) = &config.trust.crl_dir {
+        let crl_file = crl_dir.join("dev-issuing-ca.crl");
+        if !crl_file.exists() {
+            std::fs::create_dir_all(crl_dir).map_err(io_err(crl_dir))?;
+            let now = OffsetDateTime::now_utc();
+            let der = issue_crl(
+                &dev_token,
+                &paths,
+                &[Identity::RevokedMoces],
+                now - Duration::hours(1),
+                now + Duration::days(30),
+            )?;
+            std::fs::write(&crl_file, der).map_err(io_err(&crl_file))?;
+            report.created.push(format!("CRL {} (revokes revoked-moces)", crl_file.display()));
+        }
+    }
+    if let Some(roles) = &config.roles.assignments_file {
+        if !roles.exists() {
+            let text = format!(
+                "# Role register of the development PKI: who holds which national role where.\n[[assignment]]\ncpr = \"{DEV_CPR}\"\ncvr = \"{DEV_CVR}\"\nroles = [\"{DEV_ROLE_CODE}\"]\n"
+            );
+            std::fs::write(roles, text).map_err(io_err(roles))?;
+            report.created.push(format!("role register {}", roles.display()));
+        }
     }
 
     let sts_token = ensure_token(&module, &config.hsm.token_label, &sts_pin, &mut report)?;

@@ -2,8 +2,11 @@
 //! card in, an STS-signed ID card out.
 //!
 //! The pipeline, in order: parse → find the card → verify its signature (and read the card
-//! only from the element that signature covered) → check the signer certificate → check the
-//! card → build the STS card → sign it in the HSM → wrap it in the response.
+//! only from the element that signature covered) → check the card (level, type, validity
+//! window) → check the signer certificate (chain, revocation, kind, OCESCertHash) → check the
+//! national role → remember the message id (replays are refused) → build the STS card → sign
+//! it in the HSM → wrap it in the response. The README's "DGWS rules" table lists every rule
+//! with its fault and its test.
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
@@ -11,8 +14,11 @@ use bytes::Bytes;
 use jiff::{SignedDuration, Timestamp};
 
 use super::error::RequestError;
+use super::replay::ReplayCache;
 use super::soap::{self, Correlation};
 use super::CoreContext;
+use crate::config::LowLevelPolicy;
+use crate::roles::{RoleEndpoint, RoleHolder};
 use crate::time::DgwsVersion;
 use crate::token::idcard::{IdCard, NameId};
 use crate::token::{ns, CardType};
@@ -70,28 +76,39 @@ async fn issue_card(
 ) -> Result<Vec<u8>, RequestError> {
     let doc = Document::parse(body, &ctx.shared.limits)?;
     let request = read_request(&doc)?;
-    if let Some(id) = request.message_id {
-        correlation.message_id = id;
+    if let Some(id) = &request.message_id {
+        correlation.message_id = id.clone();
     }
     correlation.version = request.version;
-    correlation.context = request.context;
+    correlation.context = request.context.clone();
 
-    let (client_card, signer) = verified_card(ctx, &doc, request.card, now)?;
-    let issued = issued_card(ctx, endpoint, &client_card, &signer, now);
+    let accepted = accepted_card(ctx, &doc, &request, now)?;
+    check_national_role(ctx, &accepted.card)?;
+    let replay_key = remember_message_id(ctx, &request, &accepted, now)?;
+
+    let issued = issued_card(ctx, endpoint, &accepted, now);
     let credential = ctx.signer.credential();
     let unsigned = issued.prepare_signature(ISSUED_SIGNATURE, &credential.certificate_b64);
     let value =
-        ctx.signer.sign_digest(&credential, ISSUED_SIGNATURE.digest(), unsigned.signed_info_digest()).await?;
+        ctx.signer.sign_digest(&credential, ISSUED_SIGNATURE.digest(), unsigned.signed_info_digest()).await;
+    let value = value.inspect_err(|_| {
+        // The failure is segl's: the client may resend the same message.
+        if let Some(key) = &replay_key {
+            ctx.shared.replay.remove(key);
+        }
+    })?;
     let signed = unsigned.finish(&value);
     Ok(soap::issue_response(correlation, now, &signed, &ctx.shared.config.sts.issuer))
 }
 
-/// The parts of the envelope the response echoes, and the card element.
+/// The parts of the envelope the response echoes, the card element, and how many signatures
+/// the document holds.
 struct StsRequest {
     message_id: Option<String>,
     version: DgwsVersion,
     context: String,
     card: NodeId,
+    signatures: usize,
 }
 
 fn read_request(doc: &Document) -> Result<StsRequest, RequestError> {
@@ -121,27 +138,45 @@ fn read_request(doc: &Document) -> Result<StsRequest, RequestError> {
         .ok_or_else(|| {
             RequestError::NotStsRequest("wst:Claims holds no saml:Assertion (the ID card)".into())
         })?;
-
-    // seal requires exactly one signature in a DGWS STS request (spec §7.15); anything else
-    // is either a broken client or an attempt to confuse which signature counts.
     let signatures = std::iter::once(envelope)
         .chain(doc.descendants(envelope))
         .filter(|&n| doc.is(n, ns::DS, "Signature"))
         .count();
-    if signatures != 1 {
-        return Err(RequestError::SignatureCount(signatures));
-    }
-    Ok(StsRequest { message_id, version, context, card })
+    Ok(StsRequest { message_id, version, context, card, signatures })
 }
 
-/// Verifies the card's signature and everything about the card and its signer. Returns the
-/// card as read from the verified element, and the validated signer certificate.
-fn verified_card(
+/// A card that passed every check, and the certificate that signed it (levels 3 and 4).
+struct AcceptedCard {
+    card: IdCard,
+    signer: Option<SignerCertificate>,
+}
+
+/// Verifies the card's signature and everything about the card and its signer.
+fn accepted_card(
+    ctx: &CoreContext,
+    doc: &Document,
+    request: &StsRequest,
+    now: Timestamp,
+) -> Result<AcceptedCard, RequestError> {
+    let accepted = match request.signatures {
+        1 => signed_card(ctx, doc, request.card, now)?,
+        0 => unsigned_card(ctx, doc, request.card)?,
+        // seal requires exactly one signature in a DGWS STS request (spec §7.15); more is
+        // either a broken client or an attempt to confuse which signature counts.
+        n => return Err(RequestError::SignatureCount(n)),
+    };
+    check_validity(ctx, &accepted.card, now)?;
+    Ok(accepted)
+}
+
+/// A level 3/4 card: its signature verified, read only from the verified element, its signer
+/// certificate trusted and of the kind the level requires.
+fn signed_card(
     ctx: &CoreContext,
     doc: &Document,
     card: NodeId,
     now: Timestamp,
-) -> Result<(IdCard, SignerCertificate), RequestError> {
+) -> Result<AcceptedCard, RequestError> {
     let signature = doc.child(card, ns::DS, "Signature").ok_or(RequestError::SignatureCount(0))?;
     let verified = verify::verify_enveloped(doc, signature)?;
     if verified.signed_element != card {
@@ -149,32 +184,57 @@ fn verified_card(
         // invariant visible here: only the verified element is read below.
         return Err(RequestError::NotStsRequest("the signature does not cover the ID card".into()));
     }
-    let client_card = IdCard::from_element(doc, verified.signed_element)?;
-
-    if !matches!(client_card.authentication_level, 3 | 4) {
-        return Err(RequestError::AuthenticationLevel(client_card.authentication_level));
-    }
-    check_validity(ctx, &client_card, now)?;
-
+    let card = IdCard::from_element(doc, verified.signed_element)?;
+    check_level(&card)?;
     let signer = ctx.shared.trust.validate(&verified.certificate_der, now)?;
-    check_certificate_kind(&client_card, &signer)?;
-    if let Some(hash) = &client_card.ocess_cert_hash {
+    check_certificate_kind(&card, &signer)?;
+    check_care_provider(&card, &signer)?;
+    if let Some(hash) = &card.ocess_cert_hash {
         if !cert_hash_matches(hash, &signer.der) {
             return Err(RequestError::CertHashMismatch);
         }
     }
-    Ok((client_card, signer))
+    Ok(AcceptedCard { card, signer: Some(signer) })
 }
 
-/// NotBefore − skew ≤ now < NotOnOrAfter + skew, and a window of at most 24 h (spec §3.4).
+/// A card without a signature: only levels 1 and 2, and only when the policy issues them.
+/// The card is read unverified here, so nothing from it is trusted beyond its level policy.
+fn unsigned_card(ctx: &CoreContext, doc: &Document, card: NodeId) -> Result<AcceptedCard, RequestError> {
+    let card = IdCard::from_element(doc, card)?;
+    match card.authentication_level {
+        3 | 4 => Err(RequestError::UnsignedCard(card.authentication_level)),
+        level if ctx.shared.config.sts.low_levels == LowLevelPolicy::Refuse => {
+            Err(RequestError::AuthenticationLevel(level))
+        }
+        _ => Ok(AcceptedCard { card, signer: None }),
+    }
+}
+
+/// Levels with a signature: 4 (an employee vouches for themselves) only on user cards; 3 (a
+/// system vouches) on system cards and on user cards a system signs for its user.
+fn check_level(card: &IdCard) -> Result<(), RequestError> {
+    match (card.authentication_level, card.card_type) {
+        (4, CardType::User) | (3, _) => Ok(()),
+        (4, CardType::System) => Err(RequestError::LevelForCardType { card: "system", level: 4 }),
+        (level, _) => Err(RequestError::AuthenticationLevel(level)),
+    }
+}
+
+/// IssueInstant ≤ now + skew, NotBefore − skew ≤ now < NotOnOrAfter + skew, and a window of at
+/// most 24 h (spec §3.4), which also bounds the card's age.
 fn check_validity(ctx: &CoreContext, card: &IdCard, now: Timestamp) -> Result<(), RequestError> {
     let skew = SignedDuration::from_secs(ctx.shared.config.sts.clock_skew_secs as i64);
     let fmt = |t: Timestamp| crate::time::format(t, DgwsVersion::V1_0_1);
-    if now.saturating_add(skew).is_ok_and(|t| t < card.not_before) {
+    let later = now.saturating_add(skew).unwrap_or(now);
+    let earlier = now.saturating_sub(skew).unwrap_or(now);
+    if later < card.not_before {
         return Err(RequestError::CardNotYetValid(fmt(card.not_before)));
     }
-    if now.saturating_sub(skew).is_ok_and(|t| t >= card.not_on_or_after) {
+    if earlier >= card.not_on_or_after {
         return Err(RequestError::CardExpired(fmt(card.not_on_or_after)));
+    }
+    if later < card.issue_instant {
+        return Err(RequestError::CardIssuedInFuture(fmt(card.issue_instant)));
     }
     if card.not_before.duration_until(card.not_on_or_after) > ISSUED_LIFETIME {
         return Err(RequestError::CardLifetime);
@@ -182,28 +242,44 @@ fn check_validity(ctx: &CoreContext, card: &IdCard, now: Timestamp) -> Result<()
     Ok(())
 }
 
-/// User cards are signed by employee certificates, system cards by organisation or function
-/// certificates (spec §2.1 step 1).
+/// Level 4 cards are signed by employee certificates (MOCES, OCES3 employee); level 3 cards by
+/// organisation or function certificates (VOCES, FOCES, OCES3 organisation) (spec §2.1).
 fn check_certificate_kind(card: &IdCard, signer: &SignerCertificate) -> Result<(), RequestError> {
-    let ok = match card.card_type {
-        CardType::User => signer.kind == CertificateKind::Employee,
-        CardType::System => matches!(signer.kind, CertificateKind::Organisation | CertificateKind::Function),
-    };
-    if ok {
-        return Ok(());
+    let card_name = card.card_type.as_str();
+    match card.authentication_level {
+        4 if signer.kind != CertificateKind::Employee => Err(RequestError::CertificateType {
+            card: card_name,
+            found: signer.kind,
+            needed: "an employee certificate (MOCES / OCES3 employee) for level 4",
+        }),
+        3 if !matches!(signer.kind, CertificateKind::Organisation | CertificateKind::Function) => {
+            Err(RequestError::CertificateType {
+                card: card_name,
+                found: signer.kind,
+                needed:
+                    "an organisation or function certificate (VOCES / FOCES / OCES3 organisation) for level 3",
+            })
+        }
+        _ => Ok(()),
     }
-    Err(match card.card_type {
-        CardType::User => RequestError::CertificateType {
-            card: "user",
-            found: signer.kind,
-            needed: "an employee certificate (MOCES / OCES3 employee)",
-        },
-        CardType::System => RequestError::CertificateType {
-            card: "system",
-            found: signer.kind,
-            needed: "an organisation or function certificate (VOCES / FOCES / OCES3 organisation)",
-        },
-    })
+}
+
+/// A card speaks for the organisation its certificate belongs to: when the certificate names a
+/// CVR, a `medcom:cvrnumber` CareProviderID must be that CVR. Without this, any employee could
+/// claim a trusted CVR's national roles (the trusted-CVR rule trusts the care provider).
+fn check_care_provider(card: &IdCard, signer: &SignerCertificate) -> Result<(), RequestError> {
+    match &signer.organisation_cvr {
+        Some(cvr)
+            if card.system.care_provider_id_format == "medcom:cvrnumber"
+                && &card.system.care_provider_id != cvr =>
+        {
+            Err(RequestError::CareProviderMismatch {
+                card: card.system.care_provider_id.clone(),
+                certificate: cvr.clone(),
+            })
+        }
+        _ => Ok(()),
+    }
 }
 
 /// OCESCertHash is base64 SHA-1 (28 characters, seal) or SHA-256 (44 characters, unsealed)
@@ -217,18 +293,52 @@ fn cert_hash_matches(claimed: &str, cert_der: &[u8]) -> bool {
     B64.encode(alg.digest(cert_der)) == claimed
 }
 
+/// A national role claimed in `medcom:UserRole` must be defined and held (or the care
+/// provider trusted for the DGWS endpoints).
+fn check_national_role(ctx: &CoreContext, card: &IdCard) -> Result<(), RequestError> {
+    let Some(user) = &card.user else { return Ok(()) };
+    let Some(role) = &user.role else { return Ok(()) };
+    let cvr = if card.system.care_provider_id_format == "medcom:cvrnumber" {
+        card.system.care_provider_id.as_str()
+    } else {
+        ""
+    };
+    ctx.shared.roles.check(RoleEndpoint::Sts, role, RoleHolder { cpr: user.cpr.as_deref(), cvr })?;
+    Ok(())
+}
+
+/// Records the request's message id for the card's lifetime; a repeat from the same client is
+/// refused. Returns the key, so that a failure on segl's side can forget it again.
+fn remember_message_id(
+    ctx: &CoreContext,
+    request: &StsRequest,
+    accepted: &AcceptedCard,
+    now: Timestamp,
+) -> Result<Option<[u8; 32]>, RequestError> {
+    let Some(message_id) = &request.message_id else { return Ok(None) };
+    // The client is its certificate; an unsigned (level 1/2) card has none, so its issuer and
+    // system stand in.
+    let client: Vec<u8> = match &accepted.signer {
+        Some(cert) => cert.der.clone(),
+        None => format!("{}\n{}", accepted.card.issuer, accepted.card.system.it_system_name).into_bytes(),
+    };
+    let key = ReplayCache::key(&client, message_id);
+    let skew = SignedDuration::from_secs(ctx.shared.config.sts.clock_skew_secs as i64);
+    let expires = accepted.card.not_on_or_after.saturating_add(skew).unwrap_or(accepted.card.not_on_or_after);
+    ctx.shared
+        .replay
+        .insert(key, expires, now)
+        .map_err(|_| RequestError::DuplicateMessageId(message_id.clone()))?;
+    Ok(Some(key))
+}
+
 /// The STS card: the client's user and system data, the STS as issuer, a fresh id and the
 /// STS validity window (spec §2.1 step 2).
-fn issued_card(
-    ctx: &CoreContext,
-    endpoint: DgwsEndpoint,
-    client: &IdCard,
-    signer: &SignerCertificate,
-    now: Timestamp,
-) -> IdCard {
+fn issued_card(ctx: &CoreContext, endpoint: DgwsEndpoint, accepted: &AcceptedCard, now: Timestamp) -> IdCard {
+    let client = &accepted.card;
     let not_before = now.saturating_sub(ISSUED_BACKDATE).unwrap_or(now);
-    let name_id = match endpoint {
-        DgwsEndpoint::New => NameId {
+    let name_id = match (endpoint, &accepted.signer) {
+        (DgwsEndpoint::New, Some(signer)) => NameId {
             format: "medcom:other".into(),
             value: format!(
                 "SubjectDN={{{}}},IssuerDN={{{}}},CertSerial={{{}}}",
@@ -236,8 +346,9 @@ fn issued_card(
             ),
         },
         // Decision (spec §2.2 [?]): the legacy endpoint keeps the client's own NameID, as
-        // seal's copyToVOCESSignedIDCard does when not asked for certificate attributes.
-        DgwsEndpoint::Legacy => client.name_id.clone(),
+        // seal's copyToVOCESSignedIDCard does when not asked for certificate attributes; so do
+        // unsigned (level 1/2) cards, which have no certificate to describe.
+        _ => client.name_id.clone(),
     };
     let mut id = [0u8; 16];
     // An all-zero id on RNG failure would still be a valid card; uniqueness is best effort.
@@ -247,18 +358,21 @@ fn issued_card(
         issue_instant: not_before,
         issuer: ctx.shared.config.sts.issuer.clone(),
         name_id,
-        holder_of_key: true,
+        // Holder-of-key names the OCES signature; cards of level 1/2 have none.
+        holder_of_key: accepted.signer.is_some(),
         not_before,
         not_on_or_after: not_before.saturating_add(ISSUED_LIFETIME).unwrap_or(not_before),
         id_card_id: B64.encode(id),
         card_type: client.card_type,
         authentication_level: client.authentication_level,
-        ocess_cert_hash: Some(
+        // The client's value is copied; when absent, SHA-1 of its certificate (spec §3.5).
+        // Level 1/2 cards have no certificate and get none.
+        ocess_cert_hash: accepted.signer.as_ref().map(|signer| {
             client
                 .ocess_cert_hash
                 .clone()
-                .unwrap_or_else(|| B64.encode(DigestAlgorithm::Sha1.digest(&signer.der))),
-        ),
+                .unwrap_or_else(|| B64.encode(DigestAlgorithm::Sha1.digest(&signer.der)))
+        }),
         user: client.user.clone(),
         system: client.system.clone(),
     }

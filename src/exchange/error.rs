@@ -11,6 +11,7 @@
 //!   refusals use the status that names them (404, 405, 411, 413, 431). Clients look for a
 //!   fault in every response regardless of status (spec §1.2).
 
+use crate::roles::RoleError;
 use crate::signing::SigningError;
 use crate::token::CardError;
 use crate::trust::{CertificateKind, TrustError};
@@ -53,6 +54,12 @@ pub enum RequestError {
     /// The card's authentication level is not served.
     #[error("authentication level {0} is not accepted here (levels 3 and 4 are)")]
     AuthenticationLevel(u8),
+    /// The authentication level does not fit the card type.
+    #[error("a {card} card cannot have authentication level {level}")]
+    LevelForCardType { card: &'static str, level: u8 },
+    /// A level 3 or 4 card without its OCES signature.
+    #[error("an ID card of authentication level {0} must carry its ds:Signature")]
+    UnsignedCard(u8),
     /// The card's signature does not verify.
     #[error("the ID card signature does not verify: {0}")]
     Signature(#[from] DsigError),
@@ -62,6 +69,11 @@ pub enum RequestError {
     /// The certificate type does not fit the card type.
     #[error("a {card} card cannot be signed with a {found:?} certificate (it needs {needed})")]
     CertificateType { card: &'static str, found: CertificateKind, needed: &'static str },
+    /// The card names a care provider other than the organisation of its certificate.
+    #[error(
+        "the card's care provider CVR {card} is not the CVR {certificate} of the certificate that signed it"
+    )]
+    CareProviderMismatch { card: String, certificate: String },
     /// `sosi:OCESCertHash` names a different certificate than the one that signed.
     #[error("sosi:OCESCertHash does not match the certificate that signed the card")]
     CertHashMismatch,
@@ -71,9 +83,18 @@ pub enum RequestError {
     /// The card has expired.
     #[error("the ID card expired at {0}")]
     CardExpired(String),
+    /// The card's IssueInstant lies in the future.
+    #[error("the ID card was issued in the future ({0})")]
+    CardIssuedInFuture(String),
     /// The card's validity window is longer than DGWS allows.
     #[error("the ID card's validity window exceeds 24 hours")]
     CardLifetime,
+    /// The national role the card claims is not accepted.
+    #[error("{0}")]
+    Role(#[from] RoleError),
+    /// The DGWS message id was already used by this client within the card's lifetime.
+    #[error("message id {0:?} was already received; send a new request with a new message id")]
+    DuplicateMessageId(String),
     /// The HSM could not sign.
     #[error("the STS could not sign the token: {0}")]
     Signing(#[from] SigningError),
@@ -88,6 +109,8 @@ pub enum FaultCode {
     InvalidRequest,
     /// A DGWS code (the local part, lower case).
     Dgws(&'static str),
+    /// WS-Addressing `duplicatemessageid`, as DGWS names it.
+    DuplicateMessageId,
 }
 
 impl FaultCode {
@@ -97,6 +120,7 @@ impl FaultCode {
             Self::Client => "soapenv:Client".to_owned(),
             Self::InvalidRequest => "wst:InvalidRequest".to_owned(),
             Self::Dgws(local) => format!("dgws:{local}"),
+            Self::DuplicateMessageId => "wsa:duplicatemessageid".to_owned(),
         }
     }
 }
@@ -115,14 +139,22 @@ impl RequestError {
             Self::Xml(_) | Self::NotStsRequest(_) => (InvalidRequest, 500),
             Self::SignatureCount(_) => (Dgws("invalidsignature"), 500),
             Self::Card(_) => (Dgws("invalidheader"), 500),
-            Self::AuthenticationLevel(_) => (Dgws("authenticationlevel"), 500),
+            Self::AuthenticationLevel(_) | Self::LevelForCardType { .. } => {
+                (Dgws("authenticationlevel"), 500)
+            }
+            Self::UnsignedCard(_) => (Dgws("invalidsignature"), 500),
             Self::Signature(_) => (Dgws("invalidsignature"), 500),
-            Self::Certificate(_) | Self::CertificateType { .. } | Self::CertHashMismatch => {
-                (Dgws("invalidcertificate"), 500)
-            }
-            Self::CardNotYetValid(_) | Self::CardExpired(_) | Self::CardLifetime => {
-                (Dgws("idcardtooold"), 500)
-            }
+            Self::Certificate(_)
+            | Self::CertificateType { .. }
+            | Self::CertHashMismatch
+            | Self::CareProviderMismatch { .. } => (Dgws("invalidcertificate"), 500),
+            Self::CardNotYetValid(_)
+            | Self::CardExpired(_)
+            | Self::CardLifetime
+            | Self::CardIssuedInFuture(_) => (Dgws("idcardtooold"), 500),
+            Self::Role(RoleError::Unavailable(_)) => (Dgws("internalerror"), 500),
+            Self::Role(_) => (Dgws("notauthorized"), 500),
+            Self::DuplicateMessageId(_) => (DuplicateMessageId, 500),
             Self::Signing(_) => (Dgws("internalerror"), 500),
         }
     }
@@ -130,7 +162,7 @@ impl RequestError {
     /// Whether this is segl's failure rather than the client's (logged at error level, and
     /// the fault text does not reveal internals).
     pub fn is_internal(&self) -> bool {
-        matches!(self, Self::Signing(_))
+        matches!(self, Self::Signing(_) | Self::Role(RoleError::Unavailable(_)))
     }
 
     /// The faultstring: what the client should fix. Internal failures are not described to

@@ -3,6 +3,7 @@
 
 pub mod dgws;
 pub mod error;
+pub mod replay;
 pub mod soap;
 
 use std::sync::Arc;
@@ -10,19 +11,49 @@ use std::sync::Arc;
 use jiff::Timestamp;
 
 use crate::config::Config;
+use crate::roles::{NationalRoles, RolesConfigError};
 use crate::signing::CoreSigner;
-use crate::trust::TrustStore;
+use crate::trust::{TrustStore, TrustStoreError};
 use crate::xml::Limits;
 use error::RequestError;
+use replay::ReplayCache;
 
-/// What every core shares (read-only).
+/// What every core shares.
 pub struct Shared {
     /// The configuration in force.
     pub config: Arc<Config>,
-    /// Trusted CAs.
+    /// Trusted CAs and CRLs.
     pub trust: TrustStore,
     /// Parser limits.
     pub limits: Limits,
+    /// The national-role policy.
+    pub roles: NationalRoles,
+    /// DGWS message ids seen recently, shared by all cores.
+    pub replay: ReplayCache,
+}
+
+/// Why the shared state could not be built from a configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum SharedError {
+    /// Trust anchors or CRLs.
+    #[error("trust: {0}")]
+    Trust(#[from] TrustStoreError),
+    /// National roles.
+    #[error("roles: {0}")]
+    Roles(#[from] RolesConfigError),
+}
+
+impl Shared {
+    /// Builds everything the cores share from a configuration.
+    pub fn from_config(config: Arc<Config>) -> Result<Shared, SharedError> {
+        Ok(Shared {
+            trust: TrustStore::from_config(&config.trust)?,
+            limits: config.limits.to_limits(),
+            roles: NationalRoles::from_config(&config.roles)?,
+            replay: ReplayCache::new(config.sts.replay_cache_entries),
+            config,
+        })
+    }
 }
 
 /// One core's view: the shared state and this core's own HSM session.

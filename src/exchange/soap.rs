@@ -104,6 +104,7 @@ pub fn fault_response(
         &[
             ("dgws", ns::DGWS_FAULTS),
             ("soapenv", ns::SOAP),
+            ("wsa", ns::WSA_2004_08),
             ("wsse", ns::WSSE),
             ("wst", ns::WST_2005_02),
             ("wsu", ns::WSU),

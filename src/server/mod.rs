@@ -14,7 +14,6 @@ use crate::config::Config;
 use crate::exchange::error::RequestError;
 use crate::exchange::{self, CoreContext, Shared};
 use crate::signing::{SigningError, StsKey};
-use crate::trust::{TrustStore, TrustStoreError};
 use http::{HttpLimits, Refusal, Request, Response};
 
 /// Why the server could not start.
@@ -23,9 +22,9 @@ pub enum ServeError {
     /// The STS key is not usable.
     #[error("STS key: {0}")]
     Key(#[from] SigningError),
-    /// The trust anchors could not be loaded.
-    #[error("trust anchors: {0}")]
-    Trust(#[from] TrustStoreError),
+    /// The shared state (trust anchors, CRLs, roles) could not be built.
+    #[error("{0}")]
+    Shared(#[from] crate::exchange::SharedError),
     /// An executor could not be started or failed.
     #[error("executor for core {core}: {reason}")]
     Executor { core: usize, reason: String },
@@ -37,13 +36,15 @@ pub fn run(config: Config) -> Result<(), ServeError> {
     let cores = config.server.cores.unwrap_or(cpus);
     // Before any thread exists: the module environment is exported here.
     let key = StsKey::open(&config.hsm)?;
-    let trust = TrustStore::load(&config.trust.anchors, &config.trust.intermediates)?;
     let limits = HttpLimits {
         max_header_bytes: config.server.max_header_bytes,
         max_body_bytes: config.server.max_body_bytes,
         idle_timeout: Duration::from_millis(config.server.idle_timeout_ms),
     };
-    let shared = Arc::new(Shared { limits: config.limits.to_limits(), trust, config: Arc::new(config) });
+    let shared = Arc::new(Shared::from_config(Arc::new(config))?);
+    if let Some(dir) = &shared.config.trust.crl_dir {
+        shared.trust.watch_crls(dir);
+    }
     let listen = shared.config.server.listen;
 
     let mut executors = Vec::with_capacity(cores);

@@ -1,13 +1,20 @@
 //! Trust in card signers: X.509 path validation to configured anchors (rustls-webpki) and the
 //! OCES identity read from the certificate (x509-parser).
 
+pub mod crl;
 pub mod dn;
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
+
 use rustls_pki_types::{CertificateDer, TrustAnchor, UnixTime};
-use webpki::{EndEntityCert, KeyPurposeIdIter};
+use webpki::{
+    EndEntityCert, ExpirationPolicy, KeyPurposeIdIter, RevocationCheckDepth, RevocationOptionsBuilder,
+    UnknownStatusPolicy,
+};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 /// Why a signer certificate is not trusted.
@@ -25,6 +32,18 @@ pub enum TrustError {
     /// Before notBefore.
     #[error("the certificate is not yet valid")]
     NotYetValid,
+    /// Listed on its issuer's CRL.
+    #[error("the certificate is revoked")]
+    Revoked,
+    /// Its issuer's CRL is past nextUpdate and stale CRLs are a hard failure.
+    #[error("the CRL of the certificate's issuer is out of date")]
+    StaleCrl,
+    /// No CRL for its issuer while CRLs are required.
+    #[error("no CRL is available for the certificate's issuer")]
+    RevocationUnknown,
+    /// A KeyUsage extension that allows neither digitalSignature nor nonRepudiation.
+    #[error("the certificate's key usage does not allow signing")]
+    KeyUsage,
     /// Any other path-validation failure.
     #[error("the certificate chain is invalid: {0}")]
     InvalidChain(String),
@@ -36,6 +55,9 @@ pub enum TrustStoreError {
     /// A PEM file could not be read.
     #[error("cannot read {path}: {source}")]
     Read { path: String, source: std::io::Error },
+    /// The CRL directory could not be loaded.
+    #[error("CRLs: {0}")]
+    Crl(#[from] crl::CrlError),
     /// A PEM file held no usable certificate.
     #[error("{path}: {reason}")]
     BadCertificate { path: String, reason: String },
@@ -99,12 +121,26 @@ pub struct SignerCertificate {
     pub subject_serial_number: Option<String>,
     /// What kind of OCES certificate this is.
     pub kind: CertificateKind,
+    /// The CVR of the organisation the certificate belongs to: from an OCES2 serialNumber
+    /// (`CVR:<cvr>-…`) or an OCES3 organizationIdentifier (`NTRDK-<cvr>`).
+    pub organisation_cvr: Option<String>,
 }
 
-/// The configured trust anchors and intermediates.
+/// How revocation is checked.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RevocationPolicy {
+    /// A CRL past nextUpdate fails validation.
+    pub stale_is_failure: bool,
+    /// A certificate whose issuer has no CRL fails validation.
+    pub require_crl: bool,
+}
+
+/// The configured trust anchors, intermediates and CRLs.
 pub struct TrustStore {
     anchors: Vec<TrustAnchor<'static>>,
     intermediates: Vec<CertificateDer<'static>>,
+    crls: Arc<ArcSwap<crl::CrlSet>>,
+    revocation: RevocationPolicy,
 }
 
 /// XML signatures with OCES certificates are not TLS: the EKU content of OCES certificates is
@@ -130,12 +166,36 @@ static RSA_ALGORITHMS: &[&dyn rustls_pki_types::SignatureVerificationAlgorithm] 
 ];
 
 impl TrustStore {
-    /// Loads anchors and intermediates from PEM files.
+    /// Builds the store from the `[trust]` configuration; CRLs are loaded once here (see
+    /// [`TrustStore::watch_crls`] to follow changes).
+    pub fn from_config(cfg: &crate::config::TrustConfig) -> Result<Self, TrustStoreError> {
+        let mut store = Self::load(&cfg.anchors, &cfg.intermediates)?;
+        if let Some(dir) = &cfg.crl_dir {
+            store.crls.store(Arc::new(crl::load_dir(dir)?));
+        }
+        store.revocation = RevocationPolicy {
+            stale_is_failure: cfg.stale_crl == crate::config::StaleCrlPolicy::Hard,
+            require_crl: cfg.require_crl,
+        };
+        Ok(store)
+    }
+
+    /// Follows changes of the CRL directory (a background thread checks once a second).
+    pub fn watch_crls(&self, dir: &Path) {
+        crl::watch(dir.to_owned(), self.crls.clone());
+    }
+
+    /// Loads anchors and intermediates from PEM files (no CRLs).
     pub fn load(
         anchors: &[impl AsRef<Path>],
         intermediates: &[impl AsRef<Path>],
     ) -> Result<Self, TrustStoreError> {
-        let mut store = TrustStore { anchors: Vec::new(), intermediates: Vec::new() };
+        let mut store = TrustStore {
+            anchors: Vec::new(),
+            intermediates: Vec::new(),
+            crls: Arc::new(ArcSwap::from_pointee(crl::CrlSet::default())),
+            revocation: RevocationPolicy::default(),
+        };
         for path in anchors {
             for der in read_pem_certificates(path.as_ref())? {
                 let anchor = webpki::anchor_from_trusted_cert(&der)
@@ -154,22 +214,51 @@ impl TrustStore {
     }
 
     /// Validates `der` as a signer certificate at `now`: a chain to an anchor, every
-    /// certificate in it within its validity, every signature good.
+    /// certificate in it within its validity, every signature good, not revoked (end-entity
+    /// CRL check), and a key usage that allows signing.
     pub fn validate(&self, der: &[u8], now: jiff::Timestamp) -> Result<SignerCertificate, TrustError> {
         let cert_der = CertificateDer::from(der);
         let ee = EndEntityCert::try_from(&cert_der).map_err(|e| TrustError::Malformed(e.to_string()))?;
         let secs = u64::try_from(now.as_second()).unwrap_or(0);
         let time = UnixTime::since_unix_epoch(Duration::from_secs(secs));
+        let crls = self.crls.load();
+        let crl_refs: Vec<&webpki::CertRevocationList<'_>> = crls.crls.iter().map(|c| &c.crl).collect();
+        // webpki refuses an empty CRL list; without CRLs there is nothing to check against.
+        let revocation = match RevocationOptionsBuilder::new(&crl_refs) {
+            Ok(builder) => Some(
+                builder
+                    .with_depth(RevocationCheckDepth::EndEntity)
+                    .with_status_policy(if self.revocation.require_crl {
+                        UnknownStatusPolicy::Deny
+                    } else {
+                        UnknownStatusPolicy::Allow
+                    })
+                    .with_expiration_policy(if self.revocation.stale_is_failure {
+                        ExpirationPolicy::Enforce
+                    } else {
+                        ExpirationPolicy::Ignore
+                    })
+                    .build(),
+            ),
+            Err(_) if self.revocation.require_crl => return Err(TrustError::RevocationUnknown),
+            Err(_) => None,
+        };
         ee.verify_for_usage(
             RSA_ALGORITHMS,
             &self.anchors,
             &self.intermediates,
             time,
             AnyExtendedKeyUsage,
-            None,
+            revocation,
             None,
         )
         .map_err(map_webpki_error)?;
+        let (_, cert) = X509Certificate::from_der(der).map_err(|e| TrustError::Malformed(e.to_string()))?;
+        if let Ok(Some(ku)) = cert.key_usage() {
+            if !ku.value.digital_signature() && !ku.value.non_repudiation() {
+                return Err(TrustError::KeyUsage);
+            }
+        }
         describe(der)
     }
 }
@@ -181,6 +270,9 @@ fn map_webpki_error(e: webpki::Error) -> TrustError {
         webpki::Error::UnknownIssuer => {
             TrustError::UntrustedIssuer("no chain to a configured trust anchor".into())
         }
+        webpki::Error::CertRevoked => TrustError::Revoked,
+        webpki::Error::CrlExpired { .. } => TrustError::StaleCrl,
+        webpki::Error::UnknownRevocationStatus => TrustError::RevocationUnknown,
         other => TrustError::InvalidChain(format!("{other:?}")),
     }
 }
@@ -198,7 +290,19 @@ pub fn describe(der: &[u8]) -> Result<SignerCertificate, TrustError> {
         .as_deref()
         .map(CertificateKind::from_serial_number)
         .unwrap_or(CertificateKind::Unknown);
+    let organisation_identifier = cert
+        .subject()
+        .iter_attributes()
+        .find(|a| a.attr_type().to_id_string() == "2.5.4.97")
+        .and_then(|a| a.as_str().ok());
+    let organisation_cvr = subject_serial_number
+        .as_deref()
+        .and_then(|s| s.strip_prefix("CVR:"))
+        .and_then(|s| s.split('-').next())
+        .or_else(|| organisation_identifier.and_then(|o| o.strip_prefix("NTRDK-")))
+        .map(str::to_owned);
     Ok(SignerCertificate {
+        organisation_cvr,
         der: der.to_vec(),
         subject_dn: dn::rfc1779(cert.subject()),
         issuer_dn: dn::rfc1779(cert.issuer()),

@@ -80,7 +80,14 @@ impl Server {
     }
 
     /// Starts the server after `edit` has changed the configuration text.
+    ///
+    /// Servers start one at a time: SoftHSM rewrites a token's file when a process logs in,
+    /// and another process reading the token directory at that moment fails
+    /// (CKR_GENERAL_ERROR, or the token seems absent). In production one server owns a token
+    /// directory; here a dozen servers share one.
     pub fn start_with(edit: impl FnOnce(&mut String)) -> Server {
+        static STARTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _one_at_a_time = STARTING.lock().unwrap_or_else(|p| p.into_inner());
         let env = env();
         let port = free_port();
         let mut text = env.config_text.replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"));
