@@ -16,7 +16,7 @@ use jiff::{SignedDuration, Timestamp};
 use super::error::RequestError;
 use super::replay::ReplayCache;
 use super::soap::{self, Correlation};
-use super::CoreContext;
+use super::{CoreContext, Policy, Shared};
 use crate::config::LowLevelPolicy;
 use crate::roles::{RoleEndpoint, RoleHolder};
 use crate::time::DgwsVersion;
@@ -74,7 +74,8 @@ async fn issue_card(
     now: Timestamp,
     correlation: &mut Correlation,
 ) -> Result<Vec<u8>, RequestError> {
-    let doc = Document::parse(body, &ctx.shared.limits)?;
+    let policy = ctx.shared.policy();
+    let doc = Document::parse(body, &policy.limits)?;
     let request = read_request(&doc)?;
     if let Some(id) = &request.message_id {
         correlation.message_id = id.clone();
@@ -82,11 +83,11 @@ async fn issue_card(
     correlation.version = request.version;
     correlation.context = request.context.clone();
 
-    let accepted = accepted_card(ctx, &doc, &request, now)?;
-    check_national_role(ctx, &accepted.card)?;
-    let replay_key = remember_message_id(ctx, &request, &accepted, now)?;
+    let accepted = accepted_card(&policy, &doc, &request, now)?;
+    check_national_role(&policy, &accepted.card)?;
+    let replay_key = remember_message_id(&ctx.shared, &policy, &request, &accepted, now)?;
 
-    let issued = issued_card(ctx, endpoint, &accepted, now);
+    let issued = issued_card(&policy, endpoint, &accepted, now);
     let credential = ctx.signer.credential();
     let unsigned = issued.prepare_signature(ISSUED_SIGNATURE, &credential.certificate_b64);
     let value =
@@ -98,7 +99,7 @@ async fn issue_card(
         }
     })?;
     let signed = unsigned.finish(&value);
-    Ok(soap::issue_response(correlation, now, &signed, &ctx.shared.config.sts.issuer))
+    Ok(soap::issue_response(correlation, now, &signed, &policy.config.sts.issuer))
 }
 
 /// The parts of the envelope the response echoes, the card element, and how many signatures
@@ -153,26 +154,26 @@ struct AcceptedCard {
 
 /// Verifies the card's signature and everything about the card and its signer.
 fn accepted_card(
-    ctx: &CoreContext,
+    policy: &Policy,
     doc: &Document,
     request: &StsRequest,
     now: Timestamp,
 ) -> Result<AcceptedCard, RequestError> {
     let accepted = match request.signatures {
-        1 => signed_card(ctx, doc, request.card, now)?,
-        0 => unsigned_card(ctx, doc, request.card)?,
+        1 => signed_card(policy, doc, request.card, now)?,
+        0 => unsigned_card(policy, doc, request.card)?,
         // seal requires exactly one signature in a DGWS STS request (spec §7.15); more is
         // either a broken client or an attempt to confuse which signature counts.
         n => return Err(RequestError::SignatureCount(n)),
     };
-    check_validity(ctx, &accepted.card, now)?;
+    check_validity(policy, &accepted.card, now)?;
     Ok(accepted)
 }
 
 /// A level 3/4 card: its signature verified, read only from the verified element, its signer
 /// certificate trusted and of the kind the level requires.
 fn signed_card(
-    ctx: &CoreContext,
+    policy: &Policy,
     doc: &Document,
     card: NodeId,
     now: Timestamp,
@@ -186,7 +187,7 @@ fn signed_card(
     }
     let card = IdCard::from_element(doc, verified.signed_element)?;
     check_level(&card)?;
-    let signer = ctx.shared.trust.validate(&verified.certificate_der, now)?;
+    let signer = policy.trust.validate(&verified.certificate_der, now)?;
     check_certificate_kind(&card, &signer)?;
     check_care_provider(&card, &signer)?;
     if let Some(hash) = &card.ocess_cert_hash {
@@ -199,11 +200,11 @@ fn signed_card(
 
 /// A card without a signature: only levels 1 and 2, and only when the policy issues them.
 /// The card is read unverified here, so nothing from it is trusted beyond its level policy.
-fn unsigned_card(ctx: &CoreContext, doc: &Document, card: NodeId) -> Result<AcceptedCard, RequestError> {
+fn unsigned_card(policy: &Policy, doc: &Document, card: NodeId) -> Result<AcceptedCard, RequestError> {
     let card = IdCard::from_element(doc, card)?;
     match card.authentication_level {
         3 | 4 => Err(RequestError::UnsignedCard(card.authentication_level)),
-        level if ctx.shared.config.sts.low_levels == LowLevelPolicy::Refuse => {
+        level if policy.config.sts.low_levels == LowLevelPolicy::Refuse => {
             Err(RequestError::AuthenticationLevel(level))
         }
         _ => Ok(AcceptedCard { card, signer: None }),
@@ -222,8 +223,8 @@ fn check_level(card: &IdCard) -> Result<(), RequestError> {
 
 /// IssueInstant ≤ now + skew, NotBefore − skew ≤ now < NotOnOrAfter + skew, and a window of at
 /// most 24 h (spec §3.4), which also bounds the card's age.
-fn check_validity(ctx: &CoreContext, card: &IdCard, now: Timestamp) -> Result<(), RequestError> {
-    let skew = SignedDuration::from_secs(ctx.shared.config.sts.clock_skew_secs as i64);
+fn check_validity(policy: &Policy, card: &IdCard, now: Timestamp) -> Result<(), RequestError> {
+    let skew = SignedDuration::from_secs(policy.config.sts.clock_skew_secs as i64);
     let fmt = |t: Timestamp| crate::time::format(t, DgwsVersion::V1_0_1);
     let later = now.saturating_add(skew).unwrap_or(now);
     let earlier = now.saturating_sub(skew).unwrap_or(now);
@@ -295,7 +296,7 @@ fn cert_hash_matches(claimed: &str, cert_der: &[u8]) -> bool {
 
 /// A national role claimed in `medcom:UserRole` must be defined and held (or the care
 /// provider trusted for the DGWS endpoints).
-fn check_national_role(ctx: &CoreContext, card: &IdCard) -> Result<(), RequestError> {
+fn check_national_role(policy: &Policy, card: &IdCard) -> Result<(), RequestError> {
     let Some(user) = &card.user else { return Ok(()) };
     let Some(role) = &user.role else { return Ok(()) };
     let cvr = if card.system.care_provider_id_format == "medcom:cvrnumber" {
@@ -303,14 +304,15 @@ fn check_national_role(ctx: &CoreContext, card: &IdCard) -> Result<(), RequestEr
     } else {
         ""
     };
-    ctx.shared.roles.check(RoleEndpoint::Sts, role, RoleHolder { cpr: user.cpr.as_deref(), cvr })?;
+    policy.roles.check(RoleEndpoint::Sts, role, RoleHolder { cpr: user.cpr.as_deref(), cvr })?;
     Ok(())
 }
 
 /// Records the request's message id for the card's lifetime; a repeat from the same client is
 /// refused. Returns the key, so that a failure on segl's side can forget it again.
 fn remember_message_id(
-    ctx: &CoreContext,
+    shared: &Shared,
+    policy: &Policy,
     request: &StsRequest,
     accepted: &AcceptedCard,
     now: Timestamp,
@@ -323,9 +325,9 @@ fn remember_message_id(
         None => format!("{}\n{}", accepted.card.issuer, accepted.card.system.it_system_name).into_bytes(),
     };
     let key = ReplayCache::key(&client, message_id);
-    let skew = SignedDuration::from_secs(ctx.shared.config.sts.clock_skew_secs as i64);
+    let skew = SignedDuration::from_secs(policy.config.sts.clock_skew_secs as i64);
     let expires = accepted.card.not_on_or_after.saturating_add(skew).unwrap_or(accepted.card.not_on_or_after);
-    ctx.shared
+    shared
         .replay
         .insert(key, expires, now)
         .map_err(|_| RequestError::DuplicateMessageId(message_id.clone()))?;
@@ -334,7 +336,7 @@ fn remember_message_id(
 
 /// The STS card: the client's user and system data, the STS as issuer, a fresh id and the
 /// STS validity window (spec §2.1 step 2).
-fn issued_card(ctx: &CoreContext, endpoint: DgwsEndpoint, accepted: &AcceptedCard, now: Timestamp) -> IdCard {
+fn issued_card(policy: &Policy, endpoint: DgwsEndpoint, accepted: &AcceptedCard, now: Timestamp) -> IdCard {
     let client = &accepted.card;
     let not_before = now.saturating_sub(ISSUED_BACKDATE).unwrap_or(now);
     let name_id = match (endpoint, &accepted.signer) {
@@ -356,7 +358,7 @@ fn issued_card(ctx: &CoreContext, endpoint: DgwsEndpoint, accepted: &AcceptedCar
     IdCard {
         version: client.version,
         issue_instant: not_before,
-        issuer: ctx.shared.config.sts.issuer.clone(),
+        issuer: policy.config.sts.issuer.clone(),
         name_id,
         // Holder-of-key names the OCES signature; cards of level 1/2 have none.
         holder_of_key: accepted.signer.is_some(),

@@ -13,22 +13,34 @@ use jiff::Timestamp;
 use crate::config::Config;
 use crate::roles::{NationalRoles, RolesConfigError};
 use crate::signing::CoreSigner;
+use crate::trust::crl::CrlSet;
 use crate::trust::{TrustStore, TrustStoreError};
 use crate::xml::Limits;
+use arc_swap::ArcSwap;
 use error::RequestError;
 use replay::ReplayCache;
 
-/// What every core shares.
-pub struct Shared {
+/// Everything one configuration decides, built and validated as a unit and swapped in whole
+/// on reload: a request sees one policy from start to end.
+pub struct Policy {
+    /// Increases with every successful reload (1 at startup).
+    pub version: u64,
     /// The configuration in force.
     pub config: Arc<Config>,
-    /// Trusted CAs and CRLs.
+    /// Trusted CAs (CRLs are shared across reloads, see [`Shared`]).
     pub trust: TrustStore,
     /// Parser limits.
     pub limits: Limits,
     /// The national-role policy.
     pub roles: NationalRoles,
-    /// DGWS message ids seen recently, shared by all cores.
+}
+
+/// What every core shares for the life of the process.
+pub struct Shared {
+    policy: ArcSwap<Policy>,
+    /// The current CRLs; the cell outlives reloads so the CRL watcher has one place to update.
+    pub crls: Arc<ArcSwap<CrlSet>>,
+    /// DGWS message ids seen recently, shared by all cores (kept across reloads).
     pub replay: ReplayCache,
 }
 
@@ -43,17 +55,71 @@ pub enum SharedError {
     Roles(#[from] RolesConfigError),
 }
 
-impl Shared {
-    /// Builds everything the cores share from a configuration.
-    pub fn from_config(config: Arc<Config>) -> Result<Shared, SharedError> {
-        Ok(Shared {
-            trust: TrustStore::from_config(&config.trust)?,
+impl Policy {
+    /// Builds (and so validates) the policy of `config`, loading its CRLs into `crls`.
+    pub fn build(
+        config: Arc<Config>,
+        version: u64,
+        crls: Arc<ArcSwap<CrlSet>>,
+    ) -> Result<Policy, SharedError> {
+        Ok(Policy {
+            version,
+            trust: TrustStore::from_config(&config.trust, crls)?,
             limits: config.limits.to_limits(),
             roles: NationalRoles::from_config(&config.roles)?,
-            replay: ReplayCache::new(config.sts.replay_cache_entries),
             config,
         })
     }
+}
+
+impl Shared {
+    /// Builds everything the cores share from a configuration.
+    pub fn from_config(config: Arc<Config>) -> Result<Shared, SharedError> {
+        let crls = Arc::new(ArcSwap::from_pointee(CrlSet::default()));
+        let replay = ReplayCache::new(config.sts.replay_cache_entries);
+        let policy = Policy::build(config, 1, crls.clone())?;
+        Ok(Shared { policy: ArcSwap::from_pointee(policy), crls, replay })
+    }
+
+    /// The policy in force now.
+    pub fn policy(&self) -> Arc<Policy> {
+        self.policy.load_full()
+    }
+
+    /// Validates `config` completely and, only if it is good, makes it the policy in force.
+    /// Returns the new version. On error the old policy keeps serving, untouched.
+    pub fn reload(&self, config: Config) -> Result<u64, SharedError> {
+        let current = self.policy();
+        for setting in restart_only_changes(&current.config, &config) {
+            tracing::warn!(setting, "changed in the configuration; takes effect at the next restart");
+        }
+        // Build against a scratch CRL cell so a bad CRL directory cannot disturb the current one.
+        let scratch = Arc::new(ArcSwap::from_pointee(CrlSet::default()));
+        let policy = Policy::build(Arc::new(config), current.version + 1, scratch.clone())?;
+        let policy = Policy { trust: policy.trust.with_crls(self.crls.clone()), ..policy };
+        self.crls.store(scratch.load_full());
+        let version = policy.version;
+        self.policy.store(Arc::new(policy));
+        Ok(version)
+    }
+}
+
+/// Settings a running server cannot change: listeners, executors, the HSM, the replay cache size.
+fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
+    let mut changed = Vec::new();
+    if old.server.listen != new.server.listen {
+        changed.push("server.listen");
+    }
+    if old.server.cores != new.server.cores {
+        changed.push("server.cores");
+    }
+    if format!("{:?}", old.hsm) != format!("{:?}", new.hsm) {
+        changed.push("hsm");
+    }
+    if old.sts.replay_cache_entries != new.sts.replay_cache_entries {
+        changed.push("sts.replay_cache_entries");
+    }
+    changed
 }
 
 /// One core's view: the shared state and this core's own HSM session.
@@ -120,7 +186,7 @@ pub async fn serve(ctx: &CoreContext, path: &str, body: bytes::Bytes) -> Outcome
                     &refused.correlation,
                     now,
                     &refused.error,
-                    &ctx.shared.config.sts.fault_actor,
+                    &ctx.shared.policy().config.sts.fault_actor,
                 );
                 Outcome { status, body }
             }
@@ -133,7 +199,10 @@ pub fn refusal(ctx: &CoreContext, error: RequestError, what: &str, now: Timestam
     log_refusal(what, &error);
     let corr = soap::Correlation::fresh(now);
     let (_, status) = error.fault();
-    Outcome { status, body: soap::fault_response(&corr, now, &error, &ctx.shared.config.sts.fault_actor) }
+    Outcome {
+        status,
+        body: soap::fault_response(&corr, now, &error, &ctx.shared.policy().config.sts.fault_actor),
+    }
 }
 
 fn log_refusal(what: &str, error: &RequestError) {

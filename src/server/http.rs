@@ -61,6 +61,18 @@ pub struct Request {
     pub soap_action: Option<String>,
     /// Request body; empty when the request had none.
     pub body: Bytes,
+    /// Who sent it.
+    pub connection: ConnectionInfo,
+}
+
+/// What is known about a connection before any request on it: the peer and, with TLS client
+/// authentication, its certificate.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConnectionInfo {
+    /// The peer's address.
+    pub peer: Option<std::net::SocketAddr>,
+    /// The client certificate (DER) presented in the TLS handshake.
+    pub client_certificate: Option<std::sync::Arc<[u8]>>,
 }
 
 /// A response to write back; framing headers are added by the connection layer.
@@ -74,12 +86,14 @@ pub struct Response {
     pub body: Vec<u8>,
     /// Extra headers such as `Allow` or `Retry-After`; framing headers here are dropped.
     pub headers: Vec<(&'static str, String)>,
+    /// Close the connection after this response (e.g. while draining for shutdown).
+    pub close: bool,
 }
 
 impl Response {
     /// A response without extra headers.
     pub fn new(status: u16, content_type: &'static str, body: impl Into<Vec<u8>>) -> Self {
-        Self { status, content_type, body: body.into(), headers: Vec::new() }
+        Self { status, content_type, body: body.into(), headers: Vec::new(), close: false }
     }
 }
 
@@ -127,18 +141,24 @@ pub trait Handler {
 /// Must run on a glommio executor: the deadlines use its timer. Returns `Ok` when the connection
 /// ended for a protocol reason (including refusals and read timeouts, which are logged at debug
 /// level) and `Err` for socket errors and write timeouts.
-pub async fn serve_connection<S, H>(stream: S, limits: &HttpLimits, handler: &H) -> io::Result<()>
+pub async fn serve_connection<S, H>(
+    stream: S,
+    info: &ConnectionInfo,
+    limits: &HttpLimits,
+    handler: &H,
+) -> io::Result<()>
 where
     S: AsyncRead + AsyncWrite + Unpin,
     H: Handler,
 {
-    let mut conn = Connection::new(stream, limits);
+    let mut conn = Connection::new(stream, limits, info.clone());
     loop {
         let deadline = Instant::now().checked_add(limits.idle_timeout);
         match conn.read_request(deadline).await {
             Ok(Next::Request { request, persistence }) => {
                 let head_only = request.method == "HEAD";
                 let response = handler.handle(request).await;
+                let persistence = if response.close { Persistence::Close } else { persistence };
                 conn.write_response(&response, persistence, head_only)
                     .await
                     .inspect_err(|e| debug!(error = %e, "http: writing response failed"))?;
@@ -219,10 +239,12 @@ struct Connection<'a, S> {
     end: usize,
     /// Reused for encoding responses so each one goes out in a single write.
     out: Vec<u8>,
+    /// Handed to every request on this connection.
+    info: ConnectionInfo,
 }
 
 impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
-    fn new(stream: S, limits: &'a HttpLimits) -> Self {
+    fn new(stream: S, limits: &'a HttpLimits, info: ConnectionInfo) -> Self {
         Self {
             stream,
             limits,
@@ -230,6 +252,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
             start: 0,
             end: 0,
             out: Vec::new(),
+            info,
         }
     }
 
@@ -357,6 +380,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
                 content_type: head.content_type,
                 soap_action: head.soap_action,
                 body,
+                connection: self.info.clone(),
             },
             persistence,
         })
@@ -668,7 +692,7 @@ mod tests {
             };
             let limits = limits.clone();
             glommio::spawn_local(async move {
-                let _ = serve_connection(stream, &limits, &Echo).await;
+                let _ = serve_connection(stream, &ConnectionInfo::default(), &limits, &Echo).await;
             })
             .detach();
         }

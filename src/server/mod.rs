@@ -41,11 +41,10 @@ pub fn run(config: Config) -> Result<(), ServeError> {
         max_body_bytes: config.server.max_body_bytes,
         idle_timeout: Duration::from_millis(config.server.idle_timeout_ms),
     };
+    let listen = config.server.listen;
     let shared = Arc::new(Shared::from_config(Arc::new(config))?);
-    if let Some(dir) = &shared.config.trust.crl_dir {
-        shared.trust.watch_crls(dir);
-    }
-    let listen = shared.config.server.listen;
+    let watched = shared.clone();
+    crate::trust::crl::watch(move || watched.policy().config.trust.crl_dir.clone(), shared.crls.clone());
 
     let mut executors = Vec::with_capacity(cores);
     for core in 0..cores {
@@ -79,7 +78,7 @@ pub fn run(config: Config) -> Result<(), ServeError> {
 }
 
 async fn serve_core(core: usize, ctx: Rc<CoreContext>, limits: HttpLimits) -> Result<(), String> {
-    let listen = ctx.shared.config.server.listen;
+    let listen = ctx.shared.policy().config.server.listen;
     let listener = TcpListener::bind(listen).map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     tracing::debug!(core, %listen, "listener ready");
     let limits = Rc::new(limits);
@@ -96,7 +95,8 @@ async fn serve_core(core: usize, ctx: Rc<CoreContext>, limits: HttpLimits) -> Re
         let handler = StsHandler { ctx: ctx.clone() };
         let limits = limits.clone();
         glommio::spawn_local(async move {
-            if let Err(e) = http::serve_connection(stream, &limits, &handler).await {
+            let info = http::ConnectionInfo { peer: stream.peer_addr().ok(), client_certificate: None };
+            if let Err(e) = http::serve_connection(stream, &info, &limits, &handler).await {
                 tracing::debug!("connection ended: {e}");
             }
         })
@@ -140,10 +140,5 @@ impl StsHandler {
 }
 
 fn soap_response(outcome: exchange::Outcome) -> Response {
-    Response {
-        status: outcome.status,
-        content_type: "text/xml; charset=utf-8",
-        body: outcome.body,
-        headers: Vec::new(),
-    }
+    Response::new(outcome.status, "text/xml; charset=utf-8", outcome.body)
 }

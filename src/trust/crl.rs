@@ -106,13 +106,15 @@ fn parse(der: &[u8]) -> Result<LoadedCrl, String> {
     })
 }
 
-/// Keeps `current` in step with `dir`: checks once a second, reloads when the files changed,
-/// keeps the previous set (and says why) when the new files are unusable.
-pub fn watch(dir: PathBuf, current: Arc<ArcSwap<CrlSet>>) {
+/// Keeps `current` in step with the CRL directory that `dir` names at each moment (it may
+/// change on reload): checks once a second, reloads when the files changed, keeps the previous
+/// set (and says why) when the new files are unusable.
+pub fn watch(dir: impl Fn() -> Option<PathBuf> + Send + 'static, current: Arc<ArcSwap<CrlSet>>) {
     let spawned = std::thread::Builder::new().name("segl-crl-watch".into()).spawn(move || {
         let mut warned_stale: Vec<String> = Vec::new();
         loop {
             std::thread::sleep(Duration::from_secs(1));
+            let Some(dir) = dir() else { continue };
             let changed = match fingerprint(&dir) {
                 Ok(f) => f != current.load().fingerprint,
                 Err(_) => !current.load().fingerprint.is_empty(),

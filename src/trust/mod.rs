@@ -166,13 +166,17 @@ static RSA_ALGORITHMS: &[&dyn rustls_pki_types::SignatureVerificationAlgorithm] 
 ];
 
 impl TrustStore {
-    /// Builds the store from the `[trust]` configuration; CRLs are loaded once here (see
-    /// [`TrustStore::watch_crls`] to follow changes).
-    pub fn from_config(cfg: &crate::config::TrustConfig) -> Result<Self, TrustStoreError> {
+    /// Builds the store from the `[trust]` configuration, loading the CRL directory into
+    /// `crls` (the cell [`crl::watch`] keeps current).
+    pub fn from_config(
+        cfg: &crate::config::TrustConfig,
+        crls: Arc<ArcSwap<crl::CrlSet>>,
+    ) -> Result<Self, TrustStoreError> {
         let mut store = Self::load(&cfg.anchors, &cfg.intermediates)?;
         if let Some(dir) = &cfg.crl_dir {
-            store.crls.store(Arc::new(crl::load_dir(dir)?));
+            crls.store(Arc::new(crl::load_dir(dir)?));
         }
+        store.crls = crls;
         store.revocation = RevocationPolicy {
             stale_is_failure: cfg.stale_crl == crate::config::StaleCrlPolicy::Hard,
             require_crl: cfg.require_crl,
@@ -180,9 +184,9 @@ impl TrustStore {
         Ok(store)
     }
 
-    /// Follows changes of the CRL directory (a background thread checks once a second).
-    pub fn watch_crls(&self, dir: &Path) {
-        crl::watch(dir.to_owned(), self.crls.clone());
+    /// The same store, reading its CRLs from another cell.
+    pub fn with_crls(self, crls: Arc<ArcSwap<crl::CrlSet>>) -> Self {
+        TrustStore { crls, ..self }
     }
 
     /// Loads anchors and intermediates from PEM files (no CRLs).
