@@ -7,6 +7,7 @@
 //! `segl-pkcs11`).
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod dev;

@@ -39,6 +39,8 @@ pub struct Config {
     /// National roles (the NSP's `sts_audconf.roleDefinitions` and `trustedCvr`).
     #[serde(default)]
     pub roles: RolesConfig,
+    /// The audit log.
+    pub audit: AuditConfig,
     /// Development PKI and client (only used by `segl dev …`).
     #[serde(default)]
     pub dev: Option<DevConfig>,
@@ -234,6 +236,17 @@ pub struct TrustedCvr {
     pub endpoint: String,
 }
 
+/// The audit log: where, and how durable.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// The JSON-lines file records are appended to (created with mode 0600).
+    pub path: PathBuf,
+    /// `sync`: a response waits until its record is on disk; `async`: it does not.
+    #[serde(default)]
+    pub durability: crate::audit::Durability,
+}
+
 /// Parser limits for request XML.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -324,6 +337,7 @@ impl Config {
         if let Some(f) = self.roles.assignments_file.as_mut() {
             fix(f);
         }
+        fix(&mut self.audit.path);
         if let Some(dev) = self.dev.as_mut() {
             fix(&mut dev.state_dir);
             fix(&mut dev.pin_file);
@@ -393,6 +407,8 @@ mod tests {
         issuer = "SEGL-TEST"
         [trust]
         anchors = ["ca.pem", "/abs/ca.pem"]
+        [audit]
+        path = "audit.jsonl"
     "#;
 
     #[test]

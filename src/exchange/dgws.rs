@@ -17,6 +17,7 @@ use super::error::RequestError;
 use super::replay::ReplayCache;
 use super::soap::{self, Correlation};
 use super::{CoreContext, Policy, Shared};
+use crate::audit::{AuditCard, AuditClient, AuditTrail};
 use crate::config::LowLevelPolicy;
 use crate::roles::{RoleEndpoint, RoleHolder};
 use crate::time::DgwsVersion;
@@ -44,12 +45,24 @@ const ISSUED_BACKDATE: SignedDuration = SignedDuration::from_mins(5);
 /// allows nothing else (spec §2.1 "Output constraint").
 const ISSUED_SIGNATURE: SignatureAlgorithm = SignatureAlgorithm::RsaSha1;
 
-/// A refusal together with what the fault envelope echoes.
+/// An issued card's response, with what the audit record needs.
+pub struct Issued {
+    /// The response envelope.
+    pub response: Vec<u8>,
+    /// What the response echoed (for a fault instead, should auditing fail).
+    pub correlation: Correlation,
+    /// What the request revealed.
+    pub audit: AuditTrail,
+}
+
+/// A refusal together with what the fault envelope echoes and what the request revealed.
 pub struct Refused {
     /// Why.
     pub error: RequestError,
     /// What the fault echoes.
     pub correlation: Correlation,
+    /// What the request revealed before it was refused.
+    pub audit: AuditTrail,
 }
 
 /// Serves one DGWS issue request, returning the response envelope.
@@ -58,21 +71,25 @@ pub async fn issue(
     endpoint: DgwsEndpoint,
     body: Bytes,
     now: Timestamp,
-) -> Result<Vec<u8>, Box<Refused>> {
+) -> Result<Issued, Box<Refused>> {
     let mut correlation = Correlation::fresh(now);
-    issue_card(ctx, endpoint, body, now, &mut correlation)
-        .await
-        .map_err(|error| Box::new(Refused { error, correlation }))
+    let mut audit = AuditTrail::default();
+    match issue_card(ctx, endpoint, body, now, &mut correlation, &mut audit).await {
+        Ok(response) => Ok(Issued { response, correlation, audit }),
+        Err(error) => Err(Box::new(Refused { error, correlation, audit })),
+    }
 }
 
 /// The pipeline; `correlation` is filled in as soon as the request is understood, so that a
-/// later refusal echoes the request's message id.
+/// later refusal echoes the request's message id, and `audit` as the request reveals who sent
+/// which card.
 async fn issue_card(
     ctx: &CoreContext,
     endpoint: DgwsEndpoint,
     body: Bytes,
     now: Timestamp,
     correlation: &mut Correlation,
+    audit: &mut AuditTrail,
 ) -> Result<Vec<u8>, RequestError> {
     let policy = ctx.shared.policy();
     let doc = Document::parse(body, &policy.limits)?;
@@ -80,15 +97,18 @@ async fn issue_card(
     if let Some(id) = &request.message_id {
         correlation.message_id = id.clone();
     }
+    audit.message_id = request.message_id.clone();
     correlation.version = request.version;
     correlation.context = request.context.clone();
 
-    let accepted = accepted_card(&policy, &doc, &request, now)?;
+    let accepted = accepted_card(&policy, &doc, &request, now, audit)?;
     check_national_role(&policy, &accepted.card)?;
     let replay_key = remember_message_id(&ctx.shared, &policy, &request, &accepted, now)?;
 
     let issued = issued_card(&policy, endpoint, &accepted, now);
+    audit.issued_card_id = Some(issued.id_card_id.clone());
     let credential = ctx.signer.credential();
+    audit.key = Some(credential.key_label.clone());
     let unsigned = issued.prepare_signature(ISSUED_SIGNATURE, &credential.certificate_b64);
     let value =
         ctx.signer.sign_digest(&credential, ISSUED_SIGNATURE.digest(), unsigned.signed_info_digest()).await;
@@ -158,10 +178,11 @@ fn accepted_card(
     doc: &Document,
     request: &StsRequest,
     now: Timestamp,
+    audit: &mut AuditTrail,
 ) -> Result<AcceptedCard, RequestError> {
     let accepted = match request.signatures {
-        1 => signed_card(policy, doc, request.card, now)?,
-        0 => unsigned_card(policy, doc, request.card)?,
+        1 => signed_card(policy, doc, request.card, now, audit)?,
+        0 => unsigned_card(policy, doc, request.card, audit)?,
         // seal requires exactly one signature in a DGWS STS request (spec §7.15); more is
         // either a broken client or an attempt to confuse which signature counts.
         n => return Err(RequestError::SignatureCount(n)),
@@ -177,6 +198,7 @@ fn signed_card(
     doc: &Document,
     card: NodeId,
     now: Timestamp,
+    audit: &mut AuditTrail,
 ) -> Result<AcceptedCard, RequestError> {
     let signature = doc.child(card, ns::DS, "Signature").ok_or(RequestError::SignatureCount(0))?;
     let verified = verify::verify_enveloped(doc, signature)?;
@@ -186,6 +208,13 @@ fn signed_card(
         return Err(RequestError::NotStsRequest("the signature does not cover the ID card".into()));
     }
     let card = IdCard::from_element(doc, verified.signed_element)?;
+    // From here on the client is identified: its refusals are audited.
+    audit.card = Some(audit_card(&card));
+    audit.client = crate::trust::describe(&verified.certificate_der).ok().map(|c| AuditClient {
+        subject: c.subject_dn,
+        issuer: c.issuer_dn,
+        serial: c.serial_decimal,
+    });
     check_level(&card)?;
     let signer = policy.trust.validate(&verified.certificate_der, now)?;
     check_certificate_kind(&card, &signer)?;
@@ -200,14 +229,31 @@ fn signed_card(
 
 /// A card without a signature: only levels 1 and 2, and only when the policy issues them.
 /// The card is read unverified here, so nothing from it is trusted beyond its level policy.
-fn unsigned_card(policy: &Policy, doc: &Document, card: NodeId) -> Result<AcceptedCard, RequestError> {
+fn unsigned_card(
+    policy: &Policy,
+    doc: &Document,
+    card: NodeId,
+    audit: &mut AuditTrail,
+) -> Result<AcceptedCard, RequestError> {
     let card = IdCard::from_element(doc, card)?;
+    audit.card = Some(audit_card(&card));
     match card.authentication_level {
         3 | 4 => Err(RequestError::UnsignedCard(card.authentication_level)),
         level if policy.config.sts.low_levels == LowLevelPolicy::Refuse => {
             Err(RequestError::AuthenticationLevel(level))
         }
         _ => Ok(AcceptedCard { card, signer: None }),
+    }
+}
+
+fn audit_card(card: &IdCard) -> AuditCard {
+    AuditCard {
+        id: card.id_card_id.clone(),
+        card_type: card.card_type.as_str().to_owned(),
+        level: card.authentication_level,
+        cpr: card.user.as_ref().and_then(|u| u.cpr.clone()),
+        care_provider: card.system.care_provider_id.clone(),
+        role: card.user.as_ref().and_then(|u| u.role.clone()),
     }
 }
 

@@ -95,6 +95,9 @@ pub enum RequestError {
     /// The DGWS message id was already used by this client within the card's lifetime.
     #[error("message id {0:?} was already received; send a new request with a new message id")]
     DuplicateMessageId(String),
+    /// The audit record of an issued token could not be written.
+    #[error("the audit record could not be written: {0}")]
+    Audit(crate::audit::AuditError),
     /// The HSM could not sign.
     #[error("the STS could not sign the token: {0}")]
     Signing(#[from] SigningError),
@@ -155,14 +158,14 @@ impl RequestError {
             Self::Role(RoleError::Unavailable(_)) => (Dgws("internalerror"), 500),
             Self::Role(_) => (Dgws("notauthorized"), 500),
             Self::DuplicateMessageId(_) => (DuplicateMessageId, 500),
-            Self::Signing(_) => (Dgws("internalerror"), 500),
+            Self::Signing(_) | Self::Audit(_) => (Dgws("internalerror"), 500),
         }
     }
 
     /// Whether this is segl's failure rather than the client's (logged at error level, and
     /// the fault text does not reveal internals).
     pub fn is_internal(&self) -> bool {
-        matches!(self, Self::Signing(_) | Self::Role(RoleError::Unavailable(_)))
+        matches!(self, Self::Signing(_) | Self::Audit(_) | Self::Role(RoleError::Unavailable(_)))
     }
 
     /// The faultstring: what the client should fix. Internal failures are not described to

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 
+use crate::audit::AuditLog;
 use crate::config::Config;
 use crate::roles::{NationalRoles, RolesConfigError};
 use crate::signing::CoreSigner;
@@ -42,6 +43,8 @@ pub struct Shared {
     pub crls: Arc<ArcSwap<CrlSet>>,
     /// DGWS message ids seen recently, shared by all cores (kept across reloads).
     pub replay: ReplayCache,
+    /// The audit log (its file is chosen at startup).
+    pub audit: AuditLog,
 }
 
 /// Why the shared state could not be built from a configuration.
@@ -53,6 +56,9 @@ pub enum SharedError {
     /// National roles.
     #[error("roles: {0}")]
     Roles(#[from] RolesConfigError),
+    /// The audit log.
+    #[error("{0}")]
+    Audit(#[from] crate::audit::AuditError),
 }
 
 impl Policy {
@@ -77,8 +83,9 @@ impl Shared {
     pub fn from_config(config: Arc<Config>) -> Result<Shared, SharedError> {
         let crls = Arc::new(ArcSwap::from_pointee(CrlSet::default()));
         let replay = ReplayCache::new(config.sts.replay_cache_entries);
+        let audit = AuditLog::open(&config.audit.path, config.audit.durability)?;
         let policy = Policy::build(config, 1, crls.clone())?;
-        Ok(Shared { policy: ArcSwap::from_pointee(policy), crls, replay })
+        Ok(Shared { policy: ArcSwap::from_pointee(policy), crls, replay, audit })
     }
 
     /// The policy in force now.
@@ -118,6 +125,9 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     }
     if old.sts.replay_cache_entries != new.sts.replay_cache_entries {
         changed.push("sts.replay_cache_entries");
+    }
+    if old.audit.path != new.audit.path || old.audit.durability != new.audit.durability {
+        changed.push("audit");
     }
     changed
 }
@@ -167,27 +177,49 @@ pub struct Outcome {
     pub body: Vec<u8>,
 }
 
-/// Serves one POST to `path`.
-pub async fn serve(ctx: &CoreContext, path: &str, body: bytes::Bytes) -> Outcome {
+/// Serves one POST to `path` from `peer`.
+pub async fn serve(
+    ctx: &CoreContext,
+    path: &str,
+    body: bytes::Bytes,
+    peer: Option<std::net::SocketAddr>,
+) -> Outcome {
     let now = Timestamp::now();
     let Some(endpoint) = Endpoint::from_path(path) else {
         return refusal(ctx, RequestError::UnknownEndpoint(path.to_owned()), path, now);
     };
+    let actor = |ctx: &CoreContext| ctx.shared.policy().config.sts.fault_actor.clone();
     match endpoint {
         Endpoint::Dgws(which) => match dgws::issue(ctx, which, body, now).await {
-            Ok(body) => {
+            Ok(issued) => {
+                let record = issued.audit.issued(endpoint.name(), now, peer);
+                // A token whose audit record cannot be written is not released.
+                if let Err(e) = ctx.shared.audit.record(&record).await {
+                    let error = RequestError::Audit(e);
+                    log_refusal(endpoint.name(), &error);
+                    let body = soap::fault_response(&issued.correlation, now, &error, &actor(ctx));
+                    return Outcome { status: error.fault().1, body };
+                }
                 tracing::info!(endpoint = endpoint.name(), "issued ID card");
-                Outcome { status: 200, body }
+                Outcome { status: 200, body: issued.response }
             }
             Err(refused) => {
                 log_refusal(endpoint.name(), &refused.error);
+                if refused.audit.identified() {
+                    let (code, _) = refused.error.fault();
+                    let record = refused.audit.refused(
+                        endpoint.name(),
+                        now,
+                        peer,
+                        code.qname(),
+                        refused.error.fault_string(),
+                    );
+                    if let Err(e) = ctx.shared.audit.record(&record).await {
+                        tracing::error!("the refusal was not audited: {e}");
+                    }
+                }
                 let (_, status) = refused.error.fault();
-                let body = soap::fault_response(
-                    &refused.correlation,
-                    now,
-                    &refused.error,
-                    &ctx.shared.policy().config.sts.fault_actor,
-                );
+                let body = soap::fault_response(&refused.correlation, now, &refused.error, &actor(ctx));
                 Outcome { status, body }
             }
         },

@@ -117,7 +117,7 @@ impl http::Handler for StsHandler {
             r.headers.push(("Allow", "POST".into()));
             return r;
         } else {
-            exchange::serve(&self.ctx, &request.path, request.body).await
+            exchange::serve(&self.ctx, &request.path, request.body, request.connection.peer).await
         };
         soap_response(outcome)
     }
