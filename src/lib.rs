@@ -16,6 +16,7 @@ pub mod roles;
 pub mod server;
 pub mod signing;
 pub mod spec_data;
+pub mod telemetry;
 pub mod time;
 pub mod token;
 pub mod trust;

@@ -14,7 +14,7 @@ fn main() -> ExitCode {
     match Cli::parse().run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e}");
+            // stderr reaches journald under systemd; one plain line reads best on a terminal too.
             eprintln!("segl: {e}");
             ExitCode::FAILURE
         }

@@ -1,5 +1,6 @@
 //! The `segl` command line: one file per command group.
 
+mod config;
 mod dev;
 
 use std::path::PathBuf;
@@ -27,6 +28,11 @@ enum Command {
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
     },
+    /// Configuration tools.
+    Config {
+        #[command(subcommand)]
+        command: config::ConfigCommand,
+    },
     /// Development tooling: PKI, client, one-command bring-up.
     Dev {
         #[command(subcommand)]
@@ -47,6 +53,7 @@ impl Cli {
                 Ok(())
             }
             Command::Dev { command } => command.run(),
+            Command::Config { command } => command.run(),
         }
     }
 }

@@ -64,6 +64,66 @@ pub struct ServerConfig {
     /// A connection idle (or trickling) this long is closed.
     #[serde(default = "default_idle_timeout")]
     pub idle_timeout_ms: u64,
+    /// Open connections per core; more are refused at accept.
+    #[serde(default = "default_connections_per_core")]
+    pub max_connections_per_core: usize,
+    /// How long a request may take, end to end; what cannot finish in time is refused at once
+    /// (HTTP 503, Retry-After) before any work is done.
+    #[serde(default = "default_deadline")]
+    pub deadline_ms: u64,
+    /// How long SIGTERM waits for requests in flight before exiting.
+    #[serde(default = "default_drain")]
+    pub drain_timeout_ms: u64,
+    /// The admin listener (`/metrics`, `/healthz`, `/readyz`).
+    #[serde(default = "default_admin")]
+    pub admin_listen: SocketAddr,
+    /// Priority of requests that carry no `medcom:Priority`, by endpoint name (default RUTINE).
+    #[serde(default)]
+    pub default_priority: BTreeMap<String, crate::server::admission::Priority>,
+    /// TLS on a listener of its own.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+}
+
+fn default_connections_per_core() -> usize {
+    10_000
+}
+fn default_deadline() -> u64 {
+    200
+}
+fn default_drain() -> u64 {
+    10_000
+}
+fn default_admin() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9090))
+}
+
+/// TLS settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Address of the TLS listener.
+    pub listen: SocketAddr,
+    /// PEM certificate chain, leaf first.
+    pub certificate: PathBuf,
+    /// PEM private key of the TLS certificate (a transport key, not the STS signing key).
+    pub key: PathBuf,
+    /// Client certificates: `none`, `optional` or `required`; verified against `trust.anchors`.
+    #[serde(default)]
+    pub client_auth: ClientAuth,
+}
+
+/// Whether TLS clients must present a certificate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientAuth {
+    /// No client certificates are asked for.
+    #[default]
+    None,
+    /// Asked for; connections without one are served too.
+    Optional,
+    /// Connections without a valid client certificate are refused in the handshake.
+    Required,
 }
 
 fn default_max_body() -> usize {
@@ -336,6 +396,10 @@ impl Config {
         }
         if let Some(f) = self.roles.assignments_file.as_mut() {
             fix(f);
+        }
+        if let Some(tls) = self.server.tls.as_mut() {
+            fix(&mut tls.certificate);
+            fix(&mut tls.key);
         }
         fix(&mut self.audit.path);
         if let Some(dev) = self.dev.as_mut() {

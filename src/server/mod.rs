@@ -1,7 +1,11 @@
 //! The server: one glommio executor pinned per core, each with its own SO_REUSEPORT listener
 //! and its own HSM session, serving HTTP/1.1 connections into the exchanges.
 
+pub mod admin;
+pub mod admission;
 pub mod http;
+pub mod lifecycle;
+pub mod tls;
 
 use std::rc::Rc;
 use std::sync::Arc;

@@ -1,0 +1,45 @@
+//! The admin listener: `/metrics` (Prometheus), `/healthz` (alive), `/readyz` (able to serve).
+
+use std::rc::Rc;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use super::http::{self, Refusal, Request, Response};
+
+/// What `/readyz` asks: `Ok` or the reasons the server is not ready.
+pub type Readiness = Rc<dyn Fn() -> Result<(), Vec<String>>>;
+
+/// Serves the admin endpoints.
+pub struct AdminHandler {
+    /// Renders the metrics.
+    pub metrics: PrometheusHandle,
+    /// Decides readiness.
+    pub readiness: Readiness,
+}
+
+impl http::Handler for AdminHandler {
+    async fn handle(&self, request: Request) -> Response {
+        if request.method != "GET" && request.method != "HEAD" {
+            let mut r = Response::new(405, "text/plain; charset=utf-8", "use GET\n");
+            r.headers.push(("Allow", "GET, HEAD".into()));
+            return r;
+        }
+        match request.path.as_str() {
+            "/metrics" => Response::new(200, "text/plain; version=0.0.4", self.metrics.render()),
+            "/healthz" => Response::new(200, "text/plain; charset=utf-8", "ok\n"),
+            "/readyz" => match (self.readiness)() {
+                Ok(()) => Response::new(200, "text/plain; charset=utf-8", "ready\n"),
+                Err(reasons) => Response::new(
+                    503,
+                    "text/plain; charset=utf-8",
+                    format!("not ready: {}\n", reasons.join("; ")),
+                ),
+            },
+            _ => Response::new(404, "text/plain; charset=utf-8", "try /metrics, /healthz or /readyz\n"),
+        }
+    }
+
+    fn refuse(&self, refusal: Refusal) -> Response {
+        Response::new(refusal.status(), "text/plain; charset=utf-8", format!("{refusal:?}\n"))
+    }
+}

@@ -1,0 +1,389 @@
+//! Admission control: a request that cannot be served within its deadline is refused at once,
+//! before any parsing or signing, so goodput holds at peak instead of collapsing into queues.
+//!
+//! Each core judges its own requests (no shared state, no locks). It measures how many requests
+//! it completes per second (its service rate, whatever the HSM behind it) and keeps as many in
+//! flight as it can finish within the deadline: a request is admitted when
+//! `(in_flight + 1) / rate ≤ deadline × share(priority)`. Service is first come, first served,
+//! so what is admitted completes in time.
+//!
+//! Who is refused first:
+//! - priority: the DGWS `medcom:Priority` header (AKUT > HASTER > RUTINE), or the endpoint's
+//!   default, decides the share of the deadline a request may queue into (AKUT 100 %,
+//!   HASTER 85 %, RUTINE 70 %), so lower priorities are refused while capacity is kept for
+//!   higher ones;
+//! - fairness: a client may hold at most `budget × share / (clients + 1)` of the in-flight
+//!   requests, where `clients` counts the clients in flight including itself. There is always
+//!   room for one more client, so one runaway client cannot starve the others; and a core with
+//!   a few requests in flight is busy anyway, so the cap costs latency nothing and goodput
+//!   nothing. Clients are told apart by TLS client certificate, else by
+//!   the care provider CVR the request names (read cheaply from the raw bytes: it only groups
+//!   requests for fairness, it grants nothing), else by peer address.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// DGWS message priority.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Priority {
+    /// RUTINE: routine work.
+    Rutine,
+    /// HASTER: urgent.
+    Haster,
+    /// AKUT: acute.
+    Akut,
+}
+
+impl Priority {
+    /// The header value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Rutine => "RUTINE",
+            Self::Haster => "HASTER",
+            Self::Akut => "AKUT",
+        }
+    }
+
+    /// The share of the deadline a request of this priority may queue into.
+    fn share(self) -> f64 {
+        match self {
+            Self::Rutine => 0.70,
+            Self::Haster => 0.85,
+            Self::Akut => 1.0,
+        }
+    }
+
+    /// Reads `medcom:Priority` from the raw request, without parsing it: the first
+    /// `…Priority>VALUE<` in the bytes before the SOAP Body (the header is where DGWS puts it).
+    pub fn scan(body: &[u8]) -> Option<Priority> {
+        let header_end = memchr::memmem::find(body, b"Body").unwrap_or(body.len().min(8192));
+        let head = &body[..header_end];
+        let at = memchr::memmem::find(head, b"Priority>")? + b"Priority>".len();
+        let value = &head[at..];
+        let end = memchr::memchr(b'<', value)?;
+        match value[..end].trim_ascii() {
+            v if v.eq_ignore_ascii_case(b"AKUT") => Some(Priority::Akut),
+            v if v.eq_ignore_ascii_case(b"HASTER") => Some(Priority::Haster),
+            v if v.eq_ignore_ascii_case(b"RUTINE") => Some(Priority::Rutine),
+            _ => None,
+        }
+    }
+}
+
+/// Who a request comes from, for fairness.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ClientKey {
+    /// SHA-256 prefix of the TLS client certificate.
+    Certificate([u8; 16]),
+    /// The care provider CVR named in the request.
+    Cvr(String),
+    /// The peer address (without port).
+    Peer(std::net::IpAddr),
+    /// Nothing identifies it.
+    Unknown,
+}
+
+impl ClientKey {
+    /// The best identity available for a request.
+    pub fn of(
+        client_certificate: Option<&[u8]>,
+        body: &[u8],
+        peer: Option<std::net::SocketAddr>,
+    ) -> ClientKey {
+        if let Some(cert) = client_certificate {
+            let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, cert);
+            let mut key = [0u8; 16];
+            key.copy_from_slice(&digest.as_ref()[..16]);
+            return ClientKey::Certificate(key);
+        }
+        if let Some(cvr) = scan_cvr(body) {
+            return ClientKey::Cvr(cvr);
+        }
+        peer.map_or(ClientKey::Unknown, |p| ClientKey::Peer(p.ip()))
+    }
+}
+
+/// The value of the `medcom:CareProviderID` attribute with NameFormat cvrnumber, read from the
+/// raw bytes (`…CareProviderID" NameFormat="medcom:cvrnumber">…<…AttributeValue>CVR<`).
+fn scan_cvr(body: &[u8]) -> Option<String> {
+    let at = memchr::memmem::find(body, b"CareProviderID\"")?;
+    let rest = &body[at..body.len().min(at + 300)];
+    memchr::memmem::find(rest, b"cvrnumber")?;
+    let value_at = memchr::memmem::find(rest, b"AttributeValue>")? + b"AttributeValue>".len();
+    let value = &rest[value_at..];
+    let end = memchr::memchr(b'<', value)?;
+    let cvr = value[..end].trim_ascii();
+    (cvr.len() <= 16 && cvr.iter().all(u8::is_ascii_digit) && !cvr.is_empty())
+        .then(|| String::from_utf8_lossy(cvr).into_owned())
+}
+
+/// Why a request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shed {
+    /// The core cannot finish it within the deadline at this priority.
+    Capacity,
+    /// Its client already holds more than its fair share.
+    Fairness,
+    /// The server is shutting down.
+    Draining,
+}
+
+impl Shed {
+    /// For logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Capacity => "capacity",
+            Self::Fairness => "fairness",
+            Self::Draining => "draining",
+        }
+    }
+}
+
+/// Service rate: completions per second, smoothed over windows of a quarter second.
+struct RateMeter {
+    window_start: Instant,
+    completed_in_window: u32,
+    rate: f64,
+}
+
+const WINDOW: Duration = Duration::from_millis(250);
+/// Until the core has measured itself, this many requests may be in flight.
+const WARMUP_IN_FLIGHT: usize = 8;
+
+impl RateMeter {
+    fn record(&mut self, now: Instant) {
+        self.roll(now);
+        self.completed_in_window += 1;
+    }
+
+    /// Closes windows that ended; a window in which the core was busy updates the rate.
+    fn roll(&mut self, now: Instant) {
+        let elapsed = now.duration_since(self.window_start);
+        if elapsed < WINDOW {
+            return;
+        }
+        let measured = f64::from(self.completed_in_window) / elapsed.as_secs_f64();
+        // Only windows with real work say something about capacity; idle ones keep the last
+        // estimate rather than decaying it toward zero.
+        if self.completed_in_window > 0 {
+            self.rate = if self.rate == 0.0 { measured } else { 0.7 * self.rate + 0.3 * measured };
+        }
+        self.window_start = now;
+        self.completed_in_window = 0;
+    }
+}
+
+/// One core's admission controller.
+pub struct Admission {
+    deadline: Duration,
+    in_flight: Cell<usize>,
+    per_client: RefCell<HashMap<ClientKey, usize>>,
+    meter: RefCell<RateMeter>,
+    draining: Cell<bool>,
+}
+
+/// An admitted request; dropping it marks the request complete.
+pub struct Ticket {
+    admission: Rc<Admission>,
+    client: ClientKey,
+}
+
+impl Admission {
+    /// A controller for requests that must complete within `deadline`.
+    pub fn new(deadline: Duration, now: Instant) -> Rc<Admission> {
+        Rc::new(Admission {
+            deadline,
+            in_flight: Cell::new(0),
+            per_client: RefCell::new(HashMap::new()),
+            meter: RefCell::new(RateMeter { window_start: now, completed_in_window: 0, rate: 0.0 }),
+            draining: Cell::new(false),
+        })
+    }
+
+    /// Admits or refuses a request.
+    pub fn admit(
+        self: &Rc<Self>,
+        priority: Priority,
+        client: ClientKey,
+        now: Instant,
+    ) -> Result<Ticket, Shed> {
+        if self.draining.get() {
+            return Err(Shed::Draining);
+        }
+        let in_flight = self.in_flight.get();
+        let allowed = self.budget(now) * priority.share();
+        if (in_flight + 1) as f64 > allowed && in_flight >= WARMUP_IN_FLIGHT {
+            return Err(Shed::Capacity);
+        }
+        let mut per_client = self.per_client.borrow_mut();
+        let held = per_client.get(&client).copied().unwrap_or(0);
+        let clients = per_client.len() + usize::from(held == 0);
+        let fair = (allowed / (clients + 1) as f64).max(WARMUP_IN_FLIGHT as f64);
+        if held as f64 >= fair {
+            return Err(Shed::Fairness);
+        }
+        *per_client.entry(client.clone()).or_insert(0) += 1;
+        self.in_flight.set(in_flight + 1);
+        Ok(Ticket { admission: self.clone(), client })
+    }
+
+    /// How many requests the core can finish within the deadline at its measured rate.
+    fn budget(&self, now: Instant) -> f64 {
+        let mut meter = self.meter.borrow_mut();
+        meter.roll(now);
+        if meter.rate == 0.0 {
+            return f64::INFINITY;
+        }
+        meter.rate * self.deadline.as_secs_f64()
+    }
+
+    /// Requests admitted and not yet complete.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.get()
+    }
+
+    /// The measured service rate (requests per second; 0 before the first measurement).
+    pub fn rate(&self) -> f64 {
+        self.meter.borrow().rate
+    }
+
+    /// Refuses everything from now on (shutdown).
+    pub fn drain(&self) {
+        self.draining.set(true);
+    }
+
+    fn complete(&self, client: &ClientKey, now: Instant) {
+        self.in_flight.set(self.in_flight.get().saturating_sub(1));
+        let mut per_client = self.per_client.borrow_mut();
+        if let Some(n) = per_client.get_mut(client) {
+            *n -= 1;
+            if *n == 0 {
+                per_client.remove(client);
+            }
+        }
+        self.meter.borrow_mut().record(now);
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.admission.complete(&self.client, Instant::now());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A core that completed `rate` requests per second for a while.
+    fn measured(rate: u32, deadline_ms: u64) -> (Rc<Admission>, Instant) {
+        let t0 = Instant::now();
+        let a = Admission::new(Duration::from_millis(deadline_ms), t0);
+        let per_window = rate / 4;
+        let mut now = t0;
+        for _ in 0..8 {
+            for _ in 0..per_window {
+                drop(a.admit(Priority::Rutine, ClientKey::Unknown, now).unwrap());
+            }
+            now += WINDOW;
+        }
+        a.meter.borrow_mut().roll(now);
+        (a, now)
+    }
+
+    #[test]
+    fn admits_what_fits_in_the_deadline_and_no_more() {
+        // 800/s and 200 ms: 160 requests fit; RUTINE may queue into 70 % of that.
+        let (a, now) = measured(800, 200);
+        assert!((a.rate() - 800.0).abs() < 80.0, "{}", a.rate());
+        let mut held = Vec::new();
+        while let Ok(t) =
+            a.admit(Priority::Rutine, ClientKey::Peer([127, 0, 0, held.len() as u8].into()), now)
+        {
+            held.push(t);
+            assert!(held.len() < 1000);
+        }
+        assert!((100..=125).contains(&held.len()), "RUTINE admitted {}", held.len());
+        // AKUT still gets in until the full budget is used.
+        let mut akut = 0;
+        while a
+            .admit(Priority::Akut, ClientKey::Peer([10, 0, 0, akut as u8].into()), now)
+            .map(|t| held.push(t))
+            .is_ok()
+        {
+            akut += 1;
+        }
+        assert!((30..=60).contains(&akut), "AKUT admitted {akut} beyond RUTINE");
+        // Completions make room again.
+        held.truncate(held.len() - 10);
+        assert!(a.admit(Priority::Akut, ClientKey::Unknown, now).is_ok());
+    }
+
+    #[test]
+    fn a_flooding_client_is_held_to_its_fair_share() {
+        let (a, now) = measured(800, 200);
+        let flood = ClientKey::Cvr("11111111".into());
+        let mut held = Vec::new();
+        let mut refused = 0;
+        for _ in 0..200 {
+            match a.admit(Priority::Rutine, flood.clone(), now) {
+                Ok(t) => held.push(t),
+                Err(shed) => {
+                    assert_eq!(shed, Shed::Fairness);
+                    refused += 1;
+                }
+            }
+        }
+        // Alone, the flood gets half of the RUTINE budget (112): enough to keep the core busy.
+        assert!((50..=60).contains(&held.len()), "flood holds {}", held.len());
+        assert_eq!(refused, 200 - held.len());
+        // A second client gets in, and so does a third.
+        let polite: Vec<_> =
+            (0..10).map(|i| a.admit(Priority::Rutine, ClientKey::Cvr(format!("2222222{i}")), now)).collect();
+        assert!(
+            polite.iter().all(Result::is_ok),
+            "polite clients refused while the flood holds {}",
+            held.len()
+        );
+    }
+
+    #[test]
+    fn before_measuring_a_few_requests_are_always_admitted() {
+        let a = Admission::new(Duration::from_millis(200), Instant::now());
+        let tickets: Vec<_> = (0..WARMUP_IN_FLIGHT)
+            .map(|_| a.admit(Priority::Rutine, ClientKey::Unknown, Instant::now()).unwrap())
+            .collect();
+        assert_eq!(a.in_flight(), WARMUP_IN_FLIGHT);
+        drop(tickets);
+        assert_eq!(a.in_flight(), 0);
+    }
+
+    #[test]
+    fn draining_refuses_everything() {
+        let a = Admission::new(Duration::from_millis(200), Instant::now());
+        a.drain();
+        assert_eq!(a.admit(Priority::Akut, ClientKey::Unknown, Instant::now()).err(), Some(Shed::Draining));
+    }
+
+    #[test]
+    fn scans_priority_and_cvr_from_raw_bytes() {
+        let req = b"<s:Envelope><s:Header><medcom:Header><medcom:Priority>AKUT</medcom:Priority></medcom:Header></s:Header><s:Body><saml:Attribute Name=\"medcom:CareProviderID\" NameFormat=\"medcom:cvrnumber\"><saml:AttributeValue>20921897</saml:AttributeValue></saml:Attribute></s:Body></s:Envelope>";
+        assert_eq!(Priority::scan(req), Some(Priority::Akut));
+        assert_eq!(scan_cvr(req), Some("20921897".into()));
+        // A Priority inside the Body is not the header's.
+        assert_eq!(Priority::scan(b"<Envelope><Body><x:Priority>AKUT</x:Priority></Body>"), None);
+        assert_eq!(
+            Priority::scan(b"<Header><Priority> haster </Priority></Header><Body/>"),
+            Some(Priority::Haster)
+        );
+        assert_eq!(
+            scan_cvr(
+                b"CareProviderID\" NameFormat=\"medcom:cvrnumber\"><v:AttributeValue>12x</v:AttributeValue>"
+            ),
+            None
+        );
+    }
+}
