@@ -83,10 +83,10 @@ impl DevCommand {
     pub fn run(self) -> Result<(), Box<dyn std::error::Error>> {
         match self {
             DevCommand::Setup { config } => setup(&Config::load(&config)?),
-            DevCommand::Up { config } => {
-                let config = Config::load(&config)?;
+            DevCommand::Up { config: path } => {
+                let config = Config::load(&path)?;
                 setup(&config)?;
-                crate::server::run(config)?;
+                crate::server::run(path, config)?;
                 Ok(())
             }
             DevCommand::Request { config, card, alg, identity, dgws, expired, out } => {

@@ -45,11 +45,12 @@ impl Cli {
     pub fn run(self) -> Result<(), Box<dyn std::error::Error>> {
         match self.command {
             Command::Serve { config, listen } => {
-                let mut config = Config::load(&config)?;
+                let path = config;
+                let mut config = Config::load(&path)?;
                 if let Some(listen) = listen {
                     config.server.listen = listen;
                 }
-                crate::server::run(config)?;
+                crate::server::run(path, config)?;
                 Ok(())
             }
             Command::Dev { command } => command.run(),

@@ -36,6 +36,10 @@ pub enum RequestError {
     /// Neither Content-Length nor a supported transfer coding.
     #[error("request without Content-Length (chunked bodies are not accepted)")]
     LengthRequired,
+    /// Refused by admission control: it could not be served within its deadline, or its
+    /// client already holds its fair share, or the server is shutting down.
+    #[error("the STS is at capacity ({reason}); retry in {retry_after_secs} s")]
+    Overloaded { reason: &'static str, retry_after_secs: u32 },
     /// The HTTP request itself is malformed.
     #[error("malformed HTTP request: {0}")]
     BadHttp(String),
@@ -108,6 +112,8 @@ pub enum RequestError {
 pub enum FaultCode {
     /// SOAP 1.1 `Client`: the HTTP request itself is wrong.
     Client,
+    /// SOAP 1.1 `Server`: the server cannot serve it now (overload, shutdown).
+    Server,
     /// WS-Trust `InvalidRequest`.
     InvalidRequest,
     /// A DGWS code (the local part, lower case).
@@ -121,6 +127,7 @@ impl FaultCode {
     pub fn qname(self) -> String {
         match self {
             Self::Client => "soapenv:Client".to_owned(),
+            Self::Server => "soapenv:Server".to_owned(),
             Self::InvalidRequest => "wst:InvalidRequest".to_owned(),
             Self::Dgws(local) => format!("dgws:{local}"),
             Self::DuplicateMessageId => "wsa:duplicatemessageid".to_owned(),
@@ -139,6 +146,7 @@ impl RequestError {
             Self::HeadTooLarge { .. } => (Client, 431),
             Self::LengthRequired => (Client, 411),
             Self::BadHttp(_) => (Client, 400),
+            Self::Overloaded { .. } => (Server, 503),
             Self::Xml(_) | Self::NotStsRequest(_) => (InvalidRequest, 500),
             Self::SignatureCount(_) => (Dgws("invalidsignature"), 500),
             Self::Card(_) => (Dgws("invalidheader"), 500),

@@ -237,6 +237,18 @@ pub fn refusal(ctx: &CoreContext, error: RequestError, what: &str, now: Timestam
     }
 }
 
+/// The fault for a request refused by admission control, built without looking at the request
+/// and without a log line per refusal (at peak there are thousands a second; the metrics
+/// count them).
+pub fn shed(ctx: &CoreContext, error: &RequestError, now: Timestamp) -> Outcome {
+    let corr = soap::Correlation::fresh(now);
+    let (_, status) = error.fault();
+    Outcome {
+        status,
+        body: soap::fault_response(&corr, now, error, &ctx.shared.policy().config.sts.fault_actor),
+    }
+}
+
 fn log_refusal(what: &str, error: &RequestError) {
     let (code, status) = error.fault();
     if error.is_internal() {

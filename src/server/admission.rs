@@ -182,7 +182,6 @@ pub struct Admission {
     in_flight: Cell<usize>,
     per_client: RefCell<HashMap<ClientKey, usize>>,
     meter: RefCell<RateMeter>,
-    draining: Cell<bool>,
 }
 
 /// An admitted request; dropping it marks the request complete.
@@ -199,7 +198,6 @@ impl Admission {
             in_flight: Cell::new(0),
             per_client: RefCell::new(HashMap::new()),
             meter: RefCell::new(RateMeter { window_start: now, completed_in_window: 0, rate: 0.0 }),
-            draining: Cell::new(false),
         })
     }
 
@@ -210,9 +208,6 @@ impl Admission {
         client: ClientKey,
         now: Instant,
     ) -> Result<Ticket, Shed> {
-        if self.draining.get() {
-            return Err(Shed::Draining);
-        }
         let in_flight = self.in_flight.get();
         let allowed = self.budget(now) * priority.share();
         if (in_flight + 1) as f64 > allowed && in_flight >= WARMUP_IN_FLIGHT {
@@ -248,11 +243,6 @@ impl Admission {
     /// The measured service rate (requests per second; 0 before the first measurement).
     pub fn rate(&self) -> f64 {
         self.meter.borrow().rate
-    }
-
-    /// Refuses everything from now on (shutdown).
-    pub fn drain(&self) {
-        self.draining.set(true);
     }
 
     fn complete(&self, client: &ClientKey, now: Instant) {
@@ -359,13 +349,6 @@ mod tests {
         assert_eq!(a.in_flight(), WARMUP_IN_FLIGHT);
         drop(tickets);
         assert_eq!(a.in_flight(), 0);
-    }
-
-    #[test]
-    fn draining_refuses_everything() {
-        let a = Admission::new(Duration::from_millis(200), Instant::now());
-        a.drain();
-        assert_eq!(a.admit(Priority::Akut, ClientKey::Unknown, Instant::now()).err(), Some(Shed::Draining));
     }
 
     #[test]

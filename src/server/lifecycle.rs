@@ -23,6 +23,8 @@ pub struct Lifecycle {
     pub heartbeats: Vec<AtomicU64>,
     /// Cores whose listeners are bound.
     pub cores_ready: AtomicUsize,
+    /// The first core that could not start, and why.
+    pub startup_failure: std::sync::Mutex<Option<(usize, String)>>,
 }
 
 impl Lifecycle {
@@ -33,6 +35,7 @@ impl Lifecycle {
             in_flight: AtomicUsize::new(0),
             heartbeats: (0..cores).map(|_| AtomicU64::new(0)).collect(),
             cores_ready: AtomicUsize::new(0),
+            startup_failure: std::sync::Mutex::new(None),
         })
     }
 
@@ -67,15 +70,22 @@ pub fn reload(shared: &Shared, path: &std::path::Path) -> Result<u64, String> {
     result
 }
 
+/// The signals segl handles, registered before anything else starts: a SIGHUP that arrived
+/// before registration would end the process (its default action); after it, it waits.
+pub fn register_signals() -> std::io::Result<signal_hook::iterator::Signals> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    signal_hook::iterator::Signals::new([SIGHUP, SIGTERM, SIGINT])
+}
+
 /// Reloads on SIGHUP and when the configuration file's modification time changes; drains on
 /// SIGTERM and SIGINT. Returns when a drain is requested.
 pub fn run_signals(
+    mut signals: signal_hook::iterator::Signals,
     shared: Arc<Shared>,
     lifecycle: Arc<Lifecycle>,
     config_path: PathBuf,
 ) -> std::io::Result<()> {
-    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGHUP, SIGTERM, SIGINT])?;
+    use signal_hook::consts::SIGHUP;
     let watched = config_path.clone();
     let watch_shared = shared.clone();
     let watch_lifecycle = lifecycle.clone();

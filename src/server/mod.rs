@@ -1,5 +1,6 @@
-//! The server: one glommio executor pinned per core, each with its own SO_REUSEPORT listener
-//! and its own HSM session, serving HTTP/1.1 connections into the exchanges.
+//! The server: one glommio executor pinned per core, each with its own SO_REUSEPORT listeners
+//! (plain HTTP, TLS) and its own HSM session; admission control in front of the exchanges;
+//! an admin listener on core 0; and the process lifecycle around them (reload, drain, systemd).
 
 pub mod admin;
 pub mod admission;
@@ -7,18 +8,25 @@ pub mod http;
 pub mod lifecycle;
 pub mod tls;
 
+use std::cell::Cell;
+use std::path::PathBuf;
 use std::rc::Rc;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use glommio::net::TcpListener;
+use futures_rustls::TlsAcceptor;
+use glommio::net::{TcpListener, TcpStream};
 use glommio::{LocalExecutorBuilder, Placement};
 
 use crate::config::Config;
 use crate::exchange::error::RequestError;
-use crate::exchange::{self, CoreContext, Shared};
+use crate::exchange::{self, CoreContext, Endpoint, Shared};
 use crate::signing::{SigningError, StsKey};
-use http::{HttpLimits, Refusal, Request, Response};
+use crate::telemetry;
+use admission::{Admission, ClientKey, Priority, Shed};
+use http::{ConnectionInfo, HttpLimits, Refusal, Request, Response};
+use lifecycle::Lifecycle;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -26,29 +34,52 @@ pub enum ServeError {
     /// The STS key is not usable.
     #[error("STS key: {0}")]
     Key(#[from] SigningError),
-    /// The shared state (trust anchors, CRLs, roles) could not be built.
+    /// The shared state (trust anchors, CRLs, roles, audit log) could not be built.
     #[error("{0}")]
     Shared(#[from] crate::exchange::SharedError),
+    /// TLS could not be configured.
+    #[error("{0}")]
+    Tls(#[from] tls::TlsError),
     /// An executor could not be started or failed.
     #[error("executor for core {core}: {reason}")]
     Executor { core: usize, reason: String },
+    /// Signal handling could not be set up.
+    #[error("signals: {0}")]
+    Signals(std::io::Error),
 }
 
-/// Starts one executor per configured core and serves until they stop.
-pub fn run(config: Config) -> Result<(), ServeError> {
+/// What every core needs besides its exchange context.
+struct CoreEnv {
+    core: usize,
+    limits: HttpLimits,
+    lifecycle: Arc<Lifecycle>,
+    tls: Option<TlsAcceptor>,
+    metrics: metrics_exporter_prometheus::PrometheusHandle,
+    max_connections: usize,
+    connections: Cell<usize>,
+}
+
+/// Starts one executor per configured core, serves until SIGTERM/SIGINT, then drains.
+pub fn run(config_path: PathBuf, config: Config) -> Result<(), ServeError> {
+    let signals = lifecycle::register_signals().map_err(ServeError::Signals)?;
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let cores = config.server.cores.unwrap_or(cpus);
+    let metrics = telemetry::install();
     // Before any thread exists: the module environment is exported here.
     let key = StsKey::open(&config.hsm)?;
+    let tls = config.server.tls.as_ref().map(|t| tls::server_config(t, &config.trust)).transpose()?;
     let limits = HttpLimits {
         max_header_bytes: config.server.max_header_bytes,
         max_body_bytes: config.server.max_body_bytes,
         idle_timeout: Duration::from_millis(config.server.idle_timeout_ms),
     };
-    let listen = config.server.listen;
+    let drain_timeout = Duration::from_millis(config.server.drain_timeout_ms);
+    let max_connections = config.server.max_connections_per_core;
     let shared = Arc::new(Shared::from_config(Arc::new(config))?);
     let watched = shared.clone();
     crate::trust::crl::watch(move || watched.policy().config.trust.crl_dir.clone(), shared.crls.clone());
+    metrics::gauge!(telemetry::CONFIG_VERSION).set(1.0);
+    let lifecycle = Lifecycle::new(cores);
 
     let mut executors = Vec::with_capacity(cores);
     for core in 0..cores {
@@ -56,7 +87,15 @@ pub fn run(config: Config) -> Result<(), ServeError> {
         // of surfacing on the first request.
         let signer = key.core_signer()?;
         let shared = shared.clone();
-        let limits = limits.clone();
+        let env = CoreEnv {
+            core,
+            limits: limits.clone(),
+            lifecycle: lifecycle.clone(),
+            tls: tls.clone().map(TlsAcceptor::from),
+            metrics: metrics.clone(),
+            max_connections,
+            connections: Cell::new(0),
+        };
         let placement = if core < cpus { Placement::Fixed(core) } else { Placement::Unbound };
         let handle = LocalExecutorBuilder::new(placement)
             .name(&format!("segl-core-{core}"))
@@ -65,42 +104,135 @@ pub fn run(config: Config) -> Result<(), ServeError> {
             .ring_depth(256)
             .spawn(move || async move {
                 let ctx = Rc::new(CoreContext { shared, signer });
-                serve_core(core, ctx, limits).await
+                let lifecycle = env.lifecycle.clone();
+                let result = serve_core(ctx, Rc::new(env)).await;
+                if let Err(reason) = &result {
+                    if let Ok(mut failure) = lifecycle.startup_failure.lock() {
+                        failure.get_or_insert((core, reason.clone()));
+                    }
+                }
+                result
             })
             .map_err(|e| ServeError::Executor { core, reason: e.to_string() })?;
         executors.push((core, handle));
     }
-    tracing::info!(%listen, cores, key = %key.credential().key_label, "segl serving");
-    for (core, handle) in executors {
-        match handle.join() {
-            Ok(Ok(())) => {}
-            Ok(Err(reason)) => return Err(ServeError::Executor { core, reason }),
-            Err(_) => return Err(ServeError::Executor { core, reason: "executor thread panicked".into() }),
+
+    // Ready once every core listens (or one of them failed to).
+    while lifecycle.cores_ready.load(Ordering::SeqCst) < cores {
+        let failure = lifecycle.startup_failure.lock().map(|f| f.clone()).unwrap_or(None);
+        if let Some((core, reason)) = failure {
+            return Err(ServeError::Executor { core, reason });
         }
+        std::thread::sleep(Duration::from_millis(5));
     }
+    // The executors run until the process exits; their handles are not joined.
+    drop(executors);
+    let policy = shared.policy();
+    tracing::info!(
+        listen = %policy.config.server.listen,
+        tls = ?policy.config.server.tls.as_ref().map(|t| t.listen),
+        admin = %policy.config.server.admin_listen,
+        cores,
+        key = %key.credential().key_label,
+        "segl serving"
+    );
+    lifecycle::notify_ready();
+    lifecycle::spawn_watchdog(lifecycle.clone());
+    lifecycle::run_signals(signals, shared.clone(), lifecycle.clone(), config_path)
+        .map_err(ServeError::Signals)?;
+    lifecycle::drain(&shared, &lifecycle, drain_timeout);
     Ok(())
 }
 
-async fn serve_core(core: usize, ctx: Rc<CoreContext>, limits: HttpLimits) -> Result<(), String> {
-    let listen = ctx.shared.policy().config.server.listen;
-    let listener = TcpListener::bind(listen).map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-    tracing::debug!(core, %listen, "listener ready");
-    let limits = Rc::new(limits);
+async fn serve_core(ctx: Rc<CoreContext>, env: Rc<CoreEnv>) -> Result<(), String> {
+    let config = ctx.shared.policy().config.clone();
+    let bind = |addr| TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"));
+    let plain = bind(config.server.listen)?;
+    let tls = match (&env.tls, &config.server.tls) {
+        (Some(acceptor), Some(t)) => Some((bind(t.listen)?, acceptor.clone())),
+        _ => None,
+    };
+    // The admin listener lives on core 0 only: it is not on the request path.
+    let admin = if env.core == 0 { Some(bind(config.server.admin_listen)?) } else { None };
+    let admission = Admission::new(Duration::from_millis(config.server.deadline_ms), Instant::now());
+    let handler = Rc::new(StsHandler { ctx: ctx.clone(), admission: admission.clone(), env: env.clone() });
+
+    glommio::spawn_local(heartbeat(env.clone(), admission)).detach();
+    if let Some((listener, acceptor)) = tls {
+        glommio::spawn_local(accept_loop(listener, Some(acceptor), handler.clone(), env.clone())).detach();
+    }
+    if let Some(listener) = admin {
+        let readiness_env = env.clone();
+        let readiness: admin::Readiness = Rc::new(move || {
+            let mut reasons = Vec::new();
+            if readiness_env.lifecycle.is_draining() {
+                reasons.push("draining".to_owned());
+            }
+            let ready = readiness_env.lifecycle.cores_ready.load(Ordering::SeqCst);
+            if ready < readiness_env.lifecycle.heartbeats.len() {
+                reasons
+                    .push(format!("{ready} of {} cores listening", readiness_env.lifecycle.heartbeats.len()));
+            }
+            if reasons.is_empty() {
+                Ok(())
+            } else {
+                Err(reasons)
+            }
+        });
+        let admin_handler = Rc::new(admin::AdminHandler { metrics: env.metrics.clone(), readiness });
+        glommio::spawn_local(accept_loop(listener, None, admin_handler, env.clone())).detach();
+    }
+    env.lifecycle.cores_ready.fetch_add(1, Ordering::SeqCst);
+    tracing::debug!(core = env.core, "listeners ready");
+    accept_loop(plain, None, handler, env).await;
+    Ok(())
+}
+
+/// Proves the core is alive (for the watchdog) and publishes its gauges, once a second.
+async fn heartbeat(env: Rc<CoreEnv>, admission: Rc<Admission>) {
+    let core = env.core.to_string();
     loop {
-        let stream = match listener.accept().await {
+        env.lifecycle.heartbeats[env.core].fetch_add(1, Ordering::Relaxed);
+        metrics::gauge!(telemetry::IN_FLIGHT, "core" => core.clone()).set(admission.in_flight() as f64);
+        metrics::gauge!(telemetry::SERVICE_RATE, "core" => core.clone()).set(admission.rate());
+        glommio::timer::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Accepts connections until draining; each runs in its own task.
+async fn accept_loop<H: http::Handler + 'static>(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    handler: Rc<H>,
+    env: Rc<CoreEnv>,
+) {
+    while !env.lifecycle.is_draining() {
+        // Wake up now and then to notice a drain even when nobody connects.
+        let stream = match glommio::timer::timeout(Duration::from_millis(250), listener.accept()).await {
             Ok(s) => s,
+            Err(glommio::GlommioError::TimedOut(_)) => continue,
             Err(e) => {
                 // Running out of file descriptors must not end the core: back off and retry.
-                tracing::warn!(core, "accept failed: {e}");
+                tracing::warn!(core = env.core, "accept failed: {e}");
                 glommio::timer::sleep(Duration::from_millis(10)).await;
                 continue;
             }
         };
-        let handler = StsHandler { ctx: ctx.clone() };
-        let limits = limits.clone();
+        if env.connections.get() >= env.max_connections {
+            tracing::warn!(
+                core = env.core,
+                limit = env.max_connections,
+                "connection limit reached; closing a new connection"
+            );
+            drop(stream);
+            continue;
+        }
+        env.connections.set(env.connections.get() + 1);
+        let (handler, env, tls) = (handler.clone(), env.clone(), tls.clone());
         glommio::spawn_local(async move {
-            let info = http::ConnectionInfo { peer: stream.peer_addr().ok(), client_certificate: None };
-            if let Err(e) = http::serve_connection(stream, &info, &limits, &handler).await {
+            let result = serve_stream(stream, tls, &*handler, &env).await;
+            env.connections.set(env.connections.get() - 1);
+            if let Err(e) = result {
                 tracing::debug!("connection ended: {e}");
             }
         })
@@ -108,22 +240,88 @@ async fn serve_core(core: usize, ctx: Rc<CoreContext>, limits: HttpLimits) -> Re
     }
 }
 
-/// Connects the HTTP layer to the exchanges.
+async fn serve_stream<H: http::Handler>(
+    stream: TcpStream,
+    tls: Option<TlsAcceptor>,
+    handler: &H,
+    env: &CoreEnv,
+) -> std::io::Result<()> {
+    let peer = stream.peer_addr().ok();
+    match tls {
+        None => {
+            http::serve_connection(
+                stream,
+                &ConnectionInfo { peer, client_certificate: None },
+                &env.limits,
+                handler,
+            )
+            .await
+        }
+        Some(acceptor) => {
+            let handshake = glommio::timer::timeout(env.limits.idle_timeout, async {
+                acceptor.accept(stream).await.map_err(glommio::GlommioError::from)
+            });
+            let tls_stream =
+                handshake.await.map_err(|e| std::io::Error::other(format!("TLS handshake: {e}")))?;
+            let info = ConnectionInfo { peer, client_certificate: tls::client_certificate(&tls_stream) };
+            http::serve_connection(tls_stream, &info, &env.limits, handler).await
+        }
+    }
+}
+
+/// Connects the HTTP layer to admission control and the exchanges.
 struct StsHandler {
     ctx: Rc<CoreContext>,
+    admission: Rc<Admission>,
+    env: Rc<CoreEnv>,
 }
 
 impl http::Handler for StsHandler {
     async fn handle(&self, request: Request) -> Response {
-        let outcome = if request.method != "POST" {
+        if request.method != "POST" {
             let mut r =
                 self.refuse_error(RequestError::MethodNotAllowed(request.method.clone()), &request.path);
             r.headers.push(("Allow", "POST".into()));
             return r;
-        } else {
-            exchange::serve(&self.ctx, &request.path, request.body, request.connection.peer).await
+        }
+        let Some(endpoint) = Endpoint::from_path(&request.path) else {
+            return self.refuse_error(RequestError::UnknownEndpoint(request.path.clone()), &request.path);
         };
-        soap_response(outcome)
+        let started = Instant::now();
+        let policy = self.ctx.shared.policy();
+        // Admission reads only raw bytes: a refusal costs microseconds, not a parse or a signature.
+        let priority = Priority::scan(&request.body)
+            .or_else(|| policy.config.server.default_priority.get(endpoint.name()).copied())
+            .unwrap_or(Priority::Rutine);
+        let client = ClientKey::of(
+            request.connection.client_certificate.as_deref(),
+            &request.body,
+            request.connection.peer,
+        );
+        let admitted = if self.env.lifecycle.is_draining() {
+            Err(Shed::Draining)
+        } else {
+            self.admission.admit(priority, client, started)
+        };
+        let ticket = match admitted {
+            Ok(ticket) => ticket,
+            Err(shed) => return self.shed(endpoint, priority, shed),
+        };
+        metrics::counter!(telemetry::ADMISSION, "decision" => "admitted", "reason" => "", "priority" => priority.as_str())
+            .increment(1);
+        let lifecycle = &self.env.lifecycle;
+        lifecycle.in_flight.fetch_add(1, Ordering::SeqCst);
+        let outcome = exchange::serve(&self.ctx, &request.path, request.body, request.connection.peer).await;
+        lifecycle.in_flight.fetch_sub(1, Ordering::SeqCst);
+        drop(ticket);
+        let result = if outcome.status == 200 { "issued" } else { "refused" };
+        metrics::counter!(telemetry::REQUESTS, "endpoint" => endpoint.name(), "outcome" => result)
+            .increment(1);
+        metrics::histogram!(telemetry::REQUEST_SECONDS, "endpoint" => endpoint.name())
+            .record(started.elapsed().as_secs_f64());
+        let mut response = soap_response(outcome);
+        response.close = lifecycle.is_draining();
+        response
     }
 
     fn refuse(&self, refusal: Refusal) -> Response {
@@ -140,6 +338,20 @@ impl http::Handler for StsHandler {
 impl StsHandler {
     fn refuse_error(&self, error: RequestError, what: &str) -> Response {
         soap_response(exchange::refusal(&self.ctx, error, what, jiff::Timestamp::now()))
+    }
+
+    /// The immediate refusal of admission control: 503, Retry-After, a SOAP fault.
+    fn shed(&self, endpoint: Endpoint, priority: Priority, shed: Shed) -> Response {
+        metrics::counter!(telemetry::ADMISSION, "decision" => "shed", "reason" => shed.as_str(), "priority" => priority.as_str())
+            .increment(1);
+        metrics::counter!(telemetry::REQUESTS, "endpoint" => endpoint.name(), "outcome" => "shed")
+            .increment(1);
+        let error = RequestError::Overloaded { reason: shed.as_str(), retry_after_secs: 1 };
+        let outcome = exchange::shed(&self.ctx, &error, jiff::Timestamp::now());
+        let mut response = soap_response(outcome);
+        response.headers.push(("Retry-After", "1".into()));
+        response.close = shed == Shed::Draining;
+        response
     }
 }
 

@@ -70,7 +70,10 @@ pub struct Server {
     child: Child,
     /// Where it listens.
     pub addr: SocketAddr,
+    /// Its admin listener.
+    pub admin: SocketAddr,
     log: PathBuf,
+    config: PathBuf,
 }
 
 impl Server {
@@ -90,7 +93,11 @@ impl Server {
         let _one_at_a_time = STARTING.lock().unwrap_or_else(|p| p.into_inner());
         let env = env();
         let port = free_port();
-        let mut text = env.config_text.replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"));
+        let admin_port = free_port();
+        let mut text = env
+            .config_text
+            .replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"))
+            .replace("127.0.0.1:9090", &format!("127.0.0.1:{admin_port}"));
         edit(&mut text);
         let config_path = env.dir.join(format!("segl-{port}.toml"));
         std::fs::write(&config_path, text).unwrap();
@@ -104,7 +111,13 @@ impl Server {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("start segl");
-        let mut server = Server { child, addr: SocketAddr::from(([127, 0, 0, 1], port)), log };
+        let mut server = Server {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            admin: SocketAddr::from(([127, 0, 0, 1], admin_port)),
+            log,
+            config: config_path,
+        };
         server.wait_ready();
         server
     }
@@ -115,12 +128,43 @@ impl Server {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("segl exited with {status}:\n{}", self.log());
             }
-            if TcpStream::connect(self.addr).is_ok() {
+            // Ready means every core listens: the admin listener's /readyz says so.
+            if admin_ready(self.admin) {
                 return;
             }
             std::thread::sleep(Duration::from_millis(25));
         }
         panic!("segl did not start listening on {}:\n{}", self.addr, self.log());
+    }
+
+    /// The configuration file this server was started with (a reload reads it again).
+    pub fn config_path(&self) -> &Path {
+        &self.config
+    }
+
+    /// Sends a signal (`HUP`, `TERM`, …) with kill(1).
+    pub fn signal(&self, name: &str) {
+        let ok =
+            Command::new("kill").arg(format!("-{name}")).arg(self.child.id().to_string()).status().unwrap();
+        assert!(ok.success());
+    }
+
+    /// Kills the process without warning (SIGKILL) and reaps it.
+    pub fn kill_9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Waits for the process to exit on its own.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
     }
 
     /// What the server wrote to stderr so far.
@@ -135,14 +179,7 @@ impl Server {
 
     /// POSTs a SOAP body to `path`.
     pub fn post(&self, path: &str, body: &[u8]) -> Reply {
-        let head = format!(
-            "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: text/xml; charset=utf-8\r\nSOAPAction: \"Issue\"\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            self.addr,
-            body.len()
-        );
-        let mut raw = head.into_bytes();
-        raw.extend_from_slice(body);
-        self.raw(&raw)
+        post_to(self.addr, path, body)
     }
 
     /// Sends raw bytes and reads the response until the server closes.
@@ -164,7 +201,40 @@ impl Drop for Server {
     }
 }
 
-fn free_port() -> u16 {
+fn admin_ready(admin: SocketAddr) -> bool {
+    let Ok(mut s) = TcpStream::connect(admin) else { return false };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    if s.write_all(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").is_err() {
+        return false;
+    }
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    buf.starts_with(b"HTTP/1.1 200")
+}
+
+/// POSTs a SOAP body to `path` at `addr`.
+pub fn post_to(addr: SocketAddr, path: &str, body: &[u8]) -> Reply {
+    try_post_to(addr, path, body).unwrap_or_else(|| panic!("no response from {addr}"))
+}
+
+/// POSTs a SOAP body; `None` when the server is gone or answers nothing.
+pub fn try_post_to(addr: SocketAddr, path: &str, body: &[u8]) -> Option<Reply> {
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: text/xml; charset=utf-8\r\nSOAPAction: \"Issue\"\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let mut raw = head.into_bytes();
+    raw.extend_from_slice(body);
+    let mut s = TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    let _ = s.write_all(&raw);
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    buf.windows(4).any(|w| w == b"\r\n\r\n").then(|| Reply::parse(&buf))
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 

@@ -1,0 +1,448 @@
+//! Serving: the admin listener, configuration reload (file change and SIGHUP; invalid files
+//! refused), the audit log's crash safety in `sync` mode, graceful shutdown, and TLS with real
+//! clients (curl, openssl s_client), with and without client certificates.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::{env, Server};
+use segl::dev::client::RequestOptions;
+use segl::token::{CardType, IdCard};
+use segl::xml::{Document, Limits};
+
+const NEW: &str = "/sts/services/NewSecurityTokenService";
+
+fn request() -> Vec<u8> {
+    env().client.request(&RequestOptions::new(CardType::User)).unwrap()
+}
+
+/// A request without a message id (as unsealed sends): it may be posted many times.
+fn reusable_request() -> Vec<u8> {
+    let text = String::from_utf8(request()).unwrap();
+    let start = text.find("<wsse:Security id=\"").unwrap();
+    let end = start + text[start..].find('>').unwrap();
+    (text[..start].to_owned() + "<wsse:Security" + &text[end..]).into_bytes()
+}
+
+fn issued_card(body: &[u8]) -> IdCard {
+    let doc = Document::parse(Bytes::copy_from_slice(body), &Limits::default()).unwrap();
+    IdCard::from_element(&doc, doc.by_id("IDCard").unwrap()).unwrap()
+}
+
+fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, out.split("\r\n\r\n").nth(1).unwrap_or("").to_owned())
+}
+
+// ---- admin ----
+
+#[test]
+fn admin_endpoints_report_health_readiness_and_metrics() {
+    let server = Server::start();
+    assert_eq!(get(server.admin, "/healthz"), (200, "ok\n".into()));
+    assert_eq!(get(server.admin, "/readyz").0, 200);
+    assert_eq!(server.post(NEW, &request()).status, 200);
+    let (status, metrics) = get(server.admin, "/metrics");
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("segl_requests_total{endpoint=\"NewSecurityTokenService\",outcome=\"issued\"}"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("segl_request_duration_seconds_bucket"), "{metrics}");
+    assert!(metrics.contains("segl_config_version 1"), "{metrics}");
+    assert_eq!(get(server.admin, "/nope").0, 404);
+}
+
+// ---- reload ----
+
+/// Posts requests back to back until `stop`; counts failures (anything but 200).
+fn steady_traffic(
+    server: &Server,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<(usize, usize, Vec<String>)> {
+    let addr = server.addr;
+    let body = reusable_request();
+    std::thread::spawn(move || {
+        let (mut ok, mut failed, mut issuers) = (0, 0, Vec::new());
+        while !stop.load(Ordering::Relaxed) {
+            let reply = common::post_to(addr, NEW, &body);
+            if reply.status == 200 {
+                ok += 1;
+                issuers.push(issued_card(&reply.body).issuer);
+            } else {
+                failed += 1;
+            }
+        }
+        (ok, failed, issuers)
+    })
+}
+
+fn wait_for_issuer(server: &Server, issuer: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let reply = server.post(NEW, &reusable_request());
+        if reply.status == 200 && issued_card(&reply.body).issuer == issuer {
+            return;
+        }
+        assert!(Instant::now() < deadline, "issuer {issuer} not in force after 10 s:\n{}", server.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_valid_change_takes_effect_on_file_change_and_sighup_without_dropped_requests() {
+    let server = Server::start();
+    let stop = Arc::new(AtomicBool::new(false));
+    let traffic = steady_traffic(&server, stop.clone());
+    std::thread::sleep(Duration::from_millis(300));
+
+    // 1. The file changes: picked up by the watcher.
+    let text = std::fs::read_to_string(server.config_path()).unwrap();
+    std::fs::write(server.config_path(), text.replace("SEGL-DEV-STS", "SEGL-RELOADED-1")).unwrap();
+    wait_for_issuer(&server, "SEGL-RELOADED-1");
+
+    // 2. SIGHUP after an edit whose mtime may not have moved on a coarse clock.
+    let text = std::fs::read_to_string(server.config_path()).unwrap();
+    std::fs::write(server.config_path(), text.replace("SEGL-RELOADED-1", "SEGL-RELOADED-2")).unwrap();
+    server.signal("HUP");
+    wait_for_issuer(&server, "SEGL-RELOADED-2");
+
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    let (ok, failed, issuers) = traffic.join().unwrap();
+    assert_eq!(failed, 0, "requests failed during reload ({ok} succeeded)");
+    assert!(ok > 10 && issuers.first().map(String::as_str) == Some("SEGL-DEV-STS"));
+    assert_eq!(issuers.last().map(String::as_str), Some("SEGL-RELOADED-2"));
+    assert!(server.log().contains("configuration reloaded"));
+    let (_, metrics) = get(server.admin, "/metrics");
+    assert!(metrics.contains("segl_config_version 3"), "{metrics}");
+}
+
+#[test]
+fn an_invalid_change_is_refused_and_the_old_configuration_keeps_serving() {
+    let server = Server::start();
+    let text = std::fs::read_to_string(server.config_path()).unwrap();
+    // An issuer with a space is not an NCName; a missing trust anchor file cannot load.
+    for bad in
+        [text.replace("SEGL-DEV-STS", "SEGL DEV STS"), text.replace("dev-root-ca.pem", "no-such-ca.pem")]
+    {
+        std::fs::write(server.config_path(), &bad).unwrap();
+        server.signal("HUP");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !server.log().contains("configuration refused") {
+            assert!(Instant::now() < deadline, "no refusal logged:\n{}", server.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let reply = server.post(NEW, &request());
+        assert_eq!(reply.status, 200);
+        assert_eq!(issued_card(&reply.body).issuer, "SEGL-DEV-STS");
+    }
+    let (_, metrics) = get(server.admin, "/metrics");
+    assert!(metrics.contains("segl_config_reloads_total{result=\"rejected\"}"), "{metrics}");
+    assert!(metrics.contains("segl_config_version 1"), "{metrics}");
+}
+
+#[test]
+fn config_check_runs_the_same_validation_offline() {
+    let dir = env().dir.join("config-check");
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = dir.join("good.toml");
+    std::fs::write(&good, &env().config_text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_segl")).args(["config", "check"]).arg(&good).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, env().config_text.replace("dev-root-ca.pem", "no-such-ca.pem")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_segl")).args(["config", "check"]).arg(&bad).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no-such-ca.pem"));
+}
+
+// ---- audit ----
+
+fn audit_records(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+#[test]
+fn in_sync_mode_every_answered_request_is_on_disk_after_kill_9() {
+    let audit = env().dir.join("audit-crash").join("audit.jsonl");
+    let server_audit = audit.clone();
+    let mut server = Server::start_with(move |t| {
+        *t = t.replace(
+            &format!("path = \"{}\"", env().dir.join("audit/segl-audit.jsonl").display()),
+            &format!("path = \"{}\"", server_audit.display()),
+        )
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let answered = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let (addr, stop, answered) = (server.addr, stop.clone(), answered.clone());
+            let body = reusable_request();
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let Some(reply) = common::try_post_to(addr, NEW, &body) else { break };
+                    if reply.status == 200 {
+                        answered.lock().unwrap().push(issued_card(&reply.body).id_card_id);
+                    }
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    server.kill_9();
+    stop.store(true, Ordering::Relaxed);
+    clients.into_iter().for_each(|c| c.join().unwrap());
+    let answered = answered.lock().unwrap().clone();
+    assert!(answered.len() > 20, "only {} answers before the kill", answered.len());
+    let on_disk: std::collections::HashSet<String> = audit_records(&audit)
+        .iter()
+        .filter_map(|r| r["issued_card_id"].as_str().map(str::to_owned))
+        .collect();
+    let missing: Vec<_> = answered.iter().filter(|id| !on_disk.contains(*id)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} answered cards have no audit record",
+        missing.len(),
+        answered.len()
+    );
+}
+
+// ---- shutdown ----
+
+#[test]
+fn sigterm_drains_and_exits_cleanly() {
+    let mut server = Server::start();
+    assert_eq!(server.post(NEW, &request()).status, 200);
+    server.signal("TERM");
+    let status = server.wait_exit(Duration::from_secs(15)).expect("segl exits after SIGTERM");
+    assert!(status.success(), "exit status {status}:\n{}", server.log());
+    let log = server.log();
+    assert!(log.contains("shutting down") && log.contains("drained"), "{log}");
+}
+
+// ---- TLS ----
+
+struct TlsFiles {
+    ca: PathBuf,
+    server_cert: PathBuf,
+    server_key: PathBuf,
+    client_cert: PathBuf,
+    client_key: PathBuf,
+}
+
+fn openssl(args: &[&str], dir: &Path) {
+    let out = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl");
+    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A TLS CA, a server certificate for 127.0.0.1 and a client certificate, made with openssl:
+/// TLS transport keys are files, separate from the STS signing key in the HSM.
+fn tls_files() -> &'static TlsFiles {
+    static FILES: std::sync::OnceLock<TlsFiles> = std::sync::OnceLock::new();
+    FILES.get_or_init(|| {
+        let dir = env().dir.join("tls");
+        std::fs::create_dir_all(&dir).unwrap();
+        openssl(
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=segl test TLS CA",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
+            ],
+            &dir,
+        );
+        for (name, ext) in [
+            ("server", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth"),
+            ("client", "extendedKeyUsage=clientAuth"),
+        ] {
+            std::fs::write(dir.join(format!("{name}.ext")), ext).unwrap();
+            openssl(
+                &[
+                    "req",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-keyout",
+                    &format!("{name}.key"),
+                    "-out",
+                    &format!("{name}.csr"),
+                    "-subj",
+                    &format!("/CN=segl test {name}"),
+                ],
+                &dir,
+            );
+            openssl(
+                &[
+                    "x509",
+                    "-req",
+                    "-in",
+                    &format!("{name}.csr"),
+                    "-CA",
+                    "ca.pem",
+                    "-CAkey",
+                    "ca.key",
+                    "-CAcreateserial",
+                    "-out",
+                    &format!("{name}.pem"),
+                    "-days",
+                    "2",
+                    "-extfile",
+                    &format!("{name}.ext"),
+                ],
+                &dir,
+            );
+        }
+        TlsFiles {
+            ca: dir.join("ca.pem"),
+            server_cert: dir.join("server.pem"),
+            server_key: dir.join("server.key"),
+            client_cert: dir.join("client.pem"),
+            client_key: dir.join("client.key"),
+        }
+    })
+}
+
+fn tls_server(client_auth: &str) -> (Server, u16) {
+    let files = tls_files();
+    let port = common::free_port();
+    let section = format!(
+        "\n[server.tls]\nlisten = \"127.0.0.1:{port}\"\ncertificate = \"{}\"\nkey = \"{}\"\nclient_auth = \"{client_auth}\"\n",
+        files.server_cert.display(),
+        files.server_key.display()
+    );
+    let ca = files.ca.clone();
+    let server = Server::start_with(move |t| {
+        // Client certificates are verified against the trust anchors: add the TLS CA.
+        *t = t.replace("anchors = [", &format!("anchors = [\"{}\", ", ca.display()));
+        let at = t.find("\n[hsm]").unwrap();
+        t.insert_str(at, &section);
+    });
+    (server, port)
+}
+
+fn curl(port: u16, body: &Path, client: bool) -> std::process::Output {
+    let files = tls_files();
+    let mut cmd = Command::new("curl");
+    cmd.args([
+        "-sS",
+        "--max-time",
+        "20",
+        "-o",
+        "-",
+        "-w",
+        "\n%{http_code}",
+        "-H",
+        "Content-Type: text/xml; charset=utf-8",
+    ])
+    .arg("--cacert")
+    .arg(&files.ca)
+    .arg("--data-binary")
+    .arg(format!("@{}", body.display()));
+    if client {
+        cmd.arg("--cert").arg(&files.client_cert).arg("--key").arg(&files.client_key);
+    }
+    cmd.arg(format!("https://127.0.0.1:{port}{NEW}"));
+    cmd.output().expect("curl")
+}
+
+#[test]
+fn tls_serves_curl_with_and_without_a_client_certificate_when_optional() {
+    let (server, port) = tls_server("optional");
+    for client in [false, true] {
+        // A fresh request each time: the same message id twice is a replay.
+        let body = common::write_temp(&format!("tls-request-{client}.xml"), &request());
+        let out = curl(port, &body, client);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "curl (client cert: {client}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.ends_with("\n200"), "client cert {client}: {text}");
+        let card = text.rsplit_once('\n').unwrap().0;
+        common::xmlsec_verify(card.as_bytes(), &env().pki("sts-signing")).unwrap();
+    }
+    // Plain HTTP keeps working beside TLS.
+    assert_eq!(server.post(NEW, &request()).status, 200);
+}
+
+#[test]
+fn tls_with_required_client_certificates_refuses_clients_without_one() {
+    let (_server, port) = tls_server("required");
+    let body = common::write_temp("tls-request-required.xml", &request());
+    let out = curl(port, &body, false);
+    assert!(
+        !out.status.success(),
+        "a client without a certificate got through: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let body = common::write_temp("tls-request-required-2.xml", &request());
+    let out = curl(port, &body, true);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).ends_with("\n200"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn openssl_s_client_verifies_the_server_certificate() {
+    let (_server, port) = tls_server("none");
+    let files = tls_files();
+    let mut child = Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &format!("127.0.0.1:{port}"),
+            "-verify_return_error",
+            "-brief",
+            "-ign_eof",
+            "-CAfile",
+        ])
+        .arg(&files.ca)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"GET /x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Verification: OK"), "{text}");
+    assert!(text.contains("HTTP/1.1 405"), "{text}");
+}
