@@ -1,0 +1,243 @@
+//! Overload: offered load at three times what segl can sign, loopback only, bounded in time.
+//!
+//! One run measures capacity (closed loop), then offers 3× that open-loop (latency measured from
+//! the intended send time, so queueing is not hidden) and checks what issue "Serving at tax-day
+//! peak" promises: goodput ≥ 95 % of the capacity just measured, admitted requests answered
+//! within the deadline, refusals back in under 5 ms at p99, AKUT refused after RUTINE, and a
+//! flooding client not starving a well-behaved one. The figures are printed.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{env, Server};
+use segl::dev::client::RequestOptions;
+use segl::dev::pki::Identity;
+use segl::token::CardType;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::Mutex;
+
+const PATH: &str = "/sts/services/NewSecurityTokenService";
+const DEADLINE: Duration = Duration::from_millis(200);
+
+/// Requests without a message id (as unsealed sends them) may be posted many times; a medcom
+/// Priority header is added for admission control to read.
+fn pool(identity: Identity, cvr: &str, priority: &str, n: usize) -> Vec<Arc<Vec<u8>>> {
+    (0..n)
+        .map(|_| {
+            let mut opts = RequestOptions::new(CardType::User);
+            opts.identity = Some(identity);
+            opts.cvr = cvr.into();
+            let text = String::from_utf8(env().client.request(&opts).unwrap()).unwrap();
+            let start = text.find("<wsse:Security id=\"").unwrap();
+            let end = start + text[start..].find('>').unwrap();
+            let header = format!("<medcom:Header><medcom:Priority>{priority}</medcom:Priority></medcom:Header><wsse:Security");
+            Arc::new((text[..start].to_owned() + &header + &text[end..]).into_bytes())
+        })
+        .collect()
+}
+
+#[derive(Default, Clone)]
+struct Tally {
+    ok: Vec<Duration>,
+    shed: Vec<Duration>,
+    other: usize,
+}
+
+struct Connections {
+    addr: SocketAddr,
+    idle: Mutex<Vec<TcpStream>>,
+}
+
+impl Connections {
+    async fn send(&self, body: &[u8]) -> Option<u16> {
+        let stream = self.idle.lock().await.pop();
+        let mut stream = match stream {
+            Some(s) => s,
+            None => TcpStream::connect(self.addr).await.ok()?,
+        };
+        let head = format!(
+            "POST {PATH} HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml; charset=utf-8\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).await.ok()?;
+        stream.write_all(body).await.ok()?;
+        let mut buf = Vec::with_capacity(16 * 1024);
+        let (status, close) = loop {
+            let mut chunk = [0u8; 8192];
+            let n = stream.read(&mut chunk).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            let Some(head_end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else { continue };
+            let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            if buf.len() >= head_end + 4 + length {
+                let status = head.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+                break (status, head.contains("connection: close"));
+            }
+        };
+        if !close {
+            self.idle.lock().await.push(stream);
+        }
+        Some(status)
+    }
+}
+
+/// Closed loop with `concurrency` connections for `duration`: the completions per second.
+async fn capacity(conns: Arc<Connections>, bodies: Vec<Arc<Vec<u8>>>, concurrency: usize, duration: Duration) -> f64 {
+    let end = Instant::now() + duration;
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|i| {
+            let (conns, bodies) = (conns.clone(), bodies.clone());
+            tokio::spawn(async move {
+                let mut ok = 0u32;
+                let mut n = i;
+                while Instant::now() < end {
+                    if conns.send(&bodies[n % bodies.len()]).await == Some(200) {
+                        ok += 1;
+                    }
+                    n += concurrency;
+                }
+                ok
+            })
+        })
+        .collect();
+    let mut ok = 0;
+    for t in tasks {
+        ok += t.await.unwrap_or(0);
+    }
+    f64::from(ok) / duration.as_secs_f64()
+}
+
+/// Open loop: `rate` requests per second from `bodies` for `duration`, each timed from its
+/// intended send time. Results of the first `warmup` are not counted.
+async fn open_loop(
+    conns: Arc<Connections>,
+    bodies: Vec<Arc<Vec<u8>>>,
+    rate: f64,
+    duration: Duration,
+    warmup: Duration,
+) -> Tally {
+    let tally = Arc::new(std::sync::Mutex::new(Tally::default()));
+    let start = Instant::now();
+    let total = (rate * duration.as_secs_f64()) as usize;
+    let mut tasks = Vec::with_capacity(total);
+    for i in 0..total {
+        let intended = start + Duration::from_secs_f64(i as f64 / rate);
+        tokio::time::sleep_until(intended.into()).await;
+        let (conns, body, tally) = (conns.clone(), bodies[i % bodies.len()].clone(), tally.clone());
+        let counted = intended >= start + warmup;
+        tasks.push(tokio::spawn(async move {
+            let status = conns.send(&body).await;
+            let latency = intended.elapsed();
+            if counted {
+                let mut t = tally.lock().unwrap();
+                match status {
+                    Some(200) => t.ok.push(latency),
+                    Some(503) => t.shed.push(latency),
+                    _ => t.other += 1,
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let t = tally.lock().unwrap().clone();
+    t
+}
+
+fn percentile(v: &mut [Duration], p: f64) -> Duration {
+    if v.is_empty() {
+        return Duration::ZERO;
+    }
+    v.sort();
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn report(name: &str, t: &mut Tally, seconds: f64) {
+    let (ok, shed) = (t.ok.len(), t.shed.len());
+    println!(
+        "{name}: ok {ok} ({:.0}/s), shed {shed} ({:.0}/s), other {}; ok p50 {:?} p99 {:?} max {:?}; shed p50 {:?} p99 {:?}",
+        ok as f64 / seconds,
+        shed as f64 / seconds,
+        t.other,
+        percentile(&mut t.ok, 0.5),
+        percentile(&mut t.ok, 0.99),
+        percentile(&mut t.ok, 1.0),
+        percentile(&mut t.shed, 0.5),
+        percentile(&mut t.shed, 0.99),
+    );
+}
+
+#[test]
+fn at_three_times_capacity_goodput_holds_and_refusals_are_fast_fair_and_by_priority() {
+    let server = Server::start_with(|t| *t = t.replace("deadline_ms = 200", &format!("deadline_ms = {}", DEADLINE.as_millis())));
+    let flood_rutine = pool(Identity::Moces, "20921897", "RUTINE", 48);
+    let flood_akut = pool(Identity::Moces, "20921897", "AKUT", 16);
+    let polite = pool(Identity::RegionMoces, "29190909", "RUTINE", 16);
+
+    // One thread for the load: it competes with the server for the same two cores.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let conns = Arc::new(Connections { addr: server.addr, idle: Mutex::new(Vec::new()) });
+        // Warm up (connections, caches, the admission rate meters), then measure.
+        capacity(conns.clone(), flood_rutine.clone(), 32, Duration::from_secs(2)).await;
+        let cap = capacity(conns.clone(), flood_rutine.clone(), 32, Duration::from_secs(4)).await;
+        println!("capacity (closed loop, 32 connections): {cap:.0}/s");
+        assert!(cap > 50.0, "capacity {cap:.0}/s is implausibly low:\n{}", server.log());
+
+        // Priority: one client offers 3× capacity, a tenth of it AKUT.
+        let secs = 6.0;
+        let warmup = Duration::from_secs(1);
+        let counted = secs - warmup.as_secs_f64();
+        let (mut rutine, mut akut) = tokio::join!(
+            open_loop(conns.clone(), flood_rutine.clone(), cap * 2.7, Duration::from_secs_f64(secs), warmup),
+            open_loop(conns.clone(), flood_akut.clone(), cap * 0.3, Duration::from_secs_f64(secs), warmup),
+        );
+        report("3x RUTINE", &mut rutine, counted);
+        report("3x AKUT", &mut akut, counted);
+        let goodput = (rutine.ok.len() + akut.ok.len()) as f64 / counted;
+        println!("goodput at 3x: {goodput:.0}/s = {:.1} % of capacity", 100.0 * goodput / cap);
+        assert!(goodput >= 0.95 * cap, "goodput {goodput:.0}/s < 95 % of capacity {cap:.0}/s");
+        assert_eq!(rutine.other + akut.other, 0, "answers other than 200/503");
+        let mut admitted: Vec<Duration> = rutine.ok.iter().chain(&akut.ok).copied().collect();
+        let p99 = percentile(&mut admitted, 0.99);
+        assert!(p99 <= DEADLINE, "admitted p99 {p99:?} beyond the deadline {DEADLINE:?}");
+        let mut shed: Vec<Duration> = rutine.shed.iter().chain(&akut.shed).copied().collect();
+        let shed_p99 = percentile(&mut shed, 0.99);
+        assert!(shed_p99 < Duration::from_millis(5), "refusals p99 {shed_p99:?} ≥ 5 ms");
+        let rate = |t: &Tally| t.ok.len() as f64 / (t.ok.len() + t.shed.len()).max(1) as f64;
+        println!("admitted share: AKUT {:.1} %, RUTINE {:.1} %", 100.0 * rate(&akut), 100.0 * rate(&rutine));
+        assert!(rate(&akut) >= 0.9, "AKUT admitted only {:.1} %", 100.0 * rate(&akut));
+        assert!(rate(&rutine) < 0.5 && rate(&akut) > 2.0 * rate(&rutine));
+
+        // Fairness: a flood at 3× capacity beside a client asking for a tenth of capacity.
+        let (mut flood, mut good) = tokio::join!(
+            open_loop(conns.clone(), flood_rutine.clone(), cap * 3.0, Duration::from_secs_f64(secs), warmup),
+            open_loop(conns.clone(), polite.clone(), cap * 0.1, Duration::from_secs_f64(secs), warmup),
+        );
+        report("flood", &mut flood, counted);
+        report("polite", &mut good, counted);
+        println!("polite client admitted {:.1} %, flood {:.1} %", 100.0 * rate(&good), 100.0 * rate(&flood));
+        assert!(rate(&good) >= 0.9, "the well-behaved client got only {:.1} %", 100.0 * rate(&good));
+    });
+    let (_, metrics) = {
+        let mut s = std::net::TcpStream::connect(server.admin).unwrap();
+        std::io::Write::write_all(&mut s, b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        let mut out = String::new();
+        std::io::Read::read_to_string(&mut s, &mut out).unwrap();
+        (0, out)
+    };
+    assert!(metrics.contains("reason=\"capacity\""), "shed reasons are counted");
+    assert!(metrics.contains("reason=\"fairness\""), "fairness sheds are counted");
+}
