@@ -6,6 +6,7 @@ use cryptoki::object::{Attribute, AttributeType, CertificateType, ObjectClass, O
 use cryptoki::session::Session;
 use cryptoki::types::Ulong;
 
+use crate::inventory::{read_inventory_value, write_inventory_value, KeyInventory};
 use crate::module::call;
 use crate::public_key::strip_leading_zeros;
 use crate::token::{find_all, find_one};
@@ -96,6 +97,21 @@ impl TokenSession {
     /// Stores a DER X.509 certificate object (CKO_CERTIFICATE, CKC_X_509) with label and id,
     /// replacing one with the same label.
     pub fn store_certificate(&self, label: &str, id: &[u8], der: &[u8]) -> Result<(), Pkcs11Error> {
+        // SoftHSM (following PKCS#11) refuses an X.509 certificate object without CKA_SUBJECT.
+        // This crate carries no X.509 parser and lookups here go by label, so an empty subject
+        // is enough; callers that have parsed the certificate pass the real one below.
+        self.store_certificate_with_subject(label, id, der, &[])
+    }
+
+    /// As [`store_certificate`](Self::store_certificate), with the certificate's DER subject
+    /// name as CKA_SUBJECT (so other PKCS#11 tools can match it to its key).
+    pub fn store_certificate_with_subject(
+        &self,
+        label: &str,
+        id: &[u8],
+        der: &[u8],
+        subject: &[u8],
+    ) -> Result<(), Pkcs11Error> {
         for old in find_all(&self.session, ObjectClass::CERTIFICATE, label)? {
             self.session.destroy_object(old).map_err(call("C_DestroyObject"))?;
         }
@@ -107,10 +123,7 @@ impl TokenSession {
                 // A certificate is public; readable without login it can be checked by tools.
                 Attribute::Private(false),
                 Attribute::Value(der.to_vec()),
-                // SoftHSM (following PKCS#11) refuses an X.509 certificate object without
-                // CKA_SUBJECT. Extracting the real subject would need an X.509 parser this crate
-                // does not carry; lookups here go by label, so an empty subject is enough.
-                Attribute::Subject(Vec::new()),
+                Attribute::Subject(subject.to_vec()),
                 Attribute::Label(label.as_bytes().to_vec()),
                 Attribute::Id(id.to_vec()),
             ])
@@ -131,6 +144,51 @@ impl TokenSession {
             Attribute::Value(v) => Some(v),
             _ => None,
         }))
+    }
+
+    /// The key inventory, or `None` when the token has none yet.
+    pub fn read_inventory(&self) -> Result<Option<KeyInventory>, Pkcs11Error> {
+        let Some(value) = self.inventory_value()? else { return Ok(None) };
+        KeyInventory::parse(&value)
+            .map(Some)
+            .map_err(|reason| Pkcs11Error::Inventory { token: self.token.label().to_owned(), reason })
+    }
+
+    /// The stored inventory bytes (for cheap change detection).
+    pub fn inventory_value(&self) -> Result<Option<Vec<u8>>, Pkcs11Error> {
+        read_inventory_value(&self.session)
+    }
+
+    /// Stores `inventory` with its generation incremented.
+    pub fn write_inventory(&self, inventory: &mut KeyInventory) -> Result<(), Pkcs11Error> {
+        inventory.generation += 1;
+        write_inventory_value(&self.session, &inventory.encode())
+    }
+
+    /// Label and CKA_ID of every private key on the token.
+    pub fn private_keys(&self) -> Result<Vec<(String, Vec<u8>)>, Pkcs11Error> {
+        let objects = self
+            .session
+            .find_objects(&[Attribute::Class(ObjectClass::PRIVATE_KEY)])
+            .map_err(call("C_FindObjects"))?;
+        let mut keys = Vec::with_capacity(objects.len());
+        for object in objects {
+            let attrs = self
+                .session
+                .get_attributes(object, &[AttributeType::Label, AttributeType::Id])
+                .map_err(call("C_GetAttributeValue"))?;
+            let mut label = String::new();
+            let mut id = Vec::new();
+            for attr in attrs {
+                match attr {
+                    Attribute::Label(l) => label = String::from_utf8_lossy(&l).into_owned(),
+                    Attribute::Id(i) => id = i,
+                    _ => {}
+                }
+            }
+            keys.push((label, id));
+        }
+        Ok(keys)
     }
 
     fn read_public_key(&self, object: ObjectHandle, label: &str) -> Result<RsaPublicKey, Pkcs11Error> {

@@ -1,6 +1,7 @@
 //! The `segl` command line: one file per command group.
 
 mod dev;
+mod keys;
 
 use std::path::PathBuf;
 
@@ -32,6 +33,11 @@ enum Command {
         #[command(subcommand)]
         command: dev::DevCommand,
     },
+    /// Signing keys on the HSM: list, generate, csr, import-cert, activate, retire, export-cert.
+    Keys {
+        #[command(subcommand)]
+        command: keys::KeysCommand,
+    },
 }
 
 impl Cli {
@@ -47,6 +53,7 @@ impl Cli {
                 Ok(())
             }
             Command::Dev { command } => command.run(),
+            Command::Keys { command } => command.run(),
         }
     }
 }

@@ -37,6 +37,8 @@ pub fn run(config: Config) -> Result<(), ServeError> {
     let cores = config.server.cores.unwrap_or(cpus);
     // Before any thread exists: the module environment is exported here.
     let key = StsKey::open(&config.hsm)?;
+    // Picks up `segl keys activate` while serving; stops when `run` returns.
+    let _inventory_watch = key.watch_inventory()?;
     let trust = TrustStore::load(&config.trust.anchors, &config.trust.intermediates)?;
     let limits = HttpLimits {
         max_header_bytes: config.server.max_header_bytes,
@@ -50,7 +52,7 @@ pub fn run(config: Config) -> Result<(), ServeError> {
     for core in 0..cores {
         // Each core gets its own session up front, so a token problem stops startup instead
         // of surfacing on the first request.
-        let signer = key.core_signer()?;
+        let (signer, signer_driver) = key.core_signer(core)?;
         let shared = shared.clone();
         let limits = limits.clone();
         let placement = if core < cpus { Placement::Fixed(core) } else { Placement::Unbound };
@@ -60,6 +62,7 @@ pub fn run(config: Config) -> Result<(), ServeError> {
             .io_memory(1 << 20)
             .ring_depth(256)
             .spawn(move || async move {
+                glommio::spawn_local(signer_driver.run()).detach();
                 let ctx = Rc::new(CoreContext { shared, signer });
                 serve_core(core, ctx, limits).await
             })
@@ -110,6 +113,10 @@ struct StsHandler {
 
 impl http::Handler for StsHandler {
     async fn handle(&self, request: Request) -> Response {
+        if request.path.trim_end_matches('/') == exchange::METADATA_PATH && request.method == "GET" {
+            let body = exchange::certificates_metadata(&self.ctx);
+            return Response { status: 200, content_type: "application/json", body, headers: Vec::new() };
+        }
         let outcome = if request.method != "POST" {
             let mut r =
                 self.refuse_error(RequestError::MethodNotAllowed(request.method.clone()), &request.path);
