@@ -33,7 +33,12 @@ struct ModuleLife {
     /// Bumped by every C_Finalize + C_Initialize. Sessions and logins from an older
     /// generation are dead.
     generation: AtomicU64,
+    /// When the library was last re-initialized: every lost session asks for it, once is enough.
+    last_reinit: Mutex<Option<std::time::Instant>>,
 }
+
+/// Re-initializations closer together than this are skipped (the callers retry with backoff).
+const REINIT_MIN_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// Which token to use: by label, by serial number, or both.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -173,6 +178,11 @@ impl HsmModule {
         if now != seen_generation {
             return Ok(now);
         }
+        let mut last = self.life.last_reinit.lock().unwrap_or_else(PoisonError::into_inner);
+        if last.is_some_and(|t| t.elapsed() < REINIT_MIN_INTERVAL) {
+            return Ok(now);
+        }
+        *last = Some(std::time::Instant::now());
         // The finalize result does not matter: a library that lost its device may refuse it,
         // and C_Initialize below tells whether the library is usable again.
         let _ = self.ctx.clone().finalize();

@@ -169,11 +169,15 @@ impl Token {
             let _gate = module.gate();
             module.find_slot(&self.inner.selector).map(|_| ())
         };
-        if let Err(e) = found {
-            if !e.is_device_lost() {
-                return Err(e);
+        match found {
+            Ok(()) => {}
+            // A networked HSM's client library that lost its server either fails every call
+            // or, initialized while the server was away, shows no token at all; both heal
+            // only by re-initializing (which reconnects).
+            Err(e) if e.is_device_lost() || matches!(e, Pkcs11Error::TokenNotFound { .. }) => {
+                module.reinitialize(seen)?;
             }
-            module.reinitialize(seen)?;
+            Err(e) => return Err(e),
         }
         self.relogin()
     }
