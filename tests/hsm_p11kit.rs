@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use common::{env, xmlsec_verify, Server};
 use hsm_support::{
-    config_path, fault_code, keys_ok, p11kit_client_module, post, request, signing_certificate, via_p11kit, write_pem,
-    Load, P11KitServer, NEW,
+    config_path, fault_code, keys_ok, p11kit_client_module, post, request, signing_certificate, via_p11kit,
+    write_pem, Load, P11KitServer, NEW,
 };
 
 /// One p11-kit server at a time: SoftHSM in the test process and in p11-kit's forked server
@@ -61,7 +61,8 @@ fn both_signer_modes_sign_through_p11kit_rpc() {
 fn killed_hsm_server_is_survived_without_restart() {
     let _serial = serial();
     let Some((module, mut p11kit)) = setup("fault") else { return };
-    let exported_path = write_pem("exported-sts-fault.pem", &keys_ok(&config_path(), &["export-cert", "sts-signing"]));
+    let exported_path =
+        write_pem("exported-sts-fault.pem", &keys_ok(&config_path(), &["export-cert", "sts-signing"]));
     let mut server = Server::start_with(|t| via_p11kit(t, &module, &p11kit.address(), "pipelined"));
 
     let load = Load::start(&server, 4, Duration::from_secs(40));
@@ -81,7 +82,8 @@ fn killed_hsm_server_is_survived_without_restart() {
     while Instant::now() < deadline {
         let (status, body) = post(server.addr, NEW, &request());
         if status == 200 {
-            xmlsec_verify(&body, &exported_path).unwrap_or_else(|e| panic!("xmlsec1 rejects after recovery: {e}"));
+            xmlsec_verify(&body, &exported_path)
+                .unwrap_or_else(|e| panic!("xmlsec1 rejects after recovery: {e}"));
             recovered = true;
             break;
         }
@@ -97,7 +99,12 @@ fn killed_hsm_server_is_survived_without_restart() {
     for s in &samples {
         match s.status {
             200 => {}
-            500 => assert_eq!(fault_code(&s.body).as_deref(), Some("dgws:internalerror"), "{}", String::from_utf8_lossy(&s.body)),
+            500 => assert_eq!(
+                fault_code(&s.body).as_deref(),
+                Some("dgws:internalerror"),
+                "{}",
+                String::from_utf8_lossy(&s.body)
+            ),
             other => panic!("status {other}: {}", String::from_utf8_lossy(&s.body)),
         }
     }

@@ -31,10 +31,12 @@ fn rotation_under_load_fails_no_request() {
         &config,
         &["csr", "sts-rotated", "--subject", "C=DK,O=SEGL Development // CVR:12345678,CN=SEGL STS rotated,serialNumber=CVR:12345678-FID:00000002"],
     );
-    let issued = segl::dev::pki::issue_sts_certificate(&env().config, &csr).expect("development CA issues the certificate");
+    let issued = segl::dev::pki::issue_sts_certificate(&env().config, &csr)
+        .expect("development CA issues the certificate");
     let issued_path = write_pem("sts-rotated.pem", &issued);
     // A certificate for another key is refused.
-    let (ok, _, stderr) = keys(&config, &["import-cert", "sts-rotated", env().pki("sts-signing").to_str().unwrap()]);
+    let (ok, _, stderr) =
+        keys(&config, &["import-cert", "sts-rotated", env().pki("sts-signing").to_str().unwrap()]);
     assert!(!ok && stderr.contains("not for key"), "{stderr}");
     keys_ok(&config, &["import-cert", "sts-rotated", issued_path.to_str().unwrap()]);
     let new_der = segl::dev::client::read_certificate(&issued_path).unwrap();
@@ -65,7 +67,11 @@ fn rotation_under_load_fails_no_request() {
     for s in &samples {
         let cert = signing_certificate(&s.body);
         if cert == old_der {
-            assert!(s.sent < after_switch + Duration::from_secs(1), "old key used {:?} after the switch", s.sent - after_switch);
+            assert!(
+                s.sent < after_switch + Duration::from_secs(1),
+                "old key used {:?} after the switch",
+                s.sent - after_switch
+            );
             old.push(s);
         } else if cert == new_der {
             assert!(s.done > before_switch, "new key used before the switch");
@@ -78,11 +84,16 @@ fn rotation_under_load_fails_no_request() {
     // Independent check: xmlsec1 with only the expected certificate's key.
     let old_pem = env().pki("sts-signing");
     for s in old.iter().rev().take(3) {
-        xmlsec_verify(&s.body, &old_pem).unwrap_or_else(|e| panic!("xmlsec1 rejects a pre-switch response: {e}"));
+        xmlsec_verify(&s.body, &old_pem)
+            .unwrap_or_else(|e| panic!("xmlsec1 rejects a pre-switch response: {e}"));
     }
     for s in new.iter().take(3) {
-        xmlsec_verify(&s.body, &issued_path).unwrap_or_else(|e| panic!("xmlsec1 rejects a post-switch response: {e}"));
-        assert!(xmlsec_verify(&s.body, &old_pem).is_err(), "a post-switch response verifies with the old key");
+        xmlsec_verify(&s.body, &issued_path)
+            .unwrap_or_else(|e| panic!("xmlsec1 rejects a post-switch response: {e}"));
+        assert!(
+            xmlsec_verify(&s.body, &old_pem).is_err(),
+            "a post-switch response verifies with the old key"
+        );
     }
 
     // After the switch: the new key is active, the old one retired and still published.

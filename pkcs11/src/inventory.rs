@@ -220,8 +220,18 @@ mod tests {
         let inv = KeyInventory {
             generation: 3,
             entries: vec![
-                InventoryEntry { label: "sts-signing".into(), id: b"sts".to_vec(), state: KeyState::Retired, since: 10 },
-                InventoryEntry { label: "sts 2026".into(), id: vec![0xab, 0x01], state: KeyState::Active, since: 20 },
+                InventoryEntry {
+                    label: "sts-signing".into(),
+                    id: b"sts".to_vec(),
+                    state: KeyState::Retired,
+                    since: 10,
+                },
+                InventoryEntry {
+                    label: "sts 2026".into(),
+                    id: vec![0xab, 0x01],
+                    state: KeyState::Active,
+                    since: 20,
+                },
                 InventoryEntry { label: "sts-2027".into(), id: vec![], state: KeyState::Next, since: 30 },
             ],
         };

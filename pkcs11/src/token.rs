@@ -39,7 +39,10 @@ struct TokenState {
 
 impl std::fmt::Debug for Token {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Token").field("label", &self.inner.label).field("selector", &self.inner.selector).finish()
+        f.debug_struct("Token")
+            .field("label", &self.inner.label)
+            .field("selector", &self.inner.selector)
+            .finish()
     }
 }
 
@@ -193,7 +196,11 @@ impl Token {
     }
 
     fn live(&self, session: Session) -> LiveSession {
-        LiveSession { session: Some(session), generation: self.inner.module.generation(), module: self.inner.module.clone() }
+        LiveSession {
+            session: Some(session),
+            generation: self.inner.module.generation(),
+            module: self.inner.module.clone(),
+        }
     }
 
     fn current_slot(&self) -> Result<Slot, Pkcs11Error> {
@@ -237,7 +244,8 @@ pub(crate) fn rsa_signing_key(
     let attrs = session
         .get_attributes(key, &[AttributeType::KeyType, AttributeType::Modulus])
         .map_err(call("C_GetAttributeValue"))?;
-    let not_rsa = |reason: &str| Pkcs11Error::NotRsa { label: key_label.to_owned(), reason: reason.to_owned() };
+    let not_rsa =
+        |reason: &str| Pkcs11Error::NotRsa { label: key_label.to_owned(), reason: reason.to_owned() };
     let mut key_type = None;
     let mut modulus_len = 0;
     for attr in attrs {

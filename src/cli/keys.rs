@@ -126,7 +126,10 @@ impl KeysCommand {
             KeysCommand::ImportCert { config, label, certificate } => {
                 let der = keys::read_certificate_file(&certificate)?;
                 let s = manager(&config)?.import_cert(&label, &der)?;
-                eprintln!("imported certificate {} for {label}: {} (not after {})", s.serial, s.subject, s.not_after);
+                eprintln!(
+                    "imported certificate {} for {label}: {} (not after {})",
+                    s.serial, s.subject, s.not_after
+                );
             }
             KeysCommand::Activate { config, label } => {
                 let previous = manager(&config)?.activate(&label)?;

@@ -176,7 +176,9 @@ impl HsmConfig {
         ) -> Result<(), String> {
             match from_uri {
                 Some(v) if empty => *field = v,
-                Some(v) if *field != v => return Err(format!("uri says {name} {v:?}, the configuration {field:?}")),
+                Some(v) if *field != v => {
+                    return Err(format!("uri says {name} {v:?}, the configuration {field:?}"))
+                }
                 _ => {}
             }
             Ok(())
@@ -319,7 +321,11 @@ impl Config {
         let mut config: Config = toml::from_str(text)
             .map_err(|e| ConfigError::Parse { path: path.to_owned(), message: e.to_string() })?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        config.hsm.merge_uri().map_err(|reason| ConfigError::Invalid { path: path.to_owned(), key: "hsm.uri", reason })?;
+        config.hsm.merge_uri().map_err(|reason| ConfigError::Invalid {
+            path: path.to_owned(),
+            key: "hsm.uri",
+            reason,
+        })?;
         config.resolve_paths(&base);
         config.validate(path)?;
         Ok(config)

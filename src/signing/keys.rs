@@ -119,7 +119,8 @@ impl KeyManager {
             });
         }
         // Inventory order (oldest first), then keys the inventory does not know.
-        let rank = |l: &KeyListing| inventory.entries.iter().position(|e| e.label == l.label).unwrap_or(usize::MAX);
+        let rank =
+            |l: &KeyListing| inventory.entries.iter().position(|e| e.label == l.label).unwrap_or(usize::MAX);
         listed.sort_by_key(|l| (rank(l), l.label.clone()));
         Ok(listed)
     }
@@ -130,14 +131,22 @@ impl KeyManager {
         self.audited("generate", label, || {
             check_label(label)?;
             if !matches!(bits, 2048 | 3072 | 4096) {
-                return Err(KeyError::BadInput(format!("RSA key size {bits} is not offered; use 2048, 3072 or 4096")));
+                return Err(KeyError::BadInput(format!(
+                    "RSA key size {bits} is not offered; use 2048, 3072 or 4096"
+                )));
             }
             let session = self.token.session()?;
             let mut inventory = self.inventory(&session)?;
             let mut id = [0u8; 8];
-            aws_lc_rs::rand::fill(&mut id).map_err(|_| KeyError::BadInput("no randomness for the key id".into()))?;
+            aws_lc_rs::rand::fill(&mut id)
+                .map_err(|_| KeyError::BadInput("no randomness for the key id".into()))?;
             let public = session.generate_rsa_key(label, &id, bits)?;
-            inventory.entries.push(InventoryEntry { label: label.to_owned(), id: id.to_vec(), state: KeyState::Next, since: now() });
+            inventory.entries.push(InventoryEntry {
+                label: label.to_owned(),
+                id: id.to_vec(),
+                state: KeyState::Next,
+                since: now(),
+            });
             session.write_inventory(&mut inventory)?;
             let listing = KeyListing {
                 label: label.to_owned(),
@@ -178,13 +187,20 @@ impl KeyManager {
             if certificate_modulus(der, label)? != strip_zeros(&public.modulus) {
                 return Err(KeyError::NotForKey(label.to_owned()));
             }
-            let (_, cert) = X509Certificate::from_der(der)
-                .map_err(|e| SigningError::BadCertificate { label: label.to_owned(), reason: e.to_string() })?;
+            let (_, cert) = X509Certificate::from_der(der).map_err(|e| SigningError::BadCertificate {
+                label: label.to_owned(),
+                reason: e.to_string(),
+            })?;
             session.store_certificate_with_subject(label, &id, der, cert.subject().as_raw())?;
             // Bump the inventory so running servers republish the certificate.
             let mut inventory = self.inventory(&session)?;
             if inventory.get(label).is_none() {
-                inventory.entries.push(InventoryEntry { label: label.to_owned(), id, state: KeyState::Next, since: now() });
+                inventory.entries.push(InventoryEntry {
+                    label: label.to_owned(),
+                    id,
+                    state: KeyState::Next,
+                    since: now(),
+                });
             }
             session.write_inventory(&mut inventory)?;
             let s = summary(der).ok_or_else(|| KeyError::BadInput("certificate unreadable".into()))?;
@@ -226,7 +242,9 @@ impl KeyManager {
             }
             session.write_inventory(&mut inventory)?;
             let detail = match &previous {
-                Some(p) => format!("active (was {p:?}, now retired); inventory generation {}", inventory.generation),
+                Some(p) => {
+                    format!("active (was {p:?}, now retired); inventory generation {}", inventory.generation)
+                }
                 None => format!("active; inventory generation {}", inventory.generation),
             };
             Ok((detail, previous))
@@ -265,9 +283,8 @@ impl KeyManager {
     /// The key's certificate, PEM.
     pub fn export_cert(&self, label: &str) -> Result<String, KeyError> {
         self.audited("export-cert", label, || {
-            let der = self.token.session()?.certificate(label)?.ok_or_else(|| SigningError::NoCertificate {
-                token: self.token.label().to_owned(),
-                label: label.to_owned(),
+            let der = self.token.session()?.certificate(label)?.ok_or_else(|| {
+                SigningError::NoCertificate { token: self.token.label().to_owned(), label: label.to_owned() }
             })?;
             Ok(("exported".to_owned(), pem("CERTIFICATE", &der)))
         })
@@ -275,7 +292,12 @@ impl KeyManager {
 
     /// Runs `op`, then writes its audit record (`ok` with the detail `op` returned, or
     /// `refused` with the error).
-    fn audited<T>(&self, operation: &str, key: &str, op: impl FnOnce() -> Result<(String, T), KeyError>) -> Result<T, KeyError> {
+    fn audited<T>(
+        &self,
+        operation: &str,
+        key: &str,
+        op: impl FnOnce() -> Result<(String, T), KeyError>,
+    ) -> Result<T, KeyError> {
         let result = op();
         let (outcome, detail) = match &result {
             Ok((detail, _)) => ("ok", detail.clone()),
@@ -283,7 +305,8 @@ impl KeyManager {
         };
         let record = KeyAuditRecord::new(operation, self.token.label(), key, outcome, detail);
         let path = &self.config.audit_log;
-        audit::record(path, &record).map_err(|source| KeyError::Audit { path: path.display().to_string(), source })?;
+        audit::record(path, &record)
+            .map_err(|source| KeyError::Audit { path: path.display().to_string(), source })?;
         result.map(|(_, value)| value)
     }
 
@@ -295,7 +318,12 @@ impl KeyManager {
         let mut inventory = KeyInventory::default();
         let configured = &self.config.key_label;
         if let Some((_, id)) = session.private_keys()?.into_iter().find(|(l, _)| l == configured) {
-            inventory.entries.push(InventoryEntry { label: configured.clone(), id, state: KeyState::Active, since: now() });
+            inventory.entries.push(InventoryEntry {
+                label: configured.clone(),
+                id,
+                state: KeyState::Active,
+                since: now(),
+            });
         }
         Ok(inventory)
     }
@@ -326,10 +354,16 @@ impl KeyManager {
 
 /// The file at `path` as DER: PEM (first certificate) or DER as is.
 pub fn read_certificate_file(path: &std::path::Path) -> Result<Vec<u8>, KeyError> {
-    let bytes = std::fs::read(path).map_err(|source| KeyError::Io { path: path.display().to_string(), source })?;
+    let bytes =
+        std::fs::read(path).map_err(|source| KeyError::Io { path: path.display().to_string(), source })?;
     if bytes.starts_with(b"-----BEGIN") || bytes.windows(11).any(|w| w == b"-----BEGIN ") {
-        let certs = crate::trust::read_pem_certificates(path).map_err(|e| KeyError::BadInput(e.to_string()))?;
-        return certs.into_iter().next().map(|c| c.to_vec()).ok_or_else(|| KeyError::BadInput("no certificate".into()));
+        let certs =
+            crate::trust::read_pem_certificates(path).map_err(|e| KeyError::BadInput(e.to_string()))?;
+        return certs
+            .into_iter()
+            .next()
+            .map(|c| c.to_vec())
+            .ok_or_else(|| KeyError::BadInput("no certificate".into()));
     }
     Ok(bytes)
 }
@@ -337,7 +371,9 @@ pub fn read_certificate_file(path: &std::path::Path) -> Result<Vec<u8>, KeyError
 /// Where a command writes: a file or stdout.
 pub fn output(path: Option<&PathBuf>, text: &str) -> Result<(), KeyError> {
     match path {
-        Some(p) => std::fs::write(p, text).map_err(|source| KeyError::Io { path: p.display().to_string(), source }),
+        Some(p) => {
+            std::fs::write(p, text).map_err(|source| KeyError::Io { path: p.display().to_string(), source })
+        }
         None => {
             use std::io::Write;
             std::io::stdout()
@@ -395,7 +431,9 @@ fn parse_dn(text: &str) -> Result<DistinguishedName, KeyError> {
     }
     parts.push(current);
     for part in parts {
-        let (ty, value) = part.split_once('=').ok_or_else(|| KeyError::BadInput(format!("subject part {part:?} has no '='")))?;
+        let (ty, value) = part
+            .split_once('=')
+            .ok_or_else(|| KeyError::BadInput(format!("subject part {part:?} has no '='")))?;
         let value = value.trim();
         match ty.trim().to_ascii_uppercase().as_str() {
             "C" => dn.push(DnType::CountryName, value),
@@ -412,7 +450,11 @@ fn parse_dn(text: &str) -> Result<DistinguishedName, KeyError> {
                         .map_err(|e| KeyError::BadInput(format!("serialNumber {value:?}: {e}")))?,
                 ),
             ),
-            other => return Err(KeyError::BadInput(format!("subject attribute {other:?} is not supported (C, ST, L, O, OU, CN, serialNumber)"))),
+            other => {
+                return Err(KeyError::BadInput(format!(
+                    "subject attribute {other:?} is not supported (C, ST, L, O, OU, CN, serialNumber)"
+                )))
+            }
         }
     }
     Ok(dn)

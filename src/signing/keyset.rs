@@ -78,7 +78,11 @@ impl KeySet {
 }
 
 /// The credential of the key labelled `label`: its certificate, checked to certify that key.
-pub fn credential_for(session: &TokenSession, label: &str, token: &str) -> Result<StsCredential, SigningError> {
+pub fn credential_for(
+    session: &TokenSession,
+    label: &str,
+    token: &str,
+) -> Result<StsCredential, SigningError> {
     let der = session
         .certificate(label)?
         .ok_or_else(|| SigningError::NoCertificate { token: token.to_owned(), label: label.to_owned() })?;

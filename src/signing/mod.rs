@@ -16,7 +16,9 @@ mod watch;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use segl_pkcs11::{BatchConfig, BatchSigner, HsmModule, HsmStatus, Pkcs11Error, SignerDriver, SignerMode, Token};
+use segl_pkcs11::{
+    BatchConfig, BatchSigner, HsmModule, HsmStatus, Pkcs11Error, SignerDriver, SignerMode, Token,
+};
 use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::public_key::PublicKey;
 
@@ -107,7 +109,8 @@ impl StsKey {
             SignerModeConfig::Inline => (SignerMode::Inline, 1),
             SignerModeConfig::Pipelined => (SignerMode::Pipelined, self.config.sessions_per_core),
         };
-        let batch = BatchConfig { mode, sessions, max_batch: self.config.max_batch, name: format!("core {core}") };
+        let batch =
+            BatchConfig { mode, sessions, max_batch: self.config.max_batch, name: format!("core {core}") };
         let (signer, driver) = BatchSigner::open(&self.token, &batch, self.status.clone())?;
         let core_signer = CoreSigner {
             signer,
@@ -121,7 +124,12 @@ impl StsKey {
     /// Starts the thread that picks up key inventory changes (`segl keys activate`) within
     /// `inventory_poll_ms`. It stops when the returned handle is dropped.
     pub fn watch_inventory(&self) -> Result<InventoryWatch, SigningError> {
-        InventoryWatch::start(self.token.clone(), self.config.clone(), self.current.clone(), self.published.clone())
+        InventoryWatch::start(
+            self.token.clone(),
+            self.config.clone(),
+            self.current.clone(),
+            self.published.clone(),
+        )
     }
 }
 

@@ -63,7 +63,9 @@ impl InventoryWatch {
                     watcher.poll();
                 }
             })
-            .map_err(|e| segl_pkcs11::Pkcs11Error::Unavailable { reason: format!("cannot start key watcher: {e}") })?;
+            .map_err(|e| segl_pkcs11::Pkcs11Error::Unavailable {
+                reason: format!("cannot start key watcher: {e}"),
+            })?;
         Ok(InventoryWatch { stop, thread: Some(thread) })
     }
 }
@@ -106,7 +108,9 @@ impl Watcher {
             // The HSM failing mid-read is not a verdict on the key set: read it again next time.
             Err(e @ SigningError::Hsm(_)) => return Err(e),
             Err(e) => {
-                tracing::error!("key inventory changed but the new key set is unusable; keeping the current key: {e}");
+                tracing::error!(
+                    "key inventory changed but the new key set is unusable; keeping the current key: {e}"
+                );
             }
         }
         self.last = value;

@@ -29,7 +29,11 @@ pub fn keys(config: &Path, args: &[&str]) -> (bool, String, String) {
         .env("RUST_LOG", "warn")
         .output()
         .expect("run segl keys");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// Runs `segl keys …` and panics with its output when it fails.
@@ -171,9 +175,12 @@ pub fn get(addr: std::net::SocketAddr, path: &str) -> (u16, Vec<u8>) {
 pub fn signing_certificate(body: &[u8]) -> Vec<u8> {
     let doc = Document::parse(Bytes::copy_from_slice(body), &Limits::default())
         .unwrap_or_else(|e| panic!("response is not XML ({e}): {}", String::from_utf8_lossy(body)));
-    let card = doc.by_id("IDCard").unwrap_or_else(|| panic!("no issued card in {}", String::from_utf8_lossy(body)));
+    let card =
+        doc.by_id("IDCard").unwrap_or_else(|| panic!("no issued card in {}", String::from_utf8_lossy(body)));
     let signature = doc.child(card, ns::DS, "Signature").expect("card signature");
-    segl::xml::dsig::verify::verify_enveloped(&doc, signature).expect("segl verifies the issued card").certificate_der
+    segl::xml::dsig::verify::verify_enveloped(&doc, signature)
+        .expect("segl verifies the issued card")
+        .certificate_der
 }
 
 /// The faultcode of a SOAP fault body, if it is one.
@@ -265,6 +272,12 @@ impl Drop for P11KitServer {
 /// Configuration edit: sign through the p11-kit client module at `address`, in `mode`.
 pub fn via_p11kit(text: &mut String, module: &Path, address: &str, mode: &str) {
     *text = text
-        .replace("module = \"/usr/lib/softhsm/libsofthsm2.so\"", &format!("module = \"{}\"", module.display()))
-        .replace("signer = \"inline\"", &format!("signer = \"{mode}\"\nenv = {{ P11_KIT_SERVER_ADDRESS = \"{address}\" }}"));
+        .replace(
+            "module = \"/usr/lib/softhsm/libsofthsm2.so\"",
+            &format!("module = \"{}\"", module.display()),
+        )
+        .replace(
+            "signer = \"inline\"",
+            &format!("signer = \"{mode}\"\nenv = {{ P11_KIT_SERVER_ADDRESS = \"{address}\" }}"),
+        );
 }

@@ -123,17 +123,25 @@ impl BatchSigner {
                     std::thread::Builder::new()
                         .name(format!("segl-hsm-{}-{n}", config.name.replace(' ', "")))
                         .spawn(move || worker.run())
-                        .map_err(|e| Pkcs11Error::Unavailable { reason: format!("cannot start HSM worker: {e}") })?;
+                        .map_err(|e| Pkcs11Error::Unavailable {
+                            reason: format!("cannot start HSM worker: {e}"),
+                        })?;
                 }
                 Engine::Pipelined { work, workers, stop }
             }
         };
-        let driver = SignerDriver { queue: rx, engine, max_batch: config.max_batch.max(1), stats: stats.clone() };
+        let driver =
+            SignerDriver { queue: rx, engine, max_batch: config.max_batch.max(1), stats: stats.clone() };
         Ok((BatchSigner { queue: tx, stats }, driver))
     }
 
     /// Signs `digest` (as a PKCS#1 DigestInfo, CKM_RSA_PKCS) with the private key labelled `key`.
-    pub async fn sign(&self, key: &Arc<str>, alg: HashAlgorithm, digest: &[u8]) -> Result<Vec<u8>, Pkcs11Error> {
+    pub async fn sign(
+        &self,
+        key: &Arc<str>,
+        alg: HashAlgorithm,
+        digest: &[u8],
+    ) -> Result<Vec<u8>, Pkcs11Error> {
         let digest_info = digest_info(alg, digest).ok_or(Pkcs11Error::DigestLength {
             alg,
             expected: alg.output_len(),
@@ -190,7 +198,9 @@ impl SignerDriver {
                     let chunk = batch.len().div_ceil(*workers);
                     while !batch.is_empty() {
                         let rest = batch.split_off(chunk.min(batch.len()));
-                        if let Err(crossbeam_channel::SendError(jobs)) = work.send(std::mem::replace(&mut batch, rest)) {
+                        if let Err(crossbeam_channel::SendError(jobs)) =
+                            work.send(std::mem::replace(&mut batch, rest))
+                        {
                             for job in jobs {
                                 job.finish(Err(Pkcs11Error::SignerStopped), &self.stats);
                             }
@@ -227,7 +237,11 @@ impl Worker {
     fn run(mut self) {
         while !self.stop.load(Ordering::Acquire) {
             // A lost session also reopens without traffic, so readiness recovers by itself.
-            let wait = if self.session.is_healthy() { IDLE_POLL } else { self.session.until_reopen().max(Duration::from_millis(1)) };
+            let wait = if self.session.is_healthy() {
+                IDLE_POLL
+            } else {
+                self.session.until_reopen().max(Duration::from_millis(1))
+            };
             match self.work.recv_timeout(wait) {
                 Ok(jobs) => jobs.into_iter().for_each(|job| self.process(job)),
                 Err(crossbeam_channel::RecvTimeoutError::Timeout) => {

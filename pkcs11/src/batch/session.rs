@@ -58,7 +58,15 @@ impl SigningSession {
     ) -> Result<Self, Pkcs11Error> {
         let live = token.signing_session()?;
         status.session_opened();
-        Ok(Self { name, token: token.clone(), live: Some(live), keys: HashMap::new(), lost: None, status, stats })
+        Ok(Self {
+            name,
+            token: token.clone(),
+            live: Some(live),
+            keys: HashMap::new(),
+            lost: None,
+            status,
+            stats,
+        })
     }
 
     /// Whether the session is usable now (or may be reopened now).
@@ -68,7 +76,10 @@ impl SigningSession {
 
     /// How long until a lost session may try to reopen (zero when healthy or due).
     pub(crate) fn until_reopen(&self) -> Duration {
-        self.lost.as_ref().map(|l| l.next_attempt.saturating_duration_since(Instant::now())).unwrap_or_default()
+        self.lost
+            .as_ref()
+            .map(|l| l.next_attempt.saturating_duration_since(Instant::now()))
+            .unwrap_or_default()
     }
 
     /// Reopens a lost session when its backoff has elapsed. True when the session is usable.
@@ -120,11 +131,10 @@ impl SigningSession {
     fn sign_once(&mut self, key: &Arc<str>, digest_info: &[u8]) -> Result<Vec<u8>, Pkcs11Error> {
         let module = self.token.module().clone();
         let _gate = module.gate();
-        let session = self
-            .live
-            .as_ref()
-            .and_then(LiveSession::session)
-            .ok_or_else(|| Pkcs11Error::Unavailable { reason: format!("{} belongs to a finished module generation", self.name) })?;
+        let session =
+            self.live.as_ref().and_then(LiveSession::session).ok_or_else(|| Pkcs11Error::Unavailable {
+                reason: format!("{} belongs to a finished module generation", self.name),
+            })?;
         let handle = match self.keys.get(key) {
             Some(h) => *h,
             None => {
@@ -138,7 +148,8 @@ impl SigningSession {
             }
         };
         let started = Instant::now();
-        let signature = session.sign(&Mechanism::RsaPkcs, handle.handle, digest_info).map_err(call("C_Sign"))?;
+        let signature =
+            session.sign(&Mechanism::RsaPkcs, handle.handle, digest_info).map_err(call("C_Sign"))?;
         self.stats.signed(started.elapsed());
         if signature.len() != handle.modulus_len {
             tracing::warn!(key = %key, got = signature.len(), expected = handle.modulus_len, "RSA signature length differs from the modulus length");
