@@ -126,3 +126,20 @@ fn killed_hsm_server_is_survived_without_restart() {
     );
     drop(p11kit);
 }
+
+#[test]
+fn token_and_key_chosen_by_pkcs11_uri_with_key_id() {
+    let _serial = serial();
+    // `segl dev setup` gives the STS key the CKA_ID of its label's bytes.
+    let id: String = env().config.hsm.key_label.bytes().map(|b| format!("%{b:02x}")).collect();
+    let server = Server::start_with(|t| {
+        *t = t.replace("token_label = \"segl-sts\"\n", "").replace(
+            "key_label = \"sts-signing\"\n",
+            &format!("uri = \"pkcs11:token=segl-sts;id={id};type=private\"\n"),
+        );
+        assert!(!t.contains("key_label = \"sts-signing\""), "the edit must remove key_label");
+    });
+    let (status, body) = post(server.addr, NEW, &request());
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    xmlsec_verify(&body, &env().pki("sts-signing")).unwrap();
+}

@@ -88,6 +88,9 @@ pub struct HsmConfig {
     /// key while the token has no key inventory yet (see `segl keys`).
     #[serde(default)]
     pub key_label: String,
+    /// CKA_ID (hex) of the STS signing key, to select it by id when `key_label` is empty.
+    #[serde(default)]
+    pub key_id: Option<String>,
     /// An RFC 7512 `pkcs11:` URI naming token (`token`, `serial`), key (`object`, `id`),
     /// `module-path` and `pin-source`; fills in the fields above that are not set.
     #[serde(default)]
@@ -194,9 +197,8 @@ impl HsmConfig {
         if self.pin_file.is_none() && self.pin_env.is_none() {
             self.pin_file = uri.pin_source;
         }
-        if uri.id.is_some() && self.key_label.is_empty() {
-            return Err("select the key by object (label); id alone is not supported".into());
-        }
+        let empty = self.key_id.is_none();
+        fill(&mut self.key_id, empty, uri.id.map(|id| Some(segl_pkcs11::hex_encode(&id))), "id")?;
         Ok(())
     }
 
@@ -368,8 +370,14 @@ impl Config {
         if self.hsm.token_label.is_empty() && self.hsm.token_serial.is_none() {
             return Err(invalid("hsm", "select the token by token_label, token_serial or hsm.uri"));
         }
-        if self.hsm.key_label.is_empty() {
-            return Err(invalid("hsm.key_label", "name the signing key (or object in hsm.uri)"));
+        if self.hsm.key_label.is_empty() && self.hsm.key_id.is_none() {
+            return Err(invalid(
+                "hsm.key_label",
+                "name the signing key by key_label or key_id (or object/id in hsm.uri)",
+            ));
+        }
+        if self.hsm.key_id.as_deref().is_some_and(|id| segl_pkcs11::hex_decode(id).is_none()) {
+            return Err(invalid("hsm.key_id", "must be hex"));
         }
         if self.hsm.sessions_per_core == 0 || self.hsm.max_batch == 0 {
             return Err(invalid("hsm", "sessions_per_core and max_batch must be at least 1"));
@@ -445,12 +453,13 @@ mod tests {
             .replace("pin_file = \"pin\"\n", "")
             .replace(
                 "[hsm]",
-                "[hsm]\nuri = \"pkcs11:serial=0123;object=sts-2026?module-path=/opt/hsm.so&pin-source=file:pin\"\nsigner = \"pipelined\"",
+                "[hsm]\nuri = \"pkcs11:serial=0123;object=sts-2026;id=%0a%ff?module-path=/opt/hsm.so&pin-source=file:pin\"\nsigner = \"pipelined\"",
             );
         let c = Config::from_toml(&text, Path::new("/etc/segl/segl.toml")).unwrap();
         assert_eq!(c.hsm.token_serial.as_deref(), Some("0123"));
         assert_eq!(c.hsm.token_selector().label, None);
         assert_eq!(c.hsm.key_label, "sts-2026");
+        assert_eq!(c.hsm.key_id.as_deref(), Some("0aff"));
         assert_eq!(c.hsm.module, Path::new("/opt/hsm.so"));
         assert_eq!(c.hsm.pin_file.as_deref(), Some(Path::new("/etc/segl/pin")));
         assert_eq!(c.hsm.signer, SignerModeConfig::Pipelined);

@@ -17,7 +17,7 @@ use segl_pkcs11::{hex_encode, InventoryEntry, KeyInventory, KeyState, Pkcs11Erro
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::audit::{self, KeyAuditRecord};
-use super::keyset::credential_for;
+use super::keyset::{configured_key_label, credential_for};
 use super::token_key::TokenSigningKey;
 use super::{certificate_modulus, open_token, strip_zeros, SigningError};
 use crate::config::HsmConfig;
@@ -316,14 +316,11 @@ impl KeyManager {
             return Ok(inventory);
         }
         let mut inventory = KeyInventory::default();
-        let configured = &self.config.key_label;
-        if let Some((_, id)) = session.private_keys()?.into_iter().find(|(l, _)| l == configured) {
-            inventory.entries.push(InventoryEntry {
-                label: configured.clone(),
-                id,
-                state: KeyState::Active,
-                since: now(),
-            });
+        let configured = configured_key_label(session, &self.config).ok();
+        if let Some((label, id)) =
+            session.private_keys()?.into_iter().find(|(l, _)| Some(l) == configured.as_ref())
+        {
+            inventory.entries.push(InventoryEntry { label, id, state: KeyState::Active, since: now() });
         }
         Ok(inventory)
     }

@@ -69,12 +69,29 @@ impl KeySet {
         let active_label = inventory
             .as_ref()
             .and_then(KeyInventory::active)
-            .map(|e| e.label.clone())
-            .unwrap_or_else(|| cfg.key_label.clone());
+            .map(|e| Ok(e.label.clone()))
+            .unwrap_or_else(|| configured_key_label(session, cfg))?;
         let active = Arc::new(credential_for(session, &active_label, &cfg.token_label)?);
         let published = publish(session, inventory.as_ref(), &active, cfg.publish_retired_hours)?;
         Ok(KeySet { active, published })
     }
+}
+
+/// The configured signing key's label: `key_label`, or the label of the private key whose
+/// CKA_ID is `key_id`. This key is the active one while the token has no inventory.
+pub fn configured_key_label(session: &TokenSession, cfg: &HsmConfig) -> Result<String, SigningError> {
+    if !cfg.key_label.is_empty() {
+        return Ok(cfg.key_label.clone());
+    }
+    let id = cfg.key_id.as_deref().and_then(segl_pkcs11::hex_decode).unwrap_or_default();
+    session.private_keys()?.into_iter().find(|(_, key_id)| *key_id == id).map(|(label, _)| label).ok_or_else(
+        || {
+            SigningError::Hsm(segl_pkcs11::Pkcs11Error::KeyNotFound {
+                label: format!("with id {}", cfg.key_id.as_deref().unwrap_or_default()),
+                token: cfg.token_label.clone(),
+            })
+        },
+    )
 }
 
 /// The credential of the key labelled `label`: its certificate, checked to certify that key.

@@ -42,9 +42,6 @@ pub enum SigningError {
     /// The certificate on the token is not for the signing key.
     #[error("the certificate labelled {label:?} does not match the key labelled {label:?}")]
     CertificateMismatch { label: String },
-    /// The key a request started with is no longer available to this signer.
-    #[error("key {label:?} is no longer available for signing")]
-    KeyRetired { label: String },
     /// The certificate on the token cannot be parsed.
     #[error("the certificate labelled {label:?} is unusable: {reason}")]
     BadCertificate { label: String, reason: String },
