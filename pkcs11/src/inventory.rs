@@ -2,9 +2,11 @@
 //!
 //! It lives on the token itself, as one private CKO_DATA object (CKA_APPLICATION `segl`,
 //! CKA_LABEL `segl-key-inventory`), so that every appliance using the same HSM, and every
-//! `segl keys` command, sees one truth, and so that changing the active key is one attribute
-//! write: the old active key becomes retired and the new one active in the same update. The
-//! value is a small line-oriented text (readable with `pkcs11-tool --read-object`):
+//! `segl keys` command, sees one truth, and so that changing the active key is one write: the
+//! old active key becomes retired and the new one active in the same value. (Tokens commonly
+//! refuse to change CKA_VALUE of a data object, so a write creates the new object before it
+//! destroys the old; readers take the highest generation.) The value is a small
+//! line-oriented text (readable with `pkcs11-tool --read-object`):
 //!
 //! ```text
 //! segl-key-inventory 1
