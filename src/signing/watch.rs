@@ -40,7 +40,13 @@ struct Watcher {
     published: Arc<ArcSwap<Published>>,
     session: Option<TokenSession>,
     last: Option<Vec<u8>>,
+    /// When the key set was last loaded: it is reloaded now and then even without a change,
+    /// so retired certificates leave the metadata when their publication period ends.
+    loaded: std::time::Instant,
 }
+
+/// How often the published certificates are rebuilt without an inventory change.
+const REPUBLISH: Duration = Duration::from_secs(600);
 
 impl InventoryWatch {
     pub(super) fn start(
@@ -51,7 +57,8 @@ impl InventoryWatch {
     ) -> Result<InventoryWatch, SigningError> {
         let session = token.session()?;
         let last = session.inventory_value()?;
-        let mut watcher = Watcher { token, config, current, published, session: Some(session), last };
+        let loaded = std::time::Instant::now();
+        let mut watcher = Watcher { token, config, current, published, session: Some(session), last, loaded };
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = stop.clone();
         let interval = Duration::from_millis(watcher.config.inventory_poll_ms.max(10));
@@ -88,9 +95,10 @@ impl Watcher {
         }
         let Some(session) = &self.session else { return Ok(()) };
         let value = session.inventory_value()?;
-        if value == self.last {
+        if value == self.last && self.loaded.elapsed() < REPUBLISH {
             return Ok(());
         }
+        self.loaded = std::time::Instant::now();
         match KeySet::load(session, &self.config) {
             Ok(keys) => {
                 let before = self.current.load();
