@@ -3,7 +3,8 @@
 //! the development CA). No request may fail; responses finished before the switch carry and
 //! verify with the old certificate, responses started after it the new one. Also: the
 //! metadata endpoint publishes the next certificate before it signs and the retired one after,
-//! and every key operation is in the audit log.
+//! every key operation is in the audit log, and a second server on the same token switches
+//! too.
 //!
 //! Its own test binary: rotating changes the token's active key for everything in the binary.
 
@@ -20,6 +21,8 @@ fn rotation_under_load_fails_no_request() {
     let config = config_path();
     // A quick poll keeps the test short; the default (250 ms) is what the README promises.
     let server = Server::start_with(|t| *t = t.replace("inventory_poll_ms = 250", "inventory_poll_ms = 100"));
+    // A second appliance on the same HSM, idle: it must switch too.
+    let other = Server::start_with(|t| *t = t.replace("inventory_poll_ms = 250", "inventory_poll_ms = 100"));
     let old_der = segl::dev::client::read_certificate(&env().pki("sts-signing")).unwrap();
 
     let load = Load::start(&server, 4, Duration::from_secs(60));
@@ -100,6 +103,9 @@ fn rotation_under_load_fails_no_request() {
     let published = fetch_metadata(&server);
     assert_eq!(state_of(&published, "sts-rotated"), Some("active".into()), "{published}");
     assert_eq!(state_of(&published, "sts-signing"), Some("retired".into()), "{published}");
+    let (status, body) = hsm_support::post(other.addr, hsm_support::NEW, &hsm_support::request());
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(signing_certificate(&body), new_der, "the second appliance switched too");
     let list = keys_ok(&config, &["list"]);
     assert!(list.lines().any(|l| l.starts_with("sts-rotated") && l.contains(" active ")), "{list}");
     assert!(list.lines().any(|l| l.starts_with("sts-signing") && l.contains(" retired ")), "{list}");
