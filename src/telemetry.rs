@@ -21,6 +21,29 @@ pub const RELOADS: &str = "segl_config_reloads_total";
 /// Unexpired message ids dropped because the replay cache was full.
 pub const REPLAY_EVICTIONS: &str = "segl_replay_cache_evictions_total";
 
+/// Signatures queued or in flight in a core's signer.
+pub const SIGNER_QUEUE: &str = "segl_signer_queue_depth";
+/// Batches a core's signer drained.
+pub const SIGNER_BATCHES: &str = "segl_signer_batches_total";
+/// Signatures in those batches (mean batch size = this / batches).
+pub const SIGNER_BATCHED: &str = "segl_signer_batched_signatures_total";
+/// Largest batch so far.
+pub const SIGNER_MAX_BATCH: &str = "segl_signer_max_batch";
+/// Signatures made by the HSM.
+pub const HSM_SIGNATURES: &str = "segl_hsm_signatures_total";
+/// Signing operations that failed.
+pub const HSM_ERRORS: &str = "segl_hsm_errors_total";
+/// Signing operations retried on another session.
+pub const HSM_RETRIES: &str = "segl_hsm_retries_total";
+/// Total time inside C_Sign, seconds (rate ÷ signatures rate = mean HSM latency).
+pub const HSM_SECONDS: &str = "segl_hsm_sign_seconds_total";
+/// Longest C_Sign so far, seconds.
+pub const HSM_SECONDS_MAX: &str = "segl_hsm_sign_seconds_max";
+/// HSM health: 0 ready, 1 degraded, 2 down.
+pub const HSM_STATE: &str = "segl_hsm_state";
+/// The active signing key (label), value 1.
+pub const ACTIVE_KEY: &str = "segl_active_key_info";
+
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// Installs the process-wide recorder (idempotent) and returns the handle that renders it.

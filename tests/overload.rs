@@ -5,6 +5,9 @@
 //! peak" promises: goodput ≥ 95 % of the capacity just measured, admitted requests answered
 //! within the deadline, refusals back in under 5 ms at p99, AKUT refused after RUTINE, and a
 //! flooding client not starving a well-behaved one. The figures are printed.
+//!
+//! Latency is a property of optimized code: in a debug build this test says so and skips;
+//! `.ci/run` runs it with `cargo test --release --test overload`.
 
 mod common;
 
@@ -34,16 +37,23 @@ fn pool(identity: Identity, cvr: &str, priority: &str, n: usize) -> Vec<Arc<Vec<
             let text = String::from_utf8(env().client.request(&opts).unwrap()).unwrap();
             let start = text.find("<wsse:Security id=\"").unwrap();
             let end = start + text[start..].find('>').unwrap();
-            let header = format!("<medcom:Header><medcom:Priority>{priority}</medcom:Priority></medcom:Header><wsse:Security");
+            let header = format!(
+                "<medcom:Header><medcom:Priority>{priority}</medcom:Priority></medcom:Header><wsse:Security"
+            );
             Arc::new((text[..start].to_owned() + &header + &text[end..]).into_bytes())
         })
         .collect()
 }
 
+/// Latencies by answer. `ok`/`shed` are timed from the intended send time (what a user of an
+/// open system sees, queueing in the client included); `ok_sent`/`shed_sent` from the moment the
+/// request was written (what the server is accountable for).
 #[derive(Default, Clone)]
 struct Tally {
     ok: Vec<Duration>,
     shed: Vec<Duration>,
+    ok_sent: Vec<Duration>,
+    shed_sent: Vec<Duration>,
     other: usize,
 }
 
@@ -57,14 +67,20 @@ impl Connections {
         let stream = self.idle.lock().await.pop();
         let mut stream = match stream {
             Some(s) => s,
-            None => TcpStream::connect(self.addr).await.ok()?,
+            None => {
+                let s = TcpStream::connect(self.addr).await.ok()?;
+                s.set_nodelay(true).ok()?;
+                s
+            }
         };
-        let head = format!(
+        // One write: a head and a body in two writes meet Nagle and delayed ACKs (40 ms).
+        let mut request = format!(
             "POST {PATH} HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml; charset=utf-8\r\nContent-Length: {}\r\n\r\n",
             body.len()
-        );
-        stream.write_all(head.as_bytes()).await.ok()?;
-        stream.write_all(body).await.ok()?;
+        )
+        .into_bytes();
+        request.extend_from_slice(body);
+        stream.write_all(&request).await.ok()?;
         let mut buf = Vec::with_capacity(16 * 1024);
         let (status, close) = loop {
             let mut chunk = [0u8; 8192];
@@ -93,7 +109,12 @@ impl Connections {
 }
 
 /// Closed loop with `concurrency` connections for `duration`: the completions per second.
-async fn capacity(conns: Arc<Connections>, bodies: Vec<Arc<Vec<u8>>>, concurrency: usize, duration: Duration) -> f64 {
+async fn capacity(
+    conns: Arc<Connections>,
+    bodies: Vec<Arc<Vec<u8>>>,
+    concurrency: usize,
+    duration: Duration,
+) -> f64 {
     let end = Instant::now() + duration;
     let tasks: Vec<_> = (0..concurrency)
         .map(|i| {
@@ -137,13 +158,20 @@ async fn open_loop(
         let (conns, body, tally) = (conns.clone(), bodies[i % bodies.len()].clone(), tally.clone());
         let counted = intended >= start + warmup;
         tasks.push(tokio::spawn(async move {
+            let sent = Instant::now();
             let status = conns.send(&body).await;
-            let latency = intended.elapsed();
+            let (latency, since_sent) = (intended.elapsed(), sent.elapsed());
             if counted {
                 let mut t = tally.lock().unwrap();
                 match status {
-                    Some(200) => t.ok.push(latency),
-                    Some(503) => t.shed.push(latency),
+                    Some(200) => {
+                        t.ok.push(latency);
+                        t.ok_sent.push(since_sent);
+                    }
+                    Some(503) => {
+                        t.shed.push(latency);
+                        t.shed_sent.push(since_sent);
+                    }
                     _ => t.other += 1,
                 }
             }
@@ -167,7 +195,7 @@ fn percentile(v: &mut [Duration], p: f64) -> Duration {
 fn report(name: &str, t: &mut Tally, seconds: f64) {
     let (ok, shed) = (t.ok.len(), t.shed.len());
     println!(
-        "{name}: ok {ok} ({:.0}/s), shed {shed} ({:.0}/s), other {}; ok p50 {:?} p99 {:?} max {:?}; shed p50 {:?} p99 {:?}",
+        "{name}: ok {ok} ({:.0}/s), shed {shed} ({:.0}/s), other {}\n  from intended send: ok p50 {:?} p99 {:?} max {:?}; shed p50 {:?} p99 {:?}\n  from actual send:   ok p50 {:?} p99 {:?} max {:?}; shed p50 {:?} p99 {:?}",
         ok as f64 / seconds,
         shed as f64 / seconds,
         t.other,
@@ -176,12 +204,23 @@ fn report(name: &str, t: &mut Tally, seconds: f64) {
         percentile(&mut t.ok, 1.0),
         percentile(&mut t.shed, 0.5),
         percentile(&mut t.shed, 0.99),
+        percentile(&mut t.ok_sent, 0.5),
+        percentile(&mut t.ok_sent, 0.99),
+        percentile(&mut t.ok_sent, 1.0),
+        percentile(&mut t.shed_sent, 0.5),
+        percentile(&mut t.shed_sent, 0.99),
     );
 }
 
 #[test]
 fn at_three_times_capacity_goodput_holds_and_refusals_are_fast_fair_and_by_priority() {
-    let server = Server::start_with(|t| *t = t.replace("deadline_ms = 200", &format!("deadline_ms = {}", DEADLINE.as_millis())));
+    if cfg!(debug_assertions) {
+        eprintln!("SKIP: latency is measured on release builds (cargo test --release --test overload)");
+        return;
+    }
+    let server = Server::start_with(|t| {
+        *t = t.replace("deadline_ms = 200", &format!("deadline_ms = {}", DEADLINE.as_millis()))
+    });
     let flood_rutine = pool(Identity::Moces, "20921897", "RUTINE", 48);
     let flood_akut = pool(Identity::Moces, "20921897", "AKUT", 16);
     let polite = pool(Identity::RegionMoces, "29190909", "RUTINE", 16);
@@ -191,9 +230,9 @@ fn at_three_times_capacity_goodput_holds_and_refusals_are_fast_fair_and_by_prior
     rt.block_on(async {
         let conns = Arc::new(Connections { addr: server.addr, idle: Mutex::new(Vec::new()) });
         // Warm up (connections, caches, the admission rate meters), then measure.
-        capacity(conns.clone(), flood_rutine.clone(), 32, Duration::from_secs(2)).await;
-        let cap = capacity(conns.clone(), flood_rutine.clone(), 32, Duration::from_secs(4)).await;
-        println!("capacity (closed loop, 32 connections): {cap:.0}/s");
+        capacity(conns.clone(), flood_rutine.clone(), 64, Duration::from_secs(2)).await;
+        let cap = capacity(conns.clone(), flood_rutine.clone(), 64, Duration::from_secs(4)).await;
+        println!("capacity (closed loop, 64 connections): {cap:.0}/s");
         assert!(cap > 50.0, "capacity {cap:.0}/s is implausibly low:\n{}", server.log());
 
         // Priority: one client offers 3× capacity, a tenth of it AKUT.
@@ -210,10 +249,10 @@ fn at_three_times_capacity_goodput_holds_and_refusals_are_fast_fair_and_by_prior
         println!("goodput at 3x: {goodput:.0}/s = {:.1} % of capacity", 100.0 * goodput / cap);
         assert!(goodput >= 0.95 * cap, "goodput {goodput:.0}/s < 95 % of capacity {cap:.0}/s");
         assert_eq!(rutine.other + akut.other, 0, "answers other than 200/503");
-        let mut admitted: Vec<Duration> = rutine.ok.iter().chain(&akut.ok).copied().collect();
+        let mut admitted: Vec<Duration> = rutine.ok_sent.iter().chain(&akut.ok_sent).copied().collect();
         let p99 = percentile(&mut admitted, 0.99);
         assert!(p99 <= DEADLINE, "admitted p99 {p99:?} beyond the deadline {DEADLINE:?}");
-        let mut shed: Vec<Duration> = rutine.shed.iter().chain(&akut.shed).copied().collect();
+        let mut shed: Vec<Duration> = rutine.shed_sent.iter().chain(&akut.shed_sent).copied().collect();
         let shed_p99 = percentile(&mut shed, 0.99);
         assert!(shed_p99 < Duration::from_millis(5), "refusals p99 {shed_p99:?} ≥ 5 ms");
         let rate = |t: &Tally| t.ok.len() as f64 / (t.ok.len() + t.shed.len()).max(1) as f64;
@@ -233,7 +272,8 @@ fn at_three_times_capacity_goodput_holds_and_refusals_are_fast_fair_and_by_prior
     });
     let (_, metrics) = {
         let mut s = std::net::TcpStream::connect(server.admin).unwrap();
-        std::io::Write::write_all(&mut s, b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        std::io::Write::write_all(&mut s, b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
         let mut out = String::new();
         std::io::Read::read_to_string(&mut s, &mut out).unwrap();
         (0, out)

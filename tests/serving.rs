@@ -63,6 +63,19 @@ fn admin_endpoints_report_health_readiness_and_metrics() {
     assert!(metrics.contains("segl_request_duration_seconds_bucket"), "{metrics}");
     assert!(metrics.contains("segl_config_version 1"), "{metrics}");
     assert_eq!(get(server.admin, "/nope").0, 404);
+    // The signer's figures are published by each core once a second.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_, metrics) = get(server.admin, "/metrics");
+        if metrics.contains("segl_hsm_signatures_total{core=")
+            && metrics.contains("segl_active_key_info{key=\"sts-signing\"} 1")
+            && metrics.contains("segl_hsm_state 0")
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "signer metrics missing:\n{metrics}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 // ---- reload ----

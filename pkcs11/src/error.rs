@@ -1,10 +1,12 @@
 //! The one error type of this crate. No variant ever carries a PIN.
 
+use cryptoki::error::{Error as CkError, RvError};
+
 /// What went wrong talking to the HSM.
 #[derive(Debug, thiserror::Error)]
 pub enum Pkcs11Error {
     /// The PKCS#11 module could not be loaded or initialized.
-    #[error("cannot load PKCS#11 module {path}: {source}")]
+    #[error("cannot load PKCS#11 module {path}: {}", short(source))]
     ModuleLoad { path: String, source: cryptoki::error::Error },
     /// No slot holds a token with this label.
     #[error("no token labelled {label:?} in PKCS#11 module {module}")]
@@ -16,7 +18,7 @@ pub enum Pkcs11Error {
     #[error("token label {label:?} is longer than 32 bytes")]
     LabelTooLong { label: String },
     /// Login was refused (the PIN itself is never part of the error).
-    #[error("login to token {label:?} failed: {source}")]
+    #[error("login to token {label:?} failed: {}", short(source))]
     Login { label: String, source: cryptoki::error::Error },
     /// The PIN could not be read from its source.
     #[error("cannot read PIN from {source_desc}: {reason}")]
@@ -34,6 +36,86 @@ pub enum Pkcs11Error {
     #[error("digest of {got} bytes given for {alg:?}, which needs {expected}")]
     DigestLength { alg: crate::HashAlgorithm, expected: usize, got: usize },
     /// Any other PKCS#11 call failed; `op` names the call.
-    #[error("PKCS#11 {op} failed: {source}")]
+    #[error("PKCS#11 {op} failed: {}", short(source))]
     Call { op: &'static str, source: cryptoki::error::Error },
+    /// No healthy session could take the operation (the HSM is down or recovering).
+    #[error("HSM unavailable: {reason}")]
+    Unavailable { reason: String },
+    /// The key inventory object on the token cannot be read.
+    #[error("key inventory on token {token:?} is unreadable: {reason}")]
+    Inventory { token: String, reason: String },
+    /// The signer was shut down while the operation waited.
+    #[error("the signer stopped before the operation completed")]
+    SignerStopped,
+}
+
+/// How far the effect of a failed operation reaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultScope {
+    /// Only this request (bad input); retrying elsewhere would fail the same way.
+    Request,
+    /// The cached key handle is stale; look the key up again.
+    KeyHandle,
+    /// The session (or the login, or the device behind it) is gone: drop it and reopen.
+    Session,
+}
+
+impl Pkcs11Error {
+    /// The PKCS#11 return value, when the error came from the module.
+    pub fn rv(&self) -> Option<RvError> {
+        match self {
+            Self::Call { source: CkError::Pkcs11(rv, _), .. }
+            | Self::Login { source: CkError::Pkcs11(rv, _), .. }
+            | Self::ModuleLoad { source: CkError::Pkcs11(rv, _), .. } => Some(*rv),
+            _ => None,
+        }
+    }
+
+    /// What a failed signing operation says about the session it ran on.
+    pub fn scope(&self) -> FaultScope {
+        match self {
+            Self::DigestLength { .. } | Self::NotRsa { .. } => FaultScope::Request,
+            Self::KeyNotFound { .. } | Self::Unavailable { .. } | Self::SignerStopped => FaultScope::Session,
+            _ => match self.rv() {
+                Some(RvError::KeyHandleInvalid | RvError::ObjectHandleInvalid) => FaultScope::KeyHandle,
+                Some(
+                    RvError::DataInvalid
+                    | RvError::DataLenRange
+                    | RvError::MechanismInvalid
+                    | RvError::MechanismParamInvalid
+                    | RvError::KeyTypeInconsistent
+                    | RvError::KeyFunctionNotPermitted,
+                ) => FaultScope::Request,
+                // Everything else (session handle invalid or closed, device error or removed,
+                // token not present, user not logged in, general error, …) is treated as a
+                // lost session: reopening costs little, and a wrong guess the other way would
+                // leave a dead session in service.
+                _ => FaultScope::Session,
+            },
+        }
+    }
+
+    /// Whether the module reports its device as lost (for a networked HSM's client library:
+    /// the connection is gone and only C_Finalize + C_Initialize bring it back).
+    pub fn is_device_lost(&self) -> bool {
+        matches!(
+            self.rv(),
+            Some(
+                RvError::DeviceError
+                    | RvError::DeviceRemoved
+                    | RvError::GeneralError
+                    | RvError::CryptokiNotInitialized
+                    | RvError::FunctionFailed
+            )
+        )
+    }
+}
+
+/// cryptoki's Display of a module error is the paragraph from the specification; the name of
+/// the return value and the function are what an operator needs.
+fn short(e: &CkError) -> String {
+    match e {
+        CkError::Pkcs11(rv, function) => format!("{rv:?} in {function:?}"),
+        other => other.to_string(),
+    }
 }

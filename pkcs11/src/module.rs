@@ -2,7 +2,8 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock, RwLockReadGuard, Weak};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
@@ -18,7 +19,56 @@ const MAX_LABEL_LEN: usize = 32;
 /// `HsmModule` and loading again never calls C_Initialize a second time.
 struct Registered {
     ctx: Pkcs11,
+    life: Arc<ModuleLife>,
     module: Weak<HsmModule>,
+}
+
+/// What every user of one initialized library shares: the gate that keeps calls out while the
+/// library is re-initialized, and the count of re-initializations.
+#[derive(Default)]
+struct ModuleLife {
+    /// Read-held around every call made on a signing session; write-held by `reinitialize`.
+    /// Uncontended except during a recovery, so the request path pays one atomic.
+    gate: RwLock<()>,
+    /// Bumped by every C_Finalize + C_Initialize. Sessions and logins from an older
+    /// generation are dead.
+    generation: AtomicU64,
+    /// When the library was last re-initialized: every lost session asks for it, once is enough.
+    last_reinit: Mutex<Option<std::time::Instant>>,
+}
+
+/// Re-initializations closer together than this are skipped (the callers retry with backoff).
+const REINIT_MIN_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Which token to use: by label, by serial number, or both.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TokenSelector {
+    /// CKA_LABEL of the token (without padding).
+    pub label: Option<String>,
+    /// Serial number of the token (without padding).
+    pub serial: Option<String>,
+}
+
+impl TokenSelector {
+    /// Selects by label only.
+    pub fn label(label: &str) -> Self {
+        Self { label: Some(label.to_owned()), serial: None }
+    }
+
+    fn matches(&self, label: &str, serial: &str) -> bool {
+        self.label.as_deref().is_none_or(|l| l == label) && self.serial.as_deref().is_none_or(|s| s == serial)
+    }
+}
+
+impl std::fmt::Display for TokenSelector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.label, &self.serial) {
+            (Some(l), Some(s)) => write!(f, "label {l:?} serial {s:?}"),
+            (Some(l), None) => write!(f, "label {l:?}"),
+            (None, Some(s)) => write!(f, "serial {s:?}"),
+            (None, None) => f.write_str("any label"),
+        }
+    }
 }
 
 fn registry() -> &'static Mutex<HashMap<PathBuf, Registered>> {
@@ -29,6 +79,7 @@ fn registry() -> &'static Mutex<HashMap<PathBuf, Registered>> {
 /// A loaded and initialized PKCS#11 module.
 pub struct HsmModule {
     ctx: Pkcs11,
+    life: Arc<ModuleLife>,
     path: PathBuf,
 }
 
@@ -50,7 +101,11 @@ impl HsmModule {
             if let Some(module) = entry.module.upgrade() {
                 return Ok(module);
             }
-            let module = Arc::new(HsmModule { ctx: entry.ctx.clone(), path: path.to_path_buf() });
+            let module = Arc::new(HsmModule {
+                ctx: entry.ctx.clone(),
+                life: entry.life.clone(),
+                path: path.to_path_buf(),
+            });
             entry.module = Arc::downgrade(&module);
             return Ok(module);
         }
@@ -66,8 +121,9 @@ impl HsmModule {
             Err(e) => return Err(load_err(e)),
         }
         tracing::debug!(module = %path.display(), "PKCS#11 module initialized");
-        let module = Arc::new(HsmModule { ctx: ctx.clone(), path: path.to_path_buf() });
-        reg.insert(key, Registered { ctx, module: Arc::downgrade(&module) });
+        let life = Arc::new(ModuleLife::default());
+        let module = Arc::new(HsmModule { ctx: ctx.clone(), life: life.clone(), path: path.to_path_buf() });
+        reg.insert(key, Registered { ctx, life, module: Arc::downgrade(&module) });
         Ok(module)
     }
 
@@ -78,14 +134,67 @@ impl HsmModule {
 
     /// The token with this label.
     pub fn token(self: &Arc<Self>, label: &str) -> Result<Token, Pkcs11Error> {
-        let slots = self.ctx.get_slots_with_initialized_token().map_err(call("C_GetSlotList"))?;
-        for slot in slots {
-            let info = self.ctx.get_token_info(slot).map_err(call("C_GetTokenInfo"))?;
-            if trim_label(info.label()) == label {
-                return Ok(Token::new(Arc::clone(self), slot, label.to_owned()));
+        self.find_token(&TokenSelector::label(label))
+    }
+
+    /// The token chosen by label and/or serial number.
+    pub fn find_token(self: &Arc<Self>, selector: &TokenSelector) -> Result<Token, Pkcs11Error> {
+        let (slot, label) = self.find_slot(selector)?;
+        Ok(Token::new(Arc::clone(self), slot, label, selector.clone()))
+    }
+
+    /// The slot now holding the selected token (slot ids may change after a re-initialization).
+    pub(crate) fn find_slot(&self, selector: &TokenSelector) -> Result<(Slot, String), Pkcs11Error> {
+        for (slot, label, serial) in self.initialized_tokens()? {
+            if selector.matches(&label, &serial) {
+                return Ok((slot, label));
             }
         }
-        Err(Pkcs11Error::TokenNotFound { label: label.to_owned(), module: self.path.display().to_string() })
+        Err(Pkcs11Error::TokenNotFound {
+            label: selector.to_string(),
+            module: self.path.display().to_string(),
+        })
+    }
+
+    /// How many times this library was re-initialized in this process.
+    pub fn generation(&self) -> u64 {
+        self.life.generation.load(Ordering::Acquire)
+    }
+
+    /// Holds re-initialization off for the duration of one call on a session.
+    pub(crate) fn gate(&self) -> RwLockReadGuard<'_, ()> {
+        // A poisoned gate only means a holder panicked; the unit inside cannot be inconsistent.
+        self.life.gate.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// C_Finalize then C_Initialize, when the library itself has lost its device (a networked
+    /// HSM's client library after its connection broke answers CKR_DEVICE_ERROR to everything,
+    /// C_GetSlotList included, until it is re-initialized). Does nothing if another caller
+    /// already re-initialized since `seen_generation`. Every session and the login are gone
+    /// afterwards.
+    pub fn reinitialize(&self, seen_generation: u64) -> Result<u64, Pkcs11Error> {
+        let _exclusive = self.life.gate.write().unwrap_or_else(PoisonError::into_inner);
+        let now = self.life.generation.load(Ordering::Acquire);
+        if now != seen_generation {
+            return Ok(now);
+        }
+        let mut last = self.life.last_reinit.lock().unwrap_or_else(PoisonError::into_inner);
+        if last.is_some_and(|t| t.elapsed() < REINIT_MIN_INTERVAL) {
+            return Ok(now);
+        }
+        *last = Some(std::time::Instant::now());
+        // The finalize result does not matter: a library that lost its device may refuse it,
+        // and C_Initialize below tells whether the library is usable again.
+        let _ = self.ctx.clone().finalize();
+        let next = now + 1;
+        // Bumped before C_Initialize: whatever happens next, sessions from before are dead.
+        self.life.generation.store(next, Ordering::Release);
+        match self.ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
+            Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
+            Err(e) => return Err(call("C_Initialize")(e)),
+        }
+        tracing::warn!(module = %self.path.display(), generation = next, "PKCS#11 module re-initialized");
+        Ok(next)
     }
 
     /// Initializes a new token with `label` on the first uninitialized slot and sets its user
@@ -107,11 +216,11 @@ impl HsmModule {
         self.ctx.init_token(free, &so_pin.auth_pin(), label).map_err(call("C_InitToken"))?;
 
         // SoftHSM renumbers slots after C_InitToken, so the old slot id is stale.
-        let slot = self
+        let (slot, serial) = self
             .initialized_tokens()?
             .into_iter()
             .find(|(_, l, serial)| l == label && !before.iter().any(|(_, bl, bs)| bl == l && bs == serial))
-            .map(|(slot, _, _)| slot)
+            .map(|(slot, _, serial)| (slot, serial))
             .ok_or_else(|| Pkcs11Error::TokenNotFound {
                 label: label.to_owned(),
                 module: self.path.display().to_string(),
@@ -128,7 +237,8 @@ impl HsmModule {
         logout.map_err(call("C_Logout"))?;
         session.close().map_err(call("C_CloseSession"))?;
         tracing::info!(token = label, slot = slot.id(), "initialized PKCS#11 token");
-        Ok(Token::new(Arc::clone(self), slot, label.to_owned()))
+        let selector = TokenSelector { label: Some(label.to_owned()), serial: Some(serial) };
+        Ok(Token::new(Arc::clone(self), slot, label.to_owned(), selector))
     }
 
     pub(crate) fn ctx(&self) -> &Pkcs11 {

@@ -6,6 +6,7 @@ use cryptoki::object::{Attribute, AttributeType, CertificateType, ObjectClass, O
 use cryptoki::session::Session;
 use cryptoki::types::Ulong;
 
+use crate::inventory::{read_inventory_value, write_inventory_value, KeyInventory};
 use crate::module::call;
 use crate::public_key::strip_leading_zeros;
 use crate::token::{find_all, find_one};
@@ -16,9 +17,24 @@ const PUBLIC_EXPONENT: [u8; 3] = [0x01, 0x00, 0x01];
 
 /// A read/write session used for key management (not for the request path).
 pub struct TokenSession {
-    session: Session,
+    /// Always `Some` until dropped.
+    session: Option<Session>,
+    /// The module generation the session was opened in.
+    generation: u64,
     /// Keeps the token's login session, and with it the login, alive while this session exists.
     token: Token,
+}
+
+impl Drop for TokenSession {
+    fn drop(&mut self) {
+        // After a module re-initialization the handle number may belong to a new session;
+        // closing it would end that one.
+        if let Some(session) = self.session.take() {
+            if self.token.module().generation() != self.generation {
+                std::mem::forget(session);
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for TokenSession {
@@ -29,7 +45,15 @@ impl std::fmt::Debug for TokenSession {
 
 impl TokenSession {
     pub(crate) fn new(session: Session, token: Token) -> Self {
-        Self { session, token }
+        Self { session: Some(session), generation: token.module().generation(), token }
+    }
+
+    fn s(&self) -> Result<&Session, Pkcs11Error> {
+        self.session.as_ref().filter(|_| self.token.module().generation() == self.generation).ok_or_else(
+            || Pkcs11Error::Unavailable {
+                reason: "the session belongs to a finished module generation".into(),
+            },
+        )
     }
 
     /// Generates an RSA key pair inside the token. The private key is CKA_TOKEN, CKA_PRIVATE,
@@ -69,7 +93,7 @@ impl TokenSession {
             Attribute::Id(id.to_vec()),
         ];
         let (public_handle, _) = self
-            .session
+            .s()?
             .generate_key_pair(&Mechanism::RsaPkcsKeyPairGen, &public, &private)
             .map_err(call("C_GenerateKeyPair"))?;
         tracing::info!(token = %self.token.label(), key = label, bits, "generated RSA key pair");
@@ -78,15 +102,15 @@ impl TokenSession {
 
     /// Whether a private key with this label exists.
     pub fn has_key(&self, label: &str) -> Result<bool, Pkcs11Error> {
-        Ok(find_one(&self.session, ObjectClass::PRIVATE_KEY, label)?.is_some())
+        Ok(find_one(self.s()?, ObjectClass::PRIVATE_KEY, label)?.is_some())
     }
 
     /// The public key of the key pair labelled `label` (read from the public key object, or
     /// from the private key's CKA_MODULUS / CKA_PUBLIC_EXPONENT).
     pub fn public_key(&self, label: &str) -> Result<RsaPublicKey, Pkcs11Error> {
-        let object = match find_one(&self.session, ObjectClass::PUBLIC_KEY, label)? {
+        let object = match find_one(self.s()?, ObjectClass::PUBLIC_KEY, label)? {
             Some(public) => public,
-            None => find_one(&self.session, ObjectClass::PRIVATE_KEY, label)?.ok_or_else(|| {
+            None => find_one(self.s()?, ObjectClass::PRIVATE_KEY, label)?.ok_or_else(|| {
                 Pkcs11Error::KeyNotFound { label: label.to_owned(), token: self.token.label().to_owned() }
             })?,
         };
@@ -96,10 +120,25 @@ impl TokenSession {
     /// Stores a DER X.509 certificate object (CKO_CERTIFICATE, CKC_X_509) with label and id,
     /// replacing one with the same label.
     pub fn store_certificate(&self, label: &str, id: &[u8], der: &[u8]) -> Result<(), Pkcs11Error> {
-        for old in find_all(&self.session, ObjectClass::CERTIFICATE, label)? {
-            self.session.destroy_object(old).map_err(call("C_DestroyObject"))?;
+        // SoftHSM (following PKCS#11) refuses an X.509 certificate object without CKA_SUBJECT.
+        // This crate carries no X.509 parser and lookups here go by label, so an empty subject
+        // is enough; callers that have parsed the certificate pass the real one below.
+        self.store_certificate_with_subject(label, id, der, &[])
+    }
+
+    /// As [`store_certificate`](Self::store_certificate), with the certificate's DER subject
+    /// name as CKA_SUBJECT (so other PKCS#11 tools can match it to its key).
+    pub fn store_certificate_with_subject(
+        &self,
+        label: &str,
+        id: &[u8],
+        der: &[u8],
+        subject: &[u8],
+    ) -> Result<(), Pkcs11Error> {
+        for old in find_all(self.s()?, ObjectClass::CERTIFICATE, label)? {
+            self.s()?.destroy_object(old).map_err(call("C_DestroyObject"))?;
         }
-        self.session
+        self.s()?
             .create_object(&[
                 Attribute::Class(ObjectClass::CERTIFICATE),
                 Attribute::CertificateType(CertificateType::X_509),
@@ -107,10 +146,7 @@ impl TokenSession {
                 // A certificate is public; readable without login it can be checked by tools.
                 Attribute::Private(false),
                 Attribute::Value(der.to_vec()),
-                // SoftHSM (following PKCS#11) refuses an X.509 certificate object without
-                // CKA_SUBJECT. Extracting the real subject would need an X.509 parser this crate
-                // does not carry; lookups here go by label, so an empty subject is enough.
-                Attribute::Subject(Vec::new()),
+                Attribute::Subject(subject.to_vec()),
                 Attribute::Label(label.as_bytes().to_vec()),
                 Attribute::Id(id.to_vec()),
             ])
@@ -120,22 +156,65 @@ impl TokenSession {
 
     /// The DER certificate stored under `label`, if any.
     pub fn certificate(&self, label: &str) -> Result<Option<Vec<u8>>, Pkcs11Error> {
-        let Some(cert) = find_one(&self.session, ObjectClass::CERTIFICATE, label)? else {
+        let Some(cert) = find_one(self.s()?, ObjectClass::CERTIFICATE, label)? else {
             return Ok(None);
         };
-        let attrs = self
-            .session
-            .get_attributes(cert, &[AttributeType::Value])
-            .map_err(call("C_GetAttributeValue"))?;
+        let attrs =
+            self.s()?.get_attributes(cert, &[AttributeType::Value]).map_err(call("C_GetAttributeValue"))?;
         Ok(attrs.into_iter().find_map(|a| match a {
             Attribute::Value(v) => Some(v),
             _ => None,
         }))
     }
 
+    /// The key inventory, or `None` when the token has none yet.
+    pub fn read_inventory(&self) -> Result<Option<KeyInventory>, Pkcs11Error> {
+        let Some(value) = self.inventory_value()? else { return Ok(None) };
+        KeyInventory::parse(&value)
+            .map(Some)
+            .map_err(|reason| Pkcs11Error::Inventory { token: self.token.label().to_owned(), reason })
+    }
+
+    /// The stored inventory bytes (for cheap change detection).
+    pub fn inventory_value(&self) -> Result<Option<Vec<u8>>, Pkcs11Error> {
+        read_inventory_value(self.s()?)
+    }
+
+    /// Stores `inventory` with its generation incremented.
+    pub fn write_inventory(&self, inventory: &mut KeyInventory) -> Result<(), Pkcs11Error> {
+        inventory.generation += 1;
+        write_inventory_value(self.s()?, &inventory.encode())
+    }
+
+    /// Label and CKA_ID of every private key on the token.
+    pub fn private_keys(&self) -> Result<Vec<(String, Vec<u8>)>, Pkcs11Error> {
+        let objects = self
+            .s()?
+            .find_objects(&[Attribute::Class(ObjectClass::PRIVATE_KEY)])
+            .map_err(call("C_FindObjects"))?;
+        let mut keys = Vec::with_capacity(objects.len());
+        for object in objects {
+            let attrs = self
+                .s()?
+                .get_attributes(object, &[AttributeType::Label, AttributeType::Id])
+                .map_err(call("C_GetAttributeValue"))?;
+            let mut label = String::new();
+            let mut id = Vec::new();
+            for attr in attrs {
+                match attr {
+                    Attribute::Label(l) => label = String::from_utf8_lossy(&l).into_owned(),
+                    Attribute::Id(i) => id = i,
+                    _ => {}
+                }
+            }
+            keys.push((label, id));
+        }
+        Ok(keys)
+    }
+
     fn read_public_key(&self, object: ObjectHandle, label: &str) -> Result<RsaPublicKey, Pkcs11Error> {
         let attrs = self
-            .session
+            .s()?
             .get_attributes(object, &[AttributeType::Modulus, AttributeType::PublicExponent])
             .map_err(call("C_GetAttributeValue"))?;
         let mut modulus = None;

@@ -2,6 +2,7 @@
 
 mod config;
 mod dev;
+mod keys;
 
 use std::path::PathBuf;
 
@@ -38,6 +39,11 @@ enum Command {
         #[command(subcommand)]
         command: dev::DevCommand,
     },
+    /// Signing keys on the HSM: list, generate, csr, import-cert, activate, retire, export-cert.
+    Keys {
+        #[command(subcommand)]
+        command: keys::KeysCommand,
+    },
 }
 
 impl Cli {
@@ -55,6 +61,7 @@ impl Cli {
             }
             Command::Dev { command } => command.run(),
             Command::Config { command } => command.run(),
+            Command::Keys { command } => command.run(),
         }
     }
 }

@@ -140,12 +140,45 @@ fn default_idle_timeout() -> u64 {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HsmConfig {
-    /// Path of the vendor's PKCS#11 module (`.so`).
+    /// Path of the vendor's PKCS#11 module (`.so`); may instead come from `uri`.
+    #[serde(default)]
     pub module: PathBuf,
-    /// Label of the token holding the STS key.
+    /// Label of the token holding the STS key (this, `token_serial` or `uri` selects it).
+    #[serde(default)]
     pub token_label: String,
-    /// Label of the STS signing key (and of its certificate object on the token).
+    /// Serial number of the token holding the STS key.
+    #[serde(default)]
+    pub token_serial: Option<String>,
+    /// Label of the STS signing key (and of its certificate object on the token): the active
+    /// key while the token has no key inventory yet (see `segl keys`).
+    #[serde(default)]
     pub key_label: String,
+    /// CKA_ID (hex) of the STS signing key, to select it by id when `key_label` is empty.
+    #[serde(default)]
+    pub key_id: Option<String>,
+    /// An RFC 7512 `pkcs11:` URI naming token (`token`, `serial`), key (`object`, `id`),
+    /// `module-path` and `pin-source`; fills in the fields above that are not set.
+    #[serde(default)]
+    pub uri: Option<String>,
+    /// How each core reaches the HSM: `inline` (in-process tokens) or `pipelined`
+    /// (networked HSMs).
+    #[serde(default)]
+    pub signer: SignerModeConfig,
+    /// Signing sessions per core (pipelined; inline always uses one).
+    #[serde(default = "default_sessions_per_core")]
+    pub sessions_per_core: usize,
+    /// Most signatures a core submits in one batch.
+    #[serde(default = "default_max_batch")]
+    pub max_batch: usize,
+    /// How often a running server reads the key inventory to pick up `segl keys activate`.
+    #[serde(default = "default_inventory_poll")]
+    pub inventory_poll_ms: u64,
+    /// How long a retired key's certificate stays in the published metadata.
+    #[serde(default = "default_publish_retired")]
+    pub publish_retired_hours: u64,
+    /// Append-only JSON-lines record of every key operation.
+    #[serde(default = "default_audit_log")]
+    pub audit_log: PathBuf,
     /// File whose first line is the user PIN.
     #[serde(default)]
     pub pin_file: Option<PathBuf>,
@@ -156,9 +189,84 @@ pub struct HsmConfig {
     /// relative to this file), e.g. `SOFTHSM2_CONF` or a vendor's client configuration.
     #[serde(default)]
     pub path_env: BTreeMap<String, PathBuf>,
+    /// Other environment variables the module reads, exported as given (e.g. p11-kit's
+    /// `P11_KIT_SERVER_ADDRESS = "unix:path=/run/hsm.sock"`).
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+}
+
+/// The signer mode of `[hsm] signer`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SignerModeConfig {
+    /// Sign on the core (in-process tokens such as SoftHSM).
+    #[default]
+    Inline,
+    /// Sign on worker threads with several sessions per core (networked HSMs).
+    Pipelined,
+}
+
+fn default_sessions_per_core() -> usize {
+    4
+}
+fn default_max_batch() -> usize {
+    64
+}
+fn default_inventory_poll() -> u64 {
+    250
+}
+fn default_publish_retired() -> u64 {
+    48
+}
+fn default_audit_log() -> PathBuf {
+    PathBuf::from("key-audit.jsonl")
 }
 
 impl HsmConfig {
+    /// Which token to use.
+    pub fn token_selector(&self) -> segl_pkcs11::TokenSelector {
+        segl_pkcs11::TokenSelector {
+            label: Some(self.token_label.clone()).filter(|l| !l.is_empty()),
+            serial: self.token_serial.clone(),
+        }
+    }
+
+    /// Fills the fields `uri` names and the configuration leaves empty; a URI that contradicts
+    /// a field is refused.
+    fn merge_uri(&mut self) -> Result<(), String> {
+        let Some(text) = &self.uri else { return Ok(()) };
+        let uri: segl_pkcs11::Pkcs11Uri = text.parse().map_err(|e| format!("{e}"))?;
+        fn fill<T: PartialEq + Clone + std::fmt::Debug>(
+            field: &mut T,
+            empty: bool,
+            from_uri: Option<T>,
+            name: &str,
+        ) -> Result<(), String> {
+            match from_uri {
+                Some(v) if empty => *field = v,
+                Some(v) if *field != v => {
+                    return Err(format!("uri says {name} {v:?}, the configuration {field:?}"))
+                }
+                _ => {}
+            }
+            Ok(())
+        }
+        let empty = self.token_label.is_empty();
+        fill(&mut self.token_label, empty, uri.token, "token")?;
+        let empty = self.token_serial.is_none();
+        fill(&mut self.token_serial, empty, uri.serial.map(Some), "serial")?;
+        let empty = self.key_label.is_empty();
+        fill(&mut self.key_label, empty, uri.object, "object")?;
+        let empty = self.module.as_os_str().is_empty();
+        fill(&mut self.module, empty, uri.module_path, "module-path")?;
+        if self.pin_file.is_none() && self.pin_env.is_none() {
+            self.pin_file = uri.pin_source;
+        }
+        let empty = self.key_id.is_none();
+        fill(&mut self.key_id, empty, uri.id.map(|id| Some(segl_pkcs11::hex_encode(&id))), "id")?;
+        Ok(())
+    }
+
     /// Where the PIN comes from.
     pub fn pin_source(&self) -> Option<segl_pkcs11::PinSource> {
         match (&self.pin_file, &self.pin_env) {
@@ -172,6 +280,9 @@ impl HsmConfig {
     /// loaded and before any other thread starts.
     pub fn export_module_environment(&self) {
         for (k, v) in &self.path_env {
+            std::env::set_var(k, v);
+        }
+        for (k, v) in &self.env {
             std::env::set_var(k, v);
         }
     }
@@ -374,6 +485,11 @@ impl Config {
         let mut config: Config = toml::from_str(text)
             .map_err(|e| ConfigError::Parse { path: path.to_owned(), message: e.to_string() })?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        config.hsm.merge_uri().map_err(|reason| ConfigError::Invalid {
+            path: path.to_owned(),
+            key: "hsm.uri",
+            reason,
+        })?;
         config.resolve_paths(&base);
         config.validate(path)?;
         Ok(config)
@@ -389,6 +505,7 @@ impl Config {
             fix(f);
         }
         self.hsm.path_env.values_mut().for_each(fix);
+        fix(&mut self.hsm.audit_log);
         self.trust.anchors.iter_mut().for_each(fix);
         self.trust.intermediates.iter_mut().for_each(fix);
         if let Some(d) = self.trust.crl_dir.as_mut() {
@@ -419,6 +536,24 @@ impl Config {
         }
         if self.hsm.pin_source().is_none() {
             return Err(invalid("hsm", "set pin_file or pin_env"));
+        }
+        if self.hsm.module.as_os_str().is_empty() {
+            return Err(invalid("hsm.module", "name the PKCS#11 module (or module-path in hsm.uri)"));
+        }
+        if self.hsm.token_label.is_empty() && self.hsm.token_serial.is_none() {
+            return Err(invalid("hsm", "select the token by token_label, token_serial or hsm.uri"));
+        }
+        if self.hsm.key_label.is_empty() && self.hsm.key_id.is_none() {
+            return Err(invalid(
+                "hsm.key_label",
+                "name the signing key by key_label or key_id (or object/id in hsm.uri)",
+            ));
+        }
+        if self.hsm.key_id.as_deref().is_some_and(|id| segl_pkcs11::hex_decode(id).is_none()) {
+            return Err(invalid("hsm.key_id", "must be hex"));
+        }
+        if self.hsm.sessions_per_core == 0 || self.hsm.max_batch == 0 {
+            return Err(invalid("hsm", "sessions_per_core and max_batch must be at least 1"));
         }
         if self.trust.anchors.is_empty() {
             return Err(invalid("trust.anchors", "at least one trusted CA certificate is needed"));
@@ -496,6 +631,33 @@ mod tests {
     fn unknown_keys_are_refused() {
         let bad = MINIMAL.replace("[sts]", "[sts]\nisuer = \"typo\"");
         assert!(matches!(Config::from_toml(&bad, Path::new("x.toml")), Err(ConfigError::Parse { .. })));
+    }
+
+    #[test]
+    fn hsm_uri_fills_token_key_module_and_pin() {
+        let text = MINIMAL
+            .replace("module = \"/usr/lib/softhsm/libsofthsm2.so\"\n", "")
+            .replace("token_label = \"t\"\n", "")
+            .replace("key_label = \"k\"\n", "")
+            .replace("pin_file = \"pin\"\n", "")
+            .replace(
+                "[hsm]",
+                "[hsm]\nuri = \"pkcs11:serial=0123;object=sts-2026;id=%0a%ff?module-path=/opt/hsm.so&pin-source=file:pin\"\nsigner = \"pipelined\"",
+            );
+        let c = Config::from_toml(&text, Path::new("/etc/segl/segl.toml")).unwrap();
+        assert_eq!(c.hsm.token_serial.as_deref(), Some("0123"));
+        assert_eq!(c.hsm.token_selector().label, None);
+        assert_eq!(c.hsm.key_label, "sts-2026");
+        assert_eq!(c.hsm.key_id.as_deref(), Some("0aff"));
+        assert_eq!(c.hsm.module, Path::new("/opt/hsm.so"));
+        assert_eq!(c.hsm.pin_file.as_deref(), Some(Path::new("/etc/segl/pin")));
+        assert_eq!(c.hsm.signer, SignerModeConfig::Pipelined);
+        let clash = MINIMAL.replace("[hsm]", "[hsm]\nuri = \"pkcs11:token=other\"");
+        let err = Config::from_toml(&clash, Path::new("x.toml")).unwrap_err();
+        assert!(err.to_string().contains("hsm.uri"), "{err}");
+        let pin_value = MINIMAL.replace("[hsm]", "[hsm]\nuri = \"pkcs11:token=t?pin-value=9999\"");
+        let err = Config::from_toml(&pin_value, Path::new("x.toml")).unwrap_err().to_string();
+        assert!(err.contains("pin-value") && !err.contains("9999"), "{err}");
     }
 
     #[test]

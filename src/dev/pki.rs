@@ -463,3 +463,27 @@ fn ensure_pin(path: &Path, report: &mut SetupReport) -> Result<SecretPin, DevErr
     }
     Ok(segl_pkcs11::PinSource::File(path.to_owned()).read()?)
 }
+
+/// Issues an STS signing certificate for a PKCS#10 request, signed by the development issuing
+/// CA (validity: from yesterday for three years), PEM. For `segl keys` rotation in tests and
+/// demos; a production certificate comes from the operator's CA.
+pub fn issue_sts_certificate(config: &Config, csr_pem: &str) -> Result<String, DevError> {
+    let dev = config.dev.as_ref().ok_or(DevError::NoDevConfig)?;
+    config.hsm.export_module_environment();
+    let module = HsmModule::load(&config.hsm.module)?;
+    let token = module.token(&dev.token_label)?;
+    token.login(&segl_pkcs11::PinSource::File(dev.pin_file.clone()).read()?)?;
+    let csr = rcgen::CertificateSigningRequestParams::from_pem(csr_pem).map_err(cert_err("csr"))?;
+    let mut params = csr.params;
+    let now = OffsetDateTime::now_utc();
+    params.not_before = now - Duration::days(1);
+    params.not_after = now + Duration::days(1095);
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::ContentCommitment];
+    params.use_authority_key_identifier_extension = true;
+    params.serial_number = Some(random_serial());
+    let issuer = Issuer::new(Identity::IssuingCa.params()?, ca_key(&token, Identity::IssuingCa)?);
+    let cert = rcgen::CertificateSigningRequestParams { params, public_key: csr.public_key }
+        .signed_by(&issuer)
+        .map_err(cert_err("csr"))?;
+    Ok(cert.pem())
+}

@@ -108,7 +108,7 @@ async fn issue_card(
     let issued = issued_card(&policy, endpoint, &accepted, now);
     audit.issued_card_id = Some(issued.id_card_id.clone());
     let credential = ctx.signer.credential();
-    audit.key = Some(credential.key_label.clone());
+    audit.key = Some(credential.key_label.to_string());
     let unsigned = issued.prepare_signature(ISSUED_SIGNATURE, &credential.certificate_b64);
     let value =
         ctx.signer.sign_digest(&credential, ISSUED_SIGNATURE.digest(), unsigned.signed_info_digest()).await;

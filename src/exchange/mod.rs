@@ -150,6 +150,15 @@ pub enum Endpoint {
 /// The path prefix of every STS endpoint.
 pub const SERVICES_PREFIX: &str = "/sts/services/";
 
+/// Where relying parties fetch the STS's certificates: active, next and recently retired
+/// (`GET`, JSON), so they can trust the next key before it signs.
+pub const METADATA_PATH: &str = "/sts/metadata/certificates";
+
+/// The body of `GET /sts/metadata/certificates` (rendered when the key inventory changes).
+pub fn certificates_metadata(ctx: &CoreContext) -> Vec<u8> {
+    ctx.signer.published().json.to_vec()
+}
+
 impl Endpoint {
     /// Routes on the URL path only; SOAPAction is ignored (spec §1.2).
     pub fn from_path(path: &str) -> Option<Endpoint> {

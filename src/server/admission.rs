@@ -9,9 +9,9 @@
 //!
 //! Who is refused first:
 //! - priority: the DGWS `medcom:Priority` header (AKUT > HASTER > RUTINE), or the endpoint's
-//!   default, decides the share of the deadline a request may queue into (AKUT 100 %,
-//!   HASTER 85 %, RUTINE 70 %), so lower priorities are refused while capacity is kept for
-//!   higher ones;
+//!   default, decides the share of the deadline a request may queue into (AKUT 90 %,
+//!   HASTER 80 %, RUTINE 65 %: AKUT keeps a margin because the rate is an estimate), so lower
+//!   priorities are refused while capacity is kept for higher ones;
 //! - fairness: a client may hold at most `budget × share / (clients + 1)` of the in-flight
 //!   requests, where `clients` counts the clients in flight including itself. There is always
 //!   room for one more client, so one runaway client cannot starve the others; and a core with
@@ -50,9 +50,10 @@ impl Priority {
     /// The share of the deadline a request of this priority may queue into.
     fn share(self) -> f64 {
         match self {
-            Self::Rutine => 0.70,
-            Self::Haster => 0.85,
-            Self::Akut => 1.0,
+            Self::Rutine => 0.65,
+            Self::Haster => 0.80,
+            // Not all of it: the rate is an estimate, and the deadline is a promise.
+            Self::Akut => 0.90,
         }
     }
 
@@ -286,7 +287,7 @@ mod tests {
 
     #[test]
     fn admits_what_fits_in_the_deadline_and_no_more() {
-        // 800/s and 200 ms: 160 requests fit; RUTINE may queue into 70 % of that.
+        // 800/s and 200 ms: 160 requests fit; RUTINE may queue into 65 % of that.
         let (a, now) = measured(800, 200);
         assert!((a.rate() - 800.0).abs() < 80.0, "{}", a.rate());
         let mut held = Vec::new();
@@ -296,7 +297,7 @@ mod tests {
             held.push(t);
             assert!(held.len() < 1000);
         }
-        assert!((100..=125).contains(&held.len()), "RUTINE admitted {}", held.len());
+        assert!((95..=115).contains(&held.len()), "RUTINE admitted {}", held.len());
         // AKUT still gets in until the full budget is used.
         let mut akut = 0;
         while a
@@ -306,7 +307,7 @@ mod tests {
         {
             akut += 1;
         }
-        assert!((30..=60).contains(&akut), "AKUT admitted {akut} beyond RUTINE");
+        assert!((25..=50).contains(&akut), "AKUT admitted {akut} beyond RUTINE");
         // Completions make room again.
         held.truncate(held.len() - 10);
         assert!(a.admit(Priority::Akut, ClientKey::Unknown, now).is_ok());
@@ -327,8 +328,8 @@ mod tests {
                 }
             }
         }
-        // Alone, the flood gets half of the RUTINE budget (112): enough to keep the core busy.
-        assert!((50..=60).contains(&held.len()), "flood holds {}", held.len());
+        // Alone, the flood gets half of the RUTINE budget (104): enough to keep the core busy.
+        assert!((48..=56).contains(&held.len()), "flood holds {}", held.len());
         assert_eq!(refused, 200 - held.len());
         // A second client gets in, and so does a third.
         let polite: Vec<_> =

@@ -67,6 +67,8 @@ pub fn run(config_path: PathBuf, config: Config) -> Result<(), ServeError> {
     let metrics = telemetry::install();
     // Before any thread exists: the module environment is exported here.
     let key = StsKey::open(&config.hsm)?;
+    // Picks up `segl keys activate` while serving; stops when `run` returns.
+    let _inventory_watch = key.watch_inventory()?;
     let tls = config.server.tls.as_ref().map(|t| tls::server_config(t, &config.trust)).transpose()?;
     let limits = HttpLimits {
         max_header_bytes: config.server.max_header_bytes,
@@ -85,7 +87,7 @@ pub fn run(config_path: PathBuf, config: Config) -> Result<(), ServeError> {
     for core in 0..cores {
         // Each core gets its own session up front, so a token problem stops startup instead
         // of surfacing on the first request.
-        let signer = key.core_signer()?;
+        let (signer, signer_driver) = key.core_signer(core)?;
         let shared = shared.clone();
         let env = CoreEnv {
             core,
@@ -102,7 +104,13 @@ pub fn run(config_path: PathBuf, config: Config) -> Result<(), ServeError> {
             // Small io_uring registrations so segl also runs without CAP_IPC_LOCK.
             .io_memory(1 << 20)
             .ring_depth(256)
+            // glommio reaps I/O completions only between time slices or when no task is
+            // runnable; the inline signer stays runnable while it has work, so the slice is one
+            // signature long (the default 100 ms would hold new requests — and the refusals
+            // admission control promises in microseconds — for up to 100 ms).
+            .preempt_timer(Duration::from_millis(1))
             .spawn(move || async move {
+                glommio::spawn_local(signer_driver.run()).detach();
                 let ctx = Rc::new(CoreContext { shared, signer });
                 let lifecycle = env.lifecycle.clone();
                 let result = serve_core(ctx, Rc::new(env)).await;
@@ -157,14 +165,25 @@ async fn serve_core(ctx: Rc<CoreContext>, env: Rc<CoreEnv>) -> Result<(), String
     let admission = Admission::new(Duration::from_millis(config.server.deadline_ms), Instant::now());
     let handler = Rc::new(StsHandler { ctx: ctx.clone(), admission: admission.clone(), env: env.clone() });
 
-    glommio::spawn_local(heartbeat(env.clone(), admission)).detach();
+    glommio::spawn_local(heartbeat(env.clone(), admission, ctx.clone())).detach();
     if let Some((listener, acceptor)) = tls {
         glommio::spawn_local(accept_loop(listener, Some(acceptor), handler.clone(), env.clone())).detach();
     }
     if let Some(listener) = admin {
         let readiness_env = env.clone();
+        let hsm = ctx.signer.hsm_status().clone();
         let readiness: admin::Readiness = Rc::new(move || {
             let mut reasons = Vec::new();
+            let status = hsm.snapshot();
+            // Degraded still signs (on the healthy sessions); down does not.
+            if status.state == segl_pkcs11::HsmState::Down {
+                reasons.push(format!(
+                    "HSM down ({} of {} sessions healthy; last error: {})",
+                    status.healthy,
+                    status.sessions,
+                    status.last_error.as_deref().unwrap_or("none")
+                ));
+            }
             if readiness_env.lifecycle.is_draining() {
                 reasons.push("draining".to_owned());
             }
@@ -188,13 +207,42 @@ async fn serve_core(ctx: Rc<CoreContext>, env: Rc<CoreEnv>) -> Result<(), String
     Ok(())
 }
 
-/// Proves the core is alive (for the watchdog) and publishes its gauges, once a second.
-async fn heartbeat(env: Rc<CoreEnv>, admission: Rc<Admission>) {
+/// Proves the core is alive (for the watchdog) and publishes its metrics, once a second.
+async fn heartbeat(env: Rc<CoreEnv>, admission: Rc<Admission>, ctx: Rc<CoreContext>) {
     let core = env.core.to_string();
+    let mut active_key: Option<String> = None;
     loop {
         env.lifecycle.heartbeats[env.core].fetch_add(1, Ordering::Relaxed);
         metrics::gauge!(telemetry::IN_FLIGHT, "core" => core.clone()).set(admission.in_flight() as f64);
         metrics::gauge!(telemetry::SERVICE_RATE, "core" => core.clone()).set(admission.rate());
+        let s = ctx.signer.stats();
+        let c = || core.clone();
+        metrics::gauge!(telemetry::SIGNER_QUEUE, "core" => c()).set(s.queue_depth as f64);
+        metrics::counter!(telemetry::SIGNER_BATCHES, "core" => c()).absolute(s.batches);
+        metrics::counter!(telemetry::SIGNER_BATCHED, "core" => c()).absolute(s.batched_ops);
+        metrics::gauge!(telemetry::SIGNER_MAX_BATCH, "core" => c()).set(s.max_batch as f64);
+        metrics::counter!(telemetry::HSM_SIGNATURES, "core" => c()).absolute(s.ops);
+        metrics::counter!(telemetry::HSM_ERRORS, "core" => c()).absolute(s.errors);
+        metrics::counter!(telemetry::HSM_RETRIES, "core" => c()).absolute(s.retries);
+        metrics::gauge!(telemetry::HSM_SECONDS, "core" => c()).set(s.hsm_time.as_secs_f64());
+        metrics::gauge!(telemetry::HSM_SECONDS_MAX, "core" => c()).set(s.hsm_time_max.as_secs_f64());
+        if env.core == 0 {
+            let state = match ctx.signer.hsm_status().state() {
+                segl_pkcs11::HsmState::Ready => 0.0,
+                segl_pkcs11::HsmState::Degraded => 1.0,
+                segl_pkcs11::HsmState::Down => 2.0,
+            };
+            metrics::gauge!(telemetry::HSM_STATE).set(state);
+            metrics::counter!(telemetry::REPLAY_EVICTIONS).absolute(ctx.shared.replay.evicted());
+            let key = ctx.signer.credential().key_label.to_string();
+            if active_key.as_deref() != Some(key.as_str()) {
+                if let Some(old) = active_key.take() {
+                    metrics::gauge!(telemetry::ACTIVE_KEY, "key" => old).set(0.0);
+                }
+                metrics::gauge!(telemetry::ACTIVE_KEY, "key" => key.clone()).set(1.0);
+                active_key = Some(key);
+            }
+        }
         glommio::timer::sleep(Duration::from_secs(1)).await;
     }
 }
@@ -247,6 +295,8 @@ async fn serve_stream<H: http::Handler>(
     env: &CoreEnv,
 ) -> std::io::Result<()> {
     let peer = stream.peer_addr().ok();
+    // Responses go out in one write each; nothing is gained by waiting to coalesce them.
+    let _ = stream.set_nodelay(true);
     match tls {
         None => {
             http::serve_connection(
@@ -278,6 +328,10 @@ struct StsHandler {
 
 impl http::Handler for StsHandler {
     async fn handle(&self, request: Request) -> Response {
+        if request.path.trim_end_matches('/') == exchange::METADATA_PATH && request.method == "GET" {
+            let body = exchange::certificates_metadata(&self.ctx);
+            return Response::new(200, "application/json", body);
+        }
         if request.method != "POST" {
             let mut r =
                 self.refuse_error(RequestError::MethodNotAllowed(request.method.clone()), &request.path);

@@ -1,16 +1,31 @@
 //! The STS signing key on the HSM, as the request path uses it: one [`CoreSigner`] per
-//! executor core, each with its own PKCS#11 session, sharing one [`StsCredential`].
+//! executor core (a batched signer on sessions that core owns), all reading the active
+//! [`StsCredential`] from one atomically swapped snapshot that the inventory watcher replaces
+//! when `segl keys activate` switches keys.
+//!
+//! A request takes the credential snapshot before it prepares its signature and signs with
+//! that snapshot's key, so a request in flight during a switch finishes with the key it started
+//! with (the retired key stays on the token and its handle stays valid).
+
+pub mod audit;
+pub mod keys;
+pub mod keyset;
+pub mod token_key;
+mod watch;
 
 use std::sync::Arc;
 
-use base64::engine::general_purpose::STANDARD as B64;
-use base64::Engine;
-use segl_pkcs11::{HsmModule, Pkcs11Error, RsaSigner, Token};
+use arc_swap::ArcSwap;
+use segl_pkcs11::{
+    BatchConfig, BatchSigner, HsmModule, HsmStatus, Pkcs11Error, SignerDriver, SignerMode, Token,
+};
 use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::public_key::PublicKey;
 
-use crate::config::HsmConfig;
+use crate::config::{HsmConfig, SignerModeConfig};
 use crate::xml::dsig::algorithm::DigestAlgorithm;
+pub use keyset::{KeySet, Published};
+pub use watch::InventoryWatch;
 
 /// Why the STS key could not be made ready, or a signature could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -27,9 +42,6 @@ pub enum SigningError {
     /// The certificate on the token is not for the signing key.
     #[error("the certificate labelled {label:?} does not match the key labelled {label:?}")]
     CertificateMismatch { label: String },
-    /// The key a request started with is no longer available to this signer.
-    #[error("key {label:?} is no longer available for signing")]
-    KeyRetired { label: String },
     /// The certificate on the token cannot be parsed.
     #[error("the certificate labelled {label:?} is unusable: {reason}")]
     BadCertificate { label: String, reason: String },
@@ -39,7 +51,7 @@ pub enum SigningError {
 #[derive(Debug)]
 pub struct StsCredential {
     /// Label of the private key (and of its certificate) on the token.
-    pub key_label: String,
+    pub key_label: Arc<str>,
     /// The certificate, DER.
     pub certificate_der: Vec<u8>,
     /// The certificate, base64 on one line, as placed in `ds:X509Certificate`.
@@ -50,54 +62,91 @@ pub struct StsCredential {
 /// [`CoreSigner`] per core.
 pub struct StsKey {
     token: Token,
-    credential: Arc<StsCredential>,
+    config: HsmConfig,
+    current: Arc<ArcSwap<StsCredential>>,
+    published: Arc<ArcSwap<Published>>,
+    status: Arc<HsmStatus>,
 }
 
 impl StsKey {
-    /// Loads the module, logs in, and checks that the key's certificate is on the token and
-    /// certifies that key. Call before any other thread starts (it exports `path_env`).
+    /// Loads the module, logs in, reads the key inventory (or, on a token without one, takes
+    /// `key_label` as the active key), and checks that the active key's certificate is on the
+    /// token and certifies that key. Call before any other thread starts (it exports
+    /// `path_env`).
     pub fn open(cfg: &HsmConfig) -> Result<StsKey, SigningError> {
-        cfg.export_module_environment();
-        let module = HsmModule::load(&cfg.module)?;
-        let token = module.token(&cfg.token_label)?;
-        let pin =
-            cfg.pin_source().ok_or_else(|| SigningError::NoPinSource(cfg.token_label.clone()))?.read()?;
-        token.login(&pin)?;
-        let session = token.session()?;
-        let der = session.certificate(&cfg.key_label)?.ok_or_else(|| SigningError::NoCertificate {
-            token: cfg.token_label.clone(),
-            label: cfg.key_label.clone(),
-        })?;
-        let public_key = session.public_key(&cfg.key_label)?;
-        if certificate_modulus(&der, &cfg.key_label)? != strip_zeros(&public_key.modulus) {
-            return Err(SigningError::CertificateMismatch { label: cfg.key_label.clone() });
-        }
-        let credential = StsCredential {
-            key_label: cfg.key_label.clone(),
-            certificate_b64: B64.encode(&der),
-            certificate_der: der,
-        };
-        Ok(StsKey { token, credential: Arc::new(credential) })
-    }
-
-    /// The certificate and label of the key.
-    pub fn credential(&self) -> &Arc<StsCredential> {
-        &self.credential
-    }
-
-    /// A signer with its own session, for one core.
-    pub fn core_signer(&self) -> Result<CoreSigner, SigningError> {
-        Ok(CoreSigner {
-            signer: self.token.signer(&self.credential.key_label)?,
-            credential: self.credential.clone(),
+        let token = open_token(cfg)?;
+        let keys = KeySet::load(&token.session()?, cfg)?;
+        Ok(StsKey {
+            token,
+            config: cfg.clone(),
+            current: Arc::new(ArcSwap::new(keys.active)),
+            published: Arc::new(ArcSwap::from_pointee(keys.published)),
+            status: Arc::new(HsmStatus::default()),
         })
+    }
+
+    /// The credential new requests sign with now.
+    pub fn credential(&self) -> Arc<StsCredential> {
+        self.current.load_full()
+    }
+
+    /// The certificates published for relying parties (active, next, recently retired).
+    pub fn published(&self) -> Arc<ArcSwap<Published>> {
+        self.published.clone()
+    }
+
+    /// The HSM's health as all signers see it (for readiness).
+    pub fn status(&self) -> Arc<HsmStatus> {
+        self.status.clone()
+    }
+
+    /// A signer for one core, with its own sessions, and the driver to run on that core.
+    pub fn core_signer(&self, core: usize) -> Result<(CoreSigner, SignerDriver), SigningError> {
+        let (mode, sessions) = match self.config.signer {
+            SignerModeConfig::Inline => (SignerMode::Inline, 1),
+            SignerModeConfig::Pipelined => (SignerMode::Pipelined, self.config.sessions_per_core),
+        };
+        let batch =
+            BatchConfig { mode, sessions, max_batch: self.config.max_batch, name: format!("core {core}") };
+        let (signer, driver) = BatchSigner::open(&self.token, &batch, self.status.clone())?;
+        let core_signer = CoreSigner {
+            signer,
+            current: self.current.clone(),
+            published: self.published.clone(),
+            status: self.status.clone(),
+        };
+        Ok((core_signer, driver))
+    }
+
+    /// Starts the thread that picks up key inventory changes (`segl keys activate`) within
+    /// `inventory_poll_ms`. It stops when the returned handle is dropped.
+    pub fn watch_inventory(&self) -> Result<InventoryWatch, SigningError> {
+        InventoryWatch::start(
+            self.token.clone(),
+            self.config.clone(),
+            self.current.clone(),
+            self.published.clone(),
+        )
     }
 }
 
-/// One core's signer: its own session on the token and the shared credential.
+/// Loads the module, finds the token and logs in.
+pub fn open_token(cfg: &HsmConfig) -> Result<Token, SigningError> {
+    cfg.export_module_environment();
+    let module = HsmModule::load(&cfg.module)?;
+    let selector = cfg.token_selector();
+    let token = module.find_token(&selector)?;
+    let pin = cfg.pin_source().ok_or_else(|| SigningError::NoPinSource(selector.to_string()))?.read()?;
+    token.login(&pin)?;
+    Ok(token)
+}
+
+/// One core's signer: a batched signer on sessions this core owns, and the shared credential.
 pub struct CoreSigner {
-    signer: RsaSigner,
-    credential: Arc<StsCredential>,
+    signer: BatchSigner,
+    current: Arc<ArcSwap<StsCredential>>,
+    published: Arc<ArcSwap<Published>>,
+    status: Arc<HsmStatus>,
 }
 
 impl CoreSigner {
@@ -105,7 +154,7 @@ impl CoreSigner {
     /// preparing its signature to finishing it, so the certificate in its KeyInfo is always
     /// the one of the key that signs.
     pub fn credential(&self) -> Arc<StsCredential> {
-        self.credential.clone()
+        self.current.load_full()
     }
 
     /// Signs a digest (as a PKCS#1 DigestInfo) with the key of `credential`.
@@ -115,10 +164,22 @@ impl CoreSigner {
         alg: DigestAlgorithm,
         digest: &[u8],
     ) -> Result<Vec<u8>, SigningError> {
-        if credential.key_label != self.signer.key_label() {
-            return Err(SigningError::KeyRetired { label: credential.key_label.clone() });
-        }
-        Ok(self.signer.sign_digest(alg.hsm(), digest)?)
+        Ok(self.signer.sign(&credential.key_label, alg.hsm(), digest).await?)
+    }
+
+    /// The certificates published now (active, next, recently retired).
+    pub fn published(&self) -> Arc<Published> {
+        self.published.load_full()
+    }
+
+    /// The HSM's health as every signer of the process sees it (readiness reads this).
+    pub fn hsm_status(&self) -> &Arc<HsmStatus> {
+        &self.status
+    }
+
+    /// This core's signer counters (queue depth, batches, HSM latency, errors).
+    pub fn stats(&self) -> segl_pkcs11::SignerStatsSnapshot {
+        self.signer.stats().snapshot()
     }
 }
 

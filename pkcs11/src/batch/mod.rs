@@ -1,0 +1,273 @@
+//! The per-core batched signer. Requests queue their DigestInfo; the core's driver drains the
+//! queue and submits what it found as one batch:
+//!
+//! - **inline** (in-process tokens such as SoftHSM): the driver first yields, so the cheap
+//!   work of every request that is ready on the core (parsing, verifying, building the token,
+//!   hashing) runs and queues its digest too; then it signs the batch on the core's own
+//!   session, back to back. The executor is busy during C_Sign, which for an in-process token
+//!   is CPU work the core would do anyway.
+//! - **pipelined** (networked HSMs): K sessions per core, each owned by a blocking worker
+//!   thread fed through one crossbeam channel; the driver splits each batch over the workers,
+//!   so K operations are in flight and the executor never blocks on the network.
+//!
+//! The driver is a plain future (no executor types), run by whichever executor owns the core.
+//! A failed operation on a lost session is retried once on a healthy session (pipelined: any
+//! other worker; inline: the core's session after reopening it), else answered with the error.
+
+mod session;
+pub mod status;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_channel::{mpsc, oneshot};
+use futures_lite::StreamExt;
+
+use crate::error::FaultScope;
+use crate::{digest_info, HashAlgorithm, Pkcs11Error, Token};
+use session::SigningSession;
+use status::{HsmStatus, SignerStats};
+
+/// How a core's signer reaches the HSM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignerMode {
+    /// Sign on the core itself (in-process tokens).
+    Inline,
+    /// Sign on worker threads, several operations in flight (networked HSMs).
+    Pipelined,
+}
+
+/// How one core's signer is set up.
+#[derive(Debug, Clone)]
+pub struct BatchConfig {
+    /// Inline or pipelined.
+    pub mode: SignerMode,
+    /// Sessions for this signer: 1 for inline; K worker sessions for pipelined.
+    pub sessions: usize,
+    /// Most operations taken from the queue at once.
+    pub max_batch: usize,
+    /// Name for logs and thread names, e.g. `core 0`.
+    pub name: String,
+}
+
+/// One queued operation.
+struct Job {
+    key: Arc<str>,
+    digest_info: Vec<u8>,
+    retried: bool,
+    reply: oneshot::Sender<Result<Vec<u8>, Pkcs11Error>>,
+}
+
+impl Job {
+    fn finish(self, result: Result<Vec<u8>, Pkcs11Error>, stats: &SignerStats) {
+        stats.done(result.is_ok());
+        // The requester may have gone away (connection closed); the signature is then unused.
+        let _ = self.reply.send(result);
+    }
+}
+
+/// The request side of one core's signer. Cheap to share within the core.
+pub struct BatchSigner {
+    queue: mpsc::UnboundedSender<Job>,
+    stats: Arc<SignerStats>,
+}
+
+/// The work side: run [`SignerDriver::run`] on the executor that owns the core.
+pub struct SignerDriver {
+    queue: mpsc::UnboundedReceiver<Job>,
+    engine: Engine,
+    max_batch: usize,
+    stats: Arc<SignerStats>,
+}
+
+enum Engine {
+    Inline(SigningSession),
+    Pipelined { work: crossbeam_channel::Sender<Vec<Job>>, workers: usize, stop: Arc<AtomicBool> },
+}
+
+impl BatchSigner {
+    /// Opens the signer's sessions on `token` (all of them, so a token problem stops startup)
+    /// and, for pipelined mode, starts its worker threads.
+    pub fn open(
+        token: &Token,
+        config: &BatchConfig,
+        status: Arc<HsmStatus>,
+    ) -> Result<(BatchSigner, SignerDriver), Pkcs11Error> {
+        let stats = Arc::new(SignerStats::default());
+        let (tx, rx) = mpsc::unbounded();
+        let engine = match config.mode {
+            SignerMode::Inline => Engine::Inline(SigningSession::open(
+                format!("{} session 0", config.name),
+                token,
+                status,
+                stats.clone(),
+            )?),
+            SignerMode::Pipelined => {
+                let workers = config.sessions.max(1);
+                let (work, work_rx) = crossbeam_channel::unbounded::<Vec<Job>>();
+                let stop = Arc::new(AtomicBool::new(false));
+                let mut sessions = Vec::with_capacity(workers);
+                for n in 0..workers {
+                    let name = format!("{} session {n}", config.name);
+                    sessions.push(SigningSession::open(name, token, status.clone(), stats.clone())?);
+                }
+                for (n, session) in sessions.into_iter().enumerate() {
+                    let worker = Worker {
+                        session,
+                        work: work_rx.clone(),
+                        requeue: work.clone(),
+                        stop: stop.clone(),
+                        stats: stats.clone(),
+                    };
+                    std::thread::Builder::new()
+                        .name(format!("segl-hsm-{}-{n}", config.name.replace(' ', "")))
+                        .spawn(move || worker.run())
+                        .map_err(|e| Pkcs11Error::Unavailable {
+                            reason: format!("cannot start HSM worker: {e}"),
+                        })?;
+                }
+                Engine::Pipelined { work, workers, stop }
+            }
+        };
+        let driver =
+            SignerDriver { queue: rx, engine, max_batch: config.max_batch.max(1), stats: stats.clone() };
+        Ok((BatchSigner { queue: tx, stats }, driver))
+    }
+
+    /// Signs `digest` (as a PKCS#1 DigestInfo, CKM_RSA_PKCS) with the private key labelled `key`.
+    pub async fn sign(
+        &self,
+        key: &Arc<str>,
+        alg: HashAlgorithm,
+        digest: &[u8],
+    ) -> Result<Vec<u8>, Pkcs11Error> {
+        let digest_info = digest_info(alg, digest).ok_or(Pkcs11Error::DigestLength {
+            alg,
+            expected: alg.output_len(),
+            got: digest.len(),
+        })?;
+        let (reply, answer) = oneshot::channel();
+        self.stats.queued();
+        let job = Job { key: key.clone(), digest_info, retried: false, reply };
+        if self.queue.unbounded_send(job).is_err() {
+            self.stats.done(false);
+            return Err(Pkcs11Error::SignerStopped);
+        }
+        // A dropped reply means the job was dropped unanswered: the driver is gone.
+        answer.await.unwrap_or(Err(Pkcs11Error::SignerStopped))
+    }
+
+    /// This signer's counters.
+    pub fn stats(&self) -> &Arc<SignerStats> {
+        &self.stats
+    }
+}
+
+impl SignerDriver {
+    /// Drains the queue in batches until every [`BatchSigner`] handle is gone.
+    pub async fn run(mut self) {
+        while let Some(first) = self.queue.next().await {
+            if matches!(self.engine, Engine::Inline(_)) {
+                // Let every other ready task of the core do its cheap work (and queue its
+                // digest) before the core spends its time in the HSM.
+                futures_lite::future::yield_now().await;
+            }
+            let mut batch = Vec::with_capacity(self.max_batch.min(64));
+            batch.push(first);
+            while batch.len() < self.max_batch {
+                match self.queue.try_recv() {
+                    Ok(job) => batch.push(job),
+                    _ => break,
+                }
+            }
+            self.stats.batch(batch.len());
+            match &mut self.engine {
+                Engine::Inline(session) => {
+                    for job in batch {
+                        let mut result = session.sign(&job.key, &job.digest_info);
+                        if matches!(&result, Err(e) if e.scope() == FaultScope::Session) {
+                            // The session was marked lost; its first reopen is immediate.
+                            self.stats.retried();
+                            result = session.sign(&job.key, &job.digest_info);
+                        }
+                        job.finish(result, &self.stats);
+                        // An inline signature holds the core for a millisecond; between two,
+                        // the core answers what is cheap (admission refusals, finished
+                        // responses), so a refusal never waits for a whole batch.
+                        futures_lite::future::yield_now().await;
+                    }
+                }
+                Engine::Pipelined { work, workers, .. } => {
+                    let chunk = batch.len().div_ceil(*workers);
+                    while !batch.is_empty() {
+                        let rest = batch.split_off(chunk.min(batch.len()));
+                        if let Err(crossbeam_channel::SendError(jobs)) =
+                            work.send(std::mem::replace(&mut batch, rest))
+                        {
+                            for job in jobs {
+                                job.finish(Err(Pkcs11Error::SignerStopped), &self.stats);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Drop for SignerDriver {
+    fn drop(&mut self) {
+        if let Engine::Pipelined { stop, .. } = &self.engine {
+            stop.store(true, Ordering::Release);
+        }
+    }
+}
+
+/// A pipelined worker: one session, one thread, jobs from the core's channel.
+struct Worker {
+    session: SigningSession,
+    work: crossbeam_channel::Receiver<Vec<Job>>,
+    /// For handing a job that failed on this (now lost) session to another worker.
+    requeue: crossbeam_channel::Sender<Vec<Job>>,
+    stop: Arc<AtomicBool>,
+    stats: Arc<SignerStats>,
+}
+
+/// How often an idle worker checks for shutdown.
+const IDLE_POLL: Duration = Duration::from_millis(200);
+
+impl Worker {
+    fn run(mut self) {
+        while !self.stop.load(Ordering::Acquire) {
+            // A lost session also reopens without traffic, so readiness recovers by itself.
+            let wait = if self.session.is_healthy() {
+                IDLE_POLL
+            } else {
+                self.session.until_reopen().max(Duration::from_millis(1))
+            };
+            match self.work.recv_timeout(wait) {
+                Ok(jobs) => jobs.into_iter().for_each(|job| self.process(job)),
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                    self.session.try_reopen();
+                }
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+            }
+        }
+    }
+
+    fn process(&mut self, mut job: Job) {
+        match self.session.sign(&job.key, &job.digest_info) {
+            Err(e) if e.scope() == FaultScope::Session && !job.retried => {
+                job.retried = true;
+                self.stats.retried();
+                if let Err(crossbeam_channel::SendError(jobs)) = self.requeue.send(vec![job]) {
+                    for job in jobs {
+                        job.finish(Err(Pkcs11Error::Unavailable { reason: e.to_string() }), &self.stats);
+                    }
+                }
+            }
+            result => job.finish(result, &self.stats),
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! One signing session with its cached key handles, and what happens when it fails: the
+//! session is dropped and reopened with backoff (logging in again, finding the token again,
+//! re-initializing the module if the module lost its device).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::ObjectHandle;
+
+use super::status::{HsmStatus, SignerStats};
+use crate::error::FaultScope;
+use crate::module::call;
+use crate::token::{rsa_signing_key, LiveSession};
+use crate::{Pkcs11Error, Token};
+
+/// First and longest wait between reopen attempts of a lost session.
+const BACKOFF_FIRST: Duration = Duration::from_millis(50);
+const BACKOFF_MAX: Duration = Duration::from_secs(2);
+/// Key handles kept per session; beyond this (many rotations in one run) the cache starts over.
+const MAX_CACHED_KEYS: usize = 16;
+
+/// A cached private-key handle.
+#[derive(Clone, Copy)]
+struct KeyHandle {
+    handle: ObjectHandle,
+    modulus_len: usize,
+}
+
+/// A lost session waiting to be reopened.
+struct Lost {
+    since: Instant,
+    next_attempt: Instant,
+    delay: Duration,
+}
+
+/// A signing session owned by one core (inline) or one worker thread (pipelined).
+pub(crate) struct SigningSession {
+    name: String,
+    token: Token,
+    live: Option<LiveSession>,
+    /// Looked up once per key label and session; refreshed when the module says a handle is
+    /// stale, and forgotten with the session.
+    keys: HashMap<Arc<str>, KeyHandle>,
+    lost: Option<Lost>,
+    status: Arc<HsmStatus>,
+    stats: Arc<SignerStats>,
+}
+
+impl SigningSession {
+    /// Opens the session; failing here fails startup, which is what an operator wants.
+    pub(crate) fn open(
+        name: String,
+        token: &Token,
+        status: Arc<HsmStatus>,
+        stats: Arc<SignerStats>,
+    ) -> Result<Self, Pkcs11Error> {
+        let live = token.signing_session()?;
+        status.session_opened();
+        Ok(Self {
+            name,
+            token: token.clone(),
+            live: Some(live),
+            keys: HashMap::new(),
+            lost: None,
+            status,
+            stats,
+        })
+    }
+
+    /// Whether the session is usable now (or may be reopened now).
+    pub(crate) fn is_healthy(&self) -> bool {
+        self.lost.is_none()
+    }
+
+    /// How long until a lost session may try to reopen (zero when healthy or due).
+    pub(crate) fn until_reopen(&self) -> Duration {
+        self.lost
+            .as_ref()
+            .map(|l| l.next_attempt.saturating_duration_since(Instant::now()))
+            .unwrap_or_default()
+    }
+
+    /// Reopens a lost session when its backoff has elapsed. True when the session is usable.
+    pub(crate) fn try_reopen(&mut self) -> bool {
+        let Some(lost) = &mut self.lost else { return true };
+        if Instant::now() < lost.next_attempt {
+            return false;
+        }
+        let opened = self.token.recover().and_then(|()| self.token.signing_session());
+        match opened {
+            Ok(live) => {
+                let since = lost.since;
+                self.live = Some(live);
+                self.lost = None;
+                self.status.session_recovered(&self.name, since.elapsed());
+                true
+            }
+            Err(e) => {
+                tracing::debug!(session = %self.name, "reopening HSM session failed: {e}");
+                lost.next_attempt = Instant::now() + lost.delay;
+                lost.delay = (lost.delay * 2).min(BACKOFF_MAX);
+                false
+            }
+        }
+    }
+
+    /// Signs a DigestInfo with the key labelled `key`. A stale key handle is looked up again
+    /// and the operation repeated once on this session; a lost session is marked for reopening
+    /// and the error returned (the caller retries once on a healthy session).
+    pub(crate) fn sign(&mut self, key: &Arc<str>, digest_info: &[u8]) -> Result<Vec<u8>, Pkcs11Error> {
+        if !self.try_reopen() {
+            return Err(Pkcs11Error::Unavailable { reason: format!("{} is reopening", self.name) });
+        }
+        let result = match self.sign_once(key, digest_info) {
+            Err(e) if e.scope() == FaultScope::KeyHandle => {
+                self.keys.remove(key);
+                self.sign_once(key, digest_info)
+            }
+            other => other,
+        };
+        if let Err(e) = &result {
+            if e.scope() == FaultScope::Session {
+                self.mark_lost(e);
+            }
+        }
+        result
+    }
+
+    fn sign_once(&mut self, key: &Arc<str>, digest_info: &[u8]) -> Result<Vec<u8>, Pkcs11Error> {
+        let module = self.token.module().clone();
+        let _gate = module.gate();
+        let session =
+            self.live.as_ref().and_then(LiveSession::session).ok_or_else(|| Pkcs11Error::Unavailable {
+                reason: format!("{} belongs to a finished module generation", self.name),
+            })?;
+        let handle = match self.keys.get(key) {
+            Some(h) => *h,
+            None => {
+                let (handle, modulus_len) = rsa_signing_key(session, key, self.token.label())?;
+                if self.keys.len() >= MAX_CACHED_KEYS {
+                    self.keys.clear();
+                }
+                let h = KeyHandle { handle, modulus_len };
+                self.keys.insert(key.clone(), h);
+                h
+            }
+        };
+        let started = Instant::now();
+        let signature =
+            session.sign(&Mechanism::RsaPkcs, handle.handle, digest_info).map_err(call("C_Sign"))?;
+        self.stats.signed(started.elapsed());
+        if signature.len() != handle.modulus_len {
+            tracing::warn!(key = %key, got = signature.len(), expected = handle.modulus_len, "RSA signature length differs from the modulus length");
+        }
+        Ok(signature)
+    }
+
+    fn mark_lost(&mut self, error: &Pkcs11Error) {
+        if self.lost.is_some() {
+            return;
+        }
+        self.status.session_lost(&self.name, error);
+        match self.live.take() {
+            // Closing a session on a lost device fails too; and after the module is
+            // re-initialized its handle number may name a new session.
+            Some(live) if error.is_device_lost() => live.forget(),
+            other => drop(other),
+        }
+        self.keys.clear();
+        // The first reopen is immediate: most losses (a logout, a closed session) heal at once.
+        let now = Instant::now();
+        self.lost = Some(Lost { since: now, next_attempt: now, delay: BACKOFF_FIRST });
+    }
+}
