@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::exchange::soap;
 use crate::time::{self, DgwsVersion};
 use crate::token::idcard::{IdCard, NameId, SystemLog, UserLog};
-use crate::token::{ns, CardType};
+use crate::token::CardType;
 use crate::xml::dsig::algorithm::{DigestAlgorithm, SignatureAlgorithm};
 use crate::xml::emit::CanonicalWriter;
 
@@ -198,31 +198,7 @@ impl DevClient {
 /// Wraps a signed card in a DGWS RequestSecurityToken envelope (spec §2.1 "Request").
 pub fn request_envelope(signed_card: &[u8], message_id: &str, created: &str) -> Vec<u8> {
     let mut w = CanonicalWriter::with_capacity(signed_card.len() + 1500);
-    w.raw(b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>");
-    w.start(
-        "soapenv:Envelope",
-        &[
-            ("ds", ns::DS),
-            ("medcom", ns::MEDCOM),
-            ("saml", ns::SAML),
-            ("soapenv", ns::SOAP),
-            ("sosi", ns::SOSI),
-            ("wsa", ns::WSA_2004_08),
-            ("wsse", ns::WSSE),
-            ("wst", ns::WST_2005_02),
-            ("wsu", ns::WSU),
-            ("xsd", ns::XSD),
-            ("xsi", ns::XSI),
-        ],
-        &[("id", "Envelope")],
-    );
-    w.start("soapenv:Header", &[], &[]);
-    w.start("wsse:Security", &[], &[("id", message_id)]);
-    w.start("wsu:Timestamp", &[], &[]);
-    w.leaf("wsu:Created", &[], &[], created);
-    w.end("wsu:Timestamp");
-    w.end("wsse:Security");
-    w.end("soapenv:Header");
+    soap::start_envelope(&mut w, message_id, created);
     w.start("soapenv:Body", &[], &[]);
     w.start("wst:RequestSecurityToken", &[], &[("Context", "www.sosi.dk")]);
     w.leaf("wst:TokenType", &[], &[], soap::ID_CARD_TOKEN_TYPE);

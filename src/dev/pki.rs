@@ -391,12 +391,7 @@ pub fn setup(config: &Config) -> Result<SetupReport, DevError> {
             ),
         );
         params.distinguished_name = dn;
-        let now = OffsetDateTime::now_utc();
-        params.not_before = now - Duration::days(1);
-        params.not_after = now + Duration::days(1095);
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::ContentCommitment];
-        params.use_authority_key_identifier_extension = true;
-        params.serial_number = Some(random_serial());
+        sts_certificate_terms(&mut params);
         let issuer = Issuer::new(Identity::IssuingCa.params()?, ca_key(&dev_token, Identity::IssuingCa)?);
         let cert = params.signed_by(&public, &issuer).map_err(cert_err(label))?;
         session.store_certificate(label, label.as_bytes(), cert.der())?;
@@ -404,6 +399,17 @@ pub fn setup(config: &Config) -> Result<SetupReport, DevError> {
         report.created.push(format!("STS certificate {} (also on the token)", sts_file.display()));
     }
     Ok(report)
+}
+
+/// What the development CA puts in every STS signing certificate: three years from yesterday,
+/// signing key usages, an authority key identifier, a random serial.
+fn sts_certificate_terms(params: &mut CertificateParams) {
+    let now = OffsetDateTime::now_utc();
+    params.not_before = now - Duration::days(1);
+    params.not_after = now + Duration::days(1095);
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::ContentCommitment];
+    params.use_authority_key_identifier_extension = true;
+    params.serial_number = Some(random_serial());
 }
 
 fn cert_err(label: &str) -> impl FnOnce(rcgen::Error) -> DevError + '_ {
@@ -475,12 +481,7 @@ pub fn issue_sts_certificate(config: &Config, csr_pem: &str) -> Result<String, D
     token.login(&segl_pkcs11::PinSource::File(dev.pin_file.clone()).read()?)?;
     let csr = rcgen::CertificateSigningRequestParams::from_pem(csr_pem).map_err(cert_err("csr"))?;
     let mut params = csr.params;
-    let now = OffsetDateTime::now_utc();
-    params.not_before = now - Duration::days(1);
-    params.not_after = now + Duration::days(1095);
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::ContentCommitment];
-    params.use_authority_key_identifier_extension = true;
-    params.serial_number = Some(random_serial());
+    sts_certificate_terms(&mut params);
     let issuer = Issuer::new(Identity::IssuingCa.params()?, ca_key(&token, Identity::IssuingCa)?);
     let cert = rcgen::CertificateSigningRequestParams { params, public_key: csr.public_key }
         .signed_by(&issuer)

@@ -33,24 +33,20 @@ impl Correlation {
     }
 }
 
-fn header(w: &mut CanonicalWriter, corr: &Correlation, now: jiff::Timestamp) {
+fn header(w: &mut CanonicalWriter, message_id: &str, created: &str) {
     w.start("soapenv:Header", &[], &[]);
-    w.start("wsse:Security", &[], &[("id", &corr.message_id)]);
+    w.start("wsse:Security", &[], &[("id", message_id)]);
     w.start("wsu:Timestamp", &[], &[]);
-    w.leaf("wsu:Created", &[], &[], &time::format(now, corr.version));
+    w.leaf("wsu:Created", &[], &[], created);
     w.end("wsu:Timestamp");
     w.end("wsse:Security");
     w.end("soapenv:Header");
 }
 
-/// The success response carrying an STS-signed card (spec §2.1 "Response (success)").
-pub fn issue_response(
-    corr: &Correlation,
-    now: jiff::Timestamp,
-    signed_card: &[u8],
-    sts_issuer: &str,
-) -> Vec<u8> {
-    let mut w = CanonicalWriter::with_capacity(signed_card.len() + 1500);
+/// Opens a DGWS envelope as seal and the STS write it: every namespace a DGWS message uses
+/// declared on the root (spec §2.1), `id="Envelope"`, and the header with the message id and
+/// timestamp. The caller writes the Body and closes the envelope.
+pub fn start_envelope(w: &mut CanonicalWriter, message_id: &str, created: &str) {
     w.raw(b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>");
     w.start(
         "soapenv:Envelope",
@@ -69,7 +65,18 @@ pub fn issue_response(
         ],
         &[("id", "Envelope")],
     );
-    header(&mut w, corr, now);
+    header(w, message_id, created);
+}
+
+/// The success response carrying an STS-signed card (spec §2.1 "Response (success)").
+pub fn issue_response(
+    corr: &Correlation,
+    now: jiff::Timestamp,
+    signed_card: &[u8],
+    sts_issuer: &str,
+) -> Vec<u8> {
+    let mut w = CanonicalWriter::with_capacity(signed_card.len() + 1500);
+    start_envelope(&mut w, &corr.message_id, &time::format(now, corr.version));
     w.start("soapenv:Body", &[], &[]);
     w.start("wst:RequestSecurityTokenResponse", &[], &[("Context", &corr.context)]);
     w.leaf("wst:TokenType", &[], &[], ID_CARD_TOKEN_TYPE);
@@ -111,7 +118,7 @@ pub fn fault_response(
         ],
         &[("id", "Envelope")],
     );
-    header(&mut w, corr, now);
+    header(&mut w, &corr.message_id, &time::format(now, corr.version));
     w.start("soapenv:Body", &[], &[]);
     w.start("soapenv:Fault", &[], &[]);
     w.leaf("faultcode", &[], &[], &code.qname());
