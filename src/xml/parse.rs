@@ -18,6 +18,8 @@ use crate::xml::dsig::algorithm::DSIG_NS;
 pub const WSU_NS: &str = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd";
 /// The namespace the `xml` prefix is permanently bound to.
 pub const XML_NS: &str = "http://www.w3.org/XML/1998/namespace";
+/// The namespace of namespace declarations themselves; it may never be declared.
+const XMLNS_NS: &str = "http://www.w3.org/2000/xmlns/";
 
 const NONE: u32 = u32::MAX;
 
@@ -128,7 +130,7 @@ pub(crate) struct Str {
     arena: bool,
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Span {
     pub(crate) start: u32,
     pub(crate) end: u32,
@@ -204,6 +206,57 @@ pub struct Document {
     events: Vec<Ev>,
     /// ID values sorted by value.
     ids: Vec<(Str, u32)>,
+}
+
+/// Storage reused from one parse to the next, so that a core parsing request after request
+/// allocates nothing once the buffers have grown to the size of its largest request.
+///
+/// Hand a finished document back with [`ParseArena::recycle`]; a document that is simply
+/// dropped takes its buffers with it and the next parse grows new ones.
+#[derive(Debug, Default)]
+pub struct ParseArena {
+    index: Option<Index>,
+    scratch: BuilderScratch,
+}
+
+/// The parts of a [`Document`] besides its buffer.
+#[derive(Debug, Default)]
+struct Index {
+    arena: String,
+    elems: Vec<Elem>,
+    attrs: Vec<Attr>,
+    nsdecls: Vec<NsDecl>,
+    events: Vec<Ev>,
+    ids: Vec<(Str, u32)>,
+}
+
+/// What the builder needs only while parsing.
+#[derive(Debug, Default)]
+struct BuilderScratch {
+    stack: Vec<u32>,
+    scope: Vec<(Span, Option<Str>)>,
+    scope_marks: Vec<usize>,
+    scratch: Vec<u8>,
+}
+
+impl ParseArena {
+    /// Takes back the storage of a document that is no longer needed.
+    pub fn recycle(&mut self, doc: Document) {
+        let Document { arena, elems, attrs, nsdecls, events, ids, .. } = doc;
+        self.index = Some(Index { arena, elems, attrs, nsdecls, events, ids });
+    }
+
+    fn take_index(&mut self) -> Index {
+        let mut index = self.index.take().unwrap_or_default();
+        index.arena.clear();
+        index.arena.push_str(XML_NS);
+        index.elems.clear();
+        index.attrs.clear();
+        index.nsdecls.clear();
+        index.events.clear();
+        index.ids.clear();
+        index
+    }
 }
 
 fn is_xml_ws(b: u8) -> bool {
@@ -419,7 +472,10 @@ impl<'a> Builder<'a> {
         let decl_start = self.nsdecls.len() as u32;
         self.scope_marks.push(self.scope.len());
         let mut count = 0usize;
-        for a in e.attributes() {
+        let mut attributes = e.attributes();
+        // quick-xml's own duplicate check allocates per element; ours below does not.
+        attributes.with_checks(false);
+        for a in attributes {
             let a = a.map_err(|err| malformed(pos, err.to_string()))?;
             count += 1;
             if count > self.limits.max_attributes {
@@ -458,6 +514,21 @@ impl<'a> Builder<'a> {
                 if pbytes == b"xml" && uri.map(|u| self.str_bytes(u)) != Some(XML_NS.as_bytes()) {
                     return Err(malformed(k_off, "xml prefix bound to a foreign namespace"));
                 }
+                if uri.map(|u| self.str_bytes(u)) == Some(XML_NS.as_bytes()) && pbytes != b"xml" {
+                    return Err(malformed(k_off, "the xml namespace bound to another prefix"));
+                }
+                if uri.map(|u| self.str_bytes(u)) == Some(XMLNS_NS.as_bytes()) {
+                    return Err(malformed(k_off, "the xmlns namespace cannot be declared"));
+                }
+                let repeated = self
+                    .nsdecls
+                    .get(decl_start as usize..)
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|d| self.bytes(d.prefix) == pbytes);
+                if repeated {
+                    return Err(malformed(k_off, "duplicate namespace declaration"));
+                }
                 self.nsdecls.push(NsDecl { prefix, uri });
                 self.scope.push((prefix, uri));
             } else {
@@ -467,6 +538,15 @@ impl<'a> Builder<'a> {
                     decode_attr_into(value, &mut self.scratch)?;
                 }
                 let prefix_len = self.split_qname(name, k_off)?;
+                let repeated = self
+                    .attrs
+                    .get(attr_start as usize..)
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|a| self.bytes(a.name) == key);
+                if repeated {
+                    return Err(malformed(k_off, "duplicate attribute"));
+                }
                 self.attrs.push(Attr { name, prefix_len, value: value_span, ns: None });
             }
         }
@@ -623,16 +703,10 @@ impl<'a> Builder<'a> {
     }
 }
 
-impl Document {
-    /// Parses `buf` (UTF-8 XML) into a span index, enforcing `limits`.
-    pub fn parse(buf: Bytes, limits: &Limits) -> Result<Document, XmlError> {
-        if buf.len() >= u32::MAX as usize {
-            return Err(malformed(0, "document too large"));
-        }
-        if std::str::from_utf8(&buf).is_err() {
-            return Err(XmlError::InvalidUtf8);
-        }
-        let bytes: &[u8] = &buf;
+impl Builder<'_> {
+    /// Runs the reader over the whole buffer.
+    fn run(&mut self) -> Result<(), XmlError> {
+        let bytes = self.buf;
         let mut reader = Reader::from_reader(bytes);
         {
             let cfg = reader.config_mut();
@@ -643,23 +717,6 @@ impl Document {
             cfg.allow_unmatched_ends = false;
             cfg.allow_dangling_amp = false;
         }
-        let mut b = Builder {
-            buf: bytes,
-            limits,
-            arena: String::from(XML_NS),
-            elems: Vec::new(),
-            attrs: Vec::new(),
-            nsdecls: Vec::new(),
-            events: Vec::new(),
-            ids: Vec::new(),
-            stack: Vec::new(),
-            scope: Vec::new(),
-            scope_marks: Vec::new(),
-            nodes: 0,
-            root: None,
-            root_closed: false,
-            scratch: Vec::new(),
-        };
         let mut first = true;
         loop {
             let pos = reader.buffer_position() as usize;
@@ -672,22 +729,22 @@ impl Document {
             }
             let was_first = std::mem::replace(&mut first, false);
             match event {
-                Event::Start(e) => b.start(&e, pos, false, end)?,
-                Event::Empty(e) => b.start(&e, pos, true, end)?,
-                Event::End(_) => b.end(end)?,
-                Event::Text(_) => b.content(Ev::Text(span(pos, end)), pos)?,
+                Event::Start(e) => self.start(&e, pos, false, end)?,
+                Event::Empty(e) => self.start(&e, pos, true, end)?,
+                Event::End(_) => self.end(end)?,
+                Event::Text(_) => self.content(Ev::Text(span(pos, end)), pos)?,
                 Event::GeneralRef(r) => {
                     let name: &[u8] = &r;
                     let c = decode_ref(name).ok_or_else(|| unknown_entity(name))?;
-                    b.content(Ev::Ref(c), pos)?;
+                    self.content(Ev::Ref(c), pos)?;
                 }
                 Event::CData(c) => {
                     let raw: &[u8] = &c;
                     let off = offset_in(bytes, raw).ok_or_else(|| malformed(pos, "CDATA outside buffer"))?;
-                    b.content(Ev::CData(span(off, off + raw.len())), pos)?;
+                    self.content(Ev::CData(span(off, off + raw.len())), pos)?;
                 }
-                Event::Comment(_) => b.count_node()?,
-                Event::PI(_) => b.content(Ev::Pi(span(pos, end)), pos)?,
+                Event::Comment(_) => self.count_node()?,
+                Event::PI(_) => self.content(Ev::Pi(span(pos, end)), pos)?,
                 Event::Decl(d) => {
                     let at_start =
                         was_first && (pos == 0 || (pos == 3 && bytes.starts_with(b"\xEF\xBB\xBF")));
@@ -708,23 +765,85 @@ impl Document {
             }
         }
         let end = bytes.len();
-        if !b.stack.is_empty() {
+        if !self.stack.is_empty() {
             return Err(malformed(end, "unexpected end of document"));
         }
-        if b.root.is_none() {
+        if self.root.is_none() {
             return Err(malformed(end, "no document element"));
         }
-        let Builder { arena, elems, attrs, nsdecls, events, mut ids, .. } = b;
-        let mut doc = Document { buf: buf.clone(), arena, elems, attrs, nsdecls, events, ids: Vec::new() };
-        ids.sort_unstable_by(|a, b| doc.str_bytes(a.0).cmp(doc.str_bytes(b.0)));
-        for w in ids.windows(2) {
-            if let [a, b] = w {
-                if doc.str_bytes(a.0) == doc.str_bytes(b.0) {
-                    return Err(XmlError::DuplicateId { id: doc.str(a.0).to_owned() });
-                }
-            }
+        Ok(())
+    }
+}
+
+impl Document {
+    /// Parses `buf` (UTF-8 XML) into a span index, enforcing `limits`.
+    pub fn parse(buf: Bytes, limits: &Limits) -> Result<Document, XmlError> {
+        Self::parse_with(buf, limits, &mut ParseArena::default())
+    }
+
+    /// [`Document::parse`] into storage taken from `arena` (see [`ParseArena`]).
+    pub fn parse_with(buf: Bytes, limits: &Limits, arena: &mut ParseArena) -> Result<Document, XmlError> {
+        if buf.len() >= u32::MAX as usize {
+            return Err(malformed(0, "document too large"));
         }
+        if std::str::from_utf8(&buf).is_err() {
+            return Err(XmlError::InvalidUtf8);
+        }
+        let Index { arena: strings, elems, attrs, nsdecls, events, ids } = arena.take_index();
+        let BuilderScratch { mut stack, mut scope, mut scope_marks, mut scratch } =
+            std::mem::take(&mut arena.scratch);
+        stack.clear();
+        scope.clear();
+        scope_marks.clear();
+        scratch.clear();
+        let mut b = Builder {
+            buf: &buf,
+            limits,
+            arena: strings,
+            elems,
+            attrs,
+            nsdecls,
+            events,
+            ids,
+            stack,
+            scope,
+            scope_marks,
+            nodes: 0,
+            root: None,
+            root_closed: false,
+            scratch,
+        };
+        let result = b.run();
+        let Builder {
+            arena: strings,
+            elems,
+            attrs,
+            nsdecls,
+            events,
+            mut ids,
+            stack,
+            scope,
+            scope_marks,
+            scratch,
+            ..
+        } = b;
+        arena.scratch = BuilderScratch { stack, scope, scope_marks, scratch };
+        let mut doc = Document { buf, arena: strings, elems, attrs, nsdecls, events, ids: Vec::new() };
+        if let Err(e) = result {
+            arena.recycle(doc);
+            return Err(e);
+        }
+        ids.sort_unstable_by(|a, b| doc.str_bytes(a.0).cmp(doc.str_bytes(b.0)));
+        let duplicate = ids
+            .windows(2)
+            .find(|w| matches!(w, [a, b] if doc.str_bytes(a.0) == doc.str_bytes(b.0)))
+            .and_then(|w| w.first())
+            .map(|a| doc.str(a.0).to_owned());
         doc.ids = ids;
+        if let Some(id) = duplicate {
+            arena.recycle(doc);
+            return Err(XmlError::DuplicateId { id });
+        }
         Ok(doc)
     }
 
@@ -832,6 +951,15 @@ impl Document {
         self.elem(n).and_then(|e| self.attrs.get(e.attrs.0 as usize..e.attrs.1 as usize)).unwrap_or_default()
     }
 
+    /// Global indices of `n`'s attributes (for [`Document::attr_at`]).
+    pub(crate) fn attr_indices(&self, n: NodeId) -> std::ops::Range<u32> {
+        self.elem(n).map_or(0..0, |e| e.attrs.0..e.attrs.1)
+    }
+
+    pub(crate) fn attr_at(&self, i: u32) -> Option<&Attr> {
+        self.attrs.get(i as usize)
+    }
+
     pub(crate) fn nsdecls_of(&self, n: NodeId) -> &[NsDecl] {
         self.elem(n)
             .and_then(|e| self.nsdecls.get(e.nsdecls.0 as usize..e.nsdecls.1 as usize))
@@ -901,31 +1029,6 @@ impl Document {
     pub(crate) fn prefix_bytes(&self, n: NodeId) -> &[u8] {
         self.elem(n)
             .map_or(&[][..], |e| self.span_bytes(e.name).get(..e.prefix_len as usize).unwrap_or_default())
-    }
-
-    /// In-scope binding of `prefix` at `n` (`None` when unbound or bound to no namespace).
-    pub(crate) fn lookup_ns(&self, n: NodeId, prefix: &[u8]) -> Option<&[u8]> {
-        let mut cur = Some(n);
-        while let Some(e) = cur {
-            for d in self.nsdecls_of(e) {
-                if self.span_bytes(d.prefix) == prefix {
-                    return d.uri.map(|u| self.str_bytes(u));
-                }
-            }
-            cur = self.parent(e);
-        }
-        None
-    }
-
-    /// Prefixes of every namespace declaration on `n` and its ancestors.
-    pub(crate) fn nsdecls_in_scope(&self, n: NodeId) -> impl Iterator<Item = &[u8]> + '_ {
-        let mut cur = Some(n);
-        std::iter::from_fn(move || {
-            let e = cur?;
-            cur = self.parent(e);
-            Some(e)
-        })
-        .flat_map(move |e| self.nsdecls_of(e).iter().map(move |d| self.span_bytes(d.prefix)))
     }
 
     /// All direct text and CDATA content of `n`, concatenated and decoded, untrimmed.
