@@ -330,7 +330,7 @@ impl Gen<'_> {
             items.swap(k, j);
         }
         for item in items {
-            self.out.push_str(&" \t\n".chars().nth(self.rng.below(3)).unwrap().to_string());
+            self.out.push(" \t\n".chars().nth(self.rng.below(3)).unwrap_or(' '));
             self.out.push_str(&item);
         }
         if self.rng.percent(20) {
@@ -375,7 +375,10 @@ impl Gen<'_> {
             match self.rng.below(3) {
                 0 => self.pi(),
                 1 => self.out.push_str("<!-- outside -->"),
-                _ => self.out.push_str(*self.rng.pick(&["\n", " ", "\r\n\t"])),
+                _ => {
+                    let ws: &str = self.rng.pick(&["\n", " ", "\r\n\t"]);
+                    self.out.push_str(ws)
+                }
             }
         }
     }
