@@ -197,6 +197,7 @@ impl Rng {
     }
 }
 
+const WHITESPACE: &[&str] = &["\n", " ", "\r\n\t"];
 const PREFIXES: &[&str] = &["a", "b", "ns1", "ds", "saml", "x-y"];
 /// As written in the document (already escaped for a double-quoted attribute).
 const URIS: &[&str] = &[
@@ -376,7 +377,7 @@ impl Gen<'_> {
                 0 => self.pi(),
                 1 => self.out.push_str("<!-- outside -->"),
                 _ => {
-                    let ws: &str = self.rng.pick(&["\n", " ", "\r\n\t"]);
+                    let ws: &str = self.rng.pick(WHITESPACE);
                     self.out.push_str(ws)
                 }
             }
