@@ -377,7 +377,7 @@ impl Gen<'_> {
                 0 => self.pi(),
                 1 => self.out.push_str("<!-- outside -->"),
                 _ => {
-                    let ws: &str = self.rng.pick(WHITESPACE);
+                    let ws: &&str = self.rng.pick(WHITESPACE);
                     self.out.push_str(ws)
                 }
             }
