@@ -1,6 +1,7 @@
 //! The `segl` command line: one file per command group.
 
 mod dev;
+mod xml;
 
 use std::path::PathBuf;
 
@@ -32,6 +33,11 @@ enum Command {
         #[command(subcommand)]
         command: dev::DevCommand,
     },
+    /// XML tools: canonical form, signature verification with explanations.
+    Xml {
+        #[command(subcommand)]
+        command: xml::XmlCommand,
+    },
 }
 
 impl Cli {
@@ -47,6 +53,7 @@ impl Cli {
                 Ok(())
             }
             Command::Dev { command } => command.run(),
+            Command::Xml { command } => command.run(),
         }
     }
 }
