@@ -267,6 +267,43 @@ fn is_xml_char(c: char) -> bool {
     matches!(c, '\t' | '\n' | '\r') || (c >= ' ' && !matches!(c, '\u{FFFE}' | '\u{FFFF}'))
 }
 
+/// XML 1.0 (fifth edition) NameStartChar, without the colon.
+fn is_name_start(c: char) -> bool {
+    matches!(c,
+        'A'..='Z' | '_' | 'a'..='z' | '\u{C0}'..='\u{D6}' | '\u{D8}'..='\u{F6}' | '\u{F8}'..='\u{2FF}'
+        | '\u{370}'..='\u{37D}' | '\u{37F}'..='\u{1FFF}' | '\u{200C}'..='\u{200D}' | '\u{2070}'..='\u{218F}'
+        | '\u{2C00}'..='\u{2FEF}' | '\u{3001}'..='\u{D7FF}' | '\u{F900}'..='\u{FDCF}' | '\u{FDF0}'..='\u{FFFD}'
+        | '\u{10000}'..='\u{EFFFF}')
+}
+
+/// XML 1.0 (fifth edition) NameChar, without the colon.
+fn is_name_char(c: char) -> bool {
+    is_name_start(c)
+        || matches!(c, '-' | '.' | '0'..='9' | '\u{B7}' | '\u{300}'..='\u{36F}' | '\u{203F}'..='\u{2040}')
+}
+
+/// Whether `b` is a non-colonized XML name (Namespaces in XML 1.0, NCName).
+pub(crate) fn is_ncname(b: &[u8]) -> bool {
+    let Ok(s) = std::str::from_utf8(b) else { return false };
+    let mut chars = s.chars();
+    chars.next().is_some_and(is_name_start) && chars.all(is_name_char)
+}
+
+/// Offset of the first character outside XML 1.0's Char production: C0 controls other than
+/// TAB, LF and CR, and U+FFFE/U+FFFF (the input is known to be UTF-8, so no surrogates).
+fn first_non_xml_char(buf: &[u8]) -> Option<usize> {
+    let suspicious = |b: u8| (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r')) || b == 0xEF;
+    // Chunks without an early exit let the compiler vectorize the common, clean case.
+    let clean = buf.chunks(64).all(|c| !c.iter().fold(false, |acc, &b| acc | suspicious(b)));
+    if clean {
+        return None;
+    }
+    buf.iter().enumerate().position(|(i, &b)| {
+        (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r'))
+            || (b == 0xEF && buf.get(i + 1) == Some(&0xBF) && matches!(buf.get(i + 2), Some(0xBE | 0xBF)))
+    })
+}
+
 /// Resolves the name inside `&name;` to its character (predefined entities and char refs only).
 pub(crate) fn decode_ref(name: &[u8]) -> Option<char> {
     let c = match name {
@@ -442,11 +479,15 @@ impl<'a> Builder<'a> {
 
     fn split_qname(&self, name: Span, at: usize) -> Result<u32, XmlError> {
         let b = self.bytes(name);
-        match b.iter().position(|&c| c == b':') {
-            None if !b.is_empty() => Ok(0),
-            Some(p) if p > 0 && p + 1 < b.len() && !b[p + 1..].contains(&b':') => Ok(p as u32),
-            _ => Err(malformed(at, format!("invalid qualified name {:?}", String::from_utf8_lossy(b)))),
+        let (prefix, local) = match b.iter().position(|&c| c == b':') {
+            None => (&[][..], b),
+            Some(p) => (b.get(..p).unwrap_or_default(), b.get(p + 1..).unwrap_or_default()),
+        };
+        let prefix_ok = prefix.is_empty() && !b.starts_with(b":") || is_ncname(prefix);
+        if !prefix_ok || !is_ncname(local) {
+            return Err(malformed(at, format!("invalid qualified name {:?}", String::from_utf8_lossy(b))));
         }
+        Ok(prefix.len() as u32)
     }
 
     fn start(
@@ -707,7 +748,10 @@ impl Builder<'_> {
     /// Runs the reader over the whole buffer.
     fn run(&mut self) -> Result<(), XmlError> {
         let bytes = self.buf;
-        let mut reader = Reader::from_reader(bytes);
+        // The reader is given the text after a byte order mark, so that its positions are
+        // offsets into the document text; `skip` turns them back into offsets into `buf`.
+        let skip = if bytes.starts_with(b"\xEF\xBB\xBF") { 3 } else { 0 };
+        let mut reader = Reader::from_reader(bytes.get(skip..).unwrap_or_default());
         {
             let cfg = reader.config_mut();
             cfg.trim_text(false);
@@ -719,11 +763,11 @@ impl Builder<'_> {
         }
         let mut first = true;
         loop {
-            let pos = reader.buffer_position() as usize;
+            let pos = reader.buffer_position() as usize + skip;
             let event = reader
                 .read_event()
-                .map_err(|e| malformed(reader.error_position() as usize, e.to_string()))?;
-            let end = reader.buffer_position() as usize;
+                .map_err(|e| malformed(reader.error_position() as usize + skip, e.to_string()))?;
+            let end = reader.buffer_position() as usize + skip;
             if end > bytes.len() || pos > end {
                 return Err(malformed(pos, "reader position out of range"));
             }
@@ -744,10 +788,16 @@ impl Builder<'_> {
                     self.content(Ev::CData(span(off, off + raw.len())), pos)?;
                 }
                 Event::Comment(_) => self.count_node()?,
-                Event::PI(_) => self.content(Ev::Pi(span(pos, end)), pos)?,
+                Event::PI(pi) => {
+                    // The target is a Name without a colon, and "xml" in any case is reserved.
+                    let target = pi.target();
+                    if !is_ncname(target) || target.eq_ignore_ascii_case(b"xml") {
+                        return Err(malformed(pos, "invalid processing instruction target"));
+                    }
+                    self.content(Ev::Pi(span(pos, end)), pos)?
+                }
                 Event::Decl(d) => {
-                    let at_start =
-                        was_first && (pos == 0 || (pos == 3 && bytes.starts_with(b"\xEF\xBB\xBF")));
+                    let at_start = was_first && pos == skip;
                     if !at_start {
                         return Err(malformed(pos, "XML declaration not at document start"));
                     }
@@ -788,6 +838,9 @@ impl Document {
         }
         if std::str::from_utf8(&buf).is_err() {
             return Err(XmlError::InvalidUtf8);
+        }
+        if let Some(offset) = first_non_xml_char(&buf) {
+            return Err(malformed(offset, "character not allowed in XML"));
         }
         let Index { arena: strings, elems, attrs, nsdecls, events, ids } = arena.take_index();
         let BuilderScratch { mut stack, mut scope, mut scope_marks, mut scratch } =
@@ -1210,8 +1263,22 @@ mod tests {
     }
 
     #[test]
+    fn names_and_characters_beyond_ascii_are_accepted() {
+        let doc = p("<\u{e6}bler \u{f8}=\"\u{1F600}\"><?x-y.z d?>\u{FFFD}</\u{e6}bler>".as_bytes()).unwrap();
+        assert_eq!(doc.local_name(doc.root()), "\u{e6}bler");
+        assert!(p(b"<a xmlns:xml=\"http://www.w3.org/XML/1998/namespace\"/>").is_ok());
+    }
+
+    #[test]
     fn bom_and_prolog_are_accepted() {
-        assert!(p(b"\xEF\xBB\xBF<?xml version=\"1.0\"?><a/>").is_ok());
+        // Spans stay offsets into the buffer, byte order mark included.
+        let doc = p(b"\xEF\xBB\xBF<r a=\"1\">x</r>").unwrap();
+        assert_eq!(doc.qname(doc.root()), "r");
+        assert_eq!(&doc.buffer()[doc.span(doc.root())], b"<r a=\"1\">x</r>");
+        assert_eq!(doc.attribute(doc.root(), "a").as_deref(), Some("1"));
+        assert_eq!(crate::xml::c14n::exclusive_to_vec(&doc, doc.root(), None, &[]), b"<r a=\"1\">x</r>");
+        let bom = p(b"\xEF\xBB\xBF<?xml version=\"1.0\"?><a/>");
+        assert!(bom.is_ok(), "{bom:?}");
         assert!(p(b"  \n<!-- x --><a/>\n").is_ok());
     }
 
@@ -1236,6 +1303,21 @@ mod tests {
             b"<a:b:c xmlns:a=\"urn:a\"/>",
             b"<:a/>",
             b"<a><!-- -- --></a>",
+            // Found by the c14n fuzz target: quick-xml takes "l`/" as the name, and its
+            // canonical form `<l`/></l`/>` would not parse again.
+            b"<l`//> ",
+            b"<a b`=\"1\"/>",
+            b"<1a/>",
+            b"<a:1b xmlns:a=\"urn:a\"/>",
+            b"<a>\x01</a>",
+            b"<a x=\"\x1f\"/>",
+            b"<a>\xEF\xBF\xBF</a>",
+            b"<?XML x?><a/>",
+            b"<a><?x:y z?></a>",
+            b"<a xmlns:p=\"http://www.w3.org/XML/1998/namespace\"/>",
+            b"<a xmlns=\"http://www.w3.org/2000/xmlns/\"/>",
+            b"<a xmlns:p=\"urn:x\" xmlns:p=\"urn:y\"/>",
+            b"<a xmlns=\"urn:x\" xmlns=\"urn:x\"/>",
         ] {
             assert!(
                 matches!(p(bad), Err(XmlError::Malformed { .. })),
