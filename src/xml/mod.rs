@@ -8,4 +8,4 @@ pub mod emit;
 pub mod escape;
 pub mod parse;
 
-pub use parse::{Document, Limits, NodeId, XmlError};
+pub use parse::{Document, Limits, NodeId, ParseArena, XmlError};

@@ -9,8 +9,8 @@ use std::borrow::Cow;
 use std::ops::Range;
 
 use bytes::Bytes;
-use quick_xml::events::Event;
-use quick_xml::Reader;
+use quick_xml::events::attributes::Attributes;
+use quick_xml::parser::{ElementParser, Parser as _};
 
 use crate::xml::dsig::algorithm::DSIG_NS;
 
@@ -490,9 +490,12 @@ impl<'a> Builder<'a> {
         Ok(prefix.len() as u32)
     }
 
+    /// A start tag (or empty-element tag) at `pos`: `content` is what lies between `<` and `>`
+    /// (without the `/` of an empty element), its first `name_len` bytes the name.
     fn start(
         &mut self,
-        e: &quick_xml::events::BytesStart<'_>,
+        content: &'a str,
+        name_len: usize,
         pos: usize,
         empty: bool,
         end_pos: usize,
@@ -505,7 +508,6 @@ impl<'a> Builder<'a> {
         }
         self.count_node()?;
         let id = self.elems.len() as u32;
-        let name_len = e.name().as_ref().len();
         let name = span(pos + 1, pos + 1 + name_len);
         let prefix_len = self.split_qname(name, pos)?;
 
@@ -513,7 +515,7 @@ impl<'a> Builder<'a> {
         let decl_start = self.nsdecls.len() as u32;
         self.scope_marks.push(self.scope.len());
         let mut count = 0usize;
-        let mut attributes = e.attributes();
+        let mut attributes = Attributes::new(content, name_len);
         // quick-xml's own duplicate check allocates per element; ours below does not.
         attributes.with_checks(false);
         for a in attributes {
@@ -744,82 +746,187 @@ impl<'a> Builder<'a> {
     }
 }
 
-impl Builder<'_> {
-    /// Runs the reader over the whole buffer.
-    fn run(&mut self) -> Result<(), XmlError> {
-        let bytes = self.buf;
-        // The reader is given the text after a byte order mark, so that its positions are
-        // offsets into the document text; `skip` turns them back into offsets into `buf`.
-        let skip = if bytes.starts_with(b"\xEF\xBB\xBF") { 3 } else { 0 };
-        let mut reader = Reader::from_reader(bytes.get(skip..).unwrap_or_default());
-        {
-            let cfg = reader.config_mut();
-            cfg.trim_text(false);
-            cfg.check_end_names = true;
-            cfg.expand_empty_elements = false;
-            cfg.check_comments = true;
-            cfg.allow_unmatched_ends = false;
-            cfg.allow_dangling_amp = false;
+/// Position of `needle` in `hay` at or after `from`.
+fn find(hay: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
+    let rest = hay.get(from..)?;
+    let first = *needle.first()?;
+    let mut i = 0;
+    while let Some(off) = rest.get(i..)?.iter().position(|&b| b == first) {
+        let at = i + off;
+        if rest.get(at..at + needle.len()) == Some(needle) {
+            return Some(from + at);
         }
-        let mut first = true;
-        loop {
-            let pos = reader.buffer_position() as usize + skip;
-            let event = reader
-                .read_event()
-                .map_err(|e| malformed(reader.error_position() as usize + skip, e.to_string()))?;
-            let end = reader.buffer_position() as usize + skip;
-            if end > bytes.len() || pos > end {
-                return Err(malformed(pos, "reader position out of range"));
+        i = at + 1;
+    }
+    None
+}
+
+impl<'a> Builder<'a> {
+    /// Tokenizes the whole buffer. The loop is segl's own so that it keeps no state between
+    /// documents (quick-xml's reader grows a name stack per document); finding the end of a
+    /// tag and reading its attributes is left to quick-xml's parsers.
+    fn run(&mut self, skip: usize) -> Result<(), XmlError> {
+        let buf = self.buf;
+        let mut pos = skip;
+        let mut seen_markup = false;
+        while pos < buf.len() {
+            let lt =
+                buf.get(pos..).and_then(|r| r.iter().position(|&b| b == b'<')).map_or(buf.len(), |o| pos + o);
+            if lt > pos {
+                self.text(pos, lt)?;
+                seen_markup = true;
+                pos = lt;
+                continue;
             }
-            let was_first = std::mem::replace(&mut first, false);
-            match event {
-                Event::Start(e) => self.start(&e, pos, false, end)?,
-                Event::Empty(e) => self.start(&e, pos, true, end)?,
-                Event::End(_) => self.end(end)?,
-                Event::Text(_) => self.content(Ev::Text(span(pos, end)), pos)?,
-                Event::GeneralRef(r) => {
-                    let name: &[u8] = &r;
-                    let c = decode_ref(name).ok_or_else(|| unknown_entity(name))?;
-                    self.content(Ev::Ref(c), pos)?;
-                }
-                Event::CData(c) => {
-                    let raw: &[u8] = &c;
-                    let off = offset_in(bytes, raw).ok_or_else(|| malformed(pos, "CDATA outside buffer"))?;
-                    self.content(Ev::CData(span(off, off + raw.len())), pos)?;
-                }
-                Event::Comment(_) => self.count_node()?,
-                Event::PI(pi) => {
-                    // The target is a Name without a colon, and "xml" in any case is reserved.
-                    let target = pi.target();
+            let rest = buf.get(pos..).unwrap_or_default();
+            if rest.starts_with(b"<?") {
+                let end = find(buf, pos + 2, b"?>")
+                    .ok_or_else(|| malformed(pos, "unterminated processing instruction"))?
+                    + 2;
+                let inner = buf.get(pos + 2..end - 2).unwrap_or_default();
+                let t_end = inner.iter().position(|&b| is_xml_ws(b)).unwrap_or(inner.len());
+                let target = inner.get(..t_end).unwrap_or_default();
+                if target == b"xml" {
+                    if seen_markup || pos != skip {
+                        return Err(malformed(pos, "XML declaration not at document start"));
+                    }
+                    self.declaration(inner.get(t_end..).unwrap_or_default(), pos)?;
+                } else {
                     if !is_ncname(target) || target.eq_ignore_ascii_case(b"xml") {
                         return Err(malformed(pos, "invalid processing instruction target"));
                     }
-                    self.content(Ev::Pi(span(pos, end)), pos)?
+                    self.content(Ev::Pi(span(pos, end)), pos)?;
                 }
-                Event::Decl(d) => {
-                    let at_start = was_first && pos == skip;
-                    if !at_start {
-                        return Err(malformed(pos, "XML declaration not at document start"));
-                    }
-                    if let Some(enc) = d.encoding() {
-                        let enc = enc.map_err(|e| malformed(pos, e.to_string()))?;
-                        if !enc.eq_ignore_ascii_case(b"utf-8") {
-                            return Err(XmlError::UnsupportedEncoding {
-                                encoding: String::from_utf8_lossy(&enc).into_owned(),
-                            });
-                        }
-                    }
+                pos = end;
+            } else if rest.starts_with(b"<!--") {
+                let close =
+                    find(buf, pos + 4, b"--").ok_or_else(|| malformed(pos, "unterminated comment"))?;
+                if buf.get(close + 2) != Some(&b'>') {
+                    return Err(malformed(close, "'--' inside a comment"));
                 }
-                Event::DocType(_) => return Err(XmlError::Doctype),
-                Event::Eof => break,
+                self.count_node()?;
+                pos = close + 3;
+            } else if rest.starts_with(b"<![CDATA[") {
+                if self.stack.is_empty() {
+                    return Err(malformed(pos, "CDATA outside the document element"));
+                }
+                let close =
+                    find(buf, pos + 9, b"]]>").ok_or_else(|| malformed(pos, "unterminated CDATA section"))?;
+                self.content(Ev::CData(span(pos + 9, close)), pos)?;
+                pos = close + 3;
+            } else if rest.starts_with(b"<!DOCTYPE") {
+                return Err(XmlError::Doctype);
+            } else if rest.starts_with(b"<!") {
+                return Err(malformed(pos, "unexpected markup declaration"));
+            } else if rest.starts_with(b"</") {
+                let close = find(buf, pos + 2, b">").ok_or_else(|| malformed(pos, "unterminated end tag"))?;
+                let inner = buf.get(pos + 2..close).unwrap_or_default();
+                let n_end = inner.iter().position(|&b| is_xml_ws(b)).unwrap_or(inner.len());
+                if !inner.get(n_end..).unwrap_or_default().iter().all(|&b| is_xml_ws(b)) {
+                    return Err(malformed(pos, "garbage in end tag"));
+                }
+                self.end_tag(inner.get(..n_end).unwrap_or_default(), pos, close + 1)?;
+                pos = close + 1;
+            } else {
+                let after = buf.get(pos + 1..).unwrap_or_default();
+                let len = ElementParser::default()
+                    .feed(after)
+                    .ok_or_else(|| malformed(pos, "unterminated start tag"))?;
+                let end = pos + 1 + len + 1;
+                let raw = after.get(..len).unwrap_or_default();
+                let (raw, empty) = match raw.strip_suffix(b"/") {
+                    Some(r) => (r, true),
+                    None => (raw, false),
+                };
+                let content = std::str::from_utf8(raw).map_err(|_| XmlError::InvalidUtf8)?;
+                let name_len = raw.iter().position(|&b| is_xml_ws(b)).unwrap_or(raw.len());
+                if name_len == 0 {
+                    return Err(malformed(pos, "tag without a name"));
+                }
+                self.start(content, name_len, pos, empty, end)?;
+                pos = end;
             }
+            seen_markup = true;
         }
-        let end = bytes.len();
+        let end = buf.len();
         if !self.stack.is_empty() {
             return Err(malformed(end, "unexpected end of document"));
         }
         if self.root.is_none() {
             return Err(malformed(end, "no document element"));
+        }
+        Ok(())
+    }
+
+    /// Character data between markup: text pieces and references.
+    fn text(&mut self, from: usize, to: usize) -> Result<(), XmlError> {
+        let buf = self.buf;
+        if self.stack.is_empty() {
+            let raw = buf.get(from..to).unwrap_or_default();
+            if raw.iter().all(|&b| is_xml_ws(b)) {
+                return Ok(());
+            }
+            return Err(malformed(from, "content outside the document element"));
+        }
+        let mut pos = from;
+        while pos < to {
+            let amp =
+                buf.get(pos..to).and_then(|r| r.iter().position(|&b| b == b'&')).map_or(to, |o| pos + o);
+            if amp > pos {
+                if find(buf.get(..amp).unwrap_or_default(), pos, b"]]>").is_some() {
+                    return Err(malformed(pos, "']]>' in character data"));
+                }
+                self.content(Ev::Text(span(pos, amp)), pos)?;
+            }
+            if amp == to {
+                break;
+            }
+            let semi = buf
+                .get(amp + 1..to)
+                .and_then(|r| r.iter().position(|&b| b == b';'))
+                .ok_or_else(|| unknown_entity(buf.get(amp + 1..to).unwrap_or_default()))?;
+            let name = buf.get(amp + 1..amp + 1 + semi).unwrap_or_default();
+            let c = decode_ref(name).ok_or_else(|| unknown_entity(name))?;
+            self.content(Ev::Ref(c), amp)?;
+            pos = amp + semi + 2;
+        }
+        Ok(())
+    }
+
+    /// An end tag `</name>` spanning `pos..end`.
+    fn end_tag(&mut self, name: &[u8], pos: usize, end: usize) -> Result<(), XmlError> {
+        let open = self.stack.last().and_then(|&id| self.elems.get(id as usize)).map(|e| e.name);
+        match open {
+            Some(open) if self.bytes(open) == name => self.end(end),
+            Some(_) => Err(malformed(pos, "end tag does not match the start tag")),
+            None => Err(malformed(pos, "end tag without start tag")),
+        }
+    }
+
+    /// The pseudo-attributes of `<?xml …?>`: only UTF-8 is accepted.
+    fn declaration(&mut self, rest: &[u8], pos: usize) -> Result<(), XmlError> {
+        let rest = std::str::from_utf8(rest).map_err(|_| XmlError::InvalidUtf8)?;
+        let mut attributes = Attributes::new(rest, 0);
+        attributes.with_checks(false);
+        let mut version = false;
+        for a in attributes {
+            let a = a.map_err(|e| malformed(pos, e.to_string()))?;
+            match a.key.as_ref() {
+                b"version" => version = true,
+                b"encoding" => {
+                    let enc: &[u8] = &a.value;
+                    if !enc.eq_ignore_ascii_case(b"utf-8") {
+                        return Err(XmlError::UnsupportedEncoding {
+                            encoding: String::from_utf8_lossy(enc).into_owned(),
+                        });
+                    }
+                }
+                b"standalone" => {}
+                _ => return Err(malformed(pos, "unknown pseudo-attribute in the XML declaration")),
+            }
+        }
+        if !version {
+            return Err(malformed(pos, "XML declaration without version"));
         }
         Ok(())
     }
@@ -866,7 +973,8 @@ impl Document {
             root_closed: false,
             scratch,
         };
-        let result = b.run();
+        let skip = if buf.starts_with(b"\xEF\xBB\xBF") { 3 } else { 0 };
+        let result = b.run(skip);
         let Builder {
             arena: strings,
             elems,
@@ -1263,6 +1371,25 @@ mod tests {
     }
 
     #[test]
+    fn tokenizer_accepts_what_xml_allows() {
+        for ok in [
+            &b"<a></a >"[..],
+            b"<a\n x = '1'\t/>",
+            b"<a><!----></a>",
+            b"<a><!-- > - --></a>",
+            b"<a>x > y ]] z</a>",
+            b"<a x=\"a>b\"/>",
+            b"<?xml version='1.0' encoding='utf-8' standalone='yes'?><a/>",
+            b"<?pi?><a/><?pi data?>",
+        ] {
+            assert!(p(ok).is_ok(), "{:?} -> {:?}", String::from_utf8_lossy(ok), p(ok));
+        }
+        let doc = p(b"<a x=\"a>b\">t</a>").unwrap();
+        assert_eq!(doc.attribute(doc.root(), "x").as_deref(), Some("a>b"));
+        assert_eq!(doc.text(doc.root()), "t");
+    }
+
+    #[test]
     fn names_and_characters_beyond_ascii_are_accepted() {
         let doc = p("<\u{e6}bler \u{f8}=\"\u{1F600}\"><?x-y.z d?>\u{FFFD}</\u{e6}bler>".as_bytes()).unwrap();
         assert_eq!(doc.local_name(doc.root()), "\u{e6}bler");
@@ -1318,6 +1445,21 @@ mod tests {
             b"<a xmlns=\"http://www.w3.org/2000/xmlns/\"/>",
             b"<a xmlns:p=\"urn:x\" xmlns:p=\"urn:y\"/>",
             b"<a xmlns=\"urn:x\" xmlns=\"urn:x\"/>",
+            // segl's own tokenizer loop.
+            b"<a>]]></a>",
+            b"<a><![CDATA[x</a>",
+            b"<a></a x>",
+            b"<a><!-- x ---></a>",
+            b"<a><!--->",
+            b"<a x='1'",
+            b"<a><b></a></b>",
+            b"<?xml encoding=\"UTF-8\"?><a/>",
+            b"<?xml version=\"1.0\" foo=\"x\"?><a/>",
+            b" <?xml version=\"1.0\"?><a/>",
+            b"<![CDATA[x]]><a/>",
+            b"<a/>&amp;",
+            b"<!ELEMENT a ANY><a/>",
+            b"< a/>",
         ] {
             assert!(
                 matches!(p(bad), Err(XmlError::Malformed { .. })),
