@@ -579,6 +579,78 @@ Second line</text>
         assert_eq!(subtree(&d2, e2, &[]), expected);
     }
 
+    fn inclusive_subtree(d: &Document, n: NodeId) -> String {
+        let mut out = Vec::new();
+        inclusive(d, n, None, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    fn inclusive_whole(s: &str) -> String {
+        let mut out = Vec::new();
+        inclusive_document(&doc(s), &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    /// Exclusive XML Canonicalization §2.2 gives the inclusive (Canonical XML 1.0) forms of
+    /// the same subtree in its two documents: they differ, by the inherited namespaces and,
+    /// in the second, the inherited `xml:space` (C14N 1.0 §2.4).
+    #[test]
+    fn exc_c14n_2_2_inclusive_forms_depend_on_context() {
+        let d1 = doc(
+            r#"<n0:local xmlns:n0="foo:bar" xmlns:n3="ftp://example.org"><n1:elem2 xmlns:n1="http://example.net" xml:lang="en"><n3:stuff xmlns:n3="ftp://example.org"/></n1:elem2></n0:local>"#,
+        );
+        let d2 = doc(
+            r#"<n2:pdu xmlns:n1="http://example.com" xmlns:n2="http://foo.example" xml:lang="fr" xml:space="retain"><n1:elem2 xmlns:n1="http://example.net" xml:lang="en"><n3:stuff xmlns:n3="ftp://example.org"/></n1:elem2></n2:pdu>"#,
+        );
+        let e1 = d1.children(d1.root()).next().unwrap();
+        let e2 = d2.children(d2.root()).next().unwrap();
+        assert_eq!(
+            inclusive_subtree(&d1, e1),
+            r#"<n1:elem2 xmlns:n0="foo:bar" xmlns:n1="http://example.net" xmlns:n3="ftp://example.org" xml:lang="en"><n3:stuff></n3:stuff></n1:elem2>"#
+        );
+        assert_eq!(
+            inclusive_subtree(&d2, e2),
+            r#"<n1:elem2 xmlns:n1="http://example.net" xmlns:n2="http://foo.example" xml:lang="en" xml:space="retain"><n3:stuff xmlns:n3="ftp://example.org"></n3:stuff></n1:elem2>"#
+        );
+    }
+
+    /// Canonical XML 1.0 §3.1–§3.4 and §3.6 under inclusive rules (DTD-dependent parts
+    /// removed, as segl refuses DTDs): §3.3 keeps redundant-free namespace declarations where
+    /// the exclusive form drops unused ones.
+    #[test]
+    fn c14n_3_x_inclusive() {
+        let input = "<?xml version=\"1.0\"?>\n\n<?xml-stylesheet   href=\"doc.xsl\"\n   type=\"text/xsl\"   ?>\n\n<doc>Hello, world!<!-- Comment 1 --></doc>\n\n<?pi-without-data     ?>\n\n<!-- Comment 2 -->\n\n<!-- Comment 3 -->\n";
+        assert_eq!(
+            inclusive_whole(input),
+            "<?xml-stylesheet href=\"doc.xsl\"\n   type=\"text/xsl\"   ?>\n<doc>Hello, world!</doc>\n<?pi-without-data?>"
+        );
+        let input = r#"<doc>
+   <e5 a:attr="out" b:attr="sorted" attr2="all" attr="I'm"
+      xmlns:b="http://www.ietf.org"
+      xmlns:a="http://www.w3.org"
+      xmlns="http://example.org"/>
+   <e6 xmlns="" xmlns:a="http://www.w3.org">
+      <e7 xmlns="http://www.ietf.org">
+         <e8 xmlns="" xmlns:a="http://www.w3.org">
+            <e9 xmlns="" xmlns:a="http://www.ietf.org"/>
+         </e8>
+      </e7>
+   </e6>
+</doc>"#;
+        let expected = r#"<doc>
+   <e5 xmlns="http://example.org" xmlns:a="http://www.w3.org" xmlns:b="http://www.ietf.org" attr="I'm" attr2="all" b:attr="sorted" a:attr="out"></e5>
+   <e6 xmlns:a="http://www.w3.org">
+      <e7 xmlns="http://www.ietf.org">
+         <e8 xmlns="">
+            <e9 xmlns:a="http://www.ietf.org"></e9>
+         </e8>
+      </e7>
+   </e6>
+</doc>"#;
+        assert_eq!(inclusive_whole(input), expected);
+        assert_eq!(inclusive_whole("<doc>&#169;&#x0d;<![CDATA[<&>]]></doc>"), "<doc>\u{a9}&#xD;&lt;&amp;&gt;</doc>");
+    }
+
     #[test]
     fn inherited_namespaces_are_rendered_at_the_apex_and_not_repeated() {
         let d = doc(
