@@ -209,8 +209,10 @@ fn comparison() {
 }
 
 fn main() {
-    // `cargo test --benches` runs bench binaries in test mode: keep that quick.
-    let quick = std::env::args().any(|a| a == "--test" || a == "--list");
+    // `cargo test --benches` runs bench binaries in test mode: keep that quick. Profiling
+    // segl alone: SEGL_BENCH_NO_LIBXML2=1.
+    let quick = std::env::args().any(|a| a == "--test" || a == "--list")
+        || std::env::var_os("SEGL_BENCH_NO_LIBXML2").is_some();
     benches();
     if !quick {
         comparison();

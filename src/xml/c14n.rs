@@ -108,7 +108,8 @@ pub fn inclusive_document(doc: &Document, out: &mut impl Sink) {
 }
 
 fn needs_text_escape(raw: &[u8]) -> bool {
-    raw.iter().any(|&b| matches!(b, b'&' | b'<' | b'>' | b'\r'))
+    // Text spans hold no `&` or `<` (those are references and markup); CDATA may.
+    memchr::memchr3(b'>', b'\r', b'&', raw).is_some() || memchr::memchr(b'<', raw).is_some()
 }
 
 fn needs_attr_escape(raw: &[u8]) -> bool {
@@ -648,7 +649,10 @@ Second line</text>
    </e6>
 </doc>"#;
         assert_eq!(inclusive_whole(input), expected);
-        assert_eq!(inclusive_whole("<doc>&#169;&#x0d;<![CDATA[<&>]]></doc>"), "<doc>\u{a9}&#xD;&lt;&amp;&gt;</doc>");
+        assert_eq!(
+            inclusive_whole("<doc>&#169;&#x0d;<![CDATA[<&>]]></doc>"),
+            "<doc>\u{a9}&#xD;&lt;&amp;&gt;</doc>"
+        );
     }
 
     #[test]

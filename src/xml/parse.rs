@@ -284,6 +284,15 @@ fn is_name_char(c: char) -> bool {
 
 /// Whether `b` is a non-colonized XML name (Namespaces in XML 1.0, NCName).
 pub(crate) fn is_ncname(b: &[u8]) -> bool {
+    match b.first() {
+        Some(&c) if c.is_ascii_alphabetic() || c == b'_' => {
+            if b.iter().all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.')) {
+                return true;
+            }
+        }
+        Some(&c) if c.is_ascii() => return false,
+        _ => {}
+    }
     let Ok(s) = std::str::from_utf8(b) else { return false };
     let mut chars = s.chars();
     chars.next().is_some_and(is_name_start) && chars.all(is_name_char)
@@ -399,6 +408,8 @@ fn ns_eq(a: &str, b: &[u8]) -> bool {
 
 struct Builder<'a> {
     buf: &'a [u8],
+    /// The same buffer as text (checked once), for slicing tag contents without rechecking.
+    text: &'a str,
     limits: &'a Limits,
     arena: String,
     elems: Vec<Elem>,
@@ -748,17 +759,12 @@ impl<'a> Builder<'a> {
 
 /// Position of `needle` in `hay` at or after `from`.
 fn find(hay: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
-    let rest = hay.get(from..)?;
-    let first = *needle.first()?;
-    let mut i = 0;
-    while let Some(off) = rest.get(i..)?.iter().position(|&b| b == first) {
-        let at = i + off;
-        if rest.get(at..at + needle.len()) == Some(needle) {
-            return Some(from + at);
-        }
-        i = at + 1;
-    }
-    None
+    memchr::memmem::find(hay.get(from..)?, needle).map(|at| from + at)
+}
+
+/// Position of `byte` in `hay[from..to]`, or `to`.
+fn find_byte(hay: &[u8], from: usize, to: usize, byte: u8) -> usize {
+    hay.get(from..to).and_then(|r| memchr::memchr(byte, r)).map_or(to, |at| from + at)
 }
 
 impl<'a> Builder<'a> {
@@ -770,8 +776,7 @@ impl<'a> Builder<'a> {
         let mut pos = skip;
         let mut seen_markup = false;
         while pos < buf.len() {
-            let lt =
-                buf.get(pos..).and_then(|r| r.iter().position(|&b| b == b'<')).map_or(buf.len(), |o| pos + o);
+            let lt = find_byte(buf, pos, buf.len(), b'<');
             if lt > pos {
                 self.text(pos, lt)?;
                 seen_markup = true;
@@ -838,7 +843,8 @@ impl<'a> Builder<'a> {
                     Some(r) => (r, true),
                     None => (raw, false),
                 };
-                let content = std::str::from_utf8(raw).map_err(|_| XmlError::InvalidUtf8)?;
+                // Tag contents start after `<` and end before `>` or `/>`: ASCII boundaries.
+                let content = self.text.get(pos + 1..pos + 1 + raw.len()).ok_or(XmlError::InvalidUtf8)?;
                 let name_len = raw.iter().position(|&b| is_xml_ws(b)).unwrap_or(raw.len());
                 if name_len == 0 {
                     return Err(malformed(pos, "tag without a name"));
@@ -870,10 +876,11 @@ impl<'a> Builder<'a> {
         }
         let mut pos = from;
         while pos < to {
-            let amp =
-                buf.get(pos..to).and_then(|r| r.iter().position(|&b| b == b'&')).map_or(to, |o| pos + o);
+            let amp = find_byte(buf, pos, to, b'&');
             if amp > pos {
-                if find(buf.get(..amp).unwrap_or_default(), pos, b"]]>").is_some() {
+                if memchr::memchr(b'>', buf.get(pos..amp).unwrap_or_default()).is_some()
+                    && find(buf.get(..amp).unwrap_or_default(), pos, b"]]>").is_some()
+                {
                     return Err(malformed(pos, "']]>' in character data"));
                 }
                 self.content(Ev::Text(span(pos, amp)), pos)?;
@@ -943,9 +950,9 @@ impl Document {
         if buf.len() >= u32::MAX as usize {
             return Err(malformed(0, "document too large"));
         }
-        if std::str::from_utf8(&buf).is_err() {
+        let Ok(text) = std::str::from_utf8(&buf) else {
             return Err(XmlError::InvalidUtf8);
-        }
+        };
         if let Some(offset) = first_non_xml_char(&buf) {
             return Err(malformed(offset, "character not allowed in XML"));
         }
@@ -958,6 +965,7 @@ impl Document {
         scratch.clear();
         let mut b = Builder {
             buf: &buf,
+            text,
             limits,
             arena: strings,
             elems,
