@@ -284,13 +284,10 @@ fn is_name_char(c: char) -> bool {
 
 /// Whether `b` is a non-colonized XML name (Namespaces in XML 1.0, NCName).
 pub(crate) fn is_ncname(b: &[u8]) -> bool {
+    let ascii_name_char = |c: &u8| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.');
     match b.first() {
-        Some(&c) if c.is_ascii_alphabetic() || c == b'_' => {
-            if b.iter().all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.')) {
-                return true;
-            }
-        }
-        Some(&c) if c.is_ascii() => return false,
+        Some(&c) if (c.is_ascii_alphabetic() || c == b'_') && b.iter().all(ascii_name_char) => return true,
+        Some(&c) if c.is_ascii() && !c.is_ascii_alphabetic() && c != b'_' => return false,
         _ => {}
     }
     let Ok(s) = std::str::from_utf8(b) else { return false };
