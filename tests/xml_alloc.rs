@@ -14,25 +14,24 @@ use segl::xml::{Document, Limits, ParseArena};
 mod counting {
     use std::alloc::{GlobalAlloc, Layout, System};
     use std::cell::Cell;
-    use std::sync::atomic::{AtomicUsize, Ordering};
 
     pub struct Counting;
 
-    static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
     thread_local! {
-        // Const-initialized and without a destructor, so reading it never allocates.
+        // Const-initialized and without destructors, so touching them never allocates; per
+        // thread, so tests running in parallel do not count each other's allocations.
         static ACTIVE: Cell<bool> = const { Cell::new(false) };
+        static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
     }
 
     fn note() {
         if ACTIVE.try_with(Cell::get).unwrap_or(false) {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+            let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
         }
     }
 
     // SAFETY: every call is forwarded unchanged to the system allocator, which upholds the
-    // GlobalAlloc contract; counting touches only an atomic and a const thread-local.
+    // GlobalAlloc contract; counting touches only const thread-locals.
     unsafe impl GlobalAlloc for Counting {
         unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
             note();
@@ -54,11 +53,11 @@ mod counting {
 
     /// Runs `f` and returns how many allocations this thread made meanwhile.
     pub fn count(f: impl FnOnce()) -> usize {
-        let before = ALLOCATIONS.load(Ordering::Relaxed);
+        let before = ALLOCATIONS.with(Cell::get);
         ACTIVE.with(|a| a.set(true));
         f();
         ACTIVE.with(|a| a.set(false));
-        ALLOCATIONS.load(Ordering::Relaxed) - before
+        ALLOCATIONS.with(Cell::get) - before
     }
 }
 
