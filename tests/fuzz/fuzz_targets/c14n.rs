@@ -18,9 +18,8 @@ fuzz_target!(|data: &[u8]| {
     for method in [Method::Exclusive(&[]), Method::Exclusive(&["#default", "a", "b"]), Method::Inclusive] {
         let mut once = Vec::new();
         c.document(&doc, method, &mut once);
-        let again = parse(&once).unwrap_or_else(|| {
-            panic!("canonical form does not parse: {}", String::from_utf8_lossy(&once))
-        });
+        let again = parse(&once)
+            .unwrap_or_else(|| panic!("canonical form does not parse: {}", String::from_utf8_lossy(&once)));
         let mut twice = Vec::new();
         c.document(&again, method, &mut twice);
         assert_eq!(String::from_utf8_lossy(&once), String::from_utf8_lossy(&twice), "not a fixed point");
