@@ -3,6 +3,7 @@
 mod config;
 mod dev;
 mod keys;
+mod xml;
 
 use std::path::PathBuf;
 
@@ -44,6 +45,11 @@ enum Command {
         #[command(subcommand)]
         command: keys::KeysCommand,
     },
+    /// XML tools: canonical form, signature verification with explanations.
+    Xml {
+        #[command(subcommand)]
+        command: xml::XmlCommand,
+    },
 }
 
 impl Cli {
@@ -62,6 +68,7 @@ impl Cli {
             Command::Dev { command } => command.run(),
             Command::Config { command } => command.run(),
             Command::Keys { command } => command.run(),
+            Command::Xml { command } => command.run(),
         }
     }
 }

@@ -92,8 +92,23 @@ async fn issue_card(
     audit: &mut AuditTrail,
 ) -> Result<Vec<u8>, RequestError> {
     let policy = ctx.shared.policy();
-    let doc = Document::parse(body, &policy.limits)?;
-    let request = read_request(&doc)?;
+    let doc = ctx.parse(body, &policy.limits)?;
+    let result = issue_parsed(ctx, &policy, endpoint, &doc, now, correlation, audit).await;
+    ctx.recycle(doc);
+    result
+}
+
+/// The pipeline after parsing.
+async fn issue_parsed(
+    ctx: &CoreContext,
+    policy: &Policy,
+    endpoint: DgwsEndpoint,
+    doc: &Document,
+    now: Timestamp,
+    correlation: &mut Correlation,
+    audit: &mut AuditTrail,
+) -> Result<Vec<u8>, RequestError> {
+    let request = read_request(doc)?;
     if let Some(id) = &request.message_id {
         correlation.message_id = id.clone();
     }
@@ -101,11 +116,11 @@ async fn issue_card(
     correlation.version = request.version;
     correlation.context = request.context.clone();
 
-    let accepted = accepted_card(&policy, &doc, &request, now, audit)?;
-    check_national_role(&policy, &accepted.card)?;
-    let replay_key = remember_message_id(&ctx.shared, &policy, &request, &accepted, now)?;
+    let accepted = accepted_card(policy, doc, &request, now, audit)?;
+    check_national_role(policy, &accepted.card)?;
+    let replay_key = remember_message_id(&ctx.shared, policy, &request, &accepted, now)?;
 
-    let issued = issued_card(&policy, endpoint, &accepted, now);
+    let issued = issued_card(policy, endpoint, &accepted, now);
     audit.issued_card_id = Some(issued.id_card_id.clone());
     let credential = ctx.signer.credential();
     audit.key = Some(credential.key_label.to_string());

@@ -16,7 +16,8 @@ use crate::roles::{NationalRoles, RolesConfigError};
 use crate::signing::CoreSigner;
 use crate::trust::crl::CrlSet;
 use crate::trust::{TrustStore, TrustStoreError};
-use crate::xml::Limits;
+use crate::xml::parse::ParseArena;
+use crate::xml::{Document, Limits};
 use arc_swap::ArcSwap;
 use error::RequestError;
 use replay::ReplayCache;
@@ -132,12 +133,38 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     changed
 }
 
-/// One core's view: the shared state and this core's own HSM session.
+/// One core's view: the shared state, this core's own HSM session, and its reusable XML
+/// storage.
 pub struct CoreContext {
     /// Shared state.
     pub shared: Arc<Shared>,
     /// This core's signer.
     pub signer: CoreSigner,
+    /// Parse storage reused request after request, so a warm core parses without allocating.
+    xml: std::cell::RefCell<ParseArena>,
+}
+
+impl CoreContext {
+    /// A core's context.
+    pub fn new(shared: Arc<Shared>, signer: CoreSigner) -> Self {
+        CoreContext { shared, signer, xml: Default::default() }
+    }
+
+    /// Parses a request into storage reused across requests (see [`CoreContext::recycle`]).
+    pub fn parse(&self, body: bytes::Bytes, limits: &Limits) -> Result<Document, crate::xml::XmlError> {
+        // The borrow ends with the parse; a request waiting on the HSM holds only its Document.
+        match self.xml.try_borrow_mut() {
+            Ok(mut arena) => Document::parse_with(body, limits, &mut arena),
+            Err(_) => Document::parse(body, limits),
+        }
+    }
+
+    /// Hands a finished request's document storage back for the next parse.
+    pub fn recycle(&self, doc: Document) {
+        if let Ok(mut arena) = self.xml.try_borrow_mut() {
+            arena.recycle(doc);
+        }
+    }
 }
 
 /// The endpoints, by the last path segment under `/sts/services/`.

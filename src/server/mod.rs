@@ -111,7 +111,7 @@ pub fn run(config_path: PathBuf, config: Config) -> Result<(), ServeError> {
             .preempt_timer(Duration::from_millis(1))
             .spawn(move || async move {
                 glommio::spawn_local(signer_driver.run()).detach();
-                let ctx = Rc::new(CoreContext { shared, signer });
+                let ctx = Rc::new(CoreContext::new(shared, signer));
                 let lifecycle = env.lifecycle.clone();
                 let result = serve_core(ctx, Rc::new(env)).await;
                 if let Err(reason) = &result {

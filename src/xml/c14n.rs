@@ -1,13 +1,16 @@
-//! Exclusive XML Canonicalization 1.0 (without comments), streamed from the span index.
+//! XML canonicalization, streamed from the span index: Exclusive XML Canonicalization 1.0
+//! (what the federation signs with) and Canonical XML 1.0 (inclusive; only to verify legacy
+//! signatures), both without comments.
 //!
-//! The canonical bytes are produced in one linear walk over the document's event list and
-//! written straight into a [`Sink`] (normally a hasher). Spans that need no normalization or
-//! escaping are copied as they are; everything else goes through two scratch buffers that are
-//! reused for the whole run, so the cost per node is a few comparisons and no allocation.
+//! The canonical bytes are produced in one linear walk over the document's event list. Spans
+//! that need no normalization or escaping are copied as they are; everything goes through one
+//! output buffer that is handed to the [`Sink`] (normally a hasher) in large pieces, so the
+//! hasher is called a few times per document rather than once per name and value. A
+//! [`Canonicalizer`] keeps its buffers between runs: once warm it allocates nothing.
 
 use crate::xml::dsig::algorithm::Hasher;
 use crate::xml::escape;
-use crate::xml::parse::{decode_attr_into, normalize_newlines_into, Document, Ev, NodeId};
+use crate::xml::parse::{decode_attr_into, normalize_newlines_into, Document, Ev, NodeId, Span, Str};
 
 /// Receiver of canonical bytes.
 pub trait Sink {
@@ -27,6 +30,40 @@ impl Sink for Hasher {
     }
 }
 
+/// Which canonicalization, by its XML-DSig algorithm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method<'p> {
+    /// Exclusive XML Canonicalization 1.0 with its InclusiveNamespaces PrefixList
+    /// (`#default` names the default namespace).
+    Exclusive(&'p [&'p str]),
+    /// Canonical XML 1.0 (inclusive).
+    Inclusive,
+}
+
+/// Output is handed to the sink whenever this much has accumulated.
+const FLUSH_AT: usize = 16 * 1024;
+
+/// A namespace binding: the declared prefix (empty for the default namespace) and its URI
+/// (`None` for the empty default namespace).
+type Binding = (Span, Option<Str>);
+
+/// Reusable canonicalization state (see the module documentation).
+#[derive(Debug, Default)]
+pub struct Canonicalizer {
+    /// Bindings in scope at the current element (prefix, uri), innermost last.
+    scope: Vec<Binding>,
+    scope_marks: Vec<u32>,
+    /// Bindings rendered by output ancestors, innermost last (exclusive only).
+    rendered: Vec<Binding>,
+    rendered_marks: Vec<u32>,
+    /// Namespace declarations to render on the current element.
+    pending: Vec<Binding>,
+    /// Attributes of the current element, as global indices, in canonical order.
+    order: Vec<u32>,
+    scratch: Vec<u8>,
+    out: Vec<u8>,
+}
+
 /// Exclusive c14n (without comments) of the subtree at `apex`, omitting the subtree `exclude`.
 ///
 /// `inclusive_prefixes` is the InclusiveNamespaces PrefixList; `#default` names the default
@@ -38,8 +75,7 @@ pub fn exclusive(
     inclusive_prefixes: &[&str],
     out: &mut impl Sink,
 ) {
-    let mut c = Canon::new(doc, inclusive_prefixes, out);
-    c.subtree(apex, exclude);
+    Canonicalizer::default().subtree(doc, apex, exclude, Method::Exclusive(inclusive_prefixes), out);
 }
 
 /// [`exclusive`] into a fresh vector.
@@ -54,226 +90,346 @@ pub fn exclusive_to_vec(
     v
 }
 
+/// Canonical XML 1.0 (inclusive, without comments) of the subtree at `apex`, omitting the
+/// subtree `exclude`.
+pub fn inclusive(doc: &Document, apex: NodeId, exclude: Option<NodeId>, out: &mut impl Sink) {
+    Canonicalizer::default().subtree(doc, apex, exclude, Method::Inclusive, out);
+}
+
 /// Exclusive c14n of the whole document: the document element plus the processing
 /// instructions around it, each separated from it by a line feed as Canonical XML §2.1 requires.
 pub fn exclusive_document(doc: &Document, out: &mut impl Sink) {
-    let root = doc.root();
-    let Some((start, end)) = doc.ev_range(root) else {
-        return;
-    };
-    let events = doc.all_events();
-    let mut c = Canon::new(doc, &[], out);
-    for ev in events.get(..start as usize).unwrap_or_default() {
-        if let Ev::Pi(s) = *ev {
-            c.pi(doc.span_bytes(s));
-            c.out.write(b"\n");
-        }
-    }
-    c.subtree(root, None);
-    for ev in events.get(end as usize + 1..).unwrap_or_default() {
-        if let Ev::Pi(s) = *ev {
-            c.out.write(b"\n");
-            c.pi(doc.span_bytes(s));
-        }
-    }
+    Canonicalizer::default().document(doc, Method::Exclusive(&[]), out);
 }
 
-struct Canon<'d, 'o, S: Sink> {
-    doc: &'d Document,
-    out: &'o mut S,
-    inclusive: &'o [&'o str],
-    /// Namespace declarations rendered by output ancestors (prefix, uri), innermost last.
-    rendered: Vec<(&'d [u8], &'d [u8])>,
-    /// Length of `rendered` before each open element.
-    marks: Vec<usize>,
-    pending: Vec<(&'d [u8], &'d [u8])>,
-    order: Vec<usize>,
-    scratch: Vec<u8>,
-    escaped: Vec<u8>,
+/// Canonical XML 1.0 of the whole document (see [`exclusive_document`]).
+pub fn inclusive_document(doc: &Document, out: &mut impl Sink) {
+    Canonicalizer::default().document(doc, Method::Inclusive, out);
 }
 
 fn needs_text_escape(raw: &[u8]) -> bool {
-    raw.iter().any(|&b| matches!(b, b'&' | b'<' | b'>' | b'\r'))
+    // Text spans hold no `&` or `<` (those are references and markup); CDATA may.
+    memchr::memchr3(b'>', b'\r', b'&', raw).is_some() || memchr::memchr(b'<', raw).is_some()
 }
 
 fn needs_attr_escape(raw: &[u8]) -> bool {
     raw.iter().any(|&b| matches!(b, b'&' | b'<' | b'"' | b'\t' | b'\n' | b'\r'))
 }
 
-impl<'d, 'o, S: Sink> Canon<'d, 'o, S> {
-    fn new(doc: &'d Document, inclusive: &'o [&'o str], out: &'o mut S) -> Self {
-        Self {
-            doc,
-            out,
-            inclusive,
-            rendered: Vec::new(),
-            marks: Vec::new(),
-            pending: Vec::new(),
-            order: Vec::new(),
-            scratch: Vec::new(),
-            escaped: Vec::new(),
+impl Canonicalizer {
+    /// Canonical form of the subtree at `apex` without the subtree `exclude` (the
+    /// enveloped-signature transform), written to `out`.
+    pub fn subtree(
+        &mut self,
+        doc: &Document,
+        apex: NodeId,
+        exclude: Option<NodeId>,
+        method: Method<'_>,
+        out: &mut impl Sink,
+    ) {
+        self.reset();
+        self.load_ancestor_scope(doc, apex);
+        self.walk(doc, apex, exclude, method, out);
+        self.flush(out);
+    }
+
+    /// Canonical form of the whole document (see [`exclusive_document`]).
+    pub fn document(&mut self, doc: &Document, method: Method<'_>, out: &mut impl Sink) {
+        self.reset();
+        let root = doc.root();
+        let Some((start, end)) = doc.ev_range(root) else {
+            return;
+        };
+        let events = doc.all_events();
+        for ev in events.get(..start as usize).unwrap_or_default() {
+            if let Ev::Pi(s) = *ev {
+                self.pi(doc.span_bytes(s));
+                self.out.extend_from_slice(b"\n");
+            }
+        }
+        self.walk(doc, root, None, method, out);
+        for ev in events.get(end as usize + 1..).unwrap_or_default() {
+            if let Ev::Pi(s) = *ev {
+                self.out.extend_from_slice(b"\n");
+                self.pi(doc.span_bytes(s));
+            }
+        }
+        self.flush(out);
+    }
+
+    fn reset(&mut self) {
+        self.scope.clear();
+        self.scope_marks.clear();
+        self.rendered.clear();
+        self.rendered_marks.clear();
+        self.out.clear();
+    }
+
+    fn flush(&mut self, out: &mut impl Sink) {
+        if !self.out.is_empty() {
+            out.write(&self.out);
+            self.out.clear();
         }
     }
 
-    fn subtree(&mut self, apex: NodeId, exclude: Option<NodeId>) {
-        let doc = self.doc;
+    /// The bindings declared on the apex's ancestors, outermost first, as the scope the walk
+    /// starts from.
+    fn load_ancestor_scope(&mut self, doc: &Document, apex: NodeId) {
+        let mut depth = 0usize;
+        let mut cur = doc.parent(apex);
+        while let Some(e) = cur {
+            depth += 1;
+            cur = doc.parent(e);
+        }
+        // Outermost first without allocating: walk up `depth - k` steps for each level k.
+        for k in (0..depth).rev() {
+            let mut e = doc.parent(apex);
+            for _ in 0..k {
+                e = e.and_then(|x| doc.parent(x));
+            }
+            if let Some(e) = e {
+                for d in doc.nsdecls_of(e) {
+                    self.scope.push((d.prefix, d.uri));
+                }
+            }
+        }
+    }
+
+    fn walk(
+        &mut self,
+        doc: &Document,
+        apex: NodeId,
+        exclude: Option<NodeId>,
+        method: Method<'_>,
+        out: &mut impl Sink,
+    ) {
         let events = doc.events_of(apex);
         let skip = exclude.and_then(|x| doc.ev_range(x));
-        let base = doc.ev_range(apex).map_or(0, |r| r.0);
+        let base = doc.ev_range(apex).map_or(0, |r| r.0) as usize;
         let mut i = 0usize;
         while let Some(&ev) = events.get(i) {
             match ev {
                 Ev::Start(n) => {
                     if let Some((s, e)) = skip {
-                        if base as usize + i == s as usize {
+                        if base + i == s as usize {
                             i += (e - s) as usize + 1;
                             continue;
                         }
                     }
-                    self.start(NodeId::from_raw(n));
+                    let n = NodeId::from_raw(n);
+                    self.start(doc, n, n == apex, method);
                 }
-                Ev::End(n) => self.end(NodeId::from_raw(n)),
+                Ev::End(n) => self.end(doc, NodeId::from_raw(n)),
                 // CDATA content is character data like any other; escaping makes it text.
                 Ev::Text(s) | Ev::CData(s) => self.text(doc.span_bytes(s)),
                 Ev::Ref(c) => {
                     let mut tmp = [0u8; 4];
-                    self.escaped.clear();
-                    escape::text(&mut self.escaped, c.encode_utf8(&mut tmp).as_bytes());
-                    self.out.write(&self.escaped);
+                    escape::text(&mut self.out, c.encode_utf8(&mut tmp).as_bytes());
                 }
                 Ev::Pi(s) => self.pi(doc.span_bytes(s)),
+            }
+            if self.out.len() >= FLUSH_AT {
+                self.flush(out);
             }
             i += 1;
         }
     }
 
-    fn latest(&self, prefix: &[u8]) -> Option<&'d [u8]> {
-        self.rendered.iter().rev().find(|(p, _)| *p == prefix).map(|&(_, u)| u)
+    /// The in-scope binding of `prefix` (the empty default namespace is `None`).
+    fn in_scope(&self, doc: &Document, prefix: &[u8]) -> Option<Binding> {
+        self.scope.iter().rev().find(|(p, _)| doc.span_bytes(*p) == prefix).copied()
     }
 
-    /// Queues the namespace node for `prefix` unless an output ancestor already rendered it.
-    fn consider(&mut self, n: NodeId, prefix: &'d [u8]) {
-        if self.pending.iter().any(|(p, _)| *p == prefix) {
+    fn uri_bytes(doc: &Document, uri: Option<Str>) -> &[u8] {
+        uri.map_or(&[][..], |u| doc.str_bytes(u))
+    }
+
+    /// Exclusive c14n: queues the namespace node for `prefix` unless an output ancestor
+    /// already rendered the same binding.
+    fn consider(&mut self, doc: &Document, prefix: &[u8]) {
+        if self.pending.iter().any(|(p, _)| doc.span_bytes(*p) == prefix) {
             return;
         }
-        let uri = self.doc.lookup_ns(n, prefix);
-        if prefix.is_empty() {
-            // An empty default namespace is only worth saying (xmlns="") when an output
-            // ancestor rendered a non-empty one.
-            let uri = uri.unwrap_or_default();
-            if self.latest(prefix).unwrap_or_default() != uri {
-                self.pending.push((prefix, uri));
-            }
-        } else if let Some(uri) = uri {
-            if self.latest(prefix) != Some(uri) {
-                self.pending.push((prefix, uri));
-            }
+        let Some((p, uri)) = self.in_scope(doc, prefix) else {
+            return;
+        };
+        let latest = self.rendered.iter().rev().find(|(q, _)| doc.span_bytes(*q) == prefix);
+        // Nothing rendered counts as the empty default namespace, so `xmlns=""` is only said
+        // to undo a non-empty default an output ancestor rendered.
+        let latest_uri = latest.map_or(&[][..], |&(_, u)| Self::uri_bytes(doc, u));
+        if latest_uri != Self::uri_bytes(doc, uri) {
+            self.pending.push((p, uri));
         }
     }
 
-    fn start(&mut self, n: NodeId) {
-        let doc = self.doc;
-        self.marks.push(self.rendered.len());
+    fn start(&mut self, doc: &Document, n: NodeId, is_apex: bool, method: Method<'_>) {
+        self.scope_marks.push(self.scope.len() as u32);
+        self.rendered_marks.push(self.rendered.len() as u32);
         self.pending.clear();
-        self.consider(n, doc.prefix_bytes(n));
-        let attrs = doc.attrs_of(n);
-        for a in attrs {
-            if a.prefix_len == 0 {
-                continue;
+        match method {
+            Method::Exclusive(prefixes) => {
+                for d in doc.nsdecls_of(n) {
+                    self.scope.push((d.prefix, d.uri));
+                }
+                self.consider(doc, doc.prefix_bytes(n));
+                for i in doc.attr_indices(n) {
+                    let Some(a) = doc.attr_at(i) else { continue };
+                    if a.prefix_len == 0 {
+                        continue;
+                    }
+                    let p = doc.span_bytes(a.name).get(..a.prefix_len as usize).unwrap_or_default();
+                    if p != b"xml" {
+                        self.consider(doc, p);
+                    }
+                }
+                for p in prefixes {
+                    let p: &[u8] = match *p {
+                        "#default" => b"",
+                        "xml" => continue,
+                        other => other.as_bytes(),
+                    };
+                    self.consider(doc, p);
+                }
             }
-            let p = doc.span_bytes(a.name).get(..a.prefix_len as usize).unwrap_or_default();
-            if p != b"xml" {
-                self.consider(n, p);
+            Method::Inclusive => {
+                if is_apex {
+                    for d in doc.nsdecls_of(n) {
+                        self.scope.push((d.prefix, d.uri));
+                    }
+                    // Every binding in scope, the innermost of each prefix; the empty default
+                    // namespace is the absence of one.
+                    for k in (0..self.scope.len()).rev() {
+                        let Some(&(p, u)) = self.scope.get(k) else { continue };
+                        let pb = doc.span_bytes(p);
+                        let shadowed = self
+                            .scope
+                            .get(k + 1..)
+                            .unwrap_or_default()
+                            .iter()
+                            .any(|(q, _)| doc.span_bytes(*q) == pb);
+                        if !shadowed && u.is_some() && pb != b"xml" {
+                            self.pending.push((p, u));
+                        }
+                    }
+                } else {
+                    // The parent is in the output and rendered (or inherited) its whole scope,
+                    // so only this element's own declarations that change a binding show.
+                    for d in doc.nsdecls_of(n) {
+                        let pb = doc.span_bytes(d.prefix);
+                        let before = self.in_scope(doc, pb).map_or(&[][..], |(_, u)| Self::uri_bytes(doc, u));
+                        if before != Self::uri_bytes(doc, d.uri) && pb != b"xml" {
+                            self.pending.push((d.prefix, d.uri));
+                        }
+                        self.scope.push((d.prefix, d.uri));
+                    }
+                }
             }
         }
-        for p in self.inclusive {
-            let p: &'d [u8] = match *p {
-                "#default" => b"",
-                // Prefixes from the list are not tied to the document's lifetime; only
-                // in-scope ones can be rendered, so look them up by the document's own copy.
-                other => match doc.nsdecls_in_scope(n).find(|d| d == &other.as_bytes()) {
-                    Some(d) => d,
-                    None => continue,
-                },
-            };
-            self.consider(n, p);
-        }
-        self.pending.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        self.pending.sort_unstable_by(|a, b| doc.span_bytes(a.0).cmp(doc.span_bytes(b.0)));
 
-        self.out.write(b"<");
-        self.out.write(doc.name_bytes(n));
-        for i in 0..self.pending.len() {
-            let Some(&(p, u)) = self.pending.get(i) else {
-                break;
-            };
-            if p.is_empty() {
-                self.out.write(b" xmlns=\"");
+        self.out.push(b'<');
+        self.out.extend_from_slice(doc.name_bytes(n));
+        for k in 0..self.pending.len() {
+            let Some(&(p, u)) = self.pending.get(k) else { break };
+            let pb = doc.span_bytes(p);
+            if pb.is_empty() {
+                self.out.extend_from_slice(b" xmlns=\"");
             } else {
-                self.out.write(b" xmlns:");
-                self.out.write(p);
-                self.out.write(b"=\"");
+                self.out.extend_from_slice(b" xmlns:");
+                self.out.extend_from_slice(pb);
+                self.out.extend_from_slice(b"=\"");
             }
-            if needs_attr_escape(u) {
-                self.escaped.clear();
-                escape::attribute(&mut self.escaped, u);
-                self.out.write(&self.escaped);
+            let ub = Self::uri_bytes(doc, u);
+            // Namespace URIs are escaped like attribute values (C14N 1.0 §2.3), which is
+            // where libxml2 differs: it writes them unescaped.
+            if needs_attr_escape(ub) {
+                escape::attribute(&mut self.out, ub);
             } else {
-                self.out.write(u);
+                self.out.extend_from_slice(ub);
             }
-            self.out.write(b"\"");
+            self.out.push(b'"');
             self.rendered.push((p, u));
         }
 
         self.order.clear();
-        self.order.extend(0..attrs.len());
-        self.order.sort_unstable_by(|&a, &b| match (attrs.get(a), attrs.get(b)) {
+        self.order.extend(doc.attr_indices(n));
+        if is_apex && method == Method::Inclusive {
+            self.inherit_xml_attributes(doc, n);
+        }
+        self.order.sort_unstable_by(|&a, &b| match (doc.attr_at(a), doc.attr_at(b)) {
             (Some(a), Some(b)) => {
                 (doc.attr_ns(a), doc.attr_local(a)).cmp(&(doc.attr_ns(b), doc.attr_local(b)))
             }
             _ => std::cmp::Ordering::Equal,
         });
-        for i in 0..self.order.len() {
-            let Some(a) = self.order.get(i).and_then(|&k| attrs.get(k)) else {
-                break;
-            };
-            self.out.write(b" ");
-            self.out.write(doc.span_bytes(a.name));
-            self.out.write(b"=\"");
+        for k in 0..self.order.len() {
+            let Some(a) = self.order.get(k).and_then(|&i| doc.attr_at(i)) else { break };
+            self.out.push(b' ');
+            self.out.extend_from_slice(doc.span_bytes(a.name));
+            self.out.extend_from_slice(b"=\"");
             let raw = doc.span_bytes(a.value);
             if needs_attr_escape(raw) {
                 self.scratch.clear();
                 // Values were validated while parsing.
                 let _ = decode_attr_into(raw, &mut self.scratch);
-                self.escaped.clear();
-                escape::attribute(&mut self.escaped, &self.scratch);
-                self.out.write(&self.escaped);
+                escape::attribute(&mut self.out, &self.scratch);
             } else {
-                self.out.write(raw);
+                self.out.extend_from_slice(raw);
             }
-            self.out.write(b"\"");
+            self.out.push(b'"');
         }
-        self.out.write(b">");
+        self.out.push(b'>');
     }
 
-    fn end(&mut self, n: NodeId) {
-        self.out.write(b"</");
-        self.out.write(self.doc.name_bytes(n));
-        self.out.write(b">");
-        if let Some(m) = self.marks.pop() {
-            self.rendered.truncate(m);
+    /// Canonical XML 1.0 §2.4: the apex of a document subset carries the `xml:*` attributes
+    /// of its ancestors that it does not override, the nearest ancestor's value winning.
+    fn inherit_xml_attributes(&mut self, doc: &Document, apex: NodeId) {
+        let mut cur = doc.parent(apex);
+        while let Some(e) = cur {
+            for i in doc.attr_indices(e) {
+                let Some(a) = doc.attr_at(i) else { continue };
+                if a.prefix_len == 0
+                    || doc.span_bytes(a.name).get(..a.prefix_len as usize) != Some(&b"xml"[..])
+                {
+                    continue;
+                }
+                let local = doc.attr_local(a);
+                let present = self.order.iter().any(|&j| {
+                    doc.attr_at(j)
+                        .is_some_and(|b| doc.attr_ns(b) == doc.attr_ns(a) && doc.attr_local(b) == local)
+                });
+                if !present {
+                    self.order.push(i);
+                }
+            }
+            cur = doc.parent(e);
+        }
+    }
+
+    fn end(&mut self, doc: &Document, n: NodeId) {
+        self.out.extend_from_slice(b"</");
+        self.out.extend_from_slice(doc.name_bytes(n));
+        self.out.push(b'>');
+        if let Some(m) = self.scope_marks.pop() {
+            self.scope.truncate(m as usize);
+        }
+        if let Some(m) = self.rendered_marks.pop() {
+            self.rendered.truncate(m as usize);
         }
     }
 
     fn text(&mut self, raw: &[u8]) {
         if !needs_text_escape(raw) {
-            self.out.write(raw);
+            self.out.extend_from_slice(raw);
             return;
         }
-        self.scratch.clear();
-        normalize_newlines_into(raw, &mut self.scratch);
-        self.escaped.clear();
-        escape::text(&mut self.escaped, &self.scratch);
-        self.out.write(&self.escaped);
+        if raw.contains(&b'\r') {
+            self.scratch.clear();
+            normalize_newlines_into(raw, &mut self.scratch);
+            escape::text(&mut self.out, &self.scratch);
+        } else {
+            escape::text(&mut self.out, raw);
+        }
     }
 
     fn pi(&mut self, raw: &[u8]) {
@@ -284,15 +440,13 @@ impl<'d, 'o, S: Sink> Canon<'d, 'o, S> {
         let data_start =
             rest.iter().position(|&b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n')).unwrap_or(rest.len());
         let data = rest.get(data_start..).unwrap_or_default();
-        self.out.write(b"<?");
-        self.out.write(target);
+        self.out.extend_from_slice(b"<?");
+        self.out.extend_from_slice(target);
         if !data.is_empty() {
-            self.out.write(b" ");
-            self.scratch.clear();
-            normalize_newlines_into(data, &mut self.scratch);
-            self.out.write(&self.scratch);
+            self.out.push(b' ');
+            normalize_newlines_into(data, &mut self.out);
         }
-        self.out.write(b"?>");
+        self.out.extend_from_slice(b"?>");
     }
 }
 
@@ -424,6 +578,81 @@ Second line</text>
         let e2 = d2.children(d2.root()).next().unwrap();
         assert_eq!(subtree(&d1, e1, &[]), expected);
         assert_eq!(subtree(&d2, e2, &[]), expected);
+    }
+
+    fn inclusive_subtree(d: &Document, n: NodeId) -> String {
+        let mut out = Vec::new();
+        inclusive(d, n, None, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    fn inclusive_whole(s: &str) -> String {
+        let mut out = Vec::new();
+        inclusive_document(&doc(s), &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    /// Exclusive XML Canonicalization §2.2 gives the inclusive (Canonical XML 1.0) forms of
+    /// the same subtree in its two documents: they differ, by the inherited namespaces and,
+    /// in the second, the inherited `xml:space` (C14N 1.0 §2.4).
+    #[test]
+    fn exc_c14n_2_2_inclusive_forms_depend_on_context() {
+        let d1 = doc(
+            r#"<n0:local xmlns:n0="foo:bar" xmlns:n3="ftp://example.org"><n1:elem2 xmlns:n1="http://example.net" xml:lang="en"><n3:stuff xmlns:n3="ftp://example.org"/></n1:elem2></n0:local>"#,
+        );
+        let d2 = doc(
+            r#"<n2:pdu xmlns:n1="http://example.com" xmlns:n2="http://foo.example" xml:lang="fr" xml:space="retain"><n1:elem2 xmlns:n1="http://example.net" xml:lang="en"><n3:stuff xmlns:n3="ftp://example.org"/></n1:elem2></n2:pdu>"#,
+        );
+        let e1 = d1.children(d1.root()).next().unwrap();
+        let e2 = d2.children(d2.root()).next().unwrap();
+        assert_eq!(
+            inclusive_subtree(&d1, e1),
+            r#"<n1:elem2 xmlns:n0="foo:bar" xmlns:n1="http://example.net" xmlns:n3="ftp://example.org" xml:lang="en"><n3:stuff></n3:stuff></n1:elem2>"#
+        );
+        assert_eq!(
+            inclusive_subtree(&d2, e2),
+            r#"<n1:elem2 xmlns:n1="http://example.net" xmlns:n2="http://foo.example" xml:lang="en" xml:space="retain"><n3:stuff xmlns:n3="ftp://example.org"></n3:stuff></n1:elem2>"#
+        );
+    }
+
+    /// Canonical XML 1.0 §3.1–§3.4 and §3.6 under inclusive rules (DTD-dependent parts
+    /// removed, as segl refuses DTDs): §3.3 keeps redundant-free namespace declarations where
+    /// the exclusive form drops unused ones.
+    #[test]
+    fn c14n_3_x_inclusive() {
+        let input = "<?xml version=\"1.0\"?>\n\n<?xml-stylesheet   href=\"doc.xsl\"\n   type=\"text/xsl\"   ?>\n\n<doc>Hello, world!<!-- Comment 1 --></doc>\n\n<?pi-without-data     ?>\n\n<!-- Comment 2 -->\n\n<!-- Comment 3 -->\n";
+        assert_eq!(
+            inclusive_whole(input),
+            "<?xml-stylesheet href=\"doc.xsl\"\n   type=\"text/xsl\"   ?>\n<doc>Hello, world!</doc>\n<?pi-without-data?>"
+        );
+        let input = r#"<doc>
+   <e5 a:attr="out" b:attr="sorted" attr2="all" attr="I'm"
+      xmlns:b="http://www.ietf.org"
+      xmlns:a="http://www.w3.org"
+      xmlns="http://example.org"/>
+   <e6 xmlns="" xmlns:a="http://www.w3.org">
+      <e7 xmlns="http://www.ietf.org">
+         <e8 xmlns="" xmlns:a="http://www.w3.org">
+            <e9 xmlns="" xmlns:a="http://www.ietf.org"/>
+         </e8>
+      </e7>
+   </e6>
+</doc>"#;
+        let expected = r#"<doc>
+   <e5 xmlns="http://example.org" xmlns:a="http://www.w3.org" xmlns:b="http://www.ietf.org" attr="I'm" attr2="all" b:attr="sorted" a:attr="out"></e5>
+   <e6 xmlns:a="http://www.w3.org">
+      <e7 xmlns="http://www.ietf.org">
+         <e8 xmlns="">
+            <e9 xmlns:a="http://www.ietf.org"></e9>
+         </e8>
+      </e7>
+   </e6>
+</doc>"#;
+        assert_eq!(inclusive_whole(input), expected);
+        assert_eq!(
+            inclusive_whole("<doc>&#169;&#x0d;<![CDATA[<&>]]></doc>"),
+            "<doc>\u{a9}&#xD;&lt;&amp;&gt;</doc>"
+        );
     }
 
     #[test]

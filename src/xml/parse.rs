@@ -9,8 +9,8 @@ use std::borrow::Cow;
 use std::ops::Range;
 
 use bytes::Bytes;
-use quick_xml::events::Event;
-use quick_xml::Reader;
+use quick_xml::events::attributes::Attributes;
+use quick_xml::parser::{ElementParser, Parser as _};
 
 use crate::xml::dsig::algorithm::DSIG_NS;
 
@@ -18,6 +18,8 @@ use crate::xml::dsig::algorithm::DSIG_NS;
 pub const WSU_NS: &str = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd";
 /// The namespace the `xml` prefix is permanently bound to.
 pub const XML_NS: &str = "http://www.w3.org/XML/1998/namespace";
+/// The namespace of namespace declarations themselves; it may never be declared.
+const XMLNS_NS: &str = "http://www.w3.org/2000/xmlns/";
 
 const NONE: u32 = u32::MAX;
 
@@ -128,7 +130,7 @@ pub(crate) struct Str {
     arena: bool,
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Span {
     pub(crate) start: u32,
     pub(crate) end: u32,
@@ -206,12 +208,106 @@ pub struct Document {
     ids: Vec<(Str, u32)>,
 }
 
+/// Storage reused from one parse to the next, so that a core parsing request after request
+/// allocates nothing once the buffers have grown to the size of its largest request.
+///
+/// Hand a finished document back with [`ParseArena::recycle`]; a document that is simply
+/// dropped takes its buffers with it and the next parse grows new ones.
+#[derive(Debug, Default)]
+pub struct ParseArena {
+    index: Option<Index>,
+    scratch: BuilderScratch,
+}
+
+/// The parts of a [`Document`] besides its buffer.
+#[derive(Debug, Default)]
+struct Index {
+    arena: String,
+    elems: Vec<Elem>,
+    attrs: Vec<Attr>,
+    nsdecls: Vec<NsDecl>,
+    events: Vec<Ev>,
+    ids: Vec<(Str, u32)>,
+}
+
+/// What the builder needs only while parsing.
+#[derive(Debug, Default)]
+struct BuilderScratch {
+    stack: Vec<u32>,
+    scope: Vec<(Span, Option<Str>)>,
+    scope_marks: Vec<usize>,
+    scratch: Vec<u8>,
+}
+
+impl ParseArena {
+    /// Takes back the storage of a document that is no longer needed.
+    pub fn recycle(&mut self, doc: Document) {
+        let Document { arena, elems, attrs, nsdecls, events, ids, .. } = doc;
+        self.index = Some(Index { arena, elems, attrs, nsdecls, events, ids });
+    }
+
+    fn take_index(&mut self) -> Index {
+        let mut index = self.index.take().unwrap_or_default();
+        index.arena.clear();
+        index.arena.push_str(XML_NS);
+        index.elems.clear();
+        index.attrs.clear();
+        index.nsdecls.clear();
+        index.events.clear();
+        index.ids.clear();
+        index
+    }
+}
+
 fn is_xml_ws(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\r' | b'\n')
 }
 
 fn is_xml_char(c: char) -> bool {
     matches!(c, '\t' | '\n' | '\r') || (c >= ' ' && !matches!(c, '\u{FFFE}' | '\u{FFFF}'))
+}
+
+/// XML 1.0 (fifth edition) NameStartChar, without the colon.
+fn is_name_start(c: char) -> bool {
+    matches!(c,
+        'A'..='Z' | '_' | 'a'..='z' | '\u{C0}'..='\u{D6}' | '\u{D8}'..='\u{F6}' | '\u{F8}'..='\u{2FF}'
+        | '\u{370}'..='\u{37D}' | '\u{37F}'..='\u{1FFF}' | '\u{200C}'..='\u{200D}' | '\u{2070}'..='\u{218F}'
+        | '\u{2C00}'..='\u{2FEF}' | '\u{3001}'..='\u{D7FF}' | '\u{F900}'..='\u{FDCF}' | '\u{FDF0}'..='\u{FFFD}'
+        | '\u{10000}'..='\u{EFFFF}')
+}
+
+/// XML 1.0 (fifth edition) NameChar, without the colon.
+fn is_name_char(c: char) -> bool {
+    is_name_start(c)
+        || matches!(c, '-' | '.' | '0'..='9' | '\u{B7}' | '\u{300}'..='\u{36F}' | '\u{203F}'..='\u{2040}')
+}
+
+/// Whether `b` is a non-colonized XML name (Namespaces in XML 1.0, NCName).
+pub(crate) fn is_ncname(b: &[u8]) -> bool {
+    let ascii_name_char = |c: &u8| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.');
+    match b.first() {
+        Some(&c) if (c.is_ascii_alphabetic() || c == b'_') && b.iter().all(ascii_name_char) => return true,
+        Some(&c) if c.is_ascii() && !c.is_ascii_alphabetic() && c != b'_' => return false,
+        _ => {}
+    }
+    let Ok(s) = std::str::from_utf8(b) else { return false };
+    let mut chars = s.chars();
+    chars.next().is_some_and(is_name_start) && chars.all(is_name_char)
+}
+
+/// Offset of the first character outside XML 1.0's Char production: C0 controls other than
+/// TAB, LF and CR, and U+FFFE/U+FFFF (the input is known to be UTF-8, so no surrogates).
+fn first_non_xml_char(buf: &[u8]) -> Option<usize> {
+    let suspicious = |b: u8| (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r')) || b == 0xEF;
+    // Chunks without an early exit let the compiler vectorize the common, clean case.
+    let clean = buf.chunks(64).all(|c| !c.iter().fold(false, |acc, &b| acc | suspicious(b)));
+    if clean {
+        return None;
+    }
+    buf.iter().enumerate().position(|(i, &b)| {
+        (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r'))
+            || (b == 0xEF && buf.get(i + 1) == Some(&0xBF) && matches!(buf.get(i + 2), Some(0xBE | 0xBF)))
+    })
 }
 
 /// Resolves the name inside `&name;` to its character (predefined entities and char refs only).
@@ -309,6 +405,8 @@ fn ns_eq(a: &str, b: &[u8]) -> bool {
 
 struct Builder<'a> {
     buf: &'a [u8],
+    /// The same buffer as text (checked once), for slicing tag contents without rechecking.
+    text: &'a str,
     limits: &'a Limits,
     arena: String,
     elems: Vec<Elem>,
@@ -389,16 +487,23 @@ impl<'a> Builder<'a> {
 
     fn split_qname(&self, name: Span, at: usize) -> Result<u32, XmlError> {
         let b = self.bytes(name);
-        match b.iter().position(|&c| c == b':') {
-            None if !b.is_empty() => Ok(0),
-            Some(p) if p > 0 && p + 1 < b.len() && !b[p + 1..].contains(&b':') => Ok(p as u32),
-            _ => Err(malformed(at, format!("invalid qualified name {:?}", String::from_utf8_lossy(b)))),
+        let (prefix, local) = match b.iter().position(|&c| c == b':') {
+            None => (&[][..], b),
+            Some(p) => (b.get(..p).unwrap_or_default(), b.get(p + 1..).unwrap_or_default()),
+        };
+        let prefix_ok = prefix.is_empty() && !b.starts_with(b":") || is_ncname(prefix);
+        if !prefix_ok || !is_ncname(local) {
+            return Err(malformed(at, format!("invalid qualified name {:?}", String::from_utf8_lossy(b))));
         }
+        Ok(prefix.len() as u32)
     }
 
+    /// A start tag (or empty-element tag) at `pos`: `content` is what lies between `<` and `>`
+    /// (without the `/` of an empty element), its first `name_len` bytes the name.
     fn start(
         &mut self,
-        e: &quick_xml::events::BytesStart<'_>,
+        content: &'a str,
+        name_len: usize,
         pos: usize,
         empty: bool,
         end_pos: usize,
@@ -411,7 +516,6 @@ impl<'a> Builder<'a> {
         }
         self.count_node()?;
         let id = self.elems.len() as u32;
-        let name_len = e.name().as_ref().len();
         let name = span(pos + 1, pos + 1 + name_len);
         let prefix_len = self.split_qname(name, pos)?;
 
@@ -419,7 +523,10 @@ impl<'a> Builder<'a> {
         let decl_start = self.nsdecls.len() as u32;
         self.scope_marks.push(self.scope.len());
         let mut count = 0usize;
-        for a in e.attributes() {
+        let mut attributes = Attributes::new(content, name_len);
+        // quick-xml's own duplicate check allocates per element; ours below does not.
+        attributes.with_checks(false);
+        for a in attributes {
             let a = a.map_err(|err| malformed(pos, err.to_string()))?;
             count += 1;
             if count > self.limits.max_attributes {
@@ -458,6 +565,21 @@ impl<'a> Builder<'a> {
                 if pbytes == b"xml" && uri.map(|u| self.str_bytes(u)) != Some(XML_NS.as_bytes()) {
                     return Err(malformed(k_off, "xml prefix bound to a foreign namespace"));
                 }
+                if uri.map(|u| self.str_bytes(u)) == Some(XML_NS.as_bytes()) && pbytes != b"xml" {
+                    return Err(malformed(k_off, "the xml namespace bound to another prefix"));
+                }
+                if uri.map(|u| self.str_bytes(u)) == Some(XMLNS_NS.as_bytes()) {
+                    return Err(malformed(k_off, "the xmlns namespace cannot be declared"));
+                }
+                let repeated = self
+                    .nsdecls
+                    .get(decl_start as usize..)
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|d| self.bytes(d.prefix) == pbytes);
+                if repeated {
+                    return Err(malformed(k_off, "duplicate namespace declaration"));
+                }
                 self.nsdecls.push(NsDecl { prefix, uri });
                 self.scope.push((prefix, uri));
             } else {
@@ -467,6 +589,15 @@ impl<'a> Builder<'a> {
                     decode_attr_into(value, &mut self.scratch)?;
                 }
                 let prefix_len = self.split_qname(name, k_off)?;
+                let repeated = self
+                    .attrs
+                    .get(attr_start as usize..)
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|a| self.bytes(a.name) == key);
+                if repeated {
+                    return Err(malformed(k_off, "duplicate attribute"));
+                }
                 self.attrs.push(Attr { name, prefix_len, value: value_span, ns: None });
             }
         }
@@ -623,108 +754,262 @@ impl<'a> Builder<'a> {
     }
 }
 
+/// Position of `needle` in `hay` at or after `from`.
+fn find(hay: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
+    memchr::memmem::find(hay.get(from..)?, needle).map(|at| from + at)
+}
+
+/// Position of `byte` in `hay[from..to]`, or `to`.
+fn find_byte(hay: &[u8], from: usize, to: usize, byte: u8) -> usize {
+    hay.get(from..to).and_then(|r| memchr::memchr(byte, r)).map_or(to, |at| from + at)
+}
+
+impl<'a> Builder<'a> {
+    /// Tokenizes the whole buffer. The loop is segl's own so that it keeps no state between
+    /// documents (quick-xml's reader grows a name stack per document); finding the end of a
+    /// tag and reading its attributes is left to quick-xml's parsers.
+    fn run(&mut self, skip: usize) -> Result<(), XmlError> {
+        let buf = self.buf;
+        let mut pos = skip;
+        let mut seen_markup = false;
+        while pos < buf.len() {
+            let lt = find_byte(buf, pos, buf.len(), b'<');
+            if lt > pos {
+                self.text(pos, lt)?;
+                seen_markup = true;
+                pos = lt;
+                continue;
+            }
+            let rest = buf.get(pos..).unwrap_or_default();
+            if rest.starts_with(b"<?") {
+                let end = find(buf, pos + 2, b"?>")
+                    .ok_or_else(|| malformed(pos, "unterminated processing instruction"))?
+                    + 2;
+                let inner = buf.get(pos + 2..end - 2).unwrap_or_default();
+                let t_end = inner.iter().position(|&b| is_xml_ws(b)).unwrap_or(inner.len());
+                let target = inner.get(..t_end).unwrap_or_default();
+                if target == b"xml" {
+                    if seen_markup || pos != skip {
+                        return Err(malformed(pos, "XML declaration not at document start"));
+                    }
+                    self.declaration(inner.get(t_end..).unwrap_or_default(), pos)?;
+                } else {
+                    if !is_ncname(target) || target.eq_ignore_ascii_case(b"xml") {
+                        return Err(malformed(pos, "invalid processing instruction target"));
+                    }
+                    self.content(Ev::Pi(span(pos, end)), pos)?;
+                }
+                pos = end;
+            } else if rest.starts_with(b"<!--") {
+                let close =
+                    find(buf, pos + 4, b"--").ok_or_else(|| malformed(pos, "unterminated comment"))?;
+                if buf.get(close + 2) != Some(&b'>') {
+                    return Err(malformed(close, "'--' inside a comment"));
+                }
+                self.count_node()?;
+                pos = close + 3;
+            } else if rest.starts_with(b"<![CDATA[") {
+                if self.stack.is_empty() {
+                    return Err(malformed(pos, "CDATA outside the document element"));
+                }
+                let close =
+                    find(buf, pos + 9, b"]]>").ok_or_else(|| malformed(pos, "unterminated CDATA section"))?;
+                self.content(Ev::CData(span(pos + 9, close)), pos)?;
+                pos = close + 3;
+            } else if rest.starts_with(b"<!DOCTYPE") {
+                return Err(XmlError::Doctype);
+            } else if rest.starts_with(b"<!") {
+                return Err(malformed(pos, "unexpected markup declaration"));
+            } else if rest.starts_with(b"</") {
+                let close = find(buf, pos + 2, b">").ok_or_else(|| malformed(pos, "unterminated end tag"))?;
+                let inner = buf.get(pos + 2..close).unwrap_or_default();
+                let n_end = inner.iter().position(|&b| is_xml_ws(b)).unwrap_or(inner.len());
+                if !inner.get(n_end..).unwrap_or_default().iter().all(|&b| is_xml_ws(b)) {
+                    return Err(malformed(pos, "garbage in end tag"));
+                }
+                self.end_tag(inner.get(..n_end).unwrap_or_default(), pos, close + 1)?;
+                pos = close + 1;
+            } else {
+                let after = buf.get(pos + 1..).unwrap_or_default();
+                let len = ElementParser::default()
+                    .feed(after)
+                    .ok_or_else(|| malformed(pos, "unterminated start tag"))?;
+                let end = pos + 1 + len + 1;
+                let raw = after.get(..len).unwrap_or_default();
+                let (raw, empty) = match raw.strip_suffix(b"/") {
+                    Some(r) => (r, true),
+                    None => (raw, false),
+                };
+                // Tag contents start after `<` and end before `>` or `/>`: ASCII boundaries.
+                let content = self.text.get(pos + 1..pos + 1 + raw.len()).ok_or(XmlError::InvalidUtf8)?;
+                let name_len = raw.iter().position(|&b| is_xml_ws(b)).unwrap_or(raw.len());
+                if name_len == 0 {
+                    return Err(malformed(pos, "tag without a name"));
+                }
+                self.start(content, name_len, pos, empty, end)?;
+                pos = end;
+            }
+            seen_markup = true;
+        }
+        let end = buf.len();
+        if !self.stack.is_empty() {
+            return Err(malformed(end, "unexpected end of document"));
+        }
+        if self.root.is_none() {
+            return Err(malformed(end, "no document element"));
+        }
+        Ok(())
+    }
+
+    /// Character data between markup: text pieces and references.
+    fn text(&mut self, from: usize, to: usize) -> Result<(), XmlError> {
+        let buf = self.buf;
+        if self.stack.is_empty() {
+            let raw = buf.get(from..to).unwrap_or_default();
+            if raw.iter().all(|&b| is_xml_ws(b)) {
+                return Ok(());
+            }
+            return Err(malformed(from, "content outside the document element"));
+        }
+        let mut pos = from;
+        while pos < to {
+            let amp = find_byte(buf, pos, to, b'&');
+            if amp > pos {
+                if memchr::memchr(b'>', buf.get(pos..amp).unwrap_or_default()).is_some()
+                    && find(buf.get(..amp).unwrap_or_default(), pos, b"]]>").is_some()
+                {
+                    return Err(malformed(pos, "']]>' in character data"));
+                }
+                self.content(Ev::Text(span(pos, amp)), pos)?;
+            }
+            if amp == to {
+                break;
+            }
+            let semi = buf
+                .get(amp + 1..to)
+                .and_then(|r| r.iter().position(|&b| b == b';'))
+                .ok_or_else(|| unknown_entity(buf.get(amp + 1..to).unwrap_or_default()))?;
+            let name = buf.get(amp + 1..amp + 1 + semi).unwrap_or_default();
+            let c = decode_ref(name).ok_or_else(|| unknown_entity(name))?;
+            self.content(Ev::Ref(c), amp)?;
+            pos = amp + semi + 2;
+        }
+        Ok(())
+    }
+
+    /// An end tag `</name>` spanning `pos..end`.
+    fn end_tag(&mut self, name: &[u8], pos: usize, end: usize) -> Result<(), XmlError> {
+        let open = self.stack.last().and_then(|&id| self.elems.get(id as usize)).map(|e| e.name);
+        match open {
+            Some(open) if self.bytes(open) == name => self.end(end),
+            Some(_) => Err(malformed(pos, "end tag does not match the start tag")),
+            None => Err(malformed(pos, "end tag without start tag")),
+        }
+    }
+
+    /// The pseudo-attributes of `<?xml …?>`: only UTF-8 is accepted.
+    fn declaration(&mut self, rest: &[u8], pos: usize) -> Result<(), XmlError> {
+        let rest = std::str::from_utf8(rest).map_err(|_| XmlError::InvalidUtf8)?;
+        let mut attributes = Attributes::new(rest, 0);
+        attributes.with_checks(false);
+        let mut version = false;
+        for a in attributes {
+            let a = a.map_err(|e| malformed(pos, e.to_string()))?;
+            match a.key.as_ref() {
+                b"version" => version = true,
+                b"encoding" => {
+                    let enc: &[u8] = &a.value;
+                    if !enc.eq_ignore_ascii_case(b"utf-8") {
+                        return Err(XmlError::UnsupportedEncoding {
+                            encoding: String::from_utf8_lossy(enc).into_owned(),
+                        });
+                    }
+                }
+                b"standalone" => {}
+                _ => return Err(malformed(pos, "unknown pseudo-attribute in the XML declaration")),
+            }
+        }
+        if !version {
+            return Err(malformed(pos, "XML declaration without version"));
+        }
+        Ok(())
+    }
+}
+
 impl Document {
     /// Parses `buf` (UTF-8 XML) into a span index, enforcing `limits`.
     pub fn parse(buf: Bytes, limits: &Limits) -> Result<Document, XmlError> {
+        Self::parse_with(buf, limits, &mut ParseArena::default())
+    }
+
+    /// [`Document::parse`] into storage taken from `arena` (see [`ParseArena`]).
+    pub fn parse_with(buf: Bytes, limits: &Limits, arena: &mut ParseArena) -> Result<Document, XmlError> {
         if buf.len() >= u32::MAX as usize {
             return Err(malformed(0, "document too large"));
         }
-        if std::str::from_utf8(&buf).is_err() {
+        let Ok(text) = std::str::from_utf8(&buf) else {
             return Err(XmlError::InvalidUtf8);
+        };
+        if let Some(offset) = first_non_xml_char(&buf) {
+            return Err(malformed(offset, "character not allowed in XML"));
         }
-        let bytes: &[u8] = &buf;
-        let mut reader = Reader::from_reader(bytes);
-        {
-            let cfg = reader.config_mut();
-            cfg.trim_text(false);
-            cfg.check_end_names = true;
-            cfg.expand_empty_elements = false;
-            cfg.check_comments = true;
-            cfg.allow_unmatched_ends = false;
-            cfg.allow_dangling_amp = false;
-        }
+        let Index { arena: strings, elems, attrs, nsdecls, events, ids } = arena.take_index();
+        let BuilderScratch { mut stack, mut scope, mut scope_marks, mut scratch } =
+            std::mem::take(&mut arena.scratch);
+        stack.clear();
+        scope.clear();
+        scope_marks.clear();
+        scratch.clear();
         let mut b = Builder {
-            buf: bytes,
+            buf: &buf,
+            text,
             limits,
-            arena: String::from(XML_NS),
-            elems: Vec::new(),
-            attrs: Vec::new(),
-            nsdecls: Vec::new(),
-            events: Vec::new(),
-            ids: Vec::new(),
-            stack: Vec::new(),
-            scope: Vec::new(),
-            scope_marks: Vec::new(),
+            arena: strings,
+            elems,
+            attrs,
+            nsdecls,
+            events,
+            ids,
+            stack,
+            scope,
+            scope_marks,
             nodes: 0,
             root: None,
             root_closed: false,
-            scratch: Vec::new(),
+            scratch,
         };
-        let mut first = true;
-        loop {
-            let pos = reader.buffer_position() as usize;
-            let event = reader
-                .read_event()
-                .map_err(|e| malformed(reader.error_position() as usize, e.to_string()))?;
-            let end = reader.buffer_position() as usize;
-            if end > bytes.len() || pos > end {
-                return Err(malformed(pos, "reader position out of range"));
-            }
-            let was_first = std::mem::replace(&mut first, false);
-            match event {
-                Event::Start(e) => b.start(&e, pos, false, end)?,
-                Event::Empty(e) => b.start(&e, pos, true, end)?,
-                Event::End(_) => b.end(end)?,
-                Event::Text(_) => b.content(Ev::Text(span(pos, end)), pos)?,
-                Event::GeneralRef(r) => {
-                    let name: &[u8] = &r;
-                    let c = decode_ref(name).ok_or_else(|| unknown_entity(name))?;
-                    b.content(Ev::Ref(c), pos)?;
-                }
-                Event::CData(c) => {
-                    let raw: &[u8] = &c;
-                    let off = offset_in(bytes, raw).ok_or_else(|| malformed(pos, "CDATA outside buffer"))?;
-                    b.content(Ev::CData(span(off, off + raw.len())), pos)?;
-                }
-                Event::Comment(_) => b.count_node()?,
-                Event::PI(_) => b.content(Ev::Pi(span(pos, end)), pos)?,
-                Event::Decl(d) => {
-                    let at_start =
-                        was_first && (pos == 0 || (pos == 3 && bytes.starts_with(b"\xEF\xBB\xBF")));
-                    if !at_start {
-                        return Err(malformed(pos, "XML declaration not at document start"));
-                    }
-                    if let Some(enc) = d.encoding() {
-                        let enc = enc.map_err(|e| malformed(pos, e.to_string()))?;
-                        if !enc.eq_ignore_ascii_case(b"utf-8") {
-                            return Err(XmlError::UnsupportedEncoding {
-                                encoding: String::from_utf8_lossy(&enc).into_owned(),
-                            });
-                        }
-                    }
-                }
-                Event::DocType(_) => return Err(XmlError::Doctype),
-                Event::Eof => break,
-            }
+        let skip = if buf.starts_with(b"\xEF\xBB\xBF") { 3 } else { 0 };
+        let result = b.run(skip);
+        let Builder {
+            arena: strings,
+            elems,
+            attrs,
+            nsdecls,
+            events,
+            mut ids,
+            stack,
+            scope,
+            scope_marks,
+            scratch,
+            ..
+        } = b;
+        arena.scratch = BuilderScratch { stack, scope, scope_marks, scratch };
+        let mut doc = Document { buf, arena: strings, elems, attrs, nsdecls, events, ids: Vec::new() };
+        if let Err(e) = result {
+            arena.recycle(doc);
+            return Err(e);
         }
-        let end = bytes.len();
-        if !b.stack.is_empty() {
-            return Err(malformed(end, "unexpected end of document"));
-        }
-        if b.root.is_none() {
-            return Err(malformed(end, "no document element"));
-        }
-        let Builder { arena, elems, attrs, nsdecls, events, mut ids, .. } = b;
-        let mut doc = Document { buf: buf.clone(), arena, elems, attrs, nsdecls, events, ids: Vec::new() };
         ids.sort_unstable_by(|a, b| doc.str_bytes(a.0).cmp(doc.str_bytes(b.0)));
-        for w in ids.windows(2) {
-            if let [a, b] = w {
-                if doc.str_bytes(a.0) == doc.str_bytes(b.0) {
-                    return Err(XmlError::DuplicateId { id: doc.str(a.0).to_owned() });
-                }
-            }
-        }
+        let duplicate = ids
+            .windows(2)
+            .find(|w| matches!(w, [a, b] if doc.str_bytes(a.0) == doc.str_bytes(b.0)))
+            .and_then(|w| w.first())
+            .map(|a| doc.str(a.0).to_owned());
         doc.ids = ids;
+        if let Some(id) = duplicate {
+            arena.recycle(doc);
+            return Err(XmlError::DuplicateId { id });
+        }
         Ok(doc)
     }
 
@@ -832,6 +1117,15 @@ impl Document {
         self.elem(n).and_then(|e| self.attrs.get(e.attrs.0 as usize..e.attrs.1 as usize)).unwrap_or_default()
     }
 
+    /// Global indices of `n`'s attributes (for [`Document::attr_at`]).
+    pub(crate) fn attr_indices(&self, n: NodeId) -> std::ops::Range<u32> {
+        self.elem(n).map_or(0..0, |e| e.attrs.0..e.attrs.1)
+    }
+
+    pub(crate) fn attr_at(&self, i: u32) -> Option<&Attr> {
+        self.attrs.get(i as usize)
+    }
+
     pub(crate) fn nsdecls_of(&self, n: NodeId) -> &[NsDecl] {
         self.elem(n)
             .and_then(|e| self.nsdecls.get(e.nsdecls.0 as usize..e.nsdecls.1 as usize))
@@ -901,31 +1195,6 @@ impl Document {
     pub(crate) fn prefix_bytes(&self, n: NodeId) -> &[u8] {
         self.elem(n)
             .map_or(&[][..], |e| self.span_bytes(e.name).get(..e.prefix_len as usize).unwrap_or_default())
-    }
-
-    /// In-scope binding of `prefix` at `n` (`None` when unbound or bound to no namespace).
-    pub(crate) fn lookup_ns(&self, n: NodeId, prefix: &[u8]) -> Option<&[u8]> {
-        let mut cur = Some(n);
-        while let Some(e) = cur {
-            for d in self.nsdecls_of(e) {
-                if self.span_bytes(d.prefix) == prefix {
-                    return d.uri.map(|u| self.str_bytes(u));
-                }
-            }
-            cur = self.parent(e);
-        }
-        None
-    }
-
-    /// Prefixes of every namespace declaration on `n` and its ancestors.
-    pub(crate) fn nsdecls_in_scope(&self, n: NodeId) -> impl Iterator<Item = &[u8]> + '_ {
-        let mut cur = Some(n);
-        std::iter::from_fn(move || {
-            let e = cur?;
-            cur = self.parent(e);
-            Some(e)
-        })
-        .flat_map(move |e| self.nsdecls_of(e).iter().map(move |d| self.span_bytes(d.prefix)))
     }
 
     /// All direct text and CDATA content of `n`, concatenated and decoded, untrimmed.
@@ -1107,8 +1376,41 @@ mod tests {
     }
 
     #[test]
+    fn tokenizer_accepts_what_xml_allows() {
+        for ok in [
+            &b"<a></a >"[..],
+            b"<a\n x = '1'\t/>",
+            b"<a><!----></a>",
+            b"<a><!-- > - --></a>",
+            b"<a>x > y ]] z</a>",
+            b"<a x=\"a>b\"/>",
+            b"<?xml version='1.0' encoding='utf-8' standalone='yes'?><a/>",
+            b"<?pi?><a/><?pi data?>",
+        ] {
+            assert!(p(ok).is_ok(), "{:?} -> {:?}", String::from_utf8_lossy(ok), p(ok));
+        }
+        let doc = p(b"<a x=\"a>b\">t</a>").unwrap();
+        assert_eq!(doc.attribute(doc.root(), "x").as_deref(), Some("a>b"));
+        assert_eq!(doc.text(doc.root()), "t");
+    }
+
+    #[test]
+    fn names_and_characters_beyond_ascii_are_accepted() {
+        let doc = p("<\u{e6}bler \u{f8}=\"\u{1F600}\"><?x-y.z d?>\u{FFFD}</\u{e6}bler>".as_bytes()).unwrap();
+        assert_eq!(doc.local_name(doc.root()), "\u{e6}bler");
+        assert!(p(b"<a xmlns:xml=\"http://www.w3.org/XML/1998/namespace\"/>").is_ok());
+    }
+
+    #[test]
     fn bom_and_prolog_are_accepted() {
-        assert!(p(b"\xEF\xBB\xBF<?xml version=\"1.0\"?><a/>").is_ok());
+        // Spans stay offsets into the buffer, byte order mark included.
+        let doc = p(b"\xEF\xBB\xBF<r a=\"1\">x</r>").unwrap();
+        assert_eq!(doc.qname(doc.root()), "r");
+        assert_eq!(&doc.buffer()[doc.span(doc.root())], b"<r a=\"1\">x</r>");
+        assert_eq!(doc.attribute(doc.root(), "a").as_deref(), Some("1"));
+        assert_eq!(crate::xml::c14n::exclusive_to_vec(&doc, doc.root(), None, &[]), b"<r a=\"1\">x</r>");
+        let bom = p(b"\xEF\xBB\xBF<?xml version=\"1.0\"?><a/>");
+        assert!(bom.is_ok(), "{bom:?}");
         assert!(p(b"  \n<!-- x --><a/>\n").is_ok());
     }
 
@@ -1133,6 +1435,36 @@ mod tests {
             b"<a:b:c xmlns:a=\"urn:a\"/>",
             b"<:a/>",
             b"<a><!-- -- --></a>",
+            // Found by the c14n fuzz target: quick-xml takes "l`/" as the name, and its
+            // canonical form `<l`/></l`/>` would not parse again.
+            b"<l`//> ",
+            b"<a b`=\"1\"/>",
+            b"<1a/>",
+            b"<a:1b xmlns:a=\"urn:a\"/>",
+            b"<a>\x01</a>",
+            b"<a x=\"\x1f\"/>",
+            b"<a>\xEF\xBF\xBF</a>",
+            b"<?XML x?><a/>",
+            b"<a><?x:y z?></a>",
+            b"<a xmlns:p=\"http://www.w3.org/XML/1998/namespace\"/>",
+            b"<a xmlns=\"http://www.w3.org/2000/xmlns/\"/>",
+            b"<a xmlns:p=\"urn:x\" xmlns:p=\"urn:y\"/>",
+            b"<a xmlns=\"urn:x\" xmlns=\"urn:x\"/>",
+            // segl's own tokenizer loop.
+            b"<a>]]></a>",
+            b"<a><![CDATA[x</a>",
+            b"<a></a x>",
+            b"<a><!-- x ---></a>",
+            b"<a><!--->",
+            b"<a x='1'",
+            b"<a><b></a></b>",
+            b"<?xml encoding=\"UTF-8\"?><a/>",
+            b"<?xml version=\"1.0\" foo=\"x\"?><a/>",
+            b" <?xml version=\"1.0\"?><a/>",
+            b"<![CDATA[x]]><a/>",
+            b"<a/>&amp;",
+            b"<!ELEMENT a ANY><a/>",
+            b"< a/>",
         ] {
             assert!(
                 matches!(p(bad), Err(XmlError::Malformed { .. })),

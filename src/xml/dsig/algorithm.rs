@@ -84,6 +84,11 @@ impl Hasher {
     pub fn finish(self) -> Vec<u8> {
         self.0.finish().as_ref().to_vec()
     }
+
+    /// Finishes without allocating: the digest lives in the returned value.
+    pub fn finish_digest(self) -> digest::Digest {
+        self.0.finish()
+    }
 }
 
 /// An RSA PKCS#1 v1.5 signature algorithm.

@@ -1,7 +1,13 @@
-//! XML-DSig: algorithms, verification, signing.
+//! XML-DSig: algorithms, the verification policy, verification of the enveloped and header
+//! profiles, signing.
 
 pub mod algorithm;
+pub mod explain;
+pub mod header;
+pub mod policy;
 pub mod sign;
 pub mod verify;
 
-pub use verify::{verify_enveloped, DsigError, VerifiedSignature};
+pub use header::{verify_header, VerifiedHeader};
+pub use policy::Policy;
+pub use verify::{verify_element, verify_enveloped, verify_enveloped_with, DsigError, VerifiedSignature};

@@ -1,4 +1,5 @@
-//! Creating an enveloped XML signature over bytes that are already canonical.
+//! Creating XML signatures over bytes that are already canonical: enveloped (ID cards,
+//! assertions) and, with several references, WS-Security header signatures (SIG-HDR).
 //!
 //! Signing is split in two so that a core can collect many signatures and send them to the HSM
 //! together: [`prepare`] hashes the signed element's canonical bytes and builds the SignedInfo
@@ -40,32 +41,67 @@ const SIGNED_INFO_START: &str = "ds:SignedInfo";
 /// Hashes `canonical_parts` (the signed element's canonical bytes without the signature, in
 /// document order) and builds the SignedInfo for `spec`.
 pub fn prepare(canonical_parts: &[&[u8]], spec: &SignatureSpec<'_>) -> PreparedSignature {
-    let digest_alg = spec.algorithm.digest();
-    let mut hasher = digest_alg.hasher();
-    for part in canonical_parts {
-        hasher.update(part);
-    }
-    let digest_b64 = B64.encode(hasher.finish());
+    let reference = Reference { uri: spec.reference_uri, canonical_parts, enveloped: true };
+    prepare_signed_info(&[reference], spec.algorithm, spec.id_attribute, spec.certificate_b64)
+}
 
+/// One reference of a signature with several: the element's canonical bytes, in parts.
+#[derive(Debug, Clone, Copy)]
+pub struct Reference<'a> {
+    /// `#` and the element's id, e.g. `#messageID`.
+    pub uri: &'a str,
+    /// The element's exclusive canonical form, in document order.
+    pub canonical_parts: &'a [&'a [u8]],
+    /// Whether the signature sits inside the element (the enveloped-signature transform).
+    pub enveloped: bool,
+}
+
+/// Prepares a signature over several elements, each digested from its canonical bytes with
+/// the exclusive c14n transform alone: the WS-Security header signature (SIG-HDR), which
+/// carries no Id of its own.
+pub fn prepare_references(
+    references: &[Reference<'_>],
+    algorithm: SignatureAlgorithm,
+    certificate_b64: &str,
+) -> PreparedSignature {
+    prepare_signed_info(references, algorithm, ("", ""), certificate_b64)
+}
+
+fn prepare_signed_info(
+    references: &[Reference<'_>],
+    algorithm: SignatureAlgorithm,
+    id_attribute: (&str, &str),
+    certificate_b64: &str,
+) -> PreparedSignature {
+    let digest_alg = algorithm.digest();
     // The SignedInfo children, written once; the canonical SignedInfo (what is hashed) adds
     // the ds declaration that exclusive C14N renders on the apex, the embedded one inherits it
     // from ds:Signature.
-    let mut inner = CanonicalWriter::with_capacity(700);
+    let mut inner = CanonicalWriter::with_capacity(400 + 400 * references.len());
     inner.start("ds:CanonicalizationMethod", &[], &[("Algorithm", EXC_C14N)]);
     inner.end("ds:CanonicalizationMethod");
-    inner.start("ds:SignatureMethod", &[], &[("Algorithm", spec.algorithm.uri())]);
+    inner.start("ds:SignatureMethod", &[], &[("Algorithm", algorithm.uri())]);
     inner.end("ds:SignatureMethod");
-    inner.start("ds:Reference", &[], &[("URI", spec.reference_uri)]);
-    inner.start("ds:Transforms", &[], &[]);
-    inner.start("ds:Transform", &[], &[("Algorithm", ENVELOPED_SIGNATURE)]);
-    inner.end("ds:Transform");
-    inner.start("ds:Transform", &[], &[("Algorithm", EXC_C14N)]);
-    inner.end("ds:Transform");
-    inner.end("ds:Transforms");
-    inner.start("ds:DigestMethod", &[], &[("Algorithm", digest_alg.uri())]);
-    inner.end("ds:DigestMethod");
-    inner.leaf("ds:DigestValue", &[], &[], &digest_b64);
-    inner.end("ds:Reference");
+    for r in references {
+        let mut hasher = digest_alg.hasher();
+        for part in r.canonical_parts {
+            hasher.update(part);
+        }
+        let digest_b64 = B64.encode(hasher.finish());
+        inner.start("ds:Reference", &[], &[("URI", r.uri)]);
+        inner.start("ds:Transforms", &[], &[]);
+        if r.enveloped {
+            inner.start("ds:Transform", &[], &[("Algorithm", ENVELOPED_SIGNATURE)]);
+            inner.end("ds:Transform");
+        }
+        inner.start("ds:Transform", &[], &[("Algorithm", EXC_C14N)]);
+        inner.end("ds:Transform");
+        inner.end("ds:Transforms");
+        inner.start("ds:DigestMethod", &[], &[("Algorithm", digest_alg.uri())]);
+        inner.end("ds:DigestMethod");
+        inner.leaf("ds:DigestValue", &[], &[], &digest_b64);
+        inner.end("ds:Reference");
+    }
     let signed_info_inner = inner.into_bytes();
 
     let mut canonical = CanonicalWriter::with_capacity(signed_info_inner.len() + 100);
@@ -77,8 +113,8 @@ pub fn prepare(canonical_parts: &[&[u8]], spec: &SignatureSpec<'_>) -> PreparedS
     PreparedSignature {
         signed_info_digest,
         signed_info_inner,
-        id_attribute: (spec.id_attribute.0.to_owned(), spec.id_attribute.1.to_owned()),
-        certificate_b64: spec.certificate_b64.to_owned(),
+        id_attribute: (id_attribute.0.to_owned(), id_attribute.1.to_owned()),
+        certificate_b64: certificate_b64.to_owned(),
     }
 }
 
@@ -88,11 +124,9 @@ pub fn finish(prepared: &PreparedSignature, signature_value: &[u8]) -> Vec<u8> {
     let mut w = CanonicalWriter::with_capacity(
         prepared.signed_info_inner.len() + prepared.certificate_b64.len() + 800,
     );
-    w.start(
-        "ds:Signature",
-        &[("ds", DSIG_NS)],
-        &[(prepared.id_attribute.0.as_str(), prepared.id_attribute.1.as_str())],
-    );
+    let id = [(prepared.id_attribute.0.as_str(), prepared.id_attribute.1.as_str())];
+    let attributes: &[(&str, &str)] = if prepared.id_attribute.0.is_empty() { &[] } else { &id };
+    w.start("ds:Signature", &[("ds", DSIG_NS)], attributes);
     w.start(SIGNED_INFO_START, &[], &[]);
     w.raw(&prepared.signed_info_inner);
     w.end(SIGNED_INFO_START);

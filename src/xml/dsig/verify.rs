@@ -1,16 +1,20 @@
-//! Enveloped-signature verification.
+//! Signature verification: the strict reading of a `ds:Signature` shared by every profile,
+//! and the enveloped profile (ID cards, issued assertions, third-party tokens).
 //!
-//! Only the profile the federation uses is accepted: one reference to the Signature's parent,
-//! transforms enveloped-signature then exclusive c14n, RSA PKCS#1 v1.5 with the key from an
-//! embedded X.509 certificate. Everything else is refused, so a caller that reads only
-//! [`VerifiedSignature::signed_element`] reads only signed content.
+//! The enveloped profile accepts one reference to the Signature's parent, transforms
+//! enveloped-signature then exclusive c14n (Canonical XML 1.0 only where the [`Policy`]
+//! allows it), RSA PKCS#1 v1.5 with the key from an embedded X.509 certificate (or the one the
+//! policy names). Everything else is refused, so a caller that reads only
+//! [`VerifiedSignature::signed_element`] reads only signed content. The header profile is in
+//! [`super::header`].
 
 use base64::Engine as _;
 
-use crate::xml::c14n;
+use crate::xml::c14n::{Canonicalizer, Method, Sink};
 use crate::xml::dsig::algorithm::{
-    DigestAlgorithm, SignatureAlgorithm, DSIG_NS, ENVELOPED_SIGNATURE, EXC_C14N,
+    DigestAlgorithm, SignatureAlgorithm, C14N_10, DSIG_NS, ENVELOPED_SIGNATURE, EXC_C14N,
 };
+use crate::xml::dsig::policy::Policy;
 use crate::xml::parse::{Document, NodeId};
 
 /// Namespace of `ec:InclusiveNamespaces`.
@@ -140,24 +144,78 @@ pub enum DsigError {
     /// The certificate's key is not an RSA key.
     #[error("certificate key is not RSA")]
     NonRsaKey,
-    /// The RSA key is shorter than 2048 bits (old OCES test certificates are 1024-bit).
-    #[error("RSA key of {bits} bits is below the 2048-bit minimum")]
+    /// The RSA key is shorter than the policy's minimum (old OCES test certificates are
+    /// 1024-bit).
+    #[error("RSA key of {bits} bits is below the {minimum}-bit minimum")]
     WeakKey {
         /// Modulus length.
         bits: usize,
+        /// The policy's minimum.
+        minimum: usize,
     },
     /// The RSA signature over SignedInfo does not verify.
     #[error("SignatureValue does not verify over SignedInfo")]
     SignatureValueInvalid,
+    /// A known algorithm that the verification policy does not accept (SHA-1 under a strict
+    /// policy, inclusive c14n outside legacy verification, inclusive c14n in a header
+    /// signature).
+    #[error("algorithm {uri} is not allowed here: {why}")]
+    AlgorithmNotAllowed {
+        /// The Algorithm URI.
+        uri: String,
+        /// Which rule refuses it.
+        why: &'static str,
+    },
+    /// KeyInfo carries a certificate other than the one the signature must be made with.
+    #[error("the certificate in ds:KeyInfo is not the expected signer certificate")]
+    KeyInfoMismatch,
+    /// The element holds a number of `ds:Signature` children other than the one the profile
+    /// allows.
+    #[error("expected exactly one ds:Signature in {element}, found {found}")]
+    SignatureCount {
+        /// Where the signature was looked for.
+        element: String,
+        /// How many were found.
+        found: usize,
+    },
+    /// A reference resolves to an element the profile does not sign (signature wrapping).
+    #[error("reference {uri} resolves to {element}, which this signature profile does not cover")]
+    ReferenceOutsideProfile {
+        /// The reference URI.
+        uri: String,
+        /// The element it resolved to (qualified name).
+        element: String,
+    },
+    /// Two references cover the same element.
+    #[error("reference {uri} covers an element another reference already covers")]
+    DuplicateReference {
+        /// The reference URI.
+        uri: String,
+    },
+    /// An element the profile requires to be signed is not covered by any reference.
+    #[error("the signature does not cover {element}")]
+    MissingCoverage {
+        /// The uncovered element.
+        element: &'static str,
+    },
+    /// An element the profile reads occurs more than once where it may occur once.
+    #[error("more than one {element} in {parent}")]
+    Ambiguous {
+        /// The repeated element.
+        element: &'static str,
+        /// Where.
+        parent: &'static str,
+    },
 }
 
-/// XML whitespace is stripped before decoding because Java tooling wraps base64 at 76 columns.
-fn decode_b64(text: &str, element: &'static str) -> Result<Vec<u8>, DsigError> {
+/// XML whitespace is stripped before decoding because Java tooling wraps base64 at 76 columns
+/// (and writes CR as `&#13;`, which arrives here as a CR).
+pub(crate) fn decode_b64(text: &str, element: &'static str) -> Result<Vec<u8>, DsigError> {
     let compact: Vec<u8> = text.bytes().filter(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n')).collect();
     base64::engine::general_purpose::STANDARD.decode(compact).map_err(|_| DsigError::BadBase64 { element })
 }
 
-fn b64(bytes: &[u8]) -> String {
+pub(crate) fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
@@ -168,6 +226,16 @@ fn only_child(
     local: &'static str,
     parent_name: &'static str,
 ) -> Result<NodeId, DsigError> {
+    optional_child(doc, parent, local, parent_name)?.ok_or(DsigError::MissingElement { name: local })
+}
+
+/// The `ds:*` child named `local`, if any; a second copy is an error.
+fn optional_child(
+    doc: &Document,
+    parent: NodeId,
+    local: &'static str,
+    parent_name: &'static str,
+) -> Result<Option<NodeId>, DsigError> {
     let mut found = None;
     for c in doc.children(parent) {
         if doc.is(c, DSIG_NS, local) {
@@ -180,7 +248,7 @@ fn only_child(
             found = Some(c);
         }
     }
-    found.ok_or(DsigError::MissingElement { name: local })
+    Ok(found)
 }
 
 fn algorithm_attr(doc: &Document, n: NodeId, element: &'static str) -> Result<String, DsigError> {
@@ -202,10 +270,6 @@ fn prefix_list(doc: &Document, method: NodeId, parent: &'static str) -> Result<S
     Ok(list.unwrap_or_default())
 }
 
-fn split_prefixes(list: &str) -> Vec<&str> {
-    list.split([' ', '\t', '\r', '\n']).filter(|s| !s.is_empty()).collect()
-}
-
 fn check_children(
     doc: &Document,
     n: NodeId,
@@ -221,17 +285,126 @@ fn check_children(
     Ok(())
 }
 
-/// Verifies the enveloped signature `signature` (a `ds:Signature` element) in `doc`.
-///
-/// The reference digest is checked before the RSA signature so the error says which failed.
-pub fn verify_enveloped(doc: &Document, signature: NodeId) -> Result<VerifiedSignature, DsigError> {
+/// A canonicalization named by a CanonicalizationMethod or a reference's last transform.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum C14n {
+    /// Exclusive c14n with its InclusiveNamespaces PrefixList (whitespace-separated).
+    Exclusive(String),
+    /// Canonical XML 1.0.
+    Inclusive,
+}
+
+impl C14n {
+    fn read(
+        doc: &Document,
+        n: NodeId,
+        element: &'static str,
+        policy: &Policy<'_>,
+    ) -> Result<C14n, DsigError> {
+        let uri = algorithm_attr(doc, n, element)?;
+        match uri.as_str() {
+            EXC_C14N => Ok(C14n::Exclusive(prefix_list(doc, n, element)?)),
+            C14N_10 if policy.inclusive_c14n => {
+                check_children(doc, n, &[], element)?;
+                Ok(C14n::Inclusive)
+            }
+            C14N_10 => Err(DsigError::AlgorithmNotAllowed {
+                uri,
+                why: "inclusive c14n is accepted only when verifying legacy signatures",
+            }),
+            _ => Err(DsigError::UnsupportedCanonicalization { uri }),
+        }
+    }
+
+    /// The algorithm URI.
+    pub fn uri(&self) -> &'static str {
+        match self {
+            C14n::Exclusive(_) => EXC_C14N,
+            C14n::Inclusive => C14N_10,
+        }
+    }
+
+    /// Writes the canonical form of `apex` without `exclude` into `out`.
+    pub(crate) fn run(&self, doc: &Document, apex: NodeId, exclude: Option<NodeId>, out: &mut impl Sink) {
+        let mut c = Canonicalizer::default();
+        match self {
+            C14n::Exclusive(list) => {
+                let prefixes: Vec<&str> =
+                    list.split([' ', '\t', '\r', '\n']).filter(|s| !s.is_empty()).collect();
+                c.subtree(doc, apex, exclude, Method::Exclusive(&prefixes), out);
+            }
+            C14n::Inclusive => c.subtree(doc, apex, exclude, Method::Inclusive, out),
+        }
+    }
+}
+
+/// A `ds:Signature` read strictly, before any cryptography.
+#[derive(Debug, Clone)]
+pub struct SignatureParts {
+    /// The `ds:Signature` element.
+    pub signature: NodeId,
+    /// `ds:SignedInfo`.
+    pub signed_info: NodeId,
+    /// The CanonicalizationMethod of SignedInfo.
+    pub c14n: C14n,
+    /// The SignatureMethod.
+    pub algorithm: SignatureAlgorithm,
+    /// The `ds:Reference` elements, in order.
+    pub references: Vec<NodeId>,
+    /// `ds:SignatureValue`.
+    pub signature_value: NodeId,
+    /// `ds:KeyInfo`, if present.
+    pub key_info: Option<NodeId>,
+}
+
+/// A `ds:Reference` read strictly.
+#[derive(Debug, Clone)]
+pub struct ReferenceParts {
+    /// The `ds:Reference` element.
+    pub reference: NodeId,
+    /// Its URI as written.
+    pub uri: String,
+    /// The element the URI resolves to.
+    pub target: NodeId,
+    /// Whether the transforms start with enveloped-signature.
+    pub enveloped: bool,
+    /// The canonicalization transform (always the last one).
+    pub c14n: C14n,
+    /// The DigestMethod.
+    pub digest_algorithm: DigestAlgorithm,
+    /// The decoded DigestValue.
+    pub expected: Vec<u8>,
+}
+
+fn check_digest_allowed(alg: DigestAlgorithm, policy: &Policy<'_>) -> Result<(), DsigError> {
+    if alg == DigestAlgorithm::Sha1 && !policy.sha1 {
+        return Err(DsigError::AlgorithmNotAllowed {
+            uri: alg.uri().to_owned(),
+            why: "SHA-1 is not allowed by policy",
+        });
+    }
+    Ok(())
+}
+
+/// Reads the structure of `signature`: exactly SignedInfo, SignatureValue and (optionally,
+/// when the policy names the certificate) KeyInfo; SignedInfo with exactly one
+/// CanonicalizationMethod, one SignatureMethod and its References. No `ds:Object`: nothing in
+/// the federation needs one and it is a classic place to hide a wrapped copy.
+pub fn read_signature(
+    doc: &Document,
+    signature: NodeId,
+    policy: &Policy<'_>,
+) -> Result<SignatureParts, DsigError> {
     if !doc.is(signature, DSIG_NS, "Signature") {
         return Err(DsigError::NotASignature);
     }
     check_children(doc, signature, &["SignedInfo", "SignatureValue", "KeyInfo"], "ds:Signature")?;
     let signed_info = only_child(doc, signature, "SignedInfo", "ds:Signature")?;
     let signature_value = only_child(doc, signature, "SignatureValue", "ds:Signature")?;
-    let key_info = only_child(doc, signature, "KeyInfo", "ds:Signature")?;
+    let key_info = optional_child(doc, signature, "KeyInfo", "ds:Signature")?;
+    if key_info.is_none() && policy.certificate.is_none() {
+        return Err(DsigError::MissingElement { name: "KeyInfo" });
+    }
 
     check_children(
         doc,
@@ -240,22 +413,33 @@ pub fn verify_enveloped(doc: &Document, signature: NodeId) -> Result<VerifiedSig
         "ds:SignedInfo",
     )?;
     let c14n_method = only_child(doc, signed_info, "CanonicalizationMethod", "ds:SignedInfo")?;
-    let c14n_uri = algorithm_attr(doc, c14n_method, "ds:CanonicalizationMethod")?;
-    if c14n_uri != EXC_C14N {
-        return Err(DsigError::UnsupportedCanonicalization { uri: c14n_uri });
-    }
-    let si_prefix_list = prefix_list(doc, c14n_method, "ds:CanonicalizationMethod")?;
-
+    let c14n = C14n::read(doc, c14n_method, "ds:CanonicalizationMethod", policy)?;
     let sig_method = only_child(doc, signed_info, "SignatureMethod", "ds:SignedInfo")?;
+    check_children(doc, sig_method, &[], "ds:SignatureMethod")?;
     let sig_uri = algorithm_attr(doc, sig_method, "ds:SignatureMethod")?;
     let algorithm = SignatureAlgorithm::from_uri(&sig_uri)
         .ok_or(DsigError::UnknownSignatureAlgorithm { uri: sig_uri })?;
-
-    let refs = doc.children(signed_info).filter(|&c| doc.is(c, DSIG_NS, "Reference")).count();
-    if refs != 1 {
-        return Err(DsigError::ReferenceCount { found: refs });
+    if algorithm == SignatureAlgorithm::RsaSha1 && !policy.sha1 {
+        return Err(DsigError::AlgorithmNotAllowed {
+            uri: algorithm.uri().to_owned(),
+            why: "SHA-1 is not allowed by policy",
+        });
     }
-    let reference = only_child(doc, signed_info, "Reference", "ds:SignedInfo")?;
+    let references: Vec<NodeId> =
+        doc.children(signed_info).filter(|&c| doc.is(c, DSIG_NS, "Reference")).collect();
+    if references.is_empty() {
+        return Err(DsigError::ReferenceCount { found: 0 });
+    }
+    Ok(SignatureParts { signature, signed_info, c14n, algorithm, references, signature_value, key_info })
+}
+
+/// Reads one `ds:Reference`: a same-document `#id` URI that resolves, transforms
+/// `[enveloped-signature,] c14n`, a known DigestMethod and a decodable DigestValue.
+pub fn read_reference(
+    doc: &Document,
+    reference: NodeId,
+    policy: &Policy<'_>,
+) -> Result<ReferenceParts, DsigError> {
     let uri = doc
         .attribute(reference, "URI")
         .ok_or(DsigError::MissingAttribute { name: "URI", element: "ds:Reference" })?
@@ -264,66 +448,166 @@ pub fn verify_enveloped(doc: &Document, signature: NodeId) -> Result<VerifiedSig
         .strip_prefix('#')
         .filter(|s| !s.is_empty())
         .ok_or_else(|| DsigError::UnsupportedReferenceUri { uri: uri.clone() })?;
-    let signed_element = doc.by_id(id).ok_or_else(|| DsigError::ReferenceNotFound { uri: uri.clone() })?;
-    if doc.parent(signature) != Some(signed_element) {
-        return Err(DsigError::NotEnveloped { uri });
-    }
+    let target = doc.by_id(id).ok_or_else(|| DsigError::ReferenceNotFound { uri: uri.clone() })?;
 
     check_children(doc, reference, &["Transforms", "DigestMethod", "DigestValue"], "ds:Reference")?;
     let transforms = only_child(doc, reference, "Transforms", "ds:Reference")?;
     check_children(doc, transforms, &["Transform"], "ds:Transforms")?;
     let chain: Vec<NodeId> = doc.children(transforms).collect();
-    let [first, second] = chain.as_slice() else {
-        return Err(DsigError::UnexpectedTransform {
-            uri,
-            transform: format!("{} transforms, expected 2", chain.len()),
-        });
+    let (enveloped, last) = match chain.as_slice() {
+        [only] => (false, *only),
+        [first, second] => {
+            let t1 = algorithm_attr(doc, *first, "ds:Transform")?;
+            if t1 != ENVELOPED_SIGNATURE || doc.children(*first).next().is_some() {
+                return Err(DsigError::UnexpectedTransform { uri, transform: t1 });
+            }
+            (true, *second)
+        }
+        _ => {
+            return Err(DsigError::UnexpectedTransform {
+                uri,
+                transform: format!("{} transforms, expected [enveloped-signature,] c14n", chain.len()),
+            })
+        }
     };
-    let t1 = algorithm_attr(doc, *first, "ds:Transform")?;
-    if t1 != ENVELOPED_SIGNATURE || doc.children(*first).next().is_some() {
-        return Err(DsigError::UnexpectedTransform { uri, transform: t1 });
-    }
-    let t2 = algorithm_attr(doc, *second, "ds:Transform")?;
-    if t2 != EXC_C14N {
-        return Err(DsigError::UnexpectedTransform { uri, transform: t2 });
-    }
-    let ref_prefix_list = prefix_list(doc, *second, "ds:Transform")?;
+    let c14n = match C14n::read(doc, last, "ds:Transform", policy) {
+        Ok(c) => c,
+        Err(DsigError::UnsupportedCanonicalization { uri: t }) => {
+            return Err(DsigError::UnexpectedTransform { uri, transform: t })
+        }
+        Err(e) => return Err(e),
+    };
 
     let digest_method = only_child(doc, reference, "DigestMethod", "ds:Reference")?;
+    check_children(doc, digest_method, &[], "ds:DigestMethod")?;
     let digest_uri = algorithm_attr(doc, digest_method, "ds:DigestMethod")?;
     let digest_algorithm = DigestAlgorithm::from_uri(&digest_uri)
         .ok_or(DsigError::UnknownDigestAlgorithm { uri: digest_uri })?;
+    check_digest_allowed(digest_algorithm, policy)?;
     let digest_value = only_child(doc, reference, "DigestValue", "ds:Reference")?;
     let expected = decode_b64(&doc.text(digest_value), "ds:DigestValue")?;
+    Ok(ReferenceParts { reference, uri, target, enveloped, c14n, digest_algorithm, expected })
+}
 
-    let mut hasher = digest_algorithm.hasher();
-    c14n::exclusive(doc, signed_element, Some(signature), &split_prefixes(&ref_prefix_list), &mut hasher);
+/// The canonical bytes a reference's digest is taken over.
+pub fn reference_canonical(doc: &Document, signature: NodeId, r: &ReferenceParts, out: &mut impl Sink) {
+    let exclude = r.enveloped.then_some(signature);
+    r.c14n.run(doc, r.target, exclude, out);
+}
+
+/// Computes the reference's digest and compares it with DigestValue.
+pub fn check_reference(doc: &Document, signature: NodeId, r: &ReferenceParts) -> Result<(), DsigError> {
+    let mut hasher = r.digest_algorithm.hasher();
+    reference_canonical(doc, signature, r, &mut hasher);
     let computed = hasher.finish();
-    if computed != expected {
+    if computed != r.expected {
         return Err(DsigError::DigestMismatch {
-            uri,
-            expected_b64: b64(&expected),
+            uri: r.uri.clone(),
+            expected_b64: b64(&r.expected),
             computed_b64: b64(&computed),
         });
     }
+    Ok(())
+}
 
-    let certificate_der = certificate(doc, key_info)?;
-    let spki = rsa_public_key(&certificate_der)?;
-    let sig_bytes = decode_b64(&doc.text(signature_value), "ds:SignatureValue")?;
+/// Checks SignatureValue over the canonical SignedInfo with the signer's key (see
+/// [`Policy::certificate`]); returns the signer certificate's DER.
+pub fn check_signature_value(
+    doc: &Document,
+    parts: &SignatureParts,
+    policy: &Policy<'_>,
+) -> Result<Vec<u8>, DsigError> {
+    let embedded = match parts.key_info {
+        Some(k) => certificate(doc, k, policy.certificate.is_some())?,
+        None => None,
+    };
+    let certificate_der = match (embedded, policy.certificate) {
+        (Some(found), Some(expected)) if found != expected => return Err(DsigError::KeyInfoMismatch),
+        (Some(found), _) => found,
+        (None, Some(expected)) => expected.to_vec(),
+        (None, None) => return Err(DsigError::NoCertificate),
+    };
+    let spki = rsa_public_key(&certificate_der, policy.min_rsa_bits)?;
+    let sig_bytes = decode_b64(&doc.text(parts.signature_value), "ds:SignatureValue")?;
     let mut canonical = Vec::with_capacity(1024);
-    c14n::exclusive(doc, signed_info, None, &split_prefixes(&si_prefix_list), &mut canonical);
-    let alg: &'static dyn aws_lc_rs::signature::VerificationAlgorithm = match algorithm {
-        SignatureAlgorithm::RsaSha1 => &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY,
-        SignatureAlgorithm::RsaSha256 => &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256,
+    parts.c14n.run(doc, parts.signed_info, None, &mut canonical);
+    let alg: &'static dyn aws_lc_rs::signature::VerificationAlgorithm = match parts.algorithm {
+        SignatureAlgorithm::RsaSha1 => &aws_lc_rs::signature::RSA_PKCS1_1024_8192_SHA1_FOR_LEGACY_USE_ONLY,
+        SignatureAlgorithm::RsaSha256 => {
+            &aws_lc_rs::signature::RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY
+        }
     };
     aws_lc_rs::signature::UnparsedPublicKey::new(alg, &spki)
         .verify(&canonical, &sig_bytes)
         .map_err(|_| DsigError::SignatureValueInvalid)?;
-
-    Ok(VerifiedSignature { signature, signed_element, algorithm, digest_algorithm, certificate_der })
+    Ok(certificate_der)
 }
 
-fn certificate(doc: &Document, key_info: NodeId) -> Result<Vec<u8>, DsigError> {
+/// Verifies the enveloped signature `signature` (a `ds:Signature` element) in `doc` under the
+/// federation's policy.
+pub fn verify_enveloped(doc: &Document, signature: NodeId) -> Result<VerifiedSignature, DsigError> {
+    verify_enveloped_with(doc, signature, &Policy::FEDERATION)
+}
+
+/// Verifies the enveloped signature `signature` under `policy`.
+///
+/// The reference digest is checked before the RSA signature so the error says which failed.
+pub fn verify_enveloped_with(
+    doc: &Document,
+    signature: NodeId,
+    policy: &Policy<'_>,
+) -> Result<VerifiedSignature, DsigError> {
+    let parts = read_signature(doc, signature, policy)?;
+    let [reference] = parts.references.as_slice() else {
+        return Err(DsigError::ReferenceCount { found: parts.references.len() });
+    };
+    let r = read_reference(doc, *reference, policy)?;
+    if doc.parent(signature) != Some(r.target) {
+        return Err(DsigError::NotEnveloped { uri: r.uri });
+    }
+    if !r.enveloped {
+        return Err(DsigError::UnexpectedTransform {
+            uri: r.uri,
+            transform: "missing enveloped-signature transform".into(),
+        });
+    }
+    check_reference(doc, signature, &r)?;
+    let certificate_der = check_signature_value(doc, &parts, policy)?;
+    Ok(VerifiedSignature {
+        signature,
+        signed_element: r.target,
+        algorithm: parts.algorithm,
+        digest_algorithm: r.digest_algorithm,
+        certificate_der,
+    })
+}
+
+/// Verifies the one enveloped signature that `element` must carry as a direct child, and
+/// that it signs `element` itself: the check for "the token I am about to read is the one
+/// that is signed".
+pub fn verify_element(
+    doc: &Document,
+    element: NodeId,
+    policy: &Policy<'_>,
+) -> Result<VerifiedSignature, DsigError> {
+    let signatures: Vec<NodeId> =
+        doc.children(element).filter(|&c| doc.is(c, DSIG_NS, "Signature")).collect();
+    let [signature] = signatures.as_slice() else {
+        return Err(DsigError::SignatureCount {
+            element: doc.qname(element).to_owned(),
+            found: signatures.len(),
+        });
+    };
+    let verified = verify_enveloped_with(doc, *signature, policy)?;
+    if verified.signed_element != element {
+        return Err(DsigError::NotEnveloped { uri: String::new() });
+    }
+    Ok(verified)
+}
+
+/// The DER certificate in `ds:KeyInfo/ds:X509Data/ds:X509Certificate`; `None` when KeyInfo
+/// has none and `optional` says that is acceptable.
+fn certificate(doc: &Document, key_info: NodeId, optional: bool) -> Result<Option<Vec<u8>>, DsigError> {
     let mut found = None;
     for data in doc.children(key_info) {
         if !doc.is(data, DSIG_NS, "X509Data") {
@@ -338,12 +622,15 @@ fn certificate(doc: &Document, key_info: NodeId) -> Result<Vec<u8>, DsigError> {
             }
         }
     }
-    let cert = found.ok_or(DsigError::NoCertificate)?;
-    decode_b64(&doc.text(cert), "ds:X509Certificate")
+    match found {
+        Some(cert) => decode_b64(&doc.text(cert), "ds:X509Certificate").map(Some),
+        None if optional => Ok(None),
+        None => Err(DsigError::NoCertificate),
+    }
 }
 
 /// The PKCS#1 RSAPublicKey inside the certificate's SubjectPublicKeyInfo.
-fn rsa_public_key(der: &[u8]) -> Result<Vec<u8>, DsigError> {
+fn rsa_public_key(der: &[u8], min_bits: usize) -> Result<Vec<u8>, DsigError> {
     let (rest, cert) = x509_parser::parse_x509_certificate(der)
         .map_err(|e| DsigError::BadCertificate { reason: e.to_string() })?;
     if !rest.is_empty() {
@@ -358,8 +645,8 @@ fn rsa_public_key(der: &[u8]) -> Result<Vec<u8>, DsigError> {
         Ok(x509_parser::public_key::PublicKey::RSA(rsa)) => modulus_bits(rsa.modulus),
         _ => return Err(DsigError::BadCertificate { reason: "unparsable RSA public key".into() }),
     };
-    if bits < 2048 {
-        return Err(DsigError::WeakKey { bits });
+    if bits < min_bits.max(1024) {
+        return Err(DsigError::WeakKey { bits, minimum: min_bits.max(1024) });
     }
     Ok(spki.subject_public_key.data.to_vec())
 }
