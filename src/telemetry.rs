@@ -6,8 +6,12 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 /// Requests by endpoint and outcome (`issued`, `refused`, `shed`).
 pub const REQUESTS: &str = "segl_requests_total";
-/// Request latency by endpoint, from admission to response, in seconds.
+/// Latency of admitted requests by endpoint, from the request's last byte read to its response
+/// being ready to send, in seconds.
 pub const REQUEST_SECONDS: &str = "segl_request_duration_seconds";
+/// Time from a request's last byte read to its refusal being ready to send, for requests
+/// refused by admission control, in seconds.
+pub const SHED_SECONDS: &str = "segl_shed_seconds";
 /// Admission decisions by decision, reason and priority.
 pub const ADMISSION: &str = "segl_admission_total";
 /// Requests in flight, by core.
@@ -50,7 +54,7 @@ static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 pub fn install() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
-            let buckets = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0];
+            let buckets = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0];
             let recorder = PrometheusBuilder::new()
                 .set_buckets(&buckets)
                 .map(|b| b.build_recorder())

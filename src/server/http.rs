@@ -63,6 +63,8 @@ pub struct Request {
     pub body: Bytes,
     /// Who sent it.
     pub connection: ConnectionInfo,
+    /// When its last byte had been read.
+    pub received: std::time::Instant,
 }
 
 /// What is known about a connection before any request on it: the peer and, with TLS client
@@ -381,6 +383,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
                 soap_action: head.soap_action,
                 body,
                 connection: self.info.clone(),
+                received: Instant::now(),
             },
             persistence,
         })

@@ -342,6 +342,7 @@ impl http::Handler for StsHandler {
             return self.refuse_error(RequestError::UnknownEndpoint(request.path.clone()), &request.path);
         };
         let started = Instant::now();
+        let request_received = request.received;
         let policy = self.ctx.shared.policy();
         // Admission reads only raw bytes: a refusal costs microseconds, not a parse or a signature.
         let priority = Priority::scan(&request.body)
@@ -359,7 +360,7 @@ impl http::Handler for StsHandler {
         };
         let ticket = match admitted {
             Ok(ticket) => ticket,
-            Err(shed) => return self.shed(endpoint, priority, shed),
+            Err(shed) => return self.shed(endpoint, priority, shed, request.received),
         };
         metrics::counter!(telemetry::ADMISSION, "decision" => "admitted", "reason" => "", "priority" => priority.as_str())
             .increment(1);
@@ -372,7 +373,7 @@ impl http::Handler for StsHandler {
         metrics::counter!(telemetry::REQUESTS, "endpoint" => endpoint.name(), "outcome" => result)
             .increment(1);
         metrics::histogram!(telemetry::REQUEST_SECONDS, "endpoint" => endpoint.name())
-            .record(started.elapsed().as_secs_f64());
+            .record(request_received.elapsed().as_secs_f64());
         let mut response = soap_response(outcome);
         response.close = lifecycle.is_draining();
         response
@@ -395,7 +396,7 @@ impl StsHandler {
     }
 
     /// The immediate refusal of admission control: 503, Retry-After, a SOAP fault.
-    fn shed(&self, endpoint: Endpoint, priority: Priority, shed: Shed) -> Response {
+    fn shed(&self, endpoint: Endpoint, priority: Priority, shed: Shed, received: Instant) -> Response {
         metrics::counter!(telemetry::ADMISSION, "decision" => "shed", "reason" => shed.as_str(), "priority" => priority.as_str())
             .increment(1);
         metrics::counter!(telemetry::REQUESTS, "endpoint" => endpoint.name(), "outcome" => "shed")
@@ -405,6 +406,7 @@ impl StsHandler {
         let mut response = soap_response(outcome);
         response.headers.push(("Retry-After", "1".into()));
         response.close = shed == Shed::Draining;
+        metrics::histogram!(telemetry::SHED_SECONDS).record(received.elapsed().as_secs_f64());
         response
     }
 }
