@@ -1,0 +1,189 @@
+//! The sweep: steps of constant offered rate, each after a short unmeasured warm-up, going up
+//! until a step misses the latency target or fails requests; then a few bisection steps
+//! between the last good and the first bad rate. The knee is the best good step.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::client::Target;
+use crate::engine::{self, EngineOptions, Mix};
+use crate::pool::RequestPool;
+use crate::record::SegmentRecord;
+use crate::schedule::{Schedule, Segment};
+
+/// When a step counts as served.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Criteria {
+    /// p99 latency target, ms.
+    pub p99_target_ms: f64,
+    /// Largest fraction of failed (fault, timeout, error) requests.
+    pub max_failure_rate: f64,
+    /// Largest fraction of shed (503) requests.
+    pub max_shed_rate: f64,
+    /// Smallest goodput as a fraction of the offered rate (the server keeps up).
+    pub min_goodput_fraction: f64,
+}
+
+impl Criteria {
+    /// Why a step does not meet the criteria, or `None` when it does.
+    pub fn verdict(&self, s: &SegmentRecord) -> Option<String> {
+        if s.sent == 0 {
+            return Some("no requests".into());
+        }
+        if s.failure_rate() > self.max_failure_rate {
+            return Some(format!(
+                "{:.2}% failed ({} fault, {} timeout, {} error)",
+                s.failure_rate() * 100.0,
+                s.counts.fault,
+                s.counts.timeout,
+                s.counts.error
+            ));
+        }
+        if s.shed_rate() > self.max_shed_rate {
+            return Some(format!("{:.2}% shed", s.shed_rate() * 100.0));
+        }
+        if s.latency.p99_ms > self.p99_target_ms {
+            return Some(format!("p99 {:.1} ms > {:.0} ms", s.latency.p99_ms, self.p99_target_ms));
+        }
+        if s.goodput < self.min_goodput_fraction * s.offered_rate {
+            return Some(format!("goodput {:.0}/s < {:.0}% of offered", s.goodput, self.min_goodput_fraction * 100.0));
+        }
+        None
+    }
+}
+
+/// The rates a sweep tries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SweepPlan {
+    /// Rates tried first, ascending.
+    pub rates: Vec<f64>,
+    /// After the listed rates pass, the rate is multiplied by this until a step fails.
+    pub growth: f64,
+    /// Highest rate tried.
+    pub max_rate: f64,
+    /// Bisection steps between the last good and the first bad rate.
+    pub refine: u32,
+    /// Unmeasured warm-up at the start of each step, seconds.
+    pub warmup_secs: f64,
+    /// Measured length of each step, seconds.
+    pub step_secs: f64,
+}
+
+/// One step's result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SweepStep {
+    /// Offered rate.
+    pub rate: f64,
+    /// The measured part.
+    pub result: SegmentRecord,
+    /// Why it failed the criteria (`None`: it passed).
+    pub failed: Option<String>,
+    /// Mean busy fraction of each core during the step.
+    pub core_busy: Vec<f64>,
+}
+
+impl SweepStep {
+    /// Whether the step met the criteria.
+    pub fn passed(&self) -> bool {
+        self.failed.is_none()
+    }
+}
+
+/// Runs the sweep. `on_step` sees each step as it completes.
+#[allow(clippy::too_many_arguments)]
+pub async fn run(
+    plan: &SweepPlan,
+    criteria: &Criteria,
+    target: &Target,
+    mix: &Arc<Mix>,
+    pool: &Arc<RequestPool>,
+    opts: &EngineOptions,
+    server_pid: Option<u32>,
+    on_step: &mut dyn FnMut(&SweepStep),
+) -> Vec<SweepStep> {
+    let mut steps: Vec<SweepStep> = Vec::new();
+    let step = |rate: f64| run_step(rate, plan, criteria, target, mix, pool, opts, server_pid);
+    let mut last_good: Option<f64> = None;
+    let mut first_bad: Option<f64> = None;
+    let mut rate_iter = plan.rates.clone().into_iter();
+    let mut next = rate_iter.next();
+    while let Some(rate) = next {
+        if rate > plan.max_rate {
+            break;
+        }
+        let Some(s) = step(rate).await else { break };
+        on_step(&s);
+        steps.push(s.clone());
+        if s.passed() {
+            last_good = Some(rate);
+            next = rate_iter.next().or(Some(rate * plan.growth));
+        } else {
+            first_bad = Some(rate);
+            break;
+        }
+    }
+    if let (Some(mut good), Some(mut bad)) = (last_good, first_bad) {
+        for _ in 0..plan.refine {
+            let mid = ((good + bad) / 2.0).round();
+            if mid <= good || mid >= bad {
+                break;
+            }
+            let Some(s) = step(mid).await else { break };
+            on_step(&s);
+            steps.push(s.clone());
+            if s.passed() {
+                good = mid;
+            } else {
+                bad = mid;
+            }
+        }
+    }
+    steps.sort_by(|a, b| a.rate.total_cmp(&b.rate));
+    steps
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_step(
+    rate: f64,
+    plan: &SweepPlan,
+    criteria: &Criteria,
+    target: &Target,
+    mix: &Arc<Mix>,
+    pool: &Arc<RequestPool>,
+    opts: &EngineOptions,
+    server_pid: Option<u32>,
+) -> Option<SweepStep> {
+    let schedule = Schedule::new(vec![
+        Segment::steady("warm-up", plan.warmup_secs, rate).warmup(),
+        Segment::steady(format!("{rate:.0}/s"), plan.step_secs, rate),
+    ]);
+    let label = format!("step {rate:.0}/s");
+    let run = engine::run(&schedule, target, mix, pool, opts, server_pid, &label).await;
+    let result = run.segments.into_iter().nth(1)?;
+    let measured: Vec<_> =
+        run.seconds.iter().skip(plan.warmup_secs.ceil() as usize).take(plan.step_secs as usize).collect();
+    let failed = criteria.verdict(&result);
+    // Let the server finish what a failed step left queued before the next one.
+    tokio::time::sleep(Duration::from_millis(if failed.is_some() { 3000 } else { 500 })).await;
+    Some(SweepStep { rate, result, failed, core_busy: mean_core_busy(&measured) })
+}
+
+/// Mean busy fraction of each core over some seconds.
+pub fn mean_core_busy(seconds: &[&crate::record::SecondRecord]) -> Vec<f64> {
+    let cores = seconds.iter().map(|s| s.core_busy.len()).max().unwrap_or(0);
+    (0..cores)
+        .map(|c| seconds.iter().filter_map(|s| s.core_busy.get(c)).sum::<f64>() / seconds.len().max(1) as f64)
+        .collect()
+}
+
+/// The knee: the passing step with the highest goodput.
+pub fn knee(steps: &[SweepStep]) -> Option<&SweepStep> {
+    steps.iter().filter(|s| s.passed()).max_by(|a, b| a.result.goodput.total_cmp(&b.result.goodput))
+}
+
+/// The highest goodput of any step: the saturated issuing rate.
+pub fn saturated_goodput(steps: &[SweepStep]) -> f64 {
+    steps.iter().map(|s| s.result.goodput).fold(0.0, f64::max)
+}
