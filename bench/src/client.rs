@@ -75,8 +75,7 @@ impl Target {
     /// A TLS target trusting the CA certificates in `ca_file` (PEM), checking the server
     /// certificate against `server_name`.
     pub fn tls(addr: SocketAddr, ca_file: &Path, server_name: &str) -> Result<Self, ClientError> {
-        let ca_err =
-            |reason: String| ClientError::CaFile { path: ca_file.display().to_string(), reason };
+        let ca_err = |reason: String| ClientError::CaFile { path: ca_file.display().to_string(), reason };
         let mut roots = RootCertStore::empty();
         for cert in CertificateDer::pem_file_iter(ca_file).map_err(|e| ca_err(e.to_string()))? {
             roots.add(cert.map_err(|e| ca_err(e.to_string()))?).map_err(|e| ca_err(e.to_string()))?;
@@ -115,7 +114,12 @@ impl Target {
                 Box::new(connector.connect(name.clone(), tcp).await.map_err(ClientError::Handshake)?)
             }
         };
-        Ok(Connection { stream, out: Vec::with_capacity(16 * 1024), inp: Vec::with_capacity(16 * 1024), used: false })
+        Ok(Connection {
+            stream,
+            out: Vec::with_capacity(16 * 1024),
+            inp: Vec::with_capacity(16 * 1024),
+            used: false,
+        })
     }
 
     /// The request head for a POST of `body_len` bytes to `path`.

@@ -10,9 +10,10 @@ use tokio::net::{TcpListener, TcpStream};
 /// Serves until the process ends.
 pub async fn serve(listen: SocketAddr, body_bytes: usize) -> std::io::Result<()> {
     let listener = TcpListener::bind(listen).await?;
-    let mut response =
-        format!("HTTP/1.1 200 OK\r\nContent-Type: text/xml; charset=utf-8\r\nContent-Length: {body_bytes}\r\n\r\n")
-            .into_bytes();
+    let mut response = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/xml; charset=utf-8\r\nContent-Length: {body_bytes}\r\n\r\n"
+    )
+    .into_bytes();
     response.resize(response.len() + body_bytes, b'x');
     let response: &'static [u8] = Box::leak(response.into_boxed_slice());
     loop {

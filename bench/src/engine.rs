@@ -133,7 +133,7 @@ pub async fn run(
     server_pid: Option<u32>,
     label: &str,
 ) -> RunRecord {
-    let recorder = Arc::new(Mutex::new(Recorder::new(schedule.segments.len())));
+    let recorder = Arc::new(Mutex::new(Recorder::new(schedule)));
     let reused_before = pool.reused();
     let (tx, rx) = async_channel::unbounded::<Job>();
     let start = Instant::now();
@@ -158,7 +158,8 @@ pub async fn run(
 
     let bar = progress_bar(opts.progress, schedule.secs(), label);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let sampler = tokio::spawn(sample(start, server_pid, recorder.clone(), schedule.clone(), bar.clone(), stop_rx));
+    let sampler =
+        tokio::spawn(sample(start, server_pid, recorder.clone(), schedule.clone(), bar.clone(), stop_rx));
 
     // Dispatch.
     let own_pid = std::process::id();

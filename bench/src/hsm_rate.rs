@@ -47,7 +47,8 @@ pub fn measure(config: &Config, sessions: usize, duration: Duration) -> Result<H
     let token = module.token(&hsm.token_label)?;
     let pin = hsm.pin_source().ok_or_else(|| HsmRateError::NoPin(hsm.token_label.clone()))?.read()?;
     token.login(&pin)?;
-    let signers = (0..sessions.max(1)).map(|_| token.signer(&hsm.key_label)).collect::<Result<Vec<_>, _>>()?;
+    let signers =
+        (0..sessions.max(1)).map(|_| token.signer(&hsm.key_label)).collect::<Result<Vec<_>, _>>()?;
     // One signature first, so a broken key fails here and not as a zero rate.
     signers[0].sign_digest(HashAlgorithm::Sha1, &[0u8; 20])?;
 

@@ -11,6 +11,7 @@
 pub mod client;
 pub mod dummy;
 pub mod engine;
+pub mod fixture;
 pub mod hsm_rate;
 pub mod pool;
 pub mod procfs;

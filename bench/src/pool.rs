@@ -216,8 +216,8 @@ mod tests {
 
     #[test]
     fn hands_out_each_request_once_then_renews_the_message_id() {
-        let pool =
-            RequestPool::from_bodies(vec![envelope("AAAAAAAAAAAAAAAAAAAAAAAAAAA="), envelope("BBBB")]).unwrap();
+        let pool = RequestPool::from_bodies(vec![envelope("AAAAAAAAAAAAAAAAAAAAAAAAAAA="), envelope("BBBB")])
+            .unwrap();
         let first = pool.take();
         assert_eq!(first, envelope("AAAAAAAAAAAAAAAAAAAAAAAAAAA="));
         assert_eq!(pool.take(), envelope("BBBB"));
@@ -233,7 +233,10 @@ mod tests {
 
     #[test]
     fn a_body_without_message_id_is_refused() {
-        assert!(matches!(RequestPool::from_bodies(vec![Bytes::from_static(b"<x/>")]), Err(PoolError::NoMessageId)));
+        assert!(matches!(
+            RequestPool::from_bodies(vec![Bytes::from_static(b"<x/>")]),
+            Err(PoolError::NoMessageId)
+        ));
         assert!(matches!(RequestPool::from_bodies(vec![]), Err(PoolError::Empty)));
     }
 }

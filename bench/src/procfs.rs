@@ -83,6 +83,9 @@ pub struct MachineInfo {
     pub memory_gib: f64,
     /// Kernel release.
     pub kernel: String,
+    /// `/proc/loadavg` when the description was taken: other work on a shared machine shows here.
+    #[serde(default)]
+    pub load_average: String,
 }
 
 impl MachineInfo {
@@ -108,6 +111,7 @@ impl MachineInfo {
             cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
             memory_gib: (memory_kib / 1024.0 / 1024.0 * 10.0).round() / 10.0,
             kernel: read("/proc/sys/kernel/osrelease").trim().to_owned(),
+            load_average: read("/proc/loadavg").split_whitespace().take(3).collect::<Vec<_>>().join(" "),
         }
     }
 }
@@ -118,7 +122,8 @@ mod tests {
 
     #[test]
     fn proc_stat_lines_give_busy_and_total() {
-        let text = "cpu  10 0 10 80 0 0 0 0 0 0\ncpu0 5 1 4 40 2 1 1 0 0 0\ncpu1 1 0 1 100 0 0 0 0 0 0\nintr 1\n";
+        let text =
+            "cpu  10 0 10 80 0 0 0 0 0 0\ncpu0 5 1 4 40 2 1 1 0 0 0\ncpu1 1 0 1 100 0 0 0 0 0 0\nintr 1\n";
         let t = parse_proc_stat(text);
         assert_eq!(t, vec![CoreTimes { busy: 12, total: 54 }, CoreTimes { busy: 2, total: 102 }]);
         let later = vec![CoreTimes { busy: 62, total: 154 }, CoreTimes { busy: 2, total: 202 }];

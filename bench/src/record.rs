@@ -136,7 +136,8 @@ pub struct SegmentRecord {
     pub counts: Counts,
     /// Responses by HTTP status.
     pub statuses: BTreeMap<u16, u64>,
-    /// Tokens issued per second of the segment.
+    /// Tokens issued per second of the segment: successful responses that arrived within the
+    /// segment's time window (whenever they were due), over its length.
     pub goodput: f64,
     /// Latency of the successful requests.
     pub latency: Latency,
@@ -220,6 +221,8 @@ pub struct RunRecord {
 /// Accumulates completions while a run is going.
 pub struct Recorder {
     segments: Vec<SegAcc>,
+    /// End of each segment, µs since the start.
+    ends_us: Vec<u64>,
     by_intended: Vec<SecAcc>,
     by_done: Vec<Counts>,
 }
@@ -229,6 +232,7 @@ struct SegAcc {
     statuses: BTreeMap<u16, u64>,
     latency: Histogram<u64>,
     queue: Histogram<u64>,
+    ok_in_window: u64,
 }
 
 struct SecAcc {
@@ -240,15 +244,27 @@ fn histogram(sigfig: u8) -> Histogram<u64> {
 }
 
 impl Recorder {
-    /// A recorder for `segments` segments.
-    pub fn new(segments: usize) -> Self {
+    /// A recorder for the segments of `schedule`.
+    pub fn new(schedule: &crate::schedule::Schedule) -> Self {
+        let mut end = 0.0;
         Recorder {
-            segments: (0..segments)
+            segments: schedule
+                .segments
+                .iter()
                 .map(|_| SegAcc {
                     counts: Counts::default(),
                     statuses: BTreeMap::new(),
                     latency: histogram(3),
                     queue: histogram(3),
+                    ok_in_window: 0,
+                })
+                .collect(),
+            ends_us: schedule
+                .segments
+                .iter()
+                .map(|s| {
+                    end += s.secs;
+                    (end * 1e6) as u64
                 })
                 .collect(),
             by_intended: Vec::new(),
@@ -258,7 +274,14 @@ impl Recorder {
 
     /// Records one request: due at `intended_us`, picked up by a connection `queued_us` later,
     /// ended at `done_us` (both since the start of the run).
-    pub fn record(&mut self, segment: usize, intended_us: u64, queued_us: u64, done_us: u64, outcome: Outcome) {
+    pub fn record(
+        &mut self,
+        segment: usize,
+        intended_us: u64,
+        queued_us: u64,
+        done_us: u64,
+        outcome: Outcome,
+    ) {
         let latency = done_us.saturating_sub(intended_us).clamp(1, MAX_LATENCY_US);
         if let Some(s) = self.segments.get_mut(segment) {
             s.counts.add(outcome);
@@ -277,6 +300,9 @@ impl Recorder {
             }
         }
         if outcome == Outcome::Ok {
+            if let Some(window) = self.ends_us.iter().position(|&end| done_us < end) {
+                self.segments[window].ok_in_window += 1;
+            }
             let sec = (intended_us / 1_000_000) as usize;
             while self.by_intended.len() <= sec {
                 self.by_intended.push(SecAcc { latency: histogram(2) });
@@ -297,7 +323,10 @@ impl Recorder {
 
     /// p99 of the successful requests due in second `t`, ms.
     pub fn p99_in(&self, t: usize) -> Option<f64> {
-        self.by_intended.get(t).filter(|s| !s.latency.is_empty()).map(|s| s.latency.value_at_quantile(0.99) as f64 / 1000.0)
+        self.by_intended
+            .get(t)
+            .filter(|s| !s.latency.is_empty())
+            .map(|s| s.latency.value_at_quantile(0.99) as f64 / 1000.0)
     }
 
     /// Per-segment results, given what the run knows besides completions.
@@ -321,7 +350,7 @@ impl Recorder {
                 sent: sent.get(i).copied().unwrap_or(0),
                 counts: acc.counts,
                 statuses: acc.statuses.clone(),
-                goodput: acc.counts.ok as f64 / seg.secs.max(1e-9),
+                goodput: acc.ok_in_window as f64 / seg.secs.max(1e-9),
                 latency: Latency::of(&acc.latency),
                 queue_delay: Latency::of(&acc.queue),
                 server_cpu_ns: server_cpu_ns.get(i).copied().flatten(),
@@ -336,7 +365,11 @@ impl Recorder {
         (0..len)
             .map(|t| {
                 let lat = self.by_intended.get(t).map(|s| &s.latency);
-                let q = |p: f64| lat.filter(|h| !h.is_empty()).map(|h| h.value_at_quantile(p) as f64 / 1000.0).unwrap_or(0.0);
+                let q = |p: f64| {
+                    lat.filter(|h| !h.is_empty())
+                        .map(|h| h.value_at_quantile(p) as f64 / 1000.0)
+                        .unwrap_or(0.0)
+                };
                 let sample = samples.get(t);
                 SecondRecord {
                     t: t as u32,
@@ -361,30 +394,36 @@ mod tests {
 
     #[test]
     fn latency_counts_from_the_intended_time_and_only_for_successes() {
-        let mut r = Recorder::new(2);
+        let schedule = Schedule::new(vec![Segment::steady("a", 1.0, 102.0), Segment::steady("b", 1.0, 1.0)]);
+        let mut r = Recorder::new(&schedule);
         // 100 requests due at t=0 each answered after 1..=100 ms, one shed, one timeout.
         for i in 1..=100u64 {
             r.record(0, 0, 0, i * 1000, Outcome::Ok);
         }
         r.record(0, 0, 0, 500, Outcome::Shed);
         r.record(1, 1_500_000, 2_000_000, 7_500_000, Outcome::Timeout);
-        let schedule = Schedule::new(vec![Segment::steady("a", 1.0, 102.0), Segment::steady("b", 1.0, 1.0)]);
+        // Due in the first second, answered in the second: counts for the second's goodput.
+        r.record(0, 990_000, 0, 1_200_000, Outcome::Ok);
         let segs = r.segment_records(&schedule, &[102, 1], &[Some(51_000_000), None], &[None, None]);
         let a = &segs[0];
-        assert_eq!(a.counts, Counts { ok: 100, shed: 1, ..Counts::default() });
-        assert_eq!(a.latency.count, 100);
-        assert!((a.latency.p50_ms - 50.0).abs() < 0.1, "{:?}", a.latency);
-        assert!((a.latency.p99_ms - 99.0).abs() < 0.1, "{:?}", a.latency);
-        assert!((a.latency.max_ms - 100.0).abs() < 0.1);
+        assert_eq!(a.counts, Counts { ok: 101, shed: 1, ..Counts::default() });
+        assert_eq!(a.goodput, 100.0);
+        assert_eq!(segs[1].goodput, 1.0);
+        assert_eq!(a.latency.count, 101);
+        // 1..=100 ms and one of 210 ms: p50 = 51 ms, p99 = 100 ms, max 210 ms.
+        assert!((a.latency.p50_ms - 51.0).abs() < 0.1, "{:?}", a.latency);
+        assert!((a.latency.p99_ms - 100.0).abs() < 0.1, "{:?}", a.latency);
+        assert!((a.latency.max_ms - 210.0).abs() < 0.1);
         assert_eq!(a.statuses.get(&503), Some(&1));
-        // 51 ms of server CPU over 101 answered requests.
-        assert!((a.server_cpu_us_per_request().unwrap() - 504.95).abs() < 0.01);
+        // 51 ms of server CPU over 102 answered requests.
+        assert!((a.server_cpu_us_per_request().unwrap() - 500.0).abs() < 0.01);
         assert_eq!(segs[1].counts.timeout, 1);
         assert_eq!(segs[1].failure_rate(), 1.0);
         assert_eq!(r.done_in(7).timeout, 1);
         let secs = r.second_records(&[102, 1], &[]);
         assert_eq!(secs.len(), 8);
         assert_eq!(secs[0].done.ok, 100);
-        assert!((secs[0].p99_ms - 99.0).abs() < 1.0);
+        assert_eq!(secs[1].done.ok, 1);
+        assert!((secs[0].p99_ms - 100.0).abs() < 1.0, "{}", secs[0].p99_ms);
     }
 }

@@ -62,16 +62,33 @@ impl ChildServer {
     /// Starts segl on `config` (its listen address replaced by a free loopback port), logging
     /// at `log_level` to `log`.
     pub fn segl(config: &Path, log: &Path, log_level: &str) -> Result<ChildServer, ServerError> {
+        Self::segl_from(&self_exe(), config, log, log_level)
+    }
+
+    /// [`ChildServer::segl`] run by the `segl-load` executable at `exe`.
+    pub fn segl_from(
+        exe: &Path,
+        config: &Path,
+        log: &Path,
+        log_level: &str,
+    ) -> Result<ChildServer, ServerError> {
         let addr = free_loopback()?;
-        let mut cmd = self_command("serve-segl");
+        let mut cmd = Command::new(exe);
+        cmd.arg("serve-segl");
         cmd.arg("--config").arg(config).arg("--listen").arg(addr.to_string()).env("RUST_LOG", log_level);
         Self::start(cmd, "segl", addr, log, Duration::from_secs(60))
     }
 
     /// Starts the trivial server answering `body_bytes`-byte responses.
     pub fn dummy(body_bytes: usize, log: &Path) -> Result<ChildServer, ServerError> {
+        Self::dummy_from(&self_exe(), body_bytes, log)
+    }
+
+    /// [`ChildServer::dummy`] run by the `segl-load` executable at `exe`.
+    pub fn dummy_from(exe: &Path, body_bytes: usize, log: &Path) -> Result<ChildServer, ServerError> {
         let addr = free_loopback()?;
-        let mut cmd = self_command("serve-dummy");
+        let mut cmd = Command::new(exe);
+        cmd.arg("serve-dummy");
         cmd.arg("--listen").arg(addr.to_string()).arg("--body-bytes").arg(body_bytes.to_string());
         Self::start(cmd, "the trivial server", addr, log, Duration::from_secs(20))
     }
@@ -140,11 +157,9 @@ impl Drop for ChildServer {
     }
 }
 
-fn self_command(sub: &str) -> Command {
-    let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("segl-load"));
-    let mut cmd = Command::new(exe);
-    cmd.arg(sub);
-    cmd
+/// The running executable: `segl-load` serves its own child servers.
+fn self_exe() -> PathBuf {
+    std::env::current_exe().unwrap_or_else(|_| PathBuf::from("segl-load"))
 }
 
 /// A loopback port free right now.

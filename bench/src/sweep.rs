@@ -48,7 +48,11 @@ impl Criteria {
             return Some(format!("p99 {:.1} ms > {:.0} ms", s.latency.p99_ms, self.p99_target_ms));
         }
         if s.goodput < self.min_goodput_fraction * s.offered_rate {
-            return Some(format!("goodput {:.0}/s < {:.0}% of offered", s.goodput, self.min_goodput_fraction * 100.0));
+            return Some(format!(
+                "goodput {:.0}/s < {:.0}% of offered",
+                s.goodput,
+                self.min_goodput_fraction * 100.0
+            ));
         }
         None
     }

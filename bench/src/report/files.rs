@@ -11,7 +11,10 @@ use crate::sweep::SweepStep;
 pub fn render(report: &Report) -> Vec<(&'static str, String)> {
     let m = &report.measurements;
     let mut files = vec![
-        ("report.json", serde_json::to_string_pretty(report).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))),
+        (
+            "report.json",
+            serde_json::to_string_pretty(report).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}")),
+        ),
         ("sweep.csv", steps_csv(&m.sweep)),
         ("ceiling.csv", steps_csv(&m.ceiling)),
         ("confirm.csv", confirm_csv(report)),
@@ -73,9 +76,26 @@ fn opt(v: Option<f64>) -> String {
 }
 
 const SEGMENT_COLUMNS: [&str; 20] = [
-    "label", "offered_rate", "secs", "sent", "ok", "shed", "fault", "timeout", "error", "goodput", "p50_ms", "p90_ms",
-    "p99_ms", "p999_ms", "max_ms", "mean_ms", "queue_p99_ms", "server_cpu_us_per_request",
-    "generator_cpu_us_per_request", "statuses",
+    "label",
+    "offered_rate",
+    "secs",
+    "sent",
+    "ok",
+    "shed",
+    "fault",
+    "timeout",
+    "error",
+    "goodput",
+    "p50_ms",
+    "p90_ms",
+    "p99_ms",
+    "p999_ms",
+    "max_ms",
+    "mean_ms",
+    "queue_p99_ms",
+    "server_cpu_us_per_request",
+    "generator_cpu_us_per_request",
+    "statuses",
 ];
 
 fn segment_row(s: &SegmentRecord) -> Vec<String> {
@@ -140,8 +160,20 @@ fn confirm_csv(report: &Report) -> String {
 fn seconds_csv(seconds: &[SecondRecord]) -> String {
     let cores = seconds.iter().map(|s| s.core_busy.len()).max().unwrap_or(0);
     let core_names: Vec<String> = (0..cores).map(|c| format!("cpu{c}_busy")).collect();
-    let mut header =
-        vec!["t", "offered", "ok", "shed", "fault", "timeout", "error", "p50_ms", "p99_ms", "max_ms", "server_cores", "generator_cores"];
+    let mut header = vec![
+        "t",
+        "offered",
+        "ok",
+        "shed",
+        "fault",
+        "timeout",
+        "error",
+        "p50_ms",
+        "p99_ms",
+        "max_ms",
+        "server_cores",
+        "generator_cores",
+    ];
     header.extend(core_names.iter().map(String::as_str));
     csv(
         &header,
@@ -170,49 +202,56 @@ fn hsm_csv(report: &Report) -> String {
     let h = &report.measurements.hsm;
     csv(
         &["when", "sessions", "signatures", "secs", "per_sec", "cpu_us_per_sign"],
-        [("before", &h.before_one), ("before", &h.before_all), ("after", &h.after_one), ("after", &h.after_all)].map(
-            |(when, r)| {
-                vec![
-                    when.to_owned(),
-                    r.sessions.to_string(),
-                    r.signatures.to_string(),
-                    num(r.secs),
-                    num(r.per_sec),
-                    num(r.cpu_us_per_sign),
-                ]
-            },
-        ),
+        [
+            ("before", &h.before_one),
+            ("before", &h.before_all),
+            ("after", &h.after_one),
+            ("after", &h.after_all),
+        ]
+        .map(|(when, r)| {
+            vec![
+                when.to_owned(),
+                r.sessions.to_string(),
+                r.signatures.to_string(),
+                num(r.secs),
+                num(r.per_sec),
+                num(r.cpu_us_per_sign),
+            ]
+        }),
     )
 }
 
 fn sizing_csv(report: &Report) -> String {
     let r = &report.results;
-    let rows = [("tax day", &r.tax_day_sizing, r.tax_day_embedded_nodes), ("target", &r.target_sizing, r.target_embedded_nodes)]
-        .into_iter()
-        .flat_map(|(what, sizes, embedded)| {
-            let rate = if what == "tax day" { r.tax_day_rate } else { r.target_rate };
-            let mut rows = vec![vec![
+    let rows = [
+        ("tax day", &r.tax_day_sizing, r.tax_day_embedded_nodes),
+        ("target", &r.target_sizing, r.target_embedded_nodes),
+    ]
+    .into_iter()
+    .flat_map(|(what, sizes, embedded)| {
+        let rate = if what == "tax day" { r.tax_day_rate } else { r.target_rate };
+        let mut rows = vec![vec![
+            what.to_owned(),
+            num(rate),
+            "embedded SoftHSM (measured)".to_owned(),
+            opt(r.capacity),
+            String::new(),
+            opt(r.capacity),
+            embedded.map(|n| n.to_string()).unwrap_or_default(),
+        ]];
+        rows.extend(sizes.iter().map(|s| {
+            vec![
                 what.to_owned(),
-                num(rate),
-                "embedded SoftHSM (measured)".to_owned(),
-                opt(r.capacity),
-                String::new(),
-                opt(r.capacity),
-                embedded.map(|n| n.to_string()).unwrap_or_default(),
-            ]];
-            rows.extend(sizes.iter().map(|s| {
-                vec![
-                    what.to_owned(),
-                    num(s.rate),
-                    s.hsm.name.clone(),
-                    num(s.hsm.signs_per_sec),
-                    s.hsms.to_string(),
-                    num(s.node_cpu_rate),
-                    s.nodes.to_string(),
-                ]
-            }));
-            rows
-        });
+                num(s.rate),
+                s.hsm.name.clone(),
+                num(s.hsm.signs_per_sec),
+                s.hsms.to_string(),
+                num(s.node_cpu_rate),
+                s.nodes.to_string(),
+            ]
+        }));
+        rows
+    });
     csv(&["scenario", "rate", "hsm", "hsm_signs_per_sec", "hsms", "node_rate", "nodes"], rows)
 }
 
@@ -246,7 +285,10 @@ fn latency_vs_load(report: &Report) -> Chart {
             Series::dots("p99.9", pts(|s| s.result.latency.p999_ms)),
         ],
         y_log: true,
-        hlines: vec![(report.settings.criteria.p99_target_ms, format!("p99 target {} ms", report.settings.criteria.p99_target_ms))],
+        hlines: vec![(
+            report.settings.criteria.p99_target_ms,
+            format!("p99 target {} ms", report.settings.criteria.p99_target_ms),
+        )],
         vlines,
         ..Chart::default()
     }
@@ -264,10 +306,18 @@ fn throughput_vs_load(report: &Report) -> Chart {
             Series::line("offered", vec![(0.0, 0.0), (max, max)]),
             Series::dots(
                 "failed + shed /s",
-                steps.iter().map(|s| (s.rate, (s.result.counts.failed() + s.result.counts.shed) as f64 / s.result.secs)).collect(),
+                steps
+                    .iter()
+                    .map(|s| {
+                        (s.rate, (s.result.counts.failed() + s.result.counts.shed) as f64 / s.result.secs)
+                    })
+                    .collect(),
             ),
         ],
-        hlines: vec![(report.results.raw_sign_rate, format!("raw C_Sign {:.0}/s", report.results.raw_sign_rate))],
+        hlines: vec![(
+            report.results.raw_sign_rate,
+            format!("raw C_Sign {:.0}/s", report.results.raw_sign_rate),
+        )],
         ..Chart::default()
     }
 }
@@ -276,20 +326,44 @@ fn cpu_vs_load(report: &Report) -> Chart {
     let steps = &report.measurements.sweep;
     let cores = steps.iter().map(|s| s.core_busy.len()).max().unwrap_or(0);
     let mut series: Vec<Series> = (0..cores)
-        .map(|c| Series::dots(format!("cpu{c} busy %"), steps.iter().map(|s| (s.rate, 100.0 * s.core_busy.get(c).copied().unwrap_or(f64::NAN))).collect()))
+        .map(|c| {
+            Series::dots(
+                format!("cpu{c} busy %"),
+                steps
+                    .iter()
+                    .map(|s| (s.rate, 100.0 * s.core_busy.get(c).copied().unwrap_or(f64::NAN)))
+                    .collect(),
+            )
+        })
         .collect();
     series.push(Series::dots(
         "segl, % of one core",
         steps
             .iter()
-            .map(|s| (s.rate, s.result.server_cpu_ns.map(|ns| ns as f64 / 1e9 / s.result.secs * 100.0).unwrap_or(f64::NAN)))
+            .map(|s| {
+                (
+                    s.rate,
+                    s.result
+                        .server_cpu_ns
+                        .map(|ns| ns as f64 / 1e9 / s.result.secs * 100.0)
+                        .unwrap_or(f64::NAN),
+                )
+            })
             .collect(),
     ));
     series.push(Series::dots(
         "generator, % of one core",
         steps
             .iter()
-            .map(|s| (s.rate, s.result.generator_cpu_ns.map(|ns| ns as f64 / 1e9 / s.result.secs * 100.0).unwrap_or(f64::NAN)))
+            .map(|s| {
+                (
+                    s.rate,
+                    s.result
+                        .generator_cpu_ns
+                        .map(|ns| ns as f64 / 1e9 / s.result.secs * 100.0)
+                        .unwrap_or(f64::NAN),
+                )
+            })
             .collect(),
     ));
     Chart {
@@ -302,7 +376,8 @@ fn cpu_vs_load(report: &Report) -> Chart {
 }
 
 fn taxday_throughput(seconds: &[SecondRecord], bands: &[(f64, f64, String)]) -> Chart {
-    let s = |f: fn(&SecondRecord) -> f64| seconds.iter().map(|x| (x.t as f64 + 0.5, f(x))).collect::<Vec<_>>();
+    let s =
+        |f: fn(&SecondRecord) -> f64| seconds.iter().map(|x| (x.t as f64 + 0.5, f(x))).collect::<Vec<_>>();
     Chart {
         title: "Tax day: throughput and shed rate over time".into(),
         x_label: "seconds".into(),
@@ -320,13 +395,20 @@ fn taxday_throughput(seconds: &[SecondRecord], bands: &[(f64, f64, String)]) -> 
 
 fn taxday_latency(seconds: &[SecondRecord], bands: &[(f64, f64, String)], report: &Report) -> Chart {
     let s = |f: fn(&SecondRecord) -> f64| {
-        seconds.iter().map(|x| (x.t as f64 + 0.5, if x.p50_ms > 0.0 { f(x) } else { f64::NAN })).collect::<Vec<_>>()
+        seconds
+            .iter()
+            .map(|x| (x.t as f64 + 0.5, if x.p50_ms > 0.0 { f(x) } else { f64::NAN }))
+            .collect::<Vec<_>>()
     };
     Chart {
         title: "Tax day: latency by intended send second".into(),
         x_label: "seconds".into(),
         y_label: "ms (log)".into(),
-        series: vec![Series::line("p50", s(|x| x.p50_ms)), Series::line("p99", s(|x| x.p99_ms)), Series::line("max", s(|x| x.max_ms))],
+        series: vec![
+            Series::line("p50", s(|x| x.p50_ms)),
+            Series::line("p99", s(|x| x.p99_ms)),
+            Series::line("max", s(|x| x.max_ms)),
+        ],
         y_log: true,
         hlines: vec![(report.settings.criteria.p99_target_ms, "p99 target".into())],
         bands: bands.to_vec(),
@@ -340,17 +422,26 @@ fn cpu_per_core(seconds: &[SecondRecord], bands: &[(f64, f64, String)]) -> Chart
         .map(|c| {
             Series::line(
                 format!("cpu{c} busy %"),
-                seconds.iter().map(|s| (s.t as f64 + 0.5, 100.0 * s.core_busy.get(c).copied().unwrap_or(f64::NAN))).collect(),
+                seconds
+                    .iter()
+                    .map(|s| (s.t as f64 + 0.5, 100.0 * s.core_busy.get(c).copied().unwrap_or(f64::NAN)))
+                    .collect(),
             )
         })
         .collect();
     series.push(Series::line(
         "segl, % of one core",
-        seconds.iter().map(|s| (s.t as f64 + 0.5, s.server_cores.map(|c| c * 100.0).unwrap_or(f64::NAN))).collect(),
+        seconds
+            .iter()
+            .map(|s| (s.t as f64 + 0.5, s.server_cores.map(|c| c * 100.0).unwrap_or(f64::NAN)))
+            .collect(),
     ));
     series.push(Series::line(
         "generator, % of one core",
-        seconds.iter().map(|s| (s.t as f64 + 0.5, s.generator_cores.map(|c| c * 100.0).unwrap_or(f64::NAN))).collect(),
+        seconds
+            .iter()
+            .map(|s| (s.t as f64 + 0.5, s.generator_cores.map(|c| c * 100.0).unwrap_or(f64::NAN)))
+            .collect(),
     ));
     Chart {
         title: "Tax day: CPU per core (/proc/stat) and per process".into(),

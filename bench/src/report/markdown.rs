@@ -65,13 +65,21 @@ pub fn summary(report: &Report) -> String {
     let (st, m, r) = (&report.settings, &report.measurements, &report.results);
     let mut o = String::new();
     let date = m.started_at.get(..10).unwrap_or(&m.started_at);
-    let _ = writeln!(o, "# segl capacity report, {date}, {} CPUs ({})\n", m.machine.cpus, m.machine.cpu_model);
+    let _ =
+        writeln!(o, "# segl capacity report, {date}, {} CPUs ({})\n", m.machine.cpus, m.machine.cpu_model);
     let _ = writeln!(
         o,
         "Machine: {}, {} logical CPUs, {} GiB, Linux {}, host `{}`. **This machine is shared with other \
-         engineers' builds and tests and is noisy**; the load generator runs on the same {} CPUs as segl. \
-         Every comparison below is between figures measured in the same run.\n",
-        m.machine.cpu_model, m.machine.cpus, m.machine.memory_gib, m.machine.kernel, m.machine.hostname, m.machine.cpus
+         engineers' builds and tests and is noisy** (load average {} at the start, {} at the end); the load generator \
+         runs on the same {} CPUs as segl. Every comparison below is between figures measured in the same run.\n",
+        m.machine.cpu_model,
+        m.machine.cpus,
+        m.machine.memory_gib,
+        m.machine.kernel,
+        m.machine.hostname,
+        m.machine.load_average,
+        m.load_average_at_end,
+        m.machine.cpus
     );
     let _ = writeln!(
         o,
@@ -93,9 +101,17 @@ pub fn summary(report: &Report) -> String {
         o,
         "| capacity per node at p99 ≤ {} ms | **{}** |",
         st.criteria.p99_target_ms,
-        or_dash(r.capacity, |c| format!("{} issued cards/s (knee step offered {}/s)", int(c), int(r.knee_rate.unwrap_or(f64::NAN))))
+        or_dash(r.capacity, |c| format!(
+            "{} issued cards/s (knee step offered {}/s)",
+            int(c),
+            int(r.knee_rate.unwrap_or(f64::NAN))
+        ))
     );
-    let _ = writeln!(o, "| saturated issuing rate (best sweep step, any latency) | {}/s |", int(r.saturated_goodput));
+    let _ = writeln!(
+        o,
+        "| saturated issuing rate (best sweep step, any latency) | {}/s |",
+        int(r.saturated_goodput)
+    );
     let _ = writeln!(
         o,
         "| raw C_Sign on the same token, {} sessions, same run | {}/s (before the load {}/s, after {}/s); one session {}/s |",
@@ -231,7 +247,12 @@ pub fn summary(report: &Report) -> String {
          while segl was idle.\n\n| when | sessions | signatures/s | CPU µs per signature |\n|---|---|---|---|",
         st.hsm_secs
     );
-    for (when, h) in [("before", &m.hsm.before_one), ("before", &m.hsm.before_all), ("after", &m.hsm.after_one), ("after", &m.hsm.after_all)] {
+    for (when, h) in [
+        ("before", &m.hsm.before_one),
+        ("before", &m.hsm.before_all),
+        ("after", &m.hsm.after_one),
+        ("after", &m.hsm.after_all),
+    ] {
         let _ = writeln!(o, "| {when} | {} | {} | {:.0} |", h.sessions, int(h.per_sec), h.cpu_us_per_sign);
     }
 
@@ -301,7 +322,12 @@ fn recovery_secs(t: &super::TaxDayRun, p99_target_ms: f64) -> Option<u32> {
     t.run.segments.iter().find(|s| s.label == "recovery")?;
     let start: f64 = t.run.segments.iter().take_while(|s| s.label != "recovery").map(|s| s.secs).sum();
     let start = start.ceil() as u32;
-    t.run.seconds.iter().filter(|s| s.t >= start).find(|s| s.p99_ms > 0.0 && s.p99_ms <= p99_target_ms).map(|s| s.t - start)
+    t.run
+        .seconds
+        .iter()
+        .filter(|s| s.t >= start)
+        .find(|s| s.p99_ms > 0.0 && s.p99_ms <= p99_target_ms)
+        .map(|s| s.t - start)
 }
 
 fn sizing(o: &mut String, report: &Report) {
@@ -352,8 +378,17 @@ fn sizing(o: &mut String, report: &Report) {
     }
 }
 
-fn table(o: &mut String, rate: f64, embedded: Option<u64>, sizes: &[super::sizing::Sizing], capacity: Option<f64>) {
-    let _ = writeln!(o, "| HSM | signatures/s per HSM | HSMs | requests/s per node (CPU) | nodes |\n|---|---|---|---|---|");
+fn table(
+    o: &mut String,
+    rate: f64,
+    embedded: Option<u64>,
+    sizes: &[super::sizing::Sizing],
+    capacity: Option<f64>,
+) {
+    let _ = writeln!(
+        o,
+        "| HSM | signatures/s per HSM | HSMs | requests/s per node (CPU) | nodes |\n|---|---|---|---|---|"
+    );
     let _ = writeln!(
         o,
         "| embedded SoftHSM, as measured | (in the node) | (one per node) | {} at p99 target | **{}** = ⌈{} / {}⌉ |",

@@ -133,8 +133,11 @@ pub struct TaxDayRun {
 pub struct Measurements {
     /// UTC time the report started.
     pub started_at: String,
-    /// The machine.
+    /// The machine, described when the report started.
     pub machine: MachineInfo,
+    /// Load average (1, 5, 15 min) when the report ended.
+    #[serde(default)]
+    pub load_average_at_end: String,
     /// The command line.
     pub command: String,
     /// The server.
@@ -240,7 +243,11 @@ pub struct Report {
 
 /// CPU per request without the HSM operation: the server's CPU per answered request minus
 /// what the HSM's signatures cost on the same token (SoftHSM signs on the server's CPU).
-pub fn cpu_excluding_hsm(server_cpu_us_per_request: f64, cpu_us_per_sign: f64, signs_per_request: f64) -> f64 {
+pub fn cpu_excluding_hsm(
+    server_cpu_us_per_request: f64,
+    cpu_us_per_sign: f64,
+    signs_per_request: f64,
+) -> f64 {
     server_cpu_us_per_request - cpu_us_per_sign * signs_per_request
 }
 
@@ -363,18 +370,34 @@ pub(crate) mod tests {
     }
 
     pub(crate) fn synthetic() -> (Settings, Measurements) {
-        let criteria =
-            Criteria { p99_target_ms: 100.0, max_failure_rate: 0.001, max_shed_rate: 0.001, min_goodput_fraction: 0.98 };
+        let criteria = Criteria {
+            p99_target_ms: 100.0,
+            max_failure_rate: 0.001,
+            max_shed_rate: 0.001,
+            min_goodput_fraction: 0.98,
+        };
         let settings = Settings {
             criteria,
             engine: EngineOptions::default(),
             mix: vec![("/sts/services/NewSecurityTokenService".into(), 1)],
             sweep_fractions: vec![0.5, 1.0],
-            sweep: SweepPlan { rates: vec![], growth: 1.2, max_rate: 1e6, refine: 2, warmup_secs: 2.0, step_secs: 10.0 },
+            sweep: SweepPlan {
+                rates: vec![],
+                growth: 1.2,
+                max_rate: 1e6,
+                refine: 2,
+                warmup_secs: 2.0,
+                step_secs: 10.0,
+            },
             confirm_fractions: vec![0.5, 0.8, 1.0],
             confirm_secs: 10.0,
             headline_fraction: 0.8,
-            tax_day: TaxDayShape { baseline_fraction: 0.3, peak_fraction: 0.8, surge_factor: 3.0, secs: [1.0; 5] },
+            tax_day: TaxDayShape {
+                baseline_fraction: 0.3,
+                peak_fraction: 0.8,
+                surge_factor: 3.0,
+                secs: [1.0; 5],
+            },
             ceiling_multiples: vec![5.0, 10.0],
             hsm_secs: 3.0,
             peak_day: PeakDay::NORWEGIAN_TAX_DAY,
@@ -421,10 +444,12 @@ pub(crate) mod tests {
             cpus: 2,
             memory_gib: 24.0,
             kernel: "6".into(),
+            load_average: "0.00 0.00 0.00".into(),
         };
         let m = Measurements {
             started_at: "2025-01-01T00:00:00Z".into(),
             machine,
+            load_average_at_end: "0.00 0.00 0.00".into(),
             command: "segl-load report".into(),
             server: ServerInfo {
                 cores: 2,
@@ -438,7 +463,13 @@ pub(crate) mod tests {
                 log_errors: 0,
                 log_samples: vec![],
             },
-            pool: PoolStats { size: 10, threads: 2, build_secs: 1.0, card_mix: vec![], mean_body_bytes: 6000 },
+            pool: PoolStats {
+                size: 10,
+                threads: 2,
+                build_secs: 1.0,
+                card_mix: vec![],
+                mean_body_bytes: 6000,
+            },
             requests_sent: 100,
             reused_cards: 0,
             hsm,

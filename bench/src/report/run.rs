@@ -64,7 +64,9 @@ pub enum ReportError {
 /// Runs the report; progress goes to stderr.
 pub fn run(opts: &ReportOptions) -> Result<Report, ReportError> {
     let st = &opts.settings;
-    let started_at = jiff::Timestamp::now().round(jiff::Unit::Second).unwrap_or(jiff::Timestamp::now()).to_string();
+    let machine = MachineInfo::detect();
+    let started_at =
+        jiff::Timestamp::now().round(jiff::Unit::Second).unwrap_or(jiff::Timestamp::now()).to_string();
     let config = Config::load(&opts.config)?;
     say("checking the development state (segl dev setup)");
     for line in segl::dev::pki::setup(&config)?.created {
@@ -81,7 +83,11 @@ pub fn run(opts: &ReportOptions) -> Result<Report, ReportError> {
     let segl = ChildServer::segl(&opts.config, &segl_log, &st.server_log_level)?;
     let client = DevClient::open(&config)?;
     say(&format!("building {} pre-signed requests on {cpus} HSM sessions", opts.pool_size));
-    let bar = bar(opts.pool_size as u64, st.engine.progress, "{prefix:>14} [{bar:28}] {pos}/{len} {per_sec} eta {eta}");
+    let bar = bar(
+        opts.pool_size as u64,
+        st.engine.progress,
+        "{prefix:>14} [{bar:28}] {pos}/{len} {per_sec} eta {eta}",
+    );
     bar.set_prefix("request pool");
     let (pool, pool_stats) = RequestPool::build(&client, opts.pool_size, cpus, &|| bar.inc(1))?;
     bar.finish_and_clear();
@@ -94,9 +100,9 @@ pub fn run(opts: &ReportOptions) -> Result<Report, ReportError> {
         .map_err(ReportError::Runtime)?;
     let mix = Arc::new(Mix::new(st.mix.clone())?);
     let target = Target::plain(segl.addr);
-    let response_bytes = rt.block_on(smoke(&target, &mix, &pool)).map_err(|e| {
-        ReportError::Smoke(format!("{e}\nsegl's log ends:\n{}", segl.log_tail(15)))
-    })?;
+    let response_bytes = rt
+        .block_on(smoke(&target, &mix, &pool))
+        .map_err(|e| ReportError::Smoke(format!("{e}\nsegl's log ends:\n{}", segl.log_tail(15))))?;
 
     let hsm_secs = Duration::from_secs_f64(st.hsm_secs);
     say("raw C_Sign rate on the STS token (1 session, then one per server core)");
@@ -108,14 +114,17 @@ pub fn run(opts: &ReportOptions) -> Result<Report, ReportError> {
     plan.rates = st.sweep_fractions.iter().map(|f| (f * before_all.per_sec).round().max(1.0)).collect();
     let pid = Some(segl.pid());
     say(&format!("sweep (p99 target {} ms)", st.criteria.p99_target_ms));
-    let steps = rt.block_on(sweep::run(&plan, &st.criteria, &target, &mix, &pool, &st.engine, pid, &mut |s| {
-        say(&step_line(s))
-    }));
+    let steps =
+        rt.block_on(sweep::run(&plan, &st.criteria, &target, &mix, &pool, &st.engine, pid, &mut |s| {
+            say(&step_line(s))
+        }));
     let capacity = sweep::knee(&steps).map(|k| k.result.goodput);
     let base = capacity.unwrap_or_else(|| sweep::saturated_goodput(&steps)).max(1.0);
     match capacity {
         Some(c) => say(&format!("  capacity at the p99 target: {c:.0}/s")),
-        None => say(&format!("  no step met the criteria; later phases are relative to the best goodput, {base:.0}/s")),
+        None => say(&format!(
+            "  no step met the criteria; later phases are relative to the best goodput, {base:.0}/s"
+        )),
     }
 
     let mut confirm = Vec::new();
@@ -135,7 +144,7 @@ pub fn run(opts: &ReportOptions) -> Result<Report, ReportError> {
             ));
             confirm.push(ConfirmRun { fraction, rate, result });
         }
-        rt.block_on(tokio::time::sleep(Duration::from_millis(500)));
+        rt.block_on(async { tokio::time::sleep(Duration::from_millis(500)).await });
     }
 
     let t = &st.tax_day;
@@ -160,7 +169,7 @@ pub fn run(opts: &ReportOptions) -> Result<Report, ReportError> {
         ));
     }
     let tax_day = Some(TaxDayRun { profile, run });
-    rt.block_on(tokio::time::sleep(Duration::from_secs(2)));
+    rt.block_on(async { tokio::time::sleep(Duration::from_secs(2)).await });
 
     say("raw C_Sign rate again");
     let after_one = hsm_rate::measure(&config, 1, hsm_secs)?;
@@ -196,7 +205,8 @@ pub fn run(opts: &ReportOptions) -> Result<Report, ReportError> {
 
     let measurements = Measurements {
         started_at,
-        machine: MachineInfo::detect(),
+        machine,
+        load_average_at_end: MachineInfo::detect().load_average,
         command: opts.command.clone(),
         server: ServerInfo {
             cores,
@@ -293,7 +303,10 @@ fn log_stats(path: &std::path::Path) -> (u64, u64, Vec<String>) {
 
 fn git(args: &[&str]) -> Option<String> {
     let out = std::process::Command::new("git").args(args).output().ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned()).filter(|s| !s.is_empty())
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        .filter(|s| !s.is_empty())
 }
 
 fn git_commit() -> Option<String> {

@@ -9,7 +9,8 @@ const LEFT: f64 = 72.0;
 const RIGHT: f64 = 190.0;
 const TOP: f64 = 42.0;
 const BOTTOM: f64 = 52.0;
-const COLORS: [&str; 8] = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"];
+const COLORS: [&str; 8] =
+    ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"];
 
 /// One line.
 #[derive(Debug, Clone, PartialEq)]
@@ -60,7 +61,9 @@ pub struct Chart {
 impl Chart {
     /// The SVG document.
     pub fn render(&self) -> String {
-        let pts = || self.series.iter().flat_map(|s| s.points.iter()).filter(|p| p.0.is_finite() && p.1.is_finite());
+        let pts = || {
+            self.series.iter().flat_map(|s| s.points.iter()).filter(|p| p.0.is_finite() && p.1.is_finite())
+        };
         let (mut x0, mut x1) = pts().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.0), b.max(p.0)));
         for (a, b, _) in &self.bands {
             (x0, x1) = (x0.min(*a), x1.max(*b));
@@ -73,7 +76,9 @@ impl Chart {
         }
         let ys = || pts().map(|p| p.1).filter(|y| !self.y_log || *y > 0.0);
         let (mut y0, mut y1) = self.y_range.unwrap_or_else(|| {
-            let (lo, hi) = ys().chain(self.hlines.iter().map(|h| h.0)).fold((f64::MAX, f64::MIN), |(a, b), y| (a.min(y), b.max(y)));
+            let (lo, hi) = ys()
+                .chain(self.hlines.iter().map(|h| h.0))
+                .fold((f64::MAX, f64::MIN), |(a, b), y| (a.min(y), b.max(y)));
             if self.y_log {
                 (lo, hi)
             } else {
@@ -100,7 +105,11 @@ impl Chart {
         let ph = H - TOP - BOTTOM;
         let sx = |x: f64| LEFT + (x - x0) / (x1 - x0) * pw;
         let sy = |y: f64| {
-            let f = if self.y_log { (y.max(y0).log10() - y0.log10()) / (y1.log10() - y0.log10()) } else { (y - y0) / (y1 - y0) };
+            let f = if self.y_log {
+                (y.max(y0).log10() - y0.log10()) / (y1.log10() - y0.log10())
+            } else {
+                (y - y0) / (y1 - y0)
+            };
             TOP + ph - f.clamp(-0.02, 1.02) * ph
         };
 
@@ -110,7 +119,12 @@ impl Chart {
             r##"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" font-family="sans-serif" font-size="12">"##
         );
         let _ = write!(s, r##"<rect width="{W}" height="{H}" fill="white"/>"##);
-        let _ = write!(s, r##"<text x="{}" y="24" font-size="15" font-weight="bold">{}</text>"##, LEFT, esc(&self.title));
+        let _ = write!(
+            s,
+            r##"<text x="{}" y="24" font-size="15" font-weight="bold">{}</text>"##,
+            LEFT,
+            esc(&self.title)
+        );
         for (i, (a, b, label)) in self.bands.iter().enumerate() {
             let fill = if i % 2 == 0 { "#f2f2f2" } else { "#e6e6e6" };
             let _ = write!(
@@ -147,7 +161,10 @@ impl Chart {
                 fmt_num(*x)
             );
         }
-        let _ = write!(s, r##"<rect x="{LEFT}" y="{TOP}" width="{pw}" height="{ph}" fill="none" stroke="#444"/>"##);
+        let _ = write!(
+            s,
+            r##"<rect x="{LEFT}" y="{TOP}" width="{pw}" height="{ph}" fill="none" stroke="#444"/>"##
+        );
         let _ = write!(
             s,
             r##"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text><text transform="translate(16,{:.1}) rotate(-90)" text-anchor="middle">{}</text>"##,
@@ -193,10 +210,16 @@ impl Chart {
                 let _ = write!(d, "{}{:.1},{:.1} ", if pen_down { "L" } else { "M" }, sx(x), sy(y));
                 pen_down = true;
             }
-            let _ = write!(s, r##"<path d="{}" fill="none" stroke="{color}" stroke-width="2"/>"##, d.trim_end());
+            let _ =
+                write!(s, r##"<path d="{}" fill="none" stroke="{color}" stroke-width="2"/>"##, d.trim_end());
             if series.markers {
-                for &(x, y) in series.points.iter().filter(|p| p.0.is_finite() && p.1.is_finite() && (!self.y_log || p.1 > 0.0)) {
-                    let _ = write!(s, r##"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{color}"/>"##, sx(x), sy(y));
+                for &(x, y) in series
+                    .points
+                    .iter()
+                    .filter(|p| p.0.is_finite() && p.1.is_finite() && (!self.y_log || p.1 > 0.0))
+                {
+                    let _ =
+                        write!(s, r##"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{color}"/>"##, sx(x), sy(y));
                 }
             }
             let ly = TOP + 10.0 + i as f64 * 18.0;
