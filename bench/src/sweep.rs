@@ -148,8 +148,9 @@ pub async fn run(
     steps
 }
 
+/// Runs one step: a warm-up at `rate`, then `plan.step_secs` measured.
 #[allow(clippy::too_many_arguments)]
-async fn run_step(
+pub async fn run_step(
     rate: f64,
     plan: &SweepPlan,
     criteria: &Criteria,

@@ -100,6 +100,18 @@ enum Command {
         #[arg(long, default_value_t = 600.0)]
         secs: f64,
     },
+    /// The raw C_Sign rate of the STS token on 1..N sessions (the ceiling segl is compared with).
+    Hsm {
+        /// segl configuration naming the token and key.
+        #[arg(long, default_value = "config/segl.toml")]
+        config: PathBuf,
+        /// Session counts to measure, comma separated.
+        #[arg(long, value_delimiter = ',', default_value = "1,2")]
+        sessions: Vec<usize>,
+        /// Seconds per measurement.
+        #[arg(long, default_value_t = 3.0)]
+        secs: f64,
+    },
     /// Recompute the sizing of a report for a rate (and HSM rates) you type in.
     Size {
         /// A report's report.json.
@@ -212,7 +224,7 @@ struct ReportArgs {
     #[arg(long, default_value_t = 0.001)]
     max_failure_rate: f64,
     /// Pre-signed requests to build (beyond them, pooled cards are re-sent under fresh message ids).
-    #[arg(long, default_value_t = 50_000)]
+    #[arg(long, default_value_t = 30_000)]
     pool: usize,
     /// Seconds of each raw HSM measurement.
     #[arg(long, default_value_t = 3.0)]
@@ -248,7 +260,7 @@ struct ReportArgs {
     #[arg(long, value_delimiter = ',', default_value = "15,15,20,10,30")]
     taxday_secs: Vec<f64>,
     /// Generator-ceiling rates as multiples of capacity.
-    #[arg(long, value_delimiter = ',', default_value = "5,10,20")]
+    #[arg(long, value_delimiter = ',', default_value = "5,7.5,10,15")]
     ceiling_multiples: Vec<f64>,
     /// A peak rate to size for, requests/s.
     #[arg(long, default_value_t = 10_000.0)]
@@ -333,6 +345,7 @@ fn main() -> ExitCode {
             scheduled(&load, profile.schedule(), "tax day")
         }
         Command::Soak { load, rate, secs } => scheduled(&load, profiles::soak(rate, secs, 0.0), "soak"),
+        Command::Hsm { config, sessions, secs } => hsm(&config, &sessions, secs),
         Command::Size { report, rate, hsm_rate, headroom } => size(&report, rate, &hsm_rate, headroom),
         Command::ServeSegl { config, listen } => serve_segl(&config, listen),
         Command::ServeDummy { listen, body_bytes } => tokio::runtime::Builder::new_multi_thread()
@@ -439,6 +452,19 @@ fn default_out() -> PathBuf {
     let host: String =
         machine.hostname.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').take(24).collect();
     PathBuf::from("bench/results").join(format!("{date}-{}cpu-{host}", machine.cpus))
+}
+
+fn hsm(config: &Path, sessions: &[usize], secs: f64) -> Result<(), Error> {
+    let config = Config::load(config)?;
+    segl::dev::pki::setup(&config)?;
+    for &n in sessions {
+        let r = segl_bench::hsm_rate::measure(&config, n, std::time::Duration::from_secs_f64(secs))?;
+        println!(
+            "{n} session(s): {:.0} signatures/s, {:.0} µs CPU per signature ({} in {:.1} s)",
+            r.per_sec, r.cpu_us_per_sign, r.signatures, r.secs
+        );
+    }
+    Ok(())
 }
 
 fn size(path: &Path, rate: f64, hsm_rates: &[f64], headroom: Option<f64>) -> Result<(), Error> {

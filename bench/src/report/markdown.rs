@@ -127,6 +127,12 @@ pub fn summary(report: &Report) -> String {
         r.issue_ratio,
         or_dash(r.issue_ratio_at_target, |x| format!("{x:.3}"))
     );
+    let _ = writeln!(
+        o,
+        "| CPU of one raw C_Sign / segl CPU per issued card | {} at {:.0}% of capacity: the issued/raw rate ratio on cores shared with nothing else (CPU time is not skewed by neighbours' load) |",
+        or_dash(r.cpu_ratio, |x| format!("**{x:.3}**")),
+        st.headline_fraction * 100.0
+    );
     let headline = r.confirm.iter().find(|c| (c.fraction - st.headline_fraction).abs() < 1e-9);
     let _ = writeln!(
         o,

@@ -206,6 +206,9 @@ pub struct Results {
     pub issue_ratio: f64,
     /// Capacity at the p99 target over the raw signing rate.
     pub issue_ratio_at_target: Option<f64>,
+    /// CPU of one raw C_Sign over segl's CPU per issued card (headline run): the rate ratio a
+    /// machine with nothing else on its cores would show, and robust to neighbours' load.
+    pub cpu_ratio: Option<f64>,
     /// Per confirmation run.
     pub confirm: Vec<ConfirmSummary>,
     /// segl CPU µs per request excluding the HSM operation, from the headline run.
@@ -281,10 +284,9 @@ pub fn analyse(settings: &Settings, m: &Measurements) -> Results {
             }
         })
         .collect();
-    let cpu_us_excl_hsm = confirm
-        .iter()
-        .find(|c| (c.fraction - settings.headline_fraction).abs() < 1e-9)
-        .and_then(|c| c.cpu_us_excl_hsm);
+    let headline = confirm.iter().find(|c| (c.fraction - settings.headline_fraction).abs() < 1e-9);
+    let cpu_us_excl_hsm = headline.and_then(|c| c.cpu_us_excl_hsm);
+    let cpu_ratio = headline.and_then(|c| c.server_cpu_us).filter(|&u| u > 0.0).map(|u| cpu_us_per_sign / u);
 
     let ceiling = sweep::knee(&m.ceiling).map(|k| k.result.goodput);
     let node = capacity.map(|capacity_at_p99| NodeProfile {
@@ -312,6 +314,7 @@ pub fn analyse(settings: &Settings, m: &Measurements) -> Results {
         cpu_us_per_sign,
         issue_ratio: ratio(saturated_goodput),
         issue_ratio_at_target: capacity.map(ratio),
+        cpu_ratio,
         confirm,
         cpu_us_excl_hsm,
         generator_ceiling: ceiling,
@@ -498,6 +501,8 @@ pub(crate) mod tests {
         let c80 = r.confirm.iter().find(|c| c.fraction == 0.8).unwrap();
         assert!((c80.server_cpu_us.unwrap() - 1160.0).abs() < 1e-6);
         assert!((r.cpu_us_excl_hsm.unwrap() - 40.0).abs() < 1e-6);
+        // 1,120 µs per raw signature / 1,160 µs per issued card.
+        assert!((r.cpu_ratio.unwrap() - 1120.0 / 1160.0).abs() < 1e-9);
         assert!((c80.generator_cpu_us.unwrap() - 20.0).abs() < 1e-9);
         assert_eq!(r.confirm[2].p99_ms, 10.0);
         // Ceiling: 14,990/s passes, 29,980/s does not → 10× capacity.
