@@ -4,28 +4,38 @@
 
 use std::net::SocketAddr;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 
 /// Serves until the process ends.
 pub async fn serve(listen: SocketAddr, body_bytes: usize) -> std::io::Result<()> {
     let listener = TcpListener::bind(listen).await?;
-    let mut response = format!(
-        "HTTP/1.1 200 OK\r\nContent-Type: text/xml; charset=utf-8\r\nContent-Length: {body_bytes}\r\n\r\n"
-    )
-    .into_bytes();
-    response.resize(response.len() + body_bytes, b'x');
-    let response: &'static [u8] = Box::leak(response.into_boxed_slice());
+    let response = fixed_response(body_bytes);
     loop {
         let (stream, _) = listener.accept().await?;
+        stream.set_nodelay(true)?;
         tokio::spawn(async move {
             let _ = connection(stream, response).await;
         });
     }
 }
 
-async fn connection(mut stream: TcpStream, response: &'static [u8]) -> std::io::Result<()> {
-    stream.set_nodelay(true)?;
+/// The one response the trivial server sends: 200 with `body_bytes` of body.
+pub fn fixed_response(body_bytes: usize) -> &'static [u8] {
+    let mut response = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/xml; charset=utf-8\r\nContent-Length: {body_bytes}\r\n\r\n"
+    )
+    .into_bytes();
+    response.resize(response.len() + body_bytes, b'x');
+    // Made once per process and kept for its life.
+    Box::leak(response.into_boxed_slice())
+}
+
+/// Answers every request on one connection with `response` until the client closes it.
+pub async fn connection(
+    mut stream: impl AsyncRead + AsyncWrite + Unpin,
+    response: &'static [u8],
+) -> std::io::Result<()> {
     let mut buf: Vec<u8> = Vec::with_capacity(32 * 1024);
     loop {
         // Read one request: head, then Content-Length bytes of body.
@@ -50,6 +60,7 @@ async fn connection(mut stream: TcpStream, response: &'static [u8]) -> std::io::
         }
         buf.drain(..head_len + body_len);
         stream.write_all(response).await?;
+        stream.flush().await?;
         if close {
             return Ok(());
         }

@@ -142,3 +142,80 @@ fn a_server_that_never_answers_gives_timeouts_from_the_intended_send_time() {
     assert_eq!(s.counts.timeout, 20, "{s:?}");
     assert!(run.wall_secs < 3.0, "stops by itself: {}", run.wall_secs);
 }
+
+#[test]
+fn tls_client_checks_the_certificate_against_the_ca_file_and_name() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    use tokio_rustls::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    use tokio_rustls::rustls::ServerConfig;
+
+    let (state, pool) = state();
+    // segl serves no TLS yet: a rustls server in this process stands in for it, so the
+    // generator's --tls path is exercised against a real TLS stack.
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let ca_file = state.dir.join(format!("tls-ca-{}.pem", std::process::id()));
+    std::fs::write(&ca_file, ca_cert.pem()).unwrap();
+    let server_key = KeyPair::generate().unwrap();
+    let server_cert = CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&server_key, &Issuer::new(ca_params, ca_key))
+        .unwrap();
+    let provider = Arc::new(tokio_rustls::rustls::crypto::aws_lc_rs::default_provider());
+    let config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![server_cert.der().clone()],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server_key.serialize_der())),
+        )
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+
+    let rt = rt();
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let response = segl_bench::dummy::fixed_response(3000);
+    rt.spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                if let Ok(tls) = acceptor.accept(tcp).await {
+                    let _ = segl_bench::dummy::connection(tls, response).await;
+                }
+            });
+        }
+    });
+    let mix = Arc::new(Mix::parse("NewSecurityTokenService=1").unwrap());
+    let good = Target::tls(addr, &ca_file, "localhost").unwrap();
+    assert!(good.is_tls());
+    let run = rt.block_on(engine::run(
+        &profiles::soak(50.0, 1.0, 0.0),
+        &good,
+        &mix,
+        pool,
+        &opts(4, true, 5000),
+        None,
+        "t",
+    ));
+    assert_eq!((run.segments[0].sent, run.segments[0].counts.ok), (50, 50), "{:?}", run.segments[0]);
+    // The same server under a name its certificate does not carry: every handshake fails.
+    let wrong = Target::tls(addr, &ca_file, "sts.example").unwrap();
+    let run = rt.block_on(engine::run(
+        &profiles::soak(20.0, 0.5, 0.0),
+        &wrong,
+        &mix,
+        pool,
+        &opts(2, true, 5000),
+        None,
+        "t",
+    ));
+    assert_eq!(run.segments[0].counts.error, 10, "{:?}", run.segments[0]);
+    // A CA file without certificates is refused up front.
+    let empty = state.dir.join("empty.pem");
+    std::fs::write(&empty, "").unwrap();
+    assert!(Target::tls(addr, &empty, "localhost").is_err());
+}

@@ -96,6 +96,10 @@ pub fn summary(report: &Report) -> String {
         m.command
     );
 
+    if m.server.exited {
+        let _ =
+            writeln!(o, "**segl exited during the run**: the figures after that point measure nothing.\n");
+    }
     let _ = writeln!(o, "## Headline\n\n| figure | value |\n|---|---|");
     let _ = writeln!(
         o,

@@ -93,6 +93,9 @@ pub struct ServerInfo {
     pub log_errors: u64,
     /// A few of those lines.
     pub log_samples: Vec<String>,
+    /// Whether segl had exited by the end of the load (it must not).
+    #[serde(default)]
+    pub exited: bool,
 }
 
 /// Raw C_Sign rates, at the start and at the end of the report.
@@ -465,6 +468,7 @@ pub(crate) mod tests {
                 log_warnings: 0,
                 log_errors: 0,
                 log_samples: vec![],
+                exited: false,
             },
             pool: PoolStats {
                 size: 10,

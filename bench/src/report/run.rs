@@ -80,7 +80,7 @@ pub fn run(opts: &ReportOptions) -> Result<Report, ReportError> {
 
     let segl_log = work.join("segl.log");
     say("starting segl");
-    let segl = ChildServer::segl(&opts.config, &segl_log, &st.server_log_level)?;
+    let mut segl = ChildServer::segl(&opts.config, &segl_log, &st.server_log_level)?;
     let client = DevClient::open(&config)?;
     say(&format!("building {} pre-signed requests on {cpus} HSM sessions", opts.pool_size));
     let bar = bar(
@@ -178,6 +178,10 @@ pub fn run(opts: &ReportOptions) -> Result<Report, ReportError> {
     let requests_sent = pool.taken();
     let reused_cards = pool.reused();
     let (log_warnings, log_errors, log_samples) = log_stats(&segl_log);
+    let exited = !segl.is_running();
+    if exited {
+        say(&format!("segl exited during the run; its log ends:\n{}", segl.log_tail(15)));
+    }
     drop(segl);
 
     say("the generator's own ceiling, against a trivial server");
@@ -230,6 +234,7 @@ pub fn run(opts: &ReportOptions) -> Result<Report, ReportError> {
             log_warnings,
             log_errors,
             log_samples,
+            exited,
         },
         pool: pool_stats,
         requests_sent,
