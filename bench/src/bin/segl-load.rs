@@ -172,9 +172,12 @@ struct LoadArgs {
     /// Pre-signed requests to build before the run (default: enough for the whole run, at most 100,000).
     #[arg(long)]
     pool: Option<usize>,
-    /// Write run.json, segments.csv and seconds.csv here.
+    /// Write run.json here.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Log level of the segl started here (segl's default: info).
+    #[arg(long, default_value = "info")]
+    server_log_level: String,
 }
 
 #[derive(Args)]
@@ -244,6 +247,10 @@ struct ReportArgs {
     /// Unmeasured warm-up seconds per step.
     #[arg(long, default_value_t = 2.0)]
     warmup_secs: f64,
+    /// The saturation step's rate over the higher of the first failing sweep rate and the raw
+    /// signing rate.
+    #[arg(long, default_value_t = 1.5)]
+    saturation_factor: f64,
     /// Measured seconds of each 50/80/100% run.
     #[arg(long, default_value_t = 15.0)]
     confirm_secs: f64,
@@ -395,6 +402,7 @@ fn report(a: ReportArgs) -> Result<(), Error> {
             warmup_secs: a.warmup_secs,
             step_secs: a.step_secs,
         },
+        saturation_factor: a.saturation_factor,
         confirm_fractions: vec![0.5, 0.8, 1.0],
         confirm_secs: a.confirm_secs,
         headline_fraction: 0.8,
@@ -537,7 +545,7 @@ fn with_load(
             segl::dev::pki::setup(&config)?;
             let log = std::env::temp_dir().join(format!("segl-load-{}.log", std::process::id()));
             eprintln!("segl-load: starting segl (log {})", log.display());
-            let s = ChildServer::segl(&load.config, &log, "info")?;
+            let s = ChildServer::segl(&load.config, &log, &load.server_log_level)?;
             let (addr, pid) = (s.addr, s.pid());
             (Some(s), addr, "127.0.0.1".to_owned(), Some(pid))
         }
@@ -588,13 +596,23 @@ fn scheduled(load: &LoadArgs, schedule: Schedule, label: &str) -> Result<(), Err
             label,
         ));
         println!(
-            "{:<12} {:>9} {:>9} {:>8} {:>8} {:>10} {:>10} {:>10} {:>10}",
-            "phase", "offered/s", "issued/s", "shed", "failed", "p50 ms", "p99 ms", "p99.9 ms", "max ms"
+            "{:<12} {:>9} {:>9} {:>8} {:>8} {:>10} {:>10} {:>10} {:>10} {:>11} {:>11}",
+            "phase",
+            "offered/s",
+            "issued/s",
+            "shed",
+            "failed",
+            "p50 ms",
+            "p99 ms",
+            "p99.9 ms",
+            "max ms",
+            "segl µs/req",
+            "gen µs/req"
         );
         for s in &run.segments {
             let l = &s.latency;
             println!(
-                "{:<12} {:>9.0} {:>9.0} {:>8} {:>8} {:>10.2} {:>10.2} {:>10.2} {:>10.2}",
+                "{:<12} {:>9.0} {:>9.0} {:>8} {:>8} {:>10.2} {:>10.2} {:>10.2} {:>10.2} {:>11.0} {:>11.0}",
                 s.label,
                 s.offered_rate,
                 s.goodput,
@@ -603,7 +621,9 @@ fn scheduled(load: &LoadArgs, schedule: Schedule, label: &str) -> Result<(), Err
                 l.p50_ms,
                 l.p99_ms,
                 l.p999_ms,
-                l.max_ms
+                l.max_ms,
+                s.server_cpu_us_per_request().unwrap_or(f64::NAN),
+                s.generator_cpu_us_per_request().unwrap_or(f64::NAN)
             );
         }
         Ok(run)

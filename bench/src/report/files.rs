@@ -16,6 +16,7 @@ pub fn render(report: &Report) -> Vec<(&'static str, String)> {
             serde_json::to_string_pretty(report).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}")),
         ),
         ("sweep.csv", steps_csv(&m.sweep)),
+        ("saturation.csv", steps_csv(m.saturation.as_slice())),
         ("ceiling.csv", steps_csv(&m.ceiling)),
         ("confirm.csv", confirm_csv(report)),
         ("hsm.csv", hsm_csv(report)),
@@ -296,13 +297,20 @@ fn latency_vs_load(report: &Report) -> Chart {
 
 fn throughput_vs_load(report: &Report) -> Chart {
     let steps = &report.measurements.sweep;
-    let max = steps.iter().map(|s| s.rate).fold(0.0, f64::max);
+    let max = steps.iter().chain(report.measurements.saturation.as_ref()).map(|s| s.rate).fold(0.0, f64::max);
     Chart {
         title: "Issued cards vs offered load (sweep)".into(),
         x_label: "offered rate, requests/s".into(),
         y_label: "requests/s".into(),
         series: vec![
-            Series::dots("issued (goodput)", steps.iter().map(|s| (s.rate, s.result.goodput)).collect()),
+            Series::dots(
+                "issued (goodput)",
+                steps
+                    .iter()
+                    .chain(report.measurements.saturation.as_ref())
+                    .map(|s| (s.rate, s.result.goodput))
+                    .collect(),
+            ),
             Series::line("offered", vec![(0.0, 0.0), (max, max)]),
             Series::dots(
                 "failed + shed /s",
@@ -386,7 +394,7 @@ fn taxday_throughput(seconds: &[SecondRecord], bands: &[(f64, f64, String)]) -> 
             Series::line("offered", s(|x| x.offered as f64)),
             Series::line("issued (goodput)", s(|x| x.done.ok as f64)),
             Series::line("shed (503)", s(|x| x.done.shed as f64)),
-            Series::line("failed (fault/timeout/error)", s(|x| x.done.failed() as f64)),
+            Series::line("failed", s(|x| x.done.failed() as f64)),
         ],
         bands: bands.to_vec(),
         ..Chart::default()

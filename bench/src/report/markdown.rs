@@ -118,7 +118,7 @@ pub fn summary(report: &Report) -> String {
     );
     let _ = writeln!(
         o,
-        "| raw C_Sign on the same token, {} sessions, same run | {}/s (before the load {}/s, after {}/s); one session {}/s |",
+        "| raw C_Sign on the same token, {} sessions, same run | {}/s (before the sweep {}/s, after the saturation step {}/s); one session {}/s |",
         m.hsm.before_all.sessions,
         int(r.raw_sign_rate),
         int(m.hsm.before_all.per_sec),
@@ -213,6 +213,9 @@ pub fn summary(report: &Report) -> String {
         };
         segment_row(&mut o, &int(s.rate), &s.result, &format!(" {} | {verdict} |", busy.join(" ")));
     }
+    if let Some(s) = &m.saturation {
+        segment_row(&mut o, &format!("saturation {}", int(s.rate)), &s.result, " | flat out |");
+    }
     let _ = writeln!(o, "\n![latency vs load](latency_vs_load.svg)\n\n![throughput vs load](throughput_vs_load.svg)\n\n![CPU vs load](cpu_vs_load.svg)\n");
 
     if let Some(t) = &m.tax_day {
@@ -254,7 +257,7 @@ pub fn summary(report: &Report) -> String {
     let _ = writeln!(
         o,
         "C_Sign of a SHA-1 DigestInfo (CKM_RSA_PKCS) with the STS key through `segl_pkcs11`, one thread per session, {:.0} s each, \
-         while segl was idle.\n\n| when | sessions | signatures/s | CPU µs per signature |\n|---|---|---|---|",
+         while segl was idle: before the sweep and right after the saturation step.\n\n| when | sessions | signatures/s | CPU µs per signature |\n|---|---|---|---|",
         st.hsm_secs
     );
     for (when, h) in [

@@ -46,6 +46,10 @@ pub struct Settings {
     pub sweep_fractions: Vec<f64>,
     /// The sweep plan (rates filled in from the fractions).
     pub sweep: SweepPlan,
+    /// The saturation step's rate over the higher of the first failing sweep rate and the raw
+    /// signing rate.
+    #[serde(default = "default_saturation_factor")]
+    pub saturation_factor: f64,
     /// Confirmation runs as fractions of capacity.
     pub confirm_fractions: Vec<f64>,
     /// Measured seconds of each confirmation run.
@@ -68,6 +72,10 @@ pub struct Settings {
     pub hsm_classes: Vec<HsmClass>,
     /// The server's log level.
     pub server_log_level: String,
+}
+
+fn default_saturation_factor() -> f64 {
+    1.5
 }
 
 /// The server measured.
@@ -98,16 +106,16 @@ pub struct ServerInfo {
     pub exited: bool,
 }
 
-/// Raw C_Sign rates, at the start and at the end of the report.
+/// Raw C_Sign rates before the sweep and right after the saturation step.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct HsmRuns {
-    /// One session, before the load.
+    /// One session, before the sweep.
     pub before_one: HsmRate,
-    /// As many sessions as the server has cores, before the load.
+    /// As many sessions as the server has cores, before the sweep.
     pub before_all: HsmRate,
-    /// One session, after the load.
+    /// One session, after the saturation step.
     pub after_one: HsmRate,
-    /// All sessions, after the load.
+    /// All sessions, after the saturation step.
     pub after_all: HsmRate,
 }
 
@@ -155,6 +163,9 @@ pub struct Measurements {
     pub hsm: HsmRuns,
     /// The sweep.
     pub sweep: Vec<SweepStep>,
+    /// One step well past the knee: what segl issues flat out.
+    #[serde(default)]
+    pub saturation: Option<SweepStep>,
     /// The confirmation runs.
     pub confirm: Vec<ConfirmRun>,
     /// The tax-day run.
@@ -197,7 +208,7 @@ pub struct Results {
     pub capacity: Option<f64>,
     /// The knee step's offered rate.
     pub knee_rate: Option<f64>,
-    /// Highest goodput of any sweep step (saturation).
+    /// Highest goodput of any sweep step or the saturation step.
     pub saturated_goodput: f64,
     /// Raw C_Sign rate on as many sessions as server cores (mean of before and after).
     pub raw_sign_rate: f64,
@@ -261,7 +272,8 @@ pub fn cpu_excluding_hsm(
 pub fn analyse(settings: &Settings, m: &Measurements) -> Results {
     let knee = sweep::knee(&m.sweep);
     let capacity = knee.map(|k| k.result.goodput);
-    let saturated_goodput = sweep::saturated_goodput(&m.sweep);
+    let saturated_goodput =
+        sweep::saturated_goodput(&m.sweep).max(m.saturation.as_ref().map_or(0.0, |s| s.result.goodput));
     let mean = |a: f64, b: f64| (a + b) / 2.0;
     let raw_sign_rate = mean(m.hsm.before_all.per_sec, m.hsm.after_all.per_sec);
     let raw_sign_rate_one = mean(m.hsm.before_one.per_sec, m.hsm.after_one.per_sec);
@@ -387,6 +399,7 @@ pub(crate) mod tests {
             engine: EngineOptions::default(),
             mix: vec![("/sts/services/NewSecurityTokenService".into(), 1)],
             sweep_fractions: vec![0.5, 1.0],
+            saturation_factor: 1.5,
             sweep: SweepPlan {
                 rates: vec![],
                 growth: 1.2,
@@ -429,6 +442,8 @@ pub(crate) mod tests {
             step(&criteria, 1600.0, 1590.0, 400.0),
             step(&criteria, 2000.0, 1560.0, 3000.0),
         ];
+        // Flat out: 1,650/s issued while 2,400/s are offered.
+        let saturation = Some(step(&criteria, 2400.0, 1650.0, 4000.0));
         let confirm = [0.5, 0.8, 1.0]
             .iter()
             .map(|&f| {
@@ -481,6 +496,7 @@ pub(crate) mod tests {
             reused_cards: 0,
             hsm,
             sweep,
+            saturation,
             confirm,
             tax_day: None,
             ceiling,
@@ -495,11 +511,11 @@ pub(crate) mod tests {
         let r = analyse(&settings, &m);
         assert_eq!(r.capacity, Some(1499.0));
         assert_eq!(r.knee_rate, Some(1500.0));
-        assert_eq!(r.saturated_goodput, 1590.0);
+        assert_eq!(r.saturated_goodput, 1650.0);
         assert_eq!(r.raw_sign_rate, 1720.0);
         assert_eq!(r.raw_sign_rate_one, 870.0);
         assert_eq!(r.cpu_us_per_sign, 1120.0);
-        assert!((r.issue_ratio - 1590.0 / 1720.0).abs() < 1e-12);
+        assert!((r.issue_ratio - 1650.0 / 1720.0).abs() < 1e-12);
         assert!((r.issue_ratio_at_target.unwrap() - 1499.0 / 1720.0).abs() < 1e-12);
         // Headline CPU from the 80% run: 1,160 − 1,120 = 40 µs.
         let c80 = r.confirm.iter().find(|c| c.fraction == 0.8).unwrap();
@@ -531,6 +547,7 @@ pub(crate) mod tests {
         for s in &mut m.sweep {
             s.failed = Some("p99".into());
         }
+        m.saturation = None;
         let r = analyse(&settings, &m);
         assert_eq!(r.capacity, None);
         assert_eq!(r.ceiling_ratio, None);

@@ -126,6 +126,21 @@ pub fn run(opts: &ReportOptions) -> Result<Report, ReportError> {
             "  no step met the criteria; later phases are relative to the best goodput, {base:.0}/s"
         )),
     }
+    let first_failing = steps.iter().filter(|s| !s.passed()).map(|s| s.rate).fold(f64::INFINITY, f64::min);
+    let sat_base = if first_failing.is_finite() { first_failing } else { base };
+    let sat_rate = (sat_base.max(before_all.per_sec) * st.saturation_factor).round();
+    say(&format!("saturation: one step at {sat_rate:.0}/s"));
+    let saturation =
+        rt.block_on(sweep::run_step(sat_rate, &plan, &st.criteria, &target, &mix, &pool, &st.engine, pid));
+    if let Some(s) = &saturation {
+        say(&step_line(s));
+    }
+    // Raw signing again right after the sweep, so that the issued/raw ratio compares figures
+    // taken minutes apart at most; the machine is shared.
+    say("raw C_Sign rate again");
+    let after_one = hsm_rate::measure(&config, 1, hsm_secs)?;
+    let after_all = hsm_rate::measure(&config, cores, hsm_secs)?;
+    say(&format!("  {:.0}/s on 1 session, {:.0}/s on {cores}", after_one.per_sec, after_all.per_sec));
 
     let mut confirm = Vec::new();
     for &fraction in &st.confirm_fractions {
@@ -171,10 +186,6 @@ pub fn run(opts: &ReportOptions) -> Result<Report, ReportError> {
     let tax_day = Some(TaxDayRun { profile, run });
     rt.block_on(async { tokio::time::sleep(Duration::from_secs(2)).await });
 
-    say("raw C_Sign rate again");
-    let after_one = hsm_rate::measure(&config, 1, hsm_secs)?;
-    let after_all = hsm_rate::measure(&config, cores, hsm_secs)?;
-    say(&format!("  {:.0}/s on 1 session, {:.0}/s on {cores}", after_one.per_sec, after_all.per_sec));
     let requests_sent = pool.taken();
     let reused_cards = pool.reused();
     let (log_warnings, log_errors, log_samples) = log_stats(&segl_log);
@@ -241,6 +252,7 @@ pub fn run(opts: &ReportOptions) -> Result<Report, ReportError> {
         reused_cards,
         hsm: HsmRuns { before_one, before_all, after_one, after_all },
         sweep: steps,
+        saturation,
         confirm,
         tax_day,
         ceiling,
