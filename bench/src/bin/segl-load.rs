@@ -244,11 +244,14 @@ struct ReportArgs {
     /// Measured seconds per sweep step.
     #[arg(long, default_value_t = 6.0)]
     step_secs: f64,
+    /// Believe a failing sweep step at once (by default it is run once more).
+    #[arg(long)]
+    no_retry: bool,
     /// Unmeasured warm-up seconds per step.
     #[arg(long, default_value_t = 2.0)]
     warmup_secs: f64,
-    /// The saturation step's rate over the higher of the first failing sweep rate and the raw
-    /// signing rate.
+    /// The saturation step's rate over the highest of the first failing sweep rate, the raw
+    /// signing rate and cores × 10⁶ / (CPU µs of one signature).
     #[arg(long, default_value_t = 1.5)]
     saturation_factor: f64,
     /// Measured seconds of each 50/80/100% run.
@@ -291,7 +294,15 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Report(args) => report(args),
         Command::Sweep { load, rates, growth, refine, step_secs, warmup_secs, p99_target_ms } => {
-            let plan = SweepPlan { rates, growth, max_rate: 1_000_000.0, refine, warmup_secs, step_secs };
+            let plan = SweepPlan {
+                rates,
+                growth,
+                max_rate: 1_000_000.0,
+                refine,
+                warmup_secs,
+                step_secs,
+                retry_failed: true,
+            };
             let criteria = Criteria { p99_target_ms, ..default_criteria() };
             let needed = (plan.rates.iter().sum::<f64>() * (step_secs + warmup_secs)) as usize;
             with_load(&load, needed, |ctx| {
@@ -401,6 +412,7 @@ fn report(a: ReportArgs) -> Result<(), Error> {
             refine: a.refine,
             warmup_secs: a.warmup_secs,
             step_secs: a.step_secs,
+            retry_failed: !a.no_retry,
         },
         saturation_factor: a.saturation_factor,
         confirm_fractions: vec![0.5, 0.8, 1.0],

@@ -191,11 +191,12 @@ pub fn summary(report: &Report) -> String {
     let _ = writeln!(
         o,
         "Steps of {:.0} s (after {:.0} s unmeasured warm-up), rates from fractions of the raw signing rate, then ×{} until a step \
-         fails, then {} bisection steps. A step passes when p99 ≤ {} ms, failures ≤ {}, shed ≤ {}, and goodput ≥ {:.0}% of offered.\n",
+         fails, then {} bisection steps; a failing step is run once more{}. A step passes when p99 ≤ {} ms, failures ≤ {}, shed ≤ {}, and goodput ≥ {:.0}% of offered.\n",
         st.sweep.step_secs,
         st.sweep.warmup_secs,
         st.sweep.growth,
         st.sweep.refine,
+        if st.sweep.retry_failed { " and the second try counts" } else { " (disabled: --no-retry)" },
         st.criteria.p99_target_ms,
         pct(st.criteria.max_failure_rate),
         pct(st.criteria.max_shed_rate),
@@ -207,10 +208,13 @@ pub fn summary(report: &Report) -> String {
     );
     for s in &m.sweep {
         let busy: Vec<String> = s.core_busy.iter().map(|b| format!("{:.0}%", b * 100.0)).collect();
-        let verdict = match &s.failed {
+        let mut verdict = match &s.failed {
             None => "pass".to_owned(),
             Some(why) => format!("fail: {why}"),
         };
+        if let Some(first) = &s.first_try {
+            verdict.push_str(&format!(" (second try; the first failed: {first})"));
+        }
         segment_row(&mut o, &int(s.rate), &s.result, &format!(" {} | {verdict} |", busy.join(" ")));
     }
     if let Some(s) = &m.saturation {

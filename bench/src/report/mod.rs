@@ -46,8 +46,8 @@ pub struct Settings {
     pub sweep_fractions: Vec<f64>,
     /// The sweep plan (rates filled in from the fractions).
     pub sweep: SweepPlan,
-    /// The saturation step's rate over the higher of the first failing sweep rate and the raw
-    /// signing rate.
+    /// The saturation step's rate over the highest of the first failing sweep rate, the raw
+    /// signing rate and the rate the cores could sign at given one signature's CPU.
     #[serde(default = "default_saturation_factor")]
     pub saturation_factor: f64,
     /// Confirmation runs as fractions of capacity.
@@ -380,7 +380,13 @@ pub(crate) mod tests {
 
     fn step(criteria: &Criteria, rate: f64, goodput: f64, p99_ms: f64) -> SweepStep {
         let result = segment(rate, goodput, p99_ms, None);
-        SweepStep { rate, failed: criteria.verdict(&result), result, core_busy: vec![0.5, 0.5] }
+        SweepStep {
+            rate,
+            failed: criteria.verdict(&result),
+            result,
+            core_busy: vec![0.5, 0.5],
+            first_try: None,
+        }
     }
 
     fn rate(sessions: usize, per_sec: f64, cpu_us_per_sign: f64) -> HsmRate {
@@ -407,6 +413,7 @@ pub(crate) mod tests {
                 refine: 2,
                 warmup_secs: 2.0,
                 step_secs: 10.0,
+                retry_failed: true,
             },
             confirm_fractions: vec![0.5, 0.8, 1.0],
             confirm_secs: 10.0,

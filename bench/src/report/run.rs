@@ -128,7 +128,10 @@ pub fn run(opts: &ReportOptions) -> Result<Report, ReportError> {
     }
     let first_failing = steps.iter().filter(|s| !s.passed()).map(|s| s.rate).fold(f64::INFINITY, f64::min);
     let sat_base = if first_failing.is_finite() { first_failing } else { base };
-    let sat_rate = (sat_base.max(before_all.per_sec) * st.saturation_factor).round();
+    // The CPU one signature costs bounds the signing rate of these cores whatever neighbours
+    // do to the measured rates; going past it makes sure the step saturates.
+    let cpu_bound = cores as f64 * 1e6 / before_one.cpu_us_per_sign.max(1.0);
+    let sat_rate = (sat_base.max(before_all.per_sec).max(cpu_bound) * st.saturation_factor).round();
     say(&format!("saturation: one step at {sat_rate:.0}/s"));
     let saturation =
         rt.block_on(sweep::run_step(sat_rate, &plan, &st.criteria, &target, &mix, &pool, &st.engine, pid));
@@ -204,6 +207,7 @@ pub fn run(opts: &ReportOptions) -> Result<Report, ReportError> {
         growth: 1.0,
         max_rate: f64::MAX,
         refine: 0,
+        retry_failed: false,
         warmup_secs: 1.0,
         step_secs: st.sweep.step_secs.min(5.0),
     };
