@@ -118,7 +118,7 @@ pub fn summary(report: &Report) -> String {
     );
     let _ = writeln!(
         o,
-        "| raw C_Sign on the same token, {} sessions, same run | {}/s (before the sweep {}/s, after the saturation step {}/s); one session {}/s |",
+        "| raw C_Sign on the same token, {} sessions, same run | {}/s, the better of before the sweep ({}/s) and after the saturation step ({}/s); one session {}/s |",
         m.hsm.before_all.sessions,
         int(r.raw_sign_rate),
         int(m.hsm.before_all.per_sec),
