@@ -112,6 +112,15 @@ enum Command {
         #[arg(long, default_value_t = 3.0)]
         secs: f64,
     },
+    /// Write a report's files again from its report.json (after changing the writers).
+    Render {
+        /// The report's report.json.
+        #[arg(long)]
+        report: PathBuf,
+        /// Directory to write to (default: the report's own).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Recompute the sizing of a report for a rate (and HSM rates) you type in.
     Size {
         /// A report's report.json.
@@ -364,6 +373,7 @@ fn main() -> ExitCode {
         }
         Command::Soak { load, rate, secs } => scheduled(&load, profiles::soak(rate, secs, 0.0), "soak"),
         Command::Hsm { config, sessions, secs } => hsm(&config, &sessions, secs),
+        Command::Render { report, out } => render(&report, out),
         Command::Size { report, rate, hsm_rate, headroom } => size(&report, rate, &hsm_rate, headroom),
         Command::ServeSegl { config, listen } => serve_segl(&config, listen),
         Command::ServeDummy { listen, body_bytes } => tokio::runtime::Builder::new_multi_thread()
@@ -472,6 +482,16 @@ fn default_out() -> PathBuf {
     let host: String =
         machine.hostname.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').take(24).collect();
     PathBuf::from("bench/results").join(format!("{date}-{}cpu-{host}", machine.cpus))
+}
+
+fn render(path: &Path, out: Option<PathBuf>) -> Result<(), Error> {
+    let mut report: Report = serde_json::from_str(&std::fs::read_to_string(path)?)?;
+    // Derived figures follow the current arithmetic.
+    report.results = segl_bench::report::analyse(&report.settings, &report.measurements);
+    let dir = out.unwrap_or_else(|| path.parent().map(Path::to_path_buf).unwrap_or_default());
+    files::write(&dir, &report)?;
+    println!("report written to {}", dir.display());
+    Ok(())
 }
 
 fn hsm(config: &Path, sessions: &[usize], secs: f64) -> Result<(), Error> {

@@ -113,8 +113,14 @@ pub fn summary(report: &Report) -> String {
     );
     let _ = writeln!(
         o,
-        "| saturated issuing rate (best sweep step, any latency) | {}/s |",
-        int(r.saturated_goodput)
+        "| saturated issuing rate (any latency) | {}/s{} |",
+        int(r.saturated_goodput),
+        or_dash(m.saturation.as_ref(), |s| format!(
+            " (saturation step: {}/s offered, {}/s issued, {} failed)",
+            int(s.rate),
+            int(s.result.goodput),
+            pct(s.result.failure_rate())
+        ))
     );
     let _ = writeln!(
         o,
@@ -152,6 +158,23 @@ pub fn summary(report: &Report) -> String {
         or_dash(r.generator_ceiling, |g| format!("{}/s", int(g))),
         or_dash(r.ceiling_ratio, |x| format!("{x:.1}×"))
     );
+    if let Some(t) = &m.tax_day {
+        let surge = t.run.segments.iter().find(|s| s.label == "surge");
+        let _ = writeln!(
+            o,
+            "| tax day: {}× surge to {}/s | {} issued/s during the surge, {} failed, {} shed; {} s busy with no card in time; {} |",
+            st.tax_day.surge_factor,
+            int(t.profile.surge_rate),
+            or_dash(surge, |s| int(s.goodput)),
+            or_dash(surge, |s| pct(s.failure_rate())),
+            or_dash(surge, |s| pct(s.shed_rate())),
+            busy_without_goodput(t, m.server.cores as f64),
+            match recovery_secs(t) {
+                Some(r) => format!("goodput back {r} s into the recovery"),
+                None => "goodput not back within the recovery phase".into(),
+            }
+        );
+    }
     let _ = writeln!(
         o,
         "| requests sent to segl | {} ({} distinct pre-signed cards; {} requests re-sent a pooled card under a fresh message id) |\n",
@@ -248,8 +271,25 @@ pub fn summary(report: &Report) -> String {
         for s in &t.run.segments {
             segment_row(&mut o, &s.label, s, "");
         }
-        if let Some(rec) = recovery_secs(t, st.criteria.p99_target_ms) {
-            let _ = writeln!(o, "\nAfter the surge, p99 per second was back under the target {rec} s into the recovery phase.");
+        let busy_idle = busy_without_goodput(t, m.server.cores as f64);
+        if busy_idle > 0 {
+            let _ = writeln!(
+                o,
+                "\nFor **{busy_idle} s** segl kept at least half its cores busy while not one card reached its client within the \
+                 {} ms deadline: the work went into requests whose clients had already given up (metastable overload; \
+                 refusing early is admission control's job).",
+                st.engine.timeout_ms
+            );
+        }
+        match recovery_secs(t) {
+            Some(rec) => {
+                let _ = writeln!(o, "\nAfter the surge, goodput was back at the offered rate {rec} s into the recovery phase.");
+            }
+            None if t.run.segments.iter().any(|s| s.label == "recovery") => {
+                let _ =
+                    writeln!(o, "\nGoodput did not get back to the offered rate within the recovery phase.");
+            }
+            None => {}
         }
         let _ = writeln!(
             o,
@@ -334,17 +374,28 @@ pub fn summary(report: &Report) -> String {
     o
 }
 
-/// Seconds into the recovery phase until p99 per second is back under the target.
-fn recovery_secs(t: &super::TaxDayRun, p99_target_ms: f64) -> Option<u32> {
+/// Seconds into the recovery phase until the tokens issued in a second reach 98% of the
+/// requests offered in it, with no failures.
+pub fn recovery_secs(t: &super::TaxDayRun) -> Option<u32> {
     t.run.segments.iter().find(|s| s.label == "recovery")?;
     let start: f64 = t.run.segments.iter().take_while(|s| s.label != "recovery").map(|s| s.secs).sum();
-    let start = start.ceil() as u32;
+    let (start, end) = (start.ceil() as u32, t.run.segments.iter().map(|s| s.secs).sum::<f64>() as u32);
     t.run
         .seconds
         .iter()
-        .filter(|s| s.t >= start)
-        .find(|s| s.p99_ms > 0.0 && s.p99_ms <= p99_target_ms)
+        .filter(|s| s.t >= start && s.t < end)
+        .find(|s| s.offered > 0 && s.done.ok as f64 >= 0.98 * s.offered as f64 && s.done.failed() == 0)
         .map(|s| s.t - start)
+}
+
+/// Seconds of the tax-day run in which segl used at least half its cores and issued nothing in
+/// time while requests were being offered.
+pub fn busy_without_goodput(t: &super::TaxDayRun, cores: f64) -> usize {
+    t.run
+        .seconds
+        .iter()
+        .filter(|s| s.offered > 0 && s.done.ok == 0 && s.server_cores.is_some_and(|c| c >= cores / 2.0))
+        .count()
 }
 
 fn sizing(o: &mut String, report: &Report) {
@@ -432,6 +483,42 @@ fn table(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tax_day_recovery_and_busy_seconds_without_goodput() {
+        use crate::record::{Counts, RunRecord, SecondRecord};
+        let seg = |label: &str, secs: f64| {
+            let mut s = crate::report::tests::segment(100.0, 100.0, 5.0, None);
+            s.label = label.into();
+            s.secs = secs;
+            s
+        };
+        let second = |t: u32, offered: u64, ok: u64, timeout: u64, cores: f64| SecondRecord {
+            t,
+            offered,
+            done: Counts { ok, timeout, ..Counts::default() },
+            server_cores: Some(cores),
+            ..SecondRecord::default()
+        };
+        let run = RunRecord {
+            segments: vec![seg("surge", 2.0), seg("recovery", 4.0)],
+            seconds: vec![
+                second(0, 300, 100, 0, 1.9),
+                second(1, 300, 0, 200, 1.9),
+                second(2, 100, 0, 300, 1.9),
+                second(3, 100, 50, 60, 1.8),
+                second(4, 100, 99, 0, 1.2),
+                second(5, 100, 100, 0, 0.8),
+            ],
+            wall_secs: 6.0,
+            reused_cards: 0,
+        };
+        let profile = crate::profiles::TaxDay::relative_to(100.0, 1.0, 1.0, 3.0, [0.0, 0.0, 0.0, 2.0, 4.0]);
+        let t = crate::report::TaxDayRun { profile, run };
+        assert_eq!(busy_without_goodput(&t, 2.0), 2);
+        // The recovery starts at t = 2; t = 4 is the first second at ≥ 98% without failures.
+        assert_eq!(recovery_secs(&t), Some(2));
+    }
 
     #[test]
     fn numbers_are_formatted_for_people() {

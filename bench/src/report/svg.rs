@@ -3,10 +3,10 @@
 
 use std::fmt::Write as _;
 
-const W: f64 = 860.0;
+const W: f64 = 900.0;
 const H: f64 = 440.0;
 const LEFT: f64 = 72.0;
-const RIGHT: f64 = 190.0;
+const RIGHT: f64 = 225.0;
 const TOP: f64 = 42.0;
 const BOTTOM: f64 = 52.0;
 const COLORS: [&str; 8] =
