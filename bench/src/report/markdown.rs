@@ -152,6 +152,18 @@ pub fn summary(report: &Report) -> String {
         or_dash(headline.and_then(|c| c.server_cpu_us), |u| format!("{u:.0} µs")),
         r.cpu_us_per_sign
     );
+    if let Some(x) = &m.in_process {
+        let _ = writeln!(
+            o,
+            "| the same without HTTP: `segl::exchange::serve` in-process, one thread, {} requests | **{:.0} µs** = {:.0} µs CPU per request − {:.0} µs per C_Sign on the same thread{}; so HTTP, executor and logging add {} |",
+            int(x.requests as f64),
+            x.cpu_us_excl_hsm,
+            x.cpu_us_per_request,
+            x.cpu_us_per_sign,
+            if x.not_issued > 0 { format!(" ({} not issued!)", x.not_issued) } else { String::new() },
+            or_dash(r.cpu_us_excl_hsm, |u| format!("≈ {:.0} µs", u - x.cpu_us_excl_hsm))
+        );
+    }
     let _ = writeln!(
         o,
         "| load generator's own ceiling (trivial server, same run) | {} = **{}** capacity (target ≥ 5×) |",

@@ -170,6 +170,9 @@ pub struct Measurements {
     pub confirm: Vec<ConfirmRun>,
     /// The tax-day run.
     pub tax_day: Option<TaxDayRun>,
+    /// The exchange called in the generator's process, without HTTP.
+    #[serde(default)]
+    pub in_process: Option<crate::inprocess::InProcess>,
     /// The generator against the trivial server.
     pub ceiling: Vec<SweepStep>,
     /// Generator CPU per request against the trivial server at its highest passing rate, µs.
@@ -507,6 +510,7 @@ pub(crate) mod tests {
             saturation,
             confirm,
             tax_day: None,
+            in_process: None,
             ceiling,
             ceiling_body_bytes: 6000,
         };
