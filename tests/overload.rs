@@ -235,7 +235,8 @@ fn histogram(admin: SocketAddr, name: &str, bucket_labels: &str, count_labels: &
 
 fn metrics_text(admin: SocketAddr) -> String {
     let mut s = std::net::TcpStream::connect(admin).unwrap();
-    std::io::Write::write_all(&mut s, b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    std::io::Write::write_all(&mut s, b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
     let mut out = String::new();
     std::io::Read::read_to_string(&mut s, &mut out).unwrap();
     out
@@ -286,15 +287,32 @@ fn at_three_times_capacity_goodput_holds_and_refusals_are_fast_fair_and_by_prior
         assert_eq!(rutine.other + akut.other, 0, "answers other than 200/503");
         // Admitted requests within the deadline, as segl is accountable for it: from the last
         // byte read to the response ready (segl_request_duration_seconds).
-        let (in_time, admitted) = histogram(server.admin, "segl_request_duration_seconds", ",le=\"0.2\"}", "{endpoint=\"NewSecurityTokenService\"}");
-        println!("admitted within the 200 ms deadline (server side): {in_time} of {admitted} = {:.2} %", 100.0 * in_time as f64 / admitted.max(1) as f64);
-        assert!(admitted > 0 && in_time as f64 >= 0.99 * admitted as f64, "admitted p99 beyond the deadline: {in_time} of {admitted} in time");
+        let (in_time, admitted) = histogram(
+            server.admin,
+            "segl_request_duration_seconds",
+            ",le=\"0.2\"}",
+            "{endpoint=\"NewSecurityTokenService\"}",
+        );
+        println!(
+            "admitted within the 200 ms deadline (server side): {in_time} of {admitted} = {:.2} %",
+            100.0 * in_time as f64 / admitted.max(1) as f64
+        );
+        assert!(
+            admitted > 0 && in_time as f64 >= 0.99 * admitted as f64,
+            "admitted p99 beyond the deadline: {in_time} of {admitted} in time"
+        );
         // Refusal latency as segl is accountable for it: from the request's last byte read to
         // the refusal ready to send (segl_shed_seconds). The client-side figures above also
         // hold the load generator's own waits for a CPU on this shared two-core machine.
         let (fast, total) = histogram(server.admin, "segl_shed_seconds", "{le=\"0.005\"}", "");
-        println!("refusals ready within 5 ms (server side): {fast} of {total} = {:.2} %", 100.0 * fast as f64 / total.max(1) as f64);
-        assert!(total > 0 && fast as f64 >= 0.99 * total as f64, "refusals p99 ≥ 5 ms: {fast} of {total} within 5 ms");
+        println!(
+            "refusals ready within 5 ms (server side): {fast} of {total} = {:.2} %",
+            100.0 * fast as f64 / total.max(1) as f64
+        );
+        assert!(
+            total > 0 && fast as f64 >= 0.99 * total as f64,
+            "refusals p99 ≥ 5 ms: {fast} of {total} within 5 ms"
+        );
         let rate = |t: &Tally| t.ok.len() as f64 / (t.ok.len() + t.shed.len()).max(1) as f64;
         println!("admitted share: AKUT {:.1} %, RUTINE {:.1} %", 100.0 * rate(&akut), 100.0 * rate(&rutine));
         assert!(rate(&akut) >= 0.9, "AKUT admitted only {:.1} %", 100.0 * rate(&akut));

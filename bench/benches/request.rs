@@ -1,0 +1,90 @@
+//! The DGWS request path piece by piece, in-process and without the network: parse, exclusive
+//! c14n + digest of the card, signature verification, certificate-chain validation, building
+//! and emitting the STS card, the HSM signature (SoftHSM), and the whole request through
+//! `segl::exchange::serve`. Each reports time per operation.
+//!
+//! Runs on a private SoftHSM state made under `target/` (as the end-to-end tests do).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use criterion::{criterion_group, criterion_main, Criterion};
+use futures_lite::future::block_on;
+use segl::dev::client::{DevClient, RequestOptions};
+use segl::exchange::{CoreContext, Shared};
+use segl::signing::StsKey;
+use segl::token::{ns, CardType, IdCard};
+use segl::xml::c14n;
+use segl::xml::dsig::algorithm::{DigestAlgorithm, SignatureAlgorithm};
+use segl::xml::dsig::verify_enveloped;
+use segl::xml::Document;
+use segl_bench::fixture::PrivateState;
+use segl_bench::pool::RequestPool;
+
+fn bench(c: &mut Criterion) {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("segl-bench-request");
+    let state = PrivateState::create(&dir).expect("private SoftHSM state");
+    let config = state.config;
+    let client = DevClient::open(&config).expect("development client");
+    let key = StsKey::open(&config.hsm).expect("STS key");
+    let limits = config.limits.to_limits();
+    let shared = Arc::new(Shared::from_config(Arc::new(config)).expect("trust, roles, audit"));
+    let (signer, driver) = key.core_signer(0).expect("core signer");
+    // The batched signer's driver signs on a thread of its own; each iteration below waits for
+    // its signature through the signer's channel.
+    std::thread::spawn(move || block_on(driver.run()));
+    let ctx = CoreContext::new(shared, signer);
+
+    let body = Bytes::from(client.request(&RequestOptions::new(CardType::User)).expect("request"));
+    let doc = Document::parse(body.clone(), &limits).expect("parse");
+    let card = doc.by_id("IDCard").expect("the ID card");
+    let signature = doc.child(card, ns::DS, "Signature").expect("its signature");
+    let verified = verify_enveloped(&doc, signature).expect("verifies");
+    let now = jiff::Timestamp::now();
+    let client_card = IdCard::from_element(&doc, card).expect("card");
+    let credential = ctx.signer.credential();
+
+    let mut g = c.benchmark_group("dgws");
+    g.sample_size(30);
+    g.bench_function("parse", |b| b.iter(|| Document::parse(body.clone(), &limits).map(|d| d.root())));
+    g.bench_function("c14n_sha1_card", |b| {
+        b.iter(|| {
+            let mut h = DigestAlgorithm::Sha1.hasher();
+            c14n::exclusive(&doc, card, Some(signature), &[], &mut h);
+            h.finish()
+        })
+    });
+    g.bench_function("verify_signature", |b| b.iter(|| verify_enveloped(&doc, signature).is_ok()));
+    g.bench_function("validate_certificate_chain", |b| {
+        b.iter(|| ctx.shared.policy().trust.validate(&verified.certificate_der, now).is_ok())
+    });
+    g.bench_function("read_card", |b| b.iter(|| IdCard::from_element(&doc, card).is_ok()));
+    g.bench_function("build_emit_sts_card", |b| {
+        b.iter(|| {
+            let unsigned =
+                client_card.prepare_signature(SignatureAlgorithm::RsaSha1, &credential.certificate_b64);
+            unsigned.finish(&[0u8; 256]).len()
+        })
+    });
+    let digest = DigestAlgorithm::Sha1.digest(b"SignedInfo");
+    g.bench_function("hsm_sign_softhsm", |b| {
+        b.iter(|| block_on(ctx.signer.sign_digest(&credential, DigestAlgorithm::Sha1, &digest)).is_ok())
+    });
+    // Distinct requests (cards and message ids), so no cache that may land can flatter it.
+    let pool = RequestPool::build(&client, 64, 2, &|| {}).expect("request pool").0;
+    g.bench_function("whole_request", |b| {
+        b.iter(|| {
+            let outcome = block_on(segl::exchange::serve(
+                &ctx,
+                "/sts/services/NewSecurityTokenService",
+                pool.take(),
+                None,
+            ));
+            assert_eq!(outcome.status, 200, "{}", String::from_utf8_lossy(&outcome.body));
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

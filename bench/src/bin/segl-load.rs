@@ -1,0 +1,680 @@
+//! `segl-load`: segl's open-loop load generator and capacity report (see bench/README.md).
+#![forbid(unsafe_code)]
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+use segl::config::Config;
+use segl::dev::client::DevClient;
+use segl_bench::client::Target;
+use segl_bench::engine::{self, EngineOptions, Mix};
+use segl_bench::pool::RequestPool;
+use segl_bench::profiles::{self, TaxDay};
+use segl_bench::record::RunRecord;
+use segl_bench::report::run::{self as report_run, ReportOptions};
+use segl_bench::report::sizing::{self, HsmClass, PeakDay};
+use segl_bench::report::{files, markdown, Report, Settings, TaxDayShape};
+use segl_bench::schedule::Schedule;
+use segl_bench::servers::ChildServer;
+use segl_bench::sweep::{self, Criteria, SweepPlan};
+
+// The child that serves segl for a report runs segl's own server code; give it segl's allocator.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+type Error = Box<dyn std::error::Error>;
+
+/// segl's open-loop load generator and capacity report.
+#[derive(Parser)]
+#[command(version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The standard capacity report: starts segl on the configuration, measures the raw HSM
+    /// rate, sweeps to the knee, runs 50/80/100% of capacity and the tax-day profile, measures
+    /// the generator's own ceiling, and writes JSON, CSV, SVG and SUMMARY.md to --out.
+    Report(ReportArgs),
+    /// Step the offered rate up until the p99 target is missed or requests fail.
+    Sweep {
+        #[command(flatten)]
+        load: LoadArgs,
+        /// Rates to try first, comma separated.
+        #[arg(long, value_delimiter = ',', default_value = "200,400,800,1200,1600")]
+        rates: Vec<f64>,
+        /// Multiply the last rate by this until a step fails.
+        #[arg(long, default_value_t = 1.15)]
+        growth: f64,
+        /// Bisection steps after the first failing step.
+        #[arg(long, default_value_t = 2)]
+        refine: u32,
+        /// Measured seconds per step.
+        #[arg(long, default_value_t = 6.0)]
+        step_secs: f64,
+        /// Unmeasured warm-up seconds per step.
+        #[arg(long, default_value_t = 2.0)]
+        warmup_secs: f64,
+        /// p99 target, ms.
+        #[arg(long, default_value_t = 100.0)]
+        p99_target_ms: f64,
+    },
+    /// Baseline, ramp to peak, hold, surge, recovery: every phase's rate and length.
+    TaxDay {
+        #[command(flatten)]
+        load: LoadArgs,
+        #[arg(long, default_value_t = 300.0)]
+        baseline_rate: f64,
+        #[arg(long, default_value_t = 1000.0)]
+        peak_rate: f64,
+        /// Default: 3 × the peak rate.
+        #[arg(long)]
+        surge_rate: Option<f64>,
+        /// Default: the peak rate.
+        #[arg(long)]
+        recovery_rate: Option<f64>,
+        #[arg(long, default_value_t = 15.0)]
+        baseline_secs: f64,
+        #[arg(long, default_value_t = 15.0)]
+        ramp_secs: f64,
+        #[arg(long, default_value_t = 20.0)]
+        hold_secs: f64,
+        #[arg(long, default_value_t = 10.0)]
+        surge_secs: f64,
+        #[arg(long, default_value_t = 30.0)]
+        recovery_secs: f64,
+    },
+    /// One rate for a long time.
+    Soak {
+        #[command(flatten)]
+        load: LoadArgs,
+        /// Offered rate, requests/s.
+        #[arg(long)]
+        rate: f64,
+        /// Seconds.
+        #[arg(long, default_value_t = 600.0)]
+        secs: f64,
+    },
+    /// The raw C_Sign rate of the STS token on 1..N sessions (the ceiling segl is compared with).
+    Hsm {
+        /// segl configuration naming the token and key.
+        #[arg(long, default_value = "config/segl.toml")]
+        config: PathBuf,
+        /// Session counts to measure, comma separated.
+        #[arg(long, value_delimiter = ',', default_value = "1,2")]
+        sessions: Vec<usize>,
+        /// Seconds per measurement.
+        #[arg(long, default_value_t = 3.0)]
+        secs: f64,
+    },
+    /// Write a report's files again from its report.json (after changing the writers).
+    Render {
+        /// The report's report.json.
+        #[arg(long)]
+        report: PathBuf,
+        /// Directory to write to (default: the report's own).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Recompute the sizing of a report for a rate (and HSM rates) you type in.
+    Size {
+        /// A report's report.json.
+        #[arg(long)]
+        report: PathBuf,
+        /// Peak rate to size for, requests/s.
+        #[arg(long)]
+        rate: f64,
+        /// Signing rates of external HSMs to size with (signatures/s per HSM).
+        #[arg(long, value_delimiter = ',')]
+        hsm_rate: Vec<f64>,
+        /// Planned utilisation at peak (default: the report's).
+        #[arg(long)]
+        headroom: Option<f64>,
+    },
+    /// (internal) segl's server, as a child of the report.
+    #[command(hide = true)]
+    ServeSegl {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        listen: SocketAddr,
+    },
+    /// (internal) the trivial server for the generator's ceiling.
+    #[command(hide = true)]
+    ServeDummy {
+        #[arg(long)]
+        listen: SocketAddr,
+        #[arg(long, default_value_t = 6000)]
+        body_bytes: usize,
+    },
+}
+
+/// Where to send load and how.
+#[derive(Args)]
+struct LoadArgs {
+    /// segl configuration: the development PKI signs the requests, and segl is started on it
+    /// unless --target is given.
+    #[arg(long, default_value = "config/segl.toml")]
+    config: PathBuf,
+    /// An already running server, HOST:PORT. Without it, segl is started on a free loopback port.
+    #[arg(long)]
+    target: Option<String>,
+    /// Process id of the --target server, to measure its CPU.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Connect with TLS, trusting the CA certificates in --ca-file.
+    #[arg(long, requires = "ca_file")]
+    tls: bool,
+    /// PEM file of the CA certificates to trust for --tls.
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
+    /// Server name to check the certificate against (default: the --target host).
+    #[arg(long)]
+    server_name: Option<String>,
+    #[command(flatten)]
+    engine: EngineArgs,
+    /// Pre-signed requests to build before the run (default: enough for the whole run, at most 100,000).
+    #[arg(long)]
+    pool: Option<usize>,
+    /// Write run.json here.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Log level of the segl started here (segl's default: info).
+    #[arg(long, default_value = "info")]
+    server_log_level: String,
+}
+
+#[derive(Args)]
+struct EngineArgs {
+    /// Connections (requests in flight at most).
+    #[arg(long, default_value_t = 128)]
+    connections: usize,
+    /// A new connection per request instead of keep-alive.
+    #[arg(long)]
+    new_connections: bool,
+    /// Request deadline from its intended send time, ms.
+    #[arg(long, default_value_t = 5000)]
+    timeout_ms: u64,
+    /// Endpoints by weight.
+    #[arg(long, default_value = "NewSecurityTokenService=9,SecurityTokenService=1")]
+    mix: String,
+    /// No progress bar.
+    #[arg(long)]
+    no_progress: bool,
+}
+
+impl EngineArgs {
+    fn options(&self) -> EngineOptions {
+        EngineOptions {
+            connections: self.connections,
+            keep_alive: !self.new_connections,
+            timeout_ms: self.timeout_ms,
+            progress: !self.no_progress,
+        }
+    }
+}
+
+#[derive(Args)]
+struct ReportArgs {
+    /// segl configuration (the embedded default by default).
+    #[arg(long, default_value = "config/segl.toml")]
+    config: PathBuf,
+    /// Report directory (default: bench/results/<date>-<cpus>cpu-<host>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    engine: EngineArgs,
+    /// p99 latency target for capacity, ms.
+    #[arg(long, default_value_t = 100.0)]
+    p99_target_ms: f64,
+    /// Largest fraction of failed requests in a passing step.
+    #[arg(long, default_value_t = 0.001)]
+    max_failure_rate: f64,
+    /// Pre-signed requests to build (beyond them, pooled cards are re-sent under fresh message ids).
+    #[arg(long, default_value_t = 30_000)]
+    pool: usize,
+    /// Seconds of each raw HSM measurement.
+    #[arg(long, default_value_t = 3.0)]
+    hsm_secs: f64,
+    /// Sweep rates as fractions of the raw signing rate.
+    #[arg(long, value_delimiter = ',', default_value = "0.25,0.5,0.7,0.8,0.9,0.95,1.0,1.05,1.1")]
+    sweep_fractions: Vec<f64>,
+    /// Multiply the last sweep rate by this until a step fails.
+    #[arg(long, default_value_t = 1.15)]
+    growth: f64,
+    /// Bisection steps after the first failing step.
+    #[arg(long, default_value_t = 2)]
+    refine: u32,
+    /// Measured seconds per sweep step.
+    #[arg(long, default_value_t = 6.0)]
+    step_secs: f64,
+    /// Believe a failing sweep step at once (by default it is run once more).
+    #[arg(long)]
+    no_retry: bool,
+    /// Unmeasured warm-up seconds per step.
+    #[arg(long, default_value_t = 2.0)]
+    warmup_secs: f64,
+    /// The saturation step's rate over the highest of the first failing sweep rate, the raw
+    /// signing rate and cores × 10⁶ / (CPU µs of one signature).
+    #[arg(long, default_value_t = 1.5)]
+    saturation_factor: f64,
+    /// Measured seconds of each 50/80/100% run.
+    #[arg(long, default_value_t = 15.0)]
+    confirm_secs: f64,
+    /// Tax-day baseline as a fraction of capacity.
+    #[arg(long, default_value_t = 0.3)]
+    taxday_baseline: f64,
+    /// Tax-day peak as a fraction of capacity.
+    #[arg(long, default_value_t = 0.8)]
+    taxday_peak: f64,
+    /// Tax-day surge over the peak.
+    #[arg(long, default_value_t = 3.0)]
+    surge_factor: f64,
+    /// Tax-day seconds of baseline, ramp, hold, surge, recovery.
+    #[arg(long, value_delimiter = ',', default_value = "15,15,20,10,30")]
+    taxday_secs: Vec<f64>,
+    /// Generator-ceiling rates as multiples of capacity.
+    #[arg(long, value_delimiter = ',', default_value = "5,7.5,10,15")]
+    ceiling_multiples: Vec<f64>,
+    /// A peak rate to size for, requests/s.
+    #[arg(long, default_value_t = 10_000.0)]
+    target_rate: f64,
+    /// Share of the tax day's 3.58 million logins in its busiest hour.
+    #[arg(long, default_value_t = 0.15)]
+    peak_hour_share: f64,
+    /// Peak rate within the busiest hour over its mean.
+    #[arg(long, default_value_t = 3.0)]
+    peak_surge: f64,
+    /// Planned utilisation of CPU and HSM at peak.
+    #[arg(long, default_value_t = 0.7)]
+    headroom: f64,
+    /// segl's log level during the report (segl's default: info).
+    #[arg(long, default_value = "info")]
+    server_log_level: String,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Report(args) => report(args),
+        Command::Sweep { load, rates, growth, refine, step_secs, warmup_secs, p99_target_ms } => {
+            let plan = SweepPlan {
+                rates,
+                growth,
+                max_rate: 1_000_000.0,
+                refine,
+                warmup_secs,
+                step_secs,
+                retry_failed: true,
+            };
+            let criteria = Criteria { p99_target_ms, ..default_criteria() };
+            let needed = (plan.rates.iter().sum::<f64>() * (step_secs + warmup_secs)) as usize;
+            with_load(&load, needed, |ctx| {
+                let steps = ctx.rt.block_on(sweep::run(
+                    &plan,
+                    &criteria,
+                    &ctx.target,
+                    &ctx.mix,
+                    &ctx.pool,
+                    &ctx.engine,
+                    ctx.pid,
+                    &mut |s| {
+                        eprintln!(
+                            "{:>8.0}/s: issued {:>7.0}/s  p50 {:>8.2} ms  p99 {:>8.2} ms  p99.9 {:>8.2} ms  {}",
+                            s.rate,
+                            s.result.goodput,
+                            s.result.latency.p50_ms,
+                            s.result.latency.p99_ms,
+                            s.result.latency.p999_ms,
+                            s.failed.as_deref().unwrap_or("pass")
+                        )
+                    },
+                ));
+                match sweep::knee(&steps) {
+                    Some(k) => println!(
+                        "knee: {:.0} issued/s at p99 ≤ {p99_target_ms} ms (offered {:.0}/s)",
+                        k.result.goodput, k.rate
+                    ),
+                    None => println!("no step met p99 ≤ {p99_target_ms} ms without failures"),
+                }
+                let segments = steps.iter().map(|s| s.result.clone()).collect();
+                Ok(RunRecord { segments, seconds: vec![], wall_secs: 0.0, reused_cards: ctx.pool.reused() })
+            })
+        }
+        Command::TaxDay {
+            load,
+            baseline_rate,
+            peak_rate,
+            surge_rate,
+            recovery_rate,
+            baseline_secs,
+            ramp_secs,
+            hold_secs,
+            surge_secs,
+            recovery_secs,
+        } => {
+            let profile = TaxDay {
+                baseline_rate,
+                peak_rate,
+                surge_rate: surge_rate.unwrap_or(3.0 * peak_rate),
+                recovery_rate: recovery_rate.unwrap_or(peak_rate),
+                baseline_secs,
+                ramp_secs,
+                hold_secs,
+                surge_secs,
+                recovery_secs,
+            };
+            scheduled(&load, profile.schedule(), "tax day")
+        }
+        Command::Soak { load, rate, secs } => scheduled(&load, profiles::soak(rate, secs, 0.0), "soak"),
+        Command::Hsm { config, sessions, secs } => hsm(&config, &sessions, secs),
+        Command::Render { report, out } => render(&report, out),
+        Command::Size { report, rate, hsm_rate, headroom } => size(&report, rate, &hsm_rate, headroom),
+        Command::ServeSegl { config, listen } => serve_segl(&config, listen),
+        Command::ServeDummy { listen, body_bytes } => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .and_then(|rt| rt.block_on(segl_bench::dummy::serve(listen, body_bytes)))
+            .map_err(Error::from),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("segl-load: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn default_criteria() -> Criteria {
+    Criteria {
+        p99_target_ms: 100.0,
+        max_failure_rate: 0.001,
+        max_shed_rate: 0.001,
+        min_goodput_fraction: 0.98,
+    }
+}
+
+fn report(a: ReportArgs) -> Result<(), Error> {
+    let secs: [f64; 5] = a
+        .taxday_secs
+        .clone()
+        .try_into()
+        .map_err(|_| "--taxday-secs takes five lengths: baseline,ramp,hold,surge,recovery")?;
+    let settings = Settings {
+        criteria: Criteria {
+            p99_target_ms: a.p99_target_ms,
+            max_failure_rate: a.max_failure_rate,
+            ..default_criteria()
+        },
+        engine: a.engine.options(),
+        mix: Mix::parse(&a.engine.mix)?.weights,
+        sweep_fractions: a.sweep_fractions,
+        sweep: SweepPlan {
+            rates: vec![],
+            growth: a.growth,
+            max_rate: 1_000_000.0,
+            refine: a.refine,
+            warmup_secs: a.warmup_secs,
+            step_secs: a.step_secs,
+            retry_failed: !a.no_retry,
+        },
+        saturation_factor: a.saturation_factor,
+        confirm_fractions: vec![0.5, 0.8, 1.0],
+        confirm_secs: a.confirm_secs,
+        headline_fraction: 0.8,
+        tax_day: TaxDayShape {
+            baseline_fraction: a.taxday_baseline,
+            peak_fraction: a.taxday_peak,
+            surge_factor: a.surge_factor,
+            secs,
+        },
+        ceiling_multiples: a.ceiling_multiples,
+        hsm_secs: a.hsm_secs,
+        peak_day: PeakDay {
+            peak_hour_share: a.peak_hour_share,
+            surge_factor: a.peak_surge,
+            ..PeakDay::NORWEGIAN_TAX_DAY
+        },
+        target_rate: a.target_rate,
+        headroom: a.headroom,
+        hsm_classes: default_hsm_classes(),
+        server_log_level: a.server_log_level,
+    };
+    let out = a.out.unwrap_or_else(default_out);
+    let opts = ReportOptions {
+        config: a.config,
+        settings,
+        pool_size: a.pool,
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+    };
+    let report = report_run::run(&opts)?;
+    files::write(&out, &report)?;
+    let r = &report.results;
+    println!("report written to {}", out.display());
+    println!(
+        "capacity {}/s at p99 ≤ {} ms; issued/raw C_Sign {:.3}; segl CPU excl. HSM {}; generator ceiling {}",
+        r.capacity.map(markdown::int).unwrap_or_else(|| "–".into()),
+        report.settings.criteria.p99_target_ms,
+        r.issue_ratio,
+        r.cpu_us_excl_hsm.map(|u| format!("{u:.0} µs")).unwrap_or_else(|| "–".into()),
+        r.ceiling_ratio.map(|x| format!("{x:.1}× capacity")).unwrap_or_else(|| "–".into())
+    );
+    Ok(())
+}
+
+fn default_hsm_classes() -> Vec<HsmClass> {
+    vec![
+        HsmClass { name: "AWS CloudHSM (~1,000 RSA-2048/s per HSM)".into(), signs_per_sec: 1000.0 },
+        HsmClass { name: "network HSM (10,000 RSA-2048/s)".into(), signs_per_sec: 10_000.0 },
+        HsmClass { name: "network HSM (20,000 RSA-2048/s)".into(), signs_per_sec: 20_000.0 },
+    ]
+}
+
+fn default_out() -> PathBuf {
+    let machine = segl_bench::procfs::MachineInfo::detect();
+    let date = jiff::Zoned::now().date();
+    let host: String =
+        machine.hostname.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').take(24).collect();
+    PathBuf::from("bench/results").join(format!("{date}-{}cpu-{host}", machine.cpus))
+}
+
+fn render(path: &Path, out: Option<PathBuf>) -> Result<(), Error> {
+    let mut report: Report = serde_json::from_str(&std::fs::read_to_string(path)?)?;
+    // Derived figures follow the current arithmetic.
+    report.results = segl_bench::report::analyse(&report.settings, &report.measurements);
+    let dir = out.unwrap_or_else(|| path.parent().map(Path::to_path_buf).unwrap_or_default());
+    files::write(&dir, &report)?;
+    println!("report written to {}", dir.display());
+    Ok(())
+}
+
+fn hsm(config: &Path, sessions: &[usize], secs: f64) -> Result<(), Error> {
+    let config = Config::load(config)?;
+    segl::dev::pki::setup(&config)?;
+    for &n in sessions {
+        let r = segl_bench::hsm_rate::measure(&config, n, std::time::Duration::from_secs_f64(secs))?;
+        println!(
+            "{n} session(s): {:.0} signatures/s, {:.0} µs CPU per signature ({} in {:.1} s)",
+            r.per_sec, r.cpu_us_per_sign, r.signatures, r.secs
+        );
+    }
+    Ok(())
+}
+
+fn size(path: &Path, rate: f64, hsm_rates: &[f64], headroom: Option<f64>) -> Result<(), Error> {
+    let report: Report = serde_json::from_str(&std::fs::read_to_string(path)?)?;
+    let mut node = report.results.node.ok_or("the report found no capacity at its p99 target")?;
+    if let Some(h) = headroom {
+        node.headroom = h;
+    }
+    let classes: Vec<HsmClass> = if hsm_rates.is_empty() {
+        default_hsm_classes()
+    } else {
+        hsm_rates.iter().map(|&r| HsmClass { name: format!("{r:.0}/s HSM"), signs_per_sec: r }).collect()
+    };
+    println!(
+        "node: capacity {:.0}/s at p99 (embedded SoftHSM), segl CPU {:.1} µs/request excl. HSM, {} cores, utilisation {}",
+        node.capacity_at_p99, node.cpu_us_per_request, node.cores, node.headroom
+    );
+    println!("rate {rate:.0}/s:");
+    println!(
+        "  embedded SoftHSM: {} nodes = ceil({rate:.0} / {:.0})",
+        sizing::embedded_nodes(rate, &node),
+        node.capacity_at_p99
+    );
+    for c in &classes {
+        let s = sizing::size(rate, &node, c);
+        println!(
+            "  {}: {} HSMs = ceil({rate:.0} × {} / ({:.0} × {})), {} nodes = ceil({rate:.0} / {:.0})",
+            c.name,
+            s.hsms,
+            node.signatures_per_request,
+            c.signs_per_sec,
+            node.headroom,
+            s.nodes,
+            s.node_cpu_rate
+        );
+    }
+    Ok(())
+}
+
+struct LoadContext {
+    rt: tokio::runtime::Runtime,
+    target: Target,
+    mix: Arc<Mix>,
+    pool: Arc<RequestPool>,
+    engine: EngineOptions,
+    pid: Option<u32>,
+}
+
+/// Builds the pool, starts segl unless a target is given, and runs `f`.
+fn with_load(
+    load: &LoadArgs,
+    needed: usize,
+    f: impl FnOnce(&LoadContext) -> Result<RunRecord, Error>,
+) -> Result<(), Error> {
+    let config = Config::load(&load.config)?;
+    let mix = Arc::new(Mix::parse(&load.engine.mix)?);
+    let (server, addr, host, pid) = match &load.target {
+        Some(t) => {
+            let addr = t.to_socket_addrs()?.next().ok_or_else(|| format!("{t} resolves to no address"))?;
+            let host =
+                t.rsplit_once(':').map(|(h, _)| h.trim_matches(['[', ']']).to_owned()).unwrap_or_default();
+            (None, addr, host, load.server_pid)
+        }
+        None => {
+            if load.tls {
+                return Err(
+                    "--tls needs --target: the segl started here serves plain HTTP (no TLS yet)".into()
+                );
+            }
+            segl::dev::pki::setup(&config)?;
+            let log = std::env::temp_dir().join(format!("segl-load-{}.log", std::process::id()));
+            eprintln!("segl-load: starting segl (log {})", log.display());
+            let s = ChildServer::segl(&load.config, &log, &load.server_log_level)?;
+            let (addr, pid) = (s.addr, s.pid());
+            (Some(s), addr, "127.0.0.1".to_owned(), Some(pid))
+        }
+    };
+    let target = match (&load.tls, &load.ca_file) {
+        (true, Some(ca)) => Target::tls(addr, ca, load.server_name.as_deref().unwrap_or(&host))?,
+        _ => Target::plain(addr),
+    };
+    let size = load.pool.unwrap_or(needed.clamp(1, 100_000));
+    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    eprintln!("segl-load: building {size} pre-signed requests");
+    let client = DevClient::open(&config)?;
+    let (pool, stats) = RequestPool::build(&client, size, cpus, &|| {})?;
+    eprintln!("segl-load: {} requests in {:.1} s", stats.size, stats.build_secs);
+    let ctx = LoadContext {
+        rt: tokio::runtime::Builder::new_multi_thread().worker_threads(cpus).enable_all().build()?,
+        target,
+        mix,
+        pool: Arc::new(pool),
+        engine: load.engine.options(),
+        pid,
+    };
+    let record = f(&ctx)?;
+    if record.reused_cards > 0 {
+        eprintln!(
+            "segl-load: {} requests re-sent a pooled card under a fresh message id",
+            record.reused_cards
+        );
+    }
+    if let Some(out) = &load.out {
+        std::fs::create_dir_all(out)?;
+        std::fs::write(out.join("run.json"), serde_json::to_string_pretty(&record)?)?;
+    }
+    drop(server);
+    Ok(())
+}
+
+fn scheduled(load: &LoadArgs, schedule: Schedule, label: &str) -> Result<(), Error> {
+    let needed = schedule.requests().ceil() as usize;
+    with_load(load, needed, |ctx| {
+        let run = ctx.rt.block_on(engine::run(
+            &schedule,
+            &ctx.target,
+            &ctx.mix,
+            &ctx.pool,
+            &ctx.engine,
+            ctx.pid,
+            label,
+        ));
+        println!(
+            "{:<12} {:>9} {:>9} {:>8} {:>8} {:>10} {:>10} {:>10} {:>10} {:>11} {:>11}",
+            "phase",
+            "offered/s",
+            "issued/s",
+            "shed",
+            "failed",
+            "p50 ms",
+            "p99 ms",
+            "p99.9 ms",
+            "max ms",
+            "segl µs/req",
+            "gen µs/req"
+        );
+        for s in &run.segments {
+            let l = &s.latency;
+            println!(
+                "{:<12} {:>9.0} {:>9.0} {:>8} {:>8} {:>10.2} {:>10.2} {:>10.2} {:>10.2} {:>11.0} {:>11.0}",
+                s.label,
+                s.offered_rate,
+                s.goodput,
+                s.counts.shed,
+                s.counts.failed(),
+                l.p50_ms,
+                l.p99_ms,
+                l.p999_ms,
+                l.max_ms,
+                s.server_cpu_us_per_request().unwrap_or(f64::NAN),
+                s.generator_cpu_us_per_request().unwrap_or(f64::NAN)
+            );
+        }
+        Ok(run)
+    })
+}
+
+fn serve_segl(config: &Path, listen: SocketAddr) -> Result<(), Error> {
+    // As `segl serve` does, but without colour codes: the log goes to a file.
+    let _ = tracing_log::LogTracer::init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_writer(std::io::stderr)
+        .try_init();
+    let path = config.to_path_buf();
+    let mut config = Config::load(&path)?;
+    config.server.listen = listen;
+    segl::server::run(path, config)?;
+    Ok(())
+}

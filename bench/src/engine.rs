@@ -1,0 +1,373 @@
+//! The open-loop engine: requests leave at the schedule's times whatever the server does, wait
+//! for a free connection if all are busy, and their latency is counted from the time they were
+//! due. A request still unanswered at its deadline (from the time it was due) counts as a
+//! timeout, and one that waited in the generator past its deadline is not sent at all.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+
+use crate::client::{ClientError, Connection, Target};
+use crate::pool::RequestPool;
+use crate::procfs;
+use crate::record::{Outcome, Recorder, RunRecord};
+use crate::schedule::Schedule;
+
+/// How the generator connects.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EngineOptions {
+    /// Connections (= requests in flight at most).
+    pub connections: usize,
+    /// Reuse connections (HTTP/1.1 keep-alive); otherwise one new connection per request.
+    pub keep_alive: bool,
+    /// Deadline of each request, from its intended send time, in milliseconds.
+    pub timeout_ms: u64,
+    /// Draw a progress bar on the terminal.
+    #[serde(skip)]
+    pub progress: bool,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions { connections: 128, keep_alive: true, timeout_ms: 5000, progress: true }
+    }
+}
+
+/// Why an endpoint mix is not usable.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum MixError {
+    /// An entry is not `name=weight`.
+    #[error("endpoint mix entry {0:?} is not NAME=WEIGHT")]
+    Syntax(String),
+    /// The pool has no requests for this endpoint.
+    #[error("no requests for endpoint {0:?}: the pool builds DGWS ID-card requests (NewSecurityTokenService, SecurityTokenService); give a path starting with / to send them elsewhere")]
+    Unsupported(String),
+    /// All weights are zero.
+    #[error("the endpoint mix has no positive weight")]
+    Empty,
+}
+
+/// Endpoints by weight, interleaved evenly (smooth weighted round robin).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mix {
+    /// `(path, weight)` as given.
+    pub weights: Vec<(String, u32)>,
+    cycle: Vec<usize>,
+}
+
+/// The endpoints the request pool serves.
+const DGWS_ENDPOINTS: [&str; 2] = ["NewSecurityTokenService", "SecurityTokenService"];
+
+impl Mix {
+    /// Parses `NAME=WEIGHT,…`; a name is an endpoint under `/sts/services/` or a path.
+    pub fn parse(spec: &str) -> Result<Mix, MixError> {
+        let mut weights = Vec::new();
+        for entry in spec.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let (name, weight) = entry.split_once('=').unwrap_or((entry, "1"));
+            let weight: u32 = weight.trim().parse().map_err(|_| MixError::Syntax(entry.to_owned()))?;
+            let name = name.trim();
+            let path = if name.starts_with('/') {
+                name.to_owned()
+            } else if DGWS_ENDPOINTS.contains(&name) {
+                format!("{}{name}", segl::exchange::SERVICES_PREFIX)
+            } else {
+                return Err(MixError::Unsupported(name.to_owned()));
+            };
+            weights.push((path, weight));
+        }
+        Mix::new(weights)
+    }
+
+    /// A mix of `(path, weight)`.
+    pub fn new(weights: Vec<(String, u32)>) -> Result<Mix, MixError> {
+        let total: u32 = weights.iter().map(|w| w.1).sum();
+        if total == 0 {
+            return Err(MixError::Empty);
+        }
+        let mut current = vec![0i64; weights.len()];
+        let cycle = (0..total)
+            .map(|_| {
+                for (c, w) in current.iter_mut().zip(&weights) {
+                    *c += i64::from(w.1);
+                }
+                let pick = (0..weights.len()).max_by_key(|&i| (current[i], -(i as i64))).unwrap_or(0);
+                current[pick] -= i64::from(total);
+                pick
+            })
+            .collect();
+        Ok(Mix { weights, cycle })
+    }
+
+    /// The path of the k-th request.
+    pub fn path(&self, k: u64) -> &str {
+        &self.weights[self.cycle[(k % self.cycle.len() as u64) as usize]].0
+    }
+}
+
+/// CPU use during one second of a run.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CpuSample {
+    /// Busy fraction per core.
+    pub core_busy: Vec<f64>,
+    /// Server CPU, cores.
+    pub server_cores: Option<f64>,
+    /// Generator CPU, cores.
+    pub generator_cores: Option<f64>,
+}
+
+struct Job {
+    k: u64,
+    intended: Instant,
+    segment: usize,
+}
+
+/// Runs `schedule` against `target`. `server_pid`, when known, is sampled for CPU time.
+pub async fn run(
+    schedule: &Schedule,
+    target: &Target,
+    mix: &Arc<Mix>,
+    pool: &Arc<RequestPool>,
+    opts: &EngineOptions,
+    server_pid: Option<u32>,
+    label: &str,
+) -> RunRecord {
+    let recorder = Arc::new(Mutex::new(Recorder::new(schedule)));
+    let reused_before = pool.reused();
+    let (tx, rx) = async_channel::unbounded::<Job>();
+    let start = Instant::now();
+    let timeout = Duration::from_millis(opts.timeout_ms);
+
+    let workers: Vec<_> = (0..opts.connections.max(1))
+        .map(|_| {
+            let rx = rx.clone();
+            let w = Worker {
+                target: target.clone(),
+                mix: mix.clone(),
+                pool: pool.clone(),
+                recorder: recorder.clone(),
+                keep_alive: opts.keep_alive,
+                timeout,
+                start,
+            };
+            tokio::spawn(w.run(rx))
+        })
+        .collect();
+    drop(rx);
+
+    let bar = progress_bar(opts.progress, schedule.secs(), label);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let sampler =
+        tokio::spawn(sample(start, server_pid, recorder.clone(), schedule.clone(), bar.clone(), stop_rx));
+
+    // Dispatch.
+    let own_pid = std::process::id();
+    let starts = schedule.starts();
+    let mut boundary = 0usize;
+    let mut server_cpu_at = vec![None; starts.len() + 1];
+    let mut generator_cpu_at = vec![None; starts.len() + 1];
+    let mut offered = vec![0u64; schedule.secs().ceil() as usize];
+    let mut sent = vec![0u64; starts.len()];
+    let at = |offset: f64| start + Duration::from_secs_f64(offset.max(0.0));
+    for (k, arrival) in schedule.arrivals().enumerate() {
+        while boundary < starts.len() && starts[boundary] <= arrival.offset {
+            sleep_until(at(starts[boundary])).await;
+            server_cpu_at[boundary] = server_pid.and_then(procfs::process_cpu_ns);
+            generator_cpu_at[boundary] = procfs::process_cpu_ns(own_pid);
+            boundary += 1;
+        }
+        let intended = at(arrival.offset);
+        sleep_until(intended).await;
+        if let Some(o) = offered.get_mut(arrival.offset as usize) {
+            *o += 1;
+        }
+        sent[arrival.segment] += 1;
+        // The receivers live until the channel is closed below; a send cannot fail before.
+        let _ = tx.send(Job { k: k as u64, intended, segment: arrival.segment }).await;
+    }
+    while boundary <= starts.len() {
+        let t = starts.get(boundary).copied().unwrap_or_else(|| schedule.secs());
+        sleep_until(at(t)).await;
+        server_cpu_at[boundary] = server_pid.and_then(procfs::process_cpu_ns);
+        generator_cpu_at[boundary] = procfs::process_cpu_ns(own_pid);
+        boundary += 1;
+    }
+    tx.close();
+    for w in workers {
+        let _ = w.await;
+    }
+    let wall_secs = start.elapsed().as_secs_f64();
+    let _ = stop_tx.send(true);
+    let samples = sampler.await.unwrap_or_default();
+    bar.finish_and_clear();
+
+    let delta = |at: &[Option<u64>]| -> Vec<Option<u64>> {
+        at.windows(2).map(|w| Some(w[1]?.saturating_sub(w[0]?))).collect()
+    };
+    let rec = recorder.lock().unwrap_or_else(PoisonError::into_inner);
+    RunRecord {
+        segments: rec.segment_records(schedule, &sent, &delta(&server_cpu_at), &delta(&generator_cpu_at)),
+        seconds: rec.second_records(&offered, &samples),
+        wall_secs,
+        reused_cards: pool.reused() - reused_before,
+    }
+}
+
+async fn sleep_until(t: Instant) {
+    if t > Instant::now() {
+        tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await;
+    }
+}
+
+fn progress_bar(enabled: bool, secs: f64, label: &str) -> ProgressBar {
+    if !enabled {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(secs.ceil() as u64);
+    if let Ok(style) = ProgressStyle::with_template("{prefix:>14} [{bar:28}] {pos:>4}/{len}s {msg}") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_prefix(label.to_owned());
+    bar
+}
+
+/// Samples CPU once a second until told to stop, and keeps the progress bar current.
+async fn sample(
+    start: Instant,
+    server_pid: Option<u32>,
+    recorder: Arc<Mutex<Recorder>>,
+    schedule: Schedule,
+    bar: ProgressBar,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Vec<CpuSample> {
+    let own = std::process::id();
+    let mut samples = Vec::new();
+    let mut cores = procfs::core_times();
+    let mut server = server_pid.and_then(procfs::process_cpu_ns);
+    let mut generator = procfs::process_cpu_ns(own);
+    let mut tick = tokio::time::interval_at(
+        tokio::time::Instant::from_std(start + Duration::from_secs(1)),
+        Duration::from_secs(1),
+    );
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return samples,
+        }
+        let now_cores = procfs::core_times();
+        let now_server = server_pid.and_then(procfs::process_cpu_ns);
+        let now_generator = procfs::process_cpu_ns(own);
+        let per_sec = |a: Option<u64>, b: Option<u64>| Some(b?.saturating_sub(a?) as f64 / 1e9);
+        samples.push(CpuSample {
+            core_busy: procfs::utilisation(&cores, &now_cores),
+            server_cores: per_sec(server, now_server),
+            generator_cores: per_sec(generator, now_generator),
+        });
+        (cores, server, generator) = (now_cores, now_server, now_generator);
+        let t = samples.len();
+        let (done, p99) = {
+            let r = recorder.lock().unwrap_or_else(PoisonError::into_inner);
+            (r.done_in(t - 1), r.p99_in(t - 1))
+        };
+        bar.set_position(t as u64);
+        bar.set_message(format!(
+            "offered {:>6.0}/s  ok {:>6}/s  shed {:>5}  failed {:>5}  p99 {}",
+            schedule.rate_at(t as f64 - 0.5),
+            done.ok,
+            done.shed,
+            done.failed(),
+            p99.map(|p| format!("{p:.1} ms")).unwrap_or_else(|| "-".into())
+        ));
+    }
+}
+
+struct Worker {
+    target: Target,
+    mix: Arc<Mix>,
+    pool: Arc<RequestPool>,
+    recorder: Arc<Mutex<Recorder>>,
+    keep_alive: bool,
+    timeout: Duration,
+    start: Instant,
+}
+
+impl Worker {
+    async fn run(self, rx: async_channel::Receiver<Job>) {
+        let mut conn: Option<Connection> = None;
+        while let Ok(job) = rx.recv().await {
+            let picked = Instant::now();
+            let deadline = job.intended + self.timeout;
+            let outcome = if picked >= deadline {
+                Outcome::Timeout
+            } else {
+                let body = self.pool.take();
+                let head = self.target.head(self.mix.path(job.k), body.len(), !self.keep_alive);
+                let exchange = exchange(&mut conn, &self.target, head.as_bytes(), &body);
+                match tokio::time::timeout_at(tokio::time::Instant::from_std(deadline), exchange).await {
+                    Err(_) => {
+                        conn = None;
+                        Outcome::Timeout
+                    }
+                    Ok(Err(e)) => {
+                        tracing::debug!("request failed: {e}");
+                        conn = None;
+                        Outcome::Error
+                    }
+                    Ok(Ok(reply)) => {
+                        if !(reply.keep_alive && self.keep_alive) {
+                            conn = None;
+                        }
+                        Outcome::of_status(reply.status)
+                    }
+                }
+            };
+            let us = |t: Instant| t.saturating_duration_since(self.start).as_micros() as u64;
+            let done = Instant::now();
+            let intended = us(job.intended);
+            self.recorder.lock().unwrap_or_else(PoisonError::into_inner).record(
+                job.segment,
+                intended,
+                us(picked).saturating_sub(intended),
+                us(done),
+                outcome,
+            );
+        }
+    }
+}
+
+/// One request on the kept connection (or a new one). A kept connection the server closed
+/// while idle is replaced once, as HTTP clients do.
+async fn exchange(
+    conn: &mut Option<Connection>,
+    target: &Target,
+    head: &[u8],
+    body: &[u8],
+) -> Result<crate::client::Reply, ClientError> {
+    if let Some(c) = conn.as_mut() {
+        match c.exchange(head, body).await {
+            Err(ClientError::Closed { got: 0 } | ClientError::Io(_)) if c.is_reused() => *conn = None,
+            other => return other,
+        }
+    }
+    let c = conn.insert(target.connect().await?);
+    c.exchange(head, body).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mix_interleaves_by_weight() {
+        let mix = Mix::parse("NewSecurityTokenService=3, SecurityTokenService=1").unwrap();
+        let paths: Vec<_> = (0..8).map(|k| mix.path(k).rsplit('/').next().unwrap().to_owned()).collect();
+        assert_eq!(paths.iter().filter(|p| *p == "SecurityTokenService").count(), 2);
+        assert!(paths.windows(2).all(|w| w[0] != w[1] || w[0] == "NewSecurityTokenService"), "{paths:?}");
+        assert_eq!(Mix::parse("/x=1").unwrap().path(5), "/x");
+        assert_eq!(Mix::parse("Sosi2OIOSaml=1"), Err(MixError::Unsupported("Sosi2OIOSaml".into())));
+        assert_eq!(Mix::parse("NewSecurityTokenService=0"), Err(MixError::Empty));
+        assert!(matches!(Mix::parse("NewSecurityTokenService=x"), Err(MixError::Syntax(_))));
+    }
+}

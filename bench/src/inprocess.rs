@@ -1,0 +1,109 @@
+//! segl's CPU per request without the network: the whole DGWS exchange
+//! (`segl::exchange::serve`) called in this process on one thread, and the same thread's
+//! signatures on the same token, each timed by the thread's own CPU clock. The difference
+//! from the server's figure is what HTTP and the executor cost.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures_lite::future::block_on;
+use segl::config::Config;
+use segl::exchange::{CoreContext, Shared, SharedError};
+use segl::signing::{SigningError, StsKey};
+use segl::xml::dsig::algorithm::DigestAlgorithm;
+use serde::{Deserialize, Serialize};
+
+use crate::pool::RequestPool;
+use crate::procfs;
+
+/// The in-process measurement.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct InProcess {
+    /// Requests served.
+    pub requests: u64,
+    /// Of those, answered with something else than 200 (must be 0).
+    pub not_issued: u64,
+    /// Thread CPU per request, µs (the HSM signature included).
+    pub cpu_us_per_request: f64,
+    /// Thread CPU per signature on the same session, µs.
+    pub cpu_us_per_sign: f64,
+    /// The difference: segl's own CPU per request without HTTP, µs.
+    pub cpu_us_excl_hsm: f64,
+    /// Wall time per request, µs.
+    pub wall_us_per_request: f64,
+}
+
+/// Why the in-process measurement could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum InProcessError {
+    /// The STS key is unusable.
+    #[error("STS key: {0}")]
+    Key(#[from] SigningError),
+    /// Trust anchors, CRLs, roles or the audit log are unusable.
+    #[error("{0}")]
+    Shared(#[from] SharedError),
+    /// The signer's driver stopped before the measurement finished.
+    #[error("the signer stopped")]
+    SignerStopped,
+}
+
+/// Serves `requests` pooled requests, with `requests / 2` signatures before and after.
+pub fn measure(config: &Config, pool: &RequestPool, requests: u64) -> Result<InProcess, InProcessError> {
+    let key = StsKey::open(&config.hsm)?;
+    let shared = Arc::new(Shared::from_config(Arc::new(config.clone()))?);
+    let (signer, driver) = key.core_signer(0)?;
+    let ctx = CoreContext::new(shared, signer);
+    let path = format!("{}NewSecurityTokenService", segl::exchange::SERVICES_PREFIX);
+    let credential = ctx.signer.credential();
+    let digest = DigestAlgorithm::Sha1.digest(b"in-process");
+    let sign = |n: u64| {
+        let (ctx, credential, digest) = (&ctx, &credential, &digest);
+        async move {
+            let cpu0 = procfs::thread_cpu_ns().unwrap_or(0);
+            for _ in 0..n {
+                ctx.signer.sign_digest(credential, DigestAlgorithm::Sha1, digest).await?;
+            }
+            Ok::<u64, SigningError>(procfs::thread_cpu_ns().unwrap_or(0).saturating_sub(cpu0))
+        }
+    };
+    let serve = |n: u64| {
+        let (ctx, path) = (&ctx, &path);
+        async move {
+            let mut not_issued = 0;
+            let cpu0 = procfs::thread_cpu_ns().unwrap_or(0);
+            for _ in 0..n {
+                if segl::exchange::serve(ctx, path, pool.take(), None).await.status != 200 {
+                    not_issued += 1;
+                }
+            }
+            (procfs::thread_cpu_ns().unwrap_or(0).saturating_sub(cpu0), not_issued)
+        }
+    };
+    let half = (requests / 2).max(1);
+    // The batched signer's driver runs beside the measurement on this one thread.
+    let measured = async {
+        serve(requests / 10 + 1).await;
+        let sign_before = sign(half).await?;
+        let started = Instant::now();
+        let (serve_ns, not_issued) = serve(requests).await;
+        let wall = started.elapsed();
+        let sign_after = sign(half).await?;
+        Ok::<_, InProcessError>((sign_before, sign_after, serve_ns, not_issued, wall))
+    };
+    let (sign_before, sign_after, serve_ns, not_issued, wall) =
+        block_on(futures_lite::future::or(measured, async {
+            driver.run().await;
+            Err(InProcessError::SignerStopped)
+        }))?;
+    let per = |ns: u64, n: u64| ns as f64 / 1000.0 / n.max(1) as f64;
+    let cpu_us_per_request = per(serve_ns, requests);
+    let cpu_us_per_sign = per(sign_before + sign_after, 2 * half);
+    Ok(InProcess {
+        requests,
+        not_issued,
+        cpu_us_per_request,
+        cpu_us_per_sign,
+        cpu_us_excl_hsm: cpu_us_per_request - cpu_us_per_sign,
+        wall_us_per_request: wall.as_secs_f64() * 1e6 / requests.max(1) as f64,
+    })
+}

@@ -1,0 +1,544 @@
+//! `SUMMARY.md`: the headline figures, the tables behind them, the plots, and the sizing
+//! arithmetic written out.
+
+use std::fmt::Write as _;
+
+use super::Report;
+use crate::record::SegmentRecord;
+
+/// Thousands separators, no decimals.
+pub fn int(v: f64) -> String {
+    if !v.is_finite() {
+        return "–".into();
+    }
+    let s = format!("{:.0}", v.abs());
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if v < -0.5 {
+        out.insert(0, '-');
+    }
+    out
+}
+
+fn ms(v: f64) -> String {
+    if v >= 100.0 {
+        format!("{v:.0} ms")
+    } else if v >= 10.0 {
+        format!("{v:.1} ms")
+    } else {
+        format!("{v:.2} ms")
+    }
+}
+
+fn pct(v: f64) -> String {
+    format!("{:.2}%", v * 100.0)
+}
+
+fn or_dash<T>(v: Option<T>, f: impl Fn(T) -> String) -> String {
+    v.map(f).unwrap_or_else(|| "–".into())
+}
+
+fn segment_row(out: &mut String, first: &str, s: &SegmentRecord, extra: &str) {
+    let l = &s.latency;
+    let _ = writeln!(
+        out,
+        "| {first} | {} | {} | {} | {} | {} | {} | {} | {} | {} |{extra}",
+        int(s.offered_rate),
+        int(s.goodput),
+        ms(l.p50_ms),
+        ms(l.p99_ms),
+        ms(l.p999_ms),
+        ms(l.max_ms),
+        pct(s.failure_rate()),
+        pct(s.shed_rate()),
+        or_dash(s.server_cpu_us_per_request(), |u| format!("{u:.0}")),
+    );
+}
+
+/// The Markdown summary.
+pub fn summary(report: &Report) -> String {
+    let (st, m, r) = (&report.settings, &report.measurements, &report.results);
+    let mut o = String::new();
+    let date = m.started_at.get(..10).unwrap_or(&m.started_at);
+    let _ =
+        writeln!(o, "# segl capacity report, {date}, {} CPUs ({})\n", m.machine.cpus, m.machine.cpu_model);
+    let _ = writeln!(
+        o,
+        "Machine: {}, {} logical CPUs, {} GiB, Linux {}, host `{}`. **This machine is shared with other \
+         engineers' builds and tests and is noisy** (load average {} at the start, {} at the end); the load generator \
+         runs on the same {} CPUs as segl. Every comparison below is between figures measured in the same run.\n",
+        m.machine.cpu_model,
+        m.machine.cpus,
+        m.machine.memory_gib,
+        m.machine.kernel,
+        m.machine.hostname,
+        m.machine.load_average,
+        m.load_average_at_end,
+        m.machine.cpus
+    );
+    let _ = writeln!(
+        o,
+        "segl {}{}: {} executor cores, HSM module `{}`, token `{}`, key `{}`, server log level `{}`. \
+         Started {}.\n\nCommand: `{}`\n",
+        m.server.version,
+        or_dash(m.server.commit.as_ref(), |c| format!(" (commit {c})")),
+        m.server.cores,
+        m.server.hsm_module,
+        m.server.token,
+        m.server.key,
+        st.server_log_level,
+        m.started_at,
+        m.command
+    );
+
+    if m.server.exited {
+        let _ =
+            writeln!(o, "**segl exited during the run**: the figures after that point measure nothing.\n");
+    }
+    let _ = writeln!(o, "## Headline\n\n| figure | value |\n|---|---|");
+    let _ = writeln!(
+        o,
+        "| capacity per node at p99 ≤ {} ms | **{}** |",
+        st.criteria.p99_target_ms,
+        or_dash(r.capacity, |c| format!(
+            "{} issued cards/s (knee step offered {}/s)",
+            int(c),
+            int(r.knee_rate.unwrap_or(f64::NAN))
+        ))
+    );
+    let _ = writeln!(
+        o,
+        "| saturated issuing rate (any latency) | {}/s{} |",
+        int(r.saturated_goodput),
+        or_dash(m.saturation.as_ref(), |s| format!(
+            " (saturation step: {}/s offered, {}/s issued, {} failed)",
+            int(s.rate),
+            int(s.result.goodput),
+            pct(s.result.failure_rate())
+        ))
+    );
+    let _ = writeln!(
+        o,
+        "| raw C_Sign on the same token, {} sessions, same run | {}/s, the better of before the sweep ({}/s) and after the saturation step ({}/s); one session {}/s |",
+        m.hsm.before_all.sessions,
+        int(r.raw_sign_rate),
+        int(m.hsm.before_all.per_sec),
+        int(m.hsm.after_all.per_sec),
+        int(r.raw_sign_rate_one)
+    );
+    let _ = writeln!(
+        o,
+        "| issued cards per second / raw C_Sign per second | **{:.3}** saturated (target ≥ 0.90); {} at the p99 target |",
+        r.issue_ratio,
+        or_dash(r.issue_ratio_at_target, |x| format!("{x:.3}"))
+    );
+    let _ = writeln!(
+        o,
+        "| CPU of one raw C_Sign / segl CPU per issued card | {} at {:.0}% of capacity: the issued/raw rate ratio on cores shared with nothing else (CPU time is not skewed by neighbours' load) |",
+        or_dash(r.cpu_ratio, |x| format!("**{x:.3}**")),
+        st.headline_fraction * 100.0
+    );
+    let headline = r.confirm.iter().find(|c| (c.fraction - st.headline_fraction).abs() < 1e-9);
+    let _ = writeln!(
+        o,
+        "| segl CPU per request excluding the HSM operation | **{}** at {:.0}% of capacity (target ≤ 50 µs); = server CPU {} per request − {:.0} µs per C_Sign. TLS not included: segl serves no TLS yet |",
+        or_dash(r.cpu_us_excl_hsm, |u| format!("{u:.0} µs")),
+        st.headline_fraction * 100.0,
+        or_dash(headline.and_then(|c| c.server_cpu_us), |u| format!("{u:.0} µs")),
+        r.cpu_us_per_sign
+    );
+    if let Some(x) = &m.in_process {
+        let _ = writeln!(
+            o,
+            "| the same without HTTP: `segl::exchange::serve` in-process, one thread, {} requests | **{:.0} µs** = {:.0} µs CPU per request − {:.0} µs per C_Sign on the same thread{}; so HTTP, executor and logging add {} |",
+            int(x.requests as f64),
+            x.cpu_us_excl_hsm,
+            x.cpu_us_per_request,
+            x.cpu_us_per_sign,
+            if x.not_issued > 0 { format!(" ({} not issued!)", x.not_issued) } else { String::new() },
+            or_dash(r.cpu_us_excl_hsm, |u| format!("≈ {:.0} µs", u - x.cpu_us_excl_hsm))
+        );
+    }
+    let _ = writeln!(
+        o,
+        "| load generator's own ceiling (trivial server, same run) | {} = **{}** capacity (target ≥ 5×) |",
+        or_dash(r.generator_ceiling, |g| format!("{}/s", int(g))),
+        or_dash(r.ceiling_ratio, |x| format!("{x:.1}×"))
+    );
+    if let Some(t) = &m.tax_day {
+        let surge = t.run.segments.iter().find(|s| s.label == "surge");
+        let _ = writeln!(
+            o,
+            "| tax day: {}× surge to {}/s | {} issued/s during the surge, {} failed, {} shed; {} s busy with no card in time; {} |",
+            st.tax_day.surge_factor,
+            int(t.profile.surge_rate),
+            or_dash(surge, |s| int(s.goodput)),
+            or_dash(surge, |s| pct(s.failure_rate())),
+            or_dash(surge, |s| pct(s.shed_rate())),
+            busy_without_goodput(t, m.server.cores as f64),
+            match recovery_secs(t) {
+                Some(r) => format!("goodput back {r} s into the recovery"),
+                None => "goodput not back within the recovery phase".into(),
+            }
+        );
+    }
+    let _ = writeln!(
+        o,
+        "| requests sent to segl | {} ({} distinct pre-signed cards; {} requests re-sent a pooled card under a fresh message id) |\n",
+        int(m.requests_sent as f64),
+        int(m.pool.size as f64),
+        int(m.reused_cards as f64)
+    );
+
+    let _ = writeln!(o, "## Latency at 50%, 80% and 100% of capacity\n");
+    let _ = writeln!(
+        o,
+        "Constant offered rate for {:.0} s each after a warm-up; latency from each request's intended send time.\n",
+        st.confirm_secs
+    );
+    let _ = writeln!(
+        o,
+        "| load | offered/s | issued/s | p50 | p99 | p99.9 | failed | segl CPU µs/request | excl. HSM | generator CPU µs/request |\n|---|---|---|---|---|---|---|---|---|---|"
+    );
+    for c in &r.confirm {
+        let _ = writeln!(
+            o,
+            "| {:.0}% | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            c.fraction * 100.0,
+            int(c.rate),
+            int(c.goodput),
+            ms(c.p50_ms),
+            ms(c.p99_ms),
+            ms(c.p999_ms),
+            pct(c.failure_rate),
+            or_dash(c.server_cpu_us, |u| format!("{u:.0}")),
+            or_dash(c.cpu_us_excl_hsm, |u| format!("{u:.0}")),
+            or_dash(c.generator_cpu_us, |u| format!("{u:.0}")),
+        );
+    }
+
+    let _ = writeln!(o, "\n## Sweep: finding the knee\n");
+    let _ = writeln!(
+        o,
+        "Steps of {:.0} s (after {:.0} s unmeasured warm-up), rates from fractions of the raw signing rate, then ×{} until a step \
+         fails, then {} bisection steps; a failing step is run once more{}. A step passes when p99 ≤ {} ms, failures ≤ {}, shed ≤ {}, and goodput ≥ {:.0}% of offered.\n",
+        st.sweep.step_secs,
+        st.sweep.warmup_secs,
+        st.sweep.growth,
+        st.sweep.refine,
+        if st.sweep.retry_failed { " and the second try counts" } else { " (disabled: --no-retry)" },
+        st.criteria.p99_target_ms,
+        pct(st.criteria.max_failure_rate),
+        pct(st.criteria.max_shed_rate),
+        st.criteria.min_goodput_fraction * 100.0
+    );
+    let _ = writeln!(
+        o,
+        "| step | offered/s | issued/s | p50 | p99 | p99.9 | max | failed | shed | segl CPU µs/req | cores busy | verdict |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
+    );
+    for s in &m.sweep {
+        let busy: Vec<String> = s.core_busy.iter().map(|b| format!("{:.0}%", b * 100.0)).collect();
+        let mut verdict = match &s.failed {
+            None => "pass".to_owned(),
+            Some(why) => format!("fail: {why}"),
+        };
+        if let Some(first) = &s.first_try {
+            verdict.push_str(&format!(" (second try; the first failed: {first})"));
+        }
+        segment_row(&mut o, &int(s.rate), &s.result, &format!(" {} | {verdict} |", busy.join(" ")));
+    }
+    if let Some(s) = &m.saturation {
+        segment_row(&mut o, &format!("saturation {}", int(s.rate)), &s.result, " | flat out |");
+    }
+    let _ = writeln!(o, "\n![latency vs load](latency_vs_load.svg)\n\n![throughput vs load](throughput_vs_load.svg)\n\n![CPU vs load](cpu_vs_load.svg)\n");
+
+    if let Some(t) = &m.tax_day {
+        let p = &t.profile;
+        let _ = writeln!(o, "## Tax day\n");
+        let _ = writeln!(
+            o,
+            "Baseline {}/s for {:.0} s, ramp to {}/s over {:.0} s, hold {:.0} s, surge to {}/s ({}× the peak) for {:.0} s, \
+             recovery at {}/s for {:.0} s. Requests unanswered {} ms after their intended send time count as timeouts.\n",
+            int(p.baseline_rate),
+            p.baseline_secs,
+            int(p.peak_rate),
+            p.ramp_secs,
+            p.hold_secs,
+            int(p.surge_rate),
+            st.tax_day.surge_factor,
+            p.surge_secs,
+            int(p.recovery_rate),
+            p.recovery_secs,
+            st.engine.timeout_ms
+        );
+        let _ = writeln!(
+            o,
+            "| phase | offered/s | issued/s | p50 | p99 | p99.9 | max | failed | shed | segl CPU µs/req |\n|---|---|---|---|---|---|---|---|---|---|"
+        );
+        for s in &t.run.segments {
+            segment_row(&mut o, &s.label, s, "");
+        }
+        let busy_idle = busy_without_goodput(t, m.server.cores as f64);
+        if busy_idle > 0 {
+            let _ = writeln!(
+                o,
+                "\nFor **{busy_idle} s** segl kept at least half its cores busy while not one card reached its client within the \
+                 {} ms deadline: the work went into requests whose clients had already given up (metastable overload; \
+                 refusing early is admission control's job).",
+                st.engine.timeout_ms
+            );
+        }
+        match recovery_secs(t) {
+            Some(rec) => {
+                let _ = writeln!(o, "\nAfter the surge, goodput was back at the offered rate {rec} s into the recovery phase.");
+            }
+            None if t.run.segments.iter().any(|s| s.label == "recovery") => {
+                let _ =
+                    writeln!(o, "\nGoodput did not get back to the offered rate within the recovery phase.");
+            }
+            None => {}
+        }
+        let _ = writeln!(
+            o,
+            "\n![tax day throughput](taxday_throughput.svg)\n\n![tax day latency](taxday_latency.svg)\n\n![CPU per core](cpu_per_core.svg)\n"
+        );
+    }
+
+    let _ = writeln!(o, "## Raw HSM signing (same token, same run)\n");
+    let _ = writeln!(
+        o,
+        "C_Sign of a SHA-1 DigestInfo (CKM_RSA_PKCS) with the STS key through `segl_pkcs11`, one thread per session, {:.0} s each, \
+         while segl was idle: before the sweep and right after the saturation step.\n\n| when | sessions | signatures/s | CPU µs per signature |\n|---|---|---|---|",
+        st.hsm_secs
+    );
+    for (when, h) in [
+        ("before", &m.hsm.before_one),
+        ("before", &m.hsm.before_all),
+        ("after", &m.hsm.after_one),
+        ("after", &m.hsm.after_all),
+    ] {
+        let _ = writeln!(o, "| {when} | {} | {} | {:.0} |", h.sessions, int(h.per_sec), h.cpu_us_per_sign);
+    }
+
+    let _ = writeln!(o, "\n## The generator's own ceiling\n");
+    let _ = writeln!(
+        o,
+        "The same generator, connections and request bodies against a trivial HTTP server (a child process answering every request \
+         with a fixed {}-byte 200, the size of an issued-card response), in steps at multiples of the capacity. A step passes when \
+         p99 ≤ {} ms with no failures and goodput ≥ {:.0}% of offered.\n",
+        m.ceiling_body_bytes,
+        st.criteria.p99_target_ms,
+        st.criteria.min_goodput_fraction * 100.0
+    );
+    let _ = writeln!(o, "| offered/s | answered/s | p50 | p99 | p99.9 | max | failed | verdict | generator CPU µs/request |\n|---|---|---|---|---|---|---|---|---|");
+    for s in &m.ceiling {
+        let l = &s.result.latency;
+        let _ = writeln!(
+            o,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            int(s.rate),
+            int(s.result.goodput),
+            ms(l.p50_ms),
+            ms(l.p99_ms),
+            ms(l.p999_ms),
+            ms(l.max_ms),
+            pct(s.result.failure_rate()),
+            s.failed.as_deref().unwrap_or("pass"),
+            or_dash(s.result.generator_cpu_us_per_request(), |u| format!("{u:.1}"))
+        );
+    }
+
+    sizing(&mut o, report);
+
+    let _ = writeln!(o, "\n## Method\n");
+    let _ = writeln!(
+        o,
+        "- Open loop: each request is due at a time fixed by the schedule; when all {} connections are busy it waits in the \
+         generator, and its latency still counts from the time it was due (no coordinated omission). {}.\n\
+         - Every request carries its own pre-built, pre-signed ID card (its own id and signature) and its own DGWS message id; \
+         the pool of {} cards was built before the timed phases by {} threads in {:.0} s. Card kinds, cycled: {}. \
+         Once the pool is used up, a pooled card is sent again under a fresh message id ({} such requests).\n\
+         - Endpoint mix: {}.\n\
+         - segl runs as a child process of the generator (`segl-load serve-segl`, the same `segl::server::run` as `segl serve`); \
+         its CPU is the sum of its threads' on-CPU time (`/proc/<pid>/task/*/schedstat`) over each measured segment, divided by \
+         the requests it answered. SoftHSM signs inside segl's process, so the HSM's CPU is in that figure; the CPU of one \
+         C_Sign, measured on one session of the same token in the same run, is subtracted to give segl's own CPU per request.\n\
+         - Core utilisation is read from `/proc/stat` once a second.\n\
+         - segl's log during the run: {} WARN and {} ERROR lines{}.",
+        st.engine.connections,
+        if st.engine.keep_alive { "HTTP/1.1 keep-alive connections" } else { "a new connection per request" },
+        int(m.pool.size as f64),
+        m.pool.threads,
+        m.pool.build_secs,
+        m.pool.card_mix.join("; "),
+        int(m.reused_cards as f64),
+        st.mix.iter().map(|(p, w)| format!("`{p}` × {w}")).collect::<Vec<_>>().join(", "),
+        m.server.log_warnings,
+        m.server.log_errors,
+        if m.server.log_samples.is_empty() { String::new() } else { format!(", e.g. `{}`", m.server.log_samples[0]) }
+    );
+    let _ = writeln!(o, "\nFiles: `report.json` (everything), `sweep.csv`, `confirm.csv`, `taxday_phases.csv`, `taxday_seconds.csv`, `hsm.csv`, `ceiling.csv`, `sizing.csv`, and the SVG plots above.");
+    o
+}
+
+/// Seconds into the recovery phase until the tokens issued in a second reach 98% of the
+/// requests offered in it, with no failures.
+pub fn recovery_secs(t: &super::TaxDayRun) -> Option<u32> {
+    t.run.segments.iter().find(|s| s.label == "recovery")?;
+    let start: f64 = t.run.segments.iter().take_while(|s| s.label != "recovery").map(|s| s.secs).sum();
+    let (start, end) = (start.ceil() as u32, t.run.segments.iter().map(|s| s.secs).sum::<f64>() as u32);
+    t.run
+        .seconds
+        .iter()
+        .filter(|s| s.t >= start && s.t < end)
+        .find(|s| s.offered > 0 && s.done.ok as f64 >= 0.98 * s.offered as f64 && s.done.failed() == 0)
+        .map(|s| s.t - start)
+}
+
+/// Seconds of the tax-day run in which segl used at least half its cores and issued nothing in
+/// time while requests were being offered.
+pub fn busy_without_goodput(t: &super::TaxDayRun, cores: f64) -> usize {
+    t.run
+        .seconds
+        .iter()
+        .filter(|s| s.offered > 0 && s.done.ok == 0 && s.server_cores.is_some_and(|c| c >= cores / 2.0))
+        .count()
+}
+
+fn sizing(o: &mut String, report: &Report) {
+    let (st, r) = (&report.settings, &report.results);
+    let d = &st.peak_day;
+    let _ = writeln!(o, "\n## Sizing\n");
+    let _ = writeln!(
+        o,
+        "A node is bounded by its CPU and by its HSM. With an external HSM:\n\n\
+         - HSMs = ⌈ R × s / (H × u) ⌉, where R is the peak rate (requests/s), s the signatures per request (1 for an ID card), \
+         H one HSM's RSA-2048 signatures/s, u the planned utilisation ({}).\n\
+         - nodes = ⌈ R / (k × u × 10⁶ / c) ⌉, where k is cores per node ({}) and c segl's CPU µs per request excluding the HSM \
+         operation (measured: {}).\n\
+         - With the embedded default (SoftHSM in each node, signing on the node's own cores) both limits are the one measured \
+         figure: nodes = ⌈ R / C ⌉ with C the capacity at the p99 target ({}/s).\n\
+         - Add one node (and one HSM) for N+1 redundancy.\n",
+        st.headroom,
+        report.measurements.server.cores,
+        or_dash(r.cpu_us_excl_hsm, |u| format!("{u:.0} µs")),
+        or_dash(r.capacity, int)
+    );
+    let _ = writeln!(
+        o,
+        "**Norwegian tax day**: 3.58 million logins in a day. Assumed: the busiest hour carries {:.0}% of the day's logins \
+         ({} × {} / 3600 s = {}/s on average), and within it the rate surges to {}× that mean, as the tax-day profile's surge \
+         does: R = {}/s, one ID card (one signature) per login.\n",
+        d.peak_hour_share * 100.0,
+        int(d.logins_per_day),
+        d.peak_hour_share,
+        int(d.peak_hour_rate()),
+        d.surge_factor,
+        int(r.tax_day_rate)
+    );
+    table(o, r.tax_day_rate, r.tax_day_embedded_nodes, &r.tax_day_sizing, r.capacity);
+    let _ = writeln!(
+        o,
+        "\n**A rate you choose**: R = {}/s (`--target-rate`; recompute for any rate and HSM with \
+         `segl-load size --report report.json --rate R --hsm-rate H`).\n",
+        int(r.target_rate)
+    );
+    table(o, r.target_rate, r.target_embedded_nodes, &r.target_sizing, r.capacity);
+    if r.cpu_us_excl_hsm.is_some_and(|c| c < super::sizing::MIN_CPU_US) {
+        let _ = writeln!(
+            o,
+            "\nsegl's CPU per request excluding the HSM came out below the measurement's resolution; the sizing uses {} µs.",
+            super::sizing::MIN_CPU_US
+        );
+    }
+}
+
+fn table(
+    o: &mut String,
+    rate: f64,
+    embedded: Option<u64>,
+    sizes: &[super::sizing::Sizing],
+    capacity: Option<f64>,
+) {
+    let _ = writeln!(
+        o,
+        "| HSM | signatures/s per HSM | HSMs | requests/s per node (CPU) | nodes |\n|---|---|---|---|---|"
+    );
+    let _ = writeln!(
+        o,
+        "| embedded SoftHSM, as measured | (in the node) | (one per node) | {} at p99 target | **{}** = ⌈{} / {}⌉ |",
+        or_dash(capacity, int),
+        or_dash(embedded, |n| n.to_string()),
+        int(rate),
+        or_dash(capacity, int)
+    );
+    for s in sizes {
+        let _ = writeln!(
+            o,
+            "| {} | {} | **{}** = ⌈{} / ({} × u)⌉ | {} | **{}** |",
+            s.hsm.name,
+            int(s.hsm.signs_per_sec),
+            s.hsms,
+            int(s.rate),
+            int(s.hsm.signs_per_sec),
+            int(s.node_cpu_rate),
+            s.nodes
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tax_day_recovery_and_busy_seconds_without_goodput() {
+        use crate::record::{Counts, RunRecord, SecondRecord};
+        let seg = |label: &str, secs: f64| {
+            let mut s = crate::report::tests::segment(100.0, 100.0, 5.0, None);
+            s.label = label.into();
+            s.secs = secs;
+            s
+        };
+        let second = |t: u32, offered: u64, ok: u64, timeout: u64, cores: f64| SecondRecord {
+            t,
+            offered,
+            done: Counts { ok, timeout, ..Counts::default() },
+            server_cores: Some(cores),
+            ..SecondRecord::default()
+        };
+        let run = RunRecord {
+            segments: vec![seg("surge", 2.0), seg("recovery", 4.0)],
+            seconds: vec![
+                second(0, 300, 100, 0, 1.9),
+                second(1, 300, 0, 200, 1.9),
+                second(2, 100, 0, 300, 1.9),
+                second(3, 100, 50, 60, 1.8),
+                second(4, 100, 99, 0, 1.2),
+                second(5, 100, 100, 0, 0.8),
+            ],
+            wall_secs: 6.0,
+            reused_cards: 0,
+        };
+        let profile = crate::profiles::TaxDay::relative_to(100.0, 1.0, 1.0, 3.0, [0.0, 0.0, 0.0, 2.0, 4.0]);
+        let t = crate::report::TaxDayRun { profile, run };
+        assert_eq!(busy_without_goodput(&t, 2.0), 2);
+        // The recovery starts at t = 2; t = 4 is the first second at ≥ 98% without failures.
+        assert_eq!(recovery_secs(&t), Some(2));
+    }
+
+    #[test]
+    fn numbers_are_formatted_for_people() {
+        assert_eq!(int(1234567.4), "1,234,567");
+        assert_eq!(int(999.6), "1,000");
+        assert_eq!(int(-1500.0), "-1,500");
+        assert_eq!(ms(0.4567), "0.46 ms");
+        assert_eq!(ms(123.4), "123 ms");
+        assert_eq!(pct(0.001), "0.10%");
+    }
+}

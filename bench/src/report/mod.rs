@@ -1,0 +1,570 @@
+//! The capacity report: what was measured (sweep, confirmation runs, tax-day, raw HSM rate,
+//! the generator's ceiling), what follows from it ([`analyse`]: capacity at the p99 target,
+//! issued-to-raw-signing ratio, CPU per request excluding the HSM, sizing), and the files
+//! written for it (JSON, CSV, SVG, Markdown).
+
+pub mod files;
+pub mod markdown;
+pub mod run;
+pub mod sizing;
+pub mod svg;
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::EngineOptions;
+use crate::hsm_rate::HsmRate;
+use crate::pool::PoolStats;
+use crate::procfs::MachineInfo;
+use crate::profiles::TaxDay;
+use crate::record::{RunRecord, SegmentRecord};
+use crate::sweep::{self, Criteria, SweepPlan, SweepStep};
+use sizing::{HsmClass, NodeProfile, PeakDay, Sizing};
+
+/// The shape of the tax-day run relative to the measured capacity.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TaxDayShape {
+    /// Baseline rate as a fraction of capacity.
+    pub baseline_fraction: f64,
+    /// Peak (hold) rate as a fraction of capacity.
+    pub peak_fraction: f64,
+    /// Surge rate over the peak rate.
+    pub surge_factor: f64,
+    /// Seconds of baseline, ramp, hold, surge, recovery.
+    pub secs: [f64; 5],
+}
+
+/// The settings a report ran with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Settings {
+    /// What a passing sweep step must meet.
+    pub criteria: Criteria,
+    /// Connections, keep-alive, deadline.
+    pub engine: EngineOptions,
+    /// Endpoints by weight.
+    pub mix: Vec<(String, u32)>,
+    /// Sweep rates as fractions of the raw signing rate, then growth, refinement, lengths.
+    pub sweep_fractions: Vec<f64>,
+    /// The sweep plan (rates filled in from the fractions).
+    pub sweep: SweepPlan,
+    /// The saturation step's rate over the highest of the first failing sweep rate, the raw
+    /// signing rate and the rate the cores could sign at given one signature's CPU.
+    #[serde(default = "default_saturation_factor")]
+    pub saturation_factor: f64,
+    /// Confirmation runs as fractions of capacity.
+    pub confirm_fractions: Vec<f64>,
+    /// Measured seconds of each confirmation run.
+    pub confirm_secs: f64,
+    /// The confirmation run whose CPU figure is the headline.
+    pub headline_fraction: f64,
+    /// The tax-day run's shape.
+    pub tax_day: TaxDayShape,
+    /// Rates for the generator's ceiling, as multiples of capacity.
+    pub ceiling_multiples: Vec<f64>,
+    /// Seconds of each raw HSM measurement.
+    pub hsm_secs: f64,
+    /// The peak-day assumptions.
+    pub peak_day: PeakDay,
+    /// The rate the user asked to size for.
+    pub target_rate: f64,
+    /// Planned utilisation of CPU and HSM at peak.
+    pub headroom: f64,
+    /// External HSM classes to size with.
+    pub hsm_classes: Vec<HsmClass>,
+    /// The server's log level.
+    pub server_log_level: String,
+}
+
+fn default_saturation_factor() -> f64 {
+    1.5
+}
+
+/// The server measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerInfo {
+    /// Executor cores.
+    pub cores: usize,
+    /// PKCS#11 module.
+    pub hsm_module: String,
+    /// Token label.
+    pub token: String,
+    /// Key label.
+    pub key: String,
+    /// segl version.
+    pub version: String,
+    /// Git commit of the working tree, when known.
+    pub commit: Option<String>,
+    /// Bytes of an issued-card response.
+    pub response_bytes: usize,
+    /// WARN lines in its log during the report.
+    pub log_warnings: u64,
+    /// ERROR lines in its log.
+    pub log_errors: u64,
+    /// A few of those lines.
+    pub log_samples: Vec<String>,
+    /// Whether segl had exited by the end of the load (it must not).
+    #[serde(default)]
+    pub exited: bool,
+}
+
+/// Raw C_Sign rates before the sweep and right after the saturation step.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct HsmRuns {
+    /// One session, before the sweep.
+    pub before_one: HsmRate,
+    /// As many sessions as the server has cores, before the sweep.
+    pub before_all: HsmRate,
+    /// One session, after the saturation step.
+    pub after_one: HsmRate,
+    /// All sessions, after the saturation step.
+    pub after_all: HsmRate,
+}
+
+/// A constant-rate run at a fraction of capacity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConfirmRun {
+    /// Fraction of capacity.
+    pub fraction: f64,
+    /// Offered rate.
+    pub rate: f64,
+    /// What happened.
+    pub result: SegmentRecord,
+}
+
+/// The tax-day run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaxDayRun {
+    /// The rates and lengths used.
+    pub profile: TaxDay,
+    /// What happened.
+    pub run: RunRecord,
+}
+
+/// Everything measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Measurements {
+    /// UTC time the report started.
+    pub started_at: String,
+    /// The machine, described when the report started.
+    pub machine: MachineInfo,
+    /// Load average (1, 5, 15 min) when the report ended.
+    #[serde(default)]
+    pub load_average_at_end: String,
+    /// The command line.
+    pub command: String,
+    /// The server.
+    pub server: ServerInfo,
+    /// The request pool.
+    pub pool: PoolStats,
+    /// Requests sent to segl in the report.
+    pub requests_sent: u64,
+    /// Of those, requests that repeated a pooled card under a fresh message id.
+    pub reused_cards: u64,
+    /// Raw signing.
+    pub hsm: HsmRuns,
+    /// The sweep.
+    pub sweep: Vec<SweepStep>,
+    /// One step well past the knee: what segl issues flat out.
+    #[serde(default)]
+    pub saturation: Option<SweepStep>,
+    /// The confirmation runs.
+    pub confirm: Vec<ConfirmRun>,
+    /// The tax-day run.
+    pub tax_day: Option<TaxDayRun>,
+    /// The exchange called in the generator's process, without HTTP.
+    #[serde(default)]
+    pub in_process: Option<crate::inprocess::InProcess>,
+    /// The generator against the trivial server.
+    pub ceiling: Vec<SweepStep>,
+    /// Generator CPU per request against the trivial server at its highest passing rate, µs.
+    pub ceiling_body_bytes: usize,
+}
+
+/// One confirmation run's headline numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ConfirmSummary {
+    /// Fraction of capacity.
+    pub fraction: f64,
+    /// Offered rate.
+    pub rate: f64,
+    /// Tokens issued per second.
+    pub goodput: f64,
+    /// Median latency, ms.
+    pub p50_ms: f64,
+    /// 99th percentile, ms.
+    pub p99_ms: f64,
+    /// 99.9th percentile, ms.
+    pub p999_ms: f64,
+    /// Failed fraction.
+    pub failure_rate: f64,
+    /// Server CPU per answered request, µs (HSM signing included: SoftHSM runs in-process).
+    pub server_cpu_us: Option<f64>,
+    /// The same without the HSM operation.
+    pub cpu_us_excl_hsm: Option<f64>,
+    /// Generator CPU per request, µs.
+    pub generator_cpu_us: Option<f64>,
+}
+
+/// What follows from the measurements.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Results {
+    /// Tokens per second one node issues within the p99 target (the knee's goodput).
+    pub capacity: Option<f64>,
+    /// The knee step's offered rate.
+    pub knee_rate: Option<f64>,
+    /// Highest goodput of any sweep step or the saturation step.
+    pub saturated_goodput: f64,
+    /// Raw C_Sign rate on as many sessions as server cores: the better of the two
+    /// measurements (a neighbour's load only ever slows a measurement down).
+    pub raw_sign_rate: f64,
+    /// Raw C_Sign rate on one session, the better of the two.
+    pub raw_sign_rate_one: f64,
+    /// CPU one signature costs, µs (one session, mean of before and after).
+    pub cpu_us_per_sign: f64,
+    /// Saturated goodput over the raw signing rate (target ≥ 0.90).
+    pub issue_ratio: f64,
+    /// Capacity at the p99 target over the raw signing rate.
+    pub issue_ratio_at_target: Option<f64>,
+    /// CPU of one raw C_Sign over segl's CPU per issued card (headline run): the rate ratio a
+    /// machine with nothing else on its cores would show, and robust to neighbours' load.
+    pub cpu_ratio: Option<f64>,
+    /// Per confirmation run.
+    pub confirm: Vec<ConfirmSummary>,
+    /// segl CPU µs per request excluding the HSM operation, from the headline run.
+    pub cpu_us_excl_hsm: Option<f64>,
+    /// Highest rate the generator sustained against the trivial server.
+    pub generator_ceiling: Option<f64>,
+    /// That over the capacity (target ≥ 5).
+    pub ceiling_ratio: Option<f64>,
+    /// The node profile the sizing uses.
+    pub node: Option<NodeProfile>,
+    /// Peak rate of the tax day under the stated assumptions.
+    pub tax_day_rate: f64,
+    /// Nodes with the embedded default for the tax day.
+    pub tax_day_embedded_nodes: Option<u64>,
+    /// Per external HSM class, for the tax day.
+    pub tax_day_sizing: Vec<Sizing>,
+    /// The user's rate.
+    pub target_rate: f64,
+    /// Nodes with the embedded default for the user's rate.
+    pub target_embedded_nodes: Option<u64>,
+    /// Per external HSM class, for the user's rate.
+    pub target_sizing: Vec<Sizing>,
+}
+
+/// A complete report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// How it was run.
+    pub settings: Settings,
+    /// What was measured.
+    pub measurements: Measurements,
+    /// What follows.
+    pub results: Results,
+}
+
+/// CPU per request without the HSM operation: the server's CPU per answered request minus
+/// what the HSM's signatures cost on the same token (SoftHSM signs on the server's CPU).
+pub fn cpu_excluding_hsm(
+    server_cpu_us_per_request: f64,
+    cpu_us_per_sign: f64,
+    signs_per_request: f64,
+) -> f64 {
+    server_cpu_us_per_request - cpu_us_per_sign * signs_per_request
+}
+
+/// Derives the results from the measurements.
+pub fn analyse(settings: &Settings, m: &Measurements) -> Results {
+    let knee = sweep::knee(&m.sweep);
+    let capacity = knee.map(|k| k.result.goodput);
+    let saturated_goodput =
+        sweep::saturated_goodput(&m.sweep).max(m.saturation.as_ref().map_or(0.0, |s| s.result.goodput));
+    let mean = |a: f64, b: f64| (a + b) / 2.0;
+    let raw_sign_rate = m.hsm.before_all.per_sec.max(m.hsm.after_all.per_sec);
+    let raw_sign_rate_one = m.hsm.before_one.per_sec.max(m.hsm.after_one.per_sec);
+    let cpu_us_per_sign = mean(m.hsm.before_one.cpu_us_per_sign, m.hsm.after_one.cpu_us_per_sign);
+    let ratio = |x: f64| if raw_sign_rate > 0.0 { x / raw_sign_rate } else { 0.0 };
+
+    let confirm: Vec<ConfirmSummary> = m
+        .confirm
+        .iter()
+        .map(|c| {
+            let server_cpu_us = c.result.server_cpu_us_per_request();
+            ConfirmSummary {
+                fraction: c.fraction,
+                rate: c.rate,
+                goodput: c.result.goodput,
+                p50_ms: c.result.latency.p50_ms,
+                p99_ms: c.result.latency.p99_ms,
+                p999_ms: c.result.latency.p999_ms,
+                failure_rate: c.result.failure_rate(),
+                server_cpu_us,
+                cpu_us_excl_hsm: server_cpu_us.map(|u| cpu_excluding_hsm(u, cpu_us_per_sign, 1.0)),
+                generator_cpu_us: c.result.generator_cpu_us_per_request(),
+            }
+        })
+        .collect();
+    let headline = confirm.iter().find(|c| (c.fraction - settings.headline_fraction).abs() < 1e-9);
+    let cpu_us_excl_hsm = headline.and_then(|c| c.cpu_us_excl_hsm);
+    let cpu_ratio = headline.and_then(|c| c.server_cpu_us).filter(|&u| u > 0.0).map(|u| cpu_us_per_sign / u);
+
+    let ceiling = sweep::knee(&m.ceiling).map(|k| k.result.goodput);
+    let node = capacity.map(|capacity_at_p99| NodeProfile {
+        capacity_at_p99,
+        cpu_us_per_request: cpu_us_excl_hsm.unwrap_or(f64::NAN),
+        cores: m.server.cores as f64,
+        headroom: settings.headroom,
+        signatures_per_request: 1.0,
+    });
+    let tax_day_rate = settings.peak_day.peak_rate();
+    let size_all = |rate: f64| -> Vec<Sizing> {
+        match &node {
+            Some(n) if n.cpu_us_per_request.is_finite() => {
+                settings.hsm_classes.iter().map(|h| sizing::size(rate, n, h)).collect()
+            }
+            _ => Vec::new(),
+        }
+    };
+    Results {
+        capacity,
+        knee_rate: knee.map(|k| k.rate),
+        saturated_goodput,
+        raw_sign_rate,
+        raw_sign_rate_one,
+        cpu_us_per_sign,
+        issue_ratio: ratio(saturated_goodput),
+        issue_ratio_at_target: capacity.map(ratio),
+        cpu_ratio,
+        confirm,
+        cpu_us_excl_hsm,
+        generator_ceiling: ceiling,
+        ceiling_ratio: ceiling.zip(capacity).map(|(g, c)| if c > 0.0 { g / c } else { 0.0 }),
+        node,
+        tax_day_rate,
+        tax_day_embedded_nodes: node.map(|n| sizing::embedded_nodes(tax_day_rate, &n)),
+        tax_day_sizing: size_all(tax_day_rate),
+        target_rate: settings.target_rate,
+        target_embedded_nodes: node.map(|n| sizing::embedded_nodes(settings.target_rate, &n)),
+        target_sizing: size_all(settings.target_rate),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::record::{Counts, Latency};
+
+    pub(crate) fn segment(rate: f64, goodput: f64, p99_ms: f64, server_cpu_ns: Option<u64>) -> SegmentRecord {
+        let sent = (rate * 10.0) as u64;
+        let ok = (goodput * 10.0) as u64;
+        SegmentRecord {
+            label: format!("{rate}/s"),
+            measured: true,
+            secs: 10.0,
+            offered_rate: rate,
+            sent,
+            counts: Counts { ok, timeout: sent - ok, ..Counts::default() },
+            statuses: BTreeMap::new(),
+            goodput,
+            latency: Latency {
+                count: ok,
+                mean_ms: p99_ms / 4.0,
+                p50_ms: p99_ms / 4.0,
+                p90_ms: p99_ms / 2.0,
+                p99_ms,
+                p999_ms: p99_ms * 2.0,
+                max_ms: p99_ms * 3.0,
+            },
+            queue_delay: Latency::default(),
+            server_cpu_ns,
+            generator_cpu_ns: Some(sent * 20_000),
+        }
+    }
+
+    fn step(criteria: &Criteria, rate: f64, goodput: f64, p99_ms: f64) -> SweepStep {
+        let result = segment(rate, goodput, p99_ms, None);
+        SweepStep {
+            rate,
+            failed: criteria.verdict(&result),
+            result,
+            core_busy: vec![0.5, 0.5],
+            first_try: None,
+        }
+    }
+
+    fn rate(sessions: usize, per_sec: f64, cpu_us_per_sign: f64) -> HsmRate {
+        HsmRate { sessions, signatures: per_sec as u64 * 3, secs: 3.0, per_sec, cpu_us_per_sign }
+    }
+
+    pub(crate) fn synthetic() -> (Settings, Measurements) {
+        let criteria = Criteria {
+            p99_target_ms: 100.0,
+            max_failure_rate: 0.001,
+            max_shed_rate: 0.001,
+            min_goodput_fraction: 0.98,
+        };
+        let settings = Settings {
+            criteria,
+            engine: EngineOptions::default(),
+            mix: vec![("/sts/services/NewSecurityTokenService".into(), 1)],
+            sweep_fractions: vec![0.5, 1.0],
+            saturation_factor: 1.5,
+            sweep: SweepPlan {
+                rates: vec![],
+                growth: 1.2,
+                max_rate: 1e6,
+                refine: 2,
+                warmup_secs: 2.0,
+                step_secs: 10.0,
+                retry_failed: true,
+            },
+            confirm_fractions: vec![0.5, 0.8, 1.0],
+            confirm_secs: 10.0,
+            headline_fraction: 0.8,
+            tax_day: TaxDayShape {
+                baseline_fraction: 0.3,
+                peak_fraction: 0.8,
+                surge_factor: 3.0,
+                secs: [1.0; 5],
+            },
+            ceiling_multiples: vec![5.0, 10.0],
+            hsm_secs: 3.0,
+            peak_day: PeakDay::NORWEGIAN_TAX_DAY,
+            target_rate: 10_000.0,
+            headroom: 0.7,
+            hsm_classes: vec![HsmClass { name: "network HSM".into(), signs_per_sec: 10_000.0 }],
+            server_log_level: "info".into(),
+        };
+        // Raw signing: 1,700/s on two sessions, then 1,720/s → the better, 1,720/s; one session
+        // costs 1,100 then 1,140 µs of CPU per signature → mean 1,120 µs.
+        let hsm = HsmRuns {
+            before_one: rate(1, 860.0, 1100.0),
+            before_all: rate(2, 1700.0, 1150.0),
+            after_one: rate(1, 880.0, 1140.0),
+            after_all: rate(2, 1720.0, 1150.0),
+        };
+        let sweep = vec![
+            step(&criteria, 400.0, 400.0, 5.0),
+            step(&criteria, 1200.0, 1199.0, 20.0),
+            // Knee: passes with the most goodput.
+            step(&criteria, 1500.0, 1499.0, 80.0),
+            // Misses the p99 target but issues the most: saturation.
+            step(&criteria, 1600.0, 1590.0, 400.0),
+            step(&criteria, 2000.0, 1560.0, 3000.0),
+        ];
+        // Flat out: 1,650/s issued while 2,400/s are offered.
+        let saturation = Some(step(&criteria, 2400.0, 1650.0, 4000.0));
+        let confirm = [0.5, 0.8, 1.0]
+            .iter()
+            .map(|&f| {
+                let r = 1499.0 * f;
+                // 1,160 µs of server CPU per request at 80% → 40 µs beside the 1,120 µs sign.
+                let cpu_per_req_ns = if f == 0.8 { 1_160_000 } else { 1_200_000 };
+                let result = segment(r, r, 10.0 * f, Some((r * 10.0) as u64 * cpu_per_req_ns));
+                ConfirmRun { fraction: f, rate: r, result }
+            })
+            .collect();
+        let ceiling = vec![
+            step(&criteria, 7495.0, 7495.0, 2.0),
+            step(&criteria, 14990.0, 14990.0, 3.0),
+            step(&criteria, 29980.0, 20000.0, 900.0),
+        ];
+        let machine = MachineInfo {
+            hostname: "test".into(),
+            cpu_model: "synthetic".into(),
+            cpus: 2,
+            memory_gib: 24.0,
+            kernel: "6".into(),
+            load_average: "0.00 0.00 0.00".into(),
+        };
+        let m = Measurements {
+            started_at: "2025-01-01T00:00:00Z".into(),
+            machine,
+            load_average_at_end: "0.00 0.00 0.00".into(),
+            command: "segl-load report".into(),
+            server: ServerInfo {
+                cores: 2,
+                hsm_module: "softhsm".into(),
+                token: "segl-sts".into(),
+                key: "sts-signing".into(),
+                version: "0".into(),
+                commit: None,
+                response_bytes: 6000,
+                log_warnings: 0,
+                log_errors: 0,
+                log_samples: vec![],
+                exited: false,
+            },
+            pool: PoolStats {
+                size: 10,
+                threads: 2,
+                build_secs: 1.0,
+                card_mix: vec![],
+                mean_body_bytes: 6000,
+            },
+            requests_sent: 100,
+            reused_cards: 0,
+            hsm,
+            sweep,
+            saturation,
+            confirm,
+            tax_day: None,
+            in_process: None,
+            ceiling,
+            ceiling_body_bytes: 6000,
+        };
+        (settings, m)
+    }
+
+    #[test]
+    fn report_arithmetic_on_a_synthetic_run() {
+        let (settings, m) = synthetic();
+        let r = analyse(&settings, &m);
+        assert_eq!(r.capacity, Some(1499.0));
+        assert_eq!(r.knee_rate, Some(1500.0));
+        assert_eq!(r.saturated_goodput, 1650.0);
+        assert_eq!(r.raw_sign_rate, 1720.0);
+        assert_eq!(r.raw_sign_rate_one, 880.0);
+        assert_eq!(r.cpu_us_per_sign, 1120.0);
+        assert!((r.issue_ratio - 1650.0 / 1720.0).abs() < 1e-12);
+        assert!((r.issue_ratio_at_target.unwrap() - 1499.0 / 1720.0).abs() < 1e-12);
+        // Headline CPU from the 80% run: 1,160 − 1,120 = 40 µs.
+        let c80 = r.confirm.iter().find(|c| c.fraction == 0.8).unwrap();
+        assert!((c80.server_cpu_us.unwrap() - 1160.0).abs() < 1e-6);
+        assert!((r.cpu_us_excl_hsm.unwrap() - 40.0).abs() < 1e-6);
+        // 1,120 µs per raw signature / 1,160 µs per issued card.
+        assert!((r.cpu_ratio.unwrap() - 1120.0 / 1160.0).abs() < 1e-9);
+        assert!((c80.generator_cpu_us.unwrap() - 20.0).abs() < 1e-9);
+        assert_eq!(r.confirm[2].p99_ms, 10.0);
+        // Ceiling: 14,990/s passes, 29,980/s does not → 10× capacity.
+        assert_eq!(r.generator_ceiling, Some(14990.0));
+        assert!((r.ceiling_ratio.unwrap() - 10.0).abs() < 1e-12);
+        // Tax day: 447.5/s → one node of 1,499/s; one network HSM (447.5 / 7,000).
+        assert_eq!(r.tax_day_rate, 447.5);
+        assert_eq!(r.tax_day_embedded_nodes, Some(1));
+        assert_eq!(r.tax_day_sizing[0].hsms, 1);
+        assert_eq!(r.tax_day_sizing[0].nodes, 1);
+        // 10,000/s: ⌈10,000 / 1,499⌉ = 7 embedded nodes; with network HSMs the node's CPU
+        // allows 2 × 0.7 × 10⁶ / 40 = 35,000/s → 1 node, and ⌈10,000 / 7,000⌉ = 2 HSMs.
+        assert_eq!(r.target_embedded_nodes, Some(7));
+        assert_eq!(r.target_sizing[0].node_cpu_rate, 35_000.0);
+        assert_eq!(r.target_sizing[0].nodes, 1);
+        assert_eq!(r.target_sizing[0].hsms, 2);
+    }
+
+    #[test]
+    fn no_passing_step_means_no_capacity_and_no_sizing() {
+        let (settings, mut m) = synthetic();
+        for s in &mut m.sweep {
+            s.failed = Some("p99".into());
+        }
+        m.saturation = None;
+        let r = analyse(&settings, &m);
+        assert_eq!(r.capacity, None);
+        assert_eq!(r.ceiling_ratio, None);
+        assert_eq!(r.tax_day_embedded_nodes, None);
+        assert!(r.target_sizing.is_empty());
+        assert_eq!(r.saturated_goodput, 1590.0);
+    }
+}

@@ -1,0 +1,221 @@
+//! The load generator against real servers: segl (a child process on a private SoftHSM state),
+//! the trivial server, a port nobody listens on, and a server that never answers.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use segl::dev::client::DevClient;
+use segl_bench::client::Target;
+use segl_bench::engine::{self, EngineOptions, Mix};
+use segl_bench::fixture::PrivateState;
+use segl_bench::pool::RequestPool;
+use segl_bench::profiles;
+use segl_bench::servers::ChildServer;
+
+const EXE: &str = env!("CARGO_BIN_EXE_segl-load");
+
+fn state() -> &'static (PrivateState, Arc<RequestPool>) {
+    static STATE: OnceLock<(PrivateState, Arc<RequestPool>)> = OnceLock::new();
+    STATE.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("segl-load-e2e");
+        let state = PrivateState::create(&dir).expect("private SoftHSM state");
+        let client = DevClient::open(&state.config).expect("development client");
+        let pool = RequestPool::build(&client, 40, 2, &|| {}).expect("pool").0;
+        (state, Arc::new(pool))
+    })
+}
+
+fn log(name: &str) -> PathBuf {
+    state().0.dir.join(format!("{name}-{}.log", std::process::id()))
+}
+
+fn opts(connections: usize, keep_alive: bool, timeout_ms: u64) -> EngineOptions {
+    EngineOptions { connections, keep_alive, timeout_ms, progress: false }
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
+#[test]
+fn issues_distinct_cards_open_loop_against_segl_and_renews_message_ids_past_the_pool() {
+    let (state, pool) = state();
+    let server = ChildServer::segl_from(Path::new(EXE), &state.config_path, &log("segl"), "info")
+        .expect("segl starts");
+    let mix = Arc::new(Mix::parse("NewSecurityTokenService=3,SecurityTokenService=1").unwrap());
+    let target = Target::plain(server.addr);
+    // 30/s for 2 s: 60 requests from a pool of 40, so 20 re-send a card under a new message id.
+    let schedule = profiles::soak(30.0, 2.0, 0.0);
+    let run = rt().block_on(engine::run(
+        &schedule,
+        &target,
+        &mix,
+        pool,
+        &opts(4, true, 10_000),
+        Some(server.pid()),
+        "t",
+    ));
+    let s = &run.segments[0];
+    assert_eq!(s.sent, 60);
+    assert_eq!(s.counts.ok, 60, "every request issued a card: {s:?}\n{}", server.log_tail(20));
+    assert_eq!(s.statuses.get(&200), Some(&60));
+    assert!(run.reused_cards >= 20, "{}", run.reused_cards);
+    assert!(s.goodput > 25.0 && s.goodput <= 30.5, "{}", s.goodput);
+    assert!(s.latency.p50_ms > 0.0 && s.latency.max_ms < 10_000.0);
+    // segl's CPU per request includes one SoftHSM signature (hundreds of µs at least).
+    let cpu = s.server_cpu_us_per_request().expect("server CPU measured");
+    assert!(cpu > 100.0, "{cpu}");
+    assert!(run.seconds.iter().map(|x| x.done.ok).sum::<u64>() == 60);
+    assert!(run.seconds.first().is_some_and(|x| !x.core_busy.is_empty()));
+    // Both endpoints were called (the log names them).
+    let log = std::fs::read_to_string(&server.log).unwrap();
+    assert!(
+        log.contains("endpoint=\"SecurityTokenService\"")
+            && log.contains("endpoint=\"NewSecurityTokenService\"")
+    );
+}
+
+#[test]
+fn new_connection_per_request_against_the_trivial_server() {
+    let (_, pool) = state();
+    let server = ChildServer::dummy_from(Path::new(EXE), 5000, &log("dummy")).expect("trivial server starts");
+    let mix = Arc::new(Mix::parse("/anything=1").unwrap());
+    let schedule = profiles::soak(400.0, 1.0, 0.0);
+    let run = rt().block_on(engine::run(
+        &schedule,
+        &Target::plain(server.addr),
+        &mix,
+        pool,
+        &opts(16, false, 5000),
+        None,
+        "t",
+    ));
+    let s = &run.segments[0];
+    assert_eq!((s.sent, s.counts.ok), (400, 400), "{s:?}");
+}
+
+#[test]
+fn refused_connections_are_errors_not_hangs() {
+    let (_, pool) = state();
+    let addr = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let mix = Arc::new(Mix::parse("NewSecurityTokenService=1").unwrap());
+    let run = rt().block_on(engine::run(
+        &profiles::soak(20.0, 0.5, 0.0),
+        &Target::plain(addr),
+        &mix,
+        pool,
+        &opts(2, true, 1000),
+        None,
+        "t",
+    ));
+    let s = &run.segments[0];
+    assert_eq!(s.counts.error, 10, "{s:?}");
+    assert_eq!(s.counts.ok, 0);
+}
+
+#[test]
+fn a_server_that_never_answers_gives_timeouts_from_the_intended_send_time() {
+    let (_, pool) = state();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    // Accepts and holds connections, never answers.
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming().flatten() {
+            held.push(s);
+        }
+    });
+    let mix = Arc::new(Mix::parse("NewSecurityTokenService=1").unwrap());
+    // Two connections, 20 requests due over 0.5 s, 300 ms deadline: the two in flight time
+    // out on the wire, the rest expire waiting for a connection; none is lost.
+    let run = rt().block_on(engine::run(
+        &profiles::soak(40.0, 0.5, 0.0),
+        &Target::plain(addr),
+        &mix,
+        pool,
+        &opts(2, true, 300),
+        None,
+        "t",
+    ));
+    let s = &run.segments[0];
+    assert_eq!(s.counts.timeout, 20, "{s:?}");
+    assert!(run.wall_secs < 3.0, "stops by itself: {}", run.wall_secs);
+}
+
+#[test]
+fn tls_client_checks_the_certificate_against_the_ca_file_and_name() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    use tokio_rustls::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    use tokio_rustls::rustls::ServerConfig;
+
+    let (state, pool) = state();
+    // segl serves no TLS yet: a rustls server in this process stands in for it, so the
+    // generator's --tls path is exercised against a real TLS stack.
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let ca_file = state.dir.join(format!("tls-ca-{}.pem", std::process::id()));
+    std::fs::write(&ca_file, ca_cert.pem()).unwrap();
+    let server_key = KeyPair::generate().unwrap();
+    let server_cert = CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&server_key, &Issuer::new(ca_params, ca_key))
+        .unwrap();
+    let provider = Arc::new(tokio_rustls::rustls::crypto::aws_lc_rs::default_provider());
+    let config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![server_cert.der().clone()],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server_key.serialize_der())),
+        )
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+
+    let rt = rt();
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let response = segl_bench::dummy::fixed_response(3000);
+    rt.spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                if let Ok(tls) = acceptor.accept(tcp).await {
+                    let _ = segl_bench::dummy::connection(tls, response).await;
+                }
+            });
+        }
+    });
+    let mix = Arc::new(Mix::parse("NewSecurityTokenService=1").unwrap());
+    let good = Target::tls(addr, &ca_file, "localhost").unwrap();
+    assert!(good.is_tls());
+    let run = rt.block_on(engine::run(
+        &profiles::soak(50.0, 1.0, 0.0),
+        &good,
+        &mix,
+        pool,
+        &opts(4, true, 5000),
+        None,
+        "t",
+    ));
+    assert_eq!((run.segments[0].sent, run.segments[0].counts.ok), (50, 50), "{:?}", run.segments[0]);
+    // The same server under a name its certificate does not carry: every handshake fails.
+    let wrong = Target::tls(addr, &ca_file, "sts.example").unwrap();
+    let run = rt.block_on(engine::run(
+        &profiles::soak(20.0, 0.5, 0.0),
+        &wrong,
+        &mix,
+        pool,
+        &opts(2, true, 5000),
+        None,
+        "t",
+    ));
+    assert_eq!(run.segments[0].counts.error, 10, "{:?}", run.segments[0]);
+    // A CA file without certificates is refused up front.
+    let empty = state.dir.join("empty.pem");
+    std::fs::write(&empty, "").unwrap();
+    assert!(Target::tls(addr, &empty, "localhost").is_err());
+}
