@@ -463,7 +463,9 @@ fn report(a: ReportArgs) -> Result<(), Error> {
         report.settings.criteria.p99_target_ms,
         r.issue_ratio,
         r.cpu_us_excl_hsm.map(|u| format!("{u:.0} µs")).unwrap_or_else(|| "–".into()),
-        r.ceiling_ratio.map(|x| format!("{x:.1}× capacity")).unwrap_or_else(|| "–".into())
+        r.ceiling_ratio
+            .map(|x| format!("{}{x:.1}× capacity", if r.ceiling_is_lower_bound { "≥ " } else { "" }))
+            .unwrap_or_else(|| "–".into())
     );
     Ok(())
 }

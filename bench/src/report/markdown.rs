@@ -139,7 +139,7 @@ pub fn summary(report: &Report) -> String {
     );
     let _ = writeln!(
         o,
-        "| CPU of one raw C_Sign / segl CPU per issued card | {} at {:.0}% of capacity: the issued/raw rate ratio on cores shared with nothing else (CPU time is not skewed by neighbours' load) |",
+        "| CPU of one raw C_Sign / segl CPU per issued card | {} at {:.0}% of capacity: what the issued/raw rate ratio would be on cores shared with nothing else (CPU time is far less disturbed by neighbours' load than rates are) |",
         or_dash(r.cpu_ratio, |x| format!("**{x:.3}**")),
         st.headline_fraction * 100.0
     );
@@ -166,9 +166,12 @@ pub fn summary(report: &Report) -> String {
     }
     let _ = writeln!(
         o,
-        "| load generator's own ceiling (trivial server, same run) | {} = **{}** capacity (target ≥ 5×) |",
+        "| load generator's own ceiling (trivial server, same run) | {}{} = **{}{}** capacity (target ≥ 5×){} |",
+        if r.ceiling_is_lower_bound { "≥ " } else { "" },
         or_dash(r.generator_ceiling, |g| format!("{}/s", int(g))),
-        or_dash(r.ceiling_ratio, |x| format!("{x:.1}×"))
+        if r.ceiling_is_lower_bound { "≥ " } else { "" },
+        or_dash(r.ceiling_ratio, |x| format!("{x:.1}×")),
+        if r.ceiling_is_lower_bound { "; every rate tried passed" } else { "" }
     );
     if let Some(t) = &m.tax_day {
         let surge = t.run.segments.iter().find(|s| s.label == "surge");

@@ -235,6 +235,9 @@ pub struct Results {
     pub generator_ceiling: Option<f64>,
     /// That over the capacity (target ≥ 5).
     pub ceiling_ratio: Option<f64>,
+    /// Every rate tried against the trivial server passed: the ceiling is higher still.
+    #[serde(default)]
+    pub ceiling_is_lower_bound: bool,
     /// The node profile the sizing uses.
     pub node: Option<NodeProfile>,
     /// Peak rate of the tax day under the stated assumptions.
@@ -338,6 +341,11 @@ pub fn analyse(settings: &Settings, m: &Measurements) -> Results {
         cpu_us_excl_hsm,
         generator_ceiling: ceiling,
         ceiling_ratio: ceiling.zip(capacity).map(|(g, c)| if c > 0.0 { g / c } else { 0.0 }),
+        ceiling_is_lower_bound: m
+            .ceiling
+            .iter()
+            .max_by(|a, b| a.rate.total_cmp(&b.rate))
+            .is_some_and(|s| s.passed()),
         node,
         tax_day_rate,
         tax_day_embedded_nodes: node.map(|n| sizing::embedded_nodes(tax_day_rate, &n)),
@@ -540,6 +548,7 @@ pub(crate) mod tests {
         // Ceiling: 14,990/s passes, 29,980/s does not → 10× capacity.
         assert_eq!(r.generator_ceiling, Some(14990.0));
         assert!((r.ceiling_ratio.unwrap() - 10.0).abs() < 1e-12);
+        assert!(!r.ceiling_is_lower_bound);
         // Tax day: 447.5/s → one node of 1,499/s; one network HSM (447.5 / 7,000).
         assert_eq!(r.tax_day_rate, 447.5);
         assert_eq!(r.tax_day_embedded_nodes, Some(1));
