@@ -150,8 +150,8 @@ fn tls_client_checks_the_certificate_against_the_ca_file_and_name() {
     use tokio_rustls::rustls::ServerConfig;
 
     let (state, pool) = state();
-    // segl serves no TLS yet: a rustls server in this process stands in for it, so the
-    // generator's --tls path is exercised against a real TLS stack.
+    // A rustls server in this process checks the generator's --tls path on its own (certificate
+    // and name verification), apart from segl's TLS listener, which tests/serving.rs covers.
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);

@@ -573,7 +573,7 @@ fn with_load(
         None => {
             if load.tls {
                 return Err(
-                    "--tls needs --target: the segl started here serves plain HTTP (no TLS yet)".into()
+                    "--tls needs --target: the segl started here serves plain HTTP; point --target at a TLS listener".into()
                 );
             }
             segl::dev::pki::setup(&config)?;

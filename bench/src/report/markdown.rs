@@ -146,7 +146,7 @@ pub fn summary(report: &Report) -> String {
     let headline = r.confirm.iter().find(|c| (c.fraction - st.headline_fraction).abs() < 1e-9);
     let _ = writeln!(
         o,
-        "| segl CPU per request excluding the HSM operation | **{}** at {:.0}% of capacity (target ≤ 50 µs); = server CPU {} per request − {:.0} µs per C_Sign. TLS not included: segl serves no TLS yet |",
+        "| segl CPU per request excluding the HSM operation | **{}** at {:.0}% of capacity (target ≤ 50 µs); = server CPU {} per request − {:.0} µs per C_Sign. Plain HTTP: TLS is not included (run the load against a TLS listener with `--target … --tls`) |",
         or_dash(r.cpu_us_excl_hsm, |u| format!("{u:.0} µs")),
         st.headline_fraction * 100.0,
         or_dash(headline.and_then(|c| c.server_cpu_us), |u| format!("{u:.0} µs")),
