@@ -9,13 +9,14 @@ use std::sync::Arc;
 
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, DnValue, IsCa, Issuer, KeyUsagePurpose,
-    PublicKeyData, SerialNumber, SignatureAlgorithm, SigningKey,
+    PublicKeyData, SerialNumber, SignatureAlgorithm,
 };
-use segl_pkcs11::{HashAlgorithm, HsmModule, RsaSigner, SecretPin, Token};
+use segl_pkcs11::{HsmModule, SecretPin, Token};
 use time::{Duration, OffsetDateTime};
 
 use super::{io_err, DevError};
 use crate::config::Config;
+use crate::signing::token_key::TokenSigningKey;
 
 /// Who a development certificate belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -197,32 +198,6 @@ impl PublicKeyData for TokenPublicKey {
     }
     fn algorithm(&self) -> &'static SignatureAlgorithm {
         &rcgen::PKCS_RSA_SHA256
-    }
-}
-
-/// A CA key inside the token, signing certificates through the same DigestInfo path the STS
-/// uses for tokens.
-struct TokenCaKey {
-    public: TokenPublicKey,
-    signer: RsaSigner,
-}
-
-impl PublicKeyData for TokenCaKey {
-    fn der_bytes(&self) -> &[u8] {
-        self.public.der_bytes()
-    }
-    fn algorithm(&self) -> &'static SignatureAlgorithm {
-        &rcgen::PKCS_RSA_SHA256
-    }
-}
-
-impl SigningKey for TokenCaKey {
-    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
-        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, msg);
-        self.signer.sign_digest(HashAlgorithm::Sha256, digest.as_ref()).map_err(|e| {
-            tracing::error!("development CA signing failed: {e}");
-            rcgen::Error::RemoteKeyError
-        })
     }
 }
 
@@ -416,12 +391,10 @@ fn cert_err(label: &str) -> impl FnOnce(rcgen::Error) -> DevError + '_ {
     move |e| DevError::Certificate { label: label.to_owned(), reason: e.to_string() }
 }
 
-fn ca_key(token: &Token, identity: Identity) -> Result<TokenCaKey, DevError> {
-    let session = token.session()?;
-    Ok(TokenCaKey {
-        public: TokenPublicKey(session.public_key(identity.label())?.pkcs1_der()),
-        signer: token.signer(identity.label())?,
-    })
+/// A development CA's key on the token, as rcgen's signing key (the same adapter `segl keys csr`
+/// uses for the STS key).
+fn ca_key(token: &Token, identity: Identity) -> Result<TokenSigningKey, DevError> {
+    Ok(TokenSigningKey::open(token, identity.label())?)
 }
 
 /// Opens the token with `label`, creating it if absent, and logs in.

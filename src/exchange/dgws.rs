@@ -225,13 +225,16 @@ fn signed_card(
     let card = IdCard::from_element(doc, verified.signed_element)?;
     // From here on the client is identified: its refusals are audited.
     audit.card = Some(audit_card(&card));
-    audit.client = crate::trust::describe(&verified.certificate_der).ok().map(|c| AuditClient {
-        subject: c.subject_dn,
-        issuer: c.issuer_dn,
-        serial: c.serial_decimal,
-    });
+    // The certificate is parsed once: by validation when it succeeds, for the record alone when
+    // validation refuses it.
+    let validated = policy.trust.validate(&verified.certificate_der, now);
+    let described = match &validated {
+        Ok(signer) => Some(audit_client(signer)),
+        Err(_) => crate::trust::describe(&verified.certificate_der).ok().map(|c| audit_client(&c)),
+    };
+    audit.client = described;
     check_level(&card)?;
-    let signer = policy.trust.validate(&verified.certificate_der, now)?;
+    let signer = validated?;
     check_certificate_kind(&card, &signer)?;
     check_care_provider(&card, &signer)?;
     if let Some(hash) = &card.ocess_cert_hash {
@@ -258,6 +261,14 @@ fn unsigned_card(
             Err(RequestError::AuthenticationLevel(level))
         }
         _ => Ok(AcceptedCard { card, signer: None }),
+    }
+}
+
+fn audit_client(cert: &SignerCertificate) -> AuditClient {
+    AuditClient {
+        subject: cert.subject_dn.clone(),
+        issuer: cert.issuer_dn.clone(),
+        serial: cert.serial_decimal.clone(),
     }
 }
 
