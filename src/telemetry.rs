@@ -25,6 +25,15 @@ pub const RELOADS: &str = "segl_config_reloads_total";
 /// Unexpired message ids dropped because the replay cache was full.
 pub const REPLAY_EVICTIONS: &str = "segl_replay_cache_evictions_total";
 
+/// Signer-certificate validations by core and result (`hit`: answered from the core's cache,
+/// `miss`: validated in full).
+pub const SIGNER_CACHE: &str = "segl_signer_certificate_cache_total";
+/// Signer certificates a core's cache holds.
+pub const SIGNER_CACHE_ENTRIES: &str = "segl_signer_certificate_cache_entries";
+
+/// Times the audit log was synced to disk (records per sync shows how well group commit works).
+pub const AUDIT_SYNCS: &str = "segl_audit_syncs_total";
+
 /// Signatures queued or in flight in a core's signer.
 pub const SIGNER_QUEUE: &str = "segl_signer_queue_depth";
 /// Batches a core's signer drained.
@@ -41,6 +50,9 @@ pub const HSM_ERRORS: &str = "segl_hsm_errors_total";
 pub const HSM_RETRIES: &str = "segl_hsm_retries_total";
 /// Total time inside C_Sign, seconds (rate ÷ signatures rate = mean HSM latency).
 pub const HSM_SECONDS: &str = "segl_hsm_sign_seconds_total";
+/// CPU time the signing threads spent inside C_SignInit + C_Sign, seconds: what a software
+/// module (SoftHSM) takes from the appliance's cores; capacity reports subtract it.
+pub const HSM_CPU_SECONDS: &str = "segl_hsm_sign_cpu_seconds_total";
 /// Longest C_Sign so far, seconds.
 pub const HSM_SECONDS_MAX: &str = "segl_hsm_sign_seconds_max";
 /// HSM health: 0 ready, 1 degraded, 2 down.
@@ -49,6 +61,22 @@ pub const HSM_STATE: &str = "segl_hsm_state";
 pub const ACTIVE_KEY: &str = "segl_active_key_info";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Publishes one core's signer counters (from its heartbeat, and from `/metrics` just before
+/// rendering, so a scrape sees counters as of now rather than as of the last heartbeat).
+pub fn publish_signer(core: usize, s: &segl_pkcs11::SignerStatsSnapshot) {
+    let c = || core.to_string();
+    metrics::gauge!(SIGNER_QUEUE, "core" => c()).set(s.queue_depth as f64);
+    metrics::counter!(SIGNER_BATCHES, "core" => c()).absolute(s.batches);
+    metrics::counter!(SIGNER_BATCHED, "core" => c()).absolute(s.batched_ops);
+    metrics::gauge!(SIGNER_MAX_BATCH, "core" => c()).set(s.max_batch as f64);
+    metrics::counter!(HSM_SIGNATURES, "core" => c()).absolute(s.ops);
+    metrics::counter!(HSM_ERRORS, "core" => c()).absolute(s.errors);
+    metrics::counter!(HSM_RETRIES, "core" => c()).absolute(s.retries);
+    metrics::gauge!(HSM_SECONDS, "core" => c()).set(s.hsm_time.as_secs_f64());
+    metrics::gauge!(HSM_CPU_SECONDS, "core" => c()).set(s.hsm_cpu_time.as_secs_f64());
+    metrics::gauge!(HSM_SECONDS_MAX, "core" => c()).set(s.hsm_time_max.as_secs_f64());
+}
 
 /// Installs the process-wide recorder (idempotent) and returns the handle that renders it.
 pub fn install() -> PrometheusHandle {

@@ -95,7 +95,16 @@ fn with_crl_dir<'a>(dir: &'a std::path::Path, stale: &str) -> impl FnOnce(&mut S
 fn a_new_crl_is_picked_up_while_serving() {
     let dir = private_crl_dir("reload");
     let server = Server::start_with(with_crl_dir(&dir, "hard"));
-    issued(&server.post(NEW, &request(&user())));
+    // Enough requests (each on a new connection) that every core has validated the certificate
+    // and answers it from its cache: the revocation must reach cached validations too.
+    for _ in 0..8 {
+        issued(&server.post(NEW, &request(&user())));
+    }
+    // Each core validates in full once; every later request is a hit (published each second).
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    let hits =
+        common::metric_sum(&server.metrics(), "segl_signer_certificate_cache_total", &["result=\"hit\""]);
+    assert!(hits >= 6.0, "8 requests on 2 cores: at least 6 cache hits, got {hits}");
     let now = time::OffsetDateTime::now_utc();
     let crl = env()
         .client
@@ -116,6 +125,9 @@ fn a_new_crl_is_picked_up_while_serving() {
         }
         assert!(std::time::Instant::now() < deadline, "the new CRL was not picked up within 10 s");
         std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    for _ in 0..8 {
+        assert_refused(&server.post(NEW, &request(&user())), "dgws:invalidcertificate", "revoked");
     }
     assert!(server.log().contains("CRLs reloaded"), "{}", server.log());
 }

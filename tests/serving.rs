@@ -4,8 +4,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,14 +36,7 @@ fn issued_card(body: &[u8]) -> IdCard {
     IdCard::from_element(&doc, doc.by_id("IDCard").unwrap()).unwrap()
 }
 
-fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let status = out.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, out.split("\r\n\r\n").nth(1).unwrap_or("").to_owned())
-}
+use common::admin_get as get;
 
 // ---- admin ----
 

@@ -191,6 +191,10 @@ fn pipelined_mode_signs_on_worker_sessions() {
     assert_eq!(out.ok, 150, "{:?}", out.failed);
     assert_eq!(out.stats.ops, 150);
     assert!(out.stats.hsm_time > Duration::ZERO);
+    // SoftHSM signs in this process: the signing threads' CPU is measured, and an RSA-2048
+    // signature takes well over 50 µs of it (and no more CPU than wall time on one thread).
+    assert!(out.stats.hsm_cpu_time > Duration::from_micros(50 * 150), "{:?}", out.stats);
+    assert!(out.stats.hsm_cpu_time <= out.stats.hsm_time + Duration::from_millis(50), "{:?}", out.stats);
     let s = status.snapshot();
     assert_eq!((s.state, s.sessions, s.healthy), (HsmState::Ready, 3, 3));
 }

@@ -350,6 +350,14 @@ pub struct TrustConfig {
     /// Whether a certificate whose issuer has no CRL in `crl_dir` is refused.
     #[serde(default)]
     pub require_crl: bool,
+    /// Validated signer certificates each core remembers (0: validate every time); see
+    /// `trust::cache` for what makes an entry reusable.
+    #[serde(default = "default_signer_cache_entries")]
+    pub signer_cache_entries: usize,
+}
+
+fn default_signer_cache_entries() -> usize {
+    4096
 }
 
 /// What a CRL past its nextUpdate means.
@@ -416,6 +424,15 @@ pub struct AuditConfig {
     /// `sync`: a response waits until its record is on disk; `async`: it does not.
     #[serde(default)]
     pub durability: crate::audit::Durability,
+    /// In `sync` mode, how long the writer waits after a record arrives before it syncs, so
+    /// that concurrent requests share one `fdatasync` (0: sync at once). Adds at most this much
+    /// latency to each response.
+    #[serde(default = "default_commit_delay_ms")]
+    pub commit_delay_ms: u64,
+}
+
+fn default_commit_delay_ms() -> u64 {
+    2
 }
 
 /// Parser limits for request XML.

@@ -9,6 +9,8 @@
 //! with its fault and its test.
 
 use base64::engine::general_purpose::STANDARD as B64;
+use std::sync::Arc;
+
 use base64::Engine;
 use bytes::Bytes;
 use jiff::{SignedDuration, Timestamp};
@@ -116,7 +118,7 @@ async fn issue_parsed(
     correlation.version = request.version;
     correlation.context = request.context.clone();
 
-    let accepted = accepted_card(policy, doc, &request, now, audit)?;
+    let accepted = accepted_card(ctx, policy, doc, &request, now, audit)?;
     check_national_role(policy, &accepted.card)?;
     let replay_key = remember_message_id(&ctx.shared, policy, &request, &accepted, now)?;
 
@@ -184,11 +186,12 @@ fn read_request(doc: &Document) -> Result<StsRequest, RequestError> {
 /// A card that passed every check, and the certificate that signed it (levels 3 and 4).
 struct AcceptedCard {
     card: IdCard,
-    signer: Option<SignerCertificate>,
+    signer: Option<Arc<SignerCertificate>>,
 }
 
 /// Verifies the card's signature and everything about the card and its signer.
 fn accepted_card(
+    ctx: &CoreContext,
     policy: &Policy,
     doc: &Document,
     request: &StsRequest,
@@ -196,7 +199,7 @@ fn accepted_card(
     audit: &mut AuditTrail,
 ) -> Result<AcceptedCard, RequestError> {
     let accepted = match request.signatures {
-        1 => signed_card(policy, doc, request.card, now, audit)?,
+        1 => signed_card(ctx, policy, doc, request.card, now, audit)?,
         0 => unsigned_card(policy, doc, request.card, audit)?,
         // seal requires exactly one signature in a DGWS STS request (spec §7.15); more is
         // either a broken client or an attempt to confuse which signature counts.
@@ -209,6 +212,7 @@ fn accepted_card(
 /// A level 3/4 card: its signature verified, read only from the verified element, its signer
 /// certificate trusted and of the kind the level requires.
 fn signed_card(
+    ctx: &CoreContext,
     policy: &Policy,
     doc: &Document,
     card: NodeId,
@@ -216,7 +220,11 @@ fn signed_card(
     audit: &mut AuditTrail,
 ) -> Result<AcceptedCard, RequestError> {
     let signature = doc.child(card, ns::DS, "Signature").ok_or(RequestError::SignatureCount(0))?;
-    let verified = verify::verify_enveloped(doc, signature)?;
+    // No await below: the core's signer cache stays borrowed only while this card is checked.
+    let mut signers = ctx.signers.borrow_mut();
+    signers.refresh(policy.version, policy.trust.crls());
+    let verified =
+        verify::verify_enveloped_using(doc, signature, &crate::xml::dsig::Policy::FEDERATION, &*signers)?;
     if verified.signed_element != card {
         // verify_enveloped already insists on the enveloping element; this keeps the
         // invariant visible here: only the verified element is read below.
@@ -227,7 +235,9 @@ fn signed_card(
     audit.card = Some(audit_card(&card));
     // The certificate is parsed once: by validation when it succeeds, for the record alone when
     // validation refuses it.
-    let validated = policy.trust.validate(&verified.certificate_der, now);
+    let capacity = policy.config.trust.signer_cache_entries;
+    let validated = signers.validate(&policy.trust, &verified.certificate_der, now, capacity);
+    drop(signers);
     let described = match &validated {
         Ok(signer) => Some(audit_client(signer)),
         Err(_) => crate::trust::describe(&verified.certificate_der).ok().map(|c| audit_client(&c)),

@@ -14,6 +14,7 @@ use crate::audit::AuditLog;
 use crate::config::Config;
 use crate::roles::{NationalRoles, RolesConfigError};
 use crate::signing::CoreSigner;
+use crate::trust::cache::SignerCache;
 use crate::trust::crl::CrlSet;
 use crate::trust::{TrustStore, TrustStoreError};
 use crate::xml::parse::ParseArena;
@@ -84,7 +85,11 @@ impl Shared {
     pub fn from_config(config: Arc<Config>) -> Result<Shared, SharedError> {
         let crls = Arc::new(ArcSwap::from_pointee(CrlSet::default()));
         let replay = ReplayCache::new(config.sts.replay_cache_entries);
-        let audit = AuditLog::open(&config.audit.path, config.audit.durability)?;
+        let audit = AuditLog::open_with_commit_delay(
+            &config.audit.path,
+            config.audit.durability,
+            std::time::Duration::from_millis(config.audit.commit_delay_ms),
+        )?;
         let policy = Policy::build(config, 1, crls.clone())?;
         Ok(Shared { policy: ArcSwap::from_pointee(policy), crls, replay, audit })
     }
@@ -127,7 +132,10 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     if old.sts.replay_cache_entries != new.sts.replay_cache_entries {
         changed.push("sts.replay_cache_entries");
     }
-    if old.audit.path != new.audit.path || old.audit.durability != new.audit.durability {
+    if old.audit.path != new.audit.path
+        || old.audit.durability != new.audit.durability
+        || old.audit.commit_delay_ms != new.audit.commit_delay_ms
+    {
         changed.push("audit");
     }
     changed
@@ -142,12 +150,22 @@ pub struct CoreContext {
     pub signer: CoreSigner,
     /// Parse storage reused request after request, so a warm core parses without allocating.
     xml: std::cell::RefCell<ParseArena>,
+    /// Signer certificates this core validated recently, with their parsed keys.
+    pub signers: std::cell::RefCell<SignerCache>,
+    /// Admission control's refusal envelopes of the current second, one per reason.
+    shed_faults: std::cell::RefCell<Vec<ShedFault>>,
 }
 
 impl CoreContext {
     /// A core's context.
     pub fn new(shared: Arc<Shared>, signer: CoreSigner) -> Self {
-        CoreContext { shared, signer, xml: Default::default() }
+        CoreContext {
+            shared,
+            signer,
+            xml: Default::default(),
+            signers: Default::default(),
+            shed_faults: Default::default(),
+        }
     }
 
     /// Parses a request into storage reused across requests (see [`CoreContext::recycle`]).
@@ -236,7 +254,9 @@ pub async fn serve(
                     let body = soap::fault_response(&issued.correlation, now, &error, &actor(ctx));
                     return Outcome { status: error.fault().1, body };
                 }
-                tracing::info!(endpoint = endpoint.name(), "issued ID card");
+                // The audit log has a record of every card and the metrics count them; a log
+                // line each would be thousands a second at peak.
+                tracing::debug!(endpoint = endpoint.name(), "issued ID card");
                 Outcome { status: 200, body: issued.response }
             }
             Err(refused) => {
@@ -276,13 +296,42 @@ pub fn refusal(ctx: &CoreContext, error: RequestError, what: &str, now: Timestam
 /// The fault for a request refused by admission control, built without looking at the request
 /// and without a log line per refusal (at peak there are thousands a second; the metrics
 /// count them).
-pub fn shed(ctx: &CoreContext, error: &RequestError, now: Timestamp) -> Outcome {
-    let corr = soap::Correlation::fresh(now);
+///
+/// At peak most requests are refused, so the envelope is built once per second, reason and
+/// policy on each core and reused: refusals within that second share its MessageID and
+/// Created time. Nothing correlates by them (a refused request was not read, so the fault
+/// relates to no message), and seal clients read only the fault code and string.
+pub fn shed(ctx: &CoreContext, reason: &'static str, now: Timestamp) -> Outcome {
+    let error = RequestError::Overloaded { reason, retry_after_secs: SHED_RETRY_AFTER_SECS };
     let (_, status) = error.fault();
-    Outcome {
-        status,
-        body: soap::fault_response(&corr, now, error, &ctx.shared.policy().config.sts.fault_actor),
-    }
+    let policy = ctx.shared.policy();
+    let second = now.as_second();
+    let mut cached = ctx.shed_faults.borrow_mut();
+    let fresh =
+        |f: &ShedFault| f.second == second && f.policy_version == policy.version && f.reason == reason;
+    let body = match cached.iter().find(|f| fresh(f)) {
+        Some(fault) => fault.body.clone(),
+        None => {
+            let corr = soap::Correlation::fresh(now);
+            let body = soap::fault_response(&corr, now, &error, &policy.config.sts.fault_actor);
+            // One entry per reason: the list never grows beyond the handful of shed reasons.
+            cached.retain(|f| f.reason != reason);
+            cached.push(ShedFault { second, policy_version: policy.version, reason, body: body.clone() });
+            body
+        }
+    };
+    Outcome { status, body }
+}
+
+/// What a shed request is told to wait before retrying (the `Retry-After` header says the same).
+pub const SHED_RETRY_AFTER_SECS: u32 = 1;
+
+/// A refusal envelope of admission control, reused for one second (see [`shed`]).
+pub struct ShedFault {
+    second: i64,
+    policy_version: u64,
+    reason: &'static str,
+    body: Vec<u8>,
 }
 
 fn log_refusal(what: &str, error: &RequestError) {

@@ -15,6 +15,19 @@ pub struct AdminHandler {
     pub metrics: PrometheusHandle,
     /// Decides readiness.
     pub readiness: Readiness,
+    /// Where every core's signer counters are.
+    pub lifecycle: std::sync::Arc<super::lifecycle::Lifecycle>,
+}
+
+impl AdminHandler {
+    fn render_metrics(&self) -> String {
+        if let Ok(signers) = self.lifecycle.signer_stats.lock() {
+            for (core, stats) in signers.iter() {
+                crate::telemetry::publish_signer(*core, &stats.snapshot());
+            }
+        }
+        self.metrics.render()
+    }
 }
 
 impl http::Handler for AdminHandler {
@@ -25,7 +38,7 @@ impl http::Handler for AdminHandler {
             return r;
         }
         match request.path.as_str() {
-            "/metrics" => Response::new(200, "text/plain; version=0.0.4", self.metrics.render()),
+            "/metrics" => Response::new(200, "text/plain; version=0.0.4", self.render_metrics()),
             "/healthz" => Response::new(200, "text/plain; charset=utf-8", "ok\n"),
             "/readyz" => match (self.readiness)() {
                 Ok(()) => Response::new(200, "text/plain; charset=utf-8", "ready\n"),

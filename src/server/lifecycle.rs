@@ -25,6 +25,8 @@ pub struct Lifecycle {
     pub cores_ready: AtomicUsize,
     /// The first core that could not start, and why.
     pub startup_failure: std::sync::Mutex<Option<(usize, String)>>,
+    /// Every core's signer counters, so `/metrics` (on core 0) can publish them as of now.
+    pub signer_stats: std::sync::Mutex<Vec<(usize, Arc<segl_pkcs11::SignerStats>)>>,
 }
 
 impl Lifecycle {
@@ -36,6 +38,7 @@ impl Lifecycle {
             heartbeats: (0..cores).map(|_| AtomicU64::new(0)).collect(),
             cores_ready: AtomicUsize::new(0),
             startup_failure: std::sync::Mutex::new(None),
+            signer_stats: std::sync::Mutex::new(Vec::new()),
         })
     }
 

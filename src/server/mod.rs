@@ -111,6 +111,9 @@ pub fn run(config_path: PathBuf, config: Config) -> Result<(), ServeError> {
             .preempt_timer(Duration::from_millis(1))
             .spawn(move || async move {
                 glommio::spawn_local(signer_driver.run()).detach();
+                if let Ok(mut signers) = env.lifecycle.signer_stats.lock() {
+                    signers.push((core, signer.stats_handle()));
+                }
                 let ctx = Rc::new(CoreContext::new(shared, signer));
                 let lifecycle = env.lifecycle.clone();
                 let result = serve_core(ctx, Rc::new(env)).await;
@@ -198,7 +201,11 @@ async fn serve_core(ctx: Rc<CoreContext>, env: Rc<CoreEnv>) -> Result<(), String
                 Err(reasons)
             }
         });
-        let admin_handler = Rc::new(admin::AdminHandler { metrics: env.metrics.clone(), readiness });
+        let admin_handler = Rc::new(admin::AdminHandler {
+            metrics: env.metrics.clone(),
+            readiness,
+            lifecycle: env.lifecycle.clone(),
+        });
         glommio::spawn_local(accept_loop(listener, None, admin_handler, env.clone())).detach();
     }
     env.lifecycle.cores_ready.fetch_add(1, Ordering::SeqCst);
@@ -215,18 +222,19 @@ async fn heartbeat(env: Rc<CoreEnv>, admission: Rc<Admission>, ctx: Rc<CoreConte
         env.lifecycle.heartbeats[env.core].fetch_add(1, Ordering::Relaxed);
         metrics::gauge!(telemetry::IN_FLIGHT, "core" => core.clone()).set(admission.in_flight() as f64);
         metrics::gauge!(telemetry::SERVICE_RATE, "core" => core.clone()).set(admission.rate());
-        let s = ctx.signer.stats();
-        let c = || core.clone();
-        metrics::gauge!(telemetry::SIGNER_QUEUE, "core" => c()).set(s.queue_depth as f64);
-        metrics::counter!(telemetry::SIGNER_BATCHES, "core" => c()).absolute(s.batches);
-        metrics::counter!(telemetry::SIGNER_BATCHED, "core" => c()).absolute(s.batched_ops);
-        metrics::gauge!(telemetry::SIGNER_MAX_BATCH, "core" => c()).set(s.max_batch as f64);
-        metrics::counter!(telemetry::HSM_SIGNATURES, "core" => c()).absolute(s.ops);
-        metrics::counter!(telemetry::HSM_ERRORS, "core" => c()).absolute(s.errors);
-        metrics::counter!(telemetry::HSM_RETRIES, "core" => c()).absolute(s.retries);
-        metrics::gauge!(telemetry::HSM_SECONDS, "core" => c()).set(s.hsm_time.as_secs_f64());
-        metrics::gauge!(telemetry::HSM_SECONDS_MAX, "core" => c()).set(s.hsm_time_max.as_secs_f64());
+        telemetry::publish_signer(env.core, &ctx.signer.stats());
+        if let Ok(cache) = ctx.signers.try_borrow() {
+            let stats = cache.stats();
+            metrics::counter!(telemetry::SIGNER_CACHE, "core" => core.clone(), "result" => "hit")
+                .absolute(stats.hits);
+            metrics::counter!(telemetry::SIGNER_CACHE, "core" => core.clone(), "result" => "miss")
+                .absolute(stats.misses);
+            metrics::gauge!(telemetry::SIGNER_CACHE_ENTRIES, "core" => core.clone()).set(cache.len() as f64);
+        }
         if env.core == 0 {
+            // Histogram samples are kept raw until upkeep folds them in; without it they grow
+            // by one per request for as long as nobody scrapes /metrics.
+            env.metrics.run_upkeep();
             let state = match ctx.signer.hsm_status().state() {
                 segl_pkcs11::HsmState::Ready => 0.0,
                 segl_pkcs11::HsmState::Degraded => 1.0,
@@ -234,6 +242,7 @@ async fn heartbeat(env: Rc<CoreEnv>, admission: Rc<Admission>, ctx: Rc<CoreConte
             };
             metrics::gauge!(telemetry::HSM_STATE).set(state);
             metrics::counter!(telemetry::REPLAY_EVICTIONS).absolute(ctx.shared.replay.evicted());
+            metrics::counter!(telemetry::AUDIT_SYNCS).absolute(ctx.shared.audit.syncs());
             let key = ctx.signer.credential().key_label.to_string();
             if active_key.as_deref() != Some(key.as_str()) {
                 if let Some(old) = active_key.take() {
@@ -401,10 +410,9 @@ impl StsHandler {
             .increment(1);
         metrics::counter!(telemetry::REQUESTS, "endpoint" => endpoint.name(), "outcome" => "shed")
             .increment(1);
-        let error = RequestError::Overloaded { reason: shed.as_str(), retry_after_secs: 1 };
-        let outcome = exchange::shed(&self.ctx, &error, jiff::Timestamp::now());
+        let outcome = exchange::shed(&self.ctx, shed.as_str(), jiff::Timestamp::now());
         let mut response = soap_response(outcome);
-        response.headers.push(("Retry-After", "1".into()));
+        response.headers.push(("Retry-After", exchange::SHED_RETRY_AFTER_SECS.to_string()));
         response.close = shed == Shed::Draining;
         metrics::histogram!(telemetry::SHED_SECONDS).record(received.elapsed().as_secs_f64());
         response

@@ -181,6 +181,11 @@ impl CoreSigner {
     pub fn stats(&self) -> segl_pkcs11::SignerStatsSnapshot {
         self.signer.stats().snapshot()
     }
+
+    /// The live counters themselves, for publishing them from another thread.
+    pub fn stats_handle(&self) -> Arc<segl_pkcs11::SignerStats> {
+        self.signer.stats().clone()
+    }
 }
 
 /// The RSA modulus certified by a DER certificate, without leading zero bytes.

@@ -1,6 +1,7 @@
 //! Trust in card signers: X.509 path validation to configured anchors (rustls-webpki) and the
 //! OCES identity read from the certificate (x509-parser).
 
+pub mod cache;
 pub mod crl;
 pub mod dn;
 
@@ -124,6 +125,9 @@ pub struct SignerCertificate {
     /// The CVR of the organisation the certificate belongs to: from an OCES2 serialNumber
     /// (`CVR:<cvr>-…`) or an OCES3 organizationIdentifier (`NTRDK-<cvr>`).
     pub organisation_cvr: Option<String>,
+    /// When the first certificate on the validated chain expires (the certificate's own
+    /// notAfter when the chain was not validated): how long a validation may be remembered.
+    pub chain_not_after: jiff::Timestamp,
 }
 
 /// How revocation is checked.
@@ -247,23 +251,50 @@ impl TrustStore {
             Err(_) if self.revocation.require_crl => return Err(TrustError::RevocationUnknown),
             Err(_) => None,
         };
-        ee.verify_for_usage(
-            RSA_ALGORITHMS,
-            &self.anchors,
-            &self.intermediates,
-            time,
-            AnyExtendedKeyUsage,
-            revocation,
-            None,
-        )
-        .map_err(map_webpki_error)?;
+        let path = ee
+            .verify_for_usage(
+                RSA_ALGORITHMS,
+                &self.anchors,
+                &self.intermediates,
+                time,
+                AnyExtendedKeyUsage,
+                revocation,
+                None,
+            )
+            .map_err(map_webpki_error)?;
         let (_, cert) = X509Certificate::from_der(der).map_err(|e| TrustError::Malformed(e.to_string()))?;
         if let Ok(Some(ku)) = cert.key_usage() {
             if !ku.value.digital_signature() && !ku.value.non_repudiation() {
                 return Err(TrustError::KeyUsage);
             }
         }
-        describe(der)
+        let mut described = describe_parsed(der, &cert);
+        for intermediate in path.intermediate_certificates() {
+            let not_after = X509Certificate::from_der(&intermediate.der())
+                .map(|(_, c)| not_after(&c))
+                .map_err(|e| TrustError::Malformed(e.to_string()))?;
+            described.chain_not_after = described.chain_not_after.min(not_after);
+        }
+        Ok(described)
+    }
+
+    /// Until when a validation made under this store may be reused, given the CRLs now in
+    /// force: the chain's first expiry and, when a stale CRL fails validation, the earliest
+    /// nextUpdate (a CRL change replaces the set, which callers notice separately).
+    pub fn trusted_until(&self, signer: &SignerCertificate) -> jiff::Timestamp {
+        let mut until = signer.chain_not_after;
+        if self.revocation.stale_is_failure {
+            let crls = self.crls.load();
+            if let Some(earliest) = crls.crls.iter().filter_map(|c| c.next_update).min() {
+                until = until.min(earliest);
+            }
+        }
+        until
+    }
+
+    /// The CRL set validations are checked against now.
+    pub fn crls(&self) -> Arc<crl::CrlSet> {
+        self.crls.load_full()
     }
 }
 
@@ -284,6 +315,10 @@ fn map_webpki_error(e: webpki::Error) -> TrustError {
 /// Reads the identity fields of a certificate without judging trust.
 pub fn describe(der: &[u8]) -> Result<SignerCertificate, TrustError> {
     let (_, cert) = X509Certificate::from_der(der).map_err(|e| TrustError::Malformed(e.to_string()))?;
+    Ok(describe_parsed(der, &cert))
+}
+
+fn describe_parsed(der: &[u8], cert: &X509Certificate<'_>) -> SignerCertificate {
     let subject_serial_number = cert
         .subject()
         .iter_attributes()
@@ -305,7 +340,7 @@ pub fn describe(der: &[u8]) -> Result<SignerCertificate, TrustError> {
         .and_then(|s| s.split('-').next())
         .or_else(|| organisation_identifier.and_then(|o| o.strip_prefix("NTRDK-")))
         .map(str::to_owned);
-    Ok(SignerCertificate {
+    SignerCertificate {
         organisation_cvr,
         der: der.to_vec(),
         subject_dn: dn::rfc1779(cert.subject()),
@@ -313,7 +348,12 @@ pub fn describe(der: &[u8]) -> Result<SignerCertificate, TrustError> {
         serial_decimal: cert.tbs_certificate.serial.to_string(),
         subject_serial_number,
         kind,
-    })
+        chain_not_after: not_after(cert),
+    }
+}
+
+fn not_after(cert: &X509Certificate<'_>) -> jiff::Timestamp {
+    jiff::Timestamp::from_second(cert.validity().not_after.timestamp()).unwrap_or(jiff::Timestamp::MIN)
 }
 
 /// Reads every `CERTIFICATE` block of a PEM file.

@@ -201,6 +201,11 @@ impl Server {
         post_to(self.addr, path, body)
     }
 
+    /// The admin listener's `/metrics` text.
+    pub fn metrics(&self) -> String {
+        admin_get(self.admin, "/metrics").1
+    }
+
     /// Sends raw bytes and reads the response until the server closes.
     pub fn raw(&self, request: &[u8]) -> Reply {
         let mut s = TcpStream::connect(self.addr).unwrap();
@@ -218,6 +223,27 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// GETs `path` from an admin listener: status and body.
+pub fn admin_get(admin: SocketAddr, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(admin).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (status, out.split("\r\n\r\n").nth(1).unwrap_or("").to_owned())
+}
+
+/// The sum of a metric's samples over the label sets that contain every one of `labels`
+/// (e.g. `result="hit"`); 0 when there are none.
+pub fn metric_sum(metrics: &str, name: &str, labels: &[&str]) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| l.strip_prefix(name).is_some_and(|rest| rest.starts_with(['{', ' '])))
+        .filter(|l| labels.iter().all(|label| l.contains(label)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 fn admin_ready(admin: SocketAddr) -> bool {

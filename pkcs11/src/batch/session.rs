@@ -148,9 +148,10 @@ impl SigningSession {
             }
         };
         let started = Instant::now();
+        let cpu_started = thread_cpu_time();
         let signature =
             session.sign(&Mechanism::RsaPkcs, handle.handle, digest_info).map_err(call("C_Sign"))?;
-        self.stats.signed(started.elapsed());
+        self.stats.signed(started.elapsed(), thread_cpu_time().saturating_sub(cpu_started));
         if signature.len() != handle.modulus_len {
             tracing::warn!(key = %key, got = signature.len(), expected = handle.modulus_len, "RSA signature length differs from the modulus length");
         }
@@ -173,4 +174,12 @@ impl SigningSession {
         let now = Instant::now();
         self.lost = Some(Lost { since: now, next_attempt: now, delay: BACKOFF_FIRST });
     }
+}
+
+/// CPU time of the calling thread so far (zero where the clock is unavailable): a software HSM
+/// spends the appliance's own cores, and capacity reports subtract exactly what it spent.
+fn thread_cpu_time() -> Duration {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID)
+        .map(Duration::from)
+        .unwrap_or_default()
 }

@@ -128,6 +128,7 @@ pub struct SignerStats {
     retries: AtomicU64,
     hsm_nanos: AtomicU64,
     hsm_nanos_max: AtomicU64,
+    hsm_cpu_nanos: AtomicU64,
 }
 
 /// A point-in-time copy of [`SignerStats`].
@@ -151,6 +152,9 @@ pub struct SignerStatsSnapshot {
     pub hsm_time: Duration,
     /// Longest C_Sign.
     pub hsm_time_max: Duration,
+    /// CPU time of the signing thread inside C_SignInit + C_Sign: what a software module such
+    /// as SoftHSM costs the appliance's own cores (a network HSM costs almost none).
+    pub hsm_cpu_time: Duration,
 }
 
 impl SignerStats {
@@ -166,6 +170,7 @@ impl SignerStats {
             retries: self.retries.load(Relaxed),
             hsm_time: Duration::from_nanos(self.hsm_nanos.load(Relaxed)),
             hsm_time_max: Duration::from_nanos(self.hsm_nanos_max.load(Relaxed)),
+            hsm_cpu_time: Duration::from_nanos(self.hsm_cpu_nanos.load(Relaxed)),
         }
     }
 
@@ -186,11 +191,12 @@ impl SignerStats {
         self.max_batch.fetch_max(size as u64, Relaxed);
     }
 
-    pub(crate) fn signed(&self, took: Duration) {
+    pub(crate) fn signed(&self, took: Duration, cpu: Duration) {
         let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
         self.ops.fetch_add(1, Relaxed);
         self.hsm_nanos.fetch_add(nanos, Relaxed);
         self.hsm_nanos_max.fetch_max(nanos, Relaxed);
+        self.hsm_cpu_nanos.fetch_add(u64::try_from(cpu.as_nanos()).unwrap_or(u64::MAX), Relaxed);
     }
 
     pub(crate) fn retried(&self) {

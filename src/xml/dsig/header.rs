@@ -171,7 +171,7 @@ pub fn verify_header(doc: &Document, policy: &Policy<'_>) -> Result<VerifiedHead
     for r in &references {
         check_reference(doc, signature, r)?;
     }
-    let certificate_der = check_signature_value(doc, &sig, &exclusive_only)?;
+    let certificate_der = check_signature_value(doc, &sig, &exclusive_only, &super::verify::ParseEachTime)?;
     let node = |k: usize| parts.get(k).and_then(|p| p.node);
     Ok(VerifiedHeader {
         signature,

@@ -10,4 +10,7 @@ pub mod verify;
 
 pub use header::{verify_header, VerifiedHeader};
 pub use policy::Policy;
-pub use verify::{verify_element, verify_enveloped, verify_enveloped_with, DsigError, VerifiedSignature};
+pub use verify::{
+    verify_element, verify_enveloped, verify_enveloped_using, verify_enveloped_with, DsigError,
+    ParseEachTime, SignerKey, SignerKeys, VerifiedSignature,
+};

@@ -510,12 +510,81 @@ pub fn check_reference(doc: &Document, signature: NodeId, r: &ReferenceParts) ->
     Ok(())
 }
 
+/// Where the verifier gets a signer's public key: parsed from its certificate each time
+/// ([`ParseEachTime`]), or from a cache of keys already parsed (a server core keeps one, see
+/// `trust::cache`). Either way the key is the one certified by `certificate_der`.
+pub trait SignerKeys {
+    /// Checks `signature` over `message` with the RSA key certified by `certificate_der`.
+    fn verify(
+        &self,
+        certificate_der: &[u8],
+        algorithm: SignatureAlgorithm,
+        min_rsa_bits: usize,
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<(), DsigError>;
+}
+
+/// Parses the key out of the certificate for every verification.
+pub struct ParseEachTime;
+
+impl SignerKeys for ParseEachTime {
+    fn verify(
+        &self,
+        certificate_der: &[u8],
+        algorithm: SignatureAlgorithm,
+        min_rsa_bits: usize,
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<(), DsigError> {
+        SignerKey::from_certificate(certificate_der, algorithm)?.verify(min_rsa_bits, message, signature)
+    }
+}
+
+/// A signer's RSA public key, parsed once for one signature algorithm.
+pub struct SignerKey {
+    key: aws_lc_rs::signature::ParsedPublicKey,
+    bits: usize,
+}
+
+impl SignerKey {
+    /// The RSA key certified by `certificate_der`, for verifying `algorithm` signatures.
+    pub fn from_certificate(
+        certificate_der: &[u8],
+        algorithm: SignatureAlgorithm,
+    ) -> Result<Self, DsigError> {
+        let (spki, bits) = rsa_public_key(certificate_der)?;
+        let alg: &'static dyn aws_lc_rs::signature::VerificationAlgorithm = match algorithm {
+            SignatureAlgorithm::RsaSha1 => {
+                &aws_lc_rs::signature::RSA_PKCS1_1024_8192_SHA1_FOR_LEGACY_USE_ONLY
+            }
+            SignatureAlgorithm::RsaSha256 => {
+                &aws_lc_rs::signature::RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY
+            }
+        };
+        let key = aws_lc_rs::signature::ParsedPublicKey::new(alg, &spki)
+            .map_err(|e| DsigError::BadCertificate { reason: format!("unusable RSA public key: {e}") })?;
+        Ok(SignerKey { key, bits })
+    }
+
+    /// Checks `signature` over `message`; a key shorter than `min_rsa_bits` is refused as such
+    /// rather than reported as a bad signature.
+    pub fn verify(&self, min_rsa_bits: usize, message: &[u8], signature: &[u8]) -> Result<(), DsigError> {
+        let minimum = min_rsa_bits.max(1024);
+        if self.bits < minimum {
+            return Err(DsigError::WeakKey { bits: self.bits, minimum });
+        }
+        self.key.verify_sig(message, signature).map_err(|_| DsigError::SignatureValueInvalid)
+    }
+}
+
 /// Checks SignatureValue over the canonical SignedInfo with the signer's key (see
 /// [`Policy::certificate`]); returns the signer certificate's DER.
 pub fn check_signature_value(
     doc: &Document,
     parts: &SignatureParts,
     policy: &Policy<'_>,
+    keys: &dyn SignerKeys,
 ) -> Result<Vec<u8>, DsigError> {
     let embedded = match parts.key_info {
         Some(k) => certificate(doc, k, policy.certificate.is_some())?,
@@ -527,19 +596,10 @@ pub fn check_signature_value(
         (None, Some(expected)) => expected.to_vec(),
         (None, None) => return Err(DsigError::NoCertificate),
     };
-    let spki = rsa_public_key(&certificate_der, policy.min_rsa_bits)?;
     let sig_bytes = decode_b64(&doc.text(parts.signature_value), "ds:SignatureValue")?;
     let mut canonical = Vec::with_capacity(1024);
     parts.c14n.run(doc, parts.signed_info, None, &mut canonical);
-    let alg: &'static dyn aws_lc_rs::signature::VerificationAlgorithm = match parts.algorithm {
-        SignatureAlgorithm::RsaSha1 => &aws_lc_rs::signature::RSA_PKCS1_1024_8192_SHA1_FOR_LEGACY_USE_ONLY,
-        SignatureAlgorithm::RsaSha256 => {
-            &aws_lc_rs::signature::RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY
-        }
-    };
-    aws_lc_rs::signature::UnparsedPublicKey::new(alg, &spki)
-        .verify(&canonical, &sig_bytes)
-        .map_err(|_| DsigError::SignatureValueInvalid)?;
+    keys.verify(&certificate_der, parts.algorithm, policy.min_rsa_bits, &canonical, &sig_bytes)?;
     Ok(certificate_der)
 }
 
@@ -557,6 +617,17 @@ pub fn verify_enveloped_with(
     signature: NodeId,
     policy: &Policy<'_>,
 ) -> Result<VerifiedSignature, DsigError> {
+    verify_enveloped_using(doc, signature, policy, &ParseEachTime)
+}
+
+/// Verifies the enveloped signature `signature` under `policy`, taking the signer's key from
+/// `keys`.
+pub fn verify_enveloped_using(
+    doc: &Document,
+    signature: NodeId,
+    policy: &Policy<'_>,
+    keys: &dyn SignerKeys,
+) -> Result<VerifiedSignature, DsigError> {
     let parts = read_signature(doc, signature, policy)?;
     let [reference] = parts.references.as_slice() else {
         return Err(DsigError::ReferenceCount { found: parts.references.len() });
@@ -572,7 +643,7 @@ pub fn verify_enveloped_with(
         });
     }
     check_reference(doc, signature, &r)?;
-    let certificate_der = check_signature_value(doc, &parts, policy)?;
+    let certificate_der = check_signature_value(doc, &parts, policy, keys)?;
     Ok(VerifiedSignature {
         signature,
         signed_element: r.target,
@@ -629,8 +700,8 @@ fn certificate(doc: &Document, key_info: NodeId, optional: bool) -> Result<Optio
     }
 }
 
-/// The PKCS#1 RSAPublicKey inside the certificate's SubjectPublicKeyInfo.
-fn rsa_public_key(der: &[u8], min_bits: usize) -> Result<Vec<u8>, DsigError> {
+/// The PKCS#1 RSAPublicKey inside the certificate's SubjectPublicKeyInfo, and its size in bits.
+fn rsa_public_key(der: &[u8]) -> Result<(Vec<u8>, usize), DsigError> {
     let (rest, cert) = x509_parser::parse_x509_certificate(der)
         .map_err(|e| DsigError::BadCertificate { reason: e.to_string() })?;
     if !rest.is_empty() {
@@ -640,15 +711,11 @@ fn rsa_public_key(der: &[u8], min_bits: usize) -> Result<Vec<u8>, DsigError> {
     if spki.algorithm.algorithm != x509_parser::oid_registry::OID_PKCS1_RSAENCRYPTION {
         return Err(DsigError::NonRsaKey);
     }
-    // Checked here so a short key is reported as such rather than as a bad signature.
     let bits = match spki.parsed() {
         Ok(x509_parser::public_key::PublicKey::RSA(rsa)) => modulus_bits(rsa.modulus),
         _ => return Err(DsigError::BadCertificate { reason: "unparsable RSA public key".into() }),
     };
-    if bits < min_bits.max(1024) {
-        return Err(DsigError::WeakKey { bits, minimum: min_bits.max(1024) });
-    }
-    Ok(spki.subject_public_key.data.to_vec())
+    Ok((spki.subject_public_key.data.to_vec(), bits))
 }
 
 fn modulus_bits(modulus: &[u8]) -> usize {
