@@ -70,6 +70,52 @@ fn admin_endpoints_report_health_readiness_and_metrics() {
     }
 }
 
+// ---- admission control ----
+
+#[test]
+fn a_request_beyond_the_deadline_budget_gets_503_retry_after_and_a_soap_fault_at_once() {
+    // A 1 ms deadline: once the cores have measured their rate, little more than the warm-up
+    // allowance fits, and a burst of concurrent requests must be partly refused.
+    let server = Server::start_with(|t| *t = t.replace("deadline_ms = 200", "deadline_ms = 1"));
+    let body = reusable_request();
+    for _ in 0..10 {
+        assert_eq!(server.post(NEW, &body).status, 200);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let server = Arc::new(server);
+    let replies: Vec<common::Reply> = (0..48)
+        .map(|_| {
+            let (server, body) = (server.clone(), body.clone());
+            std::thread::spawn(move || server.post(NEW, &body))
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|t| t.join().unwrap())
+        .collect();
+    let shed: Vec<_> = replies.iter().filter(|r| r.status == 503).collect();
+    assert!(
+        replies.iter().all(|r| r.status == 200 || r.status == 503),
+        "{:?}",
+        replies.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
+    assert!(!shed.is_empty(), "48 concurrent requests within a 1 ms deadline: some must be refused");
+    for reply in shed {
+        assert_eq!(reply.header("retry-after"), Some("1"));
+        let doc = Document::parse(Bytes::copy_from_slice(&reply.body), &Limits::default()).unwrap();
+        let fault = doc
+            .child(doc.root(), segl::token::ns::SOAP, "Body")
+            .and_then(|b| doc.child(b, segl::token::ns::SOAP, "Fault"))
+            .expect("a SOAP fault");
+        let code = doc.children(fault).next().map(|c| doc.text(c).into_owned());
+        assert_eq!(code.as_deref(), Some("soapenv:Server"));
+        if let Some(r) = common::xmllint_schema(&reply.body, "soap-specialized.xsd") {
+            r.unwrap_or_else(|e| panic!("shed fault schema: {e}"));
+        }
+    }
+    let metrics = server.metrics();
+    assert!(common::metric_sum(&metrics, "segl_admission_total", &["decision=\"shed\""]) >= 1.0);
+}
+
 // ---- reload ----
 
 /// Posts requests back to back until `stop`; counts failures (anything but 200).
