@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::client::{ClientError, Connection, Target};
 use crate::pool::RequestPool;
+use crate::probe::{ServerDelta, ServerProbe};
 use crate::procfs;
 use crate::record::{Outcome, Recorder, RunRecord};
 use crate::schedule::Schedule;
@@ -123,16 +124,18 @@ struct Job {
     segment: usize,
 }
 
-/// Runs `schedule` against `target`. `server_pid`, when known, is sampled for CPU time.
+/// Runs `schedule` against `target`. The `server` is read at every segment boundary (CPU,
+/// and the HSM counters when its admin listener is known) and its CPU once a second.
 pub async fn run(
     schedule: &Schedule,
     target: &Target,
     mix: &Arc<Mix>,
     pool: &Arc<RequestPool>,
     opts: &EngineOptions,
-    server_pid: Option<u32>,
+    server: &ServerProbe,
     label: &str,
 ) -> RunRecord {
+    let server_pid = server.pid;
     let recorder = Arc::new(Mutex::new(Recorder::new(schedule)));
     let reused_before = pool.reused();
     let (tx, rx) = async_channel::unbounded::<Job>();
@@ -165,7 +168,13 @@ pub async fn run(
     let own_pid = std::process::id();
     let starts = schedule.starts();
     let mut boundary = 0usize;
-    let mut server_cpu_at = vec![None; starts.len() + 1];
+    // Each boundary's reading of the server runs beside the dispatch: a scrape of its
+    // /metrics may wait behind requests on its core 0, and the schedule must not.
+    let mut server_at = Vec::with_capacity(starts.len() + 1);
+    let read_server = || {
+        let probe = *server;
+        tokio::task::spawn_blocking(move || probe.sample())
+    };
     let mut generator_cpu_at = vec![None; starts.len() + 1];
     let mut offered = vec![0u64; schedule.secs().ceil() as usize];
     let mut sent = vec![0u64; starts.len()];
@@ -173,7 +182,7 @@ pub async fn run(
     for (k, arrival) in schedule.arrivals().enumerate() {
         while boundary < starts.len() && starts[boundary] <= arrival.offset {
             sleep_until(at(starts[boundary])).await;
-            server_cpu_at[boundary] = server_pid.and_then(procfs::process_cpu_ns);
+            server_at.push(read_server());
             generator_cpu_at[boundary] = procfs::process_cpu_ns(own_pid);
             boundary += 1;
         }
@@ -189,7 +198,7 @@ pub async fn run(
     while boundary <= starts.len() {
         let t = starts.get(boundary).copied().unwrap_or_else(|| schedule.secs());
         sleep_until(at(t)).await;
-        server_cpu_at[boundary] = server_pid.and_then(procfs::process_cpu_ns);
+        server_at.push(read_server());
         generator_cpu_at[boundary] = procfs::process_cpu_ns(own_pid);
         boundary += 1;
     }
@@ -198,6 +207,12 @@ pub async fn run(
         let _ = w.await;
     }
     let wall_secs = start.elapsed().as_secs_f64();
+    let mut server_samples = Vec::with_capacity(server_at.len());
+    for s in server_at {
+        server_samples.push(s.await.unwrap_or_default());
+    }
+    let server_deltas: Vec<ServerDelta> =
+        server_samples.windows(2).map(|w| ServerDelta::between(&w[0], &w[1])).collect();
     let _ = stop_tx.send(true);
     let samples = sampler.await.unwrap_or_default();
     bar.finish_and_clear();
@@ -206,8 +221,16 @@ pub async fn run(
         at.windows(2).map(|w| Some(w[1]?.saturating_sub(w[0]?))).collect()
     };
     let rec = recorder.lock().unwrap_or_else(PoisonError::into_inner);
+    let server_cpu: Vec<Option<u64>> = server_deltas.iter().map(|d| d.cpu_ns).collect();
+    let mut segments = rec.segment_records(schedule, &sent, &server_cpu, &delta(&generator_cpu_at));
+    for (s, d) in segments.iter_mut().zip(&server_deltas) {
+        s.server_user_cpu_ns = d.user_ns;
+        s.server_system_cpu_ns = d.system_ns;
+        s.hsm_cpu_ns = d.hsm_cpu_ns;
+        s.hsm_signatures = d.hsm_signatures;
+    }
     RunRecord {
-        segments: rec.segment_records(schedule, &sent, &delta(&server_cpu_at), &delta(&generator_cpu_at)),
+        segments,
         seconds: rec.second_records(&offered, &samples),
         wall_secs,
         reused_cards: pool.reused() - reused_before,

@@ -61,6 +61,27 @@ pub fn process_cpu_ns(pid: u32) -> Option<u64> {
     Some(sum)
 }
 
+/// User and system time of process `pid` (all its threads), nanoseconds, from
+/// `/proc/<pid>/stat`; `None` when the process is gone.
+pub fn process_user_system_ns(pid: u32) -> Option<(u64, u64)> {
+    parse_user_system_ns(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// Nanoseconds per clock tick of `/proc/<pid>/stat`: USER_HZ is 100 on every Linux
+/// architecture (it is ABI, whatever the kernel's own HZ).
+const NS_PER_TICK: u64 = 10_000_000;
+
+/// utime and stime of a `/proc/<pid>/stat` line, nanoseconds.
+pub fn parse_user_system_ns(stat: &str) -> Option<(u64, u64)> {
+    // The command name may hold spaces and parentheses; the fields after its last `)` start
+    // with field 3 (state), so utime (14) and stime (15) are the 12th and 13th.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some((utime * NS_PER_TICK, stime * NS_PER_TICK))
+}
+
 /// On-CPU nanoseconds of the calling thread.
 pub fn thread_cpu_ns() -> Option<u64> {
     schedstat_ns(Path::new("/proc/thread-self/schedstat"))
@@ -128,6 +149,14 @@ mod tests {
         assert_eq!(t, vec![CoreTimes { busy: 12, total: 54 }, CoreTimes { busy: 2, total: 102 }]);
         let later = vec![CoreTimes { busy: 62, total: 154 }, CoreTimes { busy: 2, total: 202 }];
         assert_eq!(utilisation(&t, &later), vec![0.5, 0.0]);
+    }
+
+    #[test]
+    fn user_and_system_time_come_from_fields_14_and_15() {
+        let stat = "4242 (segl (x) y) S 1 4242 4242 0 -1 4194560 5000 0 0 0 731 42 0 0 20 0 9 0 100 0 0";
+        assert_eq!(parse_user_system_ns(stat), Some((7_310_000_000, 420_000_000)));
+        assert_eq!(parse_user_system_ns("1 (x) S 1"), None);
+        assert!(process_user_system_ns(std::process::id()).is_some());
     }
 
     #[test]

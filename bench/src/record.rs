@@ -147,6 +147,19 @@ pub struct SegmentRecord {
     pub server_cpu_ns: Option<u64>,
     /// CPU the generator used during the segment, nanoseconds.
     pub generator_cpu_ns: Option<u64>,
+    /// The server's user time during the segment, nanoseconds (`/proc/<pid>/stat`).
+    #[serde(default)]
+    pub server_user_cpu_ns: Option<u64>,
+    /// The server's system (kernel) time during the segment, nanoseconds.
+    #[serde(default)]
+    pub server_system_cpu_ns: Option<u64>,
+    /// CPU the server's signing threads spent inside C_Sign during the segment, nanoseconds,
+    /// as the server counts it (`/metrics`).
+    #[serde(default)]
+    pub hsm_cpu_ns: Option<u64>,
+    /// Signatures the server made during the segment.
+    #[serde(default)]
+    pub hsm_signatures: Option<u64>,
 }
 
 impl SegmentRecord {
@@ -155,6 +168,32 @@ impl SegmentRecord {
         let answered = self.counts.answered();
         (answered > 0).then_some(())?;
         Some(self.server_cpu_ns? as f64 / 1000.0 / answered as f64)
+    }
+
+    /// CPU of one C_Sign inside the server, µs (its signing threads' CPU over its signatures).
+    pub fn hsm_cpu_us_per_signature(&self) -> Option<f64> {
+        let n = self.hsm_signatures.filter(|&n| n > 0)?;
+        Some(self.hsm_cpu_ns? as f64 / 1000.0 / n as f64)
+    }
+
+    /// C_Sign CPU inside the server per answered request, µs: the same window and the same
+    /// divisor as [`Self::server_cpu_us_per_request`], so the two subtract.
+    pub fn hsm_cpu_us_per_request(&self) -> Option<f64> {
+        let answered = self.counts.answered();
+        (answered > 0).then_some(())?;
+        Some(self.hsm_cpu_ns? as f64 / 1000.0 / answered as f64)
+    }
+
+    /// Server CPU µs per answered request without what its own signing threads spent in
+    /// C_Sign during the same window.
+    pub fn cpu_us_excl_hsm_in_server(&self) -> Option<f64> {
+        Some(self.server_cpu_us_per_request()? - self.hsm_cpu_us_per_request()?)
+    }
+
+    /// The kernel's share of the server's CPU (system over user + system).
+    pub fn server_kernel_share(&self) -> Option<f64> {
+        let (user, system) = (self.server_user_cpu_ns?, self.server_system_cpu_ns?);
+        (user + system > 0).then(|| system as f64 / (user + system) as f64)
     }
 
     /// Generator CPU µs per request sent.
@@ -355,6 +394,10 @@ impl Recorder {
                 queue_delay: Latency::of(&acc.queue),
                 server_cpu_ns: server_cpu_ns.get(i).copied().flatten(),
                 generator_cpu_ns: generator_cpu_ns.get(i).copied().flatten(),
+                server_user_cpu_ns: None,
+                server_system_cpu_ns: None,
+                hsm_cpu_ns: None,
+                hsm_signatures: None,
             })
             .collect()
     }

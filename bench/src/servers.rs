@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::probe::ServerProbe;
+use crate::tls::TlsFiles;
+
 /// Why a server could not be started.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -52,17 +55,27 @@ pub enum ServerError {
 /// A server child process, killed when dropped.
 pub struct ChildServer {
     child: Child,
-    /// Where it listens.
+    /// Where it listens (plain HTTP).
     pub addr: SocketAddr,
+    /// Where segl's TLS listener is, when it has one.
+    pub tls_addr: Option<SocketAddr>,
+    /// segl's admin listener (`/metrics`); `None` for the trivial server.
+    pub admin_addr: Option<SocketAddr>,
     /// Its stderr.
     pub log: PathBuf,
 }
 
 impl ChildServer {
-    /// Starts segl on `config` (its listen address replaced by a free loopback port), logging
-    /// at `log_level` to `log`.
-    pub fn segl(config: &Path, log: &Path, log_level: &str) -> Result<ChildServer, ServerError> {
-        Self::segl_from(&self_exe(), config, log, log_level)
+    /// Starts segl on `config`, its plain, admin and (with `tls`) TLS listeners moved to free
+    /// loopback ports so that it never meets a segl already running on the configured ones,
+    /// logging at `log_level` to `log`.
+    pub fn segl(
+        config: &Path,
+        log: &Path,
+        log_level: &str,
+        tls: Option<&TlsFiles>,
+    ) -> Result<ChildServer, ServerError> {
+        Self::segl_from(&self_exe(), config, log, log_level, tls)
     }
 
     /// [`ChildServer::segl`] run by the `segl-load` executable at `exe`.
@@ -71,12 +84,25 @@ impl ChildServer {
         config: &Path,
         log: &Path,
         log_level: &str,
+        tls: Option<&TlsFiles>,
     ) -> Result<ChildServer, ServerError> {
-        let addr = free_loopback()?;
+        let ports = free_loopback_ports(3)?;
+        let (addr, admin, tls_addr) = (ports[0], ports[1], ports[2]);
         let mut cmd = Command::new(exe);
         cmd.arg("serve-segl");
-        cmd.arg("--config").arg(config).arg("--listen").arg(addr.to_string()).env("RUST_LOG", log_level);
-        Self::start(cmd, "segl", addr, log, Duration::from_secs(60))
+        cmd.arg("--config").arg(config).arg("--listen").arg(addr.to_string());
+        cmd.arg("--admin-listen").arg(admin.to_string());
+        if let Some(t) = tls {
+            cmd.arg("--tls-listen").arg(tls_addr.to_string());
+            cmd.arg("--tls-cert").arg(&t.certificate).arg("--tls-key").arg(&t.key);
+        }
+        cmd.env("RUST_LOG", log_level);
+        let tls_addr = tls.map(|_| tls_addr);
+        let listens: Vec<SocketAddr> = [Some(addr), Some(admin), tls_addr].into_iter().flatten().collect();
+        let mut server = Self::start(cmd, "segl", &listens, log, Duration::from_secs(60))?;
+        server.tls_addr = tls_addr;
+        server.admin_addr = Some(admin);
+        Ok(server)
     }
 
     /// Starts the trivial server answering `body_bytes`-byte responses.
@@ -90,16 +116,19 @@ impl ChildServer {
         let mut cmd = Command::new(exe);
         cmd.arg("serve-dummy");
         cmd.arg("--listen").arg(addr.to_string()).arg("--body-bytes").arg(body_bytes.to_string());
-        Self::start(cmd, "the trivial server", addr, log, Duration::from_secs(20))
+        Self::start(cmd, "the trivial server", &[addr], log, Duration::from_secs(20))
     }
 
+    /// Spawns `cmd` and waits until every address in `listens` accepts connections; the
+    /// first is the server's [`ChildServer::addr`].
     fn start(
         mut cmd: Command,
         what: &'static str,
-        addr: SocketAddr,
+        listens: &[SocketAddr],
         log: &Path,
         wait: Duration,
     ) -> Result<ChildServer, ServerError> {
+        let addr = listens[0];
         let file = std::fs::File::create(log).map_err(|source| ServerError::Spawn { what, source })?;
         let child = cmd
             .stdin(Stdio::null())
@@ -107,8 +136,9 @@ impl ChildServer {
             .stderr(file)
             .spawn()
             .map_err(|source| ServerError::Spawn { what, source })?;
-        let mut server = ChildServer { child, addr, log: log.to_owned() };
+        let mut server = ChildServer { child, addr, tls_addr: None, admin_addr: None, log: log.to_owned() };
         let deadline = Instant::now() + wait;
+        let mut waiting = listens.to_vec();
         while Instant::now() < deadline {
             if let Ok(Some(status)) = server.child.try_wait() {
                 return Err(ServerError::Exited {
@@ -118,14 +148,15 @@ impl ChildServer {
                     tail: server.log_tail(20),
                 });
             }
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            waiting.retain(|a| TcpStream::connect_timeout(a, Duration::from_millis(200)).is_err());
+            if waiting.is_empty() {
                 return Ok(server);
             }
             std::thread::sleep(Duration::from_millis(50));
         }
         Err(ServerError::NotListening {
             what,
-            addr,
+            addr: waiting.first().copied().unwrap_or(addr),
             secs: wait.as_secs(),
             log: log.display().to_string(),
             tail: server.log_tail(20),
@@ -135,6 +166,11 @@ impl ChildServer {
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// What the generator reads about this server: its CPU, and segl's HSM counters.
+    pub fn probe(&self) -> ServerProbe {
+        ServerProbe { pid: Some(self.pid()), metrics: self.admin_addr }
     }
 
     /// Whether it is still running.
@@ -164,6 +200,14 @@ fn self_exe() -> PathBuf {
 
 /// A loopback port free right now.
 pub fn free_loopback() -> Result<SocketAddr, ServerError> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(ServerError::Port)?;
-    l.local_addr().map_err(ServerError::Port)
+    Ok(free_loopback_ports(1)?[0])
+}
+
+/// `n` distinct loopback ports free right now (all held open until each is known, so that the
+/// kernel cannot hand out one twice).
+pub fn free_loopback_ports(n: usize) -> Result<Vec<SocketAddr>, ServerError> {
+    let held = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").map_err(ServerError::Port))
+        .collect::<Result<Vec<_>, _>>()?;
+    held.iter().map(|l| l.local_addr().map_err(ServerError::Port)).collect()
 }

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::client::Target;
 use crate::engine::{self, EngineOptions, Mix};
 use crate::pool::RequestPool;
+use crate::probe::ServerProbe;
 use crate::record::SegmentRecord;
 use crate::schedule::{Schedule, Segment};
 
@@ -111,11 +112,11 @@ pub async fn run(
     mix: &Arc<Mix>,
     pool: &Arc<RequestPool>,
     opts: &EngineOptions,
-    server_pid: Option<u32>,
+    server: &ServerProbe,
     on_step: &mut dyn FnMut(&SweepStep),
 ) -> Vec<SweepStep> {
     let mut steps: Vec<SweepStep> = Vec::new();
-    let step = |rate: f64| run_step(rate, plan, criteria, target, mix, pool, opts, server_pid);
+    let step = |rate: f64| run_step(rate, plan, criteria, target, mix, pool, opts, server);
     let mut last_good: Option<f64> = None;
     let mut first_bad: Option<f64> = None;
     let mut rate_iter = plan.rates.clone().into_iter();
@@ -185,14 +186,14 @@ pub async fn run_step(
     mix: &Arc<Mix>,
     pool: &Arc<RequestPool>,
     opts: &EngineOptions,
-    server_pid: Option<u32>,
+    server: &ServerProbe,
 ) -> Option<SweepStep> {
     let schedule = Schedule::new(vec![
         Segment::steady("warm-up", plan.warmup_secs, rate).warmup(),
         Segment::steady(format!("{rate:.0}/s"), plan.step_secs, rate),
     ]);
     let label = format!("step {rate:.0}/s");
-    let run = engine::run(&schedule, target, mix, pool, opts, server_pid, &label).await;
+    let run = engine::run(&schedule, target, mix, pool, opts, server, &label).await;
     let result = run.segments.into_iter().nth(1)?;
     let measured: Vec<_> =
         run.seconds.iter().skip(plan.warmup_secs.ceil() as usize).take(plan.step_secs as usize).collect();

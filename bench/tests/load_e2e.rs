@@ -10,8 +10,10 @@ use segl_bench::client::Target;
 use segl_bench::engine::{self, EngineOptions, Mix};
 use segl_bench::fixture::PrivateState;
 use segl_bench::pool::RequestPool;
+use segl_bench::probe::ServerProbe;
 use segl_bench::profiles;
 use segl_bench::servers::ChildServer;
+use segl_bench::tls::TlsFiles;
 
 const EXE: &str = env!("CARGO_BIN_EXE_segl-load");
 
@@ -39,12 +41,21 @@ fn rt() -> tokio::runtime::Runtime {
 }
 
 #[test]
-fn issues_distinct_cards_open_loop_against_segl_and_renews_message_ids_past_the_pool() {
+fn issues_distinct_cards_open_loop_against_segl_over_tls_and_plain_and_counts_c_sign_cpu_in_the_server() {
     let (state, pool) = state();
-    let server = ChildServer::segl_from(Path::new(EXE), &state.config_path, &log("segl"), "info")
+    let tls_dir = state.dir.join(format!("tls-{}", std::process::id()));
+    let tls = TlsFiles::create(&tls_dir).expect("TLS files");
+    // segl logs each issued card at debug level: the test reads the endpoints from the log.
+    let level = "info,segl::exchange=debug";
+    let server = ChildServer::segl_from(Path::new(EXE), &state.config_path, &log("segl"), level, Some(&tls))
         .expect("segl starts");
+    // Its own ports, none of the configuration's (a segl running on those must not matter).
+    let admin = server.admin_addr.expect("admin listener");
+    let tls_addr = server.tls_addr.expect("TLS listener");
+    assert_ne!(admin, state.config.server.admin_listen);
+    assert_ne!(server.addr, state.config.server.listen);
     let mix = Arc::new(Mix::parse("NewSecurityTokenService=3,SecurityTokenService=1").unwrap());
-    let target = Target::plain(server.addr);
+    let target = Target::tls(tls_addr, &tls.ca, segl_bench::tls::SERVER_NAME).expect("TLS target");
     // 30/s for 2 s: 60 requests from a pool of 40, so 20 re-send a card under a new message id.
     let schedule = profiles::soak(30.0, 2.0, 0.0);
     let run = rt().block_on(engine::run(
@@ -53,7 +64,7 @@ fn issues_distinct_cards_open_loop_against_segl_and_renews_message_ids_past_the_
         &mix,
         pool,
         &opts(4, true, 10_000),
-        Some(server.pid()),
+        &server.probe(),
         "t",
     ));
     let s = &run.segments[0];
@@ -66,14 +77,38 @@ fn issues_distinct_cards_open_loop_against_segl_and_renews_message_ids_past_the_
     // segl's CPU per request includes one SoftHSM signature (hundreds of µs at least).
     let cpu = s.server_cpu_us_per_request().expect("server CPU measured");
     assert!(cpu > 100.0, "{cpu}");
+    assert!(s.server_user_cpu_ns.is_some() && s.server_system_cpu_ns.is_some(), "{s:?}");
+    // segl counted its C_Sign CPU in the same window: every card signed once, a few may
+    // finish after the window's end.
+    let signatures = s.hsm_signatures.expect("signatures from /metrics");
+    assert!((50..=60).contains(&signatures), "{signatures}");
+    let per_sign = s.hsm_cpu_us_per_signature().expect("C_Sign CPU from /metrics");
+    assert!(per_sign > 100.0, "{per_sign}");
+    let excl = s.cpu_us_excl_hsm_in_server().expect("excl. HSM");
+    assert!(excl > 0.0 && excl < cpu, "{excl} of {cpu}");
     assert!(run.seconds.iter().map(|x| x.done.ok).sum::<u64>() == 60);
     assert!(run.seconds.first().is_some_and(|x| !x.core_busy.is_empty()));
+
+    // The plain listener serves too; without the admin address there is no C_Sign CPU.
+    let run = rt().block_on(engine::run(
+        &profiles::soak(20.0, 1.0, 0.0),
+        &Target::plain(server.addr),
+        &mix,
+        pool,
+        &opts(4, true, 10_000),
+        &ServerProbe::pid(Some(server.pid())),
+        "t",
+    ));
+    let s = &run.segments[0];
+    assert_eq!(s.counts.ok, 20, "{s:?}");
+    assert!(s.server_cpu_ns.is_some() && s.hsm_cpu_ns.is_none());
     // Both endpoints were called (the log names them).
     let log = std::fs::read_to_string(&server.log).unwrap();
     assert!(
         log.contains("endpoint=\"SecurityTokenService\"")
             && log.contains("endpoint=\"NewSecurityTokenService\"")
     );
+    let _ = std::fs::remove_dir_all(&tls_dir);
 }
 
 #[test]
@@ -88,7 +123,7 @@ fn new_connection_per_request_against_the_trivial_server() {
         &mix,
         pool,
         &opts(16, false, 5000),
-        None,
+        &ServerProbe::default(),
         "t",
     ));
     let s = &run.segments[0];
@@ -106,7 +141,7 @@ fn refused_connections_are_errors_not_hangs() {
         &mix,
         pool,
         &opts(2, true, 1000),
-        None,
+        &ServerProbe::default(),
         "t",
     ));
     let s = &run.segments[0];
@@ -135,7 +170,7 @@ fn a_server_that_never_answers_gives_timeouts_from_the_intended_send_time() {
         &mix,
         pool,
         &opts(2, true, 300),
-        None,
+        &ServerProbe::default(),
         "t",
     ));
     let s = &run.segments[0];
@@ -198,7 +233,7 @@ fn tls_client_checks_the_certificate_against_the_ca_file_and_name() {
         &mix,
         pool,
         &opts(4, true, 5000),
-        None,
+        &ServerProbe::default(),
         "t",
     ));
     assert_eq!((run.segments[0].sent, run.segments[0].counts.ok), (50, 50), "{:?}", run.segments[0]);
@@ -210,7 +245,7 @@ fn tls_client_checks_the_certificate_against_the_ca_file_and_name() {
         &mix,
         pool,
         &opts(2, true, 5000),
-        None,
+        &ServerProbe::default(),
         "t",
     ));
     assert_eq!(run.segments[0].counts.error, 10, "{:?}", run.segments[0]);

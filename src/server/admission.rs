@@ -143,11 +143,32 @@ impl Shed {
     }
 }
 
-/// Service rate: completions per second, smoothed over windows of a quarter second.
+/// Where a core's serving time went so far: the basis of its capacity estimate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Busy {
+    /// CPU time of the core's executor thread (an inline HSM signs on it).
+    pub core_cpu: Duration,
+    /// Busy time of each of the core's HSM sessions (their time inside C_Sign, divided by the
+    /// sessions): what limits a core whose signing happens elsewhere (pipelined).
+    pub hsm_per_session: Duration,
+}
+
+/// Reads the core's [`Busy`] times.
+pub type BusyClock = Box<dyn Fn() -> Busy>;
+
+/// Service rate: completions per second of the bottleneck's busy time (the core's CPU or its
+/// HSM sessions, whichever was busier), smoothed over windows of a quarter second.
+///
+/// Completions per wall-clock second would be the offered rate under light load, not what the
+/// core can do: the budget would shrink with the load, and a short stall at half load would
+/// shed requests the core could well have served. Per busy second it is the core's capacity at
+/// any load.
 struct RateMeter {
     window_start: Instant,
+    busy_at_start: Busy,
     completed_in_window: u32,
     rate: f64,
+    clock: BusyClock,
 }
 
 const WINDOW: Duration = Duration::from_millis(250);
@@ -166,13 +187,21 @@ impl RateMeter {
         if elapsed < WINDOW {
             return;
         }
-        let measured = f64::from(self.completed_in_window) / elapsed.as_secs_f64();
+        let busy = (self.clock)();
+        let core = busy.core_cpu.saturating_sub(self.busy_at_start.core_cpu);
+        let hsm = busy.hsm_per_session.saturating_sub(self.busy_at_start.hsm_per_session);
+        // Never more busy time than there was time: a clock that cannot be read (zero) or a
+        // sample straddling the window falls back to wall time.
+        let spent = core.max(hsm).min(elapsed);
+        let spent = if spent.is_zero() { elapsed } else { spent };
         // Only windows with real work say something about capacity; idle ones keep the last
         // estimate rather than decaying it toward zero.
         if self.completed_in_window > 0 {
+            let measured = f64::from(self.completed_in_window) / spent.as_secs_f64();
             self.rate = if self.rate == 0.0 { measured } else { 0.7 * self.rate + 0.3 * measured };
         }
         self.window_start = now;
+        self.busy_at_start = busy;
         self.completed_in_window = 0;
     }
 }
@@ -192,13 +221,21 @@ pub struct Ticket {
 }
 
 impl Admission {
-    /// A controller for requests that must complete within `deadline`.
-    pub fn new(deadline: Duration, now: Instant) -> Rc<Admission> {
+    /// A controller for requests that must complete within `deadline`, estimating the core's
+    /// capacity from `clock`.
+    pub fn new(deadline: Duration, now: Instant, clock: BusyClock) -> Rc<Admission> {
+        let busy_at_start = clock();
         Rc::new(Admission {
             deadline,
             in_flight: Cell::new(0),
             per_client: RefCell::new(HashMap::new()),
-            meter: RefCell::new(RateMeter { window_start: now, completed_in_window: 0, rate: 0.0 }),
+            meter: RefCell::new(RateMeter {
+                window_start: now,
+                busy_at_start,
+                completed_in_window: 0,
+                rate: 0.0,
+                clock,
+            }),
         })
     }
 
@@ -269,20 +306,52 @@ impl Drop for Ticket {
 mod tests {
     use super::*;
 
-    /// A core that completed `rate` requests per second for a while.
-    fn measured(rate: u32, deadline_ms: u64) -> (Rc<Admission>, Instant) {
+    /// A clock the test advances by hand.
+    fn manual_clock() -> (Rc<Cell<Busy>>, BusyClock) {
+        let busy = Rc::new(Cell::new(Busy::default()));
+        let read = busy.clone();
+        (busy, Box::new(move || read.get()))
+    }
+
+    /// A core that completed `completed` requests per second for a while, spending `core` of
+    /// each second's CPU and keeping each HSM session busy for `hsm` of it.
+    fn served(completed: u32, core: f64, hsm: f64, deadline_ms: u64) -> (Rc<Admission>, Instant) {
+        let (busy, clock) = manual_clock();
         let t0 = Instant::now();
-        let a = Admission::new(Duration::from_millis(deadline_ms), t0);
-        let per_window = rate / 4;
+        let a = Admission::new(Duration::from_millis(deadline_ms), t0, clock);
+        let per_window = completed / 4;
         let mut now = t0;
         for _ in 0..8 {
             for _ in 0..per_window {
                 drop(a.admit(Priority::Rutine, ClientKey::Unknown, now).unwrap());
             }
             now += WINDOW;
+            let b = busy.get();
+            busy.set(Busy {
+                core_cpu: b.core_cpu + WINDOW.mul_f64(core),
+                hsm_per_session: b.hsm_per_session + WINDOW.mul_f64(hsm),
+            });
         }
         a.meter.borrow_mut().roll(now);
         (a, now)
+    }
+
+    /// A saturated core that completed `rate` requests per second.
+    fn measured(rate: u32, deadline_ms: u64) -> (Rc<Admission>, Instant) {
+        served(rate, 1.0, 0.9, deadline_ms)
+    }
+
+    #[test]
+    fn capacity_is_measured_per_busy_second_not_per_wall_second() {
+        // 200 completions a second using a quarter of the core: it could do 800.
+        let (a, _) = served(200, 0.25, 0.2, 200);
+        assert!((a.rate() - 800.0).abs() < 80.0, "inline at light load: {}", a.rate());
+        // Signing elsewhere (pipelined): the HSM sessions, busy 80 % of the time, are the limit.
+        let (a, _) = served(400, 0.1, 0.8, 200);
+        assert!((a.rate() - 500.0).abs() < 50.0, "pipelined: {}", a.rate());
+        // No busy clock (zero): completions per wall second, as a last resort.
+        let (a, _) = served(400, 0.0, 0.0, 200);
+        assert!((a.rate() - 400.0).abs() < 40.0, "no clock: {}", a.rate());
     }
 
     #[test]
@@ -343,7 +412,7 @@ mod tests {
 
     #[test]
     fn before_measuring_a_few_requests_are_always_admitted() {
-        let a = Admission::new(Duration::from_millis(200), Instant::now());
+        let a = Admission::new(Duration::from_millis(200), Instant::now(), manual_clock().1);
         let tickets: Vec<_> = (0..WARMUP_IN_FLIGHT)
             .map(|_| a.admit(Priority::Rutine, ClientKey::Unknown, Instant::now()).unwrap())
             .collect();

@@ -165,7 +165,11 @@ async fn serve_core(ctx: Rc<CoreContext>, env: Rc<CoreEnv>) -> Result<(), String
     };
     // The admin listener lives on core 0 only: it is not on the request path.
     let admin = if env.core == 0 { Some(bind(config.server.admin_listen)?) } else { None };
-    let admission = Admission::new(Duration::from_millis(config.server.deadline_ms), Instant::now());
+    let admission = Admission::new(
+        Duration::from_millis(config.server.deadline_ms),
+        Instant::now(),
+        busy_clock(&ctx, &config),
+    );
     let handler = Rc::new(StsHandler { ctx: ctx.clone(), admission: admission.clone(), env: env.clone() });
 
     glommio::spawn_local(heartbeat(env.clone(), admission, ctx.clone())).detach();
@@ -212,6 +216,23 @@ async fn serve_core(ctx: Rc<CoreContext>, env: Rc<CoreEnv>) -> Result<(), String
     tracing::debug!(core = env.core, "listeners ready");
     accept_loop(plain, None, handler, env).await;
     Ok(())
+}
+
+/// How busy this core and its HSM sessions have been, for admission control's capacity
+/// estimate (read on the core's own thread).
+fn busy_clock(ctx: &CoreContext, config: &crate::config::Config) -> admission::BusyClock {
+    let stats = ctx.signer.stats_handle();
+    // Inline signing runs on the core's thread (its CPU covers it): one lane.
+    let lanes = match config.hsm.signer {
+        crate::config::SignerModeConfig::Inline => 1,
+        crate::config::SignerModeConfig::Pipelined => config.hsm.sessions_per_core.max(1),
+    };
+    Box::new(move || admission::Busy {
+        core_cpu: nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID)
+            .map(Duration::from)
+            .unwrap_or_default(),
+        hsm_per_session: stats.snapshot().hsm_time / lanes as u32,
+    })
 }
 
 /// Proves the core is alive (for the watchdog) and publishes its metrics, once a second.

@@ -7,19 +7,21 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
-use segl::config::Config;
+use segl::config::{ClientAuth, Config, TlsConfig};
 use segl::dev::client::DevClient;
 use segl_bench::client::Target;
 use segl_bench::engine::{self, EngineOptions, Mix};
 use segl_bench::pool::RequestPool;
+use segl_bench::probe::ServerProbe;
 use segl_bench::profiles::{self, TaxDay};
-use segl_bench::record::RunRecord;
+use segl_bench::record::{RunRecord, SegmentRecord};
 use segl_bench::report::run::{self as report_run, ReportOptions};
 use segl_bench::report::sizing::{self, HsmClass, PeakDay};
 use segl_bench::report::{files, markdown, Report, Settings, TaxDayShape};
 use segl_bench::schedule::Schedule;
 use segl_bench::servers::ChildServer;
 use segl_bench::sweep::{self, Criteria, SweepPlan};
+use segl_bench::tls::TlsFiles;
 
 // The child that serves segl for a report runs segl's own server code; give it segl's allocator.
 #[global_allocator]
@@ -143,6 +145,19 @@ enum Command {
         config: PathBuf,
         #[arg(long)]
         listen: SocketAddr,
+        /// The admin listener (/metrics), instead of the configuration's.
+        #[arg(long)]
+        admin_listen: Option<SocketAddr>,
+        /// A TLS listener here, with --tls-cert and --tls-key (no client certificates); without
+        /// it the child has no TLS listener, whatever the configuration says.
+        #[arg(long, requires_all = ["tls_cert", "tls_key"])]
+        tls_listen: Option<SocketAddr>,
+        /// PEM certificate chain of the TLS listener.
+        #[arg(long, requires = "tls_listen")]
+        tls_cert: Option<PathBuf>,
+        /// PEM private key of the TLS listener.
+        #[arg(long, requires = "tls_listen")]
+        tls_key: Option<PathBuf>,
     },
     /// (internal) the trivial server for the generator's ceiling.
     #[command(hide = true)]
@@ -161,14 +176,22 @@ struct LoadArgs {
     /// unless --target is given.
     #[arg(long, default_value = "config/segl.toml")]
     config: PathBuf,
-    /// An already running server, HOST:PORT. Without it, segl is started on a free loopback port.
+    /// An already running server, HOST:PORT. Without it, segl is started on free loopback
+    /// ports with a TLS listener (a throwaway CA), and the load goes over TLS.
     #[arg(long)]
     target: Option<String>,
     /// Process id of the --target server, to measure its CPU.
     #[arg(long)]
     server_pid: Option<u32>,
-    /// Connect with TLS, trusting the CA certificates in --ca-file.
-    #[arg(long, requires = "ca_file")]
+    /// Admin listener of the --target server, HOST:PORT: its /metrics gives the CPU segl spent
+    /// in C_Sign, to subtract from its CPU.
+    #[arg(long, requires = "target")]
+    admin_addr: Option<SocketAddr>,
+    /// The segl started here serves the load over plain HTTP instead of TLS.
+    #[arg(long, conflicts_with_all = ["target", "tls"])]
+    plain: bool,
+    /// Connect to --target with TLS, trusting the CA certificates in --ca-file.
+    #[arg(long, requires_all = ["ca_file", "target"])]
     tls: bool,
     /// PEM file of the CA certificates to trust for --tls.
     #[arg(long)]
@@ -187,6 +210,10 @@ struct LoadArgs {
     /// Log level of the segl started here (segl's default: info).
     #[arg(long, default_value = "info")]
     server_log_level: String,
+    /// Seconds of the standalone C_Sign measurement (segl idle, one session) the in-server
+    /// C_Sign CPU is compared with; 0: none. Only for the segl started here.
+    #[arg(long, default_value_t = 2.0)]
+    hsm_secs: f64,
 }
 
 #[derive(Args)]
@@ -296,6 +323,9 @@ struct ReportArgs {
     /// segl's log level during the report (segl's default: info).
     #[arg(long, default_value = "info")]
     server_log_level: String,
+    /// Send segl's load over plain HTTP instead of TLS (the report's default, with a throwaway CA).
+    #[arg(long)]
+    plain: bool,
 }
 
 fn main() -> ExitCode {
@@ -322,16 +352,17 @@ fn main() -> ExitCode {
                     &ctx.mix,
                     &ctx.pool,
                     &ctx.engine,
-                    ctx.pid,
+                    &ctx.server,
                     &mut |s| {
                         eprintln!(
-                            "{:>8.0}/s: issued {:>7.0}/s  p50 {:>8.2} ms  p99 {:>8.2} ms  p99.9 {:>8.2} ms  {}",
+                            "{:>8.0}/s: issued {:>7.0}/s  p50 {:>8.2} ms  p99 {:>8.2} ms  p99.9 {:>8.2} ms  {}  {}",
                             s.rate,
                             s.result.goodput,
                             s.result.latency.p50_ms,
                             s.result.latency.p99_ms,
                             s.result.latency.p999_ms,
-                            s.failed.as_deref().unwrap_or("pass")
+                            s.failed.as_deref().unwrap_or("pass"),
+                            cpu_figures(&s.result, ctx.standalone_cpu_us_per_sign)
                         )
                     },
                 ));
@@ -375,7 +406,15 @@ fn main() -> ExitCode {
         Command::Hsm { config, sessions, secs } => hsm(&config, &sessions, secs),
         Command::Render { report, out } => render(&report, out),
         Command::Size { report, rate, hsm_rate, headroom } => size(&report, rate, &hsm_rate, headroom),
-        Command::ServeSegl { config, listen } => serve_segl(&config, listen),
+        Command::ServeSegl { config, listen, admin_listen, tls_listen, tls_cert, tls_key } => {
+            let tls = tls_listen.zip(tls_cert.zip(tls_key)).map(|(listen, (certificate, key))| TlsConfig {
+                listen,
+                certificate,
+                key,
+                client_auth: ClientAuth::None,
+            });
+            serve_segl(&config, listen, admin_listen, tls)
+        }
         Command::ServeDummy { listen, body_bytes } => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
@@ -445,6 +484,7 @@ fn report(a: ReportArgs) -> Result<(), Error> {
         headroom: a.headroom,
         hsm_classes: default_hsm_classes(),
         server_log_level: a.server_log_level,
+        tls: !a.plain,
     };
     let out = a.out.unwrap_or_else(default_out);
     let opts = ReportOptions {
@@ -458,11 +498,14 @@ fn report(a: ReportArgs) -> Result<(), Error> {
     let r = &report.results;
     println!("report written to {}", out.display());
     println!(
-        "capacity {}/s at p99 ≤ {} ms; issued/raw C_Sign {:.3}; segl CPU excl. HSM {}; generator ceiling {}",
+        "capacity {}/s at p99 ≤ {} ms ({}); issued/raw C_Sign {:.3}; segl CPU excl. HSM {} ({}; {} with C_Sign CPU measured standalone); generator ceiling {}",
         r.capacity.map(markdown::int).unwrap_or_else(|| "–".into()),
         report.settings.criteria.p99_target_ms,
+        if report.settings.tls { "TLS" } else { "plain HTTP" },
         r.issue_ratio,
         r.cpu_us_excl_hsm.map(|u| format!("{u:.0} µs")).unwrap_or_else(|| "–".into()),
+        r.excl_hsm_method.describe(),
+        r.cpu_us_excl_hsm_standalone.map(|u| format!("{u:.0} µs")).unwrap_or_else(|| "–".into()),
         r.ceiling_ratio
             .map(|x| format!("{}{x:.1}× capacity", if r.ceiling_is_lower_bound { "≥ " } else { "" }))
             .unwrap_or_else(|| "–".into())
@@ -552,7 +595,9 @@ struct LoadContext {
     mix: Arc<Mix>,
     pool: Arc<RequestPool>,
     engine: EngineOptions,
-    pid: Option<u32>,
+    server: ServerProbe,
+    /// CPU of one C_Sign on the same token while segl idles, µs, when measured.
+    standalone_cpu_us_per_sign: Option<f64>,
 }
 
 /// Builds the pool, starts segl unless a target is given, and runs `f`.
@@ -563,44 +608,65 @@ fn with_load(
 ) -> Result<(), Error> {
     let config = Config::load(&load.config)?;
     let mix = Arc::new(Mix::parse(&load.engine.mix)?);
-    let (server, addr, host, pid) = match &load.target {
+    let work = std::env::temp_dir().join(format!("segl-load-{}", std::process::id()));
+    let (server, target, probe) = match &load.target {
         Some(t) => {
             let addr = t.to_socket_addrs()?.next().ok_or_else(|| format!("{t} resolves to no address"))?;
             let host =
                 t.rsplit_once(':').map(|(h, _)| h.trim_matches(['[', ']']).to_owned()).unwrap_or_default();
-            (None, addr, host, load.server_pid)
+            let target = match (&load.tls, &load.ca_file) {
+                (true, Some(ca)) => Target::tls(addr, ca, load.server_name.as_deref().unwrap_or(&host))?,
+                _ => Target::plain(addr),
+            };
+            (None, target, ServerProbe { pid: load.server_pid, metrics: load.admin_addr })
         }
         None => {
-            if load.tls {
-                return Err(
-                    "--tls needs --target: the segl started here serves plain HTTP; point --target at a TLS listener".into()
-                );
-            }
             segl::dev::pki::setup(&config)?;
-            let log = std::env::temp_dir().join(format!("segl-load-{}.log", std::process::id()));
-            eprintln!("segl-load: starting segl (log {})", log.display());
-            let s = ChildServer::segl(&load.config, &log, &load.server_log_level)?;
-            let (addr, pid) = (s.addr, s.pid());
-            (Some(s), addr, "127.0.0.1".to_owned(), Some(pid))
+            std::fs::create_dir_all(&work)?;
+            let tls = if load.plain { None } else { Some(TlsFiles::create(&work.join("tls"))?) };
+            let log = work.join("segl.log");
+            eprintln!(
+                "segl-load: starting segl ({}; log {})",
+                if tls.is_some() { "TLS, throwaway CA" } else { "plain HTTP" },
+                log.display()
+            );
+            let s = ChildServer::segl(&load.config, &log, &load.server_log_level, tls.as_ref())?;
+            let target = match (&tls, s.tls_addr) {
+                (Some(files), Some(addr)) => Target::tls(addr, &files.ca, segl_bench::tls::SERVER_NAME)?,
+                _ => Target::plain(s.addr),
+            };
+            let probe = s.probe();
+            (Some(s), target, probe)
         }
     };
-    let target = match (&load.tls, &load.ca_file) {
-        (true, Some(ca)) => Target::tls(addr, ca, load.server_name.as_deref().unwrap_or(&host))?,
-        _ => Target::plain(addr),
-    };
+    if let Some(Err(e)) = probe.metrics.map(segl_bench::probe::scrape) {
+        eprintln!("segl-load: no C_Sign CPU from the server ({e}); excl. HSM uses the standalone C_Sign CPU");
+    }
     let size = load.pool.unwrap_or(needed.clamp(1, 100_000));
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     eprintln!("segl-load: building {size} pre-signed requests");
     let client = DevClient::open(&config)?;
     let (pool, stats) = RequestPool::build(&client, size, cpus, &|| {})?;
     eprintln!("segl-load: {} requests in {:.1} s", stats.size, stats.build_secs);
+    // The token is known to be segl's only when segl was started here.
+    let standalone_cpu_us_per_sign = if server.is_some() && load.hsm_secs > 0.0 {
+        let r = segl_bench::hsm_rate::measure(&config, 1, std::time::Duration::from_secs_f64(load.hsm_secs))?;
+        eprintln!(
+            "segl-load: C_Sign standalone (segl idle, 1 session): {:.0}/s, {:.0} µs CPU per signature",
+            r.per_sec, r.cpu_us_per_sign
+        );
+        Some(r.cpu_us_per_sign)
+    } else {
+        None
+    };
     let ctx = LoadContext {
         rt: tokio::runtime::Builder::new_multi_thread().worker_threads(cpus).enable_all().build()?,
         target,
         mix,
         pool: Arc::new(pool),
         engine: load.engine.options(),
-        pid,
+        server: probe,
+        standalone_cpu_us_per_sign,
     };
     let record = f(&ctx)?;
     if record.reused_cards > 0 {
@@ -614,7 +680,29 @@ fn with_load(
         std::fs::write(out.join("run.json"), serde_json::to_string_pretty(&record)?)?;
     }
     drop(server);
+    // The log stays for a look after the run; the throwaway TLS key does not.
+    let _ = std::fs::remove_dir_all(work.join("tls"));
     Ok(())
+}
+
+/// segl's CPU per request without the HSM operation, from the C_Sign CPU the server counted
+/// in the same window, and from the standalone C_Sign CPU when measured.
+fn cpu_figures(s: &SegmentRecord, standalone_cpu_us_per_sign: Option<f64>) -> String {
+    let Some(server) = s.server_cpu_us_per_request() else { return String::new() };
+    let mut out = format!("segl {server:.0} µs/req");
+    if let (Some(sign), Some(excl)) = (s.hsm_cpu_us_per_signature(), s.cpu_us_excl_hsm_in_server()) {
+        out.push_str(&format!("; C_Sign in server {sign:.0} µs/sig; excl. HSM (in-server) {excl:.0} µs/req"));
+        if let Some((user, kernel)) = segl_bench::report::excl_hsm_user_kernel(s, excl) {
+            out.push_str(&format!(" = {user:.0} user + {kernel:.0} kernel"));
+        }
+    }
+    if let Some(sign) = standalone_cpu_us_per_sign {
+        out.push_str(&format!(
+            "; C_Sign standalone {sign:.0} µs/sig; excl. HSM (standalone) {:.0} µs/req",
+            segl_bench::report::cpu_excluding_hsm(server, sign, 1.0)
+        ));
+    }
+    out
 }
 
 fn scheduled(load: &LoadArgs, schedule: Schedule, label: &str) -> Result<(), Error> {
@@ -626,7 +714,7 @@ fn scheduled(load: &LoadArgs, schedule: Schedule, label: &str) -> Result<(), Err
             &ctx.mix,
             &ctx.pool,
             &ctx.engine,
-            ctx.pid,
+            &ctx.server,
             label,
         ));
         println!(
@@ -660,11 +748,23 @@ fn scheduled(load: &LoadArgs, schedule: Schedule, label: &str) -> Result<(), Err
                 s.generator_cpu_us_per_request().unwrap_or(f64::NAN)
             );
         }
+        println!("transport: {}", if ctx.target.is_tls() { "TLS" } else { "plain HTTP" });
+        for s in run.segments.iter().filter(|s| s.measured) {
+            let figures = cpu_figures(s, ctx.standalone_cpu_us_per_sign);
+            if !figures.is_empty() {
+                println!("{}: {figures}", s.label);
+            }
+        }
         Ok(run)
     })
 }
 
-fn serve_segl(config: &Path, listen: SocketAddr) -> Result<(), Error> {
+fn serve_segl(
+    config: &Path,
+    listen: SocketAddr,
+    admin_listen: Option<SocketAddr>,
+    tls: Option<TlsConfig>,
+) -> Result<(), Error> {
     // As `segl serve` does, but without colour codes: the log goes to a file.
     let _ = tracing_log::LogTracer::init();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -677,6 +777,12 @@ fn serve_segl(config: &Path, listen: SocketAddr) -> Result<(), Error> {
     let path = config.to_path_buf();
     let mut config = Config::load(&path)?;
     config.server.listen = listen;
+    if let Some(admin) = admin_listen {
+        config.server.admin_listen = admin;
+    }
+    // A TLS listener from the configuration would bind its configured port, where a segl may
+    // already serve; the child gets the one it is given or none.
+    config.server.tls = tls;
     segl::server::run(path, config)?;
     Ok(())
 }

@@ -76,7 +76,7 @@ fn opt(v: Option<f64>) -> String {
     v.map(num).unwrap_or_default()
 }
 
-const SEGMENT_COLUMNS: [&str; 20] = [
+const SEGMENT_COLUMNS: [&str; 24] = [
     "label",
     "offered_rate",
     "secs",
@@ -97,6 +97,10 @@ const SEGMENT_COLUMNS: [&str; 20] = [
     "server_cpu_us_per_request",
     "generator_cpu_us_per_request",
     "statuses",
+    "hsm_cpu_us_per_signature",
+    "hsm_cpu_us_per_request",
+    "cpu_us_excl_hsm_in_server",
+    "server_kernel_share",
 ];
 
 fn segment_row(s: &SegmentRecord) -> Vec<String> {
@@ -122,6 +126,10 @@ fn segment_row(s: &SegmentRecord) -> Vec<String> {
         opt(s.server_cpu_us_per_request()),
         opt(s.generator_cpu_us_per_request()),
         s.statuses.iter().map(|(k, v)| format!("{k}:{v}")).collect::<Vec<_>>().join(" "),
+        opt(s.hsm_cpu_us_per_signature()),
+        opt(s.hsm_cpu_us_per_request()),
+        opt(s.cpu_us_excl_hsm_in_server()),
+        opt(s.server_kernel_share()),
     ]
 }
 
@@ -145,13 +153,31 @@ fn steps_csv(steps: &[SweepStep]) -> String {
 }
 
 fn confirm_csv(report: &Report) -> String {
-    let mut header = vec!["fraction", "cpu_us_excl_hsm"];
+    let mut header = vec![
+        "fraction",
+        "cpu_us_excl_hsm",
+        "excl_hsm_method",
+        "cpu_us_excl_hsm_user",
+        "cpu_us_excl_hsm_kernel",
+        "cpu_us_excl_hsm_standalone",
+    ];
     header.extend(SEGMENT_COLUMNS);
     let summaries = &report.results.confirm;
     csv(
         &header,
         report.measurements.confirm.iter().zip(summaries).map(|(c, s)| {
-            let mut row = vec![num(c.fraction), opt(s.cpu_us_excl_hsm)];
+            let method = match s.excl_hsm_method {
+                super::ExclHsmMethod::InServer => "in_server",
+                super::ExclHsmMethod::Standalone => "standalone",
+            };
+            let mut row = vec![
+                num(c.fraction),
+                opt(s.cpu_us_excl_hsm),
+                method.to_owned(),
+                opt(s.cpu_us_excl_hsm_user),
+                opt(s.cpu_us_excl_hsm_kernel),
+                opt(s.cpu_us_excl_hsm_standalone),
+            ];
             row.extend(segment_row(&c.result));
             row
         }),
@@ -481,5 +507,57 @@ mod tests {
         assert_eq!(back.results, report.results);
         assert!(get("SUMMARY.md").contains("1,499"));
         assert!(get("sizing.csv").lines().any(|l| l.starts_with("target,10000,network HSM,10000,2,35000,1")));
+        let confirm = get("confirm.csv");
+        assert!(confirm.lines().nth(2).unwrap().starts_with("0.8,40,in_server,20,20,420,"), "{confirm}");
+        assert!(confirm.lines().nth(2).unwrap().ends_with(",1500,1500,40,0.013"), "{confirm}");
+        let summary = get("SUMMARY.md");
+        assert!(summary.contains("Load to segl: TLS 1.3, rustls on both ends"), "{summary}");
+        assert!(!summary.contains("TLS is not included"));
+        assert!(summary.contains("**40 µs** at 80% of capacity"), "{summary}");
+        assert!(summary.contains("− 1500 µs of C_Sign CPU per request measured in the server"), "{summary}");
+        assert!(summary.contains("would give 420 µs"), "{summary}");
+        assert!(summary.contains("| 80% | 1,199 | 1,199 | 2.00 ms | 8.00 ms | 16.0 ms | 0.00% | 1540 | 1500 | **40** | 20 | 20 | 420 | 20 |"), "{summary}");
+        assert!(
+            summary.contains("1500 µs per signature in the server at 80% of capacity vs 1120 µs standalone"),
+            "{summary}"
+        );
+        assert!(summary.contains("over plain HTTP (segl's load went over TLS"), "{summary}");
+    }
+
+    #[test]
+    fn without_c_sign_cpu_from_the_server_the_summary_says_it_fell_back() {
+        let (mut settings, mut m) = super::super::tests::synthetic();
+        settings.tls = false;
+        for c in &mut m.confirm {
+            c.result.hsm_cpu_ns = None;
+        }
+        m.hsm_in_server_error =
+            Some("http://127.0.0.1:9/metrics has no segl_hsm_sign_cpu_seconds_total".into());
+        let results = super::super::analyse(&settings, &m);
+        let report = Report { settings, measurements: m, results };
+        let summary = markdown::summary(&report);
+        assert!(summary.contains("**420 µs** at 80% of capacity"), "{summary}");
+        assert!(
+            summary.contains("segl's /metrics gave no C_Sign CPU (http://127.0.0.1:9/metrics has no"),
+            "{summary}"
+        );
+        assert!(summary.contains("plain HTTP: TLS is not included"), "{summary}");
+        assert!(summary.contains("| **420**† |"), "{summary}");
+        assert!(!summary.contains("C_Sign CPU measured in the server vs standalone"), "{summary}");
+    }
+
+    #[test]
+    fn a_report_from_before_tls_and_in_server_c_sign_cpu_still_renders() {
+        let json = include_str!("../../results/2026-11-23-2cpu-vm/report.json");
+        let mut report: Report = serde_json::from_str(json).unwrap();
+        report.results = super::super::analyse(&report.settings, &report.measurements);
+        assert!(!report.settings.tls);
+        assert_eq!(report.results.excl_hsm_method, super::super::ExclHsmMethod::Standalone);
+        // The committed summary's figure: 1,622 µs per request − 1,162 µs per C_Sign = 460 µs.
+        assert_eq!(report.results.cpu_us_excl_hsm.map(f64::round), Some(460.0));
+        let files = render(&report);
+        let summary = &files.iter().find(|f| f.0 == "SUMMARY.md").unwrap().1;
+        assert!(summary.contains("**460 µs** at 80% of capacity"), "{summary}");
+        assert!(summary.contains("TLS is not included"), "{summary}");
     }
 }

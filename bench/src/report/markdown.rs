@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::Report;
+use super::{ExclHsmMethod, Report};
 use crate::record::SegmentRecord;
 
 /// Thousands separators, no decimals.
@@ -43,11 +43,20 @@ fn or_dash<T>(v: Option<T>, f: impl Fn(T) -> String) -> String {
     v.map(f).unwrap_or_else(|| "–".into())
 }
 
-fn segment_row(out: &mut String, first: &str, s: &SegmentRecord, extra: &str) {
+/// One row of the sweep or tax-day table; returns whether its "excl. HSM" figure had to use
+/// the standalone C_Sign CPU (marked †).
+fn segment_row(
+    out: &mut String,
+    first: &str,
+    s: &SegmentRecord,
+    standalone_cpu_us_per_sign: f64,
+    extra: &str,
+) -> bool {
     let l = &s.latency;
+    let excl = super::excl_hsm(s, standalone_cpu_us_per_sign);
     let _ = writeln!(
         out,
-        "| {first} | {} | {} | {} | {} | {} | {} | {} | {} | {} |{extra}",
+        "| {first} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |{extra}",
         int(s.offered_rate),
         int(s.goodput),
         ms(l.p50_ms),
@@ -57,7 +66,35 @@ fn segment_row(out: &mut String, first: &str, s: &SegmentRecord, extra: &str) {
         pct(s.failure_rate()),
         pct(s.shed_rate()),
         or_dash(s.server_cpu_us_per_request(), |u| format!("{u:.0}")),
+        or_dash(s.hsm_cpu_us_per_signature(), |u| format!("{u:.0}")),
+        or_dash(excl, |(u, m)| format!("{u:.0}{}", if m == ExclHsmMethod::Standalone { "†" } else { "" })),
     );
+    excl.is_some_and(|e| e.1 == ExclHsmMethod::Standalone)
+}
+
+/// The footnote for rows marked †.
+fn dagger_note(out: &mut String, any: bool, standalone_cpu_us_per_sign: f64) {
+    if any {
+        let _ = writeln!(
+            out,
+            "
+† no C_Sign CPU from segl for this window: segl CPU − {standalone_cpu_us_per_sign:.0} µs, one C_Sign measured standalone (overstates segl's own CPU)."
+        );
+    }
+}
+
+/// How segl's load was carried, for the report's text.
+fn transport(report: &Report) -> String {
+    let (st, m) = (&report.settings, &report.measurements);
+    if st.tls {
+        if m.server.transport.is_empty() {
+            "TLS".into()
+        } else {
+            m.server.transport.clone()
+        }
+    } else {
+        "plain HTTP (`--plain`, or a report from before TLS was the default; TLS is not included)".into()
+    }
 }
 
 /// The Markdown summary.
@@ -94,6 +131,13 @@ pub fn summary(report: &Report) -> String {
         st.server_log_level,
         m.started_at,
         m.command
+    );
+    let _ = writeln!(
+        o,
+        "Load to segl: {}, {} connections{}.\n",
+        transport(report),
+        st.engine.connections,
+        if st.engine.keep_alive { " kept alive" } else { ", a new one per request" }
     );
 
     if m.server.exited {
@@ -137,36 +181,88 @@ pub fn summary(report: &Report) -> String {
         r.issue_ratio,
         or_dash(r.issue_ratio_at_target, |x| format!("{x:.3}"))
     );
-    let _ = writeln!(
-        o,
-        "| CPU of one raw C_Sign / segl CPU per issued card | {} at {:.0}% of capacity: what the issued/raw rate ratio would be on cores shared with nothing else (CPU time is far less disturbed by neighbours' load than rates are) |",
-        or_dash(r.cpu_ratio, |x| format!("**{x:.3}**")),
-        st.headline_fraction * 100.0
-    );
     let headline = r.confirm.iter().find(|c| (c.fraction - st.headline_fraction).abs() < 1e-9);
+    let at = format!("at {:.0}% of capacity", st.headline_fraction * 100.0);
+    let in_server = headline.filter(|c| c.excl_hsm_method == ExclHsmMethod::InServer);
+    let shortfall = in_server.and_then(|c| {
+        let (server, hsm) = (c.server_cpu_us?, c.hsm_cpu_us_per_request?);
+        Some(format!(
+            " Of the {server:.0} µs segl spends per card, {hsm:.0} µs are C_Sign inside the server and {:.0} µs segl's own work: \
+             the ratio falls short of 1 by {:.3} for segl's own work and by {:.3} because a C_Sign costs more inside the busy server \
+             ({} µs per signature) than alone ({:.0} µs).",
+            server - hsm,
+            (server - hsm) / server,
+            (hsm - r.cpu_us_per_sign) / server,
+            or_dash(c.hsm_cpu_us_per_sign, |u| format!("{u:.0}")),
+            r.cpu_us_per_sign
+        ))
+    });
     let _ = writeln!(
         o,
-        "| segl CPU per request excluding the HSM operation | **{}** at {:.0}% of capacity (target ≤ 50 µs); = server CPU {} per request − {:.0} µs per C_Sign. Plain HTTP: TLS is not included (run the load against a TLS listener with `--target … --tls`) |",
-        or_dash(r.cpu_us_excl_hsm, |u| format!("{u:.0} µs")),
-        st.headline_fraction * 100.0,
+        "| CPU of one raw C_Sign / segl CPU per issued card | {} {at} = {:.0} µs (one C_Sign measured standalone) / {} (segl per card, HSM included): \
+         what the issued/raw rate ratio would be on cores shared with nothing else (CPU time is far less disturbed by neighbours' load than rates are).{} |",
+        or_dash(r.cpu_ratio, |x| format!("**{x:.3}**")),
+        r.cpu_us_per_sign,
         or_dash(headline.and_then(|c| c.server_cpu_us), |u| format!("{u:.0} µs")),
-        r.cpu_us_per_sign
+        shortfall.unwrap_or_default()
     );
+    let tls_note = if st.tls { ", TLS included" } else { "; plain HTTP: TLS is not included" };
+    let how = match in_server {
+        Some(c) => format!(
+            "= segl CPU {} per request − {} of C_Sign CPU per request measured in the server (segl's signing threads' CPU clock, same window){}; \
+             subtracting one C_Sign measured standalone ({:.0} µs) instead would give {}",
+            or_dash(c.server_cpu_us, |u| format!("{u:.0} µs")),
+            or_dash(c.hsm_cpu_us_per_request, |u| format!("{u:.0} µs")),
+            or_dash(c.cpu_us_excl_hsm_user.zip(c.cpu_us_excl_hsm_kernel), |(u, k)| format!(
+                "; {u:.0} µs of it user, {k:.0} µs kernel"
+            )),
+            r.cpu_us_per_sign,
+            or_dash(c.cpu_us_excl_hsm_standalone, |u| format!("{u:.0} µs"))
+        ),
+        None => format!(
+            "= segl CPU {} per request − {:.0} µs per C_Sign measured standalone: {}; a C_Sign inside a busy server costs more than alone, \
+             so this overstates segl's own CPU",
+            or_dash(headline.and_then(|c| c.server_cpu_us), |u| format!("{u:.0} µs")),
+            r.cpu_us_per_sign,
+            match &m.hsm_in_server_error {
+                Some(e) => format!("segl's /metrics gave no C_Sign CPU ({e})"),
+                None if m.confirm.iter().all(|c| c.result.hsm_cpu_ns.is_none()) => {
+                    "no C_Sign CPU from segl in this report (from before segl counted it)".to_owned()
+                }
+                None => "segl's /metrics gave no usable C_Sign CPU for this run".to_owned(),
+            }
+        ),
+    };
+    let _ = writeln!(
+        o,
+        "| segl CPU per request excluding the HSM operation{tls_note} | **{}** {at} (target ≤ 50 µs) {how} |",
+        or_dash(r.cpu_us_excl_hsm, |u| format!("{u:.0} µs")),
+    );
+    if let Some(sign) = r.hsm_cpu_us_per_sign_in_server {
+        let _ = writeln!(
+            o,
+            "| C_Sign CPU measured in the server vs standalone | {sign:.0} µs per signature in the server {at} vs {:.0} µs standalone \
+             (one session, segl idle){} |",
+            r.cpu_us_per_sign,
+            or_dash(r.hsm_cpu_in_server_over_standalone, |x| format!(": ×{x:.2}"))
+        );
+    }
     if let Some(x) = &m.in_process {
         let _ = writeln!(
             o,
-            "| the same without HTTP: `segl::exchange::serve` in-process, one thread, {} requests | **{:.0} µs** = {:.0} µs CPU per request − {:.0} µs per C_Sign on the same thread{}; so HTTP, executor and logging add {} |",
+            "| the same without HTTP: `segl::exchange::serve` in-process, one thread, {} requests | **{:.0} µs** = {:.0} µs CPU per request − {:.0} µs per C_Sign on the same thread{}; so {} executor and logging add {} |",
             int(x.requests as f64),
             x.cpu_us_excl_hsm,
             x.cpu_us_per_request,
             x.cpu_us_per_sign,
             if x.not_issued > 0 { format!(" ({} not issued!)", x.not_issued) } else { String::new() },
+            if st.tls { "HTTP, TLS," } else { "HTTP," },
             or_dash(r.cpu_us_excl_hsm, |u| format!("≈ {:.0} µs", u - x.cpu_us_excl_hsm))
         );
     }
     let _ = writeln!(
         o,
-        "| load generator's own ceiling (trivial server, same run) | {}{} = **{}{}** capacity (target ≥ 5×){} |",
+        "| load generator's own ceiling (trivial server over plain HTTP, same run) | {}{} = **{}{}** capacity (target ≥ 5×){} |",
         if r.ceiling_is_lower_bound { "≥ " } else { "" },
         or_dash(r.generator_ceiling, |g| format!("{}/s", int(g))),
         if r.ceiling_is_lower_bound { "≥ " } else { "" },
@@ -206,12 +302,15 @@ pub fn summary(report: &Report) -> String {
     );
     let _ = writeln!(
         o,
-        "| load | offered/s | issued/s | p50 | p99 | p99.9 | failed | segl CPU µs/request | excl. HSM | generator CPU µs/request |\n|---|---|---|---|---|---|---|---|---|---|"
+        "| load | offered/s | issued/s | p50 | p99 | p99.9 | failed | segl CPU µs/request | C_Sign CPU µs/signature in segl | excl. HSM µs/request | of it user | of it kernel | excl. HSM with C_Sign measured standalone | generator CPU µs/request |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     );
+    let mut daggers = false;
     for c in &r.confirm {
+        let standalone = c.excl_hsm_method == ExclHsmMethod::Standalone;
+        daggers |= standalone && c.cpu_us_excl_hsm.is_some();
         let _ = writeln!(
             o,
-            "| {:.0}% | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {:.0}% | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             c.fraction * 100.0,
             int(c.rate),
             int(c.goodput),
@@ -220,10 +319,23 @@ pub fn summary(report: &Report) -> String {
             ms(c.p999_ms),
             pct(c.failure_rate),
             or_dash(c.server_cpu_us, |u| format!("{u:.0}")),
-            or_dash(c.cpu_us_excl_hsm, |u| format!("{u:.0}")),
+            or_dash(c.hsm_cpu_us_per_sign, |u| format!("{u:.0}")),
+            or_dash(c.cpu_us_excl_hsm, |u| format!("**{u:.0}**{}", if standalone { "†" } else { "" })),
+            or_dash(c.cpu_us_excl_hsm_user, |u| format!("{u:.0}")),
+            or_dash(c.cpu_us_excl_hsm_kernel, |u| format!("{u:.0}")),
+            or_dash(c.cpu_us_excl_hsm_standalone, |u| format!("{u:.0}")),
             or_dash(c.generator_cpu_us, |u| format!("{u:.0}")),
         );
     }
+    let _ = writeln!(
+        o,
+        "\nexcl. HSM = (segl CPU − the CPU segl's signing threads spent in C_Sign, counted by segl in the same window) / requests \
+         answered; user and kernel split it by the user:system ratio of segl's CPU (`/proc/<pid>/stat`), C_Sign being user time. \
+         The column after it subtracts one C_Sign measured standalone ({:.0} µs, segl idle) instead, as reports before \
+         the in-server figure did.",
+        r.cpu_us_per_sign
+    );
+    dagger_note(&mut o, daggers, r.cpu_us_per_sign);
 
     let _ = writeln!(o, "\n## Sweep: finding the knee\n");
     let _ = writeln!(
@@ -242,8 +354,9 @@ pub fn summary(report: &Report) -> String {
     );
     let _ = writeln!(
         o,
-        "| step | offered/s | issued/s | p50 | p99 | p99.9 | max | failed | shed | segl CPU µs/req | cores busy | verdict |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
+        "| step | offered/s | issued/s | p50 | p99 | p99.9 | max | failed | shed | segl CPU µs/req | C_Sign CPU µs/sig in segl | excl. HSM µs/req | cores busy | verdict |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     );
+    let mut daggers = false;
     for s in &m.sweep {
         let busy: Vec<String> = s.core_busy.iter().map(|b| format!("{:.0}%", b * 100.0)).collect();
         let mut verdict = match &s.failed {
@@ -253,11 +366,24 @@ pub fn summary(report: &Report) -> String {
         if let Some(first) = &s.first_try {
             verdict.push_str(&format!(" (second try; the first failed: {first})"));
         }
-        segment_row(&mut o, &int(s.rate), &s.result, &format!(" {} | {verdict} |", busy.join(" ")));
+        daggers |= segment_row(
+            &mut o,
+            &int(s.rate),
+            &s.result,
+            r.cpu_us_per_sign,
+            &format!(" {} | {verdict} |", busy.join(" ")),
+        );
     }
     if let Some(s) = &m.saturation {
-        segment_row(&mut o, &format!("saturation {}", int(s.rate)), &s.result, " | flat out |");
+        daggers |= segment_row(
+            &mut o,
+            &format!("saturation {}", int(s.rate)),
+            &s.result,
+            r.cpu_us_per_sign,
+            " | flat out |",
+        );
     }
+    dagger_note(&mut o, daggers, r.cpu_us_per_sign);
     let _ = writeln!(o, "\n![latency vs load](latency_vs_load.svg)\n\n![throughput vs load](throughput_vs_load.svg)\n\n![CPU vs load](cpu_vs_load.svg)\n");
 
     if let Some(t) = &m.tax_day {
@@ -281,11 +407,13 @@ pub fn summary(report: &Report) -> String {
         );
         let _ = writeln!(
             o,
-            "| phase | offered/s | issued/s | p50 | p99 | p99.9 | max | failed | shed | segl CPU µs/req |\n|---|---|---|---|---|---|---|---|---|---|"
+            "| phase | offered/s | issued/s | p50 | p99 | p99.9 | max | failed | shed | segl CPU µs/req | C_Sign CPU µs/sig in segl | excl. HSM µs/req |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
         );
+        let mut daggers = false;
         for s in &t.run.segments {
-            segment_row(&mut o, &s.label, s, "");
+            daggers |= segment_row(&mut o, &s.label, s, r.cpu_us_per_sign, "");
         }
+        dagger_note(&mut o, daggers, r.cpu_us_per_sign);
         let busy_idle = busy_without_goodput(t, m.server.cores as f64);
         if busy_idle > 0 {
             let _ = writeln!(
@@ -327,14 +455,30 @@ pub fn summary(report: &Report) -> String {
     ] {
         let _ = writeln!(o, "| {when} | {} | {} | {:.0} |", h.sessions, int(h.per_sec), h.cpu_us_per_sign);
     }
+    if let Some(sign) = r.hsm_cpu_us_per_sign_in_server {
+        let _ = writeln!(
+            o,
+            "\nThese are C_Sign measured standalone. Inside the server, during the {:.0}% run, segl's signing threads spent {sign:.0} µs \
+             of CPU per signature in C_Sign (their thread CPU clock, `segl_hsm_sign_cpu_seconds_total` over \
+             `segl_hsm_signatures_total` on segl's /metrics){}: the other threads' work evicts the key and SoftHSM from the caches, \
+             and on a shared machine neighbours do too. segl's own CPU subtracts the in-server figure.",
+            st.headline_fraction * 100.0,
+            or_dash(r.hsm_cpu_in_server_over_standalone, |x| format!(", ×{x:.2} the standalone {:.0} µs", r.cpu_us_per_sign))
+        );
+    }
 
     let _ = writeln!(o, "\n## The generator's own ceiling\n");
     let _ = writeln!(
         o,
         "The same generator, connections and request bodies against a trivial HTTP server (a child process answering every request \
-         with a fixed {}-byte 200, the size of an issued-card response), in steps at multiples of the capacity. A step passes when \
-         p99 ≤ {} ms with no failures and goodput ≥ {:.0}% of offered.\n",
+         with a fixed {}-byte 200, the size of an issued-card response), in steps at multiples of the capacity, over plain HTTP{}. \
+         A step passes when p99 ≤ {} ms with no failures and goodput ≥ {:.0}% of offered.\n",
         m.ceiling_body_bytes,
+        if st.tls {
+            " (segl's load went over TLS, which costs the generator more CPU per request than this shows; the ceiling over TLS is lower)"
+        } else {
+            ""
+        },
         st.criteria.p99_target_ms,
         st.criteria.min_goodput_fraction * 100.0
     );
@@ -367,10 +511,11 @@ pub fn summary(report: &Report) -> String {
          the pool of {} cards was built before the timed phases by {} threads in {:.0} s. Card kinds, cycled: {}. \
          Once the pool is used up, a pooled card is sent again under a fresh message id ({} such requests).\n\
          - Endpoint mix: {}.\n\
+         - Transport of segl's load: {}.\n\
          - segl runs as a child process of the generator (`segl-load serve-segl`, the same `segl::server::run` as `segl serve`); \
          its CPU is the sum of its threads' on-CPU time (`/proc/<pid>/task/*/schedstat`) over each measured segment, divided by \
-         the requests it answered. SoftHSM signs inside segl's process, so the HSM's CPU is in that figure; the CPU of one \
-         C_Sign, measured on one session of the same token in the same run, is subtracted to give segl's own CPU per request.\n\
+         the requests it answered; its user and system time come from `/proc/<pid>/stat`. SoftHSM signs inside segl's process, \
+         so the HSM's CPU is in that figure. {}\n\
          - Core utilisation is read from `/proc/stat` once a second.\n\
          - segl's log during the run: {} WARN and {} ERROR lines{}.",
         st.engine.connections,
@@ -381,6 +526,25 @@ pub fn summary(report: &Report) -> String {
         m.pool.card_mix.join("; "),
         int(m.reused_cards as f64),
         st.mix.iter().map(|(p, w)| format!("`{p}` × {w}")).collect::<Vec<_>>().join(", "),
+        transport(report),
+        match &m.hsm_in_server_error {
+            None if r.excl_hsm_method == ExclHsmMethod::InServer => "segl's signing threads time each C_Sign with their thread CPU clock \
+                 and publish the sum on segl's admin listener (`segl_hsm_sign_cpu_seconds_total`, with `segl_hsm_signatures_total`); \
+                 the generator reads it at the start and end of each measured window, with segl's CPU right after, and subtracts \
+                 the window's C_Sign CPU from segl's CPU to give segl's own CPU per request. The C_Sign CPU measured standalone, \
+                 on one session of the same token while segl idled, is shown beside it for comparison only: a C_Sign inside the \
+                 busy server costs more."
+                .to_owned(),
+            None => "The CPU of one C_Sign, measured on one session of the same token in the same run while segl idled, is \
+                 subtracted to give segl's own CPU per request (segl's /metrics gave no C_Sign CPU for the headline run; a C_Sign \
+                 inside the busy server costs more than alone, so this overstates segl's own CPU)."
+                .to_owned(),
+            Some(e) => format!(
+                "segl's /metrics gave no C_Sign CPU ({e}), so the CPU of one C_Sign, measured on one session of the same token in \
+                 the same run while segl idled, is subtracted instead to give segl's own CPU per request; a C_Sign inside the busy \
+                 server costs more than alone, so this overstates segl's own CPU."
+            ),
+        },
         m.server.log_warnings,
         m.server.log_errors,
         if m.server.log_samples.is_empty() { String::new() } else { format!(", e.g. `{}`", m.server.log_samples[0]) }
@@ -423,13 +587,15 @@ fn sizing(o: &mut String, report: &Report) {
          - HSMs = ⌈ R × s / (H × u) ⌉, where R is the peak rate (requests/s), s the signatures per request (1 for an ID card), \
          H one HSM's RSA-2048 signatures/s, u the planned utilisation ({}).\n\
          - nodes = ⌈ R / (k × u × 10⁶ / c) ⌉, where k is cores per node ({}) and c segl's CPU µs per request excluding the HSM \
-         operation (measured: {}).\n\
+         operation (measured: {}, {}{}).\n\
          - With the embedded default (SoftHSM in each node, signing on the node's own cores) both limits are the one measured \
          figure: nodes = ⌈ R / C ⌉ with C the capacity at the p99 target ({}/s).\n\
          - Add one node (and one HSM) for N+1 redundancy.\n",
         st.headroom,
         report.measurements.server.cores,
         or_dash(r.cpu_us_excl_hsm, |u| format!("{u:.0} µs")),
+        r.excl_hsm_method.describe(),
+        if st.tls { ", TLS included" } else { ", plain HTTP" },
         or_dash(r.capacity, int)
     );
     let _ = writeln!(

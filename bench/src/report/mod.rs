@@ -2,6 +2,9 @@
 //! the generator's ceiling), what follows from it ([`analyse`]: capacity at the p99 target,
 //! issued-to-raw-signing ratio, CPU per request excluding the HSM, sizing), and the files
 //! written for it (JSON, CSV, SVG, Markdown).
+//!
+//! New fields carry `#[serde(default)]`: `segl-load render` must still read the report.json of
+//! an older report.
 
 pub mod files;
 pub mod markdown;
@@ -72,6 +75,9 @@ pub struct Settings {
     pub hsm_classes: Vec<HsmClass>,
     /// The server's log level.
     pub server_log_level: String,
+    /// segl's load went over TLS (older reports: plain HTTP).
+    #[serde(default)]
+    pub tls: bool,
 }
 
 fn default_saturation_factor() -> f64 {
@@ -104,6 +110,10 @@ pub struct ServerInfo {
     /// Whether segl had exited by the end of the load (it must not).
     #[serde(default)]
     pub exited: bool,
+    /// How the load reached segl (TLS and its certificate, or plain HTTP); empty in older
+    /// reports.
+    #[serde(default)]
+    pub transport: String,
 }
 
 /// Raw C_Sign rates before the sweep and right after the saturation step.
@@ -173,6 +183,10 @@ pub struct Measurements {
     /// The exchange called in the generator's process, without HTTP.
     #[serde(default)]
     pub in_process: Option<crate::inprocess::InProcess>,
+    /// Why segl's `/metrics` gave no C_Sign CPU, when it did not (an older segl): segl's own
+    /// CPU then falls back to subtracting the C_Sign CPU measured standalone.
+    #[serde(default)]
+    pub hsm_in_server_error: Option<String>,
     /// The generator against the trivial server.
     pub ceiling: Vec<SweepStep>,
     /// Generator CPU per request against the trivial server at its highest passing rate, µs.
@@ -198,10 +212,50 @@ pub struct ConfirmSummary {
     pub failure_rate: f64,
     /// Server CPU per answered request, µs (HSM signing included: SoftHSM runs in-process).
     pub server_cpu_us: Option<f64>,
-    /// The same without the HSM operation.
+    /// The same without the HSM operation, by `excl_hsm_method`.
     pub cpu_us_excl_hsm: Option<f64>,
+    /// How `cpu_us_excl_hsm` was found.
+    #[serde(default)]
+    pub excl_hsm_method: ExclHsmMethod,
+    /// CPU of one C_Sign inside the server during the run, µs.
+    #[serde(default)]
+    pub hsm_cpu_us_per_sign: Option<f64>,
+    /// C_Sign CPU inside the server per answered request, µs.
+    #[serde(default)]
+    pub hsm_cpu_us_per_request: Option<f64>,
+    /// Server CPU per request minus one C_Sign measured standalone (the older method), µs.
+    #[serde(default)]
+    pub cpu_us_excl_hsm_standalone: Option<f64>,
+    /// `cpu_us_excl_hsm` in user space, µs (C_Sign is all user time).
+    #[serde(default)]
+    pub cpu_us_excl_hsm_user: Option<f64>,
+    /// `cpu_us_excl_hsm` in the kernel, µs.
+    #[serde(default)]
+    pub cpu_us_excl_hsm_kernel: Option<f64>,
     /// Generator CPU per request, µs.
     pub generator_cpu_us: Option<f64>,
+}
+
+/// How segl's CPU per request excluding the HSM operation was found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExclHsmMethod {
+    /// segl's CPU minus the C_Sign CPU its own signing threads counted, in the same window.
+    InServer,
+    /// segl's CPU minus one C_Sign measured on its own while segl idled. A C_Sign inside a
+    /// busy server costs more than that, so this overstates segl's own share.
+    #[default]
+    Standalone,
+}
+
+impl ExclHsmMethod {
+    /// How the report names it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            ExclHsmMethod::InServer => "C_Sign CPU measured in the server",
+            ExclHsmMethod::Standalone => "C_Sign CPU measured standalone",
+        }
+    }
 }
 
 /// What follows from the measurements.
@@ -218,8 +272,15 @@ pub struct Results {
     pub raw_sign_rate: f64,
     /// Raw C_Sign rate on one session, the better of the two.
     pub raw_sign_rate_one: f64,
-    /// CPU one signature costs, µs (one session, mean of before and after).
+    /// CPU one signature costs measured standalone while segl idles, µs (one session, mean of
+    /// before and after).
     pub cpu_us_per_sign: f64,
+    /// CPU one signature cost inside the server during the headline run, µs.
+    #[serde(default)]
+    pub hsm_cpu_us_per_sign_in_server: Option<f64>,
+    /// That over the standalone figure.
+    #[serde(default)]
+    pub hsm_cpu_in_server_over_standalone: Option<f64>,
     /// Saturated goodput over the raw signing rate (target ≥ 0.90).
     pub issue_ratio: f64,
     /// Capacity at the p99 target over the raw signing rate.
@@ -231,6 +292,12 @@ pub struct Results {
     pub confirm: Vec<ConfirmSummary>,
     /// segl CPU µs per request excluding the HSM operation, from the headline run.
     pub cpu_us_excl_hsm: Option<f64>,
+    /// How it was found.
+    #[serde(default)]
+    pub excl_hsm_method: ExclHsmMethod,
+    /// The same by subtracting the standalone C_Sign CPU, for comparison.
+    #[serde(default)]
+    pub cpu_us_excl_hsm_standalone: Option<f64>,
     /// Highest rate the generator sustained against the trivial server.
     pub generator_ceiling: Option<f64>,
     /// That over the capacity (target ≥ 5).
@@ -275,6 +342,25 @@ pub fn cpu_excluding_hsm(
     server_cpu_us_per_request - cpu_us_per_sign * signs_per_request
 }
 
+/// segl's CPU per answered request without the HSM operation in one window, and how it was
+/// found: the C_Sign CPU segl counted in the same window when there is one, else one
+/// standalone C_Sign per request (`standalone_cpu_us_per_sign`).
+pub fn excl_hsm(s: &SegmentRecord, standalone_cpu_us_per_sign: f64) -> Option<(f64, ExclHsmMethod)> {
+    match s.cpu_us_excl_hsm_in_server() {
+        Some(u) => Some((u, ExclHsmMethod::InServer)),
+        None => s
+            .server_cpu_us_per_request()
+            .map(|u| (cpu_excluding_hsm(u, standalone_cpu_us_per_sign, 1.0), ExclHsmMethod::Standalone)),
+    }
+}
+
+/// [`excl_hsm`] split into user and kernel time `(user, kernel)`, µs: the kernel's share of
+/// the server's CPU is all kernel, and what C_Sign took came out of user time.
+pub fn excl_hsm_user_kernel(s: &SegmentRecord, excl_hsm_us: f64) -> Option<(f64, f64)> {
+    let kernel = s.server_cpu_us_per_request()? * s.server_kernel_share()?;
+    Some((excl_hsm_us - kernel, kernel))
+}
+
 /// Derives the results from the measurements.
 pub fn analyse(settings: &Settings, m: &Measurements) -> Results {
     let knee = sweep::knee(&m.sweep);
@@ -292,6 +378,8 @@ pub fn analyse(settings: &Settings, m: &Measurements) -> Results {
         .iter()
         .map(|c| {
             let server_cpu_us = c.result.server_cpu_us_per_request();
+            let excl = excl_hsm(&c.result, cpu_us_per_sign);
+            let split = excl.and_then(|(u, _)| excl_hsm_user_kernel(&c.result, u));
             ConfirmSummary {
                 fraction: c.fraction,
                 rate: c.rate,
@@ -301,13 +389,22 @@ pub fn analyse(settings: &Settings, m: &Measurements) -> Results {
                 p999_ms: c.result.latency.p999_ms,
                 failure_rate: c.result.failure_rate(),
                 server_cpu_us,
-                cpu_us_excl_hsm: server_cpu_us.map(|u| cpu_excluding_hsm(u, cpu_us_per_sign, 1.0)),
+                cpu_us_excl_hsm: excl.map(|e| e.0),
+                excl_hsm_method: excl.map_or(ExclHsmMethod::Standalone, |e| e.1),
+                hsm_cpu_us_per_sign: c.result.hsm_cpu_us_per_signature(),
+                hsm_cpu_us_per_request: c.result.hsm_cpu_us_per_request(),
+                cpu_us_excl_hsm_standalone: server_cpu_us.map(|u| cpu_excluding_hsm(u, cpu_us_per_sign, 1.0)),
+                cpu_us_excl_hsm_user: split.map(|s| s.0),
+                cpu_us_excl_hsm_kernel: split.map(|s| s.1),
                 generator_cpu_us: c.result.generator_cpu_us_per_request(),
             }
         })
         .collect();
     let headline = confirm.iter().find(|c| (c.fraction - settings.headline_fraction).abs() < 1e-9);
     let cpu_us_excl_hsm = headline.and_then(|c| c.cpu_us_excl_hsm);
+    let excl_hsm_method = headline.map_or(ExclHsmMethod::Standalone, |c| c.excl_hsm_method);
+    let cpu_us_excl_hsm_standalone = headline.and_then(|c| c.cpu_us_excl_hsm_standalone);
+    let hsm_cpu_us_per_sign_in_server = headline.and_then(|c| c.hsm_cpu_us_per_sign);
     let cpu_ratio = headline.and_then(|c| c.server_cpu_us).filter(|&u| u > 0.0).map(|u| cpu_us_per_sign / u);
 
     let ceiling = sweep::knee(&m.ceiling).map(|k| k.result.goodput);
@@ -334,11 +431,17 @@ pub fn analyse(settings: &Settings, m: &Measurements) -> Results {
         raw_sign_rate,
         raw_sign_rate_one,
         cpu_us_per_sign,
+        hsm_cpu_us_per_sign_in_server,
+        hsm_cpu_in_server_over_standalone: hsm_cpu_us_per_sign_in_server
+            .filter(|_| cpu_us_per_sign > 0.0)
+            .map(|u| u / cpu_us_per_sign),
         issue_ratio: ratio(saturated_goodput),
         issue_ratio_at_target: capacity.map(ratio),
         cpu_ratio,
-        confirm,
         cpu_us_excl_hsm,
+        excl_hsm_method,
+        cpu_us_excl_hsm_standalone,
+        confirm,
         generator_ceiling: ceiling,
         ceiling_ratio: ceiling.zip(capacity).map(|(g, c)| if c > 0.0 { g / c } else { 0.0 }),
         ceiling_is_lower_bound: m
@@ -387,6 +490,10 @@ pub(crate) mod tests {
             queue_delay: Latency::default(),
             server_cpu_ns,
             generator_cpu_ns: Some(sent * 20_000),
+            server_user_cpu_ns: None,
+            server_system_cpu_ns: None,
+            hsm_cpu_ns: None,
+            hsm_signatures: None,
         }
     }
 
@@ -443,6 +550,7 @@ pub(crate) mod tests {
             headroom: 0.7,
             hsm_classes: vec![HsmClass { name: "network HSM".into(), signs_per_sec: 10_000.0 }],
             server_log_level: "info".into(),
+            tls: true,
         };
         // Raw signing: 1,700/s on two sessions, then 1,720/s → the better, 1,720/s; one session
         // costs 1,100 then 1,140 µs of CPU per signature → mean 1,120 µs.
@@ -467,9 +575,16 @@ pub(crate) mod tests {
             .iter()
             .map(|&f| {
                 let r = 1499.0 * f;
-                // 1,160 µs of server CPU per request at 80% → 40 µs beside the 1,120 µs sign.
-                let cpu_per_req_ns = if f == 0.8 { 1_160_000 } else { 1_200_000 };
-                let result = segment(r, r, 10.0 * f, Some((r * 10.0) as u64 * cpu_per_req_ns));
+                let n = (r * 10.0) as u64;
+                // At 80%: 1,540 µs of server CPU per request (20 of it kernel), of which segl's
+                // signing threads counted 1,500 µs in C_Sign (one signature per request) → 40 µs
+                // of segl's own. The standalone C_Sign (1,120 µs) would leave 420 µs.
+                let (cpu_ns, hsm_ns) = if f == 0.8 { (1_540_000, 1_500_000) } else { (1_600_000, 1_450_000) };
+                let mut result = segment(r, r, 10.0 * f, Some(n * cpu_ns));
+                result.server_user_cpu_ns = Some(n * (cpu_ns - 20_000));
+                result.server_system_cpu_ns = Some(n * 20_000);
+                result.hsm_cpu_ns = Some(n * hsm_ns);
+                result.hsm_signatures = Some(n);
                 ConfirmRun { fraction: f, rate: r, result }
             })
             .collect();
@@ -503,6 +618,7 @@ pub(crate) mod tests {
                 log_errors: 0,
                 log_samples: vec![],
                 exited: false,
+                transport: crate::tls::DESCRIPTION.into(),
             },
             pool: PoolStats {
                 size: 10,
@@ -519,6 +635,7 @@ pub(crate) mod tests {
             confirm,
             tax_day: None,
             in_process: None,
+            hsm_in_server_error: None,
             ceiling,
             ceiling_body_bytes: 6000,
         };
@@ -537,12 +654,26 @@ pub(crate) mod tests {
         assert_eq!(r.cpu_us_per_sign, 1120.0);
         assert!((r.issue_ratio - 1650.0 / 1720.0).abs() < 1e-12);
         assert!((r.issue_ratio_at_target.unwrap() - 1499.0 / 1720.0).abs() < 1e-12);
-        // Headline CPU from the 80% run: 1,160 − 1,120 = 40 µs.
+        // Headline CPU from the 80% run: 1,540 µs − 1,500 µs of C_Sign counted in the server
+        // in the same window = 40 µs; 20 µs of the 1,540 were kernel, so 20 user + 20 kernel.
         let c80 = r.confirm.iter().find(|c| c.fraction == 0.8).unwrap();
-        assert!((c80.server_cpu_us.unwrap() - 1160.0).abs() < 1e-6);
+        assert!((c80.server_cpu_us.unwrap() - 1540.0).abs() < 1e-6);
+        assert!((c80.hsm_cpu_us_per_sign.unwrap() - 1500.0).abs() < 1e-6);
+        assert!((c80.hsm_cpu_us_per_request.unwrap() - 1500.0).abs() < 1e-6);
+        assert_eq!(c80.excl_hsm_method, ExclHsmMethod::InServer);
         assert!((r.cpu_us_excl_hsm.unwrap() - 40.0).abs() < 1e-6);
-        // 1,120 µs per raw signature / 1,160 µs per issued card.
-        assert!((r.cpu_ratio.unwrap() - 1120.0 / 1160.0).abs() < 1e-9);
+        assert_eq!(r.excl_hsm_method, ExclHsmMethod::InServer);
+        assert!((c80.cpu_us_excl_hsm_user.unwrap() - 20.0).abs() < 1e-6);
+        assert!((c80.cpu_us_excl_hsm_kernel.unwrap() - 20.0).abs() < 1e-6);
+        // The old way, kept for comparison: 1,540 − 1,120 standalone = 420 µs.
+        assert!((c80.cpu_us_excl_hsm_standalone.unwrap() - 420.0).abs() < 1e-6);
+        assert!((r.cpu_us_excl_hsm_standalone.unwrap() - 420.0).abs() < 1e-6);
+        assert!((r.hsm_cpu_us_per_sign_in_server.unwrap() - 1500.0).abs() < 1e-6);
+        assert!((r.hsm_cpu_in_server_over_standalone.unwrap() - 1500.0 / 1120.0).abs() < 1e-9);
+        // Other runs: their own windows (1,600 − 1,450 = 150 µs).
+        assert!((r.confirm[0].cpu_us_excl_hsm.unwrap() - 150.0).abs() < 1e-6);
+        // 1,120 µs per raw signature (standalone) / 1,540 µs per issued card.
+        assert!((r.cpu_ratio.unwrap() - 1120.0 / 1540.0).abs() < 1e-9);
         assert!((c80.generator_cpu_us.unwrap() - 20.0).abs() < 1e-9);
         assert_eq!(r.confirm[2].p99_ms, 10.0);
         // Ceiling: 14,990/s passes, 29,980/s does not → 10× capacity.
@@ -560,6 +691,43 @@ pub(crate) mod tests {
         assert_eq!(r.target_sizing[0].node_cpu_rate, 35_000.0);
         assert_eq!(r.target_sizing[0].nodes, 1);
         assert_eq!(r.target_sizing[0].hsms, 2);
+    }
+
+    #[test]
+    fn without_c_sign_cpu_from_the_server_the_standalone_figure_is_subtracted() {
+        let (settings, mut m) = synthetic();
+        for c in &mut m.confirm {
+            c.result.hsm_cpu_ns = None;
+            c.result.hsm_signatures = None;
+        }
+        m.hsm_in_server_error =
+            Some("http://127.0.0.1:9/metrics has no segl_hsm_sign_cpu_seconds_total".into());
+        let r = analyse(&settings, &m);
+        // 1,540 µs − 1,120 µs per C_Sign measured standalone.
+        assert!((r.cpu_us_excl_hsm.unwrap() - 420.0).abs() < 1e-6);
+        assert_eq!(r.excl_hsm_method, ExclHsmMethod::Standalone);
+        assert_eq!(r.hsm_cpu_us_per_sign_in_server, None);
+        let c80 = r.confirm.iter().find(|c| c.fraction == 0.8).unwrap();
+        // Kernel 20 µs of 1,540; the rest of the 420 µs is user.
+        assert!((c80.cpu_us_excl_hsm_kernel.unwrap() - 20.0).abs() < 1e-6);
+        assert!((c80.cpu_us_excl_hsm_user.unwrap() - 400.0).abs() < 1e-6);
+        // The sizing follows: 2 × 0.7 × 10⁶ / 420 µs per node.
+        assert!((r.target_sizing[0].node_cpu_rate - 1.4e6 / 420.0).abs() < 1e-6);
+        assert_eq!(r.target_sizing[0].nodes, 3);
+        // A window with signatures but no CPU counted falls back on its own; no signatures at
+        // all gives no per-signature figure rather than a division by zero.
+        let mut s = m.confirm[1].result.clone();
+        s.hsm_signatures = Some(0);
+        s.hsm_cpu_ns = Some(0);
+        assert_eq!(s.hsm_cpu_us_per_signature(), None);
+        assert_eq!(excl_hsm(&s, 1120.0).map(|e| e.1), Some(ExclHsmMethod::InServer));
+        s.hsm_cpu_ns = None;
+        assert_eq!(
+            excl_hsm(&s, 1120.0).map(|e| (e.0.round(), e.1)),
+            Some((420.0, ExclHsmMethod::Standalone))
+        );
+        s.server_cpu_ns = None;
+        assert_eq!(excl_hsm(&s, 1120.0), None);
     }
 
     #[test]

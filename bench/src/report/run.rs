@@ -1,6 +1,7 @@
-//! Runs the standard capacity report end to end: development state, segl as a child process,
-//! the request pool, raw HSM rate, sweep, confirmation runs, tax-day, raw HSM rate again, and
-//! the generator's ceiling against the trivial server.
+//! Runs the standard capacity report end to end: development state, segl as a child process
+//! (over TLS unless the settings say plain HTTP), the request pool, raw HSM rate, sweep,
+//! confirmation runs, tax-day, raw HSM rate again, and the generator's ceiling against the
+//! trivial server.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,10 +16,12 @@ use crate::client::Target;
 use crate::engine::{self, Mix, MixError};
 use crate::hsm_rate::{self, HsmRateError};
 use crate::pool::{PoolError, RequestPool};
+use crate::probe::{self, ServerProbe};
 use crate::procfs::MachineInfo;
 use crate::profiles::{self, TaxDay};
 use crate::servers::{ChildServer, ServerError};
 use crate::sweep::{self, Criteria, SweepPlan};
+use crate::tls::{self, TlsFiles, TlsFilesError};
 
 /// What the report command was given.
 pub struct ReportOptions {
@@ -59,6 +62,12 @@ pub enum ReportError {
     /// The async runtime could not start.
     #[error("runtime: {0}")]
     Runtime(std::io::Error),
+    /// The throwaway TLS certificate could not be made.
+    #[error("{0}")]
+    TlsFiles(#[from] TlsFilesError),
+    /// The TLS client could not be set up.
+    #[error("TLS client: {0}")]
+    TlsClient(#[from] crate::client::ClientError),
 }
 
 /// Runs the report; progress goes to stderr.
@@ -79,8 +88,13 @@ pub fn run(opts: &ReportOptions) -> Result<Report, ReportError> {
     let _cleanup = RemoveOnDrop(work.clone());
 
     let segl_log = work.join("segl.log");
-    say("starting segl");
-    let mut segl = ChildServer::segl(&opts.config, &segl_log, &st.server_log_level)?;
+    let tls_files = if st.tls { Some(TlsFiles::create(&work.join("tls"))?) } else { None };
+    say(if st.tls {
+        "starting segl with a TLS listener (throwaway CA)"
+    } else {
+        "starting segl (plain HTTP)"
+    });
+    let mut segl = ChildServer::segl(&opts.config, &segl_log, &st.server_log_level, tls_files.as_ref())?;
     let client = DevClient::open(&config)?;
     say(&format!("building {} pre-signed requests on {cpus} HSM sessions", opts.pool_size));
     let bar = bar(
@@ -99,7 +113,12 @@ pub fn run(opts: &ReportOptions) -> Result<Report, ReportError> {
         .build()
         .map_err(ReportError::Runtime)?;
     let mix = Arc::new(Mix::new(st.mix.clone())?);
-    let target = Target::plain(segl.addr);
+    let (target, transport) = match (&tls_files, segl.tls_addr) {
+        (Some(files), Some(addr)) => {
+            (Target::tls(addr, &files.ca, tls::SERVER_NAME)?, tls::DESCRIPTION.to_owned())
+        }
+        _ => (Target::plain(segl.addr), "plain HTTP".to_owned()),
+    };
     let response_bytes = rt
         .block_on(smoke(&target, &mix, &pool))
         .map_err(|e| ReportError::Smoke(format!("{e}\nsegl's log ends:\n{}", segl.log_tail(15))))?;
@@ -112,11 +131,23 @@ pub fn run(opts: &ReportOptions) -> Result<Report, ReportError> {
 
     let mut plan = st.sweep.clone();
     plan.rates = st.sweep_fractions.iter().map(|f| (f * before_all.per_sec).round().max(1.0)).collect();
-    let pid = Some(segl.pid());
+    let mut server = segl.probe();
+    let hsm_in_server_error = match server.metrics.map(probe::scrape) {
+        Some(Ok(_)) => {
+            say("segl's /metrics counts the CPU its signing threads spend in C_Sign; each window subtracts its own");
+            None
+        }
+        Some(Err(e)) => Some(e.to_string()),
+        None => Some("segl's admin listener is not known".to_owned()),
+    };
+    if let Some(e) = &hsm_in_server_error {
+        say(&format!("  no C_Sign CPU from segl ({e}): falling back to the C_Sign CPU measured standalone"));
+        server.metrics = None;
+    }
     say(&format!("sweep (p99 target {} ms)", st.criteria.p99_target_ms));
     let steps =
-        rt.block_on(sweep::run(&plan, &st.criteria, &target, &mix, &pool, &st.engine, pid, &mut |s| {
-            say(&step_line(s))
+        rt.block_on(sweep::run(&plan, &st.criteria, &target, &mix, &pool, &st.engine, &server, &mut |s| {
+            say(&format!("{}; {}", step_line(s), cpu_line(&s.result, before_one.cpu_us_per_sign)))
         }));
     let capacity = sweep::knee(&steps).map(|k| k.result.goodput);
     let base = capacity.unwrap_or_else(|| sweep::saturated_goodput(&steps)).max(1.0);
@@ -133,10 +164,18 @@ pub fn run(opts: &ReportOptions) -> Result<Report, ReportError> {
     let cpu_bound = cores as f64 * 1e6 / before_one.cpu_us_per_sign.max(1.0);
     let sat_rate = (sat_base.max(before_all.per_sec).max(cpu_bound) * st.saturation_factor).round();
     say(&format!("saturation: one step at {sat_rate:.0}/s"));
-    let saturation =
-        rt.block_on(sweep::run_step(sat_rate, &plan, &st.criteria, &target, &mix, &pool, &st.engine, pid));
+    let saturation = rt.block_on(sweep::run_step(
+        sat_rate,
+        &plan,
+        &st.criteria,
+        &target,
+        &mix,
+        &pool,
+        &st.engine,
+        &server,
+    ));
     if let Some(s) = &saturation {
-        say(&step_line(s));
+        say(&format!("{}; {}", step_line(s), cpu_line(&s.result, before_one.cpu_us_per_sign)));
     }
     // Raw signing again right after the sweep, so that the issued/raw ratio compares figures
     // taken minutes apart at most; the machine is shared.
@@ -150,15 +189,16 @@ pub fn run(opts: &ReportOptions) -> Result<Report, ReportError> {
         let rate = (base * fraction).round().max(1.0);
         let schedule = profiles::soak(rate, st.confirm_secs, st.sweep.warmup_secs);
         let label = format!("{:.0}% {rate:.0}/s", fraction * 100.0);
-        let run = rt.block_on(engine::run(&schedule, &target, &mix, &pool, &st.engine, pid, &label));
+        let run = rt.block_on(engine::run(&schedule, &target, &mix, &pool, &st.engine, &server, &label));
         if let Some(result) = run.segments.into_iter().last() {
             say(&format!(
-                "  {:>4.0}% of capacity, {rate:.0}/s: p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, {} failed",
+                "  {:>4.0}% of capacity, {rate:.0}/s: p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, {} failed; {}",
                 fraction * 100.0,
                 result.latency.p50_ms,
                 result.latency.p99_ms,
                 result.latency.p999_ms,
-                result.counts.failed()
+                result.counts.failed(),
+                cpu_line(&result, before_one.cpu_us_per_sign)
             ));
             confirm.push(ConfirmRun { fraction, rate, result });
         }
@@ -174,7 +214,8 @@ pub fn run(opts: &ReportOptions) -> Result<Report, ReportError> {
         profile.surge_rate,
         profile.schedule().secs()
     ));
-    let run = rt.block_on(engine::run(&profile.schedule(), &target, &mix, &pool, &st.engine, pid, "tax day"));
+    let run =
+        rt.block_on(engine::run(&profile.schedule(), &target, &mix, &pool, &st.engine, &server, "tax day"));
     for s in &run.segments {
         say(&format!(
             "  {:>9}: offered {:>6.0}/s, issued {:>6.0}/s, p99 {:>8.1} ms, shed {}, failed {}",
@@ -238,7 +279,7 @@ pub fn run(opts: &ReportOptions) -> Result<Report, ReportError> {
             &mix,
             &pool,
             &st.engine,
-            Some(dummy.pid()),
+            &ServerProbe::pid(Some(dummy.pid())),
         ));
         if let Some(step) = step {
             say(&step_line(&step));
@@ -264,6 +305,7 @@ pub fn run(opts: &ReportOptions) -> Result<Report, ReportError> {
             log_errors,
             log_samples,
             exited,
+            transport,
         },
         pool: pool_stats,
         requests_sent,
@@ -274,6 +316,7 @@ pub fn run(opts: &ReportOptions) -> Result<Report, ReportError> {
         confirm,
         tax_day,
         in_process,
+        hsm_in_server_error,
         ceiling,
         ceiling_body_bytes: response_bytes,
     };
@@ -311,6 +354,22 @@ fn step_line(s: &sweep::SweepStep) -> String {
         s.result.latency.p999_ms,
         s.failed.as_deref().map(|w| format!("FAIL {w}")).unwrap_or_else(|| "pass".into())
     )
+}
+
+/// segl's CPU per request with and without the HSM operation, both ways, for the progress log.
+pub fn cpu_line(s: &crate::record::SegmentRecord, standalone_cpu_us_per_sign: f64) -> String {
+    let Some(server) = s.server_cpu_us_per_request() else { return "segl CPU not measured".into() };
+    let standalone = super::cpu_excluding_hsm(server, standalone_cpu_us_per_sign, 1.0);
+    match (s.hsm_cpu_us_per_signature(), s.cpu_us_excl_hsm_in_server()) {
+        (Some(sign), Some(excl)) => format!(
+            "segl {server:.0} µs/request; C_Sign {sign:.0} µs in the server vs {standalone_cpu_us_per_sign:.0} µs standalone; \
+             excl. HSM {excl:.0} µs (in-server) vs {standalone:.0} µs (standalone)"
+        ),
+        _ => format!(
+            "segl {server:.0} µs/request; excl. HSM {standalone:.0} µs (standalone C_Sign {standalone_cpu_us_per_sign:.0} µs; \
+             no C_Sign CPU from the server)"
+        ),
+    }
 }
 
 fn say(line: &str) {
