@@ -174,6 +174,8 @@ struct RateMeter {
 const WINDOW: Duration = Duration::from_millis(250);
 /// Until the core has measured itself, this many requests may be in flight.
 const WARMUP_IN_FLIGHT: usize = 8;
+/// The part of a priority's budget that only clients below their fair share may use.
+const RESERVED_FOR_FAIR_SHARES: f64 = 0.25;
 
 impl RateMeter {
     fn record(&mut self, now: Instant) {
@@ -255,7 +257,11 @@ impl Admission {
         let held = per_client.get(&client).copied().unwrap_or(0);
         let clients = per_client.len() + usize::from(held == 0);
         let fair = (allowed / (clients + 1) as f64).max(WARMUP_IN_FLIGHT as f64);
-        if held as f64 >= fair {
+        // Beyond its fair share a client still gets what nobody else needs, up to the part of
+        // the budget kept for clients below theirs: a lone client at 80 % load is not refused
+        // over a short stall, and a newcomer always finds room.
+        let spare = (in_flight + 1) as f64 <= allowed * (1.0 - RESERVED_FOR_FAIR_SHARES);
+        if held as f64 >= fair && !spare {
             return Err(Shed::Fairness);
         }
         *per_client.entry(client.clone()).or_insert(0) += 1;
@@ -397,8 +403,9 @@ mod tests {
                 }
             }
         }
-        // Alone, the flood gets half of the RUTINE budget (104): enough to keep the core busy.
-        assert!((48..=56).contains(&held.len()), "flood holds {}", held.len());
+        // Alone, the flood gets three quarters of the RUTINE budget (104): the rest is kept
+        // for clients below their fair share.
+        assert!((74..=82).contains(&held.len()), "flood holds {}", held.len());
         assert_eq!(refused, 200 - held.len());
         // A second client gets in, and so does a third.
         let polite: Vec<_> =
@@ -408,6 +415,8 @@ mod tests {
             "polite clients refused while the flood holds {}",
             held.len()
         );
+        // The reserve is theirs: the flood still gets nothing more.
+        assert!(matches!(a.admit(Priority::Rutine, flood, now), Err(Shed::Fairness)));
     }
 
     #[test]

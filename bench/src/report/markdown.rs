@@ -250,11 +250,17 @@ pub fn summary(report: &Report) -> String {
     if let Some(x) = &m.in_process {
         let _ = writeln!(
             o,
-            "| the same without HTTP: `segl::exchange::serve` in-process, one thread, {} requests | **{:.0} µs** = {:.0} µs CPU per request − {:.0} µs per C_Sign on the same thread{}; so {} executor and logging add {} |",
+            "| the same without HTTP: `segl::exchange::serve` in-process, one thread, {} requests | **{:.0} µs** = {:.0} µs CPU per request − {}{}; so {} executor and logging add {} |",
             int(x.requests as f64),
             x.cpu_us_excl_hsm,
             x.cpu_us_per_request,
-            x.cpu_us_per_sign,
+            match x.hsm_cpu_us_per_request {
+                Some(h) => format!(
+                    "{h:.0} µs of C_Sign CPU per request counted by the signer while serving ({:.0} µs per C_Sign signing back to back)",
+                    x.cpu_us_per_sign
+                ),
+                None => format!("{:.0} µs per C_Sign on the same thread", x.cpu_us_per_sign),
+            },
             if x.not_issued > 0 { format!(" ({} not issued!)", x.not_issued) } else { String::new() },
             if st.tls { "HTTP, TLS," } else { "HTTP," },
             or_dash(r.cpu_us_excl_hsm, |u| format!("≈ {:.0} µs", u - x.cpu_us_excl_hsm))
