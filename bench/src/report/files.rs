@@ -548,7 +548,9 @@ mod tests {
 
     #[test]
     fn a_report_from_before_tls_and_in_server_c_sign_cpu_still_renders() {
-        let json = include_str!("../../results/2026-11-23-2cpu-vm/report.json");
+        // The report.json of the first 2026-11-23 report (plain HTTP, standalone C_Sign), kept
+        // as it was committed then.
+        let json = include_str!("../../tests/data/report-2026-11-23-fba3aca-plain.json");
         let mut report: Report = serde_json::from_str(json).unwrap();
         report.results = super::super::analyse(&report.settings, &report.measurements);
         assert!(!report.settings.tls);
