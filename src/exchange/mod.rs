@@ -299,7 +299,7 @@ pub fn refusal(ctx: &CoreContext, error: RequestError, what: &str, now: Timestam
 ///
 /// At peak most requests are refused, so the envelope is built once per second, reason and
 /// policy on each core and reused: refusals within that second share its MessageID and
-/// Created time. Nothing correlates by them (a refused request was not read, so the fault
+/// Created time. Nothing correlates by them (a refused request is not parsed, so the fault
 /// relates to no message), and seal clients read only the fault code and string.
 pub fn shed(ctx: &CoreContext, reason: &'static str, now: Timestamp) -> Outcome {
     let error = RequestError::Overloaded { reason, retry_after_secs: SHED_RETRY_AFTER_SECS };
@@ -327,7 +327,7 @@ pub fn shed(ctx: &CoreContext, reason: &'static str, now: Timestamp) -> Outcome 
 pub const SHED_RETRY_AFTER_SECS: u32 = 1;
 
 /// A refusal envelope of admission control, reused for one second (see [`shed`]).
-pub struct ShedFault {
+struct ShedFault {
     second: i64,
     policy_version: u64,
     reason: &'static str,
