@@ -211,8 +211,18 @@ pub enum DsigError {
 /// XML whitespace is stripped before decoding because Java tooling wraps base64 at 76 columns
 /// (and writes CR as `&#13;`, which arrives here as a CR).
 pub(crate) fn decode_b64(text: &str, element: &'static str) -> Result<Vec<u8>, DsigError> {
-    let compact: Vec<u8> = text.bytes().filter(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n')).collect();
-    base64::engine::general_purpose::STANDARD.decode(compact).map_err(|_| DsigError::BadBase64 { element })
+    let is_space = |b: &u8| matches!(b, b' ' | b'\t' | b'\r' | b'\n');
+    let bytes = text.as_bytes();
+    // Every request decodes a certificate and a signature: most arrive unwrapped, and those
+    // that are wrapped are compacted into one buffer of the right size.
+    let decoded = if bytes.iter().any(is_space) {
+        let mut compact = Vec::with_capacity(bytes.len());
+        compact.extend(bytes.iter().copied().filter(|b| !is_space(b)));
+        base64::engine::general_purpose::STANDARD.decode(compact)
+    } else {
+        base64::engine::general_purpose::STANDARD.decode(bytes)
+    };
+    decoded.map_err(|_| DsigError::BadBase64 { element })
 }
 
 pub(crate) fn b64(bytes: &[u8]) -> String {
@@ -723,5 +733,28 @@ fn modulus_bits(modulus: &[u8]) -> usize {
     match modulus.get(start..) {
         Some([first, rest @ ..]) => rest.len() * 8 + (8 - first.leading_zeros() as usize),
         _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_decodes_the_same_wrapped_or_not_and_refuses_garbage() {
+        let bytes: Vec<u8> = (0..=255u8).cycle().take(700).collect();
+        let flat = b64(&bytes);
+        // As Java tooling writes it: 76 columns, CR LF (the CR arrives from `&#13;`), indented.
+        let wrapped: String = flat
+            .as_bytes()
+            .chunks(76)
+            .map(|line| format!("\r\n\t  {}", std::str::from_utf8(line).unwrap()))
+            .collect();
+        assert_eq!(decode_b64(&flat, "ds:SignatureValue"), Ok(bytes.clone()));
+        assert_eq!(decode_b64(&wrapped, "ds:SignatureValue"), Ok(bytes));
+        assert_eq!(
+            decode_b64("not base64!", "ds:SignatureValue"),
+            Err(DsigError::BadBase64 { element: "ds:SignatureValue" })
+        );
     }
 }
