@@ -62,8 +62,8 @@ pub const ACTIVE_KEY: &str = "segl_active_key_info";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
-/// Publishes one core's signer counters (from its heartbeat, and from `/metrics` just before
-/// rendering, so a scrape sees counters as of now rather than as of the last heartbeat).
+/// Publishes one core's signer counters; `/metrics` calls it for every core just before
+/// rendering, so a scrape sees the counters as of now.
 pub fn publish_signer(core: usize, s: &segl_pkcs11::SignerStatsSnapshot) {
     let c = || core.to_string();
     metrics::gauge!(SIGNER_QUEUE, "core" => c()).set(s.queue_depth as f64);

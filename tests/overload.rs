@@ -216,29 +216,16 @@ fn report(name: &str, t: &mut Tally, seconds: f64) {
     );
 }
 
-/// From a Prometheus histogram: the count in the bucket `bucket_labels` and the total count
-/// (`count_labels` selects the series, e.g. by endpoint).
-fn histogram(admin: SocketAddr, name: &str, bucket_labels: &str, count_labels: &str) -> (u64, u64) {
-    let metrics = metrics_text(admin);
-    let value = |prefix: &str| {
-        metrics
-            .lines()
-            .find(|l| l.starts_with(prefix))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0) as u64
-    };
-    // A labelled series writes its bucket as {endpoint="…",le="…"}.
-    let bucket = if count_labels.is_empty() {
-        format!("{name}_bucket{bucket_labels}")
-    } else {
-        format!("{name}_bucket{}{bucket_labels}", count_labels.trim_end_matches('}'))
-    };
-    (value(&bucket), value(&format!("{name}_count{count_labels}")))
-}
-
-fn metrics_text(admin: SocketAddr) -> String {
-    common::admin_get(admin, "/metrics").1
+/// From a Prometheus histogram on `admin`: the count in the bucket `le` and the total count,
+/// over the series carrying `labels`.
+fn histogram(admin: SocketAddr, name: &str, le: &str, labels: &[&str]) -> (u64, u64) {
+    let metrics = common::admin_get(admin, "/metrics").1;
+    let le = format!("le=\"{le}\"");
+    let bucket_labels: Vec<&str> = labels.iter().copied().chain([le.as_str()]).collect();
+    (
+        common::metric_sum(&metrics, &format!("{name}_bucket"), &bucket_labels) as u64,
+        common::metric_sum(&metrics, &format!("{name}_count"), labels) as u64,
+    )
 }
 
 /// Pins the calling thread to the machine's last CPU (segl's one executor is pinned to CPU 0).
@@ -316,8 +303,8 @@ fn at_three_times_capacity_goodput_holds_and_refusals_are_fast_fair_and_by_prior
         let (in_time, admitted) = histogram(
             server.admin,
             "segl_request_duration_seconds",
-            ",le=\"0.2\"}",
-            "{endpoint=\"NewSecurityTokenService\"}",
+            "0.2",
+            &["endpoint=\"NewSecurityTokenService\""],
         );
         println!(
             "admitted within the 200 ms deadline (server side): {in_time} of {admitted} = {:.2} %",
@@ -330,7 +317,7 @@ fn at_three_times_capacity_goodput_holds_and_refusals_are_fast_fair_and_by_prior
         // Refusal latency as segl is accountable for it: from the request's last byte read to
         // the refusal ready to send (segl_shed_seconds). The client-side figures above also
         // hold the load generator's own waits for a CPU on this shared two-core machine.
-        let (fast, total) = histogram(server.admin, "segl_shed_seconds", "{le=\"0.005\"}", "");
+        let (fast, total) = histogram(server.admin, "segl_shed_seconds", "0.005", &[]);
         println!(
             "refusals ready within 5 ms (server side): {fast} of {total} = {:.2} %",
             100.0 * fast as f64 / total.max(1) as f64

@@ -23,7 +23,7 @@ mod token;
 mod uri;
 
 pub use batch::status::{HsmState, HsmStatus, HsmStatusSnapshot, SignerStats, SignerStatsSnapshot};
-pub use batch::{BatchConfig, BatchSigner, SignerDriver, SignerMode};
+pub use batch::{thread_cpu_time, BatchConfig, BatchSigner, SignerDriver, SignerMode};
 pub use digest_info::{digest_info, HashAlgorithm};
 pub use error::{FaultScope, Pkcs11Error};
 pub use inventory::{hex_decode, hex_encode, InventoryEntry, KeyInventory, KeyState, INVENTORY_LABEL};

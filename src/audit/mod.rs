@@ -208,71 +208,62 @@ struct Writer {
 }
 
 impl Writer {
-    fn run(self) {
-        let Writer { mut file, jobs, durability, commit_delay, syncs } = self;
-        let mut sync = |file: &File| {
-            syncs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            file.sync_data()
-        };
-        write_loop(&mut file, &jobs, durability, commit_delay, &mut sync);
-        let _ = sync(&file);
+    fn sync(&self) -> std::io::Result<()> {
+        self.syncs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.file.sync_data()
     }
-}
 
-fn write_loop(
-    file: &mut File,
-    jobs: &crossbeam_channel::Receiver<Job>,
-    durability: Durability,
-    commit_delay: Duration,
-    sync: &mut impl FnMut(&File) -> std::io::Result<()>,
-) {
-    let mut batch = Vec::with_capacity(64 * 1024);
-    let mut waiting: Vec<Done> = Vec::new();
-    let mut last_sync = Instant::now();
-    let mut dirty = false;
-    loop {
-        let first = match jobs.recv_timeout(ASYNC_SYNC_INTERVAL) {
-            Ok(job) => Some(job),
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) => None,
-            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
-        };
-        // Senders do not wake a sleeping writer (only one parked in `recv`), so while it waits
-        // here the records of other requests queue up for free and share the coming sync.
-        if matches!(first, Some(Job::Record { done: Some(_), .. })) && !commit_delay.is_zero() {
-            std::thread::sleep(commit_delay);
-        }
-        let mut must_sync = false;
-        for job in first.into_iter().chain(jobs.try_iter().take(MAX_BATCH)) {
-            match job {
-                Job::Record { line, done } => {
-                    batch.extend_from_slice(&line);
-                    must_sync |= done.is_some();
-                    waiting.extend(done);
-                }
-                Job::Flush(done) => {
-                    must_sync = true;
-                    waiting.push(done);
+    fn run(mut self) {
+        let mut batch = Vec::with_capacity(64 * 1024);
+        let mut waiting: Vec<Done> = Vec::new();
+        let mut last_sync = Instant::now();
+        let mut dirty = false;
+        loop {
+            let first = match self.jobs.recv_timeout(ASYNC_SYNC_INTERVAL) {
+                Ok(job) => Some(job),
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => None,
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+            };
+            // Senders do not wake a sleeping writer (only one parked in `recv`), so while it waits
+            // here the records of other requests queue up for free and share the coming sync.
+            if matches!(first, Some(Job::Record { done: Some(_), .. })) && !self.commit_delay.is_zero() {
+                std::thread::sleep(self.commit_delay);
+            }
+            let mut must_sync = false;
+            for job in first.into_iter().chain(self.jobs.try_iter().take(MAX_BATCH)) {
+                match job {
+                    Job::Record { line, done } => {
+                        batch.extend_from_slice(&line);
+                        must_sync |= done.is_some();
+                        waiting.extend(done);
+                    }
+                    Job::Flush(done) => {
+                        must_sync = true;
+                        waiting.push(done);
+                    }
                 }
             }
+            let mut result = Ok(());
+            if !batch.is_empty() {
+                result = self.file.write_all(&batch).map_err(|e| AuditError::Write(e.to_string()));
+                batch.clear();
+                dirty = true;
+            }
+            let sync_due =
+                self.durability == Durability::Async && dirty && last_sync.elapsed() >= ASYNC_SYNC_INTERVAL;
+            if result.is_ok() && (must_sync || sync_due) && dirty {
+                result = self.sync().map_err(|e| AuditError::Write(e.to_string()));
+                last_sync = Instant::now();
+                dirty = false;
+            }
+            if let Err(e) = &result {
+                tracing::error!("{e}");
+            }
+            for done in waiting.drain(..) {
+                let _ = done.send(result.clone());
+            }
         }
-        let mut result = Ok(());
-        if !batch.is_empty() {
-            result = file.write_all(&batch).map_err(|e| AuditError::Write(e.to_string()));
-            batch.clear();
-            dirty = true;
-        }
-        let sync_due = durability == Durability::Async && dirty && last_sync.elapsed() >= ASYNC_SYNC_INTERVAL;
-        if result.is_ok() && (must_sync || sync_due) && dirty {
-            result = sync(file).map_err(|e| AuditError::Write(e.to_string()));
-            last_sync = Instant::now();
-            dirty = false;
-        }
-        if let Err(e) = &result {
-            tracing::error!("{e}");
-        }
-        for done in waiting.drain(..) {
-            let _ = done.send(result.clone());
-        }
+        let _ = self.sync();
     }
 }
 

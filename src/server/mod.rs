@@ -228,9 +228,7 @@ fn busy_clock(ctx: &CoreContext, config: &crate::config::Config) -> admission::B
         crate::config::SignerModeConfig::Pipelined => config.hsm.sessions_per_core.max(1),
     };
     Box::new(move || admission::Busy {
-        core_cpu: nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID)
-            .map(Duration::from)
-            .unwrap_or_default(),
+        core_cpu: segl_pkcs11::thread_cpu_time(),
         hsm_per_session: stats.snapshot().hsm_time / lanes as u32,
     })
 }
@@ -243,7 +241,6 @@ async fn heartbeat(env: Rc<CoreEnv>, admission: Rc<Admission>, ctx: Rc<CoreConte
         env.lifecycle.heartbeats[env.core].fetch_add(1, Ordering::Relaxed);
         metrics::gauge!(telemetry::IN_FLIGHT, "core" => core.clone()).set(admission.in_flight() as f64);
         metrics::gauge!(telemetry::SERVICE_RATE, "core" => core.clone()).set(admission.rate());
-        telemetry::publish_signer(env.core, &ctx.signer.stats());
         if let Ok(cache) = ctx.signers.try_borrow() {
             let stats = cache.stats();
             metrics::counter!(telemetry::SIGNER_CACHE, "core" => core.clone(), "result" => "hit")

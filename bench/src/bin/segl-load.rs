@@ -14,7 +14,7 @@ use segl_bench::engine::{self, EngineOptions, Mix};
 use segl_bench::pool::RequestPool;
 use segl_bench::probe::ServerProbe;
 use segl_bench::profiles::{self, TaxDay};
-use segl_bench::record::{RunRecord, SegmentRecord};
+use segl_bench::record::RunRecord;
 use segl_bench::report::run::{self as report_run, ReportOptions};
 use segl_bench::report::sizing::{self, HsmClass, PeakDay};
 use segl_bench::report::{files, markdown, Report, Settings, TaxDayShape};
@@ -355,14 +355,9 @@ fn main() -> ExitCode {
                     &ctx.server,
                     &mut |s| {
                         eprintln!(
-                            "{:>8.0}/s: issued {:>7.0}/s  p50 {:>8.2} ms  p99 {:>8.2} ms  p99.9 {:>8.2} ms  {}  {}",
-                            s.rate,
-                            s.result.goodput,
-                            s.result.latency.p50_ms,
-                            s.result.latency.p99_ms,
-                            s.result.latency.p999_ms,
-                            s.failed.as_deref().unwrap_or("pass"),
-                            cpu_figures(&s.result, ctx.standalone_cpu_us_per_sign)
+                            "{}; {}",
+                            report_run::step_line(s),
+                            report_run::cpu_line(&s.result, ctx.standalone_cpu_us_per_sign)
                         )
                     },
                 ));
@@ -687,24 +682,6 @@ fn with_load(
 
 /// segl's CPU per request without the HSM operation, from the C_Sign CPU the server counted
 /// in the same window, and from the standalone C_Sign CPU when measured.
-fn cpu_figures(s: &SegmentRecord, standalone_cpu_us_per_sign: Option<f64>) -> String {
-    let Some(server) = s.server_cpu_us_per_request() else { return String::new() };
-    let mut out = format!("segl {server:.0} µs/req");
-    if let (Some(sign), Some(excl)) = (s.hsm_cpu_us_per_signature(), s.cpu_us_excl_hsm_in_server()) {
-        out.push_str(&format!("; C_Sign in server {sign:.0} µs/sig; excl. HSM (in-server) {excl:.0} µs/req"));
-        if let Some((user, kernel)) = segl_bench::report::excl_hsm_user_kernel(s, excl) {
-            out.push_str(&format!(" = {user:.0} user + {kernel:.0} kernel"));
-        }
-    }
-    if let Some(sign) = standalone_cpu_us_per_sign {
-        out.push_str(&format!(
-            "; C_Sign standalone {sign:.0} µs/sig; excl. HSM (standalone) {:.0} µs/req",
-            segl_bench::report::cpu_excluding_hsm(server, sign, 1.0)
-        ));
-    }
-    out
-}
-
 fn scheduled(load: &LoadArgs, schedule: Schedule, label: &str) -> Result<(), Error> {
     let needed = schedule.requests().ceil() as usize;
     with_load(load, needed, |ctx| {
@@ -749,11 +726,8 @@ fn scheduled(load: &LoadArgs, schedule: Schedule, label: &str) -> Result<(), Err
             );
         }
         println!("transport: {}", if ctx.target.is_tls() { "TLS" } else { "plain HTTP" });
-        for s in run.segments.iter().filter(|s| s.measured) {
-            let figures = cpu_figures(s, ctx.standalone_cpu_us_per_sign);
-            if !figures.is_empty() {
-                println!("{}: {figures}", s.label);
-            }
+        for s in run.segments.iter().filter(|s| s.measured && s.server_cpu_us_per_request().is_some()) {
+            println!("{}: {}", s.label, report_run::cpu_line(s, ctx.standalone_cpu_us_per_sign));
         }
         Ok(run)
     })

@@ -147,7 +147,7 @@ pub fn run(opts: &ReportOptions) -> Result<Report, ReportError> {
     say(&format!("sweep (p99 target {} ms)", st.criteria.p99_target_ms));
     let steps =
         rt.block_on(sweep::run(&plan, &st.criteria, &target, &mix, &pool, &st.engine, &server, &mut |s| {
-            say(&format!("{}; {}", step_line(s), cpu_line(&s.result, before_one.cpu_us_per_sign)))
+            say(&format!("{}; {}", step_line(s), cpu_line(&s.result, Some(before_one.cpu_us_per_sign))))
         }));
     let capacity = sweep::knee(&steps).map(|k| k.result.goodput);
     let base = capacity.unwrap_or_else(|| sweep::saturated_goodput(&steps)).max(1.0);
@@ -175,7 +175,7 @@ pub fn run(opts: &ReportOptions) -> Result<Report, ReportError> {
         &server,
     ));
     if let Some(s) = &saturation {
-        say(&format!("{}; {}", step_line(s), cpu_line(&s.result, before_one.cpu_us_per_sign)));
+        say(&format!("{}; {}", step_line(s), cpu_line(&s.result, Some(before_one.cpu_us_per_sign))));
     }
     // Raw signing again right after the sweep, so that the issued/raw ratio compares figures
     // taken minutes apart at most; the machine is shared.
@@ -198,7 +198,7 @@ pub fn run(opts: &ReportOptions) -> Result<Report, ReportError> {
                 result.latency.p99_ms,
                 result.latency.p999_ms,
                 result.counts.failed(),
-                cpu_line(&result, before_one.cpu_us_per_sign)
+                cpu_line(&result, Some(before_one.cpu_us_per_sign))
             ));
             confirm.push(ConfirmRun { fraction, rate, result });
         }
@@ -344,7 +344,8 @@ async fn smoke(target: &Target, mix: &Mix, pool: &RequestPool) -> Result<usize, 
     Ok(size)
 }
 
-fn step_line(s: &sweep::SweepStep) -> String {
+/// One sweep step for the progress log.
+pub fn step_line(s: &sweep::SweepStep) -> String {
     format!(
         "  {:>8.0}/s: issued {:>7.0}/s, p50 {:>8.2} ms, p99 {:>8.2} ms, p99.9 {:>8.2} ms  {}",
         s.rate,
@@ -356,20 +357,27 @@ fn step_line(s: &sweep::SweepStep) -> String {
     )
 }
 
-/// segl's CPU per request with and without the HSM operation, both ways, for the progress log.
-pub fn cpu_line(s: &crate::record::SegmentRecord, standalone_cpu_us_per_sign: f64) -> String {
+/// segl's CPU per request with and without the HSM operation, for the progress log: by the
+/// C_Sign CPU segl counted, and by one C_Sign measured standalone when there is one.
+pub fn cpu_line(s: &crate::record::SegmentRecord, standalone_cpu_us_per_sign: Option<f64>) -> String {
     let Some(server) = s.server_cpu_us_per_request() else { return "segl CPU not measured".into() };
-    let standalone = super::cpu_excluding_hsm(server, standalone_cpu_us_per_sign, 1.0);
+    let mut out = format!("segl {server:.0} µs/request");
     match (s.hsm_cpu_us_per_signature(), s.cpu_us_excl_hsm_in_server()) {
-        (Some(sign), Some(excl)) => format!(
-            "segl {server:.0} µs/request; C_Sign {sign:.0} µs in the server vs {standalone_cpu_us_per_sign:.0} µs standalone; \
-             excl. HSM {excl:.0} µs (in-server) vs {standalone:.0} µs (standalone)"
-        ),
-        _ => format!(
-            "segl {server:.0} µs/request; excl. HSM {standalone:.0} µs (standalone C_Sign {standalone_cpu_us_per_sign:.0} µs; \
-             no C_Sign CPU from the server)"
-        ),
+        (Some(sign), Some(excl)) => {
+            out.push_str(&format!("; C_Sign {sign:.0} µs in the server; excl. HSM {excl:.0} µs (in-server)"));
+            if let Some((user, kernel)) = super::excl_hsm_user_kernel(s, excl) {
+                out.push_str(&format!(" = {user:.0} user + {kernel:.0} kernel"));
+            }
+        }
+        _ => out.push_str("; no C_Sign CPU from the server"),
     }
+    if let Some(sign) = standalone_cpu_us_per_sign {
+        out.push_str(&format!(
+            "; C_Sign {sign:.0} µs standalone; excl. HSM {:.0} µs (standalone)",
+            super::cpu_excluding_hsm(server, sign, 1.0)
+        ));
+    }
+    out
 }
 
 fn say(line: &str) {

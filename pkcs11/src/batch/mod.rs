@@ -17,6 +17,8 @@
 mod session;
 pub mod status;
 
+pub use session::thread_cpu_time;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;

@@ -176,9 +176,10 @@ impl SigningSession {
     }
 }
 
-/// CPU time of the calling thread so far (zero where the clock is unavailable): a software HSM
-/// spends the appliance's own cores, and capacity reports subtract exactly what it spent.
-fn thread_cpu_time() -> Duration {
+/// CPU time of the calling thread so far (zero where the clock is unavailable), the clock
+/// [`crate::SignerStats`] measures C_Sign with: a software HSM spends the appliance's own
+/// cores, and capacity reports subtract exactly what it spent.
+pub fn thread_cpu_time() -> Duration {
     nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID)
         .map(Duration::from)
         .unwrap_or_default()
