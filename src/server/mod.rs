@@ -2,6 +2,7 @@
 //! (plain HTTP, TLS) and its own HSM session; admission control in front of the exchanges;
 //! an admin listener on core 0; and the process lifecycle around them (reload, drain, systemd).
 
+pub mod accept;
 pub mod admin;
 pub mod admission;
 pub mod http;
@@ -281,11 +282,12 @@ async fn accept_loop<H: http::Handler + 'static>(
     handler: Rc<H>,
     env: Rc<CoreEnv>,
 ) {
-    while !env.lifecycle.is_draining() {
-        // Wake up now and then to notice a drain even when nobody connects.
-        let stream = match glommio::timer::timeout(Duration::from_millis(250), listener.accept()).await {
+    // Wake up now and then to notice a drain even when nobody connects.
+    let mut incoming =
+        accept::Incoming::new(&listener, Duration::from_millis(250), || env.lifecycle.is_draining());
+    while let Some(accepted) = incoming.next().await {
+        let stream = match accepted {
             Ok(s) => s,
-            Err(glommio::GlommioError::TimedOut(_)) => continue,
             Err(e) => {
                 // Running out of file descriptors must not end the core: back off and retry.
                 tracing::warn!(core = env.core, "accept failed: {e}");
