@@ -1,8 +1,9 @@
 //! Overload: offered load at three times what segl can sign, loopback only, bounded in time.
 //!
-//! One run measures capacity (closed loop), then offers 3× that open-loop (latency measured from
-//! the intended send time, so queueing is not hidden) and checks what issue "Serving at tax-day
-//! peak" promises: goodput ≥ 95 % of the capacity just measured, admitted requests answered
+//! Three times over, one run measures capacity (closed loop), then offers 3× that open-loop
+//! (latency measured from the intended send time, so queueing is not hidden); it checks what
+//! issue "Serving at tax-day peak" promises: goodput ≥ 95 % of the capacity measured just before
+//! (summed over the rounds), admitted requests answered
 //! within the deadline, refusals back in under 5 ms at p99, AKUT refused after RUTINE, and a
 //! flooding client not starving a well-behaved one. The figures are printed.
 //!
@@ -29,6 +30,12 @@ use tokio::sync::Mutex;
 
 const PATH: &str = "/sts/services/NewSecurityTokenService";
 const DEADLINE: Duration = Duration::from_millis(200);
+/// Capacity/overload pairs in the priority phase.
+const ROUNDS: u32 = 3;
+const CAPACITY_WINDOW: Duration = Duration::from_secs(2);
+const OVERLOAD_WINDOW: Duration = Duration::from_millis(3500);
+/// The start of each overload whose answers are not counted (the budget adapts to it).
+const OVERLOAD_WARMUP: Duration = Duration::from_millis(500);
 
 /// Requests without a message id (as unsealed sends them) may be posted many times; a medcom
 /// Priority header is added for admission control to read.
@@ -59,6 +66,16 @@ struct Tally {
     ok_sent: Vec<Duration>,
     shed_sent: Vec<Duration>,
     other: usize,
+}
+
+impl Tally {
+    fn append(&mut self, mut other: Tally) {
+        self.ok.append(&mut other.ok);
+        self.shed.append(&mut other.shed);
+        self.ok_sent.append(&mut other.ok_sent);
+        self.shed_sent.append(&mut other.shed_sent);
+        self.other += other.other;
+    }
 }
 
 struct Connections {
@@ -269,40 +286,61 @@ fn at_three_times_capacity_goodput_holds_and_refusals_are_fast_fair_and_by_prior
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let conns = Arc::new(Connections { addr: server.addr, idle: Mutex::new(Vec::new()) });
-        // Warm up (connections, caches, the admission rate meters), then measure.
+        // Warm up (connections, caches, the admission rate meters).
         capacity(conns.clone(), flood_rutine.clone(), 64, Duration::from_secs(2)).await;
-        // The best of two closed-loop runs: a weak measurement would make 95 % easy.
-        // Fewer connections than the admission budget, so that closed loop never sheds; one
-        // long run, since the comparison below is only as steady as this reference.
-        let cpu0 = server.cpu_seconds();
-        let cap = capacity(conns.clone(), flood_rutine.clone(), 64, Duration::from_secs(6)).await;
-        let cap_per_cpu = cap * 6.0 / (server.cpu_seconds() - cpu0).max(0.01);
-        println!("capacity (closed loop, 64 connections, 6 s): {cap:.0}/s, {cap_per_cpu:.0} cards per server CPU-second");
-        assert!(cap > 50.0, "capacity {cap:.0}/s is implausibly low:\n{}", server.log());
 
-        // Priority: one client offers 3× capacity, a tenth of it AKUT.
-        let secs = 6.0;
-        let warmup = Duration::from_secs(1);
-        let counted = secs - warmup.as_secs_f64();
-        let cpu0 = server.cpu_seconds();
-        let (mut rutine, mut akut) = tokio::join!(
-            open_loop(conns.clone(), flood_rutine.clone(), cap * 2.7, Duration::from_secs_f64(secs), warmup),
-            open_loop(conns.clone(), flood_akut.clone(), cap * 0.3, Duration::from_secs_f64(secs), warmup),
-        );
+        // Rounds of: capacity (closed loop), then one client offering 3× that, a tenth of it
+        // AKUT. Each overload is compared with the capacity measured just before it, and the
+        // rounds are summed: this shared machine's speed drifts by more than 5 % within seconds,
+        // so one pair alone measures the neighbours as much as segl.
+        // Closed loop uses fewer connections than the admission budget, so it never sheds.
+        let (mut rutine, mut akut) = (Tally::default(), Tally::default());
+        let (mut capacity_cards, mut goodput_cards) = (0.0, 0.0);
+        // For cards per server CPU-second: what refusing costs the server.
+        let (mut closed_loop_cards, mut cap_cpu) = (0.0, 0.0);
+        let (mut overload_all_ok, mut overload_cpu) = (0.0, 0.0);
+        let mut cap = 0.0;
+        for round in 1..=ROUNDS {
+            let cpu0 = server.cpu_seconds();
+            let round_cap = capacity(conns.clone(), flood_rutine.clone(), 64, CAPACITY_WINDOW).await;
+            cap_cpu += server.cpu_seconds() - cpu0;
+            closed_loop_cards += round_cap * CAPACITY_WINDOW.as_secs_f64();
+            assert!(round_cap > 50.0, "capacity {round_cap:.0}/s is implausibly low:\n{}", server.log());
+            cap = round_cap;
+            let cpu0 = server.cpu_seconds();
+            let (r, a) = tokio::join!(
+                open_loop(conns.clone(), flood_rutine.clone(), cap * 2.7, OVERLOAD_WINDOW, OVERLOAD_WARMUP),
+                open_loop(conns.clone(), flood_akut.clone(), cap * 0.3, OVERLOAD_WINDOW, OVERLOAD_WARMUP),
+            );
+            overload_cpu += server.cpu_seconds() - cpu0;
+            let counted = (OVERLOAD_WINDOW - OVERLOAD_WARMUP).as_secs_f64();
+            let ok = (r.ok.len() + a.ok.len()) as f64;
+            println!(
+                "round {round}: capacity {cap:.0}/s (closed loop, 64 connections, {CAPACITY_WINDOW:?}); at 3x {:.0}/s issued = {:.1} %",
+                ok / counted,
+                100.0 * ok / counted / cap
+            );
+            capacity_cards += cap * counted;
+            goodput_cards += ok;
+            // The whole phase's cards (warm-up included), as its CPU covers them all.
+            overload_all_ok += ok * OVERLOAD_WINDOW.as_secs_f64() / counted;
+            rutine.append(r);
+            akut.append(a);
+        }
+        let counted = ROUNDS as f64 * (OVERLOAD_WINDOW - OVERLOAD_WARMUP).as_secs_f64();
         report("3x RUTINE", &mut rutine, counted);
         report("3x AKUT", &mut akut, counted);
-        let server_cpu = server.cpu_seconds() - cpu0;
-        let goodput = (rutine.ok.len() + akut.ok.len()) as f64 / counted;
-        // Issued cards per second of server CPU over the whole 3x phase (warm-up included, so
-        // all of its cards count too): shows what refusing costs the server.
-        let all_ok = (rutine.ok.len() + akut.ok.len()) as f64 * secs / counted;
-        let per_cpu = all_ok / server_cpu.max(0.01);
+        let cap_per_cpu = closed_loop_cards / cap_cpu.max(0.01);
+        let per_cpu = overload_all_ok / overload_cpu.max(0.01);
         println!(
-            "goodput at 3x: {goodput:.0}/s = {:.1} % of capacity; {per_cpu:.0} cards per server CPU-second = {:.1} % of capacity's {cap_per_cpu:.0}",
-            100.0 * goodput / cap,
+            "goodput at 3x over {ROUNDS} rounds: {goodput_cards:.0} cards where the capacity just measured would issue {capacity_cards:.0} = {:.1} %; {per_cpu:.0} cards per server CPU-second = {:.1} % of closed loop's {cap_per_cpu:.0}",
+            100.0 * goodput_cards / capacity_cards,
             100.0 * per_cpu / cap_per_cpu
         );
-        assert!(goodput >= 0.95 * cap, "goodput {goodput:.0}/s < 95 % of capacity {cap:.0}/s");
+        assert!(
+            goodput_cards >= 0.95 * capacity_cards,
+            "goodput {goodput_cards:.0} cards < 95 % of the {capacity_cards:.0} the capacity just measured would issue"
+        );
         assert_eq!(rutine.other + akut.other, 0, "answers other than 200/503");
         // Admitted requests within the deadline, as segl is accountable for it: from the last
         // byte read to the response ready (segl_request_duration_seconds).
@@ -337,7 +375,11 @@ fn at_three_times_capacity_goodput_holds_and_refusals_are_fast_fair_and_by_prior
         assert!(rate(&akut) >= 0.9, "AKUT admitted only {:.1} %", 100.0 * rate(&akut));
         assert!(rate(&rutine) < 0.5 && rate(&akut) > 2.0 * rate(&rutine));
 
-        // Fairness: a flood at 3× capacity beside a client asking for a tenth of capacity.
+        // Fairness: a flood at 3× capacity (the last one measured) beside a client asking for a
+        // tenth of capacity.
+        let secs = 6.0;
+        let warmup = Duration::from_secs(1);
+        let counted = secs - warmup.as_secs_f64();
         let (mut flood, mut good) = tokio::join!(
             open_loop(conns.clone(), flood_rutine.clone(), cap * 3.0, Duration::from_secs_f64(secs), warmup),
             open_loop(conns.clone(), polite.clone(), cap * 0.1, Duration::from_secs_f64(secs), warmup),

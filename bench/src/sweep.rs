@@ -64,7 +64,8 @@ impl Criteria {
 pub struct SweepPlan {
     /// Rates tried first, ascending.
     pub rates: Vec<f64>,
-    /// After the listed rates pass, the rate is multiplied by this until a step fails.
+    /// After the listed rates pass, the rate is multiplied by this until a step fails (≤ 1:
+    /// only the listed rates are tried).
     pub growth: f64,
     /// Highest rate tried.
     pub max_rate: f64,
@@ -115,8 +116,18 @@ pub async fn run(
     server: &ServerProbe,
     on_step: &mut dyn FnMut(&SweepStep),
 ) -> Vec<SweepStep> {
-    let mut steps: Vec<SweepStep> = Vec::new();
     let step = |rate: f64| run_step(rate, plan, criteria, target, mix, pool, opts, server);
+    sweep_with(plan, &step, on_step).await
+}
+
+/// The sweep's choice of rates, whatever runs a step: the listed rates, then growth until a
+/// step fails, then bisection between the last good and the first bad rate.
+async fn sweep_with<F, Fut>(plan: &SweepPlan, step: &F, on_step: &mut dyn FnMut(&SweepStep)) -> Vec<SweepStep>
+where
+    F: Fn(f64) -> Fut,
+    Fut: std::future::Future<Output = Option<SweepStep>>,
+{
+    let mut steps: Vec<SweepStep> = Vec::new();
     let mut last_good: Option<f64> = None;
     let mut first_bad: Option<f64> = None;
     let mut rate_iter = plan.rates.clone().into_iter();
@@ -125,11 +136,12 @@ pub async fn run(
         if rate > plan.max_rate {
             break;
         }
-        let Some(s) = attempt(&step, rate, plan.retry_failed, on_step).await else { break };
+        let Some(s) = attempt(step, rate, plan.retry_failed, on_step).await else { break };
         steps.push(s.clone());
         if s.passed() {
             last_good = Some(rate);
-            next = rate_iter.next().or(Some(rate * plan.growth));
+            // A growth of 1 or less would repeat (or lower) the rate forever: the list ends it.
+            next = rate_iter.next().or((plan.growth > 1.0).then_some(rate * plan.growth));
         } else {
             first_bad = Some(rate);
             break;
@@ -141,7 +153,7 @@ pub async fn run(
             if mid <= good || mid >= bad {
                 break;
             }
-            let Some(s) = attempt(&step, mid, plan.retry_failed, on_step).await else { break };
+            let Some(s) = attempt(step, mid, plan.retry_failed, on_step).await else { break };
             steps.push(s.clone());
             if s.passed() {
                 good = mid;
@@ -259,6 +271,50 @@ mod tests {
         let s = futures_lite::future::block_on(attempt(&fake, 800.0, false, &mut |_| {})).unwrap();
         assert!(!s.passed());
         assert_eq!(tries.get(), 1);
+    }
+
+    fn plan(rates: &[f64], growth: f64, max_rate: f64) -> SweepPlan {
+        SweepPlan {
+            rates: rates.to_vec(),
+            growth,
+            max_rate,
+            refine: 2,
+            retry_failed: false,
+            warmup_secs: 0.0,
+            step_secs: 1.0,
+        }
+    }
+
+    /// The rates a sweep tries against a server whose p99 passes up to `knee` (at most 20 steps:
+    /// a runaway sweep ends there instead of hanging the test).
+    fn rates_tried(plan: &SweepPlan, knee: f64) -> Vec<f64> {
+        let runs = Cell::new(0);
+        let fake = |rate: f64| {
+            runs.set(runs.get() + 1);
+            let more = runs.get() <= 20;
+            async move { more.then(|| step(rate, if rate <= knee { 20.0 } else { 500.0 })) }
+        };
+        let mut tried = Vec::new();
+        futures_lite::future::block_on(sweep_with(plan, &fake, &mut |s| tried.push(s.rate)));
+        tried
+    }
+
+    #[test]
+    fn rates_grow_past_the_list_until_a_step_fails_then_bisect() {
+        assert_eq!(
+            rates_tried(&plan(&[100.0, 200.0], 2.0, 10_000.0), 700.0),
+            [100.0, 200.0, 400.0, 800.0, 600.0, 700.0]
+        );
+        // The ceiling stops growth even while steps pass.
+        assert_eq!(rates_tried(&plan(&[100.0], 2.0, 500.0), 10_000.0), [100.0, 200.0, 400.0]);
+    }
+
+    #[test]
+    fn a_growth_of_one_or_less_tries_only_the_listed_rates() {
+        // It used to repeat the last rate forever while the server kept up.
+        for growth in [1.0, 0.5] {
+            assert_eq!(rates_tried(&plan(&[100.0, 200.0], growth, f64::MAX), 10_000.0), [100.0, 200.0]);
+        }
     }
 
     #[test]

@@ -23,7 +23,10 @@
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::sync::LazyLock;
 use std::time::{Duration, Instant};
+
+use memchr::memmem::Finder;
 
 /// DGWS message priority.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Deserialize)]
@@ -60,9 +63,11 @@ impl Priority {
     /// Reads `medcom:Priority` from the raw request, without parsing it: the first
     /// `…Priority>VALUE<` in the bytes before the SOAP Body (the header is where DGWS puts it).
     pub fn scan(body: &[u8]) -> Option<Priority> {
-        let header_end = memchr::memmem::find(body, b"Body").unwrap_or(body.len().min(8192));
+        static BODY: Needle = LazyLock::new(|| Finder::new(b"Body"));
+        static PRIORITY: Needle = LazyLock::new(|| Finder::new(b"Priority>"));
+        let header_end = BODY.find(body).unwrap_or(body.len().min(8192));
         let head = &body[..header_end];
-        let at = memchr::memmem::find(head, b"Priority>")? + b"Priority>".len();
+        let at = PRIORITY.find(head)? + b"Priority>".len();
         let value = &head[at..];
         let end = memchr::memchr(b'<', value)?;
         match value[..end].trim_ascii() {
@@ -73,6 +78,10 @@ impl Priority {
         }
     }
 }
+
+/// A byte string searched for in every request: its searcher is built once, not per call
+/// (building one per `memmem::find` showed in the refusal path's profile).
+type Needle = LazyLock<Finder<'static>>;
 
 /// Who a request comes from, for fairness.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -110,10 +119,13 @@ impl ClientKey {
 /// The value of the `medcom:CareProviderID` attribute with NameFormat cvrnumber, read from the
 /// raw bytes (`…CareProviderID" NameFormat="medcom:cvrnumber">…<…AttributeValue>CVR<`).
 fn scan_cvr(body: &[u8]) -> Option<String> {
-    let at = memchr::memmem::find(body, b"CareProviderID\"")?;
+    static CARE_PROVIDER: Needle = LazyLock::new(|| Finder::new(b"CareProviderID\""));
+    static CVR_FORMAT: Needle = LazyLock::new(|| Finder::new(b"cvrnumber"));
+    static VALUE: Needle = LazyLock::new(|| Finder::new(b"AttributeValue>"));
+    let at = CARE_PROVIDER.find(body)?;
     let rest = &body[at..body.len().min(at + 300)];
-    memchr::memmem::find(rest, b"cvrnumber")?;
-    let value_at = memchr::memmem::find(rest, b"AttributeValue>")? + b"AttributeValue>".len();
+    CVR_FORMAT.find(rest)?;
+    let value_at = VALUE.find(rest)? + b"AttributeValue>".len();
     let value = &rest[value_at..];
     let end = memchr::memchr(b'<', value)?;
     let cvr = value[..end].trim_ascii();
