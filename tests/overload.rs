@@ -251,6 +251,33 @@ fn histogram(admin: SocketAddr, name: &str, le: &str, labels: &[&str]) -> (u64, 
     )
 }
 
+/// The signatures segl's signer made and the CPU it spent in C_Sign (from `/metrics`).
+struct HsmCpu {
+    signatures: f64,
+    cpu_seconds: f64,
+}
+
+impl HsmCpu {
+    fn read(server: &Server) -> HsmCpu {
+        let metrics = server.metrics();
+        HsmCpu {
+            signatures: common::metric_sum(&metrics, "segl_hsm_signatures_total", &[]),
+            cpu_seconds: common::metric_sum(&metrics, "segl_hsm_sign_cpu_seconds_total", &[]),
+        }
+    }
+
+    fn since(&self, before: &HsmCpu) -> HsmCpu {
+        HsmCpu {
+            signatures: self.signatures - before.signatures,
+            cpu_seconds: self.cpu_seconds - before.cpu_seconds,
+        }
+    }
+
+    fn per_signature_us(&self) -> f64 {
+        1e6 * self.cpu_seconds / self.signatures.max(1.0)
+    }
+}
+
 /// Pins the calling thread to the machine's last CPU (segl's one executor is pinned to CPU 0).
 fn pin_generator() -> Option<usize> {
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
@@ -302,23 +329,36 @@ fn at_three_times_capacity_goodput_holds_and_refusals_are_fast_fair_and_by_prior
         let mut cap = 0.0;
         for round in 1..=ROUNDS {
             let cpu0 = server.cpu_seconds();
+            let hsm0 = HsmCpu::read(&server);
             let round_cap = capacity(conns.clone(), flood_rutine.clone(), 64, CAPACITY_WINDOW).await;
-            cap_cpu += server.cpu_seconds() - cpu0;
+            let closed_cpu = server.cpu_seconds() - cpu0;
+            let closed_hsm = HsmCpu::read(&server).since(&hsm0);
+            cap_cpu += closed_cpu;
             closed_loop_cards += round_cap * CAPACITY_WINDOW.as_secs_f64();
             assert!(round_cap > 50.0, "capacity {round_cap:.0}/s is implausibly low:\n{}", server.log());
             cap = round_cap;
             let cpu0 = server.cpu_seconds();
+            let hsm0 = HsmCpu::read(&server);
             let (r, a) = tokio::join!(
                 open_loop(conns.clone(), flood_rutine.clone(), cap * 2.7, OVERLOAD_WINDOW, OVERLOAD_WARMUP),
                 open_loop(conns.clone(), flood_akut.clone(), cap * 0.3, OVERLOAD_WINDOW, OVERLOAD_WARMUP),
             );
-            overload_cpu += server.cpu_seconds() - cpu0;
+            let overload_round_cpu = server.cpu_seconds() - cpu0;
+            let overload_hsm = HsmCpu::read(&server).since(&hsm0);
+            overload_cpu += overload_round_cpu;
             let counted = (OVERLOAD_WINDOW - OVERLOAD_WARMUP).as_secs_f64();
             let ok = (r.ok.len() + a.ok.len()) as f64;
+            // Where a card's CPU went: C_Sign per signature, and segl's own work per card (its
+            // refusals included) = the server's CPU minus C_Sign, over the cards signed.
+            let own = |cpu: f64, hsm: &HsmCpu| 1e6 * (cpu - hsm.cpu_seconds) / hsm.signatures.max(1.0);
             println!(
-                "round {round}: capacity {cap:.0}/s (closed loop, 64 connections, {CAPACITY_WINDOW:?}); at 3x {:.0}/s issued = {:.1} %",
+                "round {round}: capacity {cap:.0}/s (closed loop, 64 connections, {CAPACITY_WINDOW:?}; C_Sign {:.0} µs, segl's own {:.0} µs per card); at 3x {:.0}/s issued = {:.1} % (C_Sign {:.0} µs, segl's own {:.0} µs per card)",
+                closed_hsm.per_signature_us(),
+                own(closed_cpu, &closed_hsm),
                 ok / counted,
-                100.0 * ok / counted / cap
+                100.0 * ok / counted / cap,
+                overload_hsm.per_signature_us(),
+                own(overload_round_cpu, &overload_hsm),
             );
             capacity_cards += cap * counted;
             goodput_cards += ok;
