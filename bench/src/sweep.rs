@@ -104,19 +104,29 @@ impl SweepStep {
     }
 }
 
+/// What every step sends, how, to whom, and whose CPU it watches.
+#[derive(Clone, Copy)]
+pub struct StepLoad<'a> {
+    /// Where requests go.
+    pub target: &'a Target,
+    /// Endpoints by weight.
+    pub mix: &'a Arc<Mix>,
+    /// The pre-signed requests.
+    pub pool: &'a Arc<RequestPool>,
+    /// Connections, timeouts, TLS.
+    pub engine: &'a EngineOptions,
+    /// The server's CPU and C_Sign counters.
+    pub server: &'a ServerProbe,
+}
+
 /// Runs the sweep. `on_step` sees each step as it completes.
-#[allow(clippy::too_many_arguments)]
 pub async fn run(
     plan: &SweepPlan,
     criteria: &Criteria,
-    target: &Target,
-    mix: &Arc<Mix>,
-    pool: &Arc<RequestPool>,
-    opts: &EngineOptions,
-    server: &ServerProbe,
+    load: StepLoad<'_>,
     on_step: &mut dyn FnMut(&SweepStep),
 ) -> Vec<SweepStep> {
-    let step = |rate: f64| run_step(rate, plan, criteria, target, mix, pool, opts, server);
+    let step = |rate: f64| run_step(rate, plan, criteria, load);
     sweep_with(plan, &step, on_step).await
 }
 
@@ -189,23 +199,19 @@ where
 }
 
 /// Runs one step: a warm-up at `rate`, then `plan.step_secs` measured.
-#[allow(clippy::too_many_arguments)]
 pub async fn run_step(
     rate: f64,
     plan: &SweepPlan,
     criteria: &Criteria,
-    target: &Target,
-    mix: &Arc<Mix>,
-    pool: &Arc<RequestPool>,
-    opts: &EngineOptions,
-    server: &ServerProbe,
+    load: StepLoad<'_>,
 ) -> Option<SweepStep> {
     let schedule = Schedule::new(vec![
         Segment::steady("warm-up", plan.warmup_secs, rate).warmup(),
         Segment::steady(format!("{rate:.0}/s"), plan.step_secs, rate),
     ]);
     let label = format!("step {rate:.0}/s");
-    let run = engine::run(&schedule, target, mix, pool, opts, server, &label).await;
+    let run =
+        engine::run(&schedule, load.target, load.mix, load.pool, load.engine, load.server, &label).await;
     let result = run.segments.into_iter().nth(1)?;
     let measured: Vec<_> =
         run.seconds.iter().skip(plan.warmup_secs.ceil() as usize).take(plan.step_secs as usize).collect();

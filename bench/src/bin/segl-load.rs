@@ -345,22 +345,20 @@ fn main() -> ExitCode {
             let criteria = Criteria { p99_target_ms, ..default_criteria() };
             let needed = (plan.rates.iter().sum::<f64>() * (step_secs + warmup_secs)) as usize;
             with_load(&load, needed, |ctx| {
-                let steps = ctx.rt.block_on(sweep::run(
-                    &plan,
-                    &criteria,
-                    &ctx.target,
-                    &ctx.mix,
-                    &ctx.pool,
-                    &ctx.engine,
-                    &ctx.server,
-                    &mut |s| {
-                        eprintln!(
-                            "{}; {}",
-                            report_run::step_line(s),
-                            report_run::cpu_line(&s.result, ctx.standalone_cpu_us_per_sign)
-                        )
-                    },
-                ));
+                let load = sweep::StepLoad {
+                    target: &ctx.target,
+                    mix: &ctx.mix,
+                    pool: &ctx.pool,
+                    engine: &ctx.engine,
+                    server: &ctx.server,
+                };
+                let steps = ctx.rt.block_on(sweep::run(&plan, &criteria, load, &mut |s| {
+                    eprintln!(
+                        "{}; {}",
+                        report_run::step_line(s),
+                        report_run::cpu_line(&s.result, ctx.standalone_cpu_us_per_sign)
+                    )
+                }));
                 match sweep::knee(&steps) {
                     Some(k) => println!(
                         "knee: {:.0} issued/s at p99 ≤ {p99_target_ms} ms (offered {:.0}/s)",

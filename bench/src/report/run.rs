@@ -20,7 +20,7 @@ use crate::probe::{self, ServerProbe};
 use crate::procfs::MachineInfo;
 use crate::profiles::{self, TaxDay};
 use crate::servers::{ChildServer, ServerError};
-use crate::sweep::{self, Criteria, SweepPlan};
+use crate::sweep::{self, Criteria, StepLoad, SweepPlan};
 use crate::tls::{self, TlsFiles, TlsFilesError};
 
 /// What the report command was given.
@@ -145,10 +145,10 @@ pub fn run(opts: &ReportOptions) -> Result<Report, ReportError> {
         server.metrics = None;
     }
     say(&format!("sweep (p99 target {} ms)", st.criteria.p99_target_ms));
-    let steps =
-        rt.block_on(sweep::run(&plan, &st.criteria, &target, &mix, &pool, &st.engine, &server, &mut |s| {
-            say(&format!("{}; {}", step_line(s), cpu_line(&s.result, Some(before_one.cpu_us_per_sign))))
-        }));
+    let load = StepLoad { target: &target, mix: &mix, pool: &pool, engine: &st.engine, server: &server };
+    let steps = rt.block_on(sweep::run(&plan, &st.criteria, load, &mut |s| {
+        say(&format!("{}; {}", step_line(s), cpu_line(&s.result, Some(before_one.cpu_us_per_sign))))
+    }));
     let capacity = sweep::knee(&steps).map(|k| k.result.goodput);
     let base = capacity.unwrap_or_else(|| sweep::saturated_goodput(&steps)).max(1.0);
     match capacity {
@@ -164,16 +164,7 @@ pub fn run(opts: &ReportOptions) -> Result<Report, ReportError> {
     let cpu_bound = cores as f64 * 1e6 / before_one.cpu_us_per_sign.max(1.0);
     let sat_rate = (sat_base.max(before_all.per_sec).max(cpu_bound) * st.saturation_factor).round();
     say(&format!("saturation: one step at {sat_rate:.0}/s"));
-    let saturation = rt.block_on(sweep::run_step(
-        sat_rate,
-        &plan,
-        &st.criteria,
-        &target,
-        &mix,
-        &pool,
-        &st.engine,
-        &server,
-    ));
+    let saturation = rt.block_on(sweep::run_step(sat_rate, &plan, &st.criteria, load));
     if let Some(s) = &saturation {
         say(&format!("{}; {}", step_line(s), cpu_line(&s.result, Some(before_one.cpu_us_per_sign))));
     }
@@ -268,19 +259,12 @@ pub fn run(opts: &ReportOptions) -> Result<Report, ReportError> {
     };
     let ceiling_criteria = Criteria { max_shed_rate: 0.0, ..st.criteria };
     let dummy_target = Target::plain(dummy.addr);
+    let dummy_probe = ServerProbe::pid(Some(dummy.pid()));
+    let dummy_load = StepLoad { target: &dummy_target, server: &dummy_probe, ..load };
     let mut ceiling = Vec::new();
     for m in &st.ceiling_multiples {
         let rate = (m * base).round();
-        let step = rt.block_on(sweep::run_step(
-            rate,
-            &ceiling_plan,
-            &ceiling_criteria,
-            &dummy_target,
-            &mix,
-            &pool,
-            &st.engine,
-            &ServerProbe::pid(Some(dummy.pid())),
-        ));
+        let step = rt.block_on(sweep::run_step(rate, &ceiling_plan, &ceiling_criteria, dummy_load));
         if let Some(step) = step {
             say(&step_line(&step));
             ceiling.push(step);
