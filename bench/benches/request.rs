@@ -1,7 +1,8 @@
 //! The DGWS request path piece by piece, in-process and without the network: parse, exclusive
 //! c14n + digest of the card, signature verification, certificate-chain validation, building
 //! and emitting the STS card, the HSM signature (SoftHSM), and the whole request through
-//! `segl::exchange::serve`. Each reports time per operation.
+//! `segl::exchange::serve`. Each reports time per operation. `rsa_verify_only` is the floor any
+//! STS pays to check a card: the RSA public-key operation on its SignedInfo, nothing else.
 //!
 //! Runs on a private SoftHSM state made under `target/` (as the end-to-end tests do).
 
@@ -16,7 +17,7 @@ use segl::signing::StsKey;
 use segl::token::{ns, CardType, IdCard};
 use segl::xml::c14n;
 use segl::xml::dsig::algorithm::{DigestAlgorithm, SignatureAlgorithm};
-use segl::xml::dsig::verify_enveloped;
+use segl::xml::dsig::{verify_enveloped, SignerKey};
 use segl::xml::Document;
 use segl_bench::fixture::PrivateState;
 use segl_bench::pool::RequestPool;
@@ -55,6 +56,17 @@ fn bench(c: &mut Criterion) {
         })
     });
     g.bench_function("verify_signature", |b| b.iter(|| verify_enveloped(&doc, signature).is_ok()));
+    // The floor of any STS that checks the card: the RSA public-key operation alone, on the
+    // card's own canonical SignedInfo and signature, the key parsed once (as segl's per-core
+    // signer cache keeps it).
+    let signed_info = doc.child(signature, ns::DS, "SignedInfo").expect("SignedInfo");
+    let signed_info = c14n::exclusive_to_vec(&doc, signed_info, None, &[]);
+    let value = doc.child(signature, ns::DS, "SignatureValue").expect("SignatureValue");
+    let value: String = doc.text(value).split_whitespace().collect();
+    let value = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, value).expect("base64");
+    let key = SignerKey::from_certificate(&verified.certificate_der, verified.algorithm).expect("key");
+    assert!(key.verify(2048, &signed_info, &value).is_ok(), "the card's signature verifies");
+    g.bench_function("rsa_verify_only", |b| b.iter(|| key.verify(2048, &signed_info, &value).is_ok()));
     g.bench_function("validate_certificate_chain", |b| {
         b.iter(|| ctx.shared.policy().trust.validate(&verified.certificate_der, now).is_ok())
     });
