@@ -251,30 +251,44 @@ fn histogram(admin: SocketAddr, name: &str, le: &str, labels: &[&str]) -> (u64, 
     )
 }
 
-/// The signatures segl's signer made and the CPU it spent in C_Sign (from `/metrics`).
-struct HsmCpu {
-    signatures: f64,
+/// The server's CPU so far, and of it what its signer spent in C_Sign and on how many
+/// signatures (from `/proc` and `/metrics`).
+struct Spent {
     cpu_seconds: f64,
+    hsm_cpu_seconds: f64,
+    signatures: f64,
 }
 
-impl HsmCpu {
-    fn read(server: &Server) -> HsmCpu {
+impl Spent {
+    fn read(server: &Server) -> Spent {
         let metrics = server.metrics();
-        HsmCpu {
+        Spent {
+            cpu_seconds: server.cpu_seconds(),
+            hsm_cpu_seconds: common::metric_sum(&metrics, "segl_hsm_sign_cpu_seconds_total", &[]),
             signatures: common::metric_sum(&metrics, "segl_hsm_signatures_total", &[]),
-            cpu_seconds: common::metric_sum(&metrics, "segl_hsm_sign_cpu_seconds_total", &[]),
         }
     }
 
-    fn since(&self, before: &HsmCpu) -> HsmCpu {
-        HsmCpu {
-            signatures: self.signatures - before.signatures,
+    fn since(&self, before: &Spent) -> Spent {
+        Spent {
             cpu_seconds: self.cpu_seconds - before.cpu_seconds,
+            hsm_cpu_seconds: self.hsm_cpu_seconds - before.hsm_cpu_seconds,
+            signatures: self.signatures - before.signatures,
         }
     }
+}
 
-    fn per_signature_us(&self) -> f64 {
-        1e6 * self.cpu_seconds / self.signatures.max(1.0)
+/// Where a card's CPU went: C_Sign per signature, and segl's own work per card (its refusals
+/// included) = the server's CPU minus C_Sign, over the cards signed.
+impl std::fmt::Display for Spent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let cards = self.signatures.max(1.0);
+        write!(
+            f,
+            "C_Sign {:.0} µs, segl's own {:.0} µs per card",
+            1e6 * self.hsm_cpu_seconds / cards,
+            1e6 * (self.cpu_seconds - self.hsm_cpu_seconds) / cards
+        )
     }
 }
 
@@ -309,7 +323,7 @@ fn at_three_times_capacity_goodput_holds_and_refusals_are_fast_fair_and_by_prior
     let flood_akut = pool(Identity::Moces, "20921897", "AKUT", 16);
     let polite = pool(Identity::RegionMoces, "29190909", "RUTINE", 16);
 
-    // One thread for the load: it competes with the server for the same two cores.
+    // One thread for the load, on the CPU it was pinned to above.
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let conns = Arc::new(Connections { addr: server.addr, idle: Mutex::new(Vec::new()) });
@@ -324,41 +338,30 @@ fn at_three_times_capacity_goodput_holds_and_refusals_are_fast_fair_and_by_prior
         let (mut rutine, mut akut) = (Tally::default(), Tally::default());
         let (mut capacity_cards, mut goodput_cards) = (0.0, 0.0);
         // For cards per server CPU-second: what refusing costs the server.
-        let (mut closed_loop_cards, mut cap_cpu) = (0.0, 0.0);
+        let (mut closed_loop_cards, mut closed_loop_cpu) = (0.0, 0.0);
         let (mut overload_all_ok, mut overload_cpu) = (0.0, 0.0);
         let mut cap = 0.0;
         for round in 1..=ROUNDS {
-            let cpu0 = server.cpu_seconds();
-            let hsm0 = HsmCpu::read(&server);
-            let round_cap = capacity(conns.clone(), flood_rutine.clone(), 64, CAPACITY_WINDOW).await;
-            let closed_cpu = server.cpu_seconds() - cpu0;
-            let closed_hsm = HsmCpu::read(&server).since(&hsm0);
-            cap_cpu += closed_cpu;
-            closed_loop_cards += round_cap * CAPACITY_WINDOW.as_secs_f64();
-            assert!(round_cap > 50.0, "capacity {round_cap:.0}/s is implausibly low:\n{}", server.log());
-            cap = round_cap;
-            let cpu0 = server.cpu_seconds();
-            let hsm0 = HsmCpu::read(&server);
+            let before = Spent::read(&server);
+            cap = capacity(conns.clone(), flood_rutine.clone(), 64, CAPACITY_WINDOW).await;
+            let closed = Spent::read(&server).since(&before);
+            assert!(cap > 50.0, "capacity {cap:.0}/s is implausibly low:\n{}", server.log());
+            closed_loop_cpu += closed.cpu_seconds;
+            closed_loop_cards += cap * CAPACITY_WINDOW.as_secs_f64();
+
+            let before = Spent::read(&server);
             let (r, a) = tokio::join!(
                 open_loop(conns.clone(), flood_rutine.clone(), cap * 2.7, OVERLOAD_WINDOW, OVERLOAD_WARMUP),
                 open_loop(conns.clone(), flood_akut.clone(), cap * 0.3, OVERLOAD_WINDOW, OVERLOAD_WARMUP),
             );
-            let overload_round_cpu = server.cpu_seconds() - cpu0;
-            let overload_hsm = HsmCpu::read(&server).since(&hsm0);
-            overload_cpu += overload_round_cpu;
+            let overload = Spent::read(&server).since(&before);
+            overload_cpu += overload.cpu_seconds;
             let counted = (OVERLOAD_WINDOW - OVERLOAD_WARMUP).as_secs_f64();
             let ok = (r.ok.len() + a.ok.len()) as f64;
-            // Where a card's CPU went: C_Sign per signature, and segl's own work per card (its
-            // refusals included) = the server's CPU minus C_Sign, over the cards signed.
-            let own = |cpu: f64, hsm: &HsmCpu| 1e6 * (cpu - hsm.cpu_seconds) / hsm.signatures.max(1.0);
             println!(
-                "round {round}: capacity {cap:.0}/s (closed loop, 64 connections, {CAPACITY_WINDOW:?}; C_Sign {:.0} µs, segl's own {:.0} µs per card); at 3x {:.0}/s issued = {:.1} % (C_Sign {:.0} µs, segl's own {:.0} µs per card)",
-                closed_hsm.per_signature_us(),
-                own(closed_cpu, &closed_hsm),
+                "round {round}: capacity {cap:.0}/s (closed loop, 64 connections, {CAPACITY_WINDOW:?}; {closed}); at 3x {:.0}/s issued = {:.1} % ({overload})",
                 ok / counted,
                 100.0 * ok / counted / cap,
-                overload_hsm.per_signature_us(),
-                own(overload_round_cpu, &overload_hsm),
             );
             capacity_cards += cap * counted;
             goodput_cards += ok;
@@ -370,7 +373,7 @@ fn at_three_times_capacity_goodput_holds_and_refusals_are_fast_fair_and_by_prior
         let counted = ROUNDS as f64 * (OVERLOAD_WINDOW - OVERLOAD_WARMUP).as_secs_f64();
         report("3x RUTINE", &mut rutine, counted);
         report("3x AKUT", &mut akut, counted);
-        let cap_per_cpu = closed_loop_cards / cap_cpu.max(0.01);
+        let cap_per_cpu = closed_loop_cards / closed_loop_cpu.max(0.01);
         let per_cpu = overload_all_ok / overload_cpu.max(0.01);
         println!(
             "goodput at 3x over {ROUNDS} rounds: {goodput_cards:.0} cards where the capacity just measured would issue {capacity_cards:.0} = {:.1} %; {per_cpu:.0} cards per server CPU-second = {:.1} % of closed loop's {cap_per_cpu:.0}",
