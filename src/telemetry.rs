@@ -4,7 +4,8 @@ use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
-/// Requests by endpoint and outcome (`issued`, `refused`, `shed`).
+/// Requests by endpoint and outcome (`issued`, `refused`, `shed` by admission control,
+/// `expired`: admitted, but refused because its signature had not started by its deadline).
 pub const REQUESTS: &str = "segl_requests_total";
 /// Latency of admitted requests by endpoint, from the request's last byte read to its response
 /// being ready to send, in seconds.
@@ -42,6 +43,8 @@ pub const SIGNER_BATCHES: &str = "segl_signer_batches_total";
 pub const SIGNER_BATCHED: &str = "segl_signer_batched_signatures_total";
 /// Largest batch so far.
 pub const SIGNER_MAX_BATCH: &str = "segl_signer_max_batch";
+/// Signatures not started because their request's deadline was passing while they queued.
+pub const SIGNER_EXPIRED: &str = "segl_signer_expired_total";
 /// Signatures made by the HSM.
 pub const HSM_SIGNATURES: &str = "segl_hsm_signatures_total";
 /// Signing operations that failed.
@@ -70,6 +73,7 @@ pub fn publish_signer(core: usize, s: &segl_pkcs11::SignerStatsSnapshot) {
     metrics::counter!(SIGNER_BATCHES, "core" => c()).absolute(s.batches);
     metrics::counter!(SIGNER_BATCHED, "core" => c()).absolute(s.batched_ops);
     metrics::gauge!(SIGNER_MAX_BATCH, "core" => c()).set(s.max_batch as f64);
+    metrics::counter!(SIGNER_EXPIRED, "core" => c()).absolute(s.expired);
     metrics::counter!(HSM_SIGNATURES, "core" => c()).absolute(s.ops);
     metrics::counter!(HSM_ERRORS, "core" => c()).absolute(s.errors);
     metrics::counter!(HSM_RETRIES, "core" => c()).absolute(s.retries);

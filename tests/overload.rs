@@ -312,7 +312,7 @@ fn at_three_times_capacity_goodput_holds_and_refusals_are_fast_fair_and_by_prior
     }
     let server = Server::start_with(|t| {
         *t = t
-            .replace("deadline_ms = 200", &format!("deadline_ms = {}", DEADLINE.as_millis()))
+            .replace(common::TEST_DEADLINE, &format!("deadline_ms = {}", DEADLINE.as_millis()))
             .replace("# cores = 2 ", "cores = 1 ")
     });
     match pin_generator() {
@@ -380,10 +380,8 @@ fn at_three_times_capacity_goodput_holds_and_refusals_are_fast_fair_and_by_prior
             100.0 * goodput_cards / capacity_cards,
             100.0 * per_cpu / cap_per_cpu
         );
-        assert!(
-            goodput_cards >= 0.95 * capacity_cards,
-            "goodput {goodput_cards:.0} cards < 95 % of the {capacity_cards:.0} the capacity just measured would issue"
-        );
+        // Asserted last, after every other figure is printed and checked.
+        let goodput_held = goodput_cards >= 0.95 * capacity_cards;
         assert_eq!(rutine.other + akut.other, 0, "answers other than 200/503");
         // Admitted requests within the deadline, as segl is accountable for it: from the last
         // byte read to the response ready (segl_request_duration_seconds).
@@ -393,9 +391,17 @@ fn at_three_times_capacity_goodput_holds_and_refusals_are_fast_fair_and_by_prior
             "0.2",
             &["endpoint=\"NewSecurityTokenService\""],
         );
+        // Admitted requests whose signature had not started by 9/10 of the deadline are
+        // refused then instead of signed late; they count as answered in time.
+        let expired = common::metric_sum(
+            &server.metrics(),
+            "segl_requests_total",
+            &["endpoint=\"NewSecurityTokenService\"", "outcome=\"expired\""],
+        );
         println!(
-            "admitted within the 200 ms deadline (server side): {in_time} of {admitted} = {:.2} %",
-            100.0 * in_time as f64 / admitted.max(1) as f64
+            "admitted within the 200 ms deadline (server side): {in_time} of {admitted} = {:.2} % ({} of them refused after queueing past 9/10 of it)",
+            100.0 * in_time as f64 / admitted.max(1) as f64,
+            expired as u64
         );
         assert!(
             admitted > 0 && in_time as f64 >= 0.99 * admitted as f64,
@@ -432,6 +438,10 @@ fn at_three_times_capacity_goodput_holds_and_refusals_are_fast_fair_and_by_prior
         println!("polite client admitted {:.1} %, flood {:.1} %", 100.0 * rate(&good), 100.0 * rate(&flood));
         assert_eq!(flood.other + good.other, 0, "answers other than 200/503");
         assert!(rate(&good) >= 0.9, "the well-behaved client got only {:.1} %", 100.0 * rate(&good));
+        assert!(
+            goodput_held,
+            "goodput {goodput_cards:.0} cards < 95 % of the {capacity_cards:.0} the capacity just measured would issue"
+        );
     });
     let metrics = server.metrics();
     let admission: Vec<&str> = metrics.lines().filter(|l| l.starts_with("segl_admission_total")).collect();

@@ -76,10 +76,13 @@ fn admin_endpoints_report_health_readiness_and_metrics() {
 fn a_request_beyond_the_deadline_budget_gets_503_retry_after_and_a_soap_fault_at_once() {
     // A 1 ms deadline: once the cores have measured their rate, little more than the warm-up
     // allowance fits, and a burst of concurrent requests must be partly refused.
-    let server = Server::start_with(|t| *t = t.replace("deadline_ms = 200", "deadline_ms = 1"));
+    let server = Server::start_with(|t| *t = t.replace(common::TEST_DEADLINE, "deadline_ms = 1"));
     let body = reusable_request();
+    // Warm-up, one at a time so admission measures the cores' rate. Most are refused anyway: a
+    // signature must start within 0.9 ms of the request's arrival (see the next test).
     for _ in 0..10 {
-        assert_eq!(server.post(NEW, &body).status, 200);
+        let status = server.post(NEW, &body).status;
+        assert!(status == 200 || status == 503, "{status}");
     }
     std::thread::sleep(Duration::from_millis(300));
     let server = Arc::new(server);
@@ -116,24 +119,75 @@ fn a_request_beyond_the_deadline_budget_gets_503_retry_after_and_a_soap_fault_at
     assert!(common::metric_sum(&metrics, "segl_admission_total", &["decision=\"shed\""]) >= 1.0);
 }
 
+#[test]
+fn after_a_stall_queued_requests_are_refused_at_once_instead_of_signed_late() {
+    // A stall made with a real mechanism: the whole server is stopped (SIGSTOP) for twice the
+    // 200 ms deadline while 24 clients keep it busy, as a descheduled VM or a hung HSM would.
+    // What had been read and was waiting to be signed is past its deadline when the server
+    // runs again: it must get a 503 at once, and the HSM must not sign it.
+    let (server, audit) = server_with_own_audit("audit-stall", 200);
+    let stop = Arc::new(AtomicBool::new(false));
+    let replies = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = replies.clone();
+    let clients = clients_back_to_back(&server, 24, &stop, move |reply| kept.lock().unwrap().push(reply));
+    std::thread::sleep(Duration::from_millis(1000));
+    server.signal("STOP");
+    std::thread::sleep(Duration::from_millis(400));
+    server.signal("CONT");
+    std::thread::sleep(Duration::from_millis(1000));
+    stop.store(true, Ordering::Relaxed);
+    clients.into_iter().for_each(|c| c.join().unwrap());
+
+    let replies = replies.lock().unwrap();
+    let statuses: Vec<u16> = replies.iter().map(|r| r.status).collect();
+    assert!(statuses.iter().all(|s| *s == 200 || *s == 503), "{statuses:?}");
+    let expired: Vec<_> = replies.iter().filter(|r| r.text().contains("queued past its deadline")).collect();
+    let count = |status| statuses.iter().filter(|s| **s == status).count();
+    assert!(
+        !expired.is_empty(),
+        "no request was refused for waiting past its deadline ({} answered 200, {} 503)",
+        count(200),
+        count(503)
+    );
+    for reply in &expired {
+        assert_eq!(reply.status, 503);
+        assert_eq!(reply.header("retry-after"), Some("1"));
+        assert!(reply.text().contains("<faultcode>soapenv:Server</faultcode>"), "{}", reply.text());
+    }
+    let metrics = server.metrics();
+    let outcome = common::metric_sum(&metrics, "segl_requests_total", &["outcome=\"expired\""]);
+    let not_signed = common::metric_sum(&metrics, "segl_signer_expired_total", &[]);
+    assert_eq!(outcome, expired.len() as f64, "{metrics}");
+    assert!(not_signed >= outcome, "{metrics}");
+    assert_eq!(common::metric_sum(&metrics, "segl_hsm_errors_total", &[]), 0.0, "not an HSM failure");
+    // The cards were read and checked before they waited: each refusal is audited as one.
+    let refused = audit_records(&audit)
+        .into_iter()
+        .filter(|r| r["outcome"] == "refused" && r["reason"].as_str().unwrap_or("").contains("deadline"))
+        .count();
+    assert_eq!(refused, expired.len());
+    // And the server goes on signing.
+    assert_eq!(server.post(NEW, &request()).status, 200);
+}
+
 // ---- reload ----
 
-/// Posts requests back to back until `stop`; counts failures (anything but 200).
+/// Posts requests back to back until `stop`; keeps the answers other than 200.
 fn steady_traffic(
     server: &Server,
     stop: Arc<AtomicBool>,
-) -> std::thread::JoinHandle<(usize, usize, Vec<String>)> {
+) -> std::thread::JoinHandle<(usize, Vec<String>, Vec<String>)> {
     let addr = server.addr;
     let body = reusable_request();
     std::thread::spawn(move || {
-        let (mut ok, mut failed, mut issuers) = (0, 0, Vec::new());
+        let (mut ok, mut failed, mut issuers) = (0, Vec::new(), Vec::new());
         while !stop.load(Ordering::Relaxed) {
             let reply = common::post_to(addr, NEW, &body);
             if reply.status == 200 {
                 ok += 1;
                 issuers.push(issued_card(&reply.body).issuer);
             } else {
-                failed += 1;
+                failed.push(format!("{}: {}", reply.status, reply.text()));
             }
         }
         (ok, failed, issuers)
@@ -173,7 +227,12 @@ fn a_valid_change_takes_effect_on_file_change_and_sighup_without_dropped_request
     std::thread::sleep(Duration::from_millis(300));
     stop.store(true, Ordering::Relaxed);
     let (ok, failed, issuers) = traffic.join().unwrap();
-    assert_eq!(failed, 0, "requests failed during reload ({ok} succeeded)");
+    assert!(
+        failed.is_empty(),
+        "{} requests failed during reload ({ok} succeeded), the first: {}",
+        failed.len(),
+        failed[0]
+    );
     assert!(ok > 10 && issuers.first().map(String::as_str) == Some("SEGL-DEV-STS"));
     assert_eq!(issuers.last().map(String::as_str), Some("SEGL-RELOADED-2"));
     assert!(server.log().contains("configuration reloaded"));
@@ -222,6 +281,42 @@ fn config_check_runs_the_same_validation_offline() {
 
 // ---- audit ----
 
+/// A server whose audit log is a file of its own (under `dir`), and that file; its request
+/// deadline is `deadline_ms`.
+fn server_with_own_audit(dir: &str, deadline_ms: u64) -> (Server, PathBuf) {
+    let audit = env().dir.join(dir).join("audit.jsonl");
+    let server_audit = audit.clone();
+    let server = Server::start_with(move |t| {
+        *t = t.replace(common::TEST_DEADLINE, &format!("deadline_ms = {deadline_ms}")).replace(
+            &format!("path = \"{}\"", env().dir.join("audit/segl-audit.jsonl").display()),
+            &format!("path = \"{}\"", server_audit.display()),
+        )
+    });
+    (server, audit)
+}
+
+/// `n` clients posting a reusable request back to back (a connection each) until `stop` or
+/// the server is gone, handing every reply to `on_reply`.
+fn clients_back_to_back(
+    server: &Server,
+    n: usize,
+    stop: &Arc<AtomicBool>,
+    on_reply: impl Fn(common::Reply) + Clone + Send + 'static,
+) -> Vec<std::thread::JoinHandle<()>> {
+    (0..n)
+        .map(|_| {
+            let (addr, stop, on_reply) = (server.addr, stop.clone(), on_reply.clone());
+            let body = reusable_request();
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let Some(reply) = common::try_post_to(addr, NEW, &body) else { break };
+                    on_reply(reply);
+                }
+            })
+        })
+        .collect()
+}
+
 fn audit_records(path: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
@@ -232,30 +327,15 @@ fn audit_records(path: &Path) -> Vec<serde_json::Value> {
 
 #[test]
 fn in_sync_mode_every_answered_request_is_on_disk_after_kill_9() {
-    let audit = env().dir.join("audit-crash").join("audit.jsonl");
-    let server_audit = audit.clone();
-    let mut server = Server::start_with(move |t| {
-        *t = t.replace(
-            &format!("path = \"{}\"", env().dir.join("audit/segl-audit.jsonl").display()),
-            &format!("path = \"{}\"", server_audit.display()),
-        )
-    });
+    let (mut server, audit) = server_with_own_audit("audit-crash", 5000);
     let stop = Arc::new(AtomicBool::new(false));
     let answered = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let clients: Vec<_> = (0..4)
-        .map(|_| {
-            let (addr, stop, answered) = (server.addr, stop.clone(), answered.clone());
-            let body = reusable_request();
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    let Some(reply) = common::try_post_to(addr, NEW, &body) else { break };
-                    if reply.status == 200 {
-                        answered.lock().unwrap().push(issued_card(&reply.body).id_card_id);
-                    }
-                }
-            })
-        })
-        .collect();
+    let kept = answered.clone();
+    let clients = clients_back_to_back(&server, 4, &stop, move |reply| {
+        if reply.status == 200 {
+            kept.lock().unwrap().push(issued_card(&reply.body).id_card_id);
+        }
+    });
     std::thread::sleep(Duration::from_millis(1500));
     server.kill_9();
     stop.store(true, Ordering::Relaxed);

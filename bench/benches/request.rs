@@ -80,7 +80,7 @@ fn bench(c: &mut Criterion) {
     });
     let digest = DigestAlgorithm::Sha1.digest(b"SignedInfo");
     g.bench_function("hsm_sign_softhsm", |b| {
-        b.iter(|| block_on(ctx.signer.sign_digest(&credential, DigestAlgorithm::Sha1, &digest)).is_ok())
+        b.iter(|| block_on(ctx.signer.sign_digest(&credential, DigestAlgorithm::Sha1, &digest, None)).is_ok())
     });
     // Distinct requests (cards and message ids), so no cache that may land can flatter it.
     let pool = RequestPool::build(&client, 64, 2, &|| {}).expect("request pool").0;
@@ -90,6 +90,7 @@ fn bench(c: &mut Criterion) {
                 &ctx,
                 "/sts/services/NewSecurityTokenService",
                 pool.take(),
+                None,
                 None,
             ));
             assert_eq!(outcome.status, 200, "{}", String::from_utf8_lossy(&outcome.body));

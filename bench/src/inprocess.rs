@@ -66,7 +66,7 @@ pub fn measure(config: &Config, pool: &RequestPool, requests: u64) -> Result<InP
         async move {
             let cpu0 = procfs::thread_cpu_ns().unwrap_or(0);
             for _ in 0..n {
-                ctx.signer.sign_digest(credential, DigestAlgorithm::Sha1, digest).await?;
+                ctx.signer.sign_digest(credential, DigestAlgorithm::Sha1, digest, None).await?;
             }
             Ok::<u64, SigningError>(procfs::thread_cpu_ns().unwrap_or(0).saturating_sub(cpu0))
         }
@@ -77,7 +77,7 @@ pub fn measure(config: &Config, pool: &RequestPool, requests: u64) -> Result<InP
             let mut not_issued = 0;
             let cpu0 = procfs::thread_cpu_ns().unwrap_or(0);
             for _ in 0..n {
-                if segl::exchange::serve(ctx, path, pool.take(), None).await.status != 200 {
+                if segl::exchange::serve(ctx, path, pool.take(), None, None).await.status != 200 {
                     not_issued += 1;
                 }
             }

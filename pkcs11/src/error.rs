@@ -47,6 +47,10 @@ pub enum Pkcs11Error {
     /// The signer was shut down while the operation waited.
     #[error("the signer stopped before the operation completed")]
     SignerStopped,
+    /// The operation was not started: the instant by which it had to start passed while it
+    /// waited `waited` in the signer's queue (its answer would have come too late to be of use).
+    #[error("not signed: its deadline passed after {waited:?} in the signer's queue")]
+    Expired { waited: std::time::Duration },
 }
 
 /// How far the effect of a failed operation reaches.
@@ -74,7 +78,7 @@ impl Pkcs11Error {
     /// What a failed signing operation says about the session it ran on.
     pub fn scope(&self) -> FaultScope {
         match self {
-            Self::DigestLength { .. } | Self::NotRsa { .. } => FaultScope::Request,
+            Self::DigestLength { .. } | Self::NotRsa { .. } | Self::Expired { .. } => FaultScope::Request,
             Self::KeyNotFound { .. } | Self::Unavailable { .. } | Self::SignerStopped => FaultScope::Session,
             _ => match self.rv() {
                 Some(RvError::KeyHandleInvalid | RvError::ObjectHandleInvalid) => FaultScope::KeyHandle,

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aws_lc_rs::digest;
 use aws_lc_rs::signature::{UnparsedPublicKey, RSA_PKCS1_2048_8192_SHA256};
@@ -235,4 +235,72 @@ fn wrong_digest_length_fails_only_that_request() {
         .unwrap()
         .join()
         .unwrap();
+}
+
+#[test]
+fn a_job_still_queued_at_its_start_by_instant_is_answered_expired_and_not_signed() {
+    let _serial = serial();
+    let Some(f) = fixture() else { return };
+    for mode in [SignerMode::Inline, SignerMode::Pipelined] {
+        let status = Arc::new(HsmStatus::default());
+        let config = BatchConfig { mode, sessions: 1, max_batch: 64, name: format!("expiry {mode:?}") };
+        let (signer, driver) = BatchSigner::open(&f.token, &config, status).unwrap();
+        let public = f.public_pkcs1.clone();
+        LocalExecutorBuilder::new(Placement::Unbound)
+            .spawn(move || async move {
+                glommio::spawn_local(driver.run()).detach();
+                let signer = std::rc::Rc::new(signer);
+                let key: Arc<str> = Arc::from(KEY);
+                let d = digest::digest(&digest::SHA256, b"late");
+
+                // Already past: answered without asking the HSM.
+                let past = Some(Instant::now() - Duration::from_millis(1));
+                let err =
+                    signer.sign_before(&key, HashAlgorithm::Sha256, d.as_ref(), past).await.unwrap_err();
+                assert!(matches!(err, segl_pkcs11::Pkcs11Error::Expired { .. }), "{mode:?}: {err}");
+                let s = signer.stats().snapshot();
+                assert_eq!((s.ops, s.expired, s.errors, s.queue_depth), (0, 1, 0, 0), "{mode:?}: {s:?}");
+
+                // Twenty requests queued at once on one session, each to start within 4 ms:
+                // a SoftHSM signature takes about a millisecond, so the first few are signed
+                // (and verify) and the rest expire in the queue instead of being signed late.
+                let start_by = Some(Instant::now() + Duration::from_millis(4));
+                let tasks: Vec<_> = (0..20)
+                    .map(|n| {
+                        let (signer, key, public) = (signer.clone(), key.clone(), public.clone());
+                        glommio::spawn_local(async move {
+                            let msg = format!("queued {n}");
+                            let d = digest::digest(&digest::SHA256, msg.as_bytes());
+                            let result =
+                                signer.sign_before(&key, HashAlgorithm::Sha256, d.as_ref(), start_by).await;
+                            if let Ok(sig) = &result {
+                                UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, &public)
+                                    .verify(msg.as_bytes(), sig)
+                                    .expect("signature verifies");
+                            }
+                            result
+                                .map(|_| ())
+                                .map_err(|e| matches!(e, segl_pkcs11::Pkcs11Error::Expired { .. }))
+                        })
+                    })
+                    .collect();
+                let (mut signed, mut expired) = (0, 0);
+                for t in tasks {
+                    match t.await {
+                        Ok(()) => signed += 1,
+                        Err(true) => expired += 1,
+                        Err(false) => panic!("{mode:?}: an error other than Expired"),
+                    }
+                }
+                assert!(signed >= 1 && expired >= 1, "{mode:?}: {signed} signed, {expired} expired");
+                let s = signer.stats().snapshot();
+                assert_eq!((s.ops, s.expired, s.errors), (signed, 1 + expired, 0), "{mode:?}: {s:?}");
+
+                // No start-by instant: signed however long it waited.
+                signer.sign_before(&key, HashAlgorithm::Sha256, d.as_ref(), None).await.expect("signs");
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+    }
 }

@@ -10,6 +10,7 @@
 
 use base64::engine::general_purpose::STANDARD as B64;
 use std::sync::Arc;
+use std::time::Instant;
 
 use base64::Engine;
 use bytes::Bytes;
@@ -73,10 +74,12 @@ pub async fn issue(
     endpoint: DgwsEndpoint,
     body: Bytes,
     now: Timestamp,
+    sign_by: Option<Instant>,
 ) -> Result<Issued, Box<Refused>> {
     let mut correlation = Correlation::fresh(now);
     let mut audit = AuditTrail::default();
-    match issue_card(ctx, endpoint, body, now, &mut correlation, &mut audit).await {
+    let when = RequestTime { now, sign_by };
+    match issue_card(ctx, endpoint, body, when, &mut correlation, &mut audit).await {
         Ok(response) => Ok(Issued { response, correlation, audit }),
         Err(error) => Err(Box::new(Refused { error, correlation, audit })),
     }
@@ -89,13 +92,13 @@ async fn issue_card(
     ctx: &CoreContext,
     endpoint: DgwsEndpoint,
     body: Bytes,
-    now: Timestamp,
+    when: RequestTime,
     correlation: &mut Correlation,
     audit: &mut AuditTrail,
 ) -> Result<Vec<u8>, RequestError> {
     let policy = ctx.shared.policy();
     let doc = ctx.parse(body, &policy.limits)?;
-    let result = issue_parsed(ctx, &policy, endpoint, &doc, now, correlation, audit).await;
+    let result = issue_parsed(ctx, &policy, endpoint, &doc, when, correlation, audit).await;
     ctx.recycle(doc);
     result
 }
@@ -106,10 +109,11 @@ async fn issue_parsed(
     policy: &Policy,
     endpoint: DgwsEndpoint,
     doc: &Document,
-    now: Timestamp,
+    when: RequestTime,
     correlation: &mut Correlation,
     audit: &mut AuditTrail,
 ) -> Result<Vec<u8>, RequestError> {
+    let RequestTime { now, sign_by } = when;
     let request = read_request(doc)?;
     if let Some(id) = &request.message_id {
         correlation.message_id = id.clone();
@@ -127,8 +131,10 @@ async fn issue_parsed(
     let credential = ctx.signer.credential();
     audit.key = Some(credential.key_label.to_string());
     let unsigned = issued.prepare_signature(ISSUED_SIGNATURE, &credential.certificate_b64);
-    let value =
-        ctx.signer.sign_digest(&credential, ISSUED_SIGNATURE.digest(), unsigned.signed_info_digest()).await;
+    let value = ctx
+        .signer
+        .sign_digest(&credential, ISSUED_SIGNATURE.digest(), unsigned.signed_info_digest(), sign_by)
+        .await;
     let value = value.inspect_err(|_| {
         // The failure is segl's: the client may resend the same message.
         if let Some(key) = &replay_key {
@@ -137,6 +143,13 @@ async fn issue_parsed(
     })?;
     let signed = unsigned.finish(&value);
     Ok(soap::issue_response(correlation, now, &signed, &policy.config.sts.issuer))
+}
+
+/// When a request is served, and by when its signature must have started (`None`: no deadline).
+#[derive(Clone, Copy)]
+struct RequestTime {
+    now: Timestamp,
+    sign_by: Option<Instant>,
 }
 
 /// The parts of the envelope the response echoes, the card element, and how many signatures

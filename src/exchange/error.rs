@@ -104,7 +104,21 @@ pub enum RequestError {
     Audit(crate::audit::AuditError),
     /// The HSM could not sign.
     #[error("the STS could not sign the token: {0}")]
-    Signing(#[from] SigningError),
+    Signing(SigningError),
+}
+
+impl From<SigningError> for RequestError {
+    /// A signature that had not started by its request's deadline was never asked of the HSM:
+    /// that is an overload refusal (503, Retry-After), not a failure of the HSM.
+    fn from(error: SigningError) -> Self {
+        match error {
+            SigningError::Hsm(segl_pkcs11::Pkcs11Error::Expired { .. }) => RequestError::Overloaded {
+                reason: super::EXPIRED_REASON,
+                retry_after_secs: super::SHED_RETRY_AFTER_SECS,
+            },
+            other => RequestError::Signing(other),
+        }
+    }
 }
 
 /// A SOAP fault code.

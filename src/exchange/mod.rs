@@ -231,12 +231,16 @@ pub struct Outcome {
     pub body: Vec<u8>,
 }
 
-/// Serves one POST to `path` from `peer`.
+/// Serves one POST to `path` from `peer`. A request whose signature has not started by
+/// `sign_by` (it waited that long behind others) is refused as overloaded (503) instead of
+/// signed: its answer would come after its deadline, and the HSM's time is better spent on a
+/// request that can still be answered in time.
 pub async fn serve(
     ctx: &CoreContext,
     path: &str,
     body: bytes::Bytes,
     peer: Option<std::net::SocketAddr>,
+    sign_by: Option<std::time::Instant>,
 ) -> Outcome {
     let now = Timestamp::now();
     let Some(endpoint) = Endpoint::from_path(path) else {
@@ -244,7 +248,7 @@ pub async fn serve(
     };
     let actor = |ctx: &CoreContext| ctx.shared.policy().config.sts.fault_actor.clone();
     match endpoint {
-        Endpoint::Dgws(which) => match dgws::issue(ctx, which, body, now).await {
+        Endpoint::Dgws(which) => match dgws::issue(ctx, which, body, now, sign_by).await {
             Ok(issued) => {
                 let record = issued.audit.issued(endpoint.name(), now, peer);
                 // A token whose audit record cannot be written is not released.
@@ -326,6 +330,10 @@ pub fn shed(ctx: &CoreContext, reason: &'static str, now: Timestamp) -> Outcome 
 /// What a shed request is told to wait before retrying (the `Retry-After` header says the same).
 pub const SHED_RETRY_AFTER_SECS: u32 = 1;
 
+/// The overload reason of an admitted request whose signature had not started when its
+/// deadline was about to pass (see [`serve`]'s `sign_by`).
+pub const EXPIRED_REASON: &str = "queued past its deadline";
+
 /// A refusal envelope of admission control, reused for one second (see [`shed`]).
 struct ShedFault {
     second: i64,
@@ -336,7 +344,10 @@ struct ShedFault {
 
 fn log_refusal(what: &str, error: &RequestError) {
     let (code, status) = error.fault();
-    if error.is_internal() {
+    if matches!(error, RequestError::Overloaded { .. }) {
+        // At peak these come by the thousand a second: the metrics count them by reason.
+        tracing::debug!(endpoint = what, fault = %code.qname(), status, "request refused: {error}");
+    } else if error.is_internal() {
         tracing::error!(endpoint = what, fault = %code.qname(), status, "request failed: {error}");
     } else {
         tracing::warn!(endpoint = what, fault = %code.qname(), status, "request refused: {error}");

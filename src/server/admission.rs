@@ -186,6 +186,8 @@ struct RateMeter {
 const WINDOW: Duration = Duration::from_millis(250);
 /// Until the core has measured itself, this many requests may be in flight.
 const WARMUP_IN_FLIGHT: usize = 8;
+/// The part of the deadline kept for signing and answering (see [`Admission::sign_by`]).
+const ANSWERING_SHARE: f64 = 0.1;
 /// The part of a priority's budget that only clients below their fair share may use.
 const RESERVED_FOR_FAIR_SHARES: f64 = 0.25;
 
@@ -289,6 +291,16 @@ impl Admission {
             return f64::INFINITY;
         }
         meter.rate * self.deadline.as_secs_f64()
+    }
+
+    /// The latest instant at which the signature of a request received at `received` may
+    /// start: its deadline less a tenth of it, kept for signing and answering (a SoftHSM
+    /// signature takes about a millisecond, the audit log's group commit a few). An admitted
+    /// request still waiting then is refused rather than answered late: admission trusts an
+    /// estimate of the core's rate, and a stall (a descheduled VM, a slow HSM) can make the
+    /// estimate wrong for a moment.
+    pub fn sign_by(&self, received: Instant) -> Instant {
+        received + self.deadline.mul_f64(1.0 - ANSWERING_SHARE)
     }
 
     /// Requests admitted and not yet complete.

@@ -395,15 +395,26 @@ impl http::Handler for StsHandler {
             .increment(1);
         let lifecycle = &self.env.lifecycle;
         lifecycle.in_flight.fetch_add(1, Ordering::SeqCst);
-        let outcome = exchange::serve(&self.ctx, &request.path, request.body, request.connection.peer).await;
+        let sign_by = self.admission.sign_by(request_received);
+        let outcome =
+            exchange::serve(&self.ctx, &request.path, request.body, request.connection.peer, Some(sign_by))
+                .await;
         lifecycle.in_flight.fetch_sub(1, Ordering::SeqCst);
         drop(ticket);
-        let result = if outcome.status == 200 { "issued" } else { "refused" };
+        let result = match outcome.status {
+            200 => "issued",
+            // Admitted, but its signature had not started by `sign_by`.
+            503 => "expired",
+            _ => "refused",
+        };
         metrics::counter!(telemetry::REQUESTS, "endpoint" => endpoint.name(), "outcome" => result)
             .increment(1);
         metrics::histogram!(telemetry::REQUEST_SECONDS, "endpoint" => endpoint.name())
             .record(request_received.elapsed().as_secs_f64());
         let mut response = soap_response(outcome);
+        if response.status == 503 {
+            response.headers.push(("Retry-After", exchange::SHED_RETRY_AFTER_SECS.to_string()));
+        }
         response.close = lifecycle.is_draining();
         response
     }

@@ -157,14 +157,16 @@ impl CoreSigner {
         self.current.load_full()
     }
 
-    /// Signs a digest (as a PKCS#1 DigestInfo) with the key of `credential`.
+    /// Signs a digest (as a PKCS#1 DigestInfo) with the key of `credential`, unless it is
+    /// still queued at `start_by` (then `Pkcs11Error::Expired`, and the HSM is not asked).
     pub async fn sign_digest(
         &self,
         credential: &StsCredential,
         alg: DigestAlgorithm,
         digest: &[u8],
+        start_by: Option<std::time::Instant>,
     ) -> Result<Vec<u8>, SigningError> {
-        Ok(self.signer.sign(&credential.key_label, alg.hsm(), digest).await?)
+        Ok(self.signer.sign_before(&credential.key_label, alg.hsm(), digest, start_by).await?)
     }
 
     /// The certificates published now (active, next, recently retired).

@@ -66,6 +66,11 @@ impl TestEnv {
 }
 
 /// A running `segl serve`, killed on drop.
+/// The request deadline of test servers, as its configuration line: long, so that on a machine
+/// busy with the other tests a slow answer is not refused as overload (503). Tests about
+/// deadlines replace this line.
+pub const TEST_DEADLINE: &str = "deadline_ms = 5000";
+
 pub struct Server {
     child: Child,
     /// Where it listens.
@@ -104,7 +109,9 @@ impl Server {
         let mut text = env
             .config_text
             .replace("127.0.0.1:8080", &format!("{ip}:{port}"))
-            .replace("127.0.0.1:9090", &format!("{ip}:{admin_port}"));
+            .replace("127.0.0.1:9090", &format!("{ip}:{admin_port}"))
+            .replace("deadline_ms = 200", TEST_DEADLINE);
+        assert!(text.contains(TEST_DEADLINE), "the configuration no longer sets deadline_ms = 200");
         edit(&mut text);
         let config_path = env.dir.join(format!("segl-{port}.toml"));
         std::fs::write(&config_path, text).unwrap();

@@ -10,6 +10,11 @@
 //!   thread fed through one crossbeam channel; the driver splits each batch over the workers,
 //!   so K operations are in flight and the executor never blocks on the network.
 //!
+//! A request may say by when its signature must start ([`BatchSigner::sign_before`]): one still
+//! queued after that is answered [`Pkcs11Error::Expired`] instead of signed, so after a stall
+//! (a slow HSM, a descheduled VM) the HSM's time goes to requests that can still be answered in
+//! time rather than to answers nobody waits for.
+//!
 //! The driver is a plain future (no executor types), run by whichever executor owns the core.
 //! A failed operation on a lost session is retried once on a healthy session (pipelined: any
 //! other worker; inline: the core's session after reopening it), else answered with the error.
@@ -21,7 +26,7 @@ pub use session::thread_cpu_time;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_channel::{mpsc, oneshot};
 use futures_lite::StreamExt;
@@ -58,6 +63,9 @@ struct Job {
     key: Arc<str>,
     digest_info: Vec<u8>,
     retried: bool,
+    queued_at: Instant,
+    /// Not signed if it has not started by then.
+    start_by: Option<Instant>,
     reply: oneshot::Sender<Result<Vec<u8>, Pkcs11Error>>,
 }
 
@@ -66,6 +74,21 @@ impl Job {
         stats.done(result.is_ok());
         // The requester may have gone away (connection closed); the signature is then unused.
         let _ = self.reply.send(result);
+    }
+
+    /// Answers the job `Expired` instead of signing it if its start-by instant has passed;
+    /// otherwise hands it back to be signed.
+    fn unless_expired(self, stats: &SignerStats) -> Option<Job> {
+        let now = Instant::now();
+        match self.start_by {
+            Some(start_by) if now > start_by => {
+                stats.expired();
+                let waited = now.duration_since(self.queued_at);
+                let _ = self.reply.send(Err(Pkcs11Error::Expired { waited }));
+                None
+            }
+            _ => Some(self),
+        }
     }
 }
 
@@ -144,6 +167,18 @@ impl BatchSigner {
         alg: HashAlgorithm,
         digest: &[u8],
     ) -> Result<Vec<u8>, Pkcs11Error> {
+        self.sign_before(key, alg, digest, None).await
+    }
+
+    /// As [`sign`](Self::sign), but answers [`Pkcs11Error::Expired`] without signing if the
+    /// operation is still queued at `start_by`.
+    pub async fn sign_before(
+        &self,
+        key: &Arc<str>,
+        alg: HashAlgorithm,
+        digest: &[u8],
+        start_by: Option<Instant>,
+    ) -> Result<Vec<u8>, Pkcs11Error> {
         let digest_info = digest_info(alg, digest).ok_or(Pkcs11Error::DigestLength {
             alg,
             expected: alg.output_len(),
@@ -151,7 +186,8 @@ impl BatchSigner {
         })?;
         let (reply, answer) = oneshot::channel();
         self.stats.queued();
-        let job = Job { key: key.clone(), digest_info, retried: false, reply };
+        let job =
+            Job { key: key.clone(), digest_info, retried: false, queued_at: Instant::now(), start_by, reply };
         if self.queue.unbounded_send(job).is_err() {
             self.stats.done(false);
             return Err(Pkcs11Error::SignerStopped);
@@ -195,6 +231,7 @@ impl SignerDriver {
                 Engine::Inline(session) => {
                     let mut held_since = std::time::Instant::now();
                     for job in batch {
+                        let Some(job) = job.unless_expired(&self.stats) else { continue };
                         let mut result = session.sign(&job.key, &job.digest_info);
                         if matches!(&result, Err(e) if e.scope() == FaultScope::Session) {
                             // The session was marked lost; its first reopen is immediate.
@@ -270,7 +307,8 @@ impl Worker {
         }
     }
 
-    fn process(&mut self, mut job: Job) {
+    fn process(&mut self, job: Job) {
+        let Some(mut job) = job.unless_expired(&self.stats) else { return };
         match self.session.sign(&job.key, &job.digest_info) {
             Err(e) if e.scope() == FaultScope::Session && !job.retried => {
                 job.retried = true;

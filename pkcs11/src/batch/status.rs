@@ -126,6 +126,7 @@ pub struct SignerStats {
     ops: AtomicU64,
     errors: AtomicU64,
     retries: AtomicU64,
+    expired: AtomicU64,
     hsm_nanos: AtomicU64,
     hsm_nanos_max: AtomicU64,
     hsm_cpu_nanos: AtomicU64,
@@ -148,6 +149,9 @@ pub struct SignerStatsSnapshot {
     pub errors: u64,
     /// Operations retried on another session.
     pub retries: u64,
+    /// Operations not started because their deadline passed in the queue (not errors: the
+    /// HSM was never asked).
+    pub expired: u64,
     /// Total time inside C_Sign.
     pub hsm_time: Duration,
     /// Longest C_Sign.
@@ -168,6 +172,7 @@ impl SignerStats {
             ops: self.ops.load(Relaxed),
             errors: self.errors.load(Relaxed),
             retries: self.retries.load(Relaxed),
+            expired: self.expired.load(Relaxed),
             hsm_time: Duration::from_nanos(self.hsm_nanos.load(Relaxed)),
             hsm_time_max: Duration::from_nanos(self.hsm_nanos_max.load(Relaxed)),
             hsm_cpu_time: Duration::from_nanos(self.hsm_cpu_nanos.load(Relaxed)),
@@ -183,6 +188,11 @@ impl SignerStats {
         if !ok {
             self.errors.fetch_add(1, Relaxed);
         }
+    }
+
+    pub(crate) fn expired(&self) {
+        self.queue_depth.fetch_sub(1, Relaxed);
+        self.expired.fetch_add(1, Relaxed);
     }
 
     pub(crate) fn batch(&self, size: usize) {
