@@ -34,6 +34,8 @@ pub const SIGNER_CACHE_ENTRIES: &str = "segl_signer_certificate_cache_entries";
 
 /// Times the audit log was synced to disk (records per sync shows how well group commit works).
 pub const AUDIT_SYNCS: &str = "segl_audit_syncs_total";
+/// How long each `fdatasync` of the audit log took (in `sync` mode, responses wait for it).
+pub const AUDIT_SYNC_SECONDS: &str = "segl_audit_sync_seconds";
 
 /// Signatures queued or in flight in a core's signer.
 pub const SIGNER_QUEUE: &str = "segl_signer_queue_depth";

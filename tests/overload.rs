@@ -403,6 +403,14 @@ fn at_three_times_capacity_goodput_holds_and_refusals_are_fast_fair_and_by_prior
             100.0 * in_time as f64 / admitted.max(1) as f64,
             expired as u64
         );
+        // In sync durability every response waits for the audit log's fdatasync.
+        let (quick_syncs, syncs) = histogram(server.admin, "segl_audit_sync_seconds", "0.02", &[]);
+        let (slow_syncs, _) = histogram(server.admin, "segl_audit_sync_seconds", "0.1", &[]);
+        println!(
+            "audit fdatasync: {syncs} in all, {} over 20 ms, {} over 100 ms",
+            syncs - quick_syncs,
+            syncs - slow_syncs
+        );
         assert!(
             admitted > 0 && in_time as f64 >= 0.99 * admitted as f64,
             "admitted p99 beyond the deadline: {in_time} of {admitted} in time"

@@ -53,6 +53,8 @@ fn admin_endpoints_report_health_readiness_and_metrics() {
         "{metrics}"
     );
     assert!(metrics.contains("segl_request_duration_seconds_bucket"), "{metrics}");
+    // The issued card's audit record was synced (sync durability) and the sync was timed.
+    assert!(common::metric_sum(&metrics, "segl_audit_sync_seconds_count", &[]) >= 1.0, "{metrics}");
     assert!(metrics.contains("segl_config_version 1"), "{metrics}");
     assert_eq!(get(server.admin, "/nope").0, 404);
     // The signer's figures are published by each core once a second.

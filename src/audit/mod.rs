@@ -210,7 +210,11 @@ struct Writer {
 impl Writer {
     fn sync(&self) -> std::io::Result<()> {
         self.syncs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.file.sync_data()
+        let started = Instant::now();
+        let synced = self.file.sync_data();
+        // In sync mode every waiting response waits this long: a slow disk shows here first.
+        metrics::histogram!(crate::telemetry::AUDIT_SYNC_SECONDS).record(started.elapsed().as_secs_f64());
+        synced
     }
 
     fn run(mut self) {
