@@ -411,9 +411,11 @@ fn at_three_times_capacity_goodput_holds_and_refusals_are_fast_fair_and_by_prior
             syncs - quick_syncs,
             syncs - slow_syncs
         );
+        // Without the expired ones (fast refusals), so that expiring more cannot make it easier.
+        let (served_in_time, served) = (in_time as f64 - expired, admitted as f64 - expired);
         assert!(
-            admitted > 0 && in_time as f64 >= 0.99 * admitted as f64,
-            "admitted p99 beyond the deadline: {in_time} of {admitted} in time"
+            served > 0.0 && served_in_time >= 0.99 * served,
+            "admitted p99 beyond the deadline: {served_in_time} of {served} served in time"
         );
         // Refusal latency as segl is accountable for it: from the request's last byte read to
         // the refusal ready to send (segl_shed_seconds). The client-side figures above also

@@ -76,12 +76,14 @@ fn admin_endpoints_report_health_readiness_and_metrics() {
 
 #[test]
 fn a_request_beyond_the_deadline_budget_gets_503_retry_after_and_a_soap_fault_at_once() {
-    // A 1 ms deadline: once the cores have measured their rate, little more than the warm-up
-    // allowance fits, and a burst of concurrent requests must be partly refused.
-    let server = Server::start_with(|t| *t = t.replace(common::TEST_DEADLINE, "deadline_ms = 1"));
+    // A 50 ms deadline: once the cores have measured their rate, little more than the warm-up
+    // allowance of 8 in flight per core fits, and admission must refuse part of a burst of 48
+    // concurrent requests before reading them. Long enough for one request at a time to be
+    // signed even in a debug build, so that the warm-up measures the rate (a request refused
+    // by the signer's deadline check, see the next test, is not counted in it).
+    let server = Server::start_with(|t| *t = t.replace(common::TEST_DEADLINE, "deadline_ms = 50"));
     let body = reusable_request();
-    // Warm-up, one at a time so admission measures the cores' rate. Most are refused anyway: a
-    // signature must start within 0.9 ms of the request's arrival (see the next test).
+    // Warm-up, one at a time so admission measures the cores' rate.
     for _ in 0..10 {
         let status = server.post(NEW, &body).status;
         assert!(status == 200 || status == 503, "{status}");
@@ -103,7 +105,14 @@ fn a_request_beyond_the_deadline_budget_gets_503_retry_after_and_a_soap_fault_at
         "{:?}",
         replies.iter().map(|r| r.status).collect::<Vec<_>>()
     );
-    assert!(!shed.is_empty(), "48 concurrent requests within a 1 ms deadline: some must be refused");
+    let by_admission =
+        shed.iter().filter(|r| r.text().contains("(capacity)") || r.text().contains("(fairness)"));
+    assert!(
+        by_admission.count() >= 1,
+        "48 concurrent requests within a 50 ms deadline: admission must refuse some"
+    );
+    // Every 503, whether admission or the signer's deadline check refused it, is the same
+    // kind of answer.
     for reply in shed {
         assert_eq!(reply.header("retry-after"), Some("1"));
         let doc = Document::parse(Bytes::copy_from_slice(&reply.body), &Limits::default()).unwrap();

@@ -127,9 +127,7 @@ async fn issue_parsed(
     let replay_key = remember_message_id(&ctx.shared, policy, &request, &accepted, now)?;
 
     let issued = issued_card(policy, endpoint, &accepted, now);
-    audit.issued_card_id = Some(issued.id_card_id.clone());
     let credential = ctx.signer.credential();
-    audit.key = Some(credential.key_label.to_string());
     let unsigned = issued.prepare_signature(ISSUED_SIGNATURE, &credential.certificate_b64);
     let value = ctx
         .signer
@@ -141,6 +139,9 @@ async fn issue_parsed(
             ctx.shared.replay.remove(key);
         }
     })?;
+    // Only a card that was signed is named in the audit record, with the key that signed it.
+    audit.issued_card_id = Some(issued.id_card_id.clone());
+    audit.key = Some(credential.key_label.to_string());
     let signed = unsigned.finish(&value);
     Ok(soap::issue_response(correlation, now, &signed, &policy.config.sts.issuer))
 }

@@ -40,6 +40,10 @@ pub enum RequestError {
     /// client already holds its fair share, or the server is shutting down.
     #[error("the STS is at capacity ({reason}); retry in {retry_after_secs} s")]
     Overloaded { reason: &'static str, retry_after_secs: u32 },
+    /// Admitted, but its signature had not started when its deadline was about to pass (the
+    /// HSM was not asked): answered at once rather than late.
+    #[error("the STS is at capacity (queued past its deadline, {} ms); retry in {} s", waited.as_millis(), super::SHED_RETRY_AFTER_SECS)]
+    QueuedPastDeadline { waited: std::time::Duration },
     /// The HTTP request itself is malformed.
     #[error("malformed HTTP request: {0}")]
     BadHttp(String),
@@ -112,10 +116,9 @@ impl From<SigningError> for RequestError {
     /// that is an overload refusal (503, Retry-After), not a failure of the HSM.
     fn from(error: SigningError) -> Self {
         match error {
-            SigningError::Hsm(segl_pkcs11::Pkcs11Error::Expired { .. }) => RequestError::Overloaded {
-                reason: super::EXPIRED_REASON,
-                retry_after_secs: super::SHED_RETRY_AFTER_SECS,
-            },
+            SigningError::Hsm(segl_pkcs11::Pkcs11Error::Expired { waited }) => {
+                RequestError::QueuedPastDeadline { waited }
+            }
             other => RequestError::Signing(other),
         }
     }
@@ -160,7 +163,7 @@ impl RequestError {
             Self::HeadTooLarge { .. } => (Client, 431),
             Self::LengthRequired => (Client, 411),
             Self::BadHttp(_) => (Client, 400),
-            Self::Overloaded { .. } => (Server, 503),
+            Self::Overloaded { .. } | Self::QueuedPastDeadline { .. } => (Server, 503),
             Self::Xml(_) | Self::NotStsRequest(_) => (InvalidRequest, 500),
             Self::SignatureCount(_) => (Dgws("invalidsignature"), 500),
             Self::Card(_) => (Dgws("invalidheader"), 500),
@@ -181,6 +184,15 @@ impl RequestError {
             Self::Role(_) => (Dgws("notauthorized"), 500),
             Self::DuplicateMessageId(_) => (DuplicateMessageId, 500),
             Self::Signing(_) | Self::Audit(_) => (Dgws("internalerror"), 500),
+        }
+    }
+
+    /// For refusals because of load, the seconds the client should wait (`Retry-After`).
+    pub fn retry_after_secs(&self) -> Option<u32> {
+        match self {
+            Self::Overloaded { retry_after_secs, .. } => Some(*retry_after_secs),
+            Self::QueuedPastDeadline { .. } => Some(super::SHED_RETRY_AFTER_SECS),
+            _ => None,
         }
     }
 

@@ -229,6 +229,23 @@ pub struct Outcome {
     pub status: u16,
     /// SOAP envelope.
     pub body: Vec<u8>,
+    /// How it ended, for metrics: `issued`, `refused`, or `expired`.
+    pub result: &'static str,
+    /// For refusals because of load: seconds to wait before retrying (`Retry-After`).
+    pub retry_after_secs: Option<u32>,
+}
+
+impl Outcome {
+    fn issued(body: Vec<u8>) -> Outcome {
+        Outcome { status: 200, body, result: "issued", retry_after_secs: None }
+    }
+
+    /// The answer to a request refused with `error`, whose fault envelope is `body`.
+    fn refused(error: &RequestError, body: Vec<u8>) -> Outcome {
+        let result =
+            if matches!(error, RequestError::QueuedPastDeadline { .. }) { "expired" } else { "refused" };
+        Outcome { status: error.fault().1, body, result, retry_after_secs: error.retry_after_secs() }
+    }
 }
 
 /// Serves one POST to `path` from `peer`. A request whose signature has not started by
@@ -256,12 +273,12 @@ pub async fn serve(
                     let error = RequestError::Audit(e);
                     log_refusal(endpoint.name(), &error);
                     let body = soap::fault_response(&issued.correlation, now, &error, &actor(ctx));
-                    return Outcome { status: error.fault().1, body };
+                    return Outcome::refused(&error, body);
                 }
                 // The audit log has a record of every card and the metrics count them; a log
                 // line each would be thousands a second at peak.
                 tracing::debug!(endpoint = endpoint.name(), "issued ID card");
-                Outcome { status: 200, body: issued.response }
+                Outcome::issued(issued.response)
             }
             Err(refused) => {
                 log_refusal(endpoint.name(), &refused.error);
@@ -278,9 +295,8 @@ pub async fn serve(
                         tracing::error!("the refusal was not audited: {e}");
                     }
                 }
-                let (_, status) = refused.error.fault();
                 let body = soap::fault_response(&refused.correlation, now, &refused.error, &actor(ctx));
-                Outcome { status, body }
+                Outcome::refused(&refused.error, body)
             }
         },
     }
@@ -290,11 +306,8 @@ pub async fn serve(
 pub fn refusal(ctx: &CoreContext, error: RequestError, what: &str, now: Timestamp) -> Outcome {
     log_refusal(what, &error);
     let corr = soap::Correlation::fresh(now);
-    let (_, status) = error.fault();
-    Outcome {
-        status,
-        body: soap::fault_response(&corr, now, &error, &ctx.shared.policy().config.sts.fault_actor),
-    }
+    let body = soap::fault_response(&corr, now, &error, &ctx.shared.policy().config.sts.fault_actor);
+    Outcome::refused(&error, body)
 }
 
 /// The fault for a request refused by admission control, built without looking at the request
@@ -307,7 +320,6 @@ pub fn refusal(ctx: &CoreContext, error: RequestError, what: &str, now: Timestam
 /// relates to no message), and seal clients read only the fault code and string.
 pub fn shed(ctx: &CoreContext, reason: &'static str, now: Timestamp) -> Outcome {
     let error = RequestError::Overloaded { reason, retry_after_secs: SHED_RETRY_AFTER_SECS };
-    let (_, status) = error.fault();
     let policy = ctx.shared.policy();
     let second = now.as_second();
     let mut cached = ctx.shed_faults.borrow_mut();
@@ -324,15 +336,11 @@ pub fn shed(ctx: &CoreContext, reason: &'static str, now: Timestamp) -> Outcome 
             body
         }
     };
-    Outcome { status, body }
+    Outcome::refused(&error, body)
 }
 
 /// What a shed request is told to wait before retrying (the `Retry-After` header says the same).
 pub const SHED_RETRY_AFTER_SECS: u32 = 1;
-
-/// The overload reason of an admitted request whose signature had not started when its
-/// deadline was about to pass (see [`serve`]'s `sign_by`).
-pub const EXPIRED_REASON: &str = "queued past its deadline";
 
 /// A refusal envelope of admission control, reused for one second (see [`shed`]).
 struct ShedFault {
@@ -344,7 +352,7 @@ struct ShedFault {
 
 fn log_refusal(what: &str, error: &RequestError) {
     let (code, status) = error.fault();
-    if matches!(error, RequestError::Overloaded { .. }) {
+    if error.retry_after_secs().is_some() {
         // At peak these come by the thousand a second: the metrics count them by reason.
         tracing::debug!(endpoint = what, fault = %code.qname(), status, "request refused: {error}");
     } else if error.is_internal() {

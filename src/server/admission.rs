@@ -234,6 +234,8 @@ pub struct Admission {
 pub struct Ticket {
     admission: Rc<Admission>,
     client: ClientKey,
+    /// Whether it counts as a completion in the core's rate when dropped.
+    served: bool,
 }
 
 impl Admission {
@@ -280,7 +282,7 @@ impl Admission {
         }
         *per_client.entry(client.clone()).or_insert(0) += 1;
         self.in_flight.set(in_flight + 1);
-        Ok(Ticket { admission: self.clone(), client })
+        Ok(Ticket { admission: self.clone(), client, served: true })
     }
 
     /// How many requests the core can finish within the deadline at its measured rate.
@@ -314,6 +316,12 @@ impl Admission {
     }
 
     fn complete(&self, client: &ClientKey, now: Instant) {
+        self.release(client);
+        self.meter.borrow_mut().record(now);
+    }
+
+    /// Frees a request's place in flight and in its client's share.
+    fn release(&self, client: &ClientKey) {
         self.in_flight.set(self.in_flight.get().saturating_sub(1));
         let mut per_client = self.per_client.borrow_mut();
         if let Some(n) = per_client.get_mut(client) {
@@ -322,13 +330,25 @@ impl Admission {
                 per_client.remove(client);
             }
         }
-        self.meter.borrow_mut().record(now);
+    }
+}
+
+impl Ticket {
+    /// Ends a request that was refused after admission without being served (its signature
+    /// expired in the queue): it frees its place but is not counted in the core's rate, which
+    /// would otherwise rise with every expiry, just when the core is slow.
+    pub fn unserved(mut self) {
+        self.served = false;
     }
 }
 
 impl Drop for Ticket {
     fn drop(&mut self) {
-        self.admission.complete(&self.client, Instant::now());
+        if self.served {
+            self.admission.complete(&self.client, Instant::now());
+        } else {
+            self.admission.release(&self.client);
+        }
     }
 }
 
@@ -382,6 +402,34 @@ mod tests {
         // No busy clock (zero): completions per wall second, as a last resort.
         let (a, _) = served(400, 0.0, 0.0, 200);
         assert!((a.rate() - 400.0).abs() < 40.0, "no clock: {}", a.rate());
+    }
+
+    #[test]
+    fn requests_refused_after_admission_free_their_place_but_do_not_raise_the_rate() {
+        let (a, mut now) = measured(400, 200);
+        let (busy, clock) = manual_clock();
+        *a.meter.borrow_mut() = RateMeter {
+            window_start: now,
+            busy_at_start: busy.get(),
+            completed_in_window: 0,
+            rate: 400.0,
+            clock,
+        };
+        // A window in which the core spent all its time and completed 100 requests, while
+        // 300 more expired unsigned: the rate is what the served ones say.
+        for _ in 0..100 {
+            drop(a.admit(Priority::Akut, ClientKey::Unknown, now).unwrap());
+        }
+        for _ in 0..300 {
+            a.admit(Priority::Akut, ClientKey::Cvr("12345678".into()), now).unwrap().unserved();
+        }
+        assert_eq!(a.in_flight(), 0);
+        assert!(a.per_client.borrow().is_empty());
+        now += WINDOW;
+        busy.set(Busy { core_cpu: WINDOW, hsm_per_session: WINDOW });
+        a.meter.borrow_mut().roll(now);
+        // 0.7 × 400 + 0.3 × 400 (100 per quarter second): counting the expired ones would say 1,120.
+        assert!((a.rate() - 400.0).abs() < 1.0, "{}", a.rate());
     }
 
     #[test]

@@ -400,21 +400,17 @@ impl http::Handler for StsHandler {
             exchange::serve(&self.ctx, &request.path, request.body, request.connection.peer, Some(sign_by))
                 .await;
         lifecycle.in_flight.fetch_sub(1, Ordering::SeqCst);
-        drop(ticket);
-        let result = match outcome.status {
-            200 => "issued",
-            // Admitted, but its signature had not started by `sign_by`.
-            503 => "expired",
-            _ => "refused",
-        };
-        metrics::counter!(telemetry::REQUESTS, "endpoint" => endpoint.name(), "outcome" => result)
+        if outcome.result == "expired" {
+            // It cost no signature: the rate admission works from counts only served requests.
+            ticket.unserved();
+        } else {
+            drop(ticket);
+        }
+        metrics::counter!(telemetry::REQUESTS, "endpoint" => endpoint.name(), "outcome" => outcome.result)
             .increment(1);
         metrics::histogram!(telemetry::REQUEST_SECONDS, "endpoint" => endpoint.name())
             .record(request_received.elapsed().as_secs_f64());
         let mut response = soap_response(outcome);
-        if response.status == 503 {
-            response.headers.push(("Retry-After", exchange::SHED_RETRY_AFTER_SECS.to_string()));
-        }
         response.close = lifecycle.is_draining();
         response
     }
@@ -443,7 +439,6 @@ impl StsHandler {
             .increment(1);
         let outcome = exchange::shed(&self.ctx, shed.as_str(), jiff::Timestamp::now());
         let mut response = soap_response(outcome);
-        response.headers.push(("Retry-After", exchange::SHED_RETRY_AFTER_SECS.to_string()));
         response.close = shed == Shed::Draining;
         metrics::histogram!(telemetry::SHED_SECONDS).record(received.elapsed().as_secs_f64());
         response
@@ -451,5 +446,9 @@ impl StsHandler {
 }
 
 fn soap_response(outcome: exchange::Outcome) -> Response {
-    Response::new(outcome.status, "text/xml; charset=utf-8", outcome.body)
+    let mut response = Response::new(outcome.status, "text/xml; charset=utf-8", outcome.body);
+    if let Some(secs) = outcome.retry_after_secs {
+        response.headers.push(("Retry-After", secs.to_string()));
+    }
+    response
 }

@@ -65,12 +65,12 @@ impl TestEnv {
     }
 }
 
-/// A running `segl serve`, killed on drop.
 /// The request deadline of test servers, as its configuration line: long, so that on a machine
 /// busy with the other tests a slow answer is not refused as overload (503). Tests about
 /// deadlines replace this line.
 pub const TEST_DEADLINE: &str = "deadline_ms = 5000";
 
+/// A running `segl serve`, killed on drop.
 pub struct Server {
     child: Child,
     /// Where it listens.

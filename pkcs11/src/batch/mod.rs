@@ -77,11 +77,12 @@ impl Job {
     }
 
     /// Answers the job `Expired` instead of signing it if its start-by instant has passed;
-    /// otherwise hands it back to be signed.
+    /// otherwise hands it back to be signed. A job being retried (its first C_Sign failed on a
+    /// lost session) has started, so it goes on.
     fn unless_expired(self, stats: &SignerStats) -> Option<Job> {
         let now = Instant::now();
         match self.start_by {
-            Some(start_by) if now > start_by => {
+            Some(start_by) if now > start_by && !self.retried => {
                 stats.expired();
                 let waited = now.duration_since(self.queued_at);
                 let _ = self.reply.send(Err(Pkcs11Error::Expired { waited }));
