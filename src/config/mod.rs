@@ -88,6 +88,10 @@ pub struct ServerConfig {
 fn default_connections_per_core() -> usize {
     10_000
 }
+/// The shortest request deadline accepted: a card check and a signature (a software HSM
+/// takes about a millisecond, a network HSM a few) need a few milliseconds of it.
+const MIN_DEADLINE_MS: u64 = 10;
+
 fn default_deadline() -> u64 {
     200
 }
@@ -592,6 +596,12 @@ impl Config {
         if self.sts.replay_cache_entries < 1024 {
             return Err(invalid("sts.replay_cache_entries", "must be at least 1024"));
         }
+        if self.server.deadline_ms < MIN_DEADLINE_MS {
+            // Below this no request can be parsed, checked and signed in time: every admitted
+            // one would be refused by the signer's deadline check, and admission, which learns
+            // the core's rate from served requests, would never learn it.
+            return Err(invalid("server.deadline_ms", &format!("must be at least {MIN_DEADLINE_MS}")));
+        }
         if self.server.max_body_bytes < 1024 {
             return Err(invalid("server.max_body_bytes", "must be at least 1024"));
         }
@@ -642,6 +652,15 @@ mod tests {
         let bad = MINIMAL.replace("SEGL-TEST", "SEGL TEST");
         let err = Config::from_toml(&bad, Path::new("x.toml")).unwrap_err();
         assert!(err.to_string().contains("sts.issuer"), "{err}");
+    }
+
+    #[test]
+    fn a_deadline_too_short_to_sign_in_is_refused() {
+        let bad = MINIMAL.replace("[server]", "[server]\ndeadline_ms = 9");
+        let err = Config::from_toml(&bad, Path::new("x.toml")).unwrap_err();
+        assert!(err.to_string().contains("server.deadline_ms"), "{err}");
+        let ok = MINIMAL.replace("[server]", "[server]\ndeadline_ms = 10");
+        assert_eq!(Config::from_toml(&ok, Path::new("x.toml")).unwrap().server.deadline_ms, 10);
     }
 
     #[test]
