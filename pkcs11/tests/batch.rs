@@ -105,53 +105,63 @@ fn run(
     fault: Fault,
     status: Arc<HsmStatus>,
 ) -> Outcome {
-    let f = fixture().unwrap();
     let config = BatchConfig { mode, sessions, max_batch: 64, name: format!("test {mode:?}") };
-    let (signer, driver) = BatchSigner::open(&f.token, &config, status).unwrap();
-    let public = f.public_pkcs1.clone();
+    let public = fixture().unwrap().public_pkcs1.clone();
+    with_signer(config, status, move |signer| async move {
+        let key: Arc<str> = Arc::from(KEY);
+        let done = std::rc::Rc::new(std::cell::Cell::new(0usize));
+        let fault_at = total / 3;
+        let tasks: Vec<_> = (0..concurrency)
+            .map(|t| {
+                let (signer, key, public, done) = (signer.clone(), key.clone(), public.clone(), done.clone());
+                glommio::spawn_local(async move {
+                    let mut ok = 0;
+                    let mut failed = Vec::new();
+                    for n in (t..total).step_by(concurrency) {
+                        let msg = format!("request {n}");
+                        let d = digest::digest(&digest::SHA256, msg.as_bytes());
+                        match signer.sign(&key, HashAlgorithm::Sha256, d.as_ref()).await {
+                            Ok(sig) => {
+                                UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, &public)
+                                    .verify(msg.as_bytes(), &sig)
+                                    .expect("signature verifies");
+                                ok += 1;
+                            }
+                            Err(e) => failed.push(e.to_string()),
+                        }
+                        done.set(done.get() + 1);
+                        if done.get() == fault_at {
+                            inject(fault);
+                        }
+                    }
+                    (ok, failed)
+                })
+            })
+            .collect();
+        let mut outcome = Outcome { ok: 0, failed: Vec::new(), stats: Default::default() };
+        for t in tasks {
+            let (ok, failed) = t.await;
+            outcome.ok += ok;
+            outcome.failed.extend(failed);
+        }
+        outcome.stats = signer.stats().snapshot();
+        outcome
+    })
+}
+
+/// Opens a signer on the test token and runs `body` with it on one executor, its driver
+/// running beside it as on a server core; returns what `body` returns.
+fn with_signer<T, F, Fut>(config: BatchConfig, status: Arc<HsmStatus>, body: F) -> T
+where
+    T: Send + 'static,
+    F: FnOnce(std::rc::Rc<BatchSigner>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = T>,
+{
+    let (signer, driver) = BatchSigner::open(&fixture().unwrap().token, &config, status).unwrap();
     LocalExecutorBuilder::new(Placement::Unbound)
         .spawn(move || async move {
             glommio::spawn_local(driver.run()).detach();
-            let signer = std::rc::Rc::new(signer);
-            let key: Arc<str> = Arc::from(KEY);
-            let done = std::rc::Rc::new(std::cell::Cell::new(0usize));
-            let fault_at = total / 3;
-            let tasks: Vec<_> = (0..concurrency)
-                .map(|t| {
-                    let (signer, key, public, done) =
-                        (signer.clone(), key.clone(), public.clone(), done.clone());
-                    glommio::spawn_local(async move {
-                        let mut ok = 0;
-                        let mut failed = Vec::new();
-                        for n in (t..total).step_by(concurrency) {
-                            let msg = format!("request {n}");
-                            let d = digest::digest(&digest::SHA256, msg.as_bytes());
-                            match signer.sign(&key, HashAlgorithm::Sha256, d.as_ref()).await {
-                                Ok(sig) => {
-                                    UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, &public)
-                                        .verify(msg.as_bytes(), &sig)
-                                        .expect("signature verifies");
-                                    ok += 1;
-                                }
-                                Err(e) => failed.push(e.to_string()),
-                            }
-                            done.set(done.get() + 1);
-                            if done.get() == fault_at {
-                                inject(fault);
-                            }
-                        }
-                        (ok, failed)
-                    })
-                })
-                .collect();
-            let mut outcome = Outcome { ok: 0, failed: Vec::new(), stats: Default::default() };
-            for t in tasks {
-                let (ok, failed) = t.await;
-                outcome.ok += ok;
-                outcome.failed.extend(failed);
-            }
-            outcome.stats = signer.stats().snapshot();
-            outcome
+            body(std::rc::Rc::new(signer)).await
         })
         .unwrap()
         .join()
@@ -218,23 +228,17 @@ fn logout_under_load_is_recovered_by_logging_in_again() {
 #[test]
 fn wrong_digest_length_fails_only_that_request() {
     let _serial = serial();
-    let Some(f) = fixture() else { return };
+    let Some(_) = fixture() else { return };
     let status = Arc::new(HsmStatus::default());
     let config = BatchConfig { mode: SignerMode::Inline, sessions: 1, max_batch: 8, name: "len".into() };
-    let (signer, driver) = BatchSigner::open(&f.token, &config, status.clone()).unwrap();
-    LocalExecutorBuilder::new(Placement::Unbound)
-        .spawn(move || async move {
-            glommio::spawn_local(driver.run()).detach();
-            let key: Arc<str> = Arc::from(KEY);
-            let err = signer.sign(&key, HashAlgorithm::Sha256, &[0u8; 20]).await.unwrap_err();
-            assert!(matches!(err, segl_pkcs11::Pkcs11Error::DigestLength { .. }), "{err}");
-            let missing: Arc<str> = Arc::from("no-such-key");
-            assert!(signer.sign(&missing, HashAlgorithm::Sha1, &[0u8; 20]).await.is_err());
-            signer.sign(&key, HashAlgorithm::Sha1, &[0u8; 20]).await.expect("the signer still works");
-        })
-        .unwrap()
-        .join()
-        .unwrap();
+    with_signer(config, status, |signer| async move {
+        let key: Arc<str> = Arc::from(KEY);
+        let err = signer.sign(&key, HashAlgorithm::Sha256, &[0u8; 20]).await.unwrap_err();
+        assert!(matches!(err, segl_pkcs11::Pkcs11Error::DigestLength { .. }), "{err}");
+        let missing: Arc<str> = Arc::from("no-such-key");
+        assert!(signer.sign(&missing, HashAlgorithm::Sha1, &[0u8; 20]).await.is_err());
+        signer.sign(&key, HashAlgorithm::Sha1, &[0u8; 20]).await.expect("the signer still works");
+    });
 }
 
 #[test]
@@ -244,62 +248,52 @@ fn a_job_still_queued_at_its_start_by_instant_is_answered_expired_and_not_signed
     for mode in [SignerMode::Inline, SignerMode::Pipelined] {
         let status = Arc::new(HsmStatus::default());
         let config = BatchConfig { mode, sessions: 1, max_batch: 64, name: format!("expiry {mode:?}") };
-        let (signer, driver) = BatchSigner::open(&f.token, &config, status).unwrap();
         let public = f.public_pkcs1.clone();
-        LocalExecutorBuilder::new(Placement::Unbound)
-            .spawn(move || async move {
-                glommio::spawn_local(driver.run()).detach();
-                let signer = std::rc::Rc::new(signer);
-                let key: Arc<str> = Arc::from(KEY);
-                let d = digest::digest(&digest::SHA256, b"late");
+        with_signer(config, status, move |signer| async move {
+            let key: Arc<str> = Arc::from(KEY);
+            let d = digest::digest(&digest::SHA256, b"late");
 
-                // Already past: answered without asking the HSM.
-                let past = Some(Instant::now() - Duration::from_millis(1));
-                let err =
-                    signer.sign_before(&key, HashAlgorithm::Sha256, d.as_ref(), past).await.unwrap_err();
-                assert!(matches!(err, segl_pkcs11::Pkcs11Error::Expired { .. }), "{mode:?}: {err}");
-                let s = signer.stats().snapshot();
-                assert_eq!((s.ops, s.expired, s.errors, s.queue_depth), (0, 1, 0, 0), "{mode:?}: {s:?}");
+            // Already past: answered without asking the HSM.
+            let past = Some(Instant::now() - Duration::from_millis(1));
+            let err = signer.sign_before(&key, HashAlgorithm::Sha256, d.as_ref(), past).await.unwrap_err();
+            assert!(matches!(err, segl_pkcs11::Pkcs11Error::Expired { .. }), "{mode:?}: {err}");
+            let s = signer.stats().snapshot();
+            assert_eq!((s.ops, s.expired, s.errors, s.queue_depth), (0, 1, 0, 0), "{mode:?}: {s:?}");
 
-                // Ten requests without a start-by instant queued ahead of one that must start
-                // within a millisecond, all on one session: the ten take several milliseconds
-                // of signing on any CPU, so the ten are signed (and verify) and the last one
-                // expires in the queue instead of being signed late.
-                let tasks: Vec<_> = (0..11)
-                    .map(|n| {
-                        let (signer, key, public) = (signer.clone(), key.clone(), public.clone());
-                        glommio::spawn_local(async move {
-                            let msg = format!("queued {n}");
-                            let d = digest::digest(&digest::SHA256, msg.as_bytes());
-                            let start_by = (n == 10).then(|| Instant::now() + Duration::from_millis(1));
-                            let result =
-                                signer.sign_before(&key, HashAlgorithm::Sha256, d.as_ref(), start_by).await;
-                            if let Ok(sig) = &result {
-                                UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, &public)
-                                    .verify(msg.as_bytes(), sig)
-                                    .expect("signature verifies");
-                            }
-                            result
-                                .map(|_| ())
-                                .map_err(|e| matches!(e, segl_pkcs11::Pkcs11Error::Expired { .. }))
-                        })
+            // Ten requests without a start-by instant queued ahead of one that must start
+            // within a millisecond, all on one session: the ten take several milliseconds
+            // of signing on any CPU, so the ten are signed (and verify) and the last one
+            // expires in the queue instead of being signed late.
+            let tasks: Vec<_> = (0..11)
+                .map(|n| {
+                    let (signer, key, public) = (signer.clone(), key.clone(), public.clone());
+                    glommio::spawn_local(async move {
+                        let msg = format!("queued {n}");
+                        let d = digest::digest(&digest::SHA256, msg.as_bytes());
+                        let start_by = (n == 10).then(|| Instant::now() + Duration::from_millis(1));
+                        let result =
+                            signer.sign_before(&key, HashAlgorithm::Sha256, d.as_ref(), start_by).await;
+                        if let Ok(sig) = &result {
+                            UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, &public)
+                                .verify(msg.as_bytes(), sig)
+                                .expect("signature verifies");
+                        }
+                        result.map(|_| ()).map_err(|e| matches!(e, segl_pkcs11::Pkcs11Error::Expired { .. }))
                     })
-                    .collect();
-                let mut outcomes = Vec::new();
-                for t in tasks {
-                    outcomes.push(t.await);
-                }
-                let mut expected = vec![Ok(()); 10];
-                expected.push(Err(true));
-                assert_eq!(outcomes, expected, "{mode:?}: Ok = signed, Err(true) = expired");
-                let s = signer.stats().snapshot();
-                assert_eq!((s.ops, s.expired, s.errors, s.queue_depth), (10, 2, 0, 0), "{mode:?}: {s:?}");
+                })
+                .collect();
+            let mut outcomes = Vec::new();
+            for t in tasks {
+                outcomes.push(t.await);
+            }
+            let mut expected = vec![Ok(()); 10];
+            expected.push(Err(true));
+            assert_eq!(outcomes, expected, "{mode:?}: Ok = signed, Err(true) = expired");
+            let s = signer.stats().snapshot();
+            assert_eq!((s.ops, s.expired, s.errors, s.queue_depth), (10, 2, 0, 0), "{mode:?}: {s:?}");
 
-                // No start-by instant: signed however long it waited.
-                signer.sign_before(&key, HashAlgorithm::Sha256, d.as_ref(), None).await.expect("signs");
-            })
-            .unwrap()
-            .join()
-            .unwrap();
+            // No start-by instant: signed however long it waited.
+            signer.sign_before(&key, HashAlgorithm::Sha256, d.as_ref(), None).await.expect("signs");
+        });
     }
 }

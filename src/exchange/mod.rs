@@ -229,22 +229,46 @@ pub struct Outcome {
     pub status: u16,
     /// SOAP envelope.
     pub body: Vec<u8>,
-    /// How it ended, for metrics: `issued`, `refused`, or `expired`.
-    pub result: &'static str,
+    /// How it ended.
+    pub verdict: Verdict,
     /// For refusals because of load: seconds to wait before retrying (`Retry-After`).
     pub retry_after_secs: Option<u32>,
 }
 
+/// How a request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// A token was issued.
+    Issued,
+    /// Refused (a fault).
+    Refused,
+    /// Admitted, but refused because its signature had not started by its deadline.
+    Expired,
+}
+
+impl Verdict {
+    /// The `outcome` label of the request metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Issued => "issued",
+            Self::Refused => "refused",
+            Self::Expired => "expired",
+        }
+    }
+}
+
 impl Outcome {
     fn issued(body: Vec<u8>) -> Outcome {
-        Outcome { status: 200, body, result: "issued", retry_after_secs: None }
+        Outcome { status: 200, body, verdict: Verdict::Issued, retry_after_secs: None }
     }
 
     /// The answer to a request refused with `error`, whose fault envelope is `body`.
     fn refused(error: &RequestError, body: Vec<u8>) -> Outcome {
-        let result =
-            if matches!(error, RequestError::QueuedPastDeadline { .. }) { "expired" } else { "refused" };
-        Outcome { status: error.fault().1, body, result, retry_after_secs: error.retry_after_secs() }
+        let verdict = match error {
+            RequestError::QueuedPastDeadline { .. } => Verdict::Expired,
+            _ => Verdict::Refused,
+        };
+        Outcome { status: error.fault().1, body, verdict, retry_after_secs: error.retry_after_secs() }
     }
 }
 

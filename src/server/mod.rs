@@ -400,13 +400,13 @@ impl http::Handler for StsHandler {
             exchange::serve(&self.ctx, &request.path, request.body, request.connection.peer, Some(sign_by))
                 .await;
         lifecycle.in_flight.fetch_sub(1, Ordering::SeqCst);
-        if outcome.result == "expired" {
+        if outcome.verdict == exchange::Verdict::Expired {
             // It cost no signature: the rate admission works from counts only served requests.
             ticket.unserved();
         } else {
             drop(ticket);
         }
-        metrics::counter!(telemetry::REQUESTS, "endpoint" => endpoint.name(), "outcome" => outcome.result)
+        metrics::counter!(telemetry::REQUESTS, "endpoint" => endpoint.name(), "outcome" => outcome.verdict.as_str())
             .increment(1);
         metrics::histogram!(telemetry::REQUEST_SECONDS, "endpoint" => endpoint.name())
             .record(request_received.elapsed().as_secs_f64());

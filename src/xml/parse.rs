@@ -1074,14 +1074,17 @@ impl Document {
 
     /// Local part of the element name.
     pub fn local_name(&self, n: NodeId) -> &str {
-        self.elem(n).map_or("", |e| {
-            let q = self.span_str(e.name);
-            if e.prefix_len == 0 {
-                q
-            } else {
-                q.get(e.prefix_len as usize + 1..).unwrap_or_default()
-            }
-        })
+        self.elem(n).map_or("", |e| std::str::from_utf8(self.local_name_bytes(e)).unwrap_or_default())
+    }
+
+    /// The local part of an element's name (after `prefix:`), as bytes.
+    fn local_name_bytes(&self, e: &Elem) -> &[u8] {
+        let name = self.span_bytes(e.name);
+        if e.prefix_len == 0 {
+            name
+        } else {
+            name.get(e.prefix_len as usize + 1..).unwrap_or_default()
+        }
     }
 
     /// Qualified name of the element as written.
@@ -1108,10 +1111,8 @@ impl Document {
         // Compared as bytes: the document is valid UTF-8, and this runs dozens of times per
         // request, where re-validating each name as `str` showed in profiles.
         let Some(e) = self.elem(n) else { return false };
-        let name = self.span_bytes(e.name);
-        let local_name =
-            if e.prefix_len == 0 { name } else { name.get(e.prefix_len as usize + 1..).unwrap_or_default() };
-        local_name == local.as_bytes() && e.ns.is_some_and(|s| self.str_bytes(s) == ns.as_bytes())
+        self.local_name_bytes(e) == local.as_bytes()
+            && e.ns.is_some_and(|s| self.str_bytes(s) == ns.as_bytes())
     }
 
     /// First element child named `{ns}local`.

@@ -80,11 +80,10 @@ impl Job {
     /// otherwise hands it back to be signed. A job being retried (its first C_Sign failed on a
     /// lost session) has started, so it goes on.
     fn unless_expired(self, stats: &SignerStats) -> Option<Job> {
-        let now = Instant::now();
         match self.start_by {
-            Some(start_by) if now > start_by && !self.retried => {
+            Some(start_by) if !self.retried && Instant::now() > start_by => {
                 stats.expired();
-                let waited = now.duration_since(self.queued_at);
+                let waited = self.queued_at.elapsed();
                 let _ = self.reply.send(Err(Pkcs11Error::Expired { waited }));
                 None
             }
