@@ -1,0 +1,103 @@
+#!/bin/bash
+# Where one executor core's CPU goes per request, with the HSM's work kept off that core.
+#
+# Usage (from the repository root, as root for perf):
+#   bench/support/core_profile.sh RATE [SECONDS] [SIGNER]
+#
+# segl runs with one executor core pinned to CPU 0. With SIGNER=pipelined (the default) its
+# signing threads, and every other segl thread, are moved to CPU 1 beside the load generator, as
+# with a network HSM: CPU 0 then does only segl's own work. With SIGNER=inline the core signs
+# too (the embedded default). The generator (`segl-load soak`, plain HTTP, one endpoint) offers
+# RATE requests/s; after a warm-up, per-thread CPU per issued card is read from /proc over
+# SECONDS (default 8), and `perf record --call-graph fp` samples the executor thread into
+# target/core-profile.perf.data when perf is installed. Build with frame pointers for whole
+# call stacks:
+#   RUSTFLAGS="-C force-frame-pointers=yes" cargo build --release --bin segl --bin segl-load
+# Needs 2 CPUs. Ports 8080 and 9090 (config/segl.toml) must be free.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+RATE=${1:?usage: core_profile.sh RATE [SECONDS] [SIGNER]}
+SECS=${2:-8}
+SIGNER=${3:-pipelined}
+BIN=${BIN:-target/release}
+WORK=$(mktemp -d)
+CONFIG=config/.core-profile.toml
+trap 'kill $SEGL $LOAD 2>/dev/null || true; rm -rf "$WORK" "$CONFIG"' EXIT
+
+sed -e 's/^# cores = 2 /cores = 1 /' \
+    -e "s/^signer = \"inline\"/signer = \"$SIGNER\"/" \
+    -e 's/^sessions_per_core = 4/sessions_per_core = 1/' config/segl.toml > "$CONFIG"
+"$BIN/segl" serve --config "$CONFIG" > "$WORK/segl.log" 2>&1 &
+SEGL=$!
+until curl -sf 127.0.0.1:9090/readyz > /dev/null; do
+    kill -0 $SEGL 2>/dev/null || { cat "$WORK/segl.log"; exit 1; }
+    sleep 0.2
+done
+# Everything but the executor (segl-core-*) goes to CPU 1.
+for task in /proc/$SEGL/task/*; do
+    case "$(cat "$task/comm")" in segl-core*) ;; *) taskset -p -c 1 "$(basename "$task")" > /dev/null ;; esac
+done
+
+taskset -c 1 "$BIN/segl-load" soak --target 127.0.0.1:8080 --rate "$RATE" --secs $((SECS + 8)) \
+    --pool 6000 --connections 256 --timeout-ms 2000 --mix NewSecurityTokenService=1 --no-progress \
+    > "$WORK/load.log" 2>&1 &
+LOAD=$!
+until grep -q "requests in" "$WORK/load.log" 2> /dev/null; do sleep 0.5; done
+sleep 4
+
+# Per thread name: on-CPU ticks, user, system (stat(5) fields 14 and 15, USER_HZ 100).
+snapshot() {
+    date +%s.%N > "$WORK/time.$1"
+    curl -s 127.0.0.1:9090/metrics > "$WORK/metrics.$1"
+    for task in /proc/$SEGL/task/*; do
+        echo "$(tr ' ' _ < "$task/comm") $(awk '{print $14 + $15, $14, $15}' "$task/stat")"
+    done | awk '{a[$1] += $2; u[$1] += $3; s[$1] += $4} END {for (k in a) print k, a[k], u[k], s[k]}' \
+        | sort > "$WORK/threads.$1"
+}
+snapshot a
+CORE_TID=$(for task in /proc/$SEGL/task/*; do
+    [[ "$(cat "$task/comm")" == segl-core-0* ]] && basename "$task" && break
+done)
+if command -v perf > /dev/null; then
+    perf record -q -F 4000 --call-graph fp -t "$CORE_TID" -o target/core-profile.perf.data -- sleep "$SECS" 2> /dev/null
+else
+    sleep "$SECS"
+fi
+snapshot b
+
+python3 - "$WORK" "$SECS" "$RATE" "$SIGNER" << 'PY'
+import sys
+work, rate, signer = sys.argv[1], sys.argv[3], sys.argv[4]
+# The window as it was, not as asked: perf starts and stops around it.
+secs = float(open(f"{work}/time.b").read()) - float(open(f"{work}/time.a").read())
+
+def metrics(name):
+    values = {}
+    for line in open(f"{work}/metrics.{name}"):
+        if not line.startswith("#") and " " in line:
+            key, value = line.rsplit(" ", 1)
+            values[key] = float(value)
+    return values
+
+def delta(prefix, *labels):
+    a, b = metrics("a"), metrics("b")
+    return sum(v - a.get(k, 0.0) for k, v in b.items() if k.startswith(prefix) and all(l in k for l in labels))
+
+def threads(name):
+    return {l.split()[0]: [int(x) for x in l.split()[1:]] for l in open(f"{work}/threads.{name}")}
+
+issued = delta("segl_requests_total", 'outcome="issued"')
+shed = delta("segl_requests_total", 'outcome="shed"')
+cards = max(issued, 1.0)
+print(f"offered {rate}/s, signer {signer}, {secs:.1f} s: issued {issued / secs:.0f}/s, shed {shed / secs:.0f}/s; "
+      f"C_Sign CPU {1e6 * delta('segl_hsm_sign_cpu_seconds_total') / cards:.0f} µs per card")
+a, b = threads("a"), threads("b")
+for name, (ticks, user, system) in sorted(b.items()):
+    d = [(x - y) * 1e4 for x, y in zip((ticks, user, system), a.get(name, [0, 0, 0]))]
+    if d[0] > 0:
+        print(f"  {name}: {d[0] / 1e6 / secs * 100:.1f} % of a CPU, {d[0] / cards:.0f} µs per card "
+              f"(user {d[1] / cards:.0f}, system {d[2] / cards:.0f})")
+PY
+wait $LOAD || true
+# The generator's own view of the whole run: offered, answered, latency percentiles.
+grep -B1 -E "^soak" "$WORK/load.log" || cat "$WORK/load.log"
