@@ -37,7 +37,7 @@ fn bench(c: &mut Criterion) {
     let mut async_config = config.clone();
     async_config.audit.durability = Durability::Async;
     let ctx = core_context(&key, 0, async_config);
-    let mut sync_config = config.clone();
+    let mut sync_config = config;
     sync_config.audit.durability = Durability::Sync;
     sync_config.audit.path = dir.join("audit-sync.jsonl");
     let sync_ctx = core_context(&key, 1, sync_config);

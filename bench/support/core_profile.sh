@@ -22,6 +22,7 @@ SIGNER=${3:-pipelined}
 BIN=${BIN:-target/release}
 WORK=$(mktemp -d)
 CONFIG=config/.core-profile.toml
+SEGL= LOAD=
 trap 'kill $SEGL $LOAD 2>/dev/null || true; rm -rf "$WORK" "$CONFIG"' EXIT
 
 sed -e 's/^# cores = 2 /cores = 1 /' \
@@ -39,10 +40,15 @@ for task in /proc/$SEGL/task/*; do
 done
 
 taskset -c 1 "$BIN/segl-load" soak --target 127.0.0.1:8080 --rate "$RATE" --secs $((SECS + 8)) \
+    --server-pid "$SEGL" --admin-addr 127.0.0.1:9090 \
     --pool 6000 --connections 256 --timeout-ms 2000 --mix NewSecurityTokenService=1 --no-progress \
     > "$WORK/load.log" 2>&1 &
 LOAD=$!
-until grep -q "requests in" "$WORK/load.log" 2> /dev/null; do sleep 0.5; done
+# The pool is built before the timed run starts.
+until grep -q "requests in" "$WORK/load.log" 2> /dev/null; do
+    kill -0 $LOAD 2>/dev/null || { cat "$WORK/load.log"; exit 1; }
+    sleep 0.5
+done
 sleep 4
 
 # Per thread name: on-CPU ticks, user, system (stat(5) fields 14 and 15, USER_HZ 100).
