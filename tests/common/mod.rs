@@ -190,12 +190,7 @@ impl Server {
     /// CPU time the server process has used so far (user + system), from /proc.
     pub fn cpu_seconds(&self) -> f64 {
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
-        // Fields after the command name (which may hold spaces) start after the last ')'.
-        let fields: Vec<&str> =
-            stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
-        let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-        // utime and stime are fields 14 and 15 of stat(5), 12 and 13 after the name; USER_HZ is 100.
-        (ticks(11) + ticks(12)) / 100.0
+        ProcStat::parse(&stat).map_or(0.0, |s| s.cpu_seconds)
     }
 
     /// Whether the process is still running.
@@ -398,4 +393,66 @@ fn unique() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
     N.fetch_add(1, Ordering::Relaxed)
+}
+
+/// The parts of a `/proc/<pid>/stat` line the tests read.
+pub struct ProcStat {
+    /// Process group.
+    pub pgrp: u32,
+    /// User + system CPU time so far, in seconds.
+    pub cpu_seconds: f64,
+}
+
+impl ProcStat {
+    /// Parses one stat line; `None` for a line that is not one.
+    pub fn parse(stat: &str) -> Option<ProcStat> {
+        // Fields after the command name (which may hold spaces) start after the last ')'.
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let field = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok());
+        // pgrp, utime and stime are fields 5, 14 and 15 of stat(5): 3, 12 and 13 after the name,
+        // here counted from 0. USER_HZ is 100.
+        Some(ProcStat {
+            pgrp: u32::try_from(field(2)?).ok()?,
+            cpu_seconds: (field(11)? + field(12)?) as f64 / 100.0,
+        })
+    }
+}
+
+/// CPU seconds used so far by every live process in process group `pgrp`.
+pub fn process_group_cpu_seconds(pgrp: u32) -> f64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return 0.0 };
+    entries
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter_map(|stat| ProcStat::parse(&stat))
+        .filter(|s| s.pgrp == pgrp)
+        .map(|s| s.cpu_seconds)
+        .sum()
+}
+
+/// One CPU's time so far from `/proc/stat`, in seconds.
+#[derive(Clone, Copy, Default)]
+pub struct CpuTimes {
+    /// Idle (nothing wanted to run).
+    pub idle: f64,
+    /// Stolen by the hypervisor (nothing on this CPU could run).
+    pub steal: f64,
+}
+
+impl CpuTimes {
+    /// The times of CPU `cpu` (zeros when `/proc/stat` cannot be read).
+    pub fn of(cpu: usize) -> CpuTimes {
+        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        let label = format!("cpu{cpu}");
+        let Some(fields) = stat
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .find(|f| f.first() == Some(&label.as_str()))
+        else {
+            return CpuTimes::default();
+        };
+        // user nice system idle iowait irq softirq steal; USER_HZ is 100.
+        let seconds = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) / 100.0;
+        CpuTimes { idle: seconds(4) + seconds(5), steal: seconds(8) }
+    }
 }

@@ -248,6 +248,23 @@ impl P11KitServer {
         P11KitServer { child, socket: socket.to_owned() }
     }
 
+    /// Pins the server, and the per-connection servers it forks from now on, to `cpu`: the
+    /// HSM gets a CPU of its own, as a networked HSM has its own hardware.
+    pub fn pin_to_cpu(&self, cpu: usize) {
+        let status = Command::new("taskset")
+            .args(["--all-tasks", "--pid", "--cpu-list", &cpu.to_string(), &self.child.id().to_string()])
+            .stdout(Stdio::null())
+            .status()
+            .expect("run taskset");
+        assert!(status.success(), "taskset could not pin the p11-kit server to CPU {cpu}");
+    }
+
+    /// CPU seconds the server and the per-connection servers it forked have used so far: the
+    /// HSM's own work (each C_Sign, and its side of the RPC).
+    pub fn cpu_seconds(&self) -> f64 {
+        crate::common::process_group_cpu_seconds(self.child.id())
+    }
+
     /// The server's address for `P11_KIT_SERVER_ADDRESS`.
     pub fn address(&self) -> String {
         format!("unix:path={}", self.socket.display())
