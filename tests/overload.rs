@@ -3,25 +3,28 @@
 //! Three times over, one run measures capacity (closed loop), then offers 3× that open-loop
 //! (latency measured from the intended send time, so queueing is not hidden); it checks what
 //! issue "Serving at tax-day peak" promises: goodput ≥ 95 % of the capacity measured just
-//! before, admitted requests answered within the deadline, refusals back in under 5 ms at p99,
-//! AKUT refused after RUTINE, and a flooding client not starving a well-behaved one. The
-//! figures are printed.
+//! before (where the HSM is the bottleneck; below), admitted requests answered within the
+//! deadline, refusals back in under 5 ms at p99, AKUT refused after RUTINE, and a flooding
+//! client not starving a well-behaved one. The figures are printed.
 //!
 //! It runs in two shapes, one test each, one at a time:
 //! - **The HSM on a CPU of its own** (the deployment segl is built for: a network HSM). SoftHSM
 //!   runs in a `p11-kit server` process pinned to the last CPU, reached over p11-kit's RPC
-//!   module with the pipelined signer; segl's one executor and the load generator share CPU 0.
-//!   The HSM is the bottleneck, and goodput is judged by what it spent its time on: the share
-//!   of its CPU's available time (wall time less the hypervisor's steal) the HSM was busy
-//!   during the overload, times the share of its signatures that became cards delivered to
-//!   their clients, must be ≥ 95 % of its busy share in the closed loop just before, while
-//!   admitted requests are answered in time. That is goodput relative to capacity with the
-//!   machine's speed taken out: on this shared VM two adjacent 2-second windows differ by up
-//!   to ±10 % in cards per wall second
-//!   (574–901/s within one run), which swamps a 5 % criterion, while the HSM's busy share
-//!   stays within about 3 % from window to window. Cards per wall second are printed beside
-//!   it. The closed loop must also have saturated the HSM (its CPU idle ≤ 10 %), or a segl
-//!   that starved it in both phases alike would pass.
+//!   module with the pipelined signer; segl's one executor and the load generator share CPU 0,
+//!   and segl's other threads (the signing threads, the audit writer) run where the scheduler
+//!   puts them, the HSM's CPU included. The HSM is the bottleneck, and goodput is judged by
+//!   what it spent its time on: the share of its CPU's available time (wall time less the
+//!   hypervisor's steal) the HSM was busy during the overload, times the share of its
+//!   signatures that became cards delivered to their clients within the deadline, must be
+//!   ≥ 95 % of its busy share in the closed loop just before, and its CPU per signature must
+//!   not have grown by more than a fifth (work that is not signing is not goodput). That is
+//!   goodput relative to capacity with the machine's speed taken out: on this shared VM a
+//!   capacity window and the overload right after it differ by up to 20 % in cards per wall
+//!   second (and capacity windows within one run by 574–901/s), which swamps a 5 % criterion,
+//!   while the HSM's busy share stays within about 3 % from window to window. Cards per wall
+//!   second are printed beside it. The closed loop must also have saturated the HSM (busy
+//!   ≥ 80 % of its CPU's time, which idled ≤ 10 %), or a segl that starved it in both phases
+//!   alike would pass.
 //! - **SoftHSM inline on the serving core** (the embedded default). segl serves on one
 //!   executor (CPU 0) that also signs, and the generator is pinned to the other CPU. Here every
 //!   refusal's work (reading its request, the kernel's loopback TCP, the answer) is CPU taken
@@ -88,7 +91,8 @@ struct Tally {
     ok_sent: Vec<Duration>,
     shed_sent: Vec<Duration>,
     other: usize,
-    /// Cards delivered over the whole phase, warm-up included (the server's counters cover it).
+    /// Cards delivered within the deadline (from the request's send time) over the whole
+    /// phase, warm-up included (the server's counters cover it).
     delivered: usize,
 }
 
@@ -219,7 +223,7 @@ async fn open_loop(
             let status = conns.send(&body).await;
             let (latency, since_sent) = (intended.elapsed(), sent.elapsed());
             let mut t = tally.lock().unwrap();
-            t.delivered += usize::from(status == Some(200));
+            t.delivered += usize::from(status == Some(200) && since_sent <= DEADLINE);
             if counted {
                 match status {
                     Some(200) => {
@@ -377,20 +381,29 @@ impl HsmBusy {
     }
 }
 
-/// Busy, available and idle seconds of the HSM's CPU, summed over a run's windows of one kind.
+/// Busy, available and idle seconds of the HSM's CPU, and the signatures made, summed over a
+/// run's windows of one kind.
 #[derive(Default)]
 struct BusyShare {
     busy: f64,
     available: f64,
     idle: f64,
+    signatures: f64,
 }
 
 impl BusyShare {
-    fn add(&mut self, w: HsmWindow) -> f64 {
+    /// Adds a window in which `signatures` were made; returns that window's own busy share.
+    fn add_window(&mut self, w: HsmWindow, signatures: f64) -> f64 {
         self.busy += w.busy;
         self.available += w.available;
         self.idle += w.idle;
+        self.signatures += signatures;
         w.busy / w.available.max(1e-9)
+    }
+
+    /// The HSM's CPU seconds per signature.
+    fn cpu_per_signature(&self) -> f64 {
+        self.busy / self.signatures.max(1.0)
     }
 
     fn share(&self) -> f64 {
@@ -491,8 +504,8 @@ fn overload(server: &Server, shape: Shape) {
         let mut cap = 0.0;
         // The HSM's busy share in the closed loops and in the overloads (first shape only).
         let (mut hsm_closed, mut hsm_overload) = (BusyShare::default(), BusyShare::default());
-        // Signatures made during the overloads, and the cards delivered from them.
-        let (mut overload_signatures, mut delivered) = (0.0, 0.0);
+        // Cards delivered in time during the overloads (their signatures are in hsm_overload).
+        let mut delivered = 0.0;
         let hsm_busy = || match &shape {
             Shape::HsmOnItsOwnCpu { hsm, cpu } => Some(HsmBusy::read(hsm, *cpu)),
             Shape::InlineOnTheServingCore => None,
@@ -516,7 +529,6 @@ fn overload(server: &Server, shape: Shape) {
             );
             let (overload, hsm_after_overload) = (Spent::read(server).since(&before), hsm_busy());
             overload_cpu += overload.cpu_seconds;
-            overload_signatures += overload.signatures;
             delivered += (r.delivered + a.delivered) as f64;
             let counted = (OVERLOAD_WINDOW - OVERLOAD_WARMUP).as_secs_f64();
             let ok = (r.ok.len() + a.ok.len()) as f64;
@@ -527,7 +539,8 @@ fn overload(server: &Server, shape: Shape) {
             );
             if let (Some(b), Some(c), Some(o)) = (hsm_before, hsm_after_closed, hsm_after_overload) {
                 let (closed_hsm, overload_hsm) = (c.since(&b), o.since(&c));
-                let (closed_share, overload_share) = (hsm_closed.add(closed_hsm), hsm_overload.add(overload_hsm));
+                let closed_share = hsm_closed.add_window(closed_hsm, closed.signatures);
+                let overload_share = hsm_overload.add_window(overload_hsm, overload.signatures);
                 // What the machine's drift does to the HSM: its CPU per signature moves
                 // between adjacent windows, which cards per wall second inherit.
                 println!(
@@ -564,31 +577,41 @@ fn overload(server: &Server, shape: Shape) {
         let goodput = match &shape {
             Shape::HsmOnItsOwnCpu { .. } => {
                 let (closed, overload) = (hsm_closed.share(), hsm_overload.share());
-                // A signature whose card did not reach its client was HSM time wasted.
-                let useful = delivered / overload_signatures.max(1.0);
+                // A signature whose card did not reach its client in time was HSM time wasted.
+                let useful = delivered / hsm_overload.signatures.max(1.0);
                 let goodput = useful * overload / closed;
+                let cost_growth = hsm_overload.cpu_per_signature() / hsm_closed.cpu_per_signature().max(1e-9);
                 println!(
-                    "HSM busy at 3x over {ROUNDS} rounds: {:.1} % of its CPU's time, closed loop {:.1} %; {delivered:.0} cards delivered of {overload_signatures:.0} signatures: goodput = {:.1} % of capacity with the machine's speed taken out",
+                    "HSM busy at 3x over {ROUNDS} rounds: {:.1} % of its CPU's time, closed loop {:.1} % (its CPU idle {:.1} %); {delivered:.0} cards delivered in time of {:.0} signatures; HSM CPU per signature ×{cost_growth:.2} of the closed loop's: goodput = {:.1} % of capacity with the machine's speed taken out",
                     100.0 * overload,
                     100.0 * closed,
+                    100.0 * hsm_closed.idle_share(),
+                    hsm_overload.signatures,
                     100.0 * goodput
                 );
                 // The baseline must be the HSM's capacity: a segl that starved the HSM in both
                 // phases alike would pass a comparison of the two.
-                assert!(
-                    hsm_closed.idle_share() <= 0.10,
-                    "the closed loop did not saturate the HSM: its CPU idled {:.1} % of the time",
-                    100.0 * hsm_closed.idle_share()
-                );
-                (goodput >= 0.95).then_some(()).ok_or_else(|| {
-                    format!(
-                        "goodput {:.1} % < 95 %: the HSM was busy {:.1} % of the time at 3x against {:.1} % in the closed loop, and {:.1} % of its signatures became delivered cards",
+                if closed < 0.80 || hsm_closed.idle_share() > 0.10 {
+                    Err(format!(
+                        "the closed loop did not saturate the HSM: busy {:.1} % of its CPU's time, which idled {:.1} %",
+                        100.0 * closed,
+                        100.0 * hsm_closed.idle_share()
+                    ))
+                } else if cost_growth > 1.2 {
+                    Err(format!(
+                        "the HSM spent ×{cost_growth:.2} the CPU per signature at 3x: work that is not signing"
+                    ))
+                } else if goodput < 0.95 {
+                    Err(format!(
+                        "goodput {:.1} % < 95 %: the HSM was busy {:.1} % of the time at 3x against {:.1} % in the closed loop, and {:.1} % of its signatures became cards delivered in time",
                         100.0 * goodput,
                         100.0 * overload,
                         100.0 * closed,
                         100.0 * useful
-                    )
-                })
+                    ))
+                } else {
+                    Ok(())
+                }
             }
             Shape::InlineOnTheServingCore => (goodput_cards >= 0.75 * capacity_cards).then_some(()).ok_or_else(|| {
                 format!("goodput collapsed: {goodput_cards:.0} cards < 75 % of the {capacity_cards:.0} the capacity just measured would issue")

@@ -200,7 +200,7 @@ pub struct HsmConfig {
 }
 
 /// The signer mode of `[hsm] signer`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SignerModeConfig {
     /// Sign on the core (in-process tokens such as SoftHSM).
@@ -208,6 +208,23 @@ pub enum SignerModeConfig {
     Inline,
     /// Sign on worker threads with several sessions per core (networked HSMs).
     Pipelined,
+}
+
+impl SignerModeConfig {
+    /// Whether each signature is made on the serving core's own thread, in segl's process
+    /// (inline), so that its CPU is the core's: false when signing threads of its own call a
+    /// module that may do the work elsewhere (pipelined).
+    pub fn signs_on_the_serving_core(self) -> bool {
+        self == Self::Inline
+    }
+
+    /// The configuration value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Inline => "inline",
+            Self::Pipelined => "pipelined",
+        }
+    }
 }
 
 fn default_sessions_per_core() -> usize {

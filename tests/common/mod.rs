@@ -401,6 +401,8 @@ pub struct ProcStat {
     pub pgrp: u32,
     /// User + system CPU time so far, in seconds.
     pub cpu_seconds: f64,
+    /// User + system CPU time of its children that have ended and been waited for, in seconds.
+    pub reaped_children_cpu_seconds: f64,
 }
 
 impl ProcStat {
@@ -409,16 +411,19 @@ impl ProcStat {
         // Fields after the command name (which may hold spaces) start after the last ')'.
         let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
         let field = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok());
-        // pgrp, utime and stime are fields 5, 14 and 15 of stat(5): 3, 12 and 13 after the name,
-        // here counted from 0. USER_HZ is 100.
+        // stat(5) numbers its fields from 1 with the name as field 2, so field n is at index
+        // n - 3 here: pgrp (5) at 2, utime and stime (14, 15) at 11 and 12, cutime and cstime
+        // (16, 17) at 13 and 14. USER_HZ is 100.
         Some(ProcStat {
             pgrp: u32::try_from(field(2)?).ok()?,
             cpu_seconds: (field(11)? + field(12)?) as f64 / 100.0,
+            reaped_children_cpu_seconds: (field(13)? + field(14)?) as f64 / 100.0,
         })
     }
 }
 
-/// CPU seconds used so far by every live process in process group `pgrp`.
+/// CPU seconds used so far by process group `pgrp`: its live processes, and those of their
+/// children that have ended and been waited for (a server's finished per-connection children).
 pub fn process_group_cpu_seconds(pgrp: u32) -> f64 {
     let Ok(entries) = std::fs::read_dir("/proc") else { return 0.0 };
     entries
@@ -426,14 +431,14 @@ pub fn process_group_cpu_seconds(pgrp: u32) -> f64 {
         .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
         .filter_map(|stat| ProcStat::parse(&stat))
         .filter(|s| s.pgrp == pgrp)
-        .map(|s| s.cpu_seconds)
+        .map(|s| s.cpu_seconds + s.reaped_children_cpu_seconds)
         .sum()
 }
 
 /// One CPU's time so far from `/proc/stat`, in seconds.
 #[derive(Clone, Copy, Default)]
 pub struct CpuTimes {
-    /// Idle (nothing wanted to run).
+    /// Idle or waiting for I/O (nothing wanted to run).
     pub idle: f64,
     /// Stolen by the hypervisor (nothing on this CPU could run).
     pub steal: f64,

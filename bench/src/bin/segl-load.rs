@@ -356,7 +356,7 @@ fn main() -> ExitCode {
                     eprintln!(
                         "{}; {}",
                         report_run::step_line(s),
-                        report_run::cpu_line(&s.result, ctx.standalone_cpu_us_per_sign)
+                        report_run::cpu_line(&s.result, ctx.standalone_cpu_us_per_sign, ctx.signer)
                     )
                 }));
                 match sweep::knee(&steps) {
@@ -591,6 +591,8 @@ struct LoadContext {
     server: ServerProbe,
     /// CPU of one C_Sign on the same token while segl idles, µs, when measured.
     standalone_cpu_us_per_sign: Option<f64>,
+    /// How segl signs (whether its C_Sign CPU is user time on its cores).
+    signer: segl::config::SignerModeConfig,
 }
 
 /// Builds the pool, starts segl unless a target is given, and runs `f`.
@@ -660,6 +662,7 @@ fn with_load(
         engine: load.engine.options(),
         server: probe,
         standalone_cpu_us_per_sign,
+        signer: config.hsm.signer,
     };
     let record = f(&ctx)?;
     if record.reused_cards > 0 {
@@ -725,7 +728,7 @@ fn scheduled(load: &LoadArgs, schedule: Schedule, label: &str) -> Result<(), Err
         }
         println!("transport: {}", if ctx.target.is_tls() { "TLS" } else { "plain HTTP" });
         for s in run.segments.iter().filter(|s| s.measured && s.server_cpu_us_per_request().is_some()) {
-            println!("{}: {}", s.label, report_run::cpu_line(s, ctx.standalone_cpu_us_per_sign));
+            println!("{}: {}", s.label, report_run::cpu_line(s, ctx.standalone_cpu_us_per_sign, ctx.signer));
         }
         Ok(run)
     })

@@ -120,12 +120,13 @@ pub fn summary(report: &Report) -> String {
     );
     let _ = writeln!(
         o,
-        "segl {}{}: {} executor cores, HSM module `{}`, token `{}`, key `{}`, server log level `{}`. \
+        "segl {}{}: {} executor cores, HSM module `{}` ({} signer), token `{}`, key `{}`, server log level `{}`. \
          Started {}.\n\nCommand: `{}`\n",
         m.server.version,
         or_dash(m.server.commit.as_ref(), |c| format!(" (commit {c})")),
         m.server.cores,
         m.server.hsm_module,
+        m.server.signer.as_str(),
         m.server.token,
         m.server.key,
         st.server_log_level,
@@ -197,15 +198,17 @@ pub fn summary(report: &Report) -> String {
             r.cpu_us_per_sign
         ))
     });
-    let _ = writeln!(
-        o,
-        "| CPU of one raw C_Sign / segl CPU per issued card | {} {at} = {:.0} µs (one C_Sign measured standalone) / {} (segl per card, HSM included): \
-         what the issued/raw rate ratio would be on cores shared with nothing else (CPU time is far less disturbed by neighbours' load than rates are).{} |",
-        or_dash(r.cpu_ratio, |x| format!("**{x:.3}**")),
-        r.cpu_us_per_sign,
-        or_dash(headline.and_then(|c| c.server_cpu_us), |u| format!("{u:.0} µs")),
-        shortfall.unwrap_or_default()
-    );
+    if r.cpu_ratio.is_some() {
+        let _ = writeln!(
+            o,
+            "| CPU of one raw C_Sign / segl CPU per issued card | {} {at} = {:.0} µs (one C_Sign measured standalone) / {} (segl per card, HSM included): \
+             what the issued/raw rate ratio would be on cores shared with nothing else (CPU time is far less disturbed by neighbours' load than rates are).{} |",
+            or_dash(r.cpu_ratio, |x| format!("**{x:.3}**")),
+            r.cpu_us_per_sign,
+            or_dash(headline.and_then(|c| c.server_cpu_us), |u| format!("{u:.0} µs")),
+            shortfall.unwrap_or_default()
+        );
+    }
     let tls_note = if st.tls { ", TLS included" } else { "; plain HTTP: TLS is not included" };
     let how = match in_server {
         Some(c) => format!(
@@ -213,9 +216,10 @@ pub fn summary(report: &Report) -> String {
              subtracting one C_Sign measured standalone ({:.0} µs) instead would give {}",
             or_dash(c.server_cpu_us, |u| format!("{u:.0} µs")),
             or_dash(c.hsm_cpu_us_per_request, |u| format!("{u:.0} µs")),
-            or_dash(c.cpu_us_excl_hsm_user.zip(c.cpu_us_excl_hsm_kernel), |(u, k)| format!(
-                "; {u:.0} µs of it user, {k:.0} µs kernel"
-            )),
+            c.cpu_us_excl_hsm_user
+                .zip(c.cpu_us_excl_hsm_kernel)
+                .map(|(u, k)| format!("; {u:.0} µs of it user, {k:.0} µs kernel"))
+                .unwrap_or_default(),
             r.cpu_us_per_sign,
             or_dash(c.cpu_us_excl_hsm_standalone, |u| format!("{u:.0} µs"))
         ),
@@ -247,7 +251,17 @@ pub fn summary(report: &Report) -> String {
             or_dash(r.hsm_cpu_in_server_over_standalone, |x| format!(": ×{x:.2}"))
         );
     }
-    if let Some(x) = &m.in_process {
+    if let Some(x) = m.in_process.as_ref().filter(|x| x.signs_off_thread) {
+        let _ = writeln!(
+            o,
+            "| the same without HTTP: `segl::exchange::serve` in-process, one thread, {} requests | **{:.0} µs** of the serving thread's CPU per request (the pipelined signer signs on threads of its own){}; so {} the executor, logging and the signing threads' side of each handover add {} |",
+            int(x.requests as f64),
+            x.cpu_us_excl_hsm,
+            if x.not_issued > 0 { format!(" ({} not issued!)", x.not_issued) } else { String::new() },
+            if st.tls { "HTTP, TLS," } else { "HTTP," },
+            or_dash(r.cpu_us_excl_hsm, |u| format!("≈ {:.0} µs", u - x.cpu_us_excl_hsm))
+        );
+    } else if let Some(x) = &m.in_process {
         let _ = writeln!(
             o,
             "| the same without HTTP: `segl::exchange::serve` in-process, one thread, {} requests | **{:.0} µs** = {:.0} µs CPU per request − {}{}; so {} executor and logging add {} |",

@@ -12,6 +12,7 @@ pub mod run;
 pub mod sizing;
 pub mod svg;
 
+use segl::config::SignerModeConfig;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::EngineOptions;
@@ -91,6 +92,10 @@ pub struct ServerInfo {
     pub cores: usize,
     /// PKCS#11 module.
     pub hsm_module: String,
+    /// How segl signed: inline on its cores (an in-process module) or pipelined on signing
+    /// threads (a networked HSM); older reports, which have none, were all inline.
+    #[serde(default)]
+    pub signer: SignerModeConfig,
     /// Token label.
     pub token: String,
     /// Key label.
@@ -121,7 +126,7 @@ pub struct ServerInfo {
 pub struct HsmRuns {
     /// One session, before the sweep.
     pub before_one: HsmRate,
-    /// As many sessions as the server has cores, before the sweep.
+    /// As many sessions as segl signs on (see [`signing_sessions`]), before the sweep.
     pub before_all: HsmRate,
     /// One session, after the saturation step.
     pub after_one: HsmRate,
@@ -355,10 +360,31 @@ pub fn excl_hsm(s: &SegmentRecord, standalone_cpu_us_per_sign: f64) -> Option<(f
 }
 
 /// [`excl_hsm`] split into user and kernel time `(user, kernel)`, µs: the kernel's share of
-/// the server's CPU is all kernel, and what C_Sign took came out of user time.
-pub fn excl_hsm_user_kernel(s: &SegmentRecord, excl_hsm_us: f64) -> Option<(f64, f64)> {
+/// the server's CPU is all kernel, and what C_Sign took came out of user time. That holds for
+/// an in-process module signing inline; a networked HSM's C_Sign is mostly the kernel's socket
+/// work, so for a pipelined signer there is no split, and none where the arithmetic shows the
+/// assumption broken (a negative user part).
+pub fn excl_hsm_user_kernel(
+    s: &SegmentRecord,
+    excl_hsm_us: f64,
+    signer: SignerModeConfig,
+) -> Option<(f64, f64)> {
+    if !signer.signs_on_the_serving_core() {
+        return None;
+    }
     let kernel = s.server_cpu_us_per_request()? * s.server_kernel_share()?;
-    Some((excl_hsm_us - kernel, kernel))
+    let user = excl_hsm_us - kernel;
+    (user >= 0.0).then_some((user, kernel))
+}
+
+/// The sessions the raw C_Sign rate is measured on: as many as segl signs on at once (one per
+/// core inline, `sessions_per_core` per core pipelined), so that raw and issued keep the HSM
+/// equally busy; fewer would leave a networked HSM idle between round trips and flatter segl.
+pub fn signing_sessions(config: &segl::config::Config, cores: usize) -> usize {
+    match config.hsm.signer {
+        SignerModeConfig::Inline => cores,
+        SignerModeConfig::Pipelined => cores * config.hsm.sessions_per_core,
+    }
 }
 
 /// Derives the results from the measurements.
@@ -379,7 +405,7 @@ pub fn analyse(settings: &Settings, m: &Measurements) -> Results {
         .map(|c| {
             let server_cpu_us = c.result.server_cpu_us_per_request();
             let excl = excl_hsm(&c.result, cpu_us_per_sign);
-            let split = excl.and_then(|(u, _)| excl_hsm_user_kernel(&c.result, u));
+            let split = excl.and_then(|(u, _)| excl_hsm_user_kernel(&c.result, u, m.server.signer));
             ConfirmSummary {
                 fraction: c.fraction,
                 rate: c.rate,
@@ -405,7 +431,12 @@ pub fn analyse(settings: &Settings, m: &Measurements) -> Results {
     let excl_hsm_method = headline.map_or(ExclHsmMethod::Standalone, |c| c.excl_hsm_method);
     let cpu_us_excl_hsm_standalone = headline.and_then(|c| c.cpu_us_excl_hsm_standalone);
     let hsm_cpu_us_per_sign_in_server = headline.and_then(|c| c.hsm_cpu_us_per_sign);
-    let cpu_ratio = headline.and_then(|c| c.server_cpu_us).filter(|&u| u > 0.0).map(|u| cpu_us_per_sign / u);
+    // A model of an HSM that signs on segl's own cores: meaningless for a networked one, whose
+    // signature costs segl only the client side of a call.
+    let cpu_ratio = headline
+        .and_then(|c| c.server_cpu_us)
+        .filter(|&u| u > 0.0 && m.server.signer.signs_on_the_serving_core())
+        .map(|u| cpu_us_per_sign / u);
 
     let ceiling = sweep::knee(&m.ceiling).map(|k| k.result.goodput);
     let node = capacity.map(|capacity_at_p99| NodeProfile {
@@ -609,6 +640,7 @@ pub(crate) mod tests {
             server: ServerInfo {
                 cores: 2,
                 hsm_module: "softhsm".into(),
+                signer: SignerModeConfig::Inline,
                 token: "segl-sts".into(),
                 key: "sts-signing".into(),
                 version: "0".into(),
@@ -691,6 +723,53 @@ pub(crate) mod tests {
         assert_eq!(r.target_sizing[0].node_cpu_rate, 35_000.0);
         assert_eq!(r.target_sizing[0].nodes, 1);
         assert_eq!(r.target_sizing[0].hsms, 2);
+    }
+
+    #[test]
+    fn with_a_pipelined_signer_c_sign_is_not_taken_from_user_time_nor_modelled_as_local_cpu() {
+        let (settings, mut m) = synthetic();
+        m.server.signer = SignerModeConfig::Pipelined;
+        let r = analyse(&settings, &m);
+        // segl's own CPU is still the server's less what its signing threads counted...
+        assert!((r.cpu_us_excl_hsm.unwrap() - 40.0).abs() < 1e-6);
+        let c80 = r.confirm.iter().find(|c| c.fraction == 0.8).unwrap();
+        // ...but that was the client side of a call, not user time, and a networked HSM's
+        // signature is not CPU of segl's cores to divide by.
+        assert_eq!((c80.cpu_us_excl_hsm_user, c80.cpu_us_excl_hsm_kernel), (None, None));
+        assert_eq!(r.cpu_ratio, None);
+        // Older reports have no signer recorded: they were inline.
+        let mut json = serde_json::to_value(&m).unwrap();
+        json["server"].as_object_mut().unwrap().remove("signer");
+        let older: Measurements = serde_json::from_value(json).unwrap();
+        assert_eq!(older.server.signer, SignerModeConfig::Inline);
+        assert!(analyse(&settings, &older).cpu_ratio.is_some());
+    }
+
+    #[test]
+    fn a_split_with_a_negative_user_part_is_not_given() {
+        let (_, m) = synthetic();
+        let c80 = &m.confirm.iter().find(|c| c.fraction == 0.8).unwrap().result;
+        // 20 µs of the 1,540 are kernel: 40 µs excluding the HSM splits, 10 µs cannot.
+        let inline = SignerModeConfig::Inline;
+        assert_eq!(
+            excl_hsm_user_kernel(c80, 40.0, inline).map(|(u, k)| (u.round(), k.round())),
+            Some((20.0, 20.0))
+        );
+        assert_eq!(excl_hsm_user_kernel(c80, 10.0, inline), None);
+        assert_eq!(excl_hsm_user_kernel(c80, 40.0, SignerModeConfig::Pipelined), None);
+    }
+
+    #[test]
+    fn the_raw_rate_is_measured_on_as_many_sessions_as_segl_signs_on() {
+        let path = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../config/segl.toml"));
+        let text = std::fs::read_to_string(path).unwrap();
+        let inline = segl::config::Config::from_toml(&text, path).unwrap();
+        assert_eq!(signing_sessions(&inline, 2), 2);
+        let pipelined = text
+            .replace("signer = \"inline\"", "signer = \"pipelined\"\nsessions_per_core = 3")
+            .replace("sessions_per_core = 4\n", "");
+        let pipelined = segl::config::Config::from_toml(&pipelined, path).unwrap();
+        assert_eq!(signing_sessions(&pipelined, 2), 6);
     }
 
     #[test]

@@ -124,10 +124,11 @@ pub fn run(opts: &ReportOptions) -> Result<Report, ReportError> {
         .map_err(|e| ReportError::Smoke(format!("{e}\nsegl's log ends:\n{}", segl.log_tail(15))))?;
 
     let hsm_secs = Duration::from_secs_f64(st.hsm_secs);
-    say("raw C_Sign rate on the STS token (1 session, then one per server core)");
+    let sessions = super::signing_sessions(&config, cores);
+    say(&format!("raw C_Sign rate on the STS token (1 session, then {sessions}: as many as segl signs on)"));
     let before_one = hsm_rate::measure(&config, 1, hsm_secs)?;
-    let before_all = hsm_rate::measure(&config, cores, hsm_secs)?;
-    say(&format!("  {:.0}/s on 1 session, {:.0}/s on {cores}", before_one.per_sec, before_all.per_sec));
+    let before_all = hsm_rate::measure(&config, sessions, hsm_secs)?;
+    say(&format!("  {:.0}/s on 1 session, {:.0}/s on {sessions}", before_one.per_sec, before_all.per_sec));
 
     let mut plan = st.sweep.clone();
     plan.rates = st.sweep_fractions.iter().map(|f| (f * before_all.per_sec).round().max(1.0)).collect();
@@ -147,7 +148,11 @@ pub fn run(opts: &ReportOptions) -> Result<Report, ReportError> {
     say(&format!("sweep (p99 target {} ms)", st.criteria.p99_target_ms));
     let load = StepLoad { target: &target, mix: &mix, pool: &pool, engine: &st.engine, server: &server };
     let steps = rt.block_on(sweep::run(&plan, &st.criteria, load, &mut |s| {
-        say(&format!("{}; {}", step_line(s), cpu_line(&s.result, Some(before_one.cpu_us_per_sign))))
+        say(&format!(
+            "{}; {}",
+            step_line(s),
+            cpu_line(&s.result, Some(before_one.cpu_us_per_sign), config.hsm.signer)
+        ))
     }));
     let capacity = sweep::knee(&steps).map(|k| k.result.goodput);
     let base = capacity.unwrap_or_else(|| sweep::saturated_goodput(&steps)).max(1.0);
@@ -160,20 +165,31 @@ pub fn run(opts: &ReportOptions) -> Result<Report, ReportError> {
     let first_failing = steps.iter().filter(|s| !s.passed()).map(|s| s.rate).fold(f64::INFINITY, f64::min);
     let sat_base = if first_failing.is_finite() { first_failing } else { base };
     // The CPU one signature costs bounds the signing rate of these cores whatever neighbours
-    // do to the measured rates; going past it makes sure the step saturates.
-    let cpu_bound = cores as f64 * 1e6 / before_one.cpu_us_per_sign.max(1.0);
+    // do to the measured rates; going past it makes sure the step saturates. Only where the
+    // signing happens on these cores: a networked HSM's signature costs them the client side
+    // of a call, and a bound from that would have the generator offer ten times what any step
+    // needs.
+    let cpu_bound = if config.hsm.signer.signs_on_the_serving_core() {
+        cores as f64 * 1e6 / before_one.cpu_us_per_sign.max(1.0)
+    } else {
+        0.0
+    };
     let sat_rate = (sat_base.max(before_all.per_sec).max(cpu_bound) * st.saturation_factor).round();
     say(&format!("saturation: one step at {sat_rate:.0}/s"));
     let saturation = rt.block_on(sweep::run_step(sat_rate, &plan, &st.criteria, load));
     if let Some(s) = &saturation {
-        say(&format!("{}; {}", step_line(s), cpu_line(&s.result, Some(before_one.cpu_us_per_sign))));
+        say(&format!(
+            "{}; {}",
+            step_line(s),
+            cpu_line(&s.result, Some(before_one.cpu_us_per_sign), config.hsm.signer)
+        ));
     }
     // Raw signing again right after the sweep, so that the issued/raw ratio compares figures
     // taken minutes apart at most; the machine is shared.
     say("raw C_Sign rate again");
     let after_one = hsm_rate::measure(&config, 1, hsm_secs)?;
-    let after_all = hsm_rate::measure(&config, cores, hsm_secs)?;
-    say(&format!("  {:.0}/s on 1 session, {:.0}/s on {cores}", after_one.per_sec, after_all.per_sec));
+    let after_all = hsm_rate::measure(&config, sessions, hsm_secs)?;
+    say(&format!("  {:.0}/s on 1 session, {:.0}/s on {sessions}", after_one.per_sec, after_all.per_sec));
 
     let mut confirm = Vec::new();
     for &fraction in &st.confirm_fractions {
@@ -189,7 +205,7 @@ pub fn run(opts: &ReportOptions) -> Result<Report, ReportError> {
                 result.latency.p99_ms,
                 result.latency.p999_ms,
                 result.counts.failed(),
-                cpu_line(&result, Some(before_one.cpu_us_per_sign))
+                cpu_line(&result, Some(before_one.cpu_us_per_sign), config.hsm.signer)
             ));
             confirm.push(ConfirmRun { fraction, rate, result });
         }
@@ -232,10 +248,19 @@ pub fn run(opts: &ReportOptions) -> Result<Report, ReportError> {
     say("segl's CPU per request in-process, without HTTP (2,000 requests on one thread)");
     let in_process = match crate::inprocess::measure(&config, &pool, 2000) {
         Ok(x) => {
-            say(&format!(
-                "  {:.0} µs per request − {:.0} µs per signature = {:.0} µs",
-                x.cpu_us_per_request, x.cpu_us_per_sign, x.cpu_us_excl_hsm
-            ));
+            say(&if x.signs_off_thread {
+                format!(
+                    "  {:.0} µs per request (the pipelined signer signs on threads of its own)",
+                    x.cpu_us_excl_hsm
+                )
+            } else {
+                format!(
+                    "  {:.0} µs per request − {:.0} µs of C_Sign = {:.0} µs",
+                    x.cpu_us_per_request,
+                    x.cpu_us_per_request - x.cpu_us_excl_hsm,
+                    x.cpu_us_excl_hsm
+                )
+            });
             Some(x)
         }
         Err(e) => {
@@ -280,6 +305,7 @@ pub fn run(opts: &ReportOptions) -> Result<Report, ReportError> {
         server: ServerInfo {
             cores,
             hsm_module: config.hsm.module.display().to_string(),
+            signer: config.hsm.signer,
             token: config.hsm.token_label.clone(),
             key: config.hsm.key_label.clone(),
             version: git_describe().unwrap_or_else(|| "unknown".into()),
@@ -343,13 +369,17 @@ pub fn step_line(s: &sweep::SweepStep) -> String {
 
 /// segl's CPU per request with and without the HSM operation, for the progress log: by the
 /// C_Sign CPU segl counted, and by one C_Sign measured standalone when there is one.
-pub fn cpu_line(s: &crate::record::SegmentRecord, standalone_cpu_us_per_sign: Option<f64>) -> String {
+pub fn cpu_line(
+    s: &crate::record::SegmentRecord,
+    standalone_cpu_us_per_sign: Option<f64>,
+    signer: segl::config::SignerModeConfig,
+) -> String {
     let Some(server) = s.server_cpu_us_per_request() else { return "segl CPU not measured".into() };
     let mut out = format!("segl {server:.0} µs/request");
     match (s.hsm_cpu_us_per_signature(), s.cpu_us_excl_hsm_in_server()) {
         (Some(sign), Some(excl)) => {
             out.push_str(&format!("; C_Sign {sign:.0} µs in the server; excl. HSM {excl:.0} µs (in-server)"));
-            if let Some((user, kernel)) = super::excl_hsm_user_kernel(s, excl) {
+            if let Some((user, kernel)) = super::excl_hsm_user_kernel(s, excl, signer) {
                 out.push_str(&format!(" = {user:.0} user + {kernel:.0} kernel"));
             }
         }
