@@ -98,8 +98,11 @@ pub struct MachineInfo {
     pub hostname: String,
     /// CPU model.
     pub cpu_model: String,
-    /// Logical CPUs.
+    /// Logical CPUs the report could use (its affinity: all of the machine's unless pinned).
     pub cpus: usize,
+    /// Logical CPUs of the machine (0 in older reports, which were never pinned).
+    #[serde(default)]
+    pub machine_cpus: usize,
     /// Memory in GiB.
     pub memory_gib: f64,
     /// Kernel release.
@@ -130,6 +133,7 @@ impl MachineInfo {
             hostname: read("/proc/sys/kernel/hostname").trim().to_owned(),
             cpu_model,
             cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            machine_cpus: cpuinfo.lines().filter(|l| l.starts_with("processor")).count(),
             memory_gib: (memory_kib / 1024.0 / 1024.0 * 10.0).round() / 10.0,
             kernel: read("/proc/sys/kernel/osrelease").trim().to_owned(),
             load_average: read("/proc/loadavg").split_whitespace().take(3).collect::<Vec<_>>().join(" "),

@@ -102,15 +102,24 @@ pub fn summary(report: &Report) -> String {
     let (st, m, r) = (&report.settings, &report.measurements, &report.results);
     let mut o = String::new();
     let date = m.started_at.get(..10).unwrap_or(&m.started_at);
-    let _ =
-        writeln!(o, "# segl capacity report, {date}, {} CPUs ({})\n", m.machine.cpus, m.machine.cpu_model);
+    // Older reports did not record the machine's own count: they ran on all of it.
+    let machine_cpus = if m.machine.machine_cpus == 0 { m.machine.cpus } else { m.machine.machine_cpus };
+    let _ = writeln!(o, "# segl capacity report, {date}, {machine_cpus} CPUs ({})\n", m.machine.cpu_model);
+    let pinned = if m.machine.cpus < machine_cpus {
+        format!(
+            "; segl and the load generator were pinned to {} of them (the notes beside this report say what ran on \
+             the others)",
+            m.machine.cpus
+        )
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         o,
-        "Machine: {}, {} logical CPUs, {} GiB, Linux {}, host `{}`. **This machine is shared with other \
+        "Machine: {}, {machine_cpus} logical CPUs{pinned}, {} GiB, Linux {}, host `{}`. **This machine is shared with other \
          engineers' builds and tests and is noisy** (load average {} at the start, {} at the end); the load generator \
          runs on the same {} CPUs as segl. Every comparison below is between figures measured in the same run.\n",
         m.machine.cpu_model,
-        m.machine.cpus,
         m.machine.memory_gib,
         m.machine.kernel,
         m.machine.hostname,
@@ -350,9 +359,15 @@ pub fn summary(report: &Report) -> String {
     let _ = writeln!(
         o,
         "\nexcl. HSM = (segl CPU − the CPU segl's signing threads spent in C_Sign, counted by segl in the same window) / requests \
-         answered; user and kernel split it by the user:system ratio of segl's CPU (`/proc/<pid>/stat`), C_Sign being user time. \
+         answered; {} \
          The column after it subtracts one C_Sign measured standalone ({:.0} µs, segl idle) instead, as reports before \
          the in-server figure did.",
+        if m.server.signer.signs_on_the_serving_core() {
+            "user and kernel split it by the user:system ratio of segl's CPU (`/proc/<pid>/stat`), C_Sign being user time."
+        } else {
+            "user and kernel are not split: with the pipelined signer segl's C_Sign CPU is the client side of a call to \
+             the HSM, mostly the kernel's socket work, not user time."
+        },
         r.cpu_us_per_sign
     );
     dagger_note(&mut o, daggers, r.cpu_us_per_sign);

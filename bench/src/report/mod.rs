@@ -628,6 +628,7 @@ pub(crate) mod tests {
             hostname: "test".into(),
             cpu_model: "synthetic".into(),
             cpus: 2,
+            machine_cpus: 2,
             memory_gib: 24.0,
             kernel: "6".into(),
             load_average: "0.00 0.00 0.00".into(),
