@@ -358,12 +358,24 @@ struct HsmBusy {
     at: Instant,
 }
 
-/// From one [`HsmBusy`] reading to the next, in seconds.
-#[derive(Clone, Copy)]
+/// From one [`HsmBusy`] reading to the next (or a sum of such windows), in seconds.
+#[derive(Clone, Copy, Default)]
 struct HsmWindow {
     busy: f64,
     available: f64,
     idle: f64,
+}
+
+impl HsmWindow {
+    /// The share of the available time the HSM was busy.
+    fn share(&self) -> f64 {
+        self.busy / self.available.max(1e-9)
+    }
+
+    /// The share of the available time its CPU idled.
+    fn idle_share(&self) -> f64 {
+        self.idle / self.available.max(1e-9)
+    }
 }
 
 impl HsmBusy {
@@ -381,37 +393,34 @@ impl HsmBusy {
     }
 }
 
-/// Busy, available and idle seconds of the HSM's CPU, and the signatures made, summed over a
-/// run's windows of one kind.
+/// The HSM's windows of one kind in a run, summed, and the signatures made in them.
 #[derive(Default)]
 struct BusyShare {
-    busy: f64,
-    available: f64,
-    idle: f64,
+    total: HsmWindow,
     signatures: f64,
 }
 
 impl BusyShare {
     /// Adds a window in which `signatures` were made; returns that window's own busy share.
     fn add_window(&mut self, w: HsmWindow, signatures: f64) -> f64 {
-        self.busy += w.busy;
-        self.available += w.available;
-        self.idle += w.idle;
+        self.total.busy += w.busy;
+        self.total.available += w.available;
+        self.total.idle += w.idle;
         self.signatures += signatures;
-        w.busy / w.available.max(1e-9)
+        w.share()
     }
 
     /// The HSM's CPU seconds per signature.
     fn cpu_per_signature(&self) -> f64 {
-        self.busy / self.signatures.max(1.0)
+        self.total.busy / self.signatures.max(1.0)
     }
 
     fn share(&self) -> f64 {
-        self.busy / self.available.max(1e-9)
+        self.total.share()
     }
 
     fn idle_share(&self) -> f64 {
-        self.idle / self.available.max(1e-9)
+        self.total.idle_share()
     }
 }
 
@@ -548,8 +557,8 @@ fn overload(server: &Server, shape: Shape) {
                     100.0 * closed_share,
                     100.0 * overload_share,
                     100.0 * overload_share / closed_share,
-                    100.0 * closed_hsm.idle / closed_hsm.available,
-                    100.0 * overload_hsm.idle / overload_hsm.available,
+                    100.0 * closed_hsm.idle_share(),
+                    100.0 * overload_hsm.idle_share(),
                     1e6 * closed_hsm.busy / closed.signatures.max(1.0),
                     1e6 * overload_hsm.busy / overload.signatures.max(1.0),
                 );

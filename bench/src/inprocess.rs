@@ -36,10 +36,6 @@ pub struct InProcess {
     /// C_Sign CPU per request while serving, as the signer counted it, µs.
     #[serde(default)]
     pub hsm_cpu_us_per_request: Option<f64>,
-    /// The signer signed on threads of its own (pipelined), so the serving thread's CPU held no
-    /// C_Sign and `cpu_us_excl_hsm` is all of it; false in older reports, which were inline.
-    #[serde(default)]
-    pub signs_off_thread: bool,
     /// Wall time per request, µs.
     pub wall_us_per_request: f64,
 }
@@ -113,19 +109,18 @@ pub fn measure(config: &Config, pool: &RequestPool, requests: u64) -> Result<InP
     let cpu_us_per_sign = per(sign_before + sign_after, 2 * half);
     // A module whose CPU clock reads zero (not SoftHSM) leaves the back-to-back figure.
     let hsm_cpu_us_per_request = (hsm_ns > 0).then(|| per(hsm_ns, requests));
-    let signs_off_thread = !config.hsm.signer.signs_on_the_serving_core();
     Ok(InProcess {
         requests,
         not_issued,
         cpu_us_per_request,
         cpu_us_per_sign,
-        cpu_us_excl_hsm: if signs_off_thread {
-            cpu_us_per_request
-        } else {
+        // A pipelined signer signs on threads of its own: this thread's CPU holds no C_Sign.
+        cpu_us_excl_hsm: if config.hsm.signer.signs_on_the_serving_core() {
             cpu_us_per_request - hsm_cpu_us_per_request.unwrap_or(cpu_us_per_sign)
+        } else {
+            cpu_us_per_request
         },
         hsm_cpu_us_per_request,
-        signs_off_thread,
         wall_us_per_request: wall.as_secs_f64() * 1e6 / requests.max(1) as f64,
     })
 }

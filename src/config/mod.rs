@@ -244,6 +244,15 @@ fn default_audit_log() -> PathBuf {
 }
 
 impl HsmConfig {
+    /// The signing sessions each core opens: one for the inline signer, which signs on the
+    /// core's own thread, `sessions_per_core` for the pipelined one.
+    pub fn signing_sessions_per_core(&self) -> usize {
+        match self.signer {
+            SignerModeConfig::Inline => 1,
+            SignerModeConfig::Pipelined => self.sessions_per_core.max(1),
+        }
+    }
+
     /// Which token to use.
     pub fn token_selector(&self) -> segl_pkcs11::TokenSelector {
         segl_pkcs11::TokenSelector {

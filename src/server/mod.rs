@@ -224,10 +224,7 @@ async fn serve_core(ctx: Rc<CoreContext>, env: Rc<CoreEnv>) -> Result<(), String
 fn busy_clock(ctx: &CoreContext, config: &crate::config::Config) -> admission::BusyClock {
     let stats = ctx.signer.stats_handle();
     // Inline signing runs on the core's thread (its CPU covers it): one lane.
-    let lanes = match config.hsm.signer {
-        crate::config::SignerModeConfig::Inline => 1,
-        crate::config::SignerModeConfig::Pipelined => config.hsm.sessions_per_core.max(1),
-    };
+    let lanes = config.hsm.signing_sessions_per_core();
     Box::new(move || admission::Busy {
         core_cpu: segl_pkcs11::thread_cpu_time(),
         hsm_per_session: stats.snapshot().hsm_time / lanes as u32,

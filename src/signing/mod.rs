@@ -102,10 +102,11 @@ impl StsKey {
 
     /// A signer for one core, with its own sessions, and the driver to run on that core.
     pub fn core_signer(&self, core: usize) -> Result<(CoreSigner, SignerDriver), SigningError> {
-        let (mode, sessions) = match self.config.signer {
-            SignerModeConfig::Inline => (SignerMode::Inline, 1),
-            SignerModeConfig::Pipelined => (SignerMode::Pipelined, self.config.sessions_per_core),
+        let mode = match self.config.signer {
+            SignerModeConfig::Inline => SignerMode::Inline,
+            SignerModeConfig::Pipelined => SignerMode::Pipelined,
         };
+        let sessions = self.config.signing_sessions_per_core();
         let batch =
             BatchConfig { mode, sessions, max_batch: self.config.max_batch, name: format!("core {core}") };
         let (signer, driver) = BatchSigner::open(&self.token, &batch, self.status.clone())?;

@@ -260,30 +260,36 @@ pub fn summary(report: &Report) -> String {
             or_dash(r.hsm_cpu_in_server_over_standalone, |x| format!(": ×{x:.2}"))
         );
     }
-    if let Some(x) = m.in_process.as_ref().filter(|x| x.signs_off_thread) {
-        let _ = writeln!(
-            o,
-            "| the same without HTTP: `segl::exchange::serve` in-process, one thread, {} requests | **{:.0} µs** of the serving thread's CPU per request (the pipelined signer signs on threads of its own){}; so {} the executor, logging and the signing threads' side of each handover add {} |",
-            int(x.requests as f64),
-            x.cpu_us_excl_hsm,
-            if x.not_issued > 0 { format!(" ({} not issued!)", x.not_issued) } else { String::new() },
-            if st.tls { "HTTP, TLS," } else { "HTTP," },
-            or_dash(r.cpu_us_excl_hsm, |u| format!("≈ {:.0} µs", u - x.cpu_us_excl_hsm))
-        );
-    } else if let Some(x) = &m.in_process {
-        let _ = writeln!(
-            o,
-            "| the same without HTTP: `segl::exchange::serve` in-process, one thread, {} requests | **{:.0} µs** = {:.0} µs CPU per request − {}{}; so {} executor and logging add {} |",
-            int(x.requests as f64),
-            x.cpu_us_excl_hsm,
-            x.cpu_us_per_request,
-            match x.hsm_cpu_us_per_request {
-                Some(h) => format!(
-                    "{h:.0} µs of C_Sign CPU per request counted by the signer while serving ({:.0} µs per C_Sign signing back to back)",
-                    x.cpu_us_per_sign
+    if let Some(x) = &m.in_process {
+        // Inline, the thread's CPU held the signatures and the signer's count is taken off;
+        // pipelined, the signing threads did them and the thread's CPU is all segl's own.
+        let (made_of, added_by) = if m.server.signer.signs_on_the_serving_core() {
+            (
+                format!(
+                    " = {:.0} µs CPU per request − {}",
+                    x.cpu_us_per_request,
+                    match x.hsm_cpu_us_per_request {
+                        Some(h) => format!(
+                            "{h:.0} µs of C_Sign CPU per request counted by the signer while serving ({:.0} µs per C_Sign signing back to back)",
+                            x.cpu_us_per_sign
+                        ),
+                        None => format!("{:.0} µs per C_Sign on the same thread", x.cpu_us_per_sign),
+                    }
                 ),
-                None => format!("{:.0} µs per C_Sign on the same thread", x.cpu_us_per_sign),
-            },
+                "executor and logging",
+            )
+        } else {
+            (
+                " of the serving thread's CPU per request (the pipelined signer signs on threads of its own)"
+                    .to_owned(),
+                "the executor, logging and the signing threads' side of each handover",
+            )
+        };
+        let _ = writeln!(
+            o,
+            "| the same without HTTP: `segl::exchange::serve` in-process, one thread, {} requests | **{:.0} µs**{made_of}{}; so {} {added_by} add {} |",
+            int(x.requests as f64),
+            x.cpu_us_excl_hsm,
             if x.not_issued > 0 { format!(" ({} not issued!)", x.not_issued) } else { String::new() },
             if st.tls { "HTTP, TLS," } else { "HTTP," },
             or_dash(r.cpu_us_excl_hsm, |u| format!("≈ {:.0} µs", u - x.cpu_us_excl_hsm))

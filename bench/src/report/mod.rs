@@ -381,10 +381,7 @@ pub fn excl_hsm_user_kernel(
 /// core inline, `sessions_per_core` per core pipelined), so that raw and issued keep the HSM
 /// equally busy; fewer would leave a networked HSM idle between round trips and flatter segl.
 pub fn signing_sessions(config: &segl::config::Config, cores: usize) -> usize {
-    match config.hsm.signer {
-        SignerModeConfig::Inline => cores,
-        SignerModeConfig::Pipelined => cores * config.hsm.sessions_per_core,
-    }
+    cores * config.hsm.signing_sessions_per_core()
 }
 
 /// Derives the results from the measurements.

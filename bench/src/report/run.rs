@@ -248,16 +248,16 @@ pub fn run(opts: &ReportOptions) -> Result<Report, ReportError> {
     say("segl's CPU per request in-process, without HTTP (2,000 requests on one thread)");
     let in_process = match crate::inprocess::measure(&config, &pool, 2000) {
         Ok(x) => {
-            say(&if x.signs_off_thread {
-                format!(
-                    "  {:.0} µs per request (the pipelined signer signs on threads of its own)",
-                    x.cpu_us_excl_hsm
-                )
-            } else {
+            say(&if config.hsm.signer.signs_on_the_serving_core() {
                 format!(
                     "  {:.0} µs per request − {:.0} µs of C_Sign = {:.0} µs",
                     x.cpu_us_per_request,
                     x.cpu_us_per_request - x.cpu_us_excl_hsm,
+                    x.cpu_us_excl_hsm
+                )
+            } else {
+                format!(
+                    "  {:.0} µs per request (the pipelined signer signs on threads of its own)",
                     x.cpu_us_excl_hsm
                 )
             });
