@@ -30,7 +30,7 @@
 //!   refusal's work (reading its request, the kernel's loopback TCP, the answer) is CPU taken
 //!   from signing, so goodput is capacity less what refusals cost, plus the machine's drift:
 //!   92–110 % of capacity in cards per wall second on this machine (2026-12-03, Intel Xeon,
-//!   8 runs). Every other promise is asserted as in the first shape; goodput only against
+//!   9 runs). Every other promise is asserted as in the first shape; goodput only against
 //!   collapse (≥ 75 %: a refusal that cost a signature, or admission letting the queue run dry,
 //!   would give far less).
 //!
