@@ -309,7 +309,15 @@ impl Worker {
 
     fn process(&mut self, job: Job) {
         let Some(mut job) = job.unless_expired(&self.stats) else { return };
-        match self.session.sign(&job.key, &job.digest_info) {
+        let mut result = self.session.sign(&job.key, &job.digest_info);
+        if job.retried && matches!(&result, Err(e) if e.scope() == FaultScope::Session) {
+            // The retry met a lost session too: a logout is token-wide and reaches every
+            // session before any has logged in again. This session was just marked lost, and
+            // its first reopen is immediate and logs in (as the inline signer relies on).
+            self.stats.retried();
+            result = self.session.sign(&job.key, &job.digest_info);
+        }
+        match result {
             Err(e) if e.scope() == FaultScope::Session && !job.retried => {
                 job.retried = true;
                 self.stats.retried();
