@@ -6,6 +6,7 @@
 pub mod c14n;
 pub mod dsig;
 pub mod emit;
+pub mod enc;
 pub mod escape;
 pub mod parse;
 
