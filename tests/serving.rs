@@ -353,10 +353,8 @@ fn in_sync_mode_every_answered_request_is_on_disk_after_kill_9() {
     clients.into_iter().for_each(|c| c.join().unwrap());
     let answered = answered.lock().unwrap().clone();
     assert!(answered.len() > 20, "only {} answers before the kill", answered.len());
-    let on_disk: std::collections::HashSet<String> = audit_records(&audit)
-        .iter()
-        .filter_map(|r| r["issued_card_id"].as_str().map(str::to_owned))
-        .collect();
+    let on_disk: std::collections::HashSet<String> =
+        audit_records(&audit).iter().filter_map(|r| r["issued"]["id"].as_str().map(str::to_owned)).collect();
     let missing: Vec<_> = answered.iter().filter(|id| !on_disk.contains(*id)).collect();
     assert!(
         missing.is_empty(),

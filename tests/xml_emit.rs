@@ -5,8 +5,9 @@
 
 use bytes::Bytes;
 use jiff::Timestamp;
+use segl::exchange::dgws::envelope::{self as soap, Correlation};
 use segl::exchange::error::RequestError;
-use segl::exchange::soap::{self, Correlation};
+use segl::exchange::Endpoint;
 use segl::time::DgwsVersion;
 use segl::token::idcard::{NameId, SystemLog, UserLog, CARD_END};
 use segl::token::{CardType, IdCard};
@@ -160,11 +161,11 @@ fn tokens_inside_dgws_envelopes_are_canonical_in_place() {
         }
     }
     // The fault envelope carries no token; it must still be well-formed and escape the reason.
+    let error = RequestError::NotStsRequest("a <reason> & \"more\"".into());
     let fault = soap::fault_response(
         &correlation(DgwsVersion::V1_0),
         now(),
-        &RequestError::NotStsRequest("a <reason> & \"more\"".into()),
-        "http://www.sosi.dk/sts",
+        &error.fault(Some(Endpoint::NewSecurityTokenService), "http://www.sosi.dk/sts"),
     );
     let doc = parse(&fault);
     let text = whole(&doc);

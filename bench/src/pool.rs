@@ -149,7 +149,7 @@ impl RequestPool {
             return p.body.clone();
         }
         self.reused.fetch_add(1, Ordering::Relaxed);
-        let fresh = segl::exchange::soap::new_message_id(jiff::Timestamp::now());
+        let fresh = segl::exchange::dgws::envelope::new_message_id(jiff::Timestamp::now());
         let mut body = p.body.to_vec();
         if fresh.len() == p.message_id.len() {
             body[p.message_id.clone()].copy_from_slice(fresh.as_bytes());

@@ -71,6 +71,25 @@ pub struct AuditCard {
     pub role: Option<String>,
 }
 
+/// A token a request presented or was issued, of any kind.
+#[derive(Debug, Clone, Serialize, Default, PartialEq, Eq)]
+pub struct AuditToken {
+    /// `idcard`, `oiosaml`, `bootstrap`, `identity-token`, `jwt`, ...
+    pub kind: String,
+    /// Its identifier (`sosi:IDCardID`, the assertion's `ID`, a JWT's `jti`).
+    pub id: String,
+    /// Whom it is for, when it names an audience.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
+}
+
+impl AuditToken {
+    /// A token of `kind` with `id`, for no particular audience.
+    pub fn new(kind: &str, id: &str) -> AuditToken {
+        AuditToken { kind: kind.to_owned(), id: id.to_owned(), audience: None }
+    }
+}
+
 /// One audit record.
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct AuditRecord {
@@ -95,12 +114,15 @@ pub struct AuditRecord {
     /// Who signed the presented card.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client: Option<AuditClient>,
-    /// The presented card.
+    /// The presented token (once its signature verified).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub presented: Option<AuditToken>,
+    /// The presented ID card's contents, when an ID card was presented.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub card: Option<AuditCard>,
-    /// `sosi:IDCardID` of the issued card.
+    /// The issued token.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub issued_card_id: Option<String>,
+    pub issued: Option<AuditToken>,
     /// Label of the HSM key that signed the issued token.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
@@ -288,12 +310,15 @@ mod tests {
         for i in 0..3 {
             let rec = AuditRecord {
                 outcome: "issued".into(),
-                issued_card_id: Some(format!("card-{i}")),
+                issued: Some(AuditToken::new("idcard", &format!("card-{i}"))),
                 ..Default::default()
             };
             futures_lite::future::block_on(log.record(&rec)).unwrap();
             let text = std::fs::read_to_string(&path).unwrap();
-            assert!(text.contains(&format!("\"issued_card_id\":\"card-{i}\"")), "{text}");
+            assert!(
+                text.contains(&format!("\"issued\":{{\"kind\":\"idcard\",\"id\":\"card-{i}\"}}")),
+                "{text}"
+            );
         }
         let lines: Vec<serde_json::Value> = std::fs::read_to_string(&path)
             .unwrap()
@@ -319,8 +344,10 @@ mod tests {
                 let log = log.clone();
                 std::thread::spawn(move || {
                     for i in 0..each {
-                        let rec =
-                            AuditRecord { issued_card_id: Some(format!("{t}-{i}")), ..Default::default() };
+                        let rec = AuditRecord {
+                            issued: Some(AuditToken::new("idcard", &format!("{t}-{i}"))),
+                            ..Default::default()
+                        };
                         futures_lite::future::block_on(log.record(&rec)).unwrap();
                     }
                 })
@@ -369,12 +396,14 @@ mod tests {
 pub struct AuditTrail {
     /// The request's message id.
     pub message_id: Option<String>,
-    /// Who signed the presented card (set once its signature verified).
+    /// Who signed the request or its presented card (set once that signature verified).
     pub client: Option<AuditClient>,
+    /// The presented token (set once its signature verified).
+    pub presented: Option<AuditToken>,
     /// The presented card (set once it was read from the verified element).
     pub card: Option<AuditCard>,
-    /// The issued card's id.
-    pub issued_card_id: Option<String>,
+    /// The issued token.
+    pub issued: Option<AuditToken>,
     /// The key that signed the issued token.
     pub key: Option<String>,
 }
@@ -383,7 +412,7 @@ impl AuditTrail {
     /// Whether the request identified its client: only such refusals are audited (anything
     /// else is noise an attacker could fill the audit log with; it is in the operational log).
     pub fn identified(&self) -> bool {
-        self.client.is_some()
+        self.client.is_some() || self.presented.is_some()
     }
 
     /// The record of an issued token.
@@ -426,8 +455,9 @@ impl AuditTrail {
             message_id: self.message_id,
             peer: peer.map(|p| p.to_string()),
             client: self.client,
+            presented: self.presented,
             card: self.card,
-            issued_card_id: self.issued_card_id,
+            issued: self.issued,
             key: self.key,
         }
     }

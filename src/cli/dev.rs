@@ -6,6 +6,7 @@ use clap::{Subcommand, ValueEnum};
 
 use crate::config::Config;
 use crate::dev::client::{CertHash, DevClient, RequestOptions};
+use crate::dev::oio::CardPlacement;
 use crate::dev::pki::{self, Identity};
 use crate::time::DgwsVersion;
 use crate::token::CardType;
@@ -47,6 +48,22 @@ pub(super) enum DevCommand {
         /// Make a card whose validity ended an hour ago.
         #[arg(long)]
         expired: bool,
+        /// Output file.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Write a Sosi2OIOSaml request (as unsealed sends it) presenting the STS-signed card of a
+    /// NewSecurityTokenService response, to stdout (or --out).
+    Sosi2oiosaml {
+        /// The DGWS response holding the STS-signed user card.
+        #[arg(long)]
+        card_from: PathBuf,
+        /// The audience (`wsp:AppliesTo`).
+        #[arg(long, default_value = crate::dev::audience::DEV_AUDIENCE)]
+        audience: String,
+        /// Put the card in the header's wsse:Security (seal's option) instead of in ActAs.
+        #[arg(long)]
+        card_in_header: bool,
         /// Output file.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -116,15 +133,24 @@ impl DevCommand {
                 if expired {
                     opts.not_before_offset = jiff::SignedDuration::from_hours(-25);
                 }
-                let request = client.request(&opts)?;
-                match out {
-                    Some(path) => std::fs::write(&path, request)?,
-                    None => std::io::Write::write_all(&mut std::io::stdout(), &request)?,
-                }
-                Ok(())
+                write_out(out, &client.request(&opts)?)
+            }
+            DevCommand::Sosi2oiosaml { card_from, audience, card_in_header, out } => {
+                let card = crate::dev::oio::issued_card(&std::fs::read(&card_from)?)?;
+                let placement = if card_in_header { CardPlacement::Header } else { CardPlacement::ActAs };
+                write_out(out, &crate::dev::oio::sosi2oiosaml_request(&card, &audience, placement))
             }
         }
     }
+}
+
+/// Writes a request to `out`, or to stdout.
+fn write_out(out: Option<PathBuf>, request: &[u8]) -> Result<(), Box<dyn std::error::Error>> {
+    match out {
+        Some(path) => std::fs::write(&path, request)?,
+        None => std::io::Write::write_all(&mut std::io::stdout(), request)?,
+    }
+    Ok(())
 }
 
 fn setup(config: &Config) -> Result<(), Box<dyn std::error::Error>> {

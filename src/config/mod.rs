@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+mod audience;
+pub use audience::{IboAudienceConfig, Sosi2OioSamlConfig};
+
 /// Why a configuration was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -41,6 +44,9 @@ pub struct Config {
     pub roles: RolesConfig,
     /// The audit log.
     pub audit: AuditConfig,
+    /// The Sosi2OIOSaml exchange: its audiences (iboConfig).
+    #[serde(default)]
+    pub sosi2oiosaml: Sosi2OioSamlConfig,
     /// Development PKI and client (only used by `segl dev …`).
     #[serde(default)]
     pub dev: Option<DevConfig>,
@@ -566,6 +572,7 @@ impl Config {
             fix(&mut tls.key);
         }
         fix(&mut self.audit.path);
+        self.sosi2oiosaml.audience.iter_mut().for_each(|a| fix(&mut a.certificate));
         if let Some(dev) = self.dev.as_mut() {
             fix(&mut dev.state_dir);
             fix(&mut dev.pin_file);
@@ -628,6 +635,7 @@ impl Config {
             // the core's rate from served requests, would never learn it.
             return Err(invalid("server.deadline_ms", &format!("must be at least {MIN_DEADLINE_MS}")));
         }
+        self.sosi2oiosaml.validate().map_err(|reason| invalid("sosi2oiosaml.audience", &reason))?;
         if self.server.max_body_bytes < 1024 {
             return Err(invalid("server.max_body_bytes", "must be at least 1024"));
         }

@@ -11,7 +11,7 @@ use segl_pkcs11::{HsmModule, Token};
 use super::pki::{self, Identity, PkiPaths};
 use super::DevError;
 use crate::config::Config;
-use crate::exchange::soap;
+use crate::exchange::dgws::envelope as soap;
 use crate::time::{self, DgwsVersion};
 use crate::token::idcard::{IdCard, NameId, SystemLog, UserLog};
 use crate::token::CardType;

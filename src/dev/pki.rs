@@ -333,6 +333,12 @@ pub fn setup(config: &Config) -> Result<SetupReport, DevError> {
             report.created.push(format!("CRL {} (revokes revoked-moces)", crl_file.display()));
         }
     }
+    // The development service provider of the embedded configuration's Sosi2OIOSaml audience.
+    for audience in &config.sosi2oiosaml.audience {
+        if audience.certificate.starts_with(&dev.state_dir) {
+            report.created.extend(super::audience::ensure(&audience.certificate)?);
+        }
+    }
     if let Some(roles) = &config.roles.assignments_file {
         if !roles.exists() {
             let text = format!(

@@ -10,7 +10,20 @@
 //! - HTTP status: SOAP 1.1 §6.2 prescribes 500 for a fault about the message; HTTP-level
 //!   refusals use the status that names them (404, 405, 411, 413, 431). Clients look for a
 //!   fault in every response regardless of status (spec §1.2).
+//! - The OIO WS-Trust endpoints answer in their own dialect (see [`RequestError::fault`]): the
+//!   WS-Trust 1.3 codes of NSP's fault catalogue (addendum §4), the faultstring prefixed with
+//!   the code's standard text as the catalogue shows ("The request was invalid or malformed:
+//!   …", "Authentication failed: …", "The specified request failed: …"), and the actor
+//!   `dk:sosi:sts:<check>`. What a DGWS-shaped cause becomes there is decided per variant in
+//!   `oio_fault` below: an untrusted, badly signed or expired input token is
+//!   `wst:FailedAuthentication` (the captured OIO fault sample is exactly that), a replayed
+//!   MessageID or a malformed message `wst:InvalidRequest`, an unknown audience
+//!   `wst:InvalidScope` (AppliesTo is the request's scope), segl's own failures
+//!   `wst:RequestFailed`. HTTP-level and load refusals keep `soapenv:Client`/`soapenv:Server`
+//!   in both dialects: nothing about the token was judged.
 
+use super::endpoint::Endpoint;
+use super::fault::{Fault, FaultCode, FaultDialect};
 use crate::roles::RoleError;
 use crate::signing::SigningError;
 use crate::token::CardError;
@@ -51,7 +64,7 @@ pub enum RequestError {
     #[error("the request is not acceptable XML: {0}")]
     Xml(#[from] XmlError),
     /// The XML is not the SOAP/WS-Trust message this endpoint takes.
-    #[error("not a DGWS security token request: {0}")]
+    #[error("not a security token request this endpoint takes: {0}")]
     NotStsRequest(String),
     /// The document holds a number of `ds:Signature` elements other than one.
     #[error("a DGWS STS request must hold exactly one ds:Signature (the ID card's); found {0}")]
@@ -103,6 +116,39 @@ pub enum RequestError {
     /// The DGWS message id was already used by this client within the card's lifetime.
     #[error("message id {0:?} was already received; send a new request with a new message id")]
     DuplicateMessageId(String),
+    /// This segl does not serve the exchange at this path yet.
+    #[error("this STS does not serve {0} yet")]
+    NotServed(&'static str),
+    /// The request's WS-Security header signature does not verify.
+    #[error("Unable to validate envelope signature: {0}")]
+    EnvelopeSignature(DsigError),
+    /// The certificate that signed the request's header is not acceptable.
+    #[error("the request signer certificate is not acceptable: {0}")]
+    EnvelopeCertificate(TrustError),
+    /// The header Timestamp is missing, unreadable or outside the clock skew.
+    #[error("the request's wsu:Timestamp {0}")]
+    Timestamp(String),
+    /// The presented token was not issued (signed) by this STS.
+    #[error("Token in request signed by untrusted party ({0})")]
+    UntrustedToken(String),
+    /// The presented token's signature does not verify.
+    #[error("the presented token's signature does not verify: {0}")]
+    TokenSignature(DsigError),
+    /// The exchange takes another kind of ID card.
+    #[error("a {found} ID card was presented; this exchange takes a {needed} card")]
+    CardKind { found: &'static str, needed: &'static str },
+    /// The card is older than the audience accepts.
+    #[error("the ID card was issued {age_mins} minutes ago; audience {audience} accepts cards up to {max_mins} minutes old")]
+    CardTooOld { age_mins: i64, max_mins: u32, audience: String },
+    /// The card lacks what the issued token must carry.
+    #[error("the ID card cannot be exchanged: {0}")]
+    CardContent(String),
+    /// AppliesTo names no configured audience.
+    #[error("no audience is configured for AppliesTo {0:?}")]
+    UnknownAudience(String),
+    /// The issued token could not be encrypted to its audience (its configured certificate).
+    #[error("the token could not be encrypted to audience {audience}: {reason}")]
+    Encryption { audience: String, reason: String },
     /// The audit record of an issued token could not be written.
     #[error("the audit record could not be written: {0}")]
     Audit(crate::audit::AuditError),
@@ -124,37 +170,31 @@ impl From<SigningError> for RequestError {
     }
 }
 
-/// A SOAP fault code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FaultCode {
-    /// SOAP 1.1 `Client`: the HTTP request itself is wrong.
-    Client,
-    /// SOAP 1.1 `Server`: the server cannot serve it now (overload, shutdown).
-    Server,
-    /// WS-Trust `InvalidRequest`.
-    InvalidRequest,
-    /// A DGWS code (the local part, lower case).
-    Dgws(&'static str),
-    /// WS-Addressing `duplicatemessageid`, as DGWS names it.
-    DuplicateMessageId,
-}
-
-impl FaultCode {
-    /// The faultcode text; the prefix is bound on every fault envelope segl writes.
-    pub fn qname(self) -> String {
-        match self {
-            Self::Client => "soapenv:Client".to_owned(),
-            Self::Server => "soapenv:Server".to_owned(),
-            Self::InvalidRequest => "wst:InvalidRequest".to_owned(),
-            Self::Dgws(local) => format!("dgws:{local}"),
-            Self::DuplicateMessageId => "wsa:duplicatemessageid".to_owned(),
-        }
-    }
-}
-
 impl RequestError {
-    /// The fault code and HTTP status for this refusal.
-    pub fn fault(&self) -> (FaultCode, u16) {
+    /// The fault this refusal gets on `endpoint` (whose dialect decides the code and actor),
+    /// and its HTTP status.
+    pub fn fault(&self, endpoint: Option<Endpoint>, dgws_actor: &str) -> Fault {
+        let dialect = endpoint.map_or(FaultDialect::Dgws, Endpoint::dialect);
+        let (code, status) = match dialect {
+            FaultDialect::Dgws => self.dgws_fault(),
+            FaultDialect::Oio => self.oio_fault(),
+        };
+        let (actor, string) = match dialect {
+            FaultDialect::Dgws => (dgws_actor.to_owned(), self.fault_string()),
+            FaultDialect::Oio => {
+                let check = self.oio_check().unwrap_or_else(|| endpoint.map_or("sts", Endpoint::check_name));
+                let string = match code.standard_text() {
+                    Some(text) => format!("{text}: {}", self.fault_string()),
+                    None => self.fault_string(),
+                };
+                (format!("dk:sosi:sts:{check}"), string)
+            }
+        };
+        Fault { code, status, actor, string }
+    }
+
+    /// The DGWS family's fault code and HTTP status.
+    fn dgws_fault(&self) -> (FaultCode, u16) {
         use FaultCode::*;
         match self {
             Self::UnknownEndpoint(_) => (Client, 404),
@@ -184,6 +224,69 @@ impl RequestError {
             Self::Role(_) => (Dgws("notauthorized"), 500),
             Self::DuplicateMessageId(_) => (DuplicateMessageId, 500),
             Self::Signing(_) | Self::Audit(_) => (Dgws("internalerror"), 500),
+            Self::NotServed(_) => (Client, 501),
+            // Causes only the OIO endpoints meet; mapped for completeness.
+            Self::EnvelopeSignature(_) | Self::TokenSignature(_) => (Dgws("invalidsignature"), 500),
+            Self::EnvelopeCertificate(_) | Self::UntrustedToken(_) => (Dgws("invalidcertificate"), 500),
+            Self::Timestamp(_) | Self::CardContent(_) | Self::UnknownAudience(_) => {
+                (Dgws("invalidheader"), 500)
+            }
+            Self::CardKind { .. } => (Dgws("idcardtype"), 500),
+            Self::CardTooOld { .. } => (Dgws("idcardtooold"), 500),
+            Self::Encryption { .. } => (Dgws("internalerror"), 500),
+        }
+    }
+
+    /// The OIO WS-Trust 1.3 family's fault code and HTTP status (decisions: module doc).
+    fn oio_fault(&self) -> (FaultCode, u16) {
+        use FaultCode::*;
+        match self {
+            Self::UnknownEndpoint(_)
+            | Self::MethodNotAllowed(_)
+            | Self::BodyTooLarge { .. }
+            | Self::HeadTooLarge { .. }
+            | Self::LengthRequired
+            | Self::BadHttp(_)
+            | Self::Overloaded { .. }
+            | Self::QueuedPastDeadline { .. }
+            | Self::NotServed(_) => self.dgws_fault(),
+            Self::Xml(_)
+            | Self::NotStsRequest(_)
+            | Self::SignatureCount(_)
+            | Self::Card(_)
+            | Self::EnvelopeSignature(_)
+            | Self::Timestamp(_)
+            | Self::DuplicateMessageId(_)
+            | Self::CardKind { .. }
+            | Self::CardContent(_) => (Trust("InvalidRequest"), 500),
+            Self::AuthenticationLevel(_)
+            | Self::LevelForCardType { .. }
+            | Self::UnsignedCard(_)
+            | Self::Signature(_)
+            | Self::TokenSignature(_)
+            | Self::Certificate(_)
+            | Self::EnvelopeCertificate(_)
+            | Self::CertificateType { .. }
+            | Self::CareProviderMismatch { .. }
+            | Self::CertHashMismatch
+            | Self::UntrustedToken(_)
+            | Self::CardNotYetValid(_)
+            | Self::CardIssuedInFuture(_)
+            | Self::CardLifetime
+            | Self::CardExpired(_)
+            | Self::CardTooOld { .. } => (Trust("FailedAuthentication"), 500),
+            Self::Role(RoleError::Unavailable(_)) => (Trust("RequestFailed"), 500),
+            Self::Role(_) => (Trust("FailedAuthentication"), 500),
+            Self::UnknownAudience(_) => (Trust("InvalidScope"), 500),
+            Self::Signing(_) | Self::Audit(_) | Self::Encryption { .. } => (Trust("RequestFailed"), 500),
+        }
+    }
+
+    /// The catalogue's check name for causes that belong to a specific check, not the endpoint.
+    fn oio_check(&self) -> Option<&'static str> {
+        match self {
+            Self::Role(_) => Some("autorisation"),
+            _ => None,
         }
     }
 
@@ -199,7 +302,13 @@ impl RequestError {
     /// Whether this is segl's failure rather than the client's (logged at error level, and
     /// the fault text does not reveal internals).
     pub fn is_internal(&self) -> bool {
-        matches!(self, Self::Signing(_) | Self::Audit(_) | Self::Role(RoleError::Unavailable(_)))
+        matches!(
+            self,
+            Self::Signing(_)
+                | Self::Audit(_)
+                | Self::Role(RoleError::Unavailable(_))
+                | Self::Encryption { .. }
+        )
     }
 
     /// The faultstring: what the client should fix. Internal failures are not described to

@@ -1,14 +1,25 @@
-//! The token exchanges, one module per endpoint family, behind one router. Everything a
-//! request needs is in [`CoreContext`]: what all cores share, and this core's own signer.
+//! The token exchanges: the endpoint table ([`endpoint`]), the one request pipeline every
+//! exchange runs through ([`pipeline`]), fault dialects ([`fault`]), the message families
+//! ([`dgws`], [`oio`]) and, one file each, the rules of the exchanges built on them. Everything
+//! a request needs is in [`CoreContext`]: what all cores share, and this core's own signer.
 
+pub mod audiences;
 pub mod dgws;
+pub mod endpoint;
 pub mod error;
+pub mod fault;
+pub mod hints;
+pub mod oio;
+pub mod outcome;
+pub mod pipeline;
 pub mod replay;
-pub mod soap;
+pub mod sosi2oiosaml;
+
+pub use endpoint::{Endpoint, SERVICES_PREFIX};
+pub use outcome::{Outcome, Verdict};
+pub use pipeline::{refusal, serve, shed, SHED_RETRY_AFTER_SECS};
 
 use std::sync::Arc;
-
-use jiff::Timestamp;
 
 use crate::audit::AuditLog;
 use crate::config::Config;
@@ -20,7 +31,6 @@ use crate::trust::{TrustStore, TrustStoreError};
 use crate::xml::parse::ParseArena;
 use crate::xml::{Document, Limits};
 use arc_swap::ArcSwap;
-use error::RequestError;
 use replay::ReplayCache;
 
 /// Everything one configuration decides, built and validated as a unit and swapped in whole
@@ -36,6 +46,8 @@ pub struct Policy {
     pub limits: Limits,
     /// The national-role policy.
     pub roles: NationalRoles,
+    /// The Sosi2OIOSaml audiences, with their encryption certificates.
+    pub audiences: audiences::AudienceRegister,
 }
 
 /// What every core shares for the life of the process.
@@ -61,6 +73,9 @@ pub enum SharedError {
     /// The audit log.
     #[error("{0}")]
     Audit(#[from] crate::audit::AuditError),
+    /// An audience's configuration.
+    #[error("sosi2oiosaml.audience: {0}")]
+    Audience(#[from] audiences::AudienceError),
 }
 
 impl Policy {
@@ -75,6 +90,7 @@ impl Policy {
             trust: TrustStore::from_config(&config.trust, crls)?,
             limits: config.limits.to_limits(),
             roles: NationalRoles::from_config(&config.roles)?,
+            audiences: audiences::AudienceRegister::from_config(&config.sosi2oiosaml)?,
             config,
         })
     }
@@ -152,8 +168,8 @@ pub struct CoreContext {
     xml: std::cell::RefCell<ParseArena>,
     /// Signer certificates this core validated recently, with their parsed keys.
     pub signers: std::cell::RefCell<SignerCache>,
-    /// Admission control's refusal envelopes of the current second, one per reason.
-    shed_faults: std::cell::RefCell<Vec<ShedFault>>,
+    /// Admission control's refusal envelopes of the current second, one per reason and dialect.
+    shed_faults: std::cell::RefCell<Vec<pipeline::ShedFault>>,
 }
 
 impl CoreContext {
@@ -185,16 +201,6 @@ impl CoreContext {
     }
 }
 
-/// The endpoints, by the last path segment under `/sts/services/`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Endpoint {
-    /// A DGWS ID-card endpoint.
-    Dgws(dgws::DgwsEndpoint),
-}
-
-/// The path prefix of every STS endpoint.
-pub const SERVICES_PREFIX: &str = "/sts/services/";
-
 /// Where relying parties fetch the STS's certificates: active, next and recently retired
 /// (`GET`, JSON), so they can trust the next key before it signs.
 pub const METADATA_PATH: &str = "/sts/metadata/certificates";
@@ -202,186 +208,4 @@ pub const METADATA_PATH: &str = "/sts/metadata/certificates";
 /// The body of `GET /sts/metadata/certificates` (rendered when the key inventory changes).
 pub fn certificates_metadata(ctx: &CoreContext) -> Vec<u8> {
     ctx.signer.published().json.to_vec()
-}
-
-impl Endpoint {
-    /// Routes on the URL path only; SOAPAction is ignored (spec §1.2).
-    pub fn from_path(path: &str) -> Option<Endpoint> {
-        match path.strip_prefix(SERVICES_PREFIX)?.trim_end_matches('/') {
-            "NewSecurityTokenService" => Some(Endpoint::Dgws(dgws::DgwsEndpoint::New)),
-            "SecurityTokenService" => Some(Endpoint::Dgws(dgws::DgwsEndpoint::Legacy)),
-            _ => None,
-        }
-    }
-
-    /// A short name for logs.
-    pub fn name(self) -> &'static str {
-        match self {
-            Endpoint::Dgws(dgws::DgwsEndpoint::New) => "NewSecurityTokenService",
-            Endpoint::Dgws(dgws::DgwsEndpoint::Legacy) => "SecurityTokenService",
-        }
-    }
-}
-
-/// The outcome of one request, ready for the HTTP layer.
-pub struct Outcome {
-    /// HTTP status.
-    pub status: u16,
-    /// SOAP envelope.
-    pub body: Vec<u8>,
-    /// How it ended.
-    pub verdict: Verdict,
-    /// For refusals because of load: seconds to wait before retrying (`Retry-After`).
-    pub retry_after_secs: Option<u32>,
-}
-
-/// How a request ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    /// A token was issued.
-    Issued,
-    /// Refused (a fault).
-    Refused,
-    /// Admitted, but refused because its signature had not started by its deadline.
-    Expired,
-}
-
-impl Verdict {
-    /// The `outcome` label of the request metrics.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Issued => "issued",
-            Self::Refused => "refused",
-            Self::Expired => "expired",
-        }
-    }
-}
-
-impl Outcome {
-    fn issued(body: Vec<u8>) -> Outcome {
-        Outcome { status: 200, body, verdict: Verdict::Issued, retry_after_secs: None }
-    }
-
-    /// The answer to a request refused with `error`, whose fault envelope is `body`.
-    fn refused(error: &RequestError, body: Vec<u8>) -> Outcome {
-        let verdict = match error {
-            RequestError::QueuedPastDeadline { .. } => Verdict::Expired,
-            _ => Verdict::Refused,
-        };
-        Outcome { status: error.fault().1, body, verdict, retry_after_secs: error.retry_after_secs() }
-    }
-}
-
-/// Serves one POST to `path` from `peer`. A request whose signature has not started by
-/// `sign_by` (it waited that long behind others) is refused as overloaded (503) instead of
-/// signed: its answer would come after its deadline, and the HSM's time is better spent on a
-/// request that can still be answered in time.
-pub async fn serve(
-    ctx: &CoreContext,
-    path: &str,
-    body: bytes::Bytes,
-    peer: Option<std::net::SocketAddr>,
-    sign_by: Option<std::time::Instant>,
-) -> Outcome {
-    let now = Timestamp::now();
-    let Some(endpoint) = Endpoint::from_path(path) else {
-        return refusal(ctx, RequestError::UnknownEndpoint(path.to_owned()), path, now);
-    };
-    let actor = |ctx: &CoreContext| ctx.shared.policy().config.sts.fault_actor.clone();
-    match endpoint {
-        Endpoint::Dgws(which) => match dgws::issue(ctx, which, body, now, sign_by).await {
-            Ok(issued) => {
-                let record = issued.audit.issued(endpoint.name(), now, peer);
-                // A token whose audit record cannot be written is not released.
-                if let Err(e) = ctx.shared.audit.record(&record).await {
-                    let error = RequestError::Audit(e);
-                    log_refusal(endpoint.name(), &error);
-                    let body = soap::fault_response(&issued.correlation, now, &error, &actor(ctx));
-                    return Outcome::refused(&error, body);
-                }
-                // The audit log has a record of every card and the metrics count them; a log
-                // line each would be thousands a second at peak.
-                tracing::debug!(endpoint = endpoint.name(), "issued ID card");
-                Outcome::issued(issued.response)
-            }
-            Err(refused) => {
-                log_refusal(endpoint.name(), &refused.error);
-                if refused.audit.identified() {
-                    let (code, _) = refused.error.fault();
-                    let record = refused.audit.refused(
-                        endpoint.name(),
-                        now,
-                        peer,
-                        code.qname(),
-                        refused.error.fault_string(),
-                    );
-                    if let Err(e) = ctx.shared.audit.record(&record).await {
-                        tracing::error!("the refusal was not audited: {e}");
-                    }
-                }
-                let body = soap::fault_response(&refused.correlation, now, &refused.error, &actor(ctx));
-                Outcome::refused(&refused.error, body)
-            }
-        },
-    }
-}
-
-/// A fault for a request refused before any endpoint logic ran (HTTP-level refusals).
-pub fn refusal(ctx: &CoreContext, error: RequestError, what: &str, now: Timestamp) -> Outcome {
-    log_refusal(what, &error);
-    let corr = soap::Correlation::fresh(now);
-    let body = soap::fault_response(&corr, now, &error, &ctx.shared.policy().config.sts.fault_actor);
-    Outcome::refused(&error, body)
-}
-
-/// The fault for a request refused by admission control, built without looking at the request
-/// and without a log line per refusal (at peak there are thousands a second; the metrics
-/// count them).
-///
-/// At peak most requests are refused, so the envelope is built once per second, reason and
-/// policy on each core and reused: refusals within that second share its MessageID and
-/// Created time. Nothing correlates by them (a refused request is not parsed, so the fault
-/// relates to no message), and seal clients read only the fault code and string.
-pub fn shed(ctx: &CoreContext, reason: &'static str, now: Timestamp) -> Outcome {
-    let error = RequestError::Overloaded { reason, retry_after_secs: SHED_RETRY_AFTER_SECS };
-    let policy = ctx.shared.policy();
-    let second = now.as_second();
-    let mut cached = ctx.shed_faults.borrow_mut();
-    let fresh =
-        |f: &ShedFault| f.second == second && f.policy_version == policy.version && f.reason == reason;
-    let body = match cached.iter().find(|f| fresh(f)) {
-        Some(fault) => fault.body.clone(),
-        None => {
-            let corr = soap::Correlation::fresh(now);
-            let body = soap::fault_response(&corr, now, &error, &policy.config.sts.fault_actor);
-            // One entry per reason: the list never grows beyond the handful of shed reasons.
-            cached.retain(|f| f.reason != reason);
-            cached.push(ShedFault { second, policy_version: policy.version, reason, body: body.clone() });
-            body
-        }
-    };
-    Outcome::refused(&error, body)
-}
-
-/// What a shed request is told to wait before retrying (the `Retry-After` header says the same).
-pub const SHED_RETRY_AFTER_SECS: u32 = 1;
-
-/// A refusal envelope of admission control, reused for one second (see [`shed`]).
-struct ShedFault {
-    second: i64,
-    policy_version: u64,
-    reason: &'static str,
-    body: Vec<u8>,
-}
-
-fn log_refusal(what: &str, error: &RequestError) {
-    let (code, status) = error.fault();
-    if error.retry_after_secs().is_some() {
-        // At peak these come by the thousand a second: the metrics count them by reason.
-        tracing::debug!(endpoint = what, fault = %code.qname(), status, "request refused: {error}");
-    } else if error.is_internal() {
-        tracing::error!(endpoint = what, fault = %code.qname(), status, "request failed: {error}");
-    } else {
-        tracing::warn!(endpoint = what, fault = %code.qname(), status, "request refused: {error}");
-    }
 }

@@ -52,7 +52,7 @@ impl http::Handler for AdminHandler {
         }
     }
 
-    fn refuse(&self, refusal: Refusal) -> Response {
+    fn refuse(&self, refusal: Refusal, _path: Option<&str>) -> Response {
         Response::new(refusal.status(), "text/plain; charset=utf-8", format!("{refusal:?}\n"))
     }
 }

@@ -23,73 +23,27 @@
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
-use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
-use memchr::memmem::Finder;
+pub use crate::exchange::hints::Priority;
 
-/// DGWS message priority.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum Priority {
-    /// RUTINE: routine work.
-    Rutine,
-    /// HASTER: urgent.
-    Haster,
-    /// AKUT: acute.
-    Akut,
-}
-
-impl Priority {
-    /// The header value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Rutine => "RUTINE",
-            Self::Haster => "HASTER",
-            Self::Akut => "AKUT",
-        }
-    }
-
-    /// The share of the deadline a request of this priority may queue into.
-    fn share(self) -> f64 {
-        match self {
-            Self::Rutine => 0.65,
-            Self::Haster => 0.80,
-            // Not all of it: the rate is an estimate, and the deadline is a promise.
-            Self::Akut => 0.90,
-        }
-    }
-
-    /// Reads `medcom:Priority` from the raw request, without parsing it: the first
-    /// `…Priority>VALUE<` in the bytes before the SOAP Body (the header is where DGWS puts it).
-    pub fn scan(body: &[u8]) -> Option<Priority> {
-        static BODY: Needle = LazyLock::new(|| Finder::new(b"Body"));
-        static PRIORITY: Needle = LazyLock::new(|| Finder::new(b"Priority>"));
-        let header_end = BODY.find(body).unwrap_or(body.len().min(8192));
-        let head = &body[..header_end];
-        let at = PRIORITY.find(head)? + b"Priority>".len();
-        let value = &head[at..];
-        let end = memchr::memchr(b'<', value)?;
-        match value[..end].trim_ascii() {
-            v if v.eq_ignore_ascii_case(b"AKUT") => Some(Priority::Akut),
-            v if v.eq_ignore_ascii_case(b"HASTER") => Some(Priority::Haster),
-            v if v.eq_ignore_ascii_case(b"RUTINE") => Some(Priority::Rutine),
-            _ => None,
-        }
+/// The share of the deadline a request of this priority may queue into.
+fn share(priority: Priority) -> f64 {
+    match priority {
+        Priority::Rutine => 0.65,
+        Priority::Haster => 0.80,
+        // Not all of it: the rate is an estimate, and the deadline is a promise.
+        Priority::Akut => 0.90,
     }
 }
-
-/// A byte string searched for in every request: its searcher is built once, not per call
-/// (building one per `memmem::find` showed in the refusal path's profile).
-type Needle = LazyLock<Finder<'static>>;
 
 /// Who a request comes from, for fairness.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ClientKey {
     /// SHA-256 prefix of the TLS client certificate.
     Certificate([u8; 16]),
-    /// The care provider CVR named in the request.
-    Cvr(String),
+    /// What the request says about its sender (its exchange knows where to look).
+    Declared(crate::exchange::hints::ClientHint),
     /// The peer address (without port).
     Peer(std::net::IpAddr),
     /// Nothing identifies it.
@@ -97,10 +51,11 @@ pub enum ClientKey {
 }
 
 impl ClientKey {
-    /// The best identity available for a request.
+    /// The best identity available for a request: the TLS client certificate, else what the
+    /// request declares, else the peer address.
     pub fn of(
         client_certificate: Option<&[u8]>,
-        body: &[u8],
+        declared: Option<crate::exchange::hints::ClientHint>,
         peer: Option<std::net::SocketAddr>,
     ) -> ClientKey {
         if let Some(cert) = client_certificate {
@@ -109,28 +64,11 @@ impl ClientKey {
             key.copy_from_slice(&digest.as_ref()[..16]);
             return ClientKey::Certificate(key);
         }
-        if let Some(cvr) = scan_cvr(body) {
-            return ClientKey::Cvr(cvr);
+        if let Some(hint) = declared {
+            return ClientKey::Declared(hint);
         }
         peer.map_or(ClientKey::Unknown, |p| ClientKey::Peer(p.ip()))
     }
-}
-
-/// The value of the `medcom:CareProviderID` attribute with NameFormat cvrnumber, read from the
-/// raw bytes (`…CareProviderID" NameFormat="medcom:cvrnumber">…<…AttributeValue>CVR<`).
-fn scan_cvr(body: &[u8]) -> Option<String> {
-    static CARE_PROVIDER: Needle = LazyLock::new(|| Finder::new(b"CareProviderID\""));
-    static CVR_FORMAT: Needle = LazyLock::new(|| Finder::new(b"cvrnumber"));
-    static VALUE: Needle = LazyLock::new(|| Finder::new(b"AttributeValue>"));
-    let at = CARE_PROVIDER.find(body)?;
-    let rest = &body[at..body.len().min(at + 300)];
-    CVR_FORMAT.find(rest)?;
-    let value_at = VALUE.find(rest)? + b"AttributeValue>".len();
-    let value = &rest[value_at..];
-    let end = memchr::memchr(b'<', value)?;
-    let cvr = value[..end].trim_ascii();
-    (cvr.len() <= 16 && cvr.iter().all(u8::is_ascii_digit) && !cvr.is_empty())
-        .then(|| String::from_utf8_lossy(cvr).into_owned())
 }
 
 /// Why a request was refused.
@@ -265,7 +203,7 @@ impl Admission {
         now: Instant,
     ) -> Result<Ticket, Shed> {
         let in_flight = self.in_flight.get();
-        let allowed = self.budget(now) * priority.share();
+        let allowed = self.budget(now) * share(priority);
         if (in_flight + 1) as f64 > allowed && in_flight >= WARMUP_IN_FLIGHT {
             return Err(Shed::Capacity);
         }
@@ -355,6 +293,7 @@ impl Drop for Ticket {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exchange::hints::ClientHint;
 
     /// A clock the test advances by hand.
     fn manual_clock() -> (Rc<Cell<Busy>>, BusyClock) {
@@ -421,7 +360,9 @@ mod tests {
             drop(a.admit(Priority::Akut, ClientKey::Unknown, now).unwrap());
         }
         for _ in 0..300 {
-            a.admit(Priority::Akut, ClientKey::Cvr("12345678".into()), now).unwrap().unserved();
+            a.admit(Priority::Akut, ClientKey::Declared(ClientHint::Cvr("12345678".into())), now)
+                .unwrap()
+                .unserved();
         }
         assert_eq!(a.in_flight(), 0);
         assert!(a.per_client.borrow().is_empty());
@@ -463,7 +404,7 @@ mod tests {
     #[test]
     fn a_flooding_client_is_held_to_its_fair_share() {
         let (a, now) = measured(800, 200);
-        let flood = ClientKey::Cvr("11111111".into());
+        let flood = ClientKey::Declared(ClientHint::Cvr("11111111".into()));
         let mut held = Vec::new();
         let mut refused = 0;
         for _ in 0..200 {
@@ -480,8 +421,11 @@ mod tests {
         assert!((74..=82).contains(&held.len()), "flood holds {}", held.len());
         assert_eq!(refused, 200 - held.len());
         // A second client gets in, and so does a third.
-        let polite: Vec<_> =
-            (0..10).map(|i| a.admit(Priority::Rutine, ClientKey::Cvr(format!("2222222{i}")), now)).collect();
+        let polite: Vec<_> = (0..10)
+            .map(|i| {
+                a.admit(Priority::Rutine, ClientKey::Declared(ClientHint::Cvr(format!("2222222{i}"))), now)
+            })
+            .collect();
         assert!(
             polite.iter().all(Result::is_ok),
             "polite clients refused while the flood holds {}",
@@ -500,24 +444,5 @@ mod tests {
         assert_eq!(a.in_flight(), WARMUP_IN_FLIGHT);
         drop(tickets);
         assert_eq!(a.in_flight(), 0);
-    }
-
-    #[test]
-    fn scans_priority_and_cvr_from_raw_bytes() {
-        let req = b"<s:Envelope><s:Header><medcom:Header><medcom:Priority>AKUT</medcom:Priority></medcom:Header></s:Header><s:Body><saml:Attribute Name=\"medcom:CareProviderID\" NameFormat=\"medcom:cvrnumber\"><saml:AttributeValue>20921897</saml:AttributeValue></saml:Attribute></s:Body></s:Envelope>";
-        assert_eq!(Priority::scan(req), Some(Priority::Akut));
-        assert_eq!(scan_cvr(req), Some("20921897".into()));
-        // A Priority inside the Body is not the header's.
-        assert_eq!(Priority::scan(b"<Envelope><Body><x:Priority>AKUT</x:Priority></Body>"), None);
-        assert_eq!(
-            Priority::scan(b"<Header><Priority> haster </Priority></Header><Body/>"),
-            Some(Priority::Haster)
-        );
-        assert_eq!(
-            scan_cvr(
-                b"CareProviderID\" NameFormat=\"medcom:cvrnumber\"><v:AttributeValue>12x</v:AttributeValue>"
-            ),
-            None
-        );
     }
 }

@@ -134,8 +134,9 @@ impl Refusal {
 pub trait Handler {
     /// Serves one complete request.
     fn handle(&self, request: Request) -> impl Future<Output = Response>;
-    /// Builds the response for a request refused at the HTTP layer (the connection is closed after it).
-    fn refuse(&self, refusal: Refusal) -> Response;
+    /// Builds the response for a request refused at the HTTP layer (the connection is closed
+    /// after it); `path` is the request's, when its head could be read.
+    fn refuse(&self, refusal: Refusal, path: Option<&str>) -> Response;
 }
 
 /// Serves requests on one connection until the peer closes, asks to close, a refusal, an idle timeout, or an I/O error.
@@ -170,9 +171,9 @@ where
                 }
             }
             Ok(Next::Done) => return Ok(()),
-            Ok(Next::Refused(refusal)) => {
+            Ok(Next::Refused(refusal, path)) => {
                 debug!(?refusal, "http: request refused, closing connection");
-                let response = handler.refuse(refusal);
+                let response = handler.refuse(refusal, path.as_deref());
                 conn.write_response(&response, Persistence::Close, false)
                     .await
                     .inspect_err(|e| debug!(error = %e, "http: writing refusal failed"))?;
@@ -204,7 +205,8 @@ enum Next {
         request: Request,
         persistence: Persistence,
     },
-    Refused(Refusal),
+    /// Refused, with the request's path when its head could be read.
+    Refused(Refusal, Option<String>),
     /// The connection ended without a (complete) request; the reason is already logged.
     Done,
 }
@@ -276,11 +278,14 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
                 match parse_head(&self.buf[self.start..self.end]) {
                     Ok(Some(head)) => break head,
                     Ok(None) => {}
-                    Err(message) => return Ok(Next::Refused(Refusal::BadRequest(message))),
+                    Err(message) => return Ok(Next::Refused(Refusal::BadRequest(message), None)),
                 }
             }
             if self.pending() >= self.limits.max_header_bytes {
-                return Ok(Next::Refused(Refusal::HeadTooLarge { limit: self.limits.max_header_bytes }));
+                return Ok(Next::Refused(
+                    Refusal::HeadTooLarge { limit: self.limits.max_header_bytes },
+                    None,
+                ));
             }
             if self.end == self.buf.len() {
                 // Only the unconsumed tail (a partial pipelined request) moves, never a whole buffer.
@@ -310,22 +315,23 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
                 }
             }
         };
+        let path = Some(head.path.clone());
         if head.len > self.limits.max_header_bytes {
-            return Ok(Next::Refused(Refusal::HeadTooLarge { limit: self.limits.max_header_bytes }));
+            return Ok(Next::Refused(Refusal::HeadTooLarge { limit: self.limits.max_header_bytes }, path));
         }
 
         let length = match (head.transfer_encoding, head.content_length) {
-            (true, _) => return Ok(Next::Refused(Refusal::LengthRequired)),
+            (true, _) => return Ok(Next::Refused(Refusal::LengthRequired, path)),
             (false, Some(length)) => length,
             // Without framing a POST's body would be read as the next request.
             (false, None) if matches!(head.method.as_str(), "POST" | "PUT" | "PATCH") => {
-                return Ok(Next::Refused(Refusal::LengthRequired));
+                return Ok(Next::Refused(Refusal::LengthRequired, path));
             }
             (false, None) => 0,
         };
         let length = match usize::try_from(length) {
             Ok(length) if length <= self.limits.max_body_bytes => length,
-            _ => return Ok(Next::Refused(Refusal::BodyTooLarge { limit: self.limits.max_body_bytes })),
+            _ => return Ok(Next::Refused(Refusal::BodyTooLarge { limit: self.limits.max_body_bytes }, path)),
         };
         self.consume(head.len);
 
@@ -651,7 +657,7 @@ mod tests {
             response
         }
 
-        fn refuse(&self, refusal: Refusal) -> Response {
+        fn refuse(&self, refusal: Refusal, _path: Option<&str>) -> Response {
             Response::new(refusal.status(), "text/plain", format!("{refusal:?}"))
         }
     }

@@ -359,24 +359,35 @@ impl http::Handler for StsHandler {
             return Response::new(200, "application/json", body);
         }
         if request.method != "POST" {
-            let mut r =
-                self.refuse_error(RequestError::MethodNotAllowed(request.method.clone()), &request.path);
+            let endpoint = Endpoint::from_path(&request.path);
+            let mut r = self.refuse_error(
+                endpoint,
+                RequestError::MethodNotAllowed(request.method.clone()),
+                &request.path,
+            );
             r.headers.push(("Allow", "POST".into()));
             return r;
         }
         let Some(endpoint) = Endpoint::from_path(&request.path) else {
-            return self.refuse_error(RequestError::UnknownEndpoint(request.path.clone()), &request.path);
+            return self.refuse_error(
+                None,
+                RequestError::UnknownEndpoint(request.path.clone()),
+                &request.path,
+            );
         };
         let started = Instant::now();
         let request_received = request.received;
         let policy = self.ctx.shared.policy();
-        // Admission reads only raw bytes: a refusal costs microseconds, not a parse or a signature.
-        let priority = Priority::scan(&request.body)
+        // Admission reads only raw bytes, where the exchange says to look: a refusal costs
+        // microseconds, not a parse or a signature.
+        let hints = endpoint.admission_hints(&request.body);
+        let priority = hints
+            .priority
             .or_else(|| policy.config.server.default_priority.get(endpoint.name()).copied())
             .unwrap_or(Priority::Rutine);
         let client = ClientKey::of(
             request.connection.client_certificate.as_deref(),
-            &request.body,
+            hints.client,
             request.connection.peer,
         );
         let admitted = if self.env.lifecycle.is_draining() {
@@ -412,20 +423,20 @@ impl http::Handler for StsHandler {
         response
     }
 
-    fn refuse(&self, refusal: Refusal) -> Response {
+    fn refuse(&self, refusal: Refusal, path: Option<&str>) -> Response {
         let error = match refusal {
             Refusal::HeadTooLarge { limit } => RequestError::HeadTooLarge { limit },
             Refusal::BodyTooLarge { limit } => RequestError::BodyTooLarge { limit },
             Refusal::LengthRequired => RequestError::LengthRequired,
             Refusal::BadRequest(why) => RequestError::BadHttp(why),
         };
-        self.refuse_error(error, "http")
+        self.refuse_error(path.and_then(Endpoint::from_path), error, path.unwrap_or("http"))
     }
 }
 
 impl StsHandler {
-    fn refuse_error(&self, error: RequestError, what: &str) -> Response {
-        soap_response(exchange::refusal(&self.ctx, error, what, jiff::Timestamp::now()))
+    fn refuse_error(&self, endpoint: Option<Endpoint>, error: RequestError, what: &str) -> Response {
+        soap_response(exchange::refusal(&self.ctx, endpoint, error, what, jiff::Timestamp::now()))
     }
 
     /// The immediate refusal of admission control: 503, Retry-After, a SOAP fault.
@@ -434,7 +445,7 @@ impl StsHandler {
             .increment(1);
         metrics::counter!(telemetry::REQUESTS, "endpoint" => endpoint.name(), "outcome" => "shed")
             .increment(1);
-        let outcome = exchange::shed(&self.ctx, shed.as_str(), jiff::Timestamp::now());
+        let outcome = exchange::shed(&self.ctx, endpoint, shed.as_str(), jiff::Timestamp::now());
         let mut response = soap_response(outcome);
         response.close = shed == Shed::Draining;
         metrics::histogram!(telemetry::SHED_SECONDS).record(received.elapsed().as_secs_f64());

@@ -28,6 +28,8 @@ pub struct Published {
     pub generation: u64,
     /// The JSON body.
     pub json: Arc<[u8]>,
+    /// The published certificates (DER): a token carrying one of them was issued by this STS.
+    pub certificates: Arc<[Vec<u8>]>,
 }
 
 /// One published certificate.
@@ -118,8 +120,12 @@ fn publish(
 ) -> Result<Published, SigningError> {
     let now = jiff::Timestamp::now().as_second().max(0) as u64;
     let mut certificates = Vec::new();
+    let mut ders = Vec::new();
     match inventory {
-        None => certificates.push(describe("active", &active.key_label, None, &active.certificate_der)?),
+        None => {
+            certificates.push(describe("active", &active.key_label, None, &active.certificate_der)?);
+            ders.push(active.certificate_der.clone());
+        }
         Some(inv) => {
             for entry in &inv.entries {
                 let keep = match entry.state {
@@ -132,13 +138,14 @@ fn publish(
                 // A next key without its certificate yet has nothing to publish.
                 let Some(der) = session.certificate(&entry.label)? else { continue };
                 certificates.push(describe(entry.state.as_str(), &entry.label, Some(entry.since), &der)?);
+                ders.push(der);
             }
         }
     }
     let generation = inventory.map(|i| i.generation).unwrap_or(0);
     let json = serde_json::to_vec_pretty(&MetadataDocument { generation, certificates: &certificates })
         .map_err(|e| SigningError::BadCertificate { label: "metadata".into(), reason: e.to_string() })?;
-    Ok(Published { generation, json: json.into() })
+    Ok(Published { generation, json: json.into(), certificates: ders.into() })
 }
 
 /// The published description of one certificate.

@@ -2,5 +2,6 @@
 
 pub mod idcard;
 pub mod ns;
+pub mod oiosaml;
 
 pub use idcard::{CardError, CardType, IdCard};

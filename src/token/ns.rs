@@ -24,3 +24,21 @@ pub const XSI: &str = "http://www.w3.org/2001/XMLSchema-instance";
 pub const XSD: &str = "http://www.w3.org/2001/XMLSchema";
 /// DGWS 1.1 fault codes (`dgws:*`).
 pub const DGWS_FAULTS: &str = "http://www.dgws.dk/dgws/2007/12/dgws-1.1";
+/// WS-Trust 1.3, used by the OIO WS-Trust family.
+pub const WST_1_3: &str = "http://docs.oasis-open.org/ws-sx/ws-trust/200512";
+/// WS-Trust 1.4 (`wst14:ActAs`).
+pub const WST_1_4: &str = "http://docs.oasis-open.org/ws-sx/ws-trust/200802";
+/// WS-Addressing 1.0, the OIO family's addressing.
+pub const WSA: &str = "http://www.w3.org/2005/08/addressing";
+/// WS-Policy 2004/09 (`wsp:AppliesTo`).
+pub const WSP: &str = "http://schemas.xmlsoap.org/ws/2004/09/policy";
+/// WS-Federation authorization claims (`auth:ClaimType`).
+pub const AUTH: &str = "http://docs.oasis-open.org/wsfed/authorization/200706";
+/// The `wst:Claims` dialect of authorization claims.
+pub const AUTHCLAIMS_DIALECT: &str = "http://docs.oasis-open.org/wsfed/authorization/200706/authclaims";
+/// XML Encryption.
+pub const XENC: &str = "http://www.w3.org/2001/04/xmlenc#";
+/// Liberty discovery (the DiscoveryEPR bootstrap attribute).
+pub const DISCO: &str = "urn:liberty:disco:2006-08";
+/// Liberty security (`sec:Token`).
+pub const LIBERTY_SEC: &str = "urn:liberty:security:2006-08";

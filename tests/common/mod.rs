@@ -461,3 +461,37 @@ impl CpuTimes {
         CpuTimes { idle: seconds(4) + seconds(5), steal: seconds(8) }
     }
 }
+
+/// Runs `xmlsec1 <args> <file with xml>` and returns its stdout, or its stderr on failure.
+pub fn xmlsec(args: &[&str], xml: &[u8]) -> Result<Vec<u8>, String> {
+    let file = write_temp(&format!("xmlsec-{}.xml", unique()), xml);
+    let out = Command::new("xmlsec1")
+        .args(args)
+        .arg(&file)
+        .output()
+        .map_err(|e| format!("cannot run xmlsec1: {e}"))?;
+    if out.status.success() {
+        Ok(out.stdout)
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// The arguments that make xmlsec1 resolve the OIO header signature's `wsu:Id` references and
+/// trust only `cert_pem`'s key (not the certificate the document brings).
+pub fn xmlsec_oio_header_args(cert_pem: &Path) -> Vec<String> {
+    let mut args = vec!["--verify".to_owned()];
+    for node in [
+        "http://www.w3.org/2005/08/addressing:MessageID",
+        "http://www.w3.org/2005/08/addressing:Action",
+        "http://www.w3.org/2005/08/addressing:RelatesTo",
+        "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd:Timestamp",
+        "http://schemas.xmlsoap.org/soap/envelope/:Body",
+    ] {
+        args.push("--id-attr:Id".into());
+        args.push(node.into());
+    }
+    args.extend(["--pubkey-cert-pem".into(), cert_pem.display().to_string()]);
+    args.extend(["--enabled-key-data".into(), "key-name".into()]);
+    args
+}

@@ -139,3 +139,21 @@ pub fn finish(prepared: &PreparedSignature, signature_value: &[u8]) -> Vec<u8> {
     w.end("ds:Signature");
     w.into_bytes()
 }
+
+/// Prepares an enveloped signature over an element whose bytes are not in canonical form
+/// (e.g. one that embeds a token received from elsewhere): the element is parsed back and
+/// digested from its exclusive canonical form. `unsigned_element` is the element as it will
+/// be emitted, without its signature; since the enveloped-signature transform removes the
+/// signature again, that is exactly what a verifier digests.
+pub fn prepare_parsed(
+    unsigned_element: &[u8],
+    spec: &SignatureSpec<'_>,
+) -> Result<PreparedSignature, crate::xml::XmlError> {
+    let doc = crate::xml::Document::parse(
+        bytes::Bytes::copy_from_slice(unsigned_element),
+        &crate::xml::Limits::default(),
+    )?;
+    let mut canonical = Vec::with_capacity(unsigned_element.len());
+    crate::xml::c14n::exclusive(&doc, doc.root(), None, &[], &mut canonical);
+    Ok(prepare(&[&canonical], spec))
+}

@@ -13,14 +13,17 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use base64::Engine;
-use bytes::Bytes;
 use jiff::{SignedDuration, Timestamp};
 
+pub mod envelope;
+
+use super::endpoint::Endpoint;
 use super::error::RequestError;
+use super::fault;
+use super::pipeline::{Request, RequestTime};
 use super::replay::ReplayCache;
-use super::soap::{self, Correlation};
 use super::{CoreContext, Policy, Shared};
-use crate::audit::{AuditCard, AuditClient, AuditTrail};
+use crate::audit::{AuditCard, AuditClient, AuditToken, AuditTrail};
 use crate::config::LowLevelPolicy;
 use crate::roles::{RoleEndpoint, RoleHolder};
 use crate::time::DgwsVersion;
@@ -30,6 +33,7 @@ use crate::trust::{CertificateKind, SignerCertificate};
 use crate::xml::dsig::algorithm::{DigestAlgorithm, SignatureAlgorithm};
 use crate::xml::dsig::verify;
 use crate::xml::{Document, NodeId};
+use envelope::Correlation;
 
 /// Which of the two DGWS endpoints was called.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,72 +52,39 @@ const ISSUED_BACKDATE: SignedDuration = SignedDuration::from_mins(5);
 /// allows nothing else (spec §2.1 "Output constraint").
 const ISSUED_SIGNATURE: SignatureAlgorithm = SignatureAlgorithm::RsaSha1;
 
-/// An issued card's response, with what the audit record needs.
-pub struct Issued {
-    /// The response envelope.
-    pub response: Vec<u8>,
-    /// What the response echoed (for a fault instead, should auditing fail).
-    pub correlation: Correlation,
-    /// What the request revealed.
-    pub audit: AuditTrail,
-}
-
-/// A refusal together with what the fault envelope echoes and what the request revealed.
-pub struct Refused {
-    /// Why.
-    pub error: RequestError,
-    /// What the fault echoes.
-    pub correlation: Correlation,
-    /// What the request revealed before it was refused.
-    pub audit: AuditTrail,
-}
-
-/// Serves one DGWS issue request, returning the response envelope.
+/// Serves one DGWS issue request on the parsed `doc`, returning the response envelope. What
+/// the answer echoes and what the audit record names are filled into `request` as soon as the
+/// request reveals them, so that a later refusal echoes the request's message id.
 pub async fn issue(
     ctx: &CoreContext,
-    endpoint: DgwsEndpoint,
-    body: Bytes,
-    now: Timestamp,
-    sign_by: Option<Instant>,
-) -> Result<Issued, Box<Refused>> {
-    let mut correlation = Correlation::fresh(now);
-    let mut audit = AuditTrail::default();
-    let when = RequestTime { now, sign_by };
-    match issue_card(ctx, endpoint, body, when, &mut correlation, &mut audit).await {
-        Ok(response) => Ok(Issued { response, correlation, audit }),
-        Err(error) => Err(Box::new(Refused { error, correlation, audit })),
-    }
-}
-
-/// The pipeline; `correlation` is filled in as soon as the request is understood, so that a
-/// later refusal echoes the request's message id, and `audit` as the request reveals who sent
-/// which card.
-async fn issue_card(
-    ctx: &CoreContext,
-    endpoint: DgwsEndpoint,
-    body: Bytes,
-    when: RequestTime,
-    correlation: &mut Correlation,
-    audit: &mut AuditTrail,
+    policy: &Policy,
+    doc: &Document,
+    request: &mut Request,
 ) -> Result<Vec<u8>, RequestError> {
-    let policy = ctx.shared.policy();
-    let doc = ctx.parse(body, &policy.limits)?;
-    let result = issue_parsed(ctx, &policy, endpoint, &doc, when, correlation, audit).await;
-    ctx.recycle(doc);
+    let endpoint = match request.endpoint {
+        Endpoint::SecurityTokenService => DgwsEndpoint::Legacy,
+        _ => DgwsEndpoint::New,
+    };
+    let RequestTime { now, sign_by } = request.time;
+    let mut correlation = Correlation::fresh(now);
+    let result =
+        issue_parsed(ctx, policy, endpoint, doc, now, sign_by, &mut correlation, &mut request.audit).await;
+    request.correlation = fault::Correlation::Dgws(correlation);
     result
 }
 
-/// The pipeline after parsing.
+/// The pipeline's DGWS steps after parsing.
+#[allow(clippy::too_many_arguments)]
 async fn issue_parsed(
     ctx: &CoreContext,
     policy: &Policy,
     endpoint: DgwsEndpoint,
     doc: &Document,
-    when: RequestTime,
+    now: Timestamp,
+    sign_by: Option<Instant>,
     correlation: &mut Correlation,
     audit: &mut AuditTrail,
 ) -> Result<Vec<u8>, RequestError> {
-    let RequestTime { now, sign_by } = when;
     let request = read_request(doc)?;
     if let Some(id) = &request.message_id {
         correlation.message_id = id.clone();
@@ -140,17 +111,10 @@ async fn issue_parsed(
         }
     })?;
     // Only a card that was signed is named in the audit record, with the key that signed it.
-    audit.issued_card_id = Some(issued.id_card_id.clone());
+    audit.issued = Some(AuditToken::new("idcard", &issued.id_card_id));
     audit.key = Some(credential.key_label.to_string());
     let signed = unsigned.finish(&value);
-    Ok(soap::issue_response(correlation, now, &signed, &policy.config.sts.issuer))
-}
-
-/// When a request is served, and by when its signature must have started (`None`: no deadline).
-#[derive(Clone, Copy)]
-struct RequestTime {
-    now: Timestamp,
-    sign_by: Option<Instant>,
+    Ok(envelope::issue_response(correlation, now, &signed, &policy.config.sts.issuer))
 }
 
 /// The parts of the envelope the response echoes, the card element, and how many signatures
@@ -247,6 +211,7 @@ fn signed_card(
     let card = IdCard::from_element(doc, verified.signed_element)?;
     // From here on the client is identified: its refusals are audited.
     audit.card = Some(audit_card(&card));
+    audit.presented = Some(AuditToken::new("idcard", &card.id_card_id));
     // The certificate is parsed once: by validation when it succeeds, for the record alone when
     // validation refuses it.
     let capacity = policy.config.trust.signer_cache_entries;
@@ -296,7 +261,7 @@ fn audit_client(cert: &SignerCertificate) -> AuditClient {
     }
 }
 
-fn audit_card(card: &IdCard) -> AuditCard {
+pub(super) fn audit_card(card: &IdCard) -> AuditCard {
     AuditCard {
         id: card.id_card_id.clone(),
         card_type: card.card_type.as_str().to_owned(),
@@ -319,7 +284,7 @@ fn check_level(card: &IdCard) -> Result<(), RequestError> {
 
 /// IssueInstant ≤ now + skew, NotBefore − skew ≤ now < NotOnOrAfter + skew, and a window of at
 /// most 24 h (spec §3.4), which also bounds the card's age.
-fn check_validity(policy: &Policy, card: &IdCard, now: Timestamp) -> Result<(), RequestError> {
+pub(super) fn check_validity(policy: &Policy, card: &IdCard, now: Timestamp) -> Result<(), RequestError> {
     let skew = SignedDuration::from_secs(policy.config.sts.clock_skew_secs as i64);
     let fmt = |t: Timestamp| crate::time::format(t, DgwsVersion::V1_0_1);
     let later = now.saturating_add(skew).unwrap_or(now);

@@ -1,6 +1,6 @@
 //! Envelopes of the DGWS family: the success response around an issued card, and faults.
 
-use super::error::RequestError;
+use crate::exchange::fault::Fault;
 use crate::time::{self, DgwsVersion};
 use crate::token::ns;
 use crate::xml::emit::CanonicalWriter;
@@ -97,13 +97,7 @@ pub fn issue_response(
 
 /// A DGWS fault envelope (spec §2.1 "Response (fault)", §4.1): unqualified faultcode,
 /// faultstring and faultactor, in that order; every prefix a faultcode may use is bound.
-pub fn fault_response(
-    corr: &Correlation,
-    now: jiff::Timestamp,
-    error: &RequestError,
-    actor: &str,
-) -> Vec<u8> {
-    let (code, _) = error.fault();
+pub fn fault_response(corr: &Correlation, now: jiff::Timestamp, fault: &Fault) -> Vec<u8> {
     let mut w = CanonicalWriter::with_capacity(1200);
     w.raw(b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>");
     w.start(
@@ -121,9 +115,9 @@ pub fn fault_response(
     header(&mut w, &corr.message_id, &time::format(now, corr.version));
     w.start("soapenv:Body", &[], &[]);
     w.start("soapenv:Fault", &[], &[]);
-    w.leaf("faultcode", &[], &[], &code.qname());
-    w.leaf("faultstring", &[], &[], &error.fault_string());
-    w.leaf("faultactor", &[], &[], actor);
+    w.leaf("faultcode", &[], &[], &fault.code.qname());
+    w.leaf("faultstring", &[], &[], &fault.string);
+    w.leaf("faultactor", &[], &[], &fault.actor);
     w.end("soapenv:Fault");
     w.end("soapenv:Body");
     w.end("soapenv:Envelope");

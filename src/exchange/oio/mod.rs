@@ -1,0 +1,37 @@
+//! The OIO WS-Trust 1.3 family's shared machinery: reading the RST ([`request`]), the request's
+//! WS-Security header signature and Timestamp ([`security`]), the RSTRC and fault envelopes
+//! with the STS's own header signature ([`envelope`]). The six OIO exchanges are built on it.
+
+pub mod envelope;
+pub mod request;
+pub mod security;
+
+use std::time::Instant;
+
+use jiff::Timestamp;
+
+use super::error::RequestError;
+use super::CoreContext;
+use crate::xml::dsig::algorithm::SignatureAlgorithm;
+
+/// The STS signs OIO envelopes RSA-SHA1/SHA-1, as the captured TEST1 responses are signed and
+/// seal clients validate (spec §1.4 SIG-HDR).
+pub const ENVELOPE_SIGNATURE: SignatureAlgorithm = SignatureAlgorithm::RsaSha1;
+
+/// Wraps `body_content` in an OIO answer and signs its header on the HSM.
+pub async fn sign_envelope(
+    ctx: &CoreContext,
+    corr: &envelope::Correlation,
+    now: Timestamp,
+    body_content: &[u8],
+    sign_by: Option<Instant>,
+) -> Result<Vec<u8>, RequestError> {
+    let credential = ctx.signer.credential();
+    let unsigned =
+        envelope::prepare(corr, now, body_content, ENVELOPE_SIGNATURE, &credential.certificate_b64)?;
+    let value = ctx
+        .signer
+        .sign_digest(&credential, ENVELOPE_SIGNATURE.digest(), unsigned.signed_info_digest(), sign_by)
+        .await?;
+    Ok(unsigned.finish(&value))
+}

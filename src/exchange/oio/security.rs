@@ -1,0 +1,105 @@
+//! The request's own security header: the SIG-HDR signature (which parts it must cover, the
+//! signer certificate and its trust, through this core's signer cache) and the freshness of
+//! its `wsu:Timestamp`.
+
+use std::sync::Arc;
+
+use jiff::{SignedDuration, Timestamp};
+
+use super::request::OioRequest;
+use crate::audit::AuditClient;
+use crate::exchange::error::RequestError;
+use crate::exchange::{CoreContext, Policy};
+use crate::token::ns;
+use crate::trust::SignerCertificate;
+use crate::xml::dsig::verify_header;
+use crate::xml::Document;
+
+/// A request header signature that verified, by a trusted certificate, with a fresh Timestamp.
+pub struct SignedRequest {
+    /// The certificate that signed the request.
+    pub signer: Arc<SignerCertificate>,
+}
+
+/// Verifies the request's SIG-HDR signature when it has one (`Ok(None)` when it has none; an
+/// exchange that requires one refuses that itself). The Body the exchange reads is the one the
+/// signature covered: the verifier resolves references only to the envelope's own header
+/// parts and Body, so a moved or duplicated Body fails here.
+pub fn verify(
+    ctx: &CoreContext,
+    policy: &Policy,
+    doc: &Document,
+    request: &OioRequest,
+    now: Timestamp,
+    client: &mut Option<AuditClient>,
+) -> Result<Option<SignedRequest>, RequestError> {
+    if !request.signed {
+        return Ok(None);
+    }
+    let verified =
+        verify_header(doc, &crate::xml::dsig::Policy::FEDERATION).map_err(RequestError::EnvelopeSignature)?;
+    if verified.body != request.body {
+        return Err(RequestError::EnvelopeSignature(crate::xml::dsig::DsigError::MissingCoverage {
+            element: "soapenv:Body",
+        }));
+    }
+    check_timestamp(policy, doc, verified.timestamp, now)?;
+    // No await below: the core's signer cache stays borrowed only while this is checked.
+    let mut signers = ctx.signers.borrow_mut();
+    signers.refresh(policy.version, policy.trust.crls());
+    let capacity = policy.config.trust.signer_cache_entries;
+    let validated = signers.validate(&policy.trust, &verified.certificate_der, now, capacity);
+    drop(signers);
+    let described = match &validated {
+        Ok(signer) => Some(describe(signer)),
+        Err(_) => crate::trust::describe(&verified.certificate_der).ok().map(|c| describe(&c)),
+    };
+    *client = described;
+    let signer = validated.map_err(RequestError::EnvelopeCertificate)?;
+    Ok(Some(SignedRequest { signer }))
+}
+
+fn describe(cert: &SignerCertificate) -> AuditClient {
+    AuditClient {
+        subject: cert.subject_dn.clone(),
+        issuer: cert.issuer_dn.clone(),
+        serial: cert.serial_decimal.clone(),
+    }
+}
+
+/// `wsu:Created` no later than now + skew and no earlier than now − skew; `wsu:Expires`, when
+/// sent, not past (with the same skew).
+fn check_timestamp(
+    policy: &Policy,
+    doc: &Document,
+    timestamp: crate::xml::NodeId,
+    now: Timestamp,
+) -> Result<(), RequestError> {
+    let skew = SignedDuration::from_secs(policy.config.sts.clock_skew_secs as i64);
+    let read = |local: &str| -> Result<Option<Timestamp>, RequestError> {
+        match doc.child(timestamp, ns::WSU, local) {
+            None => Ok(None),
+            Some(n) => crate::time::parse(&doc.text(n)).map(Some).ok_or_else(|| {
+                RequestError::Timestamp(format!("has an unreadable wsu:{local} {:?}", doc.text(n)))
+            }),
+        }
+    };
+    let created = read("Created")?.ok_or_else(|| RequestError::Timestamp("has no wsu:Created".into()))?;
+    let later = now.saturating_add(skew).unwrap_or(now);
+    let earlier = now.saturating_sub(skew).unwrap_or(now);
+    if created > later {
+        return Err(RequestError::Timestamp(format!("was created in the future ({created})")));
+    }
+    if created < earlier {
+        return Err(RequestError::Timestamp(format!(
+            "was created at {created}, more than {} s ago",
+            policy.config.sts.clock_skew_secs
+        )));
+    }
+    if let Some(expires) = read("Expires")? {
+        if expires < earlier {
+            return Err(RequestError::Timestamp(format!("expired at {expires}")));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,232 @@
+//! The one request pipeline every exchange runs through:
+//!
+//! route (endpoint table) → parse → the exchange's own steps (read the message, verify
+//! signatures, validate signers, replay, rules, build the token, hash, sign on the HSM, emit)
+//! → audit → the answer, or a fault in the endpoint's dialect.
+//!
+//! What is common lives here: routing, parsing into the core's reusable storage, the audit
+//! record (a token is released only once its record is written; refusals of an identified
+//! client are recorded too), the choice and signing of the fault envelope, logging. An
+//! exchange module contributes only its rules and the token it builds, and fills in the
+//! [`Request`] it is handed as it learns what to echo and what to audit.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use jiff::Timestamp;
+
+use super::dgws;
+use super::endpoint::Endpoint;
+use super::error::RequestError;
+use super::fault::{self, Correlation, Fault, FaultDialect};
+use super::oio;
+use super::outcome::Outcome;
+use super::sosi2oiosaml;
+use super::{CoreContext, Policy};
+use crate::audit::AuditTrail;
+use crate::xml::Document;
+
+/// When a request is served, and by when its signature must have started (`None`: no deadline).
+#[derive(Clone, Copy)]
+pub struct RequestTime {
+    /// The request's clock: everything it judges and writes uses this instant.
+    pub now: Timestamp,
+    /// The latest moment its HSM signature may start.
+    pub sign_by: Option<Instant>,
+}
+
+/// What the pipeline carries for one request while the exchange runs.
+pub struct Request {
+    /// The endpoint.
+    pub endpoint: Endpoint,
+    /// When.
+    pub time: RequestTime,
+    /// What the answer echoes (filled in as soon as the request is understood).
+    pub correlation: Correlation,
+    /// What the request revealed, for its audit record.
+    pub audit: AuditTrail,
+}
+
+/// Serves one POST to `path` from `peer`. A request whose signature has not started by
+/// `sign_by` (it waited that long behind others) is refused as overloaded (503) instead of
+/// signed: its answer would come after its deadline, and the HSM's time is better spent on a
+/// request that can still be answered in time.
+pub async fn serve(
+    ctx: &CoreContext,
+    path: &str,
+    body: Bytes,
+    peer: Option<std::net::SocketAddr>,
+    sign_by: Option<Instant>,
+) -> Outcome {
+    let now = Timestamp::now();
+    let Some(endpoint) = Endpoint::from_path(path) else {
+        return refusal(ctx, None, RequestError::UnknownEndpoint(path.to_owned()), path, now);
+    };
+    if !endpoint.served() {
+        return refusal(ctx, Some(endpoint), RequestError::NotServed(endpoint.name()), endpoint.name(), now);
+    }
+    let policy = ctx.shared.policy();
+    let mut request = Request {
+        endpoint,
+        time: RequestTime { now, sign_by },
+        correlation: Correlation::fresh(endpoint.dialect(), now),
+        audit: AuditTrail::default(),
+    };
+    let result = match ctx.parse(body, &policy.limits) {
+        Ok(doc) => {
+            let result = run_exchange(ctx, &policy, &doc, &mut request).await;
+            ctx.recycle(doc);
+            result
+        }
+        Err(e) => Err(RequestError::Xml(e)),
+    };
+    let name = endpoint.name();
+    match result {
+        Ok(response) => {
+            let record = request.audit.clone().issued(name, now, peer);
+            // A token whose audit record cannot be written is not released.
+            if let Err(e) = ctx.shared.audit.record(&record).await {
+                return fault_answer(ctx, &policy, &request, RequestError::Audit(e)).await;
+            }
+            // The audit log has a record of every token and the metrics count them; a log
+            // line each would be thousands a second at peak.
+            tracing::debug!(endpoint = name, "issued");
+            Outcome::issued(response)
+        }
+        Err(error) => {
+            if request.audit.identified() {
+                let fault = error.fault(Some(endpoint), &policy.config.sts.fault_actor);
+                let record =
+                    request.audit.clone().refused(name, now, peer, fault.code.qname(), error.fault_string());
+                if let Err(e) = ctx.shared.audit.record(&record).await {
+                    tracing::error!("the refusal was not audited: {e}");
+                }
+            }
+            fault_answer(ctx, &policy, &request, error).await
+        }
+    }
+}
+
+/// Dispatches to the exchange's own steps.
+async fn run_exchange(
+    ctx: &CoreContext,
+    policy: &Policy,
+    doc: &Document,
+    request: &mut Request,
+) -> Result<Vec<u8>, RequestError> {
+    match request.endpoint {
+        Endpoint::NewSecurityTokenService | Endpoint::SecurityTokenService => {
+            dgws::issue(ctx, policy, doc, request).await
+        }
+        Endpoint::Sosi2OioSaml => sosi2oiosaml::issue(ctx, policy, doc, request).await,
+        other => Err(RequestError::NotServed(other.name())),
+    }
+}
+
+/// The fault for a refused request, in its endpoint's dialect. OIO faults about a request that
+/// was read are signed by the STS like any OIO answer (clients validating SIG-HDR would
+/// otherwise reject them, spec §4.1); refusals that must not cost an HSM signature (load,
+/// deadline) and failures of the HSM itself go unsigned.
+async fn fault_answer(ctx: &CoreContext, policy: &Policy, request: &Request, error: RequestError) -> Outcome {
+    let fault = error.fault(Some(request.endpoint), &policy.config.sts.fault_actor);
+    log_refusal(request.endpoint.name(), &error, &fault);
+    let now = request.time.now;
+    let sign = !matches!(
+        error,
+        RequestError::Overloaded { .. } | RequestError::QueuedPastDeadline { .. } | RequestError::Signing(_)
+    );
+    let body = match &request.correlation {
+        Correlation::Oio(corr) if sign => {
+            let content = oio::envelope::fault_content(&fault);
+            match oio::sign_envelope(ctx, corr, now, &content, request.time.sign_by).await {
+                Ok(signed) => signed,
+                Err(e) => {
+                    tracing::warn!(endpoint = request.endpoint.name(), "fault sent unsigned: {e}");
+                    fault::unsigned_envelope(&request.correlation, now, &fault)
+                }
+            }
+        }
+        corr => fault::unsigned_envelope(corr, now, &fault),
+    };
+    Outcome::refused(&error, &fault, body)
+}
+
+/// A fault for a request refused before any endpoint logic ran (HTTP-level refusals), in the
+/// dialect of `endpoint` when the path named one.
+pub fn refusal(
+    ctx: &CoreContext,
+    endpoint: Option<Endpoint>,
+    error: RequestError,
+    what: &str,
+    now: Timestamp,
+) -> Outcome {
+    let fault = error.fault(endpoint, &ctx.shared.policy().config.sts.fault_actor);
+    log_refusal(what, &error, &fault);
+    let dialect = endpoint.map_or(FaultDialect::Dgws, Endpoint::dialect);
+    let body = fault::unsigned_envelope(&Correlation::fresh(dialect, now), now, &fault);
+    Outcome::refused(&error, &fault, body)
+}
+
+/// The fault for a request refused by admission control, built without looking at the request
+/// and without a log line per refusal (at peak there are thousands a second; the metrics
+/// count them).
+///
+/// At peak most requests are refused, so the envelope is built once per second, reason,
+/// dialect and policy on each core and reused: refusals within that second share its
+/// MessageID and Created time. Nothing correlates by them (a refused request is not parsed, so
+/// the fault relates to no message), and seal clients read only the fault code and string.
+pub fn shed(ctx: &CoreContext, endpoint: Endpoint, reason: &'static str, now: Timestamp) -> Outcome {
+    let error = RequestError::Overloaded { reason, retry_after_secs: SHED_RETRY_AFTER_SECS };
+    let policy = ctx.shared.policy();
+    let dialect = endpoint.dialect();
+    let fault = error.fault(Some(endpoint), &policy.config.sts.fault_actor);
+    let second = now.as_second();
+    let mut cached = ctx.shed_faults.borrow_mut();
+    let fresh = |f: &ShedFault| {
+        f.second == second
+            && f.policy_version == policy.version
+            && f.reason == reason
+            && f.endpoint == endpoint
+    };
+    let body = match cached.iter().find(|f| fresh(f)) {
+        Some(cached) => cached.body.clone(),
+        None => {
+            let body = fault::unsigned_envelope(&Correlation::fresh(dialect, now), now, &fault);
+            // One entry per reason and endpoint: the list never grows beyond those few.
+            cached.retain(|f| !(f.reason == reason && f.endpoint == endpoint));
+            cached.push(ShedFault {
+                second,
+                policy_version: policy.version,
+                reason,
+                endpoint,
+                body: body.clone(),
+            });
+            body
+        }
+    };
+    Outcome::refused(&error, &fault, body)
+}
+
+/// What a shed request is told to wait before retrying (the `Retry-After` header says the same).
+pub const SHED_RETRY_AFTER_SECS: u32 = 1;
+
+/// A refusal envelope of admission control, reused for one second (see [`shed`]).
+pub struct ShedFault {
+    second: i64,
+    policy_version: u64,
+    reason: &'static str,
+    endpoint: Endpoint,
+    body: Vec<u8>,
+}
+
+fn log_refusal(what: &str, error: &RequestError, fault: &Fault) {
+    let (code, status) = (fault.code.qname(), fault.status);
+    if error.retry_after_secs().is_some() {
+        // At peak these come by the thousand a second: the metrics count them by reason.
+        tracing::debug!(endpoint = what, fault = %code, status, "request refused: {error}");
+    } else if error.is_internal() {
+        tracing::error!(endpoint = what, fault = %code, status, "request failed: {error}");
+    } else {
+        tracing::warn!(endpoint = what, fault = %code, status, "request refused: {error}");
+    }
+}
