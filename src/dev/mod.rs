@@ -2,9 +2,11 @@
 //! never depend on external certificates (a captured sample card would expire within a day).
 //!
 //! Every key, the CAs' included, is generated inside a SoftHSM token; nothing private is ever
-//! written to disk.
+//! written to disk. The one exception is `export`, for tests of clients that must hold their key
+//! in software: it makes a separate software key, certified by the token's CA.
 
 pub mod client;
+pub mod export;
 pub mod pki;
 
 /// Why a development command failed.
