@@ -2,8 +2,12 @@
 //! unsealed builds and signs a level-4 user ID card (IdCardBuilder, IdCard.sign()), segl issues
 //! it at NewSecurityTokenService, unsealed parses and validates the answer (IdCard.validate():
 //! times and signature), and the issued card is checked once more with xmlsec1 against the STS
-//! certificate alone (unsealed trusts any certificate in KeyInfo). A card segl must refuse
-//! reaches unsealed as a SOAP fault.
+//! certificate alone (unsealed trusts any certificate in KeyInfo). Cards segl must refuse (a
+//! national role the user does not hold; level 4 signed with a function certificate) reach
+//! unsealed as SOAP faults.
+//!
+//! unsealed needs its key in software: the identities are `segl::dev::export` copies (a fresh
+//! software key with the identity's subject, certified by the development CA in the token).
 //!
 //! Skipped (with a message) when the unsealed sources or `javac` are missing; see
 //! `tests/unsealed_support`.
@@ -107,5 +111,15 @@ fn a_card_segl_refuses_reaches_unsealed_as_a_soap_fault() {
     assert_eq!(run.get("faultcode"), "dgws:notauthorized", "{run:?}");
     assert!(run.get("faultstring").contains("does not hold national role 41003"), "{run:?}");
     assert_eq!(run.get("faultactor"), "http://www.sosi.dk/sts", "{run:?}");
+    assert!(!out.exists(), "no card is written for a refusal");
+
+    // unsealed signs every user card at level 4 with whatever key it is given: a function
+    // certificate (FOCES) is not an employee's.
+    let foces = unsealed.keystore(Identity::Foces);
+    let run = unsealed
+        .run("dgws-idcard", &card_args(&sts, foces.to_str().unwrap(), NATIONAL_ROLE, out.to_str().unwrap()));
+    assert_eq!(run.get("status"), "fault", "{run:?}\nserver log:\n{}", server.log());
+    assert_eq!(run.get("faultcode"), "dgws:invalidcertificate", "{run:?}");
+    assert!(run.get("faultstring").contains("employee certificate"), "{run:?}");
     assert!(!out.exists(), "no card is written for a refusal");
 }
