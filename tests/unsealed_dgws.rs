@@ -89,8 +89,7 @@ fn unsealed_gets_a_level_4_card_that_it_and_xmlsec1_verify() {
     let text = String::from_utf8(card).unwrap();
     assert!(text.contains("id=\"IDCard\""), "{text}");
     // A card signed by the client's own key must not verify as the STS's: the check is real.
-    let client_cert = unsealed.dir.join("moces.pem");
-    assert!(common::xmlsec_verify(text.as_bytes(), &client_cert).is_err());
+    assert!(common::xmlsec_verify(text.as_bytes(), &unsealed.certificate(Identity::Moces)).is_err());
 }
 
 #[test]

@@ -5,8 +5,10 @@
 //!
 //! The key is not the identity's token key: the certificate has the same subject, issuer and
 //! validity, so the STS treats it like the identity (it chains to the same trust anchor), but a
-//! different serial number and public key. The caller decides where the private key goes; the
-//! tests write it to their private state (mode 0600) only.
+//! different serial number and public key (so the development CRL, which lists the token
+//! certificate of `revoked-moces`, does not cover it). The caller decides where the private key
+//! goes; the unsealed tests pipe it to `openssl pkcs12` and keep only the password-protected key
+//! store (mode 0600) in their private state.
 
 use rcgen::{Issuer, KeyPair, PKCS_RSA_SHA256};
 use segl_pkcs11::HsmModule;
@@ -33,28 +35,42 @@ impl std::fmt::Debug for SoftwareIdentity {
     }
 }
 
-/// Generates a 2048-bit RSA key in software and has `identity`'s CA (in the development token)
-/// certify it with `identity`'s subject and validity. CAs cannot be exported.
-pub fn software_identity(config: &Config, identity: Identity) -> Result<SoftwareIdentity, DevError> {
-    let issuer_identity = match (identity, identity.issuer()) {
-        (Identity::IssuingCa, _) | (_, None) => {
-            let reason = "a CA has no software identity".into();
-            return Err(DevError::Certificate { label: identity.label().into(), reason });
-        }
-        (_, Some(issuer)) => issuer,
-    };
+/// For each of `identities`: generates a 2048-bit RSA key in software and has the identity's CA
+/// (in the development token, one login for all) certify it with the identity's subject and
+/// validity. CAs cannot be exported.
+pub fn software_identities(
+    config: &Config,
+    identities: &[Identity],
+) -> Result<Vec<SoftwareIdentity>, DevError> {
     let dev = config.dev.as_ref().ok_or(DevError::NoDevConfig)?;
     config.hsm.export_module_environment();
     let module = HsmModule::load(&config.hsm.module)?;
     let token = module.token(&dev.token_label)?;
     token.login(&segl_pkcs11::PinSource::File(dev.pin_file.clone()).read()?)?;
-    let key = KeyPair::generate_for(&PKCS_RSA_SHA256).map_err(cert_err(identity.label()))?;
-    let issuer = Issuer::new(issuer_identity.params()?, ca_key(&token, issuer_identity)?);
-    let cert = identity.params()?.signed_by(&key, &issuer).map_err(cert_err(identity.label()))?;
-    let issuer_file = dev.state_dir.join("pki").join(format!("{}.pem", issuer_identity.label()));
-    let issuer_pem = match issuer_identity {
-        Identity::IssuingCa => std::fs::read_to_string(&issuer_file).map_err(super::io_err(&issuer_file))?,
-        _ => String::new(),
-    };
-    Ok(SoftwareIdentity { certificate_pem: cert.pem(), issuer_pem, private_key_pkcs8: key.serialize_der() })
+    let mut out = Vec::with_capacity(identities.len());
+    for &identity in identities {
+        let issuer_identity = match (identity, identity.issuer()) {
+            (Identity::IssuingCa, _) | (_, None) => {
+                let reason = "a CA has no software identity".into();
+                return Err(DevError::Certificate { label: identity.label().into(), reason });
+            }
+            (_, Some(issuer)) => issuer,
+        };
+        let key = KeyPair::generate_for(&PKCS_RSA_SHA256).map_err(cert_err(identity.label()))?;
+        let issuer = Issuer::new(issuer_identity.params()?, ca_key(&token, issuer_identity)?);
+        let cert = identity.params()?.signed_by(&key, &issuer).map_err(cert_err(identity.label()))?;
+        let issuer_pem = match issuer_identity {
+            Identity::IssuingCa => {
+                let file = dev.state_dir.join("pki").join(format!("{}.pem", issuer_identity.label()));
+                std::fs::read_to_string(&file).map_err(super::io_err(&file))?
+            }
+            _ => String::new(),
+        };
+        out.push(SoftwareIdentity {
+            certificate_pem: cert.pem(),
+            issuer_pem,
+            private_key_pkcs8: key.serialize_der(),
+        });
+    }
+    Ok(out)
 }

@@ -5,8 +5,8 @@
 //! [`Unsealed::get`] compiles unsealed and the project's own driver
 //! (`tests/support/unsealed/SeglDriver.java`) once per test binary into the binary's private
 //! state, or returns `None` after printing why the test is skipped (no unsealed sources, no
-//! `javac`). [`Unsealed::keystore`] gives a development identity as a PKCS#12 key store with a
-//! software key (`segl::dev::export`); [`Unsealed::run`] runs one driver command with a timeout
+//! `javac`); call it before starting a server. [`Unsealed::keystore`] gives a development
+//! identity as a PKCS#12 key store with a software key (`segl::dev::export`); [`Unsealed::run`] runs one driver command with a timeout
 //! and returns its JSON summary line.
 #![allow(dead_code)]
 
@@ -14,12 +14,20 @@ use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use segl::dev::pki::Identity;
 
 use super::common;
+
+/// The development identities with key stores: MOCES (user cards), VOCES (a system, an SP or
+/// an audience), FOCES (a function certificate, e.g. an IdP's).
+///
+/// All are made while [`Unsealed::get`] runs, which tests call before they start a server:
+/// logging in to the development token while a server process starts can make that process
+/// fail to read the token directory (see `common::Server::start_with`).
+pub const IDENTITIES: [Identity; 3] = [Identity::Moces, Identity::Voces, Identity::Foces];
 
 /// How long one driver run may take (a JVM start, key store loading, one or two exchanges).
 pub const RUN_TIMEOUT: Duration = Duration::from_secs(40);
@@ -34,7 +42,6 @@ pub struct Unsealed {
     pub dir: PathBuf,
     /// The password of every key store made here (random per test binary; never printed).
     password: String,
-    keystores: Mutex<HashMap<&'static str, PathBuf>>,
 }
 
 /// What one driver run printed: its JSON summary and stderr.
@@ -92,48 +99,68 @@ impl Unsealed {
         let driver_source =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/unsealed/SeglDriver.java");
         javac(&["-cp".as_ref(), classes.as_os_str()], &driver, &[driver_source]);
-        Some(Unsealed { classes, driver, dir, password: random_hex(16), keystores: Mutex::default() })
+        let unsealed = Unsealed { classes, driver, dir, password: random_hex(16) };
+        unsealed.make_keystores();
+        Some(unsealed)
     }
 
-    /// A PKCS#12 key store holding a software key certified as `identity` (made once).
+    /// The PKCS#12 key store of `identity` (one of [`IDENTITIES`]).
     pub fn keystore(&self, identity: Identity) -> PathBuf {
-        let mut made = self.keystores.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(path) = made.get(identity.label()) {
-            return path.clone();
+        assert!(
+            IDENTITIES.contains(&identity),
+            "no key store for {}: add it to IDENTITIES",
+            identity.label()
+        );
+        self.dir.join(format!("{}.p12", identity.label()))
+    }
+
+    /// The certificate (PEM) in `identity`'s key store.
+    pub fn certificate(&self, identity: Identity) -> PathBuf {
+        self.dir.join(format!("{}.pem", identity.label()))
+    }
+
+    /// Writes a PKCS#12 key store (software key, certificate, issuing CA) per identity.
+    fn make_keystores(&self) {
+        let ids = segl::dev::export::software_identities(&common::env().config, &IDENTITIES)
+            .unwrap_or_else(|e| panic!("software identities: {e}"));
+        for (identity, id) in IDENTITIES.iter().zip(ids) {
+            use base64::Engine;
+            let b64 = base64::engine::general_purpose::STANDARD.encode(&id.private_key_pkcs8);
+            let mut pem = String::from("-----BEGIN PRIVATE KEY-----\n");
+            for line in b64.as_bytes().chunks(64) {
+                pem.push_str(std::str::from_utf8(line).unwrap());
+                pem.push('\n');
+            }
+            pem.push_str("-----END PRIVATE KEY-----\n");
+            pem.push_str(&id.certificate_pem);
+            let chain = self.dir.join(format!("{}-chain.pem", identity.label()));
+            std::fs::write(&chain, &id.issuer_pem).unwrap();
+            std::fs::write(self.certificate(*identity), &id.certificate_pem).unwrap();
+            // Key and certificate go to openssl on stdin: the private key is never in a file of
+            // its own, only in the password-protected key store.
+            let mut child = Command::new("openssl")
+                .args([
+                    "pkcs12",
+                    "-export",
+                    "-name",
+                    identity.label(),
+                    "-passout",
+                    "env:SEGL_KEYSTORE_PASSWORD",
+                ])
+                .arg("-certfile")
+                .arg(&chain)
+                .arg("-out")
+                .arg(self.keystore(*identity))
+                .env("SEGL_KEYSTORE_PASSWORD", &self.password)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("run openssl");
+            child.stdin.take().unwrap().write_all(pem.as_bytes()).unwrap();
+            let out = child.wait_with_output().unwrap();
+            assert!(out.status.success(), "openssl pkcs12 -export: {}", String::from_utf8_lossy(&out.stderr));
         }
-        let id = segl::dev::export::software_identity(&common::env().config, identity)
-            .unwrap_or_else(|e| panic!("software identity {}: {e}", identity.label()));
-        use base64::Engine;
-        let b64 = base64::engine::general_purpose::STANDARD.encode(&id.private_key_pkcs8);
-        let mut pem = String::from("-----BEGIN PRIVATE KEY-----\n");
-        for line in b64.as_bytes().chunks(64) {
-            pem.push_str(std::str::from_utf8(line).unwrap());
-            pem.push('\n');
-        }
-        pem.push_str("-----END PRIVATE KEY-----\n");
-        pem.push_str(&id.certificate_pem);
-        let chain = self.dir.join(format!("{}-chain.pem", identity.label()));
-        std::fs::write(&chain, &id.issuer_pem).unwrap();
-        std::fs::write(self.dir.join(format!("{}.pem", identity.label())), &id.certificate_pem).unwrap();
-        let path = self.dir.join(format!("{}.p12", identity.label()));
-        // Key and certificate go to openssl on stdin: the private key is never in a file of its own.
-        let mut child = Command::new("openssl")
-            .args(["pkcs12", "-export", "-name", identity.label(), "-passout", "env:SEGL_KEYSTORE_PASSWORD"])
-            .arg("-certfile")
-            .arg(&chain)
-            .arg("-out")
-            .arg(&path)
-            .env("SEGL_KEYSTORE_PASSWORD", &self.password)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run openssl");
-        child.stdin.take().unwrap().write_all(pem.as_bytes()).unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "openssl pkcs12 -export: {}", String::from_utf8_lossy(&out.stderr));
-        made.insert(identity.label(), path.clone());
-        path
     }
 
     /// Runs `SeglDriver <command> <args>`; panics if it does not finish within [`RUN_TIMEOUT`].
