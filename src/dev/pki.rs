@@ -104,7 +104,7 @@ impl Identity {
         ALL.into_iter().find(|i| i.label() == label)
     }
 
-    fn issuer(self) -> Option<Identity> {
+    pub(super) fn issuer(self) -> Option<Identity> {
         match self {
             Self::RootCa | Self::UntrustedCa => None,
             Self::IssuingCa => Some(Self::RootCa),
@@ -138,7 +138,7 @@ impl Identity {
         self.issuer().is_none() || self == Self::IssuingCa
     }
 
-    fn params(self) -> Result<CertificateParams, DevError> {
+    pub(super) fn params(self) -> Result<CertificateParams, DevError> {
         let subject = self.subject();
         let mut dn = DistinguishedName::new();
         dn.push(DnType::CountryName, "DK");
@@ -393,13 +393,13 @@ fn sts_certificate_terms(params: &mut CertificateParams) {
     params.serial_number = Some(random_serial());
 }
 
-fn cert_err(label: &str) -> impl FnOnce(rcgen::Error) -> DevError + '_ {
+pub(super) fn cert_err(label: &str) -> impl FnOnce(rcgen::Error) -> DevError + '_ {
     move |e| DevError::Certificate { label: label.to_owned(), reason: e.to_string() }
 }
 
 /// A development CA's key on the token, as rcgen's signing key (the same adapter `segl keys csr`
 /// uses for the STS key).
-fn ca_key(token: &Token, identity: Identity) -> Result<TokenSigningKey, DevError> {
+pub(super) fn ca_key(token: &Token, identity: Identity) -> Result<TokenSigningKey, DevError> {
     Ok(TokenSigningKey::open(token, identity.label())?)
 }
 

@@ -1,0 +1,306 @@
+import java.io.FileInputStream;
+import java.io.InputStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.KeyStore;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+import org.w3c.dom.Element;
+
+import com.trifork.unsealed.BootstrapToken;
+import com.trifork.unsealed.BootstrapTokenIssuer;
+import com.trifork.unsealed.CertAndKey;
+import com.trifork.unsealed.IdCard;
+import com.trifork.unsealed.IdCardBuilder;
+import com.trifork.unsealed.KeyStoreLoader;
+import com.trifork.unsealed.NSPEnv;
+import com.trifork.unsealed.OIOSAMLToken;
+import com.trifork.unsealed.OIOSAMLTokenBuilder;
+import com.trifork.unsealed.STSInvocationException;
+import com.trifork.unsealed.SignatureUtil;
+import com.trifork.unsealed.UserIdCard;
+import com.trifork.unsealed.XmlUtil;
+
+/**
+ * segl's test driver for trifork/unsealed: runs one token exchange through unsealed's public API
+ * against an STS and prints one JSON line on stdout.
+ *
+ * <pre>
+ * java -cp UNSEALED_CLASSES:DRIVER_CLASSES SeglDriver COMMAND --sts URL [options]
+ *
+ * Key stores are PKCS#12 (or .jks) files loaded with unsealed's KeyStoreLoader; their password
+ * comes from the environment variable SEGL_KEYSTORE_PASSWORD (never from the command line, never
+ * printed).
+ *
+ * dgws-idcard   --keystore P12 [--cpr C] [--role R] [--occupation O] [--authorization-code A]
+ *               [--email E] [--system-name S] [--dgws-1.0] [--legacy-sts] --out FILE
+ *     IdCardBuilder.buildUserIdCard (level 4, signed by the key store's MOCES key), IdCard.sign()
+ *     at /sts/services/NewSecurityTokenService, then IdCard.validate() (times and signature);
+ *     writes the issued card.
+ * sosi2oiosaml  (dgws-idcard options) --audience URL [--audience-keystore P12] --out FILE
+ *               [--card-out FILE]
+ *     dgws-idcard, then IdCard.exchangeToOIOSAMLToken(audience) at /sts/services/Sosi2OIOSaml.
+ *     unsealed decrypts an EncryptedAssertion with the key of the card's own key store (the
+ *     MOCES key); with --audience-keystore the token is rebuilt with that key instead
+ *     (OIOSAMLTokenBuilder.spCertAndKey) before decrypt(). Writes the (decrypted) assertion.
+ * oiosaml2sosi  --token FILE --keystore P12 --system-name S [--role R] [--authorization-code A]
+ *               --out FILE
+ *     OIOSAMLTokenBuilder.fromXml(token).spCertAndKey(keystore), then
+ *     OIOSAMLToken.exchangeToIdCard at /sts/services/OIOSaml2Sosi (request signed with the key
+ *     store's key); validates and writes the card. unsealed reads only OIOSAML 2 (DK-SAML-2.0)
+ *     tokens here.
+ * bst2sosi      --idp-keystore P12 --keystore P12 --uuid U --cvr C --org-name N --audience URL
+ *               --system-name S [--role R] [--occupation O] [--authorization-code A]
+ *               [--bst-out FILE] --out FILE
+ *     BootstrapTokenIssuer (issuer https://idp.test.nspop.dk, signed by the IdP key store,
+ *     holder-of-key for the SP key store) issueForProfessional, then
+ *     BootstrapToken.exchangeToUserIdCard at /sts/services/BST2SOSI (request signed with the SP
+ *     key); validates and writes the card.
+ *
+ * Output: {"status":"ok",...} (exit 0), {"status":"fault","faultcode":...,"faultstring":...}
+ * when the STS answered a SOAP fault (exit 2), {"status":"error","error":...} otherwise (exit 1).
+ * </pre>
+ */
+public class SeglDriver {
+    private static final Map<String, String> out = new LinkedHashMap<>();
+
+    public static void main(String[] argv) {
+        int exit;
+        try {
+            if (argv.length == 0) {
+                throw new IllegalArgumentException("usage: SeglDriver dgws-idcard|sosi2oiosaml|oiosaml2sosi|bst2sosi --sts URL ...");
+            }
+            Args args = new Args(argv);
+            out.put("command", args.command);
+            switch (args.command) {
+                case "dgws-idcard":
+                    write(args.required("out"), dgwsIdCard(args).getXml());
+                    break;
+                case "sosi2oiosaml":
+                    sosi2oiosaml(args);
+                    break;
+                case "oiosaml2sosi":
+                    oiosaml2sosi(args);
+                    break;
+                case "bst2sosi":
+                    bst2sosi(args);
+                    break;
+                default:
+                    throw new IllegalArgumentException("unknown command " + args.command);
+            }
+            args.checkAllUsed();
+            out.put("status", "ok");
+            exit = 0;
+        } catch (STSInvocationException e) {
+            out.put("status", "fault");
+            out.put("faultcode", e.getFaultCode());
+            out.put("faultstring", e.getFaultString());
+            out.put("faultactor", e.getFaultActor());
+            if (e.getFaultCode() == null) {
+                // Not a SOAP fault (unparseable response): the message says why.
+                out.put("error", String.valueOf(e.getMessage()) + (e.getCause() != null ? ": " + e.getCause() : ""));
+            }
+            exit = 2;
+        } catch (Exception e) {
+            out.put("status", "error");
+            out.put("error", e.getClass().getName() + ": " + e.getMessage());
+            exit = 1;
+        }
+        System.out.println(json(out));
+        System.exit(exit);
+    }
+
+    /** Builds, signs (at the STS) and validates a level-4 user ID card. */
+    private static UserIdCard dgwsIdCard(Args args) throws Exception {
+        NSPEnv env = NSPEnv.fromUrl(args.required("sts"));
+        IdCardBuilder builder = new IdCardBuilder().env(env).certAndKey(load(args.required("keystore")));
+        if (args.has("cpr")) builder = builder.cpr(args.get("cpr"));
+        if (args.has("role")) builder = builder.role(args.get("role"));
+        if (args.has("occupation")) builder = builder.occupation(args.get("occupation"));
+        if (args.has("authorization-code")) builder = builder.authorizationCode(args.get("authorization-code"));
+        if (args.has("email")) builder = builder.email(args.get("email"));
+        if (args.has("system-name")) builder = builder.systemName(args.get("system-name"));
+        builder = builder.uselegacyDGWS_1_0(args.flag("dgws-1.0"));
+        UserIdCard card = builder.buildUserIdCard();
+        if (args.flag("legacy-sts")) {
+            card.signUsingLegacySTSService();
+        } else {
+            card.sign();
+        }
+        out.put("card_issuer", card.getIssuer());
+        out.put("card_validated", "false");
+        card.validate();
+        out.put("card_validated", "true");
+        describe(card, "card_");
+        return card;
+    }
+
+    private static void sosi2oiosaml(Args args) throws Exception {
+        UserIdCard card = dgwsIdCard(args);
+        if (args.has("card-out")) write(args.get("card-out"), card.getXml());
+        String audience = args.required("audience");
+        OIOSAMLToken token = card.exchangeToOIOSAMLToken(audience);
+        if (args.has("audience-keystore")) {
+            token = new OIOSAMLTokenBuilder().spCertAndKey(load(args.get("audience-keystore")))
+                    .assertion(token.getAssertion()).build();
+        }
+        out.put("encrypted", String.valueOf(token.isEncrypted()));
+        if (token.isEncrypted()) {
+            token.decrypt();
+        }
+        Element assertion = token.getAssertion();
+        assertion.setIdAttribute("ID", true);
+        out.put("spec_version", token.getSpecVersion());
+        out.put("common_name", token.getCommonName());
+        out.put("cpr", token.getCpr());
+        out.put("cvr", token.getCvrNumberIdentifier());
+        out.put("audience", token.getAudienceRestriction());
+        out.put("assurance_level", token.getAssuranceLevel());
+        token.validateTimes(60);
+        SignatureUtil.validate(assertion, true);
+        out.put("token_validated", "true");
+        write(args.required("out"), XmlUtil.node2String(assertion, false, false));
+    }
+
+    private static void oiosaml2sosi(Args args) throws Exception {
+        NSPEnv env = NSPEnv.fromUrl(args.required("sts"));
+        String xml = Files.readString(Path.of(args.required("token")), StandardCharsets.UTF_8);
+        OIOSAMLToken token = new OIOSAMLTokenBuilder().env(env).spCertAndKey(load(args.required("keystore")))
+                .fromXml(xml).build();
+        IdCard card = token.exchangeToIdCard(args.required("system-name"), args.get("authorization-code"), args.get("role"));
+        validated(card);
+        write(args.required("out"), card.getXml());
+    }
+
+    private static void bst2sosi(Args args) throws Exception {
+        NSPEnv env = NSPEnv.fromUrl(args.required("sts"));
+        BootstrapToken bst = new BootstrapTokenIssuer().env(env)
+                .idpCertAndKey(load(args.required("idp-keystore")))
+                .spCertAndKey(load(args.required("keystore")))
+                .uuid(args.required("uuid"))
+                .cvr(args.required("cvr"))
+                .orgName(args.required("org-name"))
+                .issueForProfessional();
+        if (args.has("bst-out")) write(args.get("bst-out"), bst.getXml());
+        UserIdCard card = bst.exchangeToUserIdCard(args.required("audience"), args.get("role"), args.get("occupation"),
+                args.get("authorization-code"), args.required("system-name"));
+        validated(card);
+        write(args.required("out"), card.getXml());
+    }
+
+    /** unsealed's own check of a card it parsed from a response (times and signature). */
+    private static void validated(IdCard card) throws Exception {
+        card.getAssertion().setIdAttribute("id", true);
+        out.put("card_issuer", card.getIssuer());
+        out.put("card_validated", "false");
+        card.validate();
+        out.put("card_validated", "true");
+        describe(card, "card_");
+    }
+
+    private static void describe(IdCard card, String prefix) {
+        out.put(prefix + "auth_level", String.valueOf(card.getAuthLevel()));
+        out.put(prefix + "subject", card.getSubjectName());
+        out.put(prefix + "care_provider_id", card.getCareProviderId());
+        out.put(prefix + "not_on_or_after", String.valueOf(card.getNotOnOrAfter()));
+        if (card instanceof UserIdCard) {
+            UserIdCard user = (UserIdCard) card;
+            out.put(prefix + "cpr", user.getCpr());
+            out.put(prefix + "role", user.getRole());
+            out.put(prefix + "given_name", user.getFirstName());
+            out.put(prefix + "surname", user.getLastName());
+        }
+    }
+
+    private static CertAndKey load(String path) throws Exception {
+        String password = System.getenv("SEGL_KEYSTORE_PASSWORD");
+        if (password == null) {
+            throw new IllegalArgumentException("SEGL_KEYSTORE_PASSWORD is not set");
+        }
+        return new KeyStoreLoader().fromFilePath(path).password(password).load();
+    }
+
+    private static void write(String path, String xml) throws Exception {
+        Files.writeString(Path.of(path), xml, StandardCharsets.UTF_8);
+    }
+
+    private static String json(Map<String, String> map) {
+        StringBuilder sb = new StringBuilder("{");
+        for (Map.Entry<String, String> e : map.entrySet()) {
+            if (e.getValue() == null) continue;
+            if (sb.length() > 1) sb.append(',');
+            quote(sb, e.getKey());
+            sb.append(':');
+            quote(sb, e.getValue());
+        }
+        return sb.append('}').toString();
+    }
+
+    private static void quote(StringBuilder sb, String s) {
+        sb.append('"');
+        for (char c : s.toCharArray()) {
+            if (c == '"' || c == '\\') {
+                sb.append('\\').append(c);
+            } else if (c < 0x20) {
+                sb.append(String.format("\\u%04x", (int) c));
+            } else {
+                sb.append(c);
+            }
+        }
+        sb.append('"');
+    }
+
+    /** --name value options and --flag switches after the command. */
+    private static final class Args {
+        final String command;
+        final Map<String, String> values = new HashMap<>();
+        final List<String> used = new ArrayList<>();
+
+        Args(String[] argv) {
+            command = argv[0];
+            for (int i = 1; i < argv.length; i++) {
+                if (!argv[i].startsWith("--")) {
+                    throw new IllegalArgumentException("unexpected argument " + argv[i]);
+                }
+                String name = argv[i].substring(2);
+                if (i + 1 < argv.length && !argv[i + 1].startsWith("--")) {
+                    values.put(name, argv[++i]);
+                } else {
+                    values.put(name, null);
+                }
+            }
+        }
+
+        boolean has(String name) {
+            used.add(name);
+            return values.get(name) != null;
+        }
+
+        boolean flag(String name) {
+            used.add(name);
+            return values.containsKey(name);
+        }
+
+        String get(String name) {
+            used.add(name);
+            return values.get(name);
+        }
+
+        String required(String name) {
+            String v = get(name);
+            if (v == null) throw new IllegalArgumentException("--" + name + " is required for " + command);
+            return v;
+        }
+
+        void checkAllUsed() {
+            for (String name : values.keySet()) {
+                if (!used.contains(name)) throw new IllegalArgumentException("unknown option --" + name + " for " + command);
+            }
+        }
+    }
+}
