@@ -355,7 +355,7 @@ mod tests {
         assert_eq!(info.organisation, "TRIFORK A/S // CVR:20921897");
         assert_eq!(info.country, "DK");
         assert_eq!(info.issuer, "C=DK,O=TRUST2408,CN=TRUST2408 Systemtest XXII CA");
-        assert_eq!(info.serial_hex, "5baa9f9c");
+        assert_eq!(info.serial_hex, "5baa439c");
         assert_eq!(info.rid(), Some("52723247"));
         assert_eq!(
             info.name_id(),

@@ -1,0 +1,80 @@
+//! trifork/unsealed against segl's OIO exchanges. Sosi2OIOSaml: unsealed gets a card at
+//! NewSecurityTokenService, exchanges it (`IdCard.exchangeToOIOSAMLToken`), decrypts the
+//! EncryptedAssertion with the audience's key (it can decrypt only aes128-cbc + rsa-1_5, the
+//! default), reads the OIOSAML 2 attributes, checks the times and the assertion's signature
+//! itself; xmlsec1 then checks that signature against the STS certificate alone (unsealed
+//! trusts any certificate in KeyInfo).
+//!
+//! Skipped (with a message) when the unsealed sources or `javac` are missing.
+
+mod common;
+mod unsealed_support;
+
+use common::Server;
+use segl::dev::pki::{Identity, DEV_CPR, DEV_CVR};
+use unsealed_support::Unsealed;
+
+const NATIONAL_ROLE: &str = "urn:dk:healthcare:national-federation-role:code:40001:value:Laegesekretaer";
+
+#[test]
+fn unsealed_exchanges_its_card_for_an_oiosaml_assertion_it_decrypts_and_validates() {
+    let Some(unsealed) = Unsealed::get() else { return };
+    // The audience encrypts to the VOCES certificate whose key unsealed holds in software.
+    let audience_cert = unsealed.certificate(Identity::Voces);
+    let server = Server::start_with(|c| {
+        let dev_cert = format!("{}", common::env().dir.join("pki").join("dev-audience.pem").display());
+        assert!(c.contains(&dev_cert), "the embedded configuration names the development audience");
+        *c = c.replace(&dev_cert, audience_cert.to_str().unwrap());
+    });
+    let sts = format!("http://{}", server.addr);
+    let out = unsealed.dir.join("oiosaml-token.xml");
+    let keystore = unsealed.keystore(Identity::Moces);
+    let audience_keystore = unsealed.keystore(Identity::Voces);
+    let run = unsealed.run(
+        "sosi2oiosaml",
+        &[
+            "--sts",
+            &sts,
+            "--keystore",
+            keystore.to_str().unwrap(),
+            "--cpr",
+            DEV_CPR,
+            "--role",
+            NATIONAL_ROLE,
+            "--system-name",
+            "Testby Journal",
+            "--audience",
+            segl::dev::audience::DEV_AUDIENCE,
+            "--audience-keystore",
+            audience_keystore.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(run.get("status"), "ok", "{run:?}\nserver log:\n{}", server.log());
+    assert_eq!(run.get("encrypted"), "true", "{run:?}");
+    assert_eq!(run.get("token_validated"), "true", "{run:?}");
+    assert_eq!(run.get("spec_version"), "DK-SAML-2.0");
+    assert_eq!(run.get("common_name"), "Lars Larsen");
+    assert_eq!(run.get("cpr"), DEV_CPR);
+    assert_eq!(run.get("cvr"), DEV_CVR);
+    assert_eq!(run.get("audience"), segl::dev::audience::DEV_AUDIENCE);
+    let token = std::fs::read(&out).unwrap();
+    let verified = common::xmlsec(
+        &[
+            "--verify",
+            "--id-attr:ID",
+            "urn:oasis:names:tc:SAML:2.0:assertion:Assertion",
+            "--id-attr:Id",
+            "http://www.w3.org/2000/09/xmldsig#:Signature",
+            "--node-id",
+            "OCESSignature",
+            "--pubkey-cert-pem",
+            common::env().pki("sts-signing").to_str().unwrap(),
+            "--enabled-key-data",
+            "key-name",
+        ],
+        &token,
+    );
+    assert!(verified.is_ok(), "{verified:?}\n{}", String::from_utf8_lossy(&token));
+}
