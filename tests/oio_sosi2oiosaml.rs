@@ -93,22 +93,10 @@ fn issues_an_encrypted_signed_oiosaml_assertion_that_xmlsec1_verifies_and_decryp
         assert!(decrypted.contains("RidNumberIdentifier"), "{decrypted}");
         assert!(decrypted.contains("urn:liberty:disco:2006-08:DiscoveryEPR"), "bootstrap card: {decrypted}");
         // The assertion's own signature, by the STS key, selected by its Id.
-        let verified = common::xmlsec(
-            &[
-                "--verify",
-                "--id-attr:ID",
-                "urn:oasis:names:tc:SAML:2.0:assertion:Assertion",
-                "--id-attr:Id",
-                "http://www.w3.org/2000/09/xmldsig#:Signature",
-                "--node-id",
-                "OCESSignature",
-                "--pubkey-cert-pem",
-                sts_pem().to_str().unwrap(),
-                "--enabled-key-data",
-                "key-name",
-            ],
-            decrypted.as_bytes(),
-        );
+        let verified = {
+            let args = common::xmlsec_assertion_args(&sts_pem());
+            common::xmlsec(&args.iter().map(String::as_str).collect::<Vec<_>>(), decrypted.as_bytes())
+        };
         assert!(verified.is_ok(), "xmlsec1 rejects the assertion signature: {verified:?}\n{decrypted}");
     }
     let audit = std::fs::read_to_string(&env().config.audit.path).unwrap();

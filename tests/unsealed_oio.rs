@@ -60,21 +60,9 @@ fn unsealed_exchanges_its_card_for_an_oiosaml_assertion_it_decrypts_and_validate
     assert_eq!(run.get("cvr"), DEV_CVR);
     assert_eq!(run.get("audience"), segl::dev::audience::DEV_AUDIENCE);
     let token = std::fs::read(&out).unwrap();
-    let verified = common::xmlsec(
-        &[
-            "--verify",
-            "--id-attr:ID",
-            "urn:oasis:names:tc:SAML:2.0:assertion:Assertion",
-            "--id-attr:Id",
-            "http://www.w3.org/2000/09/xmldsig#:Signature",
-            "--node-id",
-            "OCESSignature",
-            "--pubkey-cert-pem",
-            common::env().pki("sts-signing").to_str().unwrap(),
-            "--enabled-key-data",
-            "key-name",
-        ],
-        &token,
-    );
+    let verified = {
+        let args = common::xmlsec_assertion_args(&common::env().pki("sts-signing"));
+        common::xmlsec(&args.iter().map(String::as_str).collect::<Vec<_>>(), &token)
+    };
     assert!(verified.is_ok(), "{verified:?}\n{}", String::from_utf8_lossy(&token));
 }

@@ -52,6 +52,17 @@ pub struct AuditClient {
     pub serial: String,
 }
 
+impl AuditClient {
+    /// The record's description of a certificate.
+    pub fn of(cert: &crate::trust::SignerCertificate) -> AuditClient {
+        AuditClient {
+            subject: cert.subject_dn.clone(),
+            issuer: cert.issuer_dn.clone(),
+            serial: cert.serial_decimal.clone(),
+        }
+    }
+}
+
 /// The card a request presented.
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct AuditCard {

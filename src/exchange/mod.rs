@@ -209,3 +209,22 @@ pub const METADATA_PATH: &str = "/sts/metadata/certificates";
 pub fn certificates_metadata(ctx: &CoreContext) -> Vec<u8> {
     ctx.signer.published().json.to_vec()
 }
+
+/// Validates a signer certificate through this core's cache, and describes it for the audit
+/// record whether or not it is trusted. The certificate is parsed once: by validation when it
+/// succeeds, for the record alone when validation refuses it.
+pub fn validate_signer(
+    signers: &mut SignerCache,
+    policy: &Policy,
+    der: &[u8],
+    now: jiff::Timestamp,
+) -> (Result<Arc<crate::trust::SignerCertificate>, crate::trust::TrustError>, Option<crate::audit::AuditClient>)
+{
+    let capacity = policy.config.trust.signer_cache_entries;
+    let validated = signers.validate(&policy.trust, der, now, capacity);
+    let described = match &validated {
+        Ok(signer) => Some(crate::audit::AuditClient::of(signer)),
+        Err(_) => crate::trust::describe(der).ok().map(|c| crate::audit::AuditClient::of(&c)),
+    };
+    (validated, described)
+}

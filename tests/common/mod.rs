@@ -495,3 +495,25 @@ pub fn xmlsec_oio_header_args(cert_pem: &Path) -> Vec<String> {
     args.extend(["--enabled-key-data".into(), "key-name".into()]);
     args
 }
+
+/// The arguments that make xmlsec1 verify an issued assertion's own signature (selected by its
+/// `Id="OCESSignature"`, so a bootstrap card's signature inside it is not the one checked),
+/// trusting only `cert_pem`'s key.
+pub fn xmlsec_assertion_args(cert_pem: &Path) -> Vec<String> {
+    [
+        "--verify",
+        "--id-attr:ID",
+        "urn:oasis:names:tc:SAML:2.0:assertion:Assertion",
+        "--id-attr:Id",
+        "http://www.w3.org/2000/09/xmldsig#:Signature",
+        "--node-id",
+        "OCESSignature",
+        "--enabled-key-data",
+        "key-name",
+        "--pubkey-cert-pem",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([cert_pem.display().to_string()])
+    .collect()
+}

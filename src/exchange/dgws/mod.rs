@@ -23,7 +23,7 @@ use super::fault;
 use super::pipeline::{Request, RequestTime};
 use super::replay::ReplayCache;
 use super::{CoreContext, Policy, Shared};
-use crate::audit::{AuditCard, AuditClient, AuditToken, AuditTrail};
+use crate::audit::{AuditCard, AuditToken, AuditTrail};
 use crate::config::LowLevelPolicy;
 use crate::roles::{RoleEndpoint, RoleHolder};
 use crate::time::DgwsVersion;
@@ -212,15 +212,8 @@ fn signed_card(
     // From here on the client is identified: its refusals are audited.
     audit.card = Some(audit_card(&card));
     audit.presented = Some(AuditToken::new("idcard", &card.id_card_id));
-    // The certificate is parsed once: by validation when it succeeds, for the record alone when
-    // validation refuses it.
-    let capacity = policy.config.trust.signer_cache_entries;
-    let validated = signers.validate(&policy.trust, &verified.certificate_der, now, capacity);
+    let (validated, described) = super::validate_signer(&mut signers, policy, &verified.certificate_der, now);
     drop(signers);
-    let described = match &validated {
-        Ok(signer) => Some(audit_client(signer)),
-        Err(_) => crate::trust::describe(&verified.certificate_der).ok().map(|c| audit_client(&c)),
-    };
     audit.client = described;
     check_level(&card)?;
     let signer = validated?;
@@ -250,14 +243,6 @@ fn unsigned_card(
             Err(RequestError::AuthenticationLevel(level))
         }
         _ => Ok(AcceptedCard { card, signer: None }),
-    }
-}
-
-fn audit_client(cert: &SignerCertificate) -> AuditClient {
-    AuditClient {
-        subject: cert.subject_dn.clone(),
-        issuer: cert.issuer_dn.clone(),
-        serial: cert.serial_decimal.clone(),
     }
 }
 

@@ -47,24 +47,12 @@ pub fn verify(
     // No await below: the core's signer cache stays borrowed only while this is checked.
     let mut signers = ctx.signers.borrow_mut();
     signers.refresh(policy.version, policy.trust.crls());
-    let capacity = policy.config.trust.signer_cache_entries;
-    let validated = signers.validate(&policy.trust, &verified.certificate_der, now, capacity);
+    let (validated, described) =
+        crate::exchange::validate_signer(&mut signers, policy, &verified.certificate_der, now);
     drop(signers);
-    let described = match &validated {
-        Ok(signer) => Some(describe(signer)),
-        Err(_) => crate::trust::describe(&verified.certificate_der).ok().map(|c| describe(&c)),
-    };
     *client = described;
     let signer = validated.map_err(RequestError::EnvelopeCertificate)?;
     Ok(Some(SignedRequest { signer }))
-}
-
-fn describe(cert: &SignerCertificate) -> AuditClient {
-    AuditClient {
-        subject: cert.subject_dn.clone(),
-        issuer: cert.issuer_dn.clone(),
-        serial: cert.serial_decimal.clone(),
-    }
 }
 
 /// `wsu:Created` no later than now + skew and no earlier than now − skew; `wsu:Expires`, when
