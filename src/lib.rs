@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod dev;
 pub mod exchange;
+pub mod registers;
 pub mod roles;
 pub mod server;
 pub mod signing;

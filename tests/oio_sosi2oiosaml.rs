@@ -199,12 +199,12 @@ fn a_card_older_than_the_audience_accepts_is_refused() {
 fn oio_paths_answer_http_level_and_unserved_refusals_in_their_own_dialect() {
     let server = Server::start();
     // An exchange this segl does not serve yet: 501 with an OIO fault.
-    let reply = server.post("/sts/services/BST2SOSI", b"<x/>");
+    let reply = server.post("/sts/services/Bst2Idws", b"<x/>");
     let text = reply.text();
     assert_eq!(reply.status, 501, "{text}");
     assert!(text.contains("http://www.w3.org/2005/08/addressing"), "OIO envelope: {text}");
     assert!(text.contains("<wsa:Action"), "{text}");
-    assert_eq!(fault_actor(&text), Some("dk:sosi:sts:bst2sosi"));
+    assert_eq!(fault_actor(&text), Some("dk:sosi:sts:its"));
     // The same refusal on a DGWS path keeps the DGWS envelope.
     let reply = server
         .raw(b"GET /sts/services/NewSecurityTokenService HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");

@@ -66,3 +66,52 @@ fn unsealed_exchanges_its_card_for_an_oiosaml_assertion_it_decrypts_and_validate
     };
     assert!(verified.is_ok(), "{verified:?}\n{}", String::from_utf8_lossy(&token));
 }
+
+#[test]
+fn unsealed_exchanges_a_bootstrap_token_for_a_user_card_at_bst2sosi() {
+    let Some(unsealed) = Unsealed::get() else { return };
+    // unsealed's BootstrapTokenIssuer always names issuer https://idp.test.nspop.dk (an OIOH3BST
+    // local IdP) and audience https://sts.sosi.dk/; here the FOCES identity plays that IdP, and
+    // the VOCES identity is the system that holds the token and signs the request.
+    let idp_cert = unsealed.certificate(Identity::Foces);
+    let server = Server::start_with(|c| {
+        c.push_str(&format!(
+            "\n[[bst2sosi.issuer]]\nissuer = \"https://idp.test.nspop.dk\"\ntoken_profile = \"OIOH3BST\"\n\
+             signing_certificates = [\"{}\"]\nclients = [{{ subject_serial = \"CVR:20921897-UID:11223344\" }}]\n",
+            idp_cert.display()
+        ));
+    });
+    let sts = format!("http://{}", server.addr);
+    let out = unsealed.dir.join("bst2sosi-card.xml");
+    let run = unsealed.run(
+        "bst2sosi",
+        &[
+            "--sts",
+            &sts,
+            "--idp-keystore",
+            unsealed.keystore(Identity::Foces).to_str().unwrap(),
+            "--keystore",
+            unsealed.keystore(Identity::Voces).to_str().unwrap(),
+            "--uuid",
+            segl::dev::pki::DEV_PROFESSIONAL_UUID,
+            "--cvr",
+            DEV_CVR,
+            "--org-name",
+            segl::dev::pki::DEV_ORG,
+            "--audience",
+            "https://fmk",
+            "--system-name",
+            "Testby Journal",
+            "--authorization-code",
+            segl::dev::pki::DEV_AUTHORISATION_CODE,
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(run.get("status"), "ok", "{run:?}\nserver log:\n{}", server.log());
+    assert_eq!(run.get("card_validated"), "true", "{run:?}");
+    assert_eq!(run.get("card_issuer"), "SEGL-DEV-STS");
+    assert_eq!(run.get("card_cpr"), DEV_CPR, "looked up by the professional's UUID: {run:?}");
+    let card = std::fs::read(&out).unwrap();
+    common::xmlsec_verify(&card, &common::env().pki("sts-signing")).unwrap();
+}

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 mod audience;
+mod bst2sosi;
 pub use audience::{IboAudienceConfig, Sosi2OioSamlConfig};
+pub use bst2sosi::{Bst2SosiConfig, TrustedIdpConfig, WhitelistEntry};
 
 /// Why a configuration was refused.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +49,12 @@ pub struct Config {
     /// The Sosi2OIOSaml exchange: its audiences (iboConfig).
     #[serde(default)]
     pub sosi2oiosaml: Sosi2OioSamlConfig,
+    /// The BST2SOSI exchange: its settings and trusted issuers (trustedIdpConfiguration).
+    #[serde(default)]
+    pub bst2sosi: Bst2SosiConfig,
+    /// The person and authorisation registers.
+    #[serde(default)]
+    pub registers: RegistersConfig,
     /// Development PKI and client (only used by `segl dev …`).
     #[serde(default)]
     pub dev: Option<DevConfig>,
@@ -425,6 +433,16 @@ pub struct RolesConfig {
     pub assignments_file: Option<PathBuf>,
 }
 
+/// The person and authorisation registers (CVR/RID or professional UUID → CPR, names,
+/// authorisations).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistersConfig {
+    /// The TOML register file (`[[person]]` entries); without one every lookup misses.
+    #[serde(default)]
+    pub file: Option<PathBuf>,
+}
+
 /// One national role.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -573,6 +591,10 @@ impl Config {
         }
         fix(&mut self.audit.path);
         self.sosi2oiosaml.audience.iter_mut().for_each(|a| fix(&mut a.certificate));
+        self.bst2sosi.issuer.iter_mut().for_each(|i| i.signing_certificates.iter_mut().for_each(fix));
+        if let Some(f) = self.registers.file.as_mut() {
+            fix(f);
+        }
         if let Some(dev) = self.dev.as_mut() {
             fix(&mut dev.state_dir);
             fix(&mut dev.pin_file);
@@ -636,6 +658,7 @@ impl Config {
             return Err(invalid("server.deadline_ms", &format!("must be at least {MIN_DEADLINE_MS}")));
         }
         self.sosi2oiosaml.validate().map_err(|reason| invalid("sosi2oiosaml.audience", &reason))?;
+        self.bst2sosi.validate().map_err(|reason| invalid("bst2sosi", &reason))?;
         if self.server.max_body_bytes < 1024 {
             return Err(invalid("server.max_body_bytes", "must be at least 1024"));
         }

@@ -118,6 +118,17 @@ impl DevClient {
         pki::issue_crl(&self.token, &self.paths, revoked, this_update, next_update)
     }
 
+    /// Signs `digest` (a DigestInfo's hash) with `identity`'s key on the development token.
+    pub fn sign_digest(
+        &self,
+        identity: Identity,
+        algorithm: SignatureAlgorithm,
+        digest: &[u8],
+    ) -> Result<Vec<u8>, DevError> {
+        let signer = self.token.signer(identity.label())?;
+        Ok(signer.sign_digest(algorithm.digest().hsm(), digest)?)
+    }
+
     /// Builds a complete DGWS request to (New)SecurityTokenService.
     pub fn request(&self, opts: &RequestOptions) -> Result<Vec<u8>, DevError> {
         let now = Timestamp::now();

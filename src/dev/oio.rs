@@ -10,17 +10,21 @@ use crate::token::ns;
 use crate::xml::emit::CanonicalWriter;
 use crate::xml::{Document, Limits};
 
-/// The STS-signed ID card in a DGWS response (`wst:RequestedSecurityToken/saml:Assertion`), in
-/// its exclusive canonical form: self-contained, and byte for byte what its signature covers.
+/// The STS-signed ID card in a DGWS or OIO response (`wst:RequestedSecurityToken/saml:Assertion`,
+/// WS-Trust 2005/02 or 1.3), in its exclusive canonical form: self-contained, and byte for byte
+/// what its signature covers.
 pub fn issued_card(dgws_response: &[u8]) -> Result<Vec<u8>, DevError> {
-    let missing = || DevError::BadInput("no STS-signed ID card in the DGWS response".into());
+    let missing = || DevError::BadInput("no STS-signed ID card in the response".into());
     let doc =
         Document::parse(Bytes::copy_from_slice(dgws_response), &Limits::default()).map_err(|_| missing())?;
     let card = std::iter::once(doc.root())
         .chain(doc.descendants(doc.root()))
         .find(|&n| {
             doc.is(n, ns::SAML, "Assertion")
-                && doc.parent(n).is_some_and(|p| doc.is(p, ns::WST_2005_02, "RequestedSecurityToken"))
+                && doc.parent(n).is_some_and(|p| {
+                    doc.is(p, ns::WST_2005_02, "RequestedSecurityToken")
+                        || doc.is(p, ns::WST_1_3, "RequestedSecurityToken")
+                })
         })
         .ok_or_else(missing)?;
     Ok(crate::xml::c14n::exclusive_to_vec(&doc, card, None, &[]))
@@ -87,4 +91,210 @@ pub fn sosi2oiosaml_request(card: &[u8], audience: &str, placement: CardPlacemen
     w.end("soapenv:Body");
     w.end("soapenv:Envelope");
     w.into_bytes()
+}
+
+/// What a development bootstrap token says.
+#[derive(Debug, Clone)]
+pub struct BootstrapSpec {
+    /// Its profile (decides the spec-version and identity attributes).
+    pub profile: crate::token::bootstrap::TokenProfile,
+    /// `saml:Issuer`.
+    pub issuer: String,
+    /// `saml:Audience`.
+    pub audience: String,
+    /// The holder-of-key certificate (DER); `None` makes a bearer token.
+    pub holder: Option<Vec<u8>>,
+    /// Validity start relative to now.
+    pub not_before_offset: jiff::SignedDuration,
+    /// Validity end relative to now.
+    pub not_on_or_after_offset: jiff::SignedDuration,
+    /// The professional's CPR (OIOH2BST, OIO3BST).
+    pub cpr: Option<String>,
+    /// The professional's NSIS UUID.
+    pub professional_uuid: String,
+    /// Organisation CVR.
+    pub cvr: String,
+    /// Organisation name.
+    pub org_name: String,
+}
+
+impl BootstrapSpec {
+    /// A token of `profile` from `issuer` for the development professional, valid for an hour,
+    /// holder-of-key bound to `holder`.
+    pub fn new(
+        profile: crate::token::bootstrap::TokenProfile,
+        issuer: &str,
+        holder: Option<Vec<u8>>,
+    ) -> BootstrapSpec {
+        use crate::token::bootstrap::TokenProfile;
+        BootstrapSpec {
+            profile,
+            issuer: issuer.to_owned(),
+            audience: "https://sts.sosi.dk/".into(),
+            holder,
+            not_before_offset: jiff::SignedDuration::from_mins(-1),
+            not_on_or_after_offset: jiff::SignedDuration::from_hours(1),
+            cpr: (profile != TokenProfile::Oioh3Bst).then(|| super::pki::DEV_CPR.to_owned()),
+            professional_uuid: super::pki::DEV_PROFESSIONAL_UUID.into(),
+            cvr: super::pki::DEV_CVR.into(),
+            org_name: super::pki::DEV_ORG.into(),
+        }
+    }
+}
+
+/// A bootstrap token signed (RSA-SHA256, signature after Issuer, as unsealed's issuer signs)
+/// by the development IdP's key on the development token.
+pub fn bootstrap_token(client: &super::client::DevClient, spec: &BootstrapSpec) -> Result<Vec<u8>, DevError> {
+    use crate::token::bootstrap::{self as b, TokenProfile};
+    use crate::xml::dsig::algorithm::SignatureAlgorithm;
+    use crate::xml::dsig::sign::{self, SignatureSpec};
+    use base64::Engine;
+    let now = jiff::Timestamp::now();
+    let at = |d: jiff::SignedDuration| {
+        now.saturating_add(d).unwrap_or(now).strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+    };
+    let id = format!("_{}", crate::exchange::oio::envelope::uuid());
+    let mut attributes: Vec<(&str, String)> = Vec::new();
+    match spec.profile {
+        TokenProfile::Oioh3Bst | TokenProfile::Oio3Bst => {
+            attributes.push((b::SPEC_VERSION, "OIO-SAML-3.0".into()));
+            if spec.profile == TokenProfile::Oioh3Bst {
+                attributes.push((b::HEALTHCARE_SPEC_VERSION, "OIO-SAML-H-3.0".into()));
+            }
+            attributes.push((b::NSIS_LOA, "High".into()));
+            attributes.push((b::PROFESSIONAL_UUID, spec.professional_uuid.clone()));
+            attributes.push((b::PROFESSIONAL_CVR, spec.cvr.clone()));
+            attributes.push((b::PROFESSIONAL_ORG_NAME, spec.org_name.clone()));
+            if let Some(cpr) = &spec.cpr {
+                attributes.push((b::CPR_3, cpr.clone()));
+            }
+        }
+        TokenProfile::Oioh2Bst => {
+            attributes.push((b::SPEC_VER_2, "DK-SAML-2.0".into()));
+            attributes.push((b::ASSURANCE_LEVEL_2, "3".into()));
+            attributes.push((b::CPR_2, spec.cpr.clone().unwrap_or_default()));
+            attributes.push((b::CVR_2, spec.cvr.clone()));
+            attributes.push((b::ORG_NAME_2, spec.org_name.clone()));
+        }
+    }
+    let mut head = CanonicalWriter::with_capacity(512);
+    head.start(
+        "saml:Assertion",
+        &[("saml", ns::SAML), ("xs", ns::XSD), ("xsi", ns::XSI)],
+        &[("ID", &id), ("IssueInstant", &at(jiff::SignedDuration::ZERO)), ("Version", "2.0")],
+    );
+    head.leaf("saml:Issuer", &[], &[], &spec.issuer);
+    let head = head.into_bytes();
+    let mut w = CanonicalWriter::with_capacity(4096);
+    w.start("saml:Subject", &[], &[]);
+    w.leaf(
+        "saml:NameID",
+        &[],
+        &[("Format", "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent")],
+        &format!("urn:uuid:{}", spec.professional_uuid),
+    );
+    match &spec.holder {
+        Some(cert) => {
+            w.start("saml:SubjectConfirmation", &[], &[("Method", b::CM_HOLDER_OF_KEY)]);
+            w.start("saml:SubjectConfirmationData", &[], &[("xsi:type", "saml:KeyInfoConfirmationDataType")]);
+            w.start("ds:KeyInfo", &[("ds", ns::DS)], &[]);
+            w.start("ds:X509Data", &[], &[]);
+            w.leaf("ds:X509Certificate", &[], &[], &base64::engine::general_purpose::STANDARD.encode(cert));
+            w.end("ds:X509Data");
+            w.end("ds:KeyInfo");
+            w.end("saml:SubjectConfirmationData");
+            w.end("saml:SubjectConfirmation");
+        }
+        None => {
+            w.start("saml:SubjectConfirmation", &[], &[("Method", "urn:oasis:names:tc:SAML:2.0:cm:bearer")]);
+            w.end("saml:SubjectConfirmation");
+        }
+    }
+    w.end("saml:Subject");
+    w.start(
+        "saml:Conditions",
+        &[],
+        &[("NotBefore", &at(spec.not_before_offset)), ("NotOnOrAfter", &at(spec.not_on_or_after_offset))],
+    );
+    w.start("saml:AudienceRestriction", &[], &[]);
+    w.leaf("saml:Audience", &[], &[], &spec.audience);
+    w.end("saml:AudienceRestriction");
+    w.end("saml:Conditions");
+    w.start("saml:AttributeStatement", &[], &[]);
+    for (name, value) in &attributes {
+        w.start(
+            "saml:Attribute",
+            &[],
+            &[("Name", name), ("NameFormat", "urn:oasis:names:tc:SAML:2.0:attrname-format:uri")],
+        );
+        w.leaf("saml:AttributeValue", &[], &[("xsi:type", "xs:string")], value);
+        w.end("saml:Attribute");
+    }
+    w.end("saml:AttributeStatement");
+    w.end("saml:Assertion");
+    let tail = w.into_bytes();
+
+    let cert = client.certificate(super::pki::Identity::DevIdp)?;
+    let cert_b64 = base64::engine::general_purpose::STANDARD.encode(&cert);
+    let algorithm = SignatureAlgorithm::RsaSha256;
+    let reference = format!("#{id}");
+    let unsigned = [head.as_slice(), tail.as_slice()].concat();
+    let signature_spec = SignatureSpec {
+        id_attribute: ("Id", "OCESSignature"),
+        reference_uri: &reference,
+        algorithm,
+        certificate_b64: &cert_b64,
+    };
+    let prepared = sign::prepare_parsed(&unsigned, &signature_spec)
+        .map_err(|e| DevError::BadInput(format!("bootstrap token: {e}")))?;
+    let value = client.sign_digest(super::pki::Identity::DevIdp, algorithm, &prepared.signed_info_digest)?;
+    Ok([head.as_slice(), &sign::finish(&prepared, &value), tail.as_slice()].concat())
+}
+
+/// A BST2SOSI request presenting `token` with `claims` (URI, value), header-signed (RSA-SHA256,
+/// as unsealed signs) by `signer`'s key on the development token.
+pub fn bst2sosi_request(
+    client: &super::client::DevClient,
+    token: &[u8],
+    claims: &[(&str, &str)],
+    signer: super::pki::Identity,
+) -> Result<Vec<u8>, DevError> {
+    use crate::exchange::oio::envelope;
+    use crate::xml::dsig::algorithm::SignatureAlgorithm;
+    use base64::Engine;
+    let context = new_uuid_urn();
+    let mut w = CanonicalWriter::with_capacity(token.len() + 2000);
+    w.start("wst:RequestSecurityToken", &[("wst", ns::WST_1_3)], &[("Context", &context)]);
+    w.leaf("wst:TokenType", &[], &[], TOKEN_TYPE_SAML2);
+    w.leaf("wst:RequestType", &[], &[], REQUEST_TYPE_ISSUE);
+    w.start("wst14:ActAs", &[("wst14", ns::WST_1_4)], &[]);
+    w.raw(token);
+    w.end("wst14:ActAs");
+    w.start("wsp:AppliesTo", &[("wsp", ns::WSP)], &[]);
+    w.start("wsa:EndpointReference", &[("wsa", ns::WSA)], &[]);
+    w.leaf("wsa:Address", &[], &[], "https://fmk");
+    w.end("wsa:EndpointReference");
+    w.end("wsp:AppliesTo");
+    w.start("wst:Claims", &[], &[("Dialect", ns::AUTHCLAIMS_DIALECT)]);
+    for (uri, value) in claims {
+        w.start("auth:ClaimType", &[("auth", ns::AUTH)], &[("Uri", uri)]);
+        w.leaf("auth:Value", &[], &[], value);
+        w.end("auth:ClaimType");
+    }
+    w.end("wst:Claims");
+    w.end("wst:RequestSecurityToken");
+    let content = w.into_bytes();
+    let cert = client.certificate(signer)?;
+    let algorithm = SignatureAlgorithm::RsaSha256;
+    // A request has the shape of an answer without RelatesTo: the same writer serves.
+    let unsigned = envelope::prepare(
+        &envelope::Correlation::default(),
+        jiff::Timestamp::now(),
+        &content,
+        algorithm,
+        &base64::engine::general_purpose::STANDARD.encode(&cert),
+    )
+    .map_err(|e| DevError::BadInput(format!("request: {e}")))?;
+    let value = client.sign_digest(signer, algorithm, unsigned.signed_info_digest())?;
+    Ok(unsigned.finish(&value))
 }

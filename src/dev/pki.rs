@@ -48,10 +48,12 @@ pub enum Identity {
     RegionMoces,
     /// A MOCES certificate whose key usage allows key encipherment only.
     EnciphermentOnlyMoces,
+    /// The development identity provider's signing certificate: it signs bootstrap tokens.
+    DevIdp,
 }
 
 /// Every development identity, CAs first (issuers before what they issue).
-pub const ALL: [Identity; 13] = [
+pub const ALL: [Identity; 14] = [
     Identity::RootCa,
     Identity::IssuingCa,
     Identity::UntrustedCa,
@@ -65,6 +67,7 @@ pub const ALL: [Identity; 13] = [
     Identity::RevokedMoces,
     Identity::RegionMoces,
     Identity::EnciphermentOnlyMoces,
+    Identity::DevIdp,
 ];
 
 /// The CVR number of the development care provider.
@@ -96,6 +99,7 @@ impl Identity {
             Self::RevokedMoces => "revoked-moces",
             Self::RegionMoces => "region-moces",
             Self::EnciphermentOnlyMoces => "encipherment-only-moces",
+            Self::DevIdp => "dev-idp",
         }
     }
 
@@ -130,6 +134,7 @@ impl Identity {
             Self::RevokedMoces => ("Lars Spærret", Some("CVR:20921897-RID:52723249")),
             Self::RegionMoces => ("Rikke Region", Some("CVR:29190909-RID:10000001")),
             Self::EnciphermentOnlyMoces => ("Lars Krypto", Some("CVR:20921897-RID:52723250")),
+            Self::DevIdp => ("SEGL Development IdP (funktionscertifikat)", Some("CVR:20921897-FID:99887766")),
         };
         Subject { common_name, serial_number }
     }
@@ -210,6 +215,12 @@ pub struct PkiPaths {
 
 /// The national role the development user holds at the development care provider.
 pub const DEV_ROLE_CODE: &str = "40001";
+/// The development user's NSIS professional UUID (in the person register).
+pub const DEV_PROFESSIONAL_UUID: &str = "6f0c2b6e-8a55-4a39-9c0e-3c1f2a7d9b01";
+/// The development user's authorisation code and its education code (authorisation register).
+pub const DEV_AUTHORISATION_CODE: &str = "J0184";
+/// The education code of [`DEV_AUTHORISATION_CODE`].
+pub const DEV_EDUCATION_CODE: &str = "7170";
 
 /// Issues a CRL of the development issuing CA, signed inside the development token, listing
 /// the certificates of `revoked`.
@@ -337,6 +348,19 @@ pub fn setup(config: &Config) -> Result<SetupReport, DevError> {
     for audience in &config.sosi2oiosaml.audience {
         if audience.certificate.starts_with(&dev.state_dir) {
             report.created.extend(super::audience::ensure(&audience.certificate)?);
+        }
+    }
+    if let Some(file) = &config.registers.file {
+        if !file.exists() {
+            let text = format!(
+                "# Person and authorisation register of the development PKI (CPR lookups, names, authorisations).\n\
+                 [[person]]\ncpr = \"{DEV_CPR}\"\ngiven_name = \"Lars\"\nsurname = \"Larsen\"\n\
+                 email = \"lars.larsen@testby.example\"\nrid = [{{ cvr = \"{DEV_CVR}\", rid = \"52723247\" }}]\n\
+                 professional_uuid = [\"{DEV_PROFESSIONAL_UUID}\"]\n\
+                 authorisation = [{{ code = \"{DEV_AUTHORISATION_CODE}\", education_code = \"{DEV_EDUCATION_CODE}\" }}]\n"
+            );
+            std::fs::write(file, text).map_err(io_err(file))?;
+            report.created.push(format!("person register {}", file.display()));
         }
     }
     if let Some(roles) = &config.roles.assignments_file {

@@ -86,7 +86,10 @@ impl Endpoint {
     pub fn served(self) -> bool {
         matches!(
             self,
-            Endpoint::NewSecurityTokenService | Endpoint::SecurityTokenService | Endpoint::Sosi2OioSaml
+            Endpoint::NewSecurityTokenService
+                | Endpoint::SecurityTokenService
+                | Endpoint::Sosi2OioSaml
+                | Endpoint::Bst2Sosi
         )
     }
 

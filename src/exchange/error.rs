@@ -149,6 +149,56 @@ pub enum RequestError {
     /// The issued token could not be encrypted to its audience (its configured certificate).
     #[error("the token could not be encrypted to audience {audience}: {reason}")]
     Encryption { audience: String, reason: String },
+    /// The exchange requires a header signature and the request carries none.
+    #[error("Unable to validate envelope signature: the request carries no header signature")]
+    RequestUnsigned,
+    /// The bootstrap token could not be read.
+    #[error("{0}")]
+    Bootstrap(#[from] crate::token::bootstrap::BootstrapError),
+    /// The bootstrap token's issuer is not trusted.
+    #[error("the bootstrap token's issuer {0:?} is not a trusted issuer")]
+    UntrustedIssuer(String),
+    /// The token is not of the profile its issuer is configured for.
+    #[error("Unknown OIOBSTSAMLAssertion specification: issuer {issuer:?} issues {expected}, the token announces {found}")]
+    TokenProfile { issuer: String, expected: &'static str, found: &'static str },
+    /// The token lacks an attribute its profile requires.
+    #[error("the bootstrap token lacks the attribute {0}, which its profile requires")]
+    TokenAttribute(&'static str),
+    /// The token does not name the allowed audience (NSP's text).
+    #[error(
+        "BST2SOSI assertion does not have allowed audience. Actual type:{actual}, Allowed type:{allowed}"
+    )]
+    BootstrapAudience { actual: String, allowed: String },
+    /// The token is outside its validity window (NSP's library text).
+    #[error("OIOSAML token no longer valid - now: {now} Allowed clock drift: {drift} seconds")]
+    TokenNotValid { now: String, drift: u64 },
+    /// Holder-of-key is required and the token names no certificate (NSP's library text).
+    #[error("Could not find holder-of-key certificate")]
+    HolderOfKeyMissing,
+    /// The request was not signed with the token's holder-of-key certificate (NSP's text).
+    #[error("Signing certificate and holder-of-key certificate relation do not match.")]
+    HolderOfKeyMismatch,
+    /// The request signer is not whitelisted for the token's issuer.
+    #[error("the client certificate {0} is not whitelisted for this issuer")]
+    NotWhitelisted(String),
+    /// The `medcom:ITSystemName` claim is missing (NSP's text).
+    #[error("IT System must be specified.")]
+    ItSystemMissing,
+    /// Both a role and an authorisation code were claimed (NSP's text).
+    #[error("Only one of UserAuthorizationCode or UserRole is allowed in request.")]
+    RoleAndAuthorisation,
+    /// The person register has no data for the CPR (NSP's text).
+    #[error("Could not find userData for input CPR.")]
+    UserDataNotFound,
+    /// No CPR could be found for the professional (NSP's text, with the identifier tried).
+    #[error("cvrrid-cpr lookup failed [{0}]")]
+    CprLookup(String),
+    /// The claimed authorisation code is not registered for the user (NSP's text).
+    #[error("authorization not found (available [{0}])")]
+    AuthorisationNotFound(String),
+    /// A register could not be asked.
+    #[error("{0}")]
+    Register(crate::registers::RegisterError),
     /// The audit record of an issued token could not be written.
     #[error("the audit record could not be written: {0}")]
     Audit(crate::audit::AuditError),
@@ -233,7 +283,22 @@ impl RequestError {
             }
             Self::CardKind { .. } => (Dgws("idcardtype"), 500),
             Self::CardTooOld { .. } => (Dgws("idcardtooold"), 500),
-            Self::Encryption { .. } => (Dgws("internalerror"), 500),
+            Self::Encryption { .. } | Self::Register(_) => (Dgws("internalerror"), 500),
+            Self::RequestUnsigned
+            | Self::Bootstrap(_)
+            | Self::TokenProfile { .. }
+            | Self::TokenAttribute(_)
+            | Self::ItSystemMissing
+            | Self::RoleAndAuthorisation => (Dgws("invalidheader"), 500),
+            Self::UntrustedIssuer(_)
+            | Self::HolderOfKeyMissing
+            | Self::HolderOfKeyMismatch
+            | Self::NotWhitelisted(_) => (Dgws("invalidcertificate"), 500),
+            Self::TokenNotValid { .. } => (Dgws("idcardtooold"), 500),
+            Self::BootstrapAudience { .. }
+            | Self::UserDataNotFound
+            | Self::CprLookup(_)
+            | Self::AuthorisationNotFound(_) => (Dgws("notauthorized"), 500),
         }
     }
 
@@ -278,14 +343,32 @@ impl RequestError {
             Self::Role(RoleError::Unavailable(_)) => (Trust("RequestFailed"), 500),
             Self::Role(_) => (Trust("FailedAuthentication"), 500),
             Self::UnknownAudience(_) => (Trust("InvalidScope"), 500),
-            Self::Signing(_) | Self::Audit(_) | Self::Encryption { .. } => (Trust("RequestFailed"), 500),
+            Self::Signing(_) | Self::Audit(_) | Self::Encryption { .. } | Self::Register(_) => {
+                (Trust("RequestFailed"), 500)
+            }
+            Self::RequestUnsigned
+            | Self::Bootstrap(_)
+            | Self::TokenProfile { .. }
+            | Self::TokenAttribute(_)
+            | Self::ItSystemMissing
+            | Self::RoleAndAuthorisation => (Trust("InvalidRequest"), 500),
+            Self::UntrustedIssuer(_)
+            | Self::TokenNotValid { .. }
+            | Self::HolderOfKeyMissing
+            | Self::HolderOfKeyMismatch
+            | Self::NotWhitelisted(_)
+            | Self::AuthorisationNotFound(_) => (Trust("FailedAuthentication"), 500),
+            Self::BootstrapAudience { .. } | Self::UserDataNotFound | Self::CprLookup(_) => {
+                (Trust("RequestFailed"), 500)
+            }
         }
     }
 
     /// The catalogue's check name for causes that belong to a specific check, not the endpoint.
     fn oio_check(&self) -> Option<&'static str> {
         match self {
-            Self::Role(_) => Some("autorisation"),
+            Self::Role(_) | Self::AuthorisationNotFound(_) => Some("autorisation"),
+            Self::CprLookup(_) => Some("cvrridcpr"),
             _ => None,
         }
     }

@@ -4,6 +4,7 @@
 //! a request needs is in [`CoreContext`]: what all cores share, and this core's own signer.
 
 pub mod audiences;
+pub mod bst2sosi;
 pub mod dgws;
 pub mod endpoint;
 pub mod error;
@@ -48,6 +49,12 @@ pub struct Policy {
     pub roles: NationalRoles,
     /// The Sosi2OIOSaml audiences, with their encryption certificates.
     pub audiences: audiences::AudienceRegister,
+    /// The bootstrap-token issuers BST2SOSI trusts.
+    pub idps: crate::trust::idp::TrustedIdps,
+    /// Who a professional is, and what may be written about them.
+    pub persons: Arc<dyn crate::registers::PersonRegister>,
+    /// Which authorisations a person holds.
+    pub authorisations: Arc<dyn crate::registers::AuthorisationRegister>,
 }
 
 /// What every core shares for the life of the process.
@@ -76,6 +83,12 @@ pub enum SharedError {
     /// An audience's configuration.
     #[error("sosi2oiosaml.audience: {0}")]
     Audience(#[from] audiences::AudienceError),
+    /// A trusted bootstrap issuer's configuration.
+    #[error("bst2sosi.issuer: {0}")]
+    Idp(#[from] crate::trust::idp::IdpConfigError),
+    /// The register file.
+    #[error("registers: {0}")]
+    Register(#[from] crate::registers::RegisterFileError),
 }
 
 impl Policy {
@@ -85,12 +98,19 @@ impl Policy {
         version: u64,
         crls: Arc<ArcSwap<CrlSet>>,
     ) -> Result<Policy, SharedError> {
+        let register = Arc::new(match &config.registers.file {
+            Some(path) => crate::registers::FileRegister::load(path)?,
+            None => crate::registers::FileRegister::default(),
+        });
         Ok(Policy {
             version,
             trust: TrustStore::from_config(&config.trust, crls)?,
             limits: config.limits.to_limits(),
             roles: NationalRoles::from_config(&config.roles)?,
             audiences: audiences::AudienceRegister::from_config(&config.sosi2oiosaml)?,
+            idps: crate::trust::idp::TrustedIdps::from_config(&config.bst2sosi)?,
+            persons: register.clone(),
+            authorisations: register,
             config,
         })
     }

@@ -282,6 +282,7 @@ async fn build_and_sign(
         token: &encrypted,
         applies_to: rst.applies_to.as_deref(),
         lifetime: (not_before, not_on_or_after),
+        reference: None,
     }
     .body_content(corr);
     let response = oio::sign_envelope(ctx, corr, now, &body, sign_by).await?;

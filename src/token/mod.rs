@@ -1,5 +1,6 @@
 //! The tokens segl reads and issues.
 
+pub mod bootstrap;
 pub mod idcard;
 pub mod ns;
 pub mod oiosaml;

@@ -4,6 +4,7 @@
 pub mod cache;
 pub mod crl;
 pub mod dn;
+pub mod idp;
 
 use std::path::Path;
 use std::sync::Arc;

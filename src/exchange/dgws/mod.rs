@@ -50,7 +50,7 @@ const ISSUED_BACKDATE: SignedDuration = SignedDuration::from_mins(5);
 
 /// The STS's own DGWS output is RSA-SHA1: seal clients validate it against a schema that
 /// allows nothing else (spec §2.1 "Output constraint").
-const ISSUED_SIGNATURE: SignatureAlgorithm = SignatureAlgorithm::RsaSha1;
+pub(super) const ISSUED_SIGNATURE: SignatureAlgorithm = SignatureAlgorithm::RsaSha1;
 
 /// Serves one DGWS issue request on the parsed `doc`, returning the response envelope. What
 /// the answer echoes and what the audit record names are filled into `request` as soon as the

@@ -66,6 +66,10 @@ pub struct TokenResponse<'a> {
     pub applies_to: Option<&'a str>,
     /// `wst:Lifetime` (Created, Expires): the issued token's validity.
     pub lifetime: (Timestamp, Timestamp),
+    /// The issued token's id, for `wst:RequestedAttachedReference` and
+    /// `RequestedUnattachedReference` (ID cards: `IDCard`), placed inside the RSTR after
+    /// RequestedSecurityToken as the captured sample and the NemLog-in STS place them.
+    pub reference: Option<&'a str>,
 }
 
 impl TokenResponse<'_> {
@@ -81,6 +85,17 @@ impl TokenResponse<'_> {
         w.start("wst:RequestedSecurityToken", &[], &[]);
         w.raw(self.token);
         w.end("wst:RequestedSecurityToken");
+        if let Some(id) = self.reference {
+            let uri = format!("#{id}");
+            for element in ["wst:RequestedAttachedReference", "wst:RequestedUnattachedReference"] {
+                w.start(element, &[], &[]);
+                w.start("wsse:SecurityTokenReference", &[("wsse", ns::WSSE)], &[]);
+                w.start("wsse:Reference", &[], &[("URI", &uri)]);
+                w.end("wsse:Reference");
+                w.end("wsse:SecurityTokenReference");
+                w.end(element);
+            }
+        }
         if let Some(address) = self.applies_to {
             w.start("wsp:AppliesTo", &[("wsp", ns::WSP)], &[]);
             w.start("wsa:EndpointReference", &[("wsa", ns::WSA)], &[]);

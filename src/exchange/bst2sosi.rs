@@ -1,0 +1,392 @@
+//! `BST2SOSI` (spec §2.5, addendum §3.3, OQ10): a professional's bootstrap token in, an
+//! STS-signed user ID card out.
+//!
+//! The rules, in order (the README's "BST2SOSI rules" table lists each with its fault and test):
+//! 1. an OIO WS-Trust 1.3 issue request whose header signature verifies, by a trusted
+//!    certificate, with a fresh Timestamp (required here);
+//! 2. exactly one token in `wst14:ActAs`, a `saml:Assertion` whose own enveloped signature
+//!    verifies; it is read only from the verified element;
+//! 3. its Issuer is a trusted issuer (`[[bst2sosi.issuer]]`) and the signature was made with one
+//!    of that issuer's signing certificates;
+//! 4. it is of the profile the issuer issues (OIOH3BST, OIOH2BST, OIO3BST, told apart by their
+//!    spec-version attributes) and carries that profile's required attributes;
+//! 5. it names the allowed audience and is within NotBefore/NotOnOrAfter ± the allowed drift;
+//! 6. holder-of-key (when the issuer's `validate_hok`): the request was signed with the
+//!    certificate the token names (certificate equality, as NSP's .NET library checks it);
+//! 7. the request signer is whitelisted for the issuer (when `whitelist_validation`), by subject
+//!    serialNumber or DN;
+//! 8. claims: `medcom:ITSystemName` required; not both `medcom:UserRole` and
+//!    `medcom:UserAuthorizationCode`;
+//! 9. the CPR: from the token (OIOH2BST, OIO3BST when present), else looked up by the
+//!    professional's RID at the CVR or their NSIS UUID; names and e-mail from the person
+//!    register; a claimed authorisation code must be registered for the CPR (its education
+//!    code becomes the role); a claimed national role must be held;
+//! 10. a `wsa:MessageID` is accepted once per request signer within the token's lifetime.
+//!
+//! Decisions where the sources are silent: the issued card is a DGWS 1.0.1 user card of level 4
+//! without OCESCertHash or holder-of-key confirmation (nobody's certificate stands behind it),
+//! its NameID the `sosi:SubjectNameID` claim (`medcom:other`) or else the CPR
+//! (`medcom:cprnumber`); without a role or authorisation claim its role is
+//! `urn:dk:healthcare:no-role` (seal consumers need a non-empty role); the OIO-BPP privileges
+//! attribute is not interpreted.
+
+use std::sync::Arc;
+
+use jiff::{SignedDuration, Timestamp};
+
+use super::dgws::{check_validity, ISSUED_SIGNATURE};
+use super::error::RequestError;
+use super::fault;
+use super::oio::{self, envelope, request};
+use super::pipeline::Request;
+use super::replay::ReplayCache;
+use super::{CoreContext, Policy};
+use crate::audit::AuditToken;
+use crate::roles::{RoleEndpoint, RoleHolder};
+use crate::time::DgwsVersion;
+use crate::token::bootstrap::{self, BootstrapToken, TokenProfile};
+use crate::token::idcard::{IdCard, NameId, SystemLog, UserLog};
+use crate::token::{ns, CardType};
+use crate::trust::SignerCertificate;
+use crate::xml::dsig::verify;
+use crate::xml::{Document, NodeId};
+
+/// The role of a card whose user claims none.
+pub const NO_ROLE: &str = "urn:dk:healthcare:no-role";
+/// Claim URIs (addendum §3.3).
+pub const CLAIM_IT_SYSTEM: &str = "medcom:ITSystemName";
+/// The role claim.
+pub const CLAIM_ROLE: &str = "medcom:UserRole";
+/// The authorisation-code claim.
+pub const CLAIM_AUTHORISATION: &str = "medcom:UserAuthorizationCode";
+/// The NameID claim.
+pub const CLAIM_SUBJECT_NAME_ID: &str = "sosi:SubjectNameID";
+
+/// Serves one BST2SOSI request on the parsed `doc`.
+pub async fn issue(
+    ctx: &CoreContext,
+    policy: &Policy,
+    doc: &Document,
+    request: &mut Request,
+) -> Result<Vec<u8>, RequestError> {
+    let mut corr = envelope::Correlation::default();
+    let result = exchange(ctx, policy, doc, request, &mut corr).await;
+    request.correlation = fault::Correlation::Oio(corr);
+    result
+}
+
+/// The professional behind an accepted token, and what the card will say of them.
+struct Professional {
+    cpr: String,
+    cvr: String,
+    org_name: String,
+}
+
+async fn exchange(
+    ctx: &CoreContext,
+    policy: &Policy,
+    doc: &Document,
+    request: &mut Request,
+    corr: &mut envelope::Correlation,
+) -> Result<Vec<u8>, RequestError> {
+    let now = request.time.now;
+    let rst = request::read(doc)?;
+    corr.relates_to = rst.message_id.clone();
+    corr.context = rst.context.clone();
+    request.audit.message_id = rst.message_id.clone();
+    let signed = oio::security::verify(ctx, policy, doc, &rst, now, &mut request.audit.client)?
+        .ok_or(RequestError::RequestUnsigned)?;
+
+    let token_node = match rst.act_as.as_slice() {
+        [one] if doc.is(*one, ns::SAML, "Assertion") => *one,
+        [one] => {
+            return Err(RequestError::NotStsRequest(format!(
+                "the presented token is a {}, not a saml:Assertion",
+                doc.qname(*one)
+            )))
+        }
+        other => {
+            return Err(RequestError::NotStsRequest(format!(
+                "wst14:ActAs holds {} tokens; BST2SOSI takes one bootstrap token",
+                other.len()
+            )))
+        }
+    };
+    let (token, idp) = trusted_token(policy, doc, token_node)?;
+    request.audit.presented = Some(AuditToken::new("bootstrap", &token.id));
+    check_profile(&token, idp)?;
+    check_audience_and_time(policy, &token, now)?;
+    check_holder_of_key(&token, idp, &signed.signer)?;
+    if policy.config.bst2sosi.whitelist_validation && !idp.whitelists(&signed.signer) {
+        return Err(RequestError::NotWhitelisted(signed.signer.subject_dn.clone()));
+    }
+
+    let it_system = request::claim(&rst.claims, CLAIM_IT_SYSTEM).filter(|v| !v.is_empty());
+    let it_system = it_system.ok_or(RequestError::ItSystemMissing)?.to_owned();
+    let role_claim = request::claim(&rst.claims, CLAIM_ROLE).filter(|v| !v.is_empty());
+    let authorisation_claim = request::claim(&rst.claims, CLAIM_AUTHORISATION).filter(|v| !v.is_empty());
+    if role_claim.is_some() && authorisation_claim.is_some() {
+        return Err(RequestError::RoleAndAuthorisation);
+    }
+    let professional = professional(policy, &token, idp.profile())?;
+    let user = policy
+        .persons
+        .user_data(&professional.cpr)
+        .map_err(RequestError::Register)?
+        .ok_or(RequestError::UserDataNotFound)?;
+    let (role, authorisation_code) = match (role_claim, authorisation_claim) {
+        (_, Some(code)) => {
+            let held =
+                policy.authorisations.authorisations(&professional.cpr).map_err(RequestError::Register)?;
+            let Some(found) = held.iter().find(|a| a.code == code) else {
+                let available: Vec<String> =
+                    held.iter().map(|a| format!("{{{}, {}}}", a.code, a.education_code)).collect();
+                return Err(RequestError::AuthorisationNotFound(available.join(", ")));
+            };
+            (found.education_code.clone(), Some(found.code.clone()))
+        }
+        (Some(role), None) => {
+            let holder = RoleHolder { cpr: Some(&professional.cpr), cvr: &professional.cvr };
+            policy.roles.check(RoleEndpoint::Sts, role, holder)?;
+            (role.to_owned(), None)
+        }
+        (None, None) => (NO_ROLE.to_owned(), None),
+    };
+
+    let replay_key = remember_message_id(ctx, policy, &rst, &signed.signer, &token, now)?;
+    let name_id = match request::claim(&rst.claims, CLAIM_SUBJECT_NAME_ID).filter(|v| !v.is_empty()) {
+        Some(alternative) => NameId { format: "medcom:other".into(), value: alternative.to_owned() },
+        None => NameId { format: "medcom:cprnumber".into(), value: professional.cpr.clone() },
+    };
+    let cfg = &policy.config.bst2sosi;
+    let not_before = now.saturating_sub(SignedDuration::from_millis(cfg.fuzzy_time_ms as i64)).unwrap_or(now);
+    let not_on_or_after = not_before
+        .saturating_add(SignedDuration::from_millis(cfg.id_card_duration_ms as i64))
+        .unwrap_or(not_before);
+    let mut id = [0u8; 16];
+    // An all-zero id on RNG failure would still be a valid card; uniqueness is best effort.
+    let _ = aws_lc_rs::rand::fill(&mut id);
+    use base64::Engine;
+    let card = IdCard {
+        version: DgwsVersion::V1_0_1,
+        issue_instant: not_before,
+        issuer: policy.config.sts.issuer.clone(),
+        name_id,
+        holder_of_key: false,
+        not_before,
+        not_on_or_after,
+        id_card_id: base64::engine::general_purpose::STANDARD.encode(id),
+        card_type: CardType::User,
+        authentication_level: 4,
+        ocess_cert_hash: None,
+        user: Some(UserLog {
+            cpr: Some(professional.cpr.clone()),
+            given_name: user.given_name,
+            surname: user.surname,
+            email: user.email.or_else(|| token.attribute(bootstrap::EMAIL_3).map(str::to_owned)),
+            role: Some(role),
+            authorization_code: authorisation_code,
+            occupation: None,
+        }),
+        system: SystemLog {
+            it_system_name: it_system,
+            care_provider_id: professional.cvr,
+            care_provider_id_format: "medcom:cvrnumber".into(),
+            care_provider_name: professional.org_name,
+        },
+    };
+    let result = sign_and_answer(ctx, policy, request, &rst, &card, corr).await;
+    if result.is_err() {
+        if let Some(key) = &replay_key {
+            ctx.shared.replay.remove(key);
+        }
+    }
+    result
+}
+
+/// Verifies the token's own signature, finds its issuer among the trusted ones and checks the
+/// signing certificate is one of that issuer's; reads the token only from the verified element.
+fn trusted_token<'p>(
+    policy: &'p Policy,
+    doc: &Document,
+    token: NodeId,
+) -> Result<(BootstrapToken, &'p crate::trust::idp::TrustedIdp), RequestError> {
+    let verified = verify::verify_element(doc, token, &crate::xml::dsig::Policy::FEDERATION)
+        .map_err(RequestError::TokenSignature)?;
+    let token = BootstrapToken::from_element(doc, verified.signed_element)?;
+    let idp =
+        policy.idps.get(&token.issuer).ok_or_else(|| RequestError::UntrustedIssuer(token.issuer.clone()))?;
+    if !idp.signing_certificates.contains(&verified.certificate_der) {
+        let who = crate::trust::describe(&verified.certificate_der)
+            .map(|c| c.subject_dn)
+            .unwrap_or_else(|_| "an unreadable certificate".into());
+        return Err(RequestError::UntrustedToken(format!(
+            "the bootstrap token was signed by {who}, which is not a signing key of issuer {}",
+            token.issuer
+        )));
+    }
+    Ok((token, idp))
+}
+
+fn check_profile(token: &BootstrapToken, idp: &crate::trust::idp::TrustedIdp) -> Result<(), RequestError> {
+    let expected = idp.profile();
+    match token.profile() {
+        Some(found) if found == expected => {}
+        found => {
+            return Err(RequestError::TokenProfile {
+                issuer: token.issuer.clone(),
+                expected: expected.name(),
+                found: found.map_or("no known profile", TokenProfile::name),
+            })
+        }
+    }
+    match token.missing_attribute(expected) {
+        Some(name) => Err(RequestError::TokenAttribute(name)),
+        None => Ok(()),
+    }
+}
+
+fn check_audience_and_time(
+    policy: &Policy,
+    token: &BootstrapToken,
+    now: Timestamp,
+) -> Result<(), RequestError> {
+    let cfg = &policy.config.bst2sosi;
+    if !token.audiences.contains(&cfg.allowed_audience) {
+        return Err(RequestError::BootstrapAudience {
+            actual: token.audiences.join(","),
+            allowed: cfg.allowed_audience.clone(),
+        });
+    }
+    let drift = SignedDuration::from_secs(cfg.allowed_drift_secs as i64);
+    let not_valid = || RequestError::TokenNotValid { now: now.to_string(), drift: cfg.allowed_drift_secs };
+    if token.not_before.is_some_and(|nb| now.saturating_add(drift).unwrap_or(now) < nb) {
+        return Err(not_valid());
+    }
+    match token.not_on_or_after {
+        Some(end) if now.saturating_sub(drift).unwrap_or(now) >= end => Err(not_valid()),
+        // A token without an end is not accepted: nothing would bound its replay.
+        None => Err(RequestError::Bootstrap(bootstrap::BootstrapError::Missing("Conditions/@NotOnOrAfter"))),
+        Some(_) => Ok(()),
+    }
+}
+
+fn check_holder_of_key(
+    token: &BootstrapToken,
+    idp: &crate::trust::idp::TrustedIdp,
+    signer: &SignerCertificate,
+) -> Result<(), RequestError> {
+    if !idp.config.validate_hok {
+        return Ok(());
+    }
+    match &token.holder_certificate {
+        Some(cert) if token.holder_of_key && *cert == signer.der => Ok(()),
+        Some(_) if token.holder_of_key => Err(RequestError::HolderOfKeyMismatch),
+        _ => Err(RequestError::HolderOfKeyMissing),
+    }
+}
+
+/// CPR, CVR and organisation name of the professional the token names.
+fn professional(
+    policy: &Policy,
+    token: &BootstrapToken,
+    profile: TokenProfile,
+) -> Result<Professional, RequestError> {
+    let (cvr, org_name) = match profile {
+        TokenProfile::Oioh2Bst => (token.attribute(bootstrap::CVR_2), token.attribute(bootstrap::ORG_NAME_2)),
+        _ => {
+            (token.attribute(bootstrap::PROFESSIONAL_CVR), token.attribute(bootstrap::PROFESSIONAL_ORG_NAME))
+        }
+    };
+    // Both are required attributes of every profile: checked before this is reached.
+    let cvr = cvr.unwrap_or_default().to_owned();
+    let org_name = org_name.unwrap_or_default().to_owned();
+    let in_token = match profile {
+        TokenProfile::Oioh2Bst => token.attribute(bootstrap::CPR_2),
+        TokenProfile::Oio3Bst => token.attribute(bootstrap::CPR_3),
+        TokenProfile::Oioh3Bst => None,
+    };
+    if let Some(cpr) = in_token {
+        return Ok(Professional { cpr: cpr.to_owned(), cvr, org_name });
+    }
+    let rid = token.attribute(bootstrap::PROFESSIONAL_RID).or_else(|| token.attribute(bootstrap::RID_2));
+    // NSIS writes the persistent UUID as `urn:uuid:<uuid>` (unsealed's issuer does too); the
+    // register keys on the bare UUID.
+    let uuid = token
+        .attribute(bootstrap::PROFESSIONAL_UUID)
+        .map(|u| u.trim_start_matches("urn:uuid:").to_owned())
+        .or_else(|| {
+            // OIOH3/OIO3 NameIDs are the persistent UUID (`urn:uuid:<uuid>` or a data.gov.dk URI).
+            token.name_id.rsplit([':', '/']).next().filter(|u| u.len() == 36).map(str::to_owned)
+        });
+    let persons = &policy.persons;
+    if let Some(rid) = rid {
+        if let Some(cpr) = persons.cpr_for_rid(&cvr, rid).map_err(RequestError::Register)? {
+            return Ok(Professional { cpr, cvr, org_name });
+        }
+    }
+    if let Some(uuid) = &uuid {
+        if let Some(cpr) = persons.cpr_for_professional_uuid(uuid).map_err(RequestError::Register)? {
+            return Ok(Professional { cpr, cvr, org_name });
+        }
+    }
+    let tried = match (rid, uuid) {
+        (Some(rid), _) => format!("CVR:{cvr}-RID:{rid}"),
+        (None, Some(uuid)) => uuid,
+        (None, None) => token.name_id.clone(),
+    };
+    Err(RequestError::CprLookup(tried))
+}
+
+/// Records the request's MessageID for the token's lifetime, keyed by the request signer.
+fn remember_message_id(
+    ctx: &CoreContext,
+    policy: &Policy,
+    rst: &request::OioRequest,
+    signer: &Arc<SignerCertificate>,
+    token: &BootstrapToken,
+    now: Timestamp,
+) -> Result<Option<[u8; 32]>, RequestError> {
+    let Some(message_id) = &rst.message_id else { return Ok(None) };
+    let key = ReplayCache::key(&signer.der, message_id);
+    let drift = SignedDuration::from_secs(policy.config.bst2sosi.allowed_drift_secs as i64);
+    let end = token.not_on_or_after.unwrap_or(now);
+    ctx.shared
+        .replay
+        .insert(key, end.saturating_add(drift).unwrap_or(end), now)
+        .map_err(|_| RequestError::DuplicateMessageId(message_id.clone()))?;
+    Ok(Some(key))
+}
+
+/// Signs the card on the HSM and answers with it, header signed on the HSM.
+async fn sign_and_answer(
+    ctx: &CoreContext,
+    policy: &Policy,
+    request: &mut Request,
+    rst: &request::OioRequest,
+    card: &IdCard,
+    corr: &envelope::Correlation,
+) -> Result<Vec<u8>, RequestError> {
+    let credential = ctx.signer.credential();
+    let unsigned = card.prepare_signature(ISSUED_SIGNATURE, &credential.certificate_b64);
+    let sign_by = request.time.sign_by;
+    let value = ctx
+        .signer
+        .sign_digest(&credential, ISSUED_SIGNATURE.digest(), unsigned.signed_info_digest(), sign_by)
+        .await?;
+    let signed = unsigned.finish(&value);
+    // A card this STS issues must pass its own checks (shape, 24 h window).
+    check_validity(policy, card, request.time.now)?;
+    let body = envelope::TokenResponse {
+        token_type: envelope::TOKEN_TYPE_SAML2,
+        token: &signed,
+        applies_to: rst.applies_to.as_deref(),
+        lifetime: (card.not_before, card.not_on_or_after),
+        reference: Some(crate::token::idcard::CARD_ID),
+    }
+    .body_content(corr);
+    let response = oio::sign_envelope(ctx, corr, request.time.now, &body, sign_by).await?;
+    request.audit.issued = Some(AuditToken::new("idcard", &card.id_card_id));
+    request.audit.key = Some(credential.key_label.to_string());
+    Ok(response)
+}

@@ -1,0 +1,298 @@
+//! BST2SOSI end to end: the real server signing on SoftHSM; bootstrap tokens of each profile
+//! minted by the development IdP key; requests header-signed by development system
+//! certificates (RSA-SHA256, as unsealed signs). Every success is checked with xmlsec1 (the
+//! answer's header signature and the issued card's signature against the STS certificate);
+//! every rule of the README's "BST2SOSI rules" table has its refusal here.
+
+mod common;
+
+use common::{env, Server};
+use jiff::SignedDuration;
+use segl::dev::oio::{bootstrap_token, bst2sosi_request, issued_card, BootstrapSpec};
+use segl::dev::pki::{Identity, DEV_CPR, DEV_CVR};
+use segl::token::bootstrap::TokenProfile;
+
+const BST2SOSI: &str = "/sts/services/BST2SOSI";
+const OIOH3_ISSUER: &str = "https://idp.dev.segl.example";
+const OIOH2_ISSUER: &str = "https://seb.dev.segl.example/runtime/";
+const OIO3_ISSUER: &str = "https://nemlogin-sts.dev.segl.example";
+const IT_SYSTEM: (&str, &str) = ("medcom:ITSystemName", "Testby Journal");
+
+fn have_xmlsec() -> bool {
+    let ok = std::process::Command::new("xmlsec1").arg("--version").output().is_ok();
+    if !ok {
+        eprintln!("SKIP: xmlsec1 is not installed (tests/install-host-packages installs it)");
+    }
+    ok
+}
+
+fn cert(identity: Identity) -> Vec<u8> {
+    env().client.certificate(identity).unwrap()
+}
+
+/// A token of `profile` from `issuer`, holder-of-key bound to the VOCES certificate.
+fn spec(profile: TokenProfile, issuer: &str) -> BootstrapSpec {
+    BootstrapSpec::new(profile, issuer, Some(cert(Identity::Voces)))
+}
+
+fn request(spec: &BootstrapSpec, claims: &[(&str, &str)], signer: Identity) -> Vec<u8> {
+    let token = bootstrap_token(&env().client, spec).unwrap();
+    bst2sosi_request(&env().client, &token, claims, signer).unwrap()
+}
+
+fn tag<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+    let start = text.find(&format!("<{name}>"))? + name.len() + 2;
+    Some(&text[start..start + text[start..].find('<')?])
+}
+
+fn assert_header_signed_by_sts(body: &[u8]) {
+    let args = common::xmlsec_oio_header_args(&env().pki("sts-signing"));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    if let Err(e) = common::xmlsec(&args, body) {
+        panic!("xmlsec1 rejects the header signature: {e}\n{}", String::from_utf8_lossy(body));
+    }
+}
+
+/// Posts and expects a signed OIO fault with `code`, `actor` and `text` in its faultstring.
+fn assert_refused(server: &Server, request: &[u8], code: &str, actor: &str, text: &str) {
+    let reply = server.post(BST2SOSI, request);
+    let body = reply.text();
+    assert_eq!(reply.status, 500, "{body}");
+    assert_eq!(tag(&body, "faultcode"), Some(code), "{body}");
+    assert_eq!(tag(&body, "faultactor"), Some(actor), "{body}");
+    assert!(tag(&body, "faultstring").is_some_and(|s| s.contains(text)), "{text:?} not in {body}");
+    assert_header_signed_by_sts(&reply.body);
+}
+
+#[test]
+fn each_profile_is_exchanged_for_a_signed_user_card() {
+    if !have_xmlsec() {
+        return;
+    }
+    let server = Server::start();
+    type Case<'a> = (TokenProfile, &'a str, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: [Case; 3] = [
+        // OIOH3BST carries no CPR: it is looked up by the professional's UUID. The claimed
+        // authorisation code's education code becomes the role.
+        (
+            TokenProfile::Oioh3Bst,
+            OIOH3_ISSUER,
+            vec![IT_SYSTEM, ("medcom:UserAuthorizationCode", "J0184")],
+            "7170",
+        ),
+        // OIOH2BST (SEB) carries the CPR; a national role the user holds is kept.
+        (
+            TokenProfile::Oioh2Bst,
+            OIOH2_ISSUER,
+            vec![
+                IT_SYSTEM,
+                (
+                    "medcom:UserRole",
+                    "urn:dk:healthcare:national-federation-role:code:40001:value:Laegesekretaer",
+                ),
+            ],
+            "urn:dk:healthcare:national-federation-role:code:40001:value:Laegesekretaer",
+        ),
+        // OIO3BST without a role claim gets no-role, and an alternative NameID by claim.
+        (
+            TokenProfile::Oio3Bst,
+            OIO3_ISSUER,
+            vec![IT_SYSTEM, ("sosi:SubjectNameID", "Lars_Larsen")],
+            "urn:dk:healthcare:no-role",
+        ),
+    ];
+    for (profile, issuer, claims, role) in cases {
+        let reply = server.post(BST2SOSI, &request(&spec(profile, issuer), &claims, Identity::Voces));
+        let text = reply.text();
+        assert_eq!(reply.status, 200, "{profile:?}: {text}\n{}", server.log());
+        assert_header_signed_by_sts(&reply.body);
+        assert!(text.contains("<wst:RequestedAttachedReference>"), "{text}");
+        let card = issued_card(&reply.body).unwrap();
+        common::xmlsec_verify(&card, &env().pki("sts-signing"))
+            .unwrap_or_else(|e| panic!("{profile:?}: card: {e}"));
+        let card = String::from_utf8(card).unwrap();
+        for expected in [DEV_CPR, DEV_CVR, "Testby Journal", "Lars", "Larsen", role, "SEGL-DEV-STS"] {
+            assert!(card.contains(expected), "{profile:?}: {expected:?} not in {card}");
+        }
+        assert!(!card.contains("OCESCertHash"), "no certificate stands behind the card: {card}");
+        if profile == TokenProfile::Oio3Bst {
+            assert!(card.contains(">Lars_Larsen</saml:NameID>"), "{card}");
+        }
+    }
+    let audit = std::fs::read_to_string(&env().config.audit.path).unwrap();
+    assert!(audit.contains("\"kind\":\"bootstrap\""), "{audit}");
+}
+
+#[test]
+fn each_rule_refuses_with_its_oio_fault() {
+    if !have_xmlsec() {
+        return;
+    }
+    let server = Server::start();
+    let good = spec(TokenProfile::Oioh3Bst, OIOH3_ISSUER);
+    let claims = [IT_SYSTEM];
+    let actor = "dk:sosi:sts:bst2sosi";
+
+    // 1: the request must be signed.
+    let signed = String::from_utf8(request(&good, &claims, Identity::Voces)).unwrap();
+    let start =
+        signed.find("<ds:Signature xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\"><ds:SignedInfo>").unwrap();
+    let end = signed[start..].find("</ds:Signature>").unwrap() + start + "</ds:Signature>".len();
+    let unsigned = format!("{}{}", &signed[..start], &signed[end..]);
+    assert!(
+        unsigned.contains("<wst14:ActAs") && unsigned.contains("OCESSignature"),
+        "only the header signature was removed"
+    );
+    assert_refused(
+        &server,
+        unsigned.as_bytes(),
+        "wst:InvalidRequest",
+        actor,
+        "Unable to validate envelope signature",
+    );
+
+    // 3: an issuer nobody configured.
+    let untrusted = BootstrapSpec { issuer: "https://idp.evil.example".into(), ..good.clone() };
+    assert_refused(
+        &server,
+        &request(&untrusted, &claims, Identity::Voces),
+        "wst:FailedAuthentication",
+        actor,
+        "not a trusted issuer",
+    );
+
+    // 2: the token altered after signing (another CVR) names the failing reference.
+    let token = String::from_utf8(bootstrap_token(&env().client, &good).unwrap()).unwrap();
+    let altered = token.replace(DEV_CVR, "12345678");
+    let req = bst2sosi_request(&env().client, altered.as_bytes(), &claims, Identity::Voces).unwrap();
+    assert_refused(&server, &req, "wst:FailedAuthentication", actor, "digest mismatch");
+
+    // 2: signature wrapping: an unsigned copy with another identity in ActAs, the signed original
+    // tucked inside it. Only a token whose own signature covers it is read.
+    let sig_start = token.find("<ds:Signature").unwrap();
+    let sig_end = token.find("</ds:Signature>").unwrap() + "</ds:Signature>".len();
+    let id_start = token.find("ID=\"").unwrap() + 4;
+    let id_end = id_start + token[id_start..].find('"').unwrap();
+    let forged = format!(
+        "{}_forged{}<saml:Advice>{}</saml:Advice>{}",
+        &token[..id_start],
+        &token[id_end..sig_start],
+        token,
+        &token[sig_end..].replace(DEV_CVR, "12345678")
+    );
+    assert!(forged.contains("ID=\"_forged") && forged.contains("<saml:Advice><saml:Assertion"), "{forged}");
+    let req = bst2sosi_request(&env().client, forged.as_bytes(), &claims, Identity::Voces).unwrap();
+    assert_refused(&server, &req, "wst:FailedAuthentication", actor, "expected exactly one");
+
+    // 4: a token of another profile than its issuer issues.
+    let wrong_profile =
+        BootstrapSpec { issuer: OIOH3_ISSUER.into(), ..spec(TokenProfile::Oioh2Bst, OIOH3_ISSUER) };
+    assert_refused(
+        &server,
+        &request(&wrong_profile, &claims, Identity::Voces),
+        "wst:InvalidRequest",
+        actor,
+        "Unknown OIOBSTSAMLAssertion specification",
+    );
+
+    // 5: another audience (NSP's exact text).
+    let audience = BootstrapSpec { audience: "https://other.example/".into(), ..good.clone() };
+    assert_refused(
+        &server,
+        &request(&audience, &claims, Identity::Voces),
+        "wst:RequestFailed",
+        actor,
+        "BST2SOSI assertion does not have allowed audience. Actual type:https://other.example/, Allowed type:https://sts.sosi.dk/",
+    );
+
+    // 5: expired (beyond the 300 s drift).
+    let expired = BootstrapSpec {
+        not_before_offset: SignedDuration::from_hours(-2),
+        not_on_or_after_offset: SignedDuration::from_mins(-10),
+        ..good.clone()
+    };
+    assert_refused(
+        &server,
+        &request(&expired, &claims, Identity::Voces),
+        "wst:FailedAuthentication",
+        actor,
+        "OIOSAML token no longer valid",
+    );
+
+    // 6: holder-of-key: signed by another certificate than the token names, or no HoK at all.
+    assert_refused(
+        &server,
+        &request(&good, &claims, Identity::Foces),
+        "wst:FailedAuthentication",
+        actor,
+        "relation do not match",
+    );
+    let bearer = BootstrapSpec { holder: None, ..good.clone() };
+    assert_refused(
+        &server,
+        &request(&bearer, &claims, Identity::Voces),
+        "wst:FailedAuthentication",
+        actor,
+        "Could not find holder-of-key certificate",
+    );
+
+    // 7: the holder is consistent but not whitelisted.
+    let foces = BootstrapSpec { holder: Some(cert(Identity::Foces)), ..good.clone() };
+    assert_refused(
+        &server,
+        &request(&foces, &claims, Identity::Foces),
+        "wst:FailedAuthentication",
+        actor,
+        "not whitelisted",
+    );
+
+    // 8: claims.
+    assert_refused(
+        &server,
+        &request(&good, &[], Identity::Voces),
+        "wst:InvalidRequest",
+        actor,
+        "IT System must be specified.",
+    );
+    let both = [IT_SYSTEM, ("medcom:UserRole", "7170"), ("medcom:UserAuthorizationCode", "J0184")];
+    assert_refused(
+        &server,
+        &request(&good, &both, Identity::Voces),
+        "wst:InvalidRequest",
+        actor,
+        "Only one of UserAuthorizationCode or UserRole",
+    );
+
+    // 9: lookups.
+    let not_held = [IT_SYSTEM, ("medcom:UserAuthorizationCode", "ZZ999")];
+    assert_refused(
+        &server,
+        &request(&good, &not_held, Identity::Voces),
+        "wst:FailedAuthentication",
+        "dk:sosi:sts:autorisation",
+        "authorization not found (available [{J0184, 7170}])",
+    );
+    let stranger =
+        BootstrapSpec { professional_uuid: "00000000-0000-4000-8000-000000000000".into(), ..good.clone() };
+    assert_refused(
+        &server,
+        &request(&stranger, &claims, Identity::Voces),
+        "wst:RequestFailed",
+        "dk:sosi:sts:cvrridcpr",
+        "cvrrid-cpr lookup failed [00000000-0000-4000-8000-000000000000]",
+    );
+    let unknown_cpr =
+        BootstrapSpec { cpr: Some("1111111118".into()), ..spec(TokenProfile::Oioh2Bst, OIOH2_ISSUER) };
+    assert_refused(
+        &server,
+        &request(&unknown_cpr, &claims, Identity::Voces),
+        "wst:RequestFailed",
+        actor,
+        "Could not find userData for input CPR.",
+    );
+
+    // 10: the same request twice.
+    let once = request(&good, &claims, Identity::Voces);
+    assert_eq!(server.post(BST2SOSI, &once).status, 200);
+    assert_refused(&server, &once, "wst:InvalidRequest", actor, "was already received");
+}
