@@ -68,6 +68,34 @@ pub(super) enum DevCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Write a BST2SOSI request: a bootstrap token minted by the development IdP, holder-of-key
+    /// bound to the signing system, the request header-signed by it (RSA-SHA256, as unsealed).
+    Bst2sosi {
+        /// Configuration file.
+        #[arg(long, default_value = "config/segl.toml")]
+        config: PathBuf,
+        /// Token profile: OIOH3BST, OIOH2BST or OIO3BST.
+        #[arg(long, default_value = "OIOH3BST")]
+        profile: String,
+        /// The token's issuer (default: the embedded configuration's issuer of that profile).
+        #[arg(long)]
+        issuer: Option<String>,
+        /// The system that holds the token and signs the request.
+        #[arg(long, default_value = "voces")]
+        signer: String,
+        /// `medcom:ITSystemName` claim.
+        #[arg(long, default_value = "Testby Journal")]
+        it_system: String,
+        /// `medcom:UserAuthorizationCode` claim.
+        #[arg(long)]
+        authorization_code: Option<String>,
+        /// `medcom:UserRole` claim.
+        #[arg(long)]
+        role: Option<String>,
+        /// Output file.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 /// Card type.
@@ -139,6 +167,53 @@ impl DevCommand {
                 let card = crate::dev::oio::issued_card(&std::fs::read(&card_from)?)?;
                 let placement = if card_in_header { CardPlacement::Header } else { CardPlacement::ActAs };
                 write_out(out, &crate::dev::oio::sosi2oiosaml_request(&card, &audience, placement))
+            }
+            DevCommand::Bst2sosi {
+                config,
+                profile,
+                issuer,
+                signer,
+                it_system,
+                authorization_code,
+                role,
+                out,
+            } => {
+                use crate::token::bootstrap::TokenProfile;
+                let config = Config::load(&config)?;
+                let client = DevClient::open(&config)?;
+                let profile = match profile.as_str() {
+                    "OIOH3BST" => TokenProfile::Oioh3Bst,
+                    "OIOH2BST" => TokenProfile::Oioh2Bst,
+                    "OIO3BST" => TokenProfile::Oio3Bst,
+                    other => {
+                        return Err(
+                            format!("unknown token profile {other:?}; OIOH3BST, OIOH2BST or OIO3BST").into()
+                        )
+                    }
+                };
+                let issuer = match issuer {
+                    Some(i) => i,
+                    None => config
+                        .bst2sosi
+                        .issuer
+                        .iter()
+                        .find(|i| i.token_profile == profile)
+                        .map(|i| i.issuer.clone())
+                        .ok_or("no configured issuer of that profile; name one with --issuer")?,
+                };
+                let signer =
+                    Identity::from_label(&signer).ok_or_else(|| format!("unknown identity {signer:?}"))?;
+                let spec =
+                    crate::dev::oio::BootstrapSpec::new(profile, &issuer, Some(client.certificate(signer)?));
+                let token = crate::dev::oio::bootstrap_token(&client, &spec)?;
+                let mut claims = vec![("medcom:ITSystemName", it_system.as_str())];
+                if let Some(code) = &authorization_code {
+                    claims.push(("medcom:UserAuthorizationCode", code));
+                }
+                if let Some(role) = &role {
+                    claims.push(("medcom:UserRole", role));
+                }
+                write_out(out, &crate::dev::oio::bst2sosi_request(&client, &token, &claims, signer)?)
             }
         }
     }
