@@ -9,6 +9,8 @@ use serde::Deserialize;
 
 mod audience;
 mod bst2sosi;
+mod oiosaml2sosi;
+pub use oiosaml2sosi::OioSaml2SosiConfig;
 pub use audience::{IboAudienceConfig, Sosi2OioSamlConfig};
 pub use bst2sosi::{Bst2SosiConfig, TrustedIdpConfig, WhitelistEntry};
 
@@ -52,6 +54,9 @@ pub struct Config {
     /// The BST2SOSI exchange: its settings and trusted issuers (trustedIdpConfiguration).
     #[serde(default)]
     pub bst2sosi: Bst2SosiConfig,
+    /// The OIOSaml2Sosi exchange (nboConfiguration).
+    #[serde(default)]
+    pub oiosaml2sosi: OioSaml2SosiConfig,
     /// The person and authorisation registers.
     #[serde(default)]
     pub registers: RegistersConfig,
@@ -592,6 +597,7 @@ impl Config {
         fix(&mut self.audit.path);
         self.sosi2oiosaml.audience.iter_mut().for_each(|a| fix(&mut a.certificate));
         self.bst2sosi.issuer.iter_mut().for_each(|i| i.signing_certificates.iter_mut().for_each(fix));
+        self.oiosaml2sosi.trusted_idps.iter_mut().for_each(fix);
         if let Some(f) = self.registers.file.as_mut() {
             fix(f);
         }
@@ -659,6 +665,7 @@ impl Config {
         }
         self.sosi2oiosaml.validate().map_err(|reason| invalid("sosi2oiosaml.audience", &reason))?;
         self.bst2sosi.validate().map_err(|reason| invalid("bst2sosi", &reason))?;
+        self.oiosaml2sosi.validate().map_err(|reason| invalid("oiosaml2sosi", &reason))?;
         if self.server.max_body_bytes < 1024 {
             return Err(invalid("server.max_body_bytes", "must be at least 1024"));
         }

@@ -30,29 +30,23 @@
 //! `urn:dk:healthcare:no-role` (seal consumers need a non-empty role); the OIO-BPP privileges
 //! attribute is not interpreted.
 
-use std::sync::Arc;
-
 use jiff::{SignedDuration, Timestamp};
 
-use super::dgws::{check_validity, ISSUED_SIGNATURE};
 use super::error::RequestError;
 use super::fault;
+use super::oio::usercard::{self, CardSubject};
 use super::oio::{self, envelope, request};
 use super::pipeline::Request;
-use super::replay::ReplayCache;
 use super::{CoreContext, Policy};
 use crate::audit::AuditToken;
-use crate::roles::{RoleEndpoint, RoleHolder};
-use crate::time::DgwsVersion;
+use crate::roles::RoleEndpoint;
 use crate::token::bootstrap::{self, BootstrapToken, TokenProfile};
-use crate::token::idcard::{IdCard, NameId, SystemLog, UserLog};
-use crate::token::{ns, CardType};
+use crate::token::idcard::{NameId, SystemLog, UserLog};
+use crate::token::ns;
 use crate::trust::SignerCertificate;
 use crate::xml::dsig::verify;
 use crate::xml::{Document, NodeId};
 
-/// The role of a card whose user claims none.
-pub const NO_ROLE: &str = "urn:dk:healthcare:no-role";
 /// Claim URIs (addendum §3.3).
 pub const CLAIM_IT_SYSTEM: &str = "medcom:ITSystemName";
 /// The role claim.
@@ -125,6 +119,7 @@ async fn exchange(
     let it_system = it_system.ok_or(RequestError::ItSystemMissing)?.to_owned();
     let role_claim = request::claim(&rst.claims, CLAIM_ROLE).filter(|v| !v.is_empty());
     let authorisation_claim = request::claim(&rst.claims, CLAIM_AUTHORISATION).filter(|v| !v.is_empty());
+    // Checked before any lookup: the request itself is contradictory.
     if role_claim.is_some() && authorisation_claim.is_some() {
         return Err(RequestError::RoleAndAuthorisation);
     }
@@ -134,52 +129,26 @@ async fn exchange(
         .user_data(&professional.cpr)
         .map_err(RequestError::Register)?
         .ok_or(RequestError::UserDataNotFound)?;
-    let (role, authorisation_code) = match (role_claim, authorisation_claim) {
-        (_, Some(code)) => {
-            let held =
-                policy.authorisations.authorisations(&professional.cpr).map_err(RequestError::Register)?;
-            let Some(found) = held.iter().find(|a| a.code == code) else {
-                let available: Vec<String> =
-                    held.iter().map(|a| format!("{{{}, {}}}", a.code, a.education_code)).collect();
-                return Err(RequestError::AuthorisationNotFound(available.join(", ")));
-            };
-            (found.education_code.clone(), Some(found.code.clone()))
-        }
-        (Some(role), None) => {
-            let holder = RoleHolder { cpr: Some(&professional.cpr), cvr: &professional.cvr };
-            policy.roles.check(RoleEndpoint::Sts, role, holder)?;
-            (role.to_owned(), None)
-        }
-        (None, None) => (NO_ROLE.to_owned(), None),
-    };
+    let (role, authorisation_code) = usercard::resolve_role(
+        policy,
+        RoleEndpoint::Sts,
+        &professional.cpr,
+        &professional.cvr,
+        role_claim,
+        authorisation_claim,
+    )?;
 
-    let replay_key = remember_message_id(ctx, policy, &rst, &signed.signer, &token, now)?;
+    let until = token.not_on_or_after.unwrap_or(now);
+    let drift = policy.config.bst2sosi.allowed_drift_secs;
+    let replay_key = usercard::remember_message_id(ctx, &rst, &signed.signer.der, until, drift, now)?;
     let name_id = match request::claim(&rst.claims, CLAIM_SUBJECT_NAME_ID).filter(|v| !v.is_empty()) {
         Some(alternative) => NameId { format: "medcom:other".into(), value: alternative.to_owned() },
         None => NameId { format: "medcom:cprnumber".into(), value: professional.cpr.clone() },
     };
     let cfg = &policy.config.bst2sosi;
-    let not_before = now.saturating_sub(SignedDuration::from_millis(cfg.fuzzy_time_ms as i64)).unwrap_or(now);
-    let not_on_or_after = not_before
-        .saturating_add(SignedDuration::from_millis(cfg.id_card_duration_ms as i64))
-        .unwrap_or(not_before);
-    let mut id = [0u8; 16];
-    // An all-zero id on RNG failure would still be a valid card; uniqueness is best effort.
-    let _ = aws_lc_rs::rand::fill(&mut id);
-    use base64::Engine;
-    let card = IdCard {
-        version: DgwsVersion::V1_0_1,
-        issue_instant: not_before,
-        issuer: policy.config.sts.issuer.clone(),
+    let subject = CardSubject {
         name_id,
-        holder_of_key: false,
-        not_before,
-        not_on_or_after,
-        id_card_id: base64::engine::general_purpose::STANDARD.encode(id),
-        card_type: CardType::User,
-        authentication_level: 4,
-        ocess_cert_hash: None,
-        user: Some(UserLog {
+        user: UserLog {
             cpr: Some(professional.cpr.clone()),
             given_name: user.given_name,
             surname: user.surname,
@@ -187,21 +156,17 @@ async fn exchange(
             role: Some(role),
             authorization_code: authorisation_code,
             occupation: None,
-        }),
+        },
         system: SystemLog {
             it_system_name: it_system,
             care_provider_id: professional.cvr,
             care_provider_id_format: "medcom:cvrnumber".into(),
             care_provider_name: professional.org_name,
         },
+        ocess_cert_hash: None,
     };
-    let result = sign_and_answer(ctx, policy, request, &rst, &card, corr).await;
-    if result.is_err() {
-        if let Some(key) = &replay_key {
-            ctx.shared.replay.remove(key);
-        }
-    }
-    result
+    let card = usercard::user_card(policy, subject, now, cfg.fuzzy_time_ms, cfg.id_card_duration_ms);
+    usercard::issue(ctx, policy, request, &rst, &card, corr, replay_key).await
 }
 
 /// Verifies the token's own signature, finds its issuer among the trusted ones and checks the
@@ -336,57 +301,4 @@ fn professional(
         (None, None) => token.name_id.clone(),
     };
     Err(RequestError::CprLookup(tried))
-}
-
-/// Records the request's MessageID for the token's lifetime, keyed by the request signer.
-fn remember_message_id(
-    ctx: &CoreContext,
-    policy: &Policy,
-    rst: &request::OioRequest,
-    signer: &Arc<SignerCertificate>,
-    token: &BootstrapToken,
-    now: Timestamp,
-) -> Result<Option<[u8; 32]>, RequestError> {
-    let Some(message_id) = &rst.message_id else { return Ok(None) };
-    let key = ReplayCache::key(&signer.der, message_id);
-    let drift = SignedDuration::from_secs(policy.config.bst2sosi.allowed_drift_secs as i64);
-    let end = token.not_on_or_after.unwrap_or(now);
-    ctx.shared
-        .replay
-        .insert(key, end.saturating_add(drift).unwrap_or(end), now)
-        .map_err(|_| RequestError::DuplicateMessageId(message_id.clone()))?;
-    Ok(Some(key))
-}
-
-/// Signs the card on the HSM and answers with it, header signed on the HSM.
-async fn sign_and_answer(
-    ctx: &CoreContext,
-    policy: &Policy,
-    request: &mut Request,
-    rst: &request::OioRequest,
-    card: &IdCard,
-    corr: &envelope::Correlation,
-) -> Result<Vec<u8>, RequestError> {
-    let credential = ctx.signer.credential();
-    let unsigned = card.prepare_signature(ISSUED_SIGNATURE, &credential.certificate_b64);
-    let sign_by = request.time.sign_by;
-    let value = ctx
-        .signer
-        .sign_digest(&credential, ISSUED_SIGNATURE.digest(), unsigned.signed_info_digest(), sign_by)
-        .await?;
-    let signed = unsigned.finish(&value);
-    // A card this STS issues must pass its own checks (shape, 24 h window).
-    check_validity(policy, card, request.time.now)?;
-    let body = envelope::TokenResponse {
-        token_type: envelope::TOKEN_TYPE_SAML2,
-        token: &signed,
-        applies_to: rst.applies_to.as_deref(),
-        lifetime: (card.not_before, card.not_on_or_after),
-        reference: Some(crate::token::idcard::CARD_ID),
-    }
-    .body_content(corr);
-    let response = oio::sign_envelope(ctx, corr, request.time.now, &body, sign_by).await?;
-    request.audit.issued = Some(AuditToken::new("idcard", &card.id_card_id));
-    request.audit.key = Some(credential.key_label.to_string());
-    Ok(response)
 }

@@ -90,6 +90,7 @@ impl Endpoint {
                 | Endpoint::SecurityTokenService
                 | Endpoint::Sosi2OioSaml
                 | Endpoint::Bst2Sosi
+                | Endpoint::OioSaml2Sosi
         )
     }
 

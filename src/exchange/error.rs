@@ -196,6 +196,15 @@ pub enum RequestError {
     /// The claimed authorisation code is not registered for the user (NSP's text).
     #[error("authorization not found (available [{0}])")]
     AuthorisationNotFound(String),
+    /// The assertion is not of the OIOSAML generation this exchange takes.
+    #[error("only OIOSAML 2.0 (DK-SAML-2.0) assertions are exchanged; this one announces {0}")]
+    AssertionProfile(String),
+    /// The CPR in the token differs from the one the CVR/RID register gives (NSP's text).
+    #[error("cvrrid-cpr mismatch [{0}]")]
+    CvrRidCprMismatch(String),
+    /// No CPR is bound to the CVR/RID (NSP's text).
+    #[error("illegal cvrrid [{0}]")]
+    IllegalCvrRid(String),
     /// A register could not be asked.
     #[error("{0}")]
     Register(crate::registers::RegisterError),
@@ -295,6 +304,8 @@ impl RequestError {
             | Self::HolderOfKeyMismatch
             | Self::NotWhitelisted(_) => (Dgws("invalidcertificate"), 500),
             Self::TokenNotValid { .. } => (Dgws("idcardtooold"), 500),
+            Self::AssertionProfile(_) => (Dgws("invalidheader"), 500),
+            Self::CvrRidCprMismatch(_) | Self::IllegalCvrRid(_) => (Dgws("notauthorized"), 500),
             Self::BootstrapAudience { .. }
             | Self::UserDataNotFound
             | Self::CprLookup(_)
@@ -351,7 +362,9 @@ impl RequestError {
             | Self::TokenProfile { .. }
             | Self::TokenAttribute(_)
             | Self::ItSystemMissing
+            | Self::AssertionProfile(_)
             | Self::RoleAndAuthorisation => (Trust("InvalidRequest"), 500),
+            Self::CvrRidCprMismatch(_) | Self::IllegalCvrRid(_) => (Trust("FailedAuthentication"), 500),
             Self::UntrustedIssuer(_)
             | Self::TokenNotValid { .. }
             | Self::HolderOfKeyMissing
@@ -368,7 +381,7 @@ impl RequestError {
     fn oio_check(&self) -> Option<&'static str> {
         match self {
             Self::Role(_) | Self::AuthorisationNotFound(_) => Some("autorisation"),
-            Self::CprLookup(_) => Some("cvrridcpr"),
+            Self::CprLookup(_) | Self::CvrRidCprMismatch(_) | Self::IllegalCvrRid(_) => Some("cvrridcpr"),
             _ => None,
         }
     }

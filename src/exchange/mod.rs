@@ -11,6 +11,7 @@ pub mod error;
 pub mod fault;
 pub mod hints;
 pub mod oio;
+pub mod oiosaml2sosi;
 pub mod outcome;
 pub mod pipeline;
 pub mod replay;
@@ -51,6 +52,8 @@ pub struct Policy {
     pub audiences: audiences::AudienceRegister,
     /// The bootstrap-token issuers BST2SOSI trusts.
     pub idps: crate::trust::idp::TrustedIdps,
+    /// DER of the identity providers OIOSaml2Sosi trusts (nboConfiguration's trustedVault).
+    pub nemlogin_idps: Vec<Vec<u8>>,
     /// Who a professional is, and what may be written about them.
     pub persons: Arc<dyn crate::registers::PersonRegister>,
     /// Which authorisations a person holds.
@@ -109,6 +112,7 @@ impl Policy {
             roles: NationalRoles::from_config(&config.roles)?,
             audiences: audiences::AudienceRegister::from_config(&config.sosi2oiosaml)?,
             idps: crate::trust::idp::TrustedIdps::from_config(&config.bst2sosi)?,
+            nemlogin_idps: crate::trust::idp::read_certificates("oiosaml2sosi.trusted_idps", &config.oiosaml2sosi.trusted_idps)?,
             persons: register.clone(),
             authorisations: register,
             config,

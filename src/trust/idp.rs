@@ -79,3 +79,17 @@ impl TrustedIdps {
         self.by_issuer.get(issuer)
     }
 }
+
+/// Reads PEM (or DER) certificates, naming `setting` in errors.
+pub fn read_certificates(setting: &str, paths: &[PathBuf]) -> Result<Vec<Vec<u8>>, IdpConfigError> {
+    paths
+        .iter()
+        .map(|path| {
+            crate::signing::keys::read_certificate_file(path).map_err(|e| IdpConfigError::Certificate {
+                issuer: setting.to_owned(),
+                path: path.clone(),
+                reason: e.to_string(),
+            })
+        })
+        .collect()
+}
