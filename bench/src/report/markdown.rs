@@ -773,6 +773,47 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_per_endpoint_section_appears_only_with_an_oio_endpoint() {
+        use crate::record::{Counts, EndpointRecord, Latency};
+        let (mut settings, mut m) = crate::report::tests::synthetic();
+        let report = |settings: &crate::report::Settings, m: &crate::report::Measurements| Report {
+            settings: settings.clone(),
+            measurements: m.clone(),
+            results: crate::report::analyse(settings, m),
+        };
+        assert!(!summary(&report(&settings, &m)).contains("## Per endpoint"));
+        let endpoint = |path: &str, ok: u64| EndpointRecord {
+            path: path.into(),
+            counts: Counts { ok, ..Counts::default() },
+            goodput: ok as f64 / 10.0,
+            latency: Latency { p50_ms: 4.0, p99_ms: 9.0, ..Latency::default() },
+        };
+        let (new, oio) = ("/sts/services/NewSecurityTokenService", "/sts/services/Sosi2OIOSaml");
+        settings.mix = vec![(new.into(), 1), (oio.into(), 1)];
+        let sat = m.saturation.as_mut().unwrap();
+        sat.result.endpoints = vec![endpoint(new, 0), endpoint(oio, 8000)];
+        sat.result.hsm_signatures = Some(2 * sat.result.counts.ok);
+        for c in &mut m.confirm {
+            c.result.endpoints = vec![endpoint(new, 5000), endpoint(oio, 5000)];
+        }
+        let text = summary(&report(&settings, &m));
+        assert!(text.contains("## Per endpoint"), "{text}");
+        let sat_row = text.lines().find(|l| l.starts_with("| saturation") && l.contains(oio)).unwrap();
+        assert!(sat_row.contains("| 800 |") && sat_row.ends_with("| 2.00 |"), "{sat_row}");
+        assert!(
+            !text.lines().any(|l| l.starts_with("| saturation") && l.contains(new)),
+            "an endpoint with no requests"
+        );
+        assert!(
+            text.lines().any(|l| l.starts_with("| 80% of capacity") && l.ends_with("| mixed | mixed |")),
+            "{text}"
+        );
+        // Sizing counts two signatures per Sosi2OIOSaml request.
+        assert_eq!(crate::report::signatures_per_request(&settings.mix), 1.5);
+        assert_eq!(crate::report::signatures_per_request(&[(new.into(), 9), ("/x".into(), 1)]), 1.0);
+    }
+
+    #[test]
     fn tax_day_recovery_and_busy_seconds_without_goodput() {
         use crate::record::{Counts, RunRecord, SecondRecord};
         let seg = |label: &str, secs: f64| {
