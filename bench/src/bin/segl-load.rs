@@ -112,9 +112,10 @@ enum Command {
         /// The mixes, separated by ';' (each as --mix takes it).
         #[arg(long, default_value = "NewSecurityTokenService=1;Sosi2OIOSaml=1")]
         mixes: String,
-        /// Offered rate of every run, requests/s (above the capacity of each mix for saturation).
-        #[arg(long)]
-        rate: f64,
+        /// Offered rate of each mix's runs, requests/s, comma separated (one rate: every mix);
+        /// above a mix's capacity for its saturation.
+        #[arg(long, value_delimiter = ',', required = true)]
+        rate: Vec<f64>,
         /// Measured seconds of each run.
         #[arg(long, default_value_t = 10.0)]
         secs: f64,
@@ -421,7 +422,7 @@ fn main() -> ExitCode {
         }
         Command::Soak { load, rate, secs } => scheduled(&load, profiles::soak(rate, secs, 0.0), "soak"),
         Command::Compare { load, mixes, rate, secs, warmup_secs, rounds } => {
-            compare(&load, &mixes, rate, secs, warmup_secs, rounds)
+            compare(&load, &mixes, &rate, secs, warmup_secs, rounds)
         }
         Command::Hsm { config, sessions, secs } => hsm(&config, &sessions, secs),
         Command::Render { report, out } => render(&report, out),
@@ -798,7 +799,7 @@ fn cpu_us_per_issued(s: &SegmentRecord) -> Option<f64> {
 fn compare(
     load: &LoadArgs,
     mixes: &str,
-    rate: f64,
+    rates: &[f64],
     secs: f64,
     warmup_secs: f64,
     rounds: usize,
@@ -808,12 +809,17 @@ fn compare(
     if mixes.is_empty() {
         return Err("--mixes names no mix".into());
     }
+    let rates: Vec<f64> = match rates {
+        [one] => vec![*one; mixes.len()],
+        many if many.len() == mixes.len() => many.to_vec(),
+        _ => return Err("--rate takes one rate, or one per mix".into()),
+    };
+    let rate = rates.iter().copied().fold(0.0, f64::max);
     // One pool for all of them: every mix's endpoints, weighted alike.
     let all = Mix::new(mixes.iter().flat_map(|m| m.weights.iter().map(|(p, _)| (p.clone(), 1))).collect());
     let rounds = rounds.max(1);
     let needed = (rounds * mixes.len()) as f64 * rate * (secs + warmup_secs);
     with_load(load, all, needed.ceil() as usize, |ctx| {
-        let schedule = profiles::soak(rate, secs, warmup_secs);
         let mut segments = Vec::new();
         let mut table: Vec<Vec<SegmentRecord>> = vec![Vec::new(); mixes.len()];
         for round in 1..=rounds {
@@ -824,6 +830,7 @@ fn compare(
                     .map(|(p, w)| format!("{}={w}", p.rsplit('/').next().unwrap_or(p)))
                     .collect::<Vec<_>>()
                     .join(",");
+                let schedule = profiles::soak(rates[i], secs, warmup_secs);
                 let label = format!("round {round}: {name}");
                 let run = ctx.rt.block_on(engine::run(
                     &schedule,
