@@ -327,7 +327,7 @@ fn pooled(body: Bytes) -> Result<Pooled, PoolError> {
         .ok_or(PoolError::NoMessageId)?
         + MESSAGE_ID_MARK.len();
     let len = body[at..].iter().position(|&b| b == b'"').ok_or(PoolError::NoMessageId)?;
-    Ok(Pooled { body, message_id: vec![at..at + len] })
+    Ok(Pooled { body, message_id: std::iter::once(at..at + len).collect() })
 }
 
 /// A Sosi2OIOSaml request with the places of its MessageID: the header's and every other
