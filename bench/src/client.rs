@@ -119,6 +119,7 @@ impl Target {
             out: Vec::with_capacity(16 * 1024),
             inp: Vec::with_capacity(16 * 1024),
             used: false,
+            body: 0..0,
         })
     }
 
@@ -142,6 +143,8 @@ pub struct Connection {
     out: Vec<u8>,
     inp: Vec<u8>,
     used: bool,
+    /// Where the last response's body is in `inp`.
+    body: std::ops::Range<usize>,
 }
 
 /// What came back.
@@ -170,6 +173,7 @@ impl Connection {
         self.stream.write_all(&self.out).await?;
         self.stream.flush().await?;
         self.inp.clear();
+        self.body = 0..0;
         let (head_len, status, content_length, keep_alive) = loop {
             if read_more(&mut self.stream, &mut self.inp).await? == 0 {
                 return Err(ClientError::Closed { got: self.inp.len() });
@@ -184,7 +188,13 @@ impl Connection {
                 return Err(ClientError::Closed { got: self.inp.len() });
             }
         }
+        self.body = head_len..total;
         Ok(Reply { status, body_len: content_length, keep_alive })
+    }
+
+    /// The body of the last response (empty before the first, or after a failed exchange).
+    pub fn body(&self) -> &[u8] {
+        self.inp.get(self.body.clone()).unwrap_or_default()
     }
 }
 

@@ -10,7 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
 use crate::client::{ClientError, Connection, Target};
-use crate::pool::RequestPool;
+use crate::pool::{RequestKind, RequestPool};
 use crate::probe::{ServerDelta, ServerProbe};
 use crate::procfs;
 use crate::record::{Outcome, Recorder, RunRecord};
@@ -43,7 +43,7 @@ pub enum MixError {
     #[error("endpoint mix entry {0:?} is not NAME=WEIGHT")]
     Syntax(String),
     /// The pool has no requests for this endpoint.
-    #[error("no requests for endpoint {0:?}: the pool builds DGWS ID-card requests (NewSecurityTokenService, SecurityTokenService); give a path starting with / to send them elsewhere")]
+    #[error("no requests for endpoint {0:?}: the pool builds DGWS ID-card requests (NewSecurityTokenService, SecurityTokenService) and Sosi2OIOSaml requests (Sosi2OIOSaml); give a path starting with / to send DGWS requests elsewhere")]
     Unsupported(String),
     /// All weights are zero.
     #[error("the endpoint mix has no positive weight")]
@@ -58,8 +58,8 @@ pub struct Mix {
     cycle: Vec<usize>,
 }
 
-/// The endpoints the request pool serves.
-const DGWS_ENDPOINTS: [&str; 2] = ["NewSecurityTokenService", "SecurityTokenService"];
+/// The endpoints the request pool serves: DGWS requests, and Sosi2OIOSaml's own.
+const ENDPOINTS: [&str; 3] = ["NewSecurityTokenService", "SecurityTokenService", "Sosi2OIOSaml"];
 
 impl Mix {
     /// Parses `NAME=WEIGHT,…`; a name is an endpoint under `/sts/services/` or a path.
@@ -71,7 +71,7 @@ impl Mix {
             let name = name.trim();
             let path = if name.starts_with('/') {
                 name.to_owned()
-            } else if DGWS_ENDPOINTS.contains(&name) {
+            } else if ENDPOINTS.contains(&name) {
                 format!("{}{name}", segl::exchange::SERVICES_PREFIX)
             } else {
                 return Err(MixError::Unsupported(name.to_owned()));
@@ -103,7 +103,43 @@ impl Mix {
 
     /// The path of the k-th request.
     pub fn path(&self, k: u64) -> &str {
-        &self.weights[self.cycle[(k % self.cycle.len() as u64) as usize]].0
+        &self.weights[self.index(k)].0
+    }
+
+    /// The index (into [`Mix::weights`]) of the k-th request's endpoint.
+    pub fn index(&self, k: u64) -> usize {
+        self.cycle[(k % self.cycle.len() as u64) as usize]
+    }
+
+    /// The kind of request the k-th request is.
+    pub fn kind(&self, k: u64) -> RequestKind {
+        RequestKind::of_path(self.path(k))
+    }
+
+    /// The kinds of request the mix sends (those of positive weight).
+    pub fn kinds(&self) -> Vec<RequestKind> {
+        let mut kinds = Vec::new();
+        for (path, weight) in &self.weights {
+            let kind = RequestKind::of_path(path);
+            if *weight > 0 && !kinds.contains(&kind) {
+                kinds.push(kind);
+            }
+        }
+        kinds
+    }
+
+    /// The share of the requests that are of `kind`.
+    pub fn share(&self, kind: RequestKind) -> f64 {
+        let total: u32 = self.weights.iter().map(|w| w.1).sum();
+        let of_kind: u32 =
+            self.weights.iter().filter(|w| RequestKind::of_path(&w.0) == kind).map(|w| w.1).sum();
+        f64::from(of_kind) / f64::from(total.max(1))
+    }
+
+    /// Whether runs keep each endpoint's figures apart: when the mix has an OIO exchange (a
+    /// mix of DGWS endpoints alone is recorded as it always was).
+    pub fn per_endpoint(&self) -> bool {
+        self.kinds().contains(&RequestKind::Sosi2OioSaml)
     }
 }
 
@@ -136,7 +172,12 @@ pub async fn run(
     label: &str,
 ) -> RunRecord {
     let server_pid = server.pid;
-    let recorder = Arc::new(Mutex::new(Recorder::new(schedule)));
+    let recorder = Arc::new(Mutex::new(if mix.per_endpoint() {
+        Recorder::with_endpoints(schedule, mix.weights.iter().map(|w| w.0.clone()).collect())
+    } else {
+        Recorder::new(schedule)
+    }));
+    let per_endpoint = mix.per_endpoint();
     let reused_before = pool.reused();
     let (tx, rx) = async_channel::unbounded::<Job>();
     let start = Instant::now();
@@ -153,6 +194,7 @@ pub async fn run(
                 keep_alive: opts.keep_alive,
                 timeout,
                 start,
+                per_endpoint,
             };
             tokio::spawn(w.run(rx))
         })
@@ -314,6 +356,7 @@ struct Worker {
     keep_alive: bool,
     timeout: Duration,
     start: Instant,
+    per_endpoint: bool,
 }
 
 impl Worker {
@@ -325,7 +368,7 @@ impl Worker {
             let outcome = if picked >= deadline {
                 Outcome::Timeout
             } else {
-                let body = self.pool.take();
+                let body = self.pool.take_for(self.mix.kind(job.k));
                 let head = self.target.head(self.mix.path(job.k), body.len(), !self.keep_alive);
                 let exchange = exchange(&mut conn, &self.target, head.as_bytes(), &body);
                 match tokio::time::timeout_at(tokio::time::Instant::from_std(deadline), exchange).await {
@@ -349,7 +392,8 @@ impl Worker {
             let us = |t: Instant| t.saturating_duration_since(self.start).as_micros() as u64;
             let done = Instant::now();
             let intended = us(job.intended);
-            self.recorder.lock().unwrap_or_else(PoisonError::into_inner).record(
+            self.recorder.lock().unwrap_or_else(PoisonError::into_inner).record_for(
+                self.per_endpoint.then(|| self.mix.index(job.k)),
                 job.segment,
                 intended,
                 us(picked).saturating_sub(intended),
@@ -389,7 +433,13 @@ mod tests {
         assert_eq!(paths.iter().filter(|p| *p == "SecurityTokenService").count(), 2);
         assert!(paths.windows(2).all(|w| w[0] != w[1] || w[0] == "NewSecurityTokenService"), "{paths:?}");
         assert_eq!(Mix::parse("/x=1").unwrap().path(5), "/x");
-        assert_eq!(Mix::parse("Sosi2OIOSaml=1"), Err(MixError::Unsupported("Sosi2OIOSaml".into())));
+        assert_eq!(Mix::parse("OIOSaml2Sosi=1"), Err(MixError::Unsupported("OIOSaml2Sosi".into())));
+        let oio = Mix::parse("NewSecurityTokenService=1,Sosi2OIOSaml=1").unwrap();
+        assert_eq!(oio.path(1), "/sts/services/Sosi2OIOSaml");
+        assert_eq!(oio.kinds(), [RequestKind::Dgws, RequestKind::Sosi2OioSaml]);
+        assert_eq!(oio.share(RequestKind::Sosi2OioSaml), 0.5);
+        assert!(oio.per_endpoint() && !mix.per_endpoint());
+        assert_eq!((0..4).filter(|&k| oio.kind(k) == RequestKind::Sosi2OioSaml).count(), 2);
         assert_eq!(Mix::parse("NewSecurityTokenService=0"), Err(MixError::Empty));
         assert!(matches!(Mix::parse("NewSecurityTokenService=x"), Err(MixError::Syntax(_))));
     }

@@ -160,9 +160,42 @@ pub struct SegmentRecord {
     /// Signatures the server made during the segment.
     #[serde(default)]
     pub hsm_signatures: Option<u64>,
+    /// Per endpoint of the mix, when the mix has an OIO exchange (a mix of DGWS endpoints
+    /// alone is recorded as before, without this).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub endpoints: Vec<EndpointRecord>,
+}
+
+/// One endpoint's share of a segment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EndpointRecord {
+    /// The path.
+    pub path: String,
+    /// Outcomes of its requests due in the segment.
+    pub counts: Counts,
+    /// Its tokens issued per second of the segment (successes that arrived in the window).
+    pub goodput: f64,
+    /// Latency of its successful requests.
+    pub latency: Latency,
 }
 
 impl SegmentRecord {
+    /// The endpoint that had every request of the segment, when the segment has a breakdown
+    /// and only one endpoint got requests: the segment's CPU and signatures are that
+    /// endpoint's. In a segment of several endpoints the server's CPU is not attributed.
+    pub fn sole_endpoint(&self) -> Option<&EndpointRecord> {
+        let mut with_requests = self.endpoints.iter().filter(|e| e.counts.total() > 0);
+        let one = with_requests.next()?;
+        with_requests.next().is_none().then_some(one)
+    }
+
+    /// HSM signatures the server made per token issued in the segment (DGWS 1, Sosi2OIOSaml 2:
+    /// the assertion and the answer's header).
+    pub fn signatures_per_issued(&self) -> Option<f64> {
+        let n = self.hsm_signatures?;
+        (self.counts.ok > 0).then(|| n as f64 / self.counts.ok as f64)
+    }
+
     /// Server CPU µs per answered request.
     pub fn server_cpu_us_per_request(&self) -> Option<f64> {
         let answered = self.counts.answered();
@@ -260,6 +293,8 @@ pub struct RunRecord {
 /// Accumulates completions while a run is going.
 pub struct Recorder {
     segments: Vec<SegAcc>,
+    /// The endpoints kept apart (none: no breakdown).
+    paths: Vec<String>,
     /// End of each segment, µs since the start.
     ends_us: Vec<u64>,
     by_intended: Vec<SecAcc>,
@@ -271,6 +306,13 @@ struct SegAcc {
     statuses: BTreeMap<u16, u64>,
     latency: Histogram<u64>,
     queue: Histogram<u64>,
+    ok_in_window: u64,
+    endpoints: Vec<EndpointAcc>,
+}
+
+struct EndpointAcc {
+    counts: Counts,
+    latency: Histogram<u64>,
     ok_in_window: u64,
 }
 
@@ -285,6 +327,12 @@ fn histogram(sigfig: u8) -> Histogram<u64> {
 impl Recorder {
     /// A recorder for the segments of `schedule`.
     pub fn new(schedule: &crate::schedule::Schedule) -> Self {
+        Self::with_endpoints(schedule, Vec::new())
+    }
+
+    /// A recorder that also keeps each of `paths` apart (requests recorded with
+    /// [`Recorder::record_for`] and the index of their path).
+    pub fn with_endpoints(schedule: &crate::schedule::Schedule, paths: Vec<String>) -> Self {
         let mut end = 0.0;
         Recorder {
             segments: schedule
@@ -296,8 +344,17 @@ impl Recorder {
                     latency: histogram(3),
                     queue: histogram(3),
                     ok_in_window: 0,
+                    endpoints: paths
+                        .iter()
+                        .map(|_| EndpointAcc {
+                            counts: Counts::default(),
+                            latency: histogram(3),
+                            ok_in_window: 0,
+                        })
+                        .collect(),
                 })
                 .collect(),
+            paths,
             ends_us: schedule
                 .segments
                 .iter()
@@ -321,8 +378,27 @@ impl Recorder {
         done_us: u64,
         outcome: Outcome,
     ) {
+        self.record_for(None, segment, intended_us, queued_us, done_us, outcome);
+    }
+
+    /// [`Recorder::record`] for a request to the `endpoint`-th path of the breakdown.
+    pub fn record_for(
+        &mut self,
+        endpoint: Option<usize>,
+        segment: usize,
+        intended_us: u64,
+        queued_us: u64,
+        done_us: u64,
+        outcome: Outcome,
+    ) {
         let latency = done_us.saturating_sub(intended_us).clamp(1, MAX_LATENCY_US);
         if let Some(s) = self.segments.get_mut(segment) {
+            if let Some(e) = endpoint.and_then(|e| s.endpoints.get_mut(e)) {
+                e.counts.add(outcome);
+                if outcome == Outcome::Ok {
+                    e.latency.saturating_record(latency);
+                }
+            }
             s.counts.add(outcome);
             if let Outcome::Ok | Outcome::Shed | Outcome::Fault(_) = outcome {
                 let status = match outcome {
@@ -341,6 +417,9 @@ impl Recorder {
         if outcome == Outcome::Ok {
             if let Some(window) = self.ends_us.iter().position(|&end| done_us < end) {
                 self.segments[window].ok_in_window += 1;
+                if let Some(e) = endpoint.and_then(|e| self.segments[window].endpoints.get_mut(e)) {
+                    e.ok_in_window += 1;
+                }
             }
             let sec = (intended_us / 1_000_000) as usize;
             while self.by_intended.len() <= sec {
@@ -398,6 +477,17 @@ impl Recorder {
                 server_system_cpu_ns: None,
                 hsm_cpu_ns: None,
                 hsm_signatures: None,
+                endpoints: acc
+                    .endpoints
+                    .iter()
+                    .zip(&self.paths)
+                    .map(|(e, path)| EndpointRecord {
+                        path: path.clone(),
+                        counts: e.counts,
+                        goodput: e.ok_in_window as f64 / seg.secs.max(1e-9),
+                        latency: Latency::of(&e.latency),
+                    })
+                    .collect(),
             })
             .collect()
     }
@@ -468,5 +558,29 @@ mod tests {
         assert_eq!(secs[0].done.ok, 100);
         assert_eq!(secs[1].done.ok, 1);
         assert!((secs[0].p99_ms - 100.0).abs() < 1.0, "{}", secs[0].p99_ms);
+        assert!(a.endpoints.is_empty() && a.sole_endpoint().is_none());
+    }
+
+    #[test]
+    fn endpoints_are_kept_apart_when_asked() {
+        let schedule = Schedule::new(vec![Segment::steady("a", 1.0, 4.0), Segment::steady("b", 1.0, 1.0)]);
+        let mut r = Recorder::with_endpoints(&schedule, vec!["/x".into(), "/y".into()]);
+        r.record_for(Some(0), 0, 0, 0, 2000, Outcome::Ok);
+        r.record_for(Some(1), 0, 0, 0, 10_000, Outcome::Ok);
+        r.record_for(Some(1), 0, 0, 0, 20_000, Outcome::Shed);
+        // Due in a, answered in b's window.
+        r.record_for(Some(1), 0, 900_000, 0, 1_100_000, Outcome::Ok);
+        r.record_for(Some(1), 1, 1_000_000, 0, 1_050_000, Outcome::Ok);
+        let segs = r.segment_records(&schedule, &[4, 1], &[None, None], &[None, None]);
+        let (x, y) = (&segs[0].endpoints[0], &segs[0].endpoints[1]);
+        assert_eq!((x.path.as_str(), x.counts.ok, x.goodput), ("/x", 1, 1.0));
+        assert_eq!((y.counts.ok, y.counts.shed, y.goodput), (2, 1, 1.0));
+        assert!((x.latency.p50_ms - 2.0).abs() < 0.01 && (y.latency.max_ms - 200.0).abs() < 0.5, "{y:?}");
+        assert!(segs[0].sole_endpoint().is_none());
+        assert_eq!(segs[1].sole_endpoint().map(|e| e.path.as_str()), Some("/y"));
+        assert_eq!(segs[1].endpoints[1].goodput, 2.0);
+        let mut seg = segs[1].clone();
+        seg.hsm_signatures = Some(2);
+        assert_eq!(seg.signatures_per_issued(), Some(2.0));
     }
 }

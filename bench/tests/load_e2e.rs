@@ -112,6 +112,63 @@ fn issues_distinct_cards_open_loop_against_segl_over_tls_and_plain_and_counts_c_
 }
 
 #[test]
+fn a_mix_with_sosi2oiosaml_issues_oio_tokens_with_zero_errors_and_two_signatures_each() {
+    let (state, _) = state();
+    let server = ChildServer::segl_from(Path::new(EXE), &state.config_path, &log("segl-oio"), "info", None)
+        .expect("segl starts");
+    let target = Target::plain(server.addr);
+    let client = DevClient::open(&state.config).expect("development client");
+    let mix = Mix::parse("NewSecurityTokenService=1,Sosi2OIOSaml=1").unwrap();
+    let audience = segl_bench::pool::audience(&state.config);
+    let rt = rt();
+    // 20 requests for each kind; the run sends 30 of each, so 10 go out again under new ids.
+    let (pool, stats) =
+        segl_bench::pool::build_for_mix(&client, &mix, 40, 2, &|| {}, &rt, &target, &audience).expect("pool");
+    let oio = stats.sosi2oiosaml.as_ref().expect("Sosi2OIOSaml requests in the pool");
+    assert_eq!((stats.size, oio.size, oio.cards), (20, 20, 20), "{stats:?}");
+    let pool = Arc::new(pool);
+    let run = rt.block_on(engine::run(
+        &profiles::soak(30.0, 2.0, 0.0),
+        &target,
+        &Arc::new(mix),
+        &pool,
+        &opts(4, true, 10_000),
+        &server.probe(),
+        "t",
+    ));
+    let s = &run.segments[0];
+    assert_eq!((s.sent, s.counts.ok, s.counts.failed()), (60, 60, 0), "{s:?}\n{}", server.log_tail(20));
+    assert!(run.reused_cards >= 20, "{}", run.reused_cards);
+    let [dgws, sosi] = s.endpoints.as_slice() else { panic!("two endpoints: {:?}", s.endpoints) };
+    assert_eq!(dgws.path, "/sts/services/NewSecurityTokenService");
+    assert_eq!(sosi.path, "/sts/services/Sosi2OIOSaml");
+    assert_eq!((dgws.counts.ok, sosi.counts.ok, sosi.counts.failed()), (30, 30, 0), "{s:?}");
+    assert!(sosi.goodput > 10.0 && sosi.latency.p50_ms > 0.0, "{sosi:?}");
+    assert!(s.sole_endpoint().is_none());
+    // 30 cards (one signature each) and 30 OIO answers (two each), a few may finish late.
+    let signatures = s.hsm_signatures.expect("signatures from /metrics");
+    assert!((80..=90).contains(&signatures), "{signatures}");
+
+    // Sosi2OIOSaml alone: two signatures per token, and its CPU is its own.
+    let run = rt.block_on(engine::run(
+        &profiles::soak(20.0, 1.5, 0.0),
+        &target,
+        &Arc::new(Mix::parse("Sosi2OIOSaml=1").unwrap()),
+        &pool,
+        &opts(4, true, 10_000),
+        &server.probe(),
+        "t",
+    ));
+    let s = &run.segments[0];
+    assert_eq!((s.counts.ok, s.counts.failed()), (30, 0), "{s:?}\n{}", server.log_tail(20));
+    assert_eq!(s.sole_endpoint().map(|e| e.path.as_str()), Some("/sts/services/Sosi2OIOSaml"));
+    let per_token = s.signatures_per_issued().expect("signatures per token");
+    assert!((1.7..=2.0).contains(&per_token), "{per_token}");
+    let log = std::fs::read_to_string(&server.log).unwrap();
+    assert!(!log.contains(" WARN ") && !log.contains(" ERROR "), "{log}");
+}
+
+#[test]
 fn new_connection_per_request_against_the_trivial_server() {
     let (_, pool) = state();
     let server = ChildServer::dummy_from(Path::new(EXE), 5000, &log("dummy")).expect("trivial server starts");

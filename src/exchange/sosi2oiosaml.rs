@@ -285,7 +285,9 @@ async fn build_and_sign(
         reference: None,
     }
     .body_content(corr);
-    let response = oio::sign_envelope(ctx, corr, now, &body, sign_by).await?;
+    // The header with the assertion's key: a switch of the active key between the two
+    // signatures must not give one answer two certificates.
+    let response = oio::sign_envelope_with(ctx, &credential, corr, now, &body, sign_by).await?;
     // Only a token that was signed and sent is named in the audit record.
     request.audit.issued = Some(AuditToken {
         kind: "oiosaml".into(),

@@ -53,6 +53,18 @@ pub fn request() -> Vec<u8> {
     env().client.request(&RequestOptions::new(CardType::User)).expect("build request")
 }
 
+/// The Sosi2OIOSaml path.
+pub const SOSI2OIOSAML: &str = "/sts/services/Sosi2OIOSaml";
+
+/// Which exchange a load request was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exchange {
+    /// A self-signed user card to NewSecurityTokenService.
+    Dgws,
+    /// An STS-signed user card (in ActAs) to Sosi2OIOSaml for the development audience.
+    Sosi2OioSaml,
+}
+
 /// One request of a load run.
 #[derive(Debug, Clone)]
 pub struct Sample {
@@ -64,6 +76,11 @@ pub struct Sample {
     pub status: u16,
     /// Response body.
     pub body: Vec<u8>,
+    /// The exchange.
+    pub exchange: Exchange,
+    /// Sosi2OIOSaml: the certificate (DER) that signed the presented card, and when the card
+    /// was issued (its NewSecurityTokenService response complete), relative to the run's start.
+    pub card: Option<(Vec<u8>, Duration)>,
 }
 
 /// Steady traffic from `clients` threads until stopped (and at most `limit`), each thread
@@ -77,22 +94,68 @@ pub struct Load {
 }
 
 impl Load {
-    /// Starts the load against `addr` (the server's loopback address).
+    /// Starts DGWS load from `clients` threads against the server (its loopback address).
     pub fn start(server: &Server, clients: usize, limit: Duration) -> Load {
+        Self::start_mixed(server, clients, 0, limit)
+    }
+
+    /// Starts `dgws` threads of NewSecurityTokenService requests and `oio` threads of
+    /// Sosi2OIOSaml requests. An OIO thread gets its card from the server's
+    /// NewSecurityTokenService (that request is a DGWS sample too) and presents it under a
+    /// fresh MessageID each time; the first OIO thread keeps its first card for the whole run
+    /// (so a card issued early is exchanged late), the others fetch a new one every
+    /// [`CARD_REUSE`] exchanges.
+    pub fn start_mixed(server: &Server, dgws: usize, oio: usize, limit: Duration) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
         let samples = Arc::new(Mutex::new(Vec::new()));
         let start = Instant::now();
         let addr = server.addr;
-        let threads = (0..clients)
-            .map(|_| {
+        let threads = (0..dgws + oio)
+            .map(|i| {
                 let (stop, samples) = (stop.clone(), samples.clone());
+                let kind = if i < dgws { Exchange::Dgws } else { Exchange::Sosi2OioSaml };
+                let keep_first_card = i == dgws;
                 std::thread::spawn(move || {
+                    let push = |sample: Sample| samples.lock().unwrap().push(sample);
+                    // (card, its signer certificate, when it was issued), uses left.
+                    let mut card: Option<(Vec<u8>, Vec<u8>, Duration)> = None;
+                    let mut uses = 0usize;
                     while !stop.load(Ordering::Acquire) && start.elapsed() < limit {
-                        let body = request();
+                        if kind == Exchange::Sosi2OioSaml && (card.is_none() || uses == 0) {
+                            let body = request();
+                            let sent = start.elapsed();
+                            let (status, body) = post(addr, NEW, &body);
+                            let done = start.elapsed();
+                            if status == 200 {
+                                let issued = segl::dev::oio::issued_card(&body).expect("an issued card");
+                                card = Some((issued, signing_certificate(&body), done));
+                                uses = if keep_first_card { usize::MAX } else { CARD_REUSE };
+                            }
+                            push(Sample { sent, done, status, body, exchange: Exchange::Dgws, card: None });
+                            continue;
+                        }
+                        let (path, body, presented) = match &card {
+                            Some((card, cert, issued)) if kind == Exchange::Sosi2OioSaml => {
+                                uses -= 1;
+                                let body = segl::dev::oio::sosi2oiosaml_request(
+                                    card,
+                                    segl::dev::audience::DEV_AUDIENCE,
+                                    segl::dev::oio::CardPlacement::ActAs,
+                                );
+                                (SOSI2OIOSAML, body, Some((cert.clone(), *issued)))
+                            }
+                            _ => (NEW, request(), None),
+                        };
                         let sent = start.elapsed();
-                        let reply = post(addr, NEW, &body);
-                        let sample = Sample { sent, done: start.elapsed(), status: reply.0, body: reply.1 };
-                        samples.lock().unwrap().push(sample);
+                        let (status, body) = post(addr, path, &body);
+                        push(Sample {
+                            sent,
+                            done: start.elapsed(),
+                            status,
+                            body,
+                            exchange: kind,
+                            card: presented,
+                        });
                     }
                 })
             })
@@ -181,6 +244,30 @@ pub fn signing_certificate(body: &[u8]) -> Vec<u8> {
     segl::xml::dsig::verify::verify_enveloped(&doc, signature)
         .expect("segl verifies the issued card")
         .certificate_der
+}
+
+/// Sosi2OIOSaml exchanges an OIO load thread makes with one card before it fetches another.
+pub const CARD_REUSE: usize = 8;
+
+/// The certificate (DER) in the KeyInfo of an OIO answer's header signature, after segl's own
+/// verifier accepted the SIG-HDR signature with it.
+pub fn oio_header_certificate(body: &[u8]) -> Vec<u8> {
+    let doc = Document::parse(Bytes::copy_from_slice(body), &Limits::default())
+        .unwrap_or_else(|e| panic!("response is not XML ({e}): {}", String::from_utf8_lossy(body)));
+    segl::xml::dsig::header::verify_header(&doc, &segl::xml::dsig::policy::Policy::FEDERATION)
+        .unwrap_or_else(|e| {
+            panic!("segl rejects the header signature ({e}): {}", String::from_utf8_lossy(body))
+        })
+        .certificate_der
+}
+
+/// The certificate that signed a response: the issued card's (DGWS) or the header
+/// signature's (OIO).
+pub fn response_certificate(sample: &Sample) -> Vec<u8> {
+    match sample.exchange {
+        Exchange::Dgws => signing_certificate(&sample.body),
+        Exchange::Sosi2OioSaml => oio_header_certificate(&sample.body),
+    }
 }
 
 /// The faultcode of a SOAP fault body, if it is one.

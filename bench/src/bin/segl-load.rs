@@ -15,6 +15,7 @@ use segl_bench::pool::RequestPool;
 use segl_bench::probe::ServerProbe;
 use segl_bench::profiles::{self, TaxDay};
 use segl_bench::record::RunRecord;
+use segl_bench::record::SegmentRecord;
 use segl_bench::report::run::{self as report_run, ReportOptions};
 use segl_bench::report::sizing::{self, HsmClass, PeakDay};
 use segl_bench::report::{files, markdown, Report, Settings, TaxDayShape};
@@ -101,6 +102,29 @@ enum Command {
         /// Seconds.
         #[arg(long, default_value_t = 600.0)]
         secs: f64,
+    },
+    /// Endpoint mixes one after the other against one segl (and one request pool), in
+    /// alternating rounds: issued/s, segl's CPU per issued token and HSM signatures per token
+    /// of each, and each mix's ratios to the first one, round by round.
+    Compare {
+        #[command(flatten)]
+        load: LoadArgs,
+        /// The mixes, separated by ';' (each as --mix takes it).
+        #[arg(long, default_value = "NewSecurityTokenService=1;Sosi2OIOSaml=1")]
+        mixes: String,
+        /// Offered rate of each mix's runs, requests/s, comma separated (one rate: every mix);
+        /// above a mix's capacity for its saturation.
+        #[arg(long, value_delimiter = ',', required = true)]
+        rate: Vec<f64>,
+        /// Measured seconds of each run.
+        #[arg(long, default_value_t = 10.0)]
+        secs: f64,
+        /// Unmeasured warm-up seconds before each run.
+        #[arg(long, default_value_t = 2.0)]
+        warmup_secs: f64,
+        /// Rounds (each runs every mix once).
+        #[arg(long, default_value_t = 2)]
+        rounds: usize,
     },
     /// The raw C_Sign rate of the STS token on 1..N sessions (the ceiling segl is compared with).
     Hsm {
@@ -344,7 +368,8 @@ fn main() -> ExitCode {
             };
             let criteria = Criteria { p99_target_ms, ..default_criteria() };
             let needed = (plan.rates.iter().sum::<f64>() * (step_secs + warmup_secs)) as usize;
-            with_load(&load, needed, |ctx| {
+            let mix = Mix::parse(&load.engine.mix);
+            with_load(&load, mix, needed, |ctx| {
                 let load = sweep::StepLoad {
                     target: &ctx.target,
                     mix: &ctx.mix,
@@ -396,6 +421,9 @@ fn main() -> ExitCode {
             scheduled(&load, profile.schedule(), "tax day")
         }
         Command::Soak { load, rate, secs } => scheduled(&load, profiles::soak(rate, secs, 0.0), "soak"),
+        Command::Compare { load, mixes, rate, secs, warmup_secs, rounds } => {
+            compare(&load, &mixes, &rate, secs, warmup_secs, rounds)
+        }
         Command::Hsm { config, sessions, secs } => hsm(&config, &sessions, secs),
         Command::Render { report, out } => render(&report, out),
         Command::Size { report, rate, hsm_rate, headroom } => size(&report, rate, &hsm_rate, headroom),
@@ -598,11 +626,12 @@ struct LoadContext {
 /// Builds the pool, starts segl unless a target is given, and runs `f`.
 fn with_load(
     load: &LoadArgs,
+    mix: Result<Mix, engine::MixError>,
     needed: usize,
     f: impl FnOnce(&LoadContext) -> Result<RunRecord, Error>,
 ) -> Result<(), Error> {
     let config = Config::load(&load.config)?;
-    let mix = Arc::new(Mix::parse(&load.engine.mix)?);
+    let mix = Arc::new(mix?);
     let work = std::env::temp_dir().join(format!("segl-load-{}", std::process::id()));
     let (server, target, probe) = match &load.target {
         Some(t) => {
@@ -641,8 +670,17 @@ fn with_load(
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     eprintln!("segl-load: building {size} pre-signed requests");
     let client = DevClient::open(&config)?;
-    let (pool, stats) = RequestPool::build(&client, size, cpus, &|| {})?;
-    eprintln!("segl-load: {} requests in {:.1} s", stats.size, stats.build_secs);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(cpus).enable_all().build()?;
+    let audience = segl_bench::pool::audience(&config);
+    let (pool, stats) =
+        segl_bench::pool::build_for_mix(&client, &mix, size, cpus, &|| {}, &rt, &target, &audience)?;
+    eprintln!("segl-load: {} DGWS requests in {:.1} s", stats.size, stats.build_secs);
+    if let Some(oio) = &stats.sosi2oiosaml {
+        eprintln!(
+            "segl-load: {} Sosi2OIOSaml requests for {} presenting {} cards from the server's NewSecurityTokenService",
+            oio.size, oio.audience, oio.cards
+        );
+    }
     // The token is known to be segl's only when segl was started here.
     let standalone_cpu_us_per_sign = if server.is_some() && load.hsm_secs > 0.0 {
         let r = segl_bench::hsm_rate::measure(&config, 1, std::time::Duration::from_secs_f64(load.hsm_secs))?;
@@ -655,7 +693,7 @@ fn with_load(
         None
     };
     let ctx = LoadContext {
-        rt: tokio::runtime::Builder::new_multi_thread().worker_threads(cpus).enable_all().build()?,
+        rt,
         target,
         mix,
         pool: Arc::new(pool),
@@ -685,7 +723,7 @@ fn with_load(
 /// in the same window, and from the standalone C_Sign CPU when measured.
 fn scheduled(load: &LoadArgs, schedule: Schedule, label: &str) -> Result<(), Error> {
     let needed = schedule.requests().ceil() as usize;
-    with_load(load, needed, |ctx| {
+    with_load(load, Mix::parse(&load.engine.mix), needed, |ctx| {
         let run = ctx.rt.block_on(engine::run(
             &schedule,
             &ctx.target,
@@ -726,11 +764,125 @@ fn scheduled(load: &LoadArgs, schedule: Schedule, label: &str) -> Result<(), Err
                 s.generator_cpu_us_per_request().unwrap_or(f64::NAN)
             );
         }
+        for s in run.segments.iter().filter(|s| !s.endpoints.is_empty()) {
+            for e in s.endpoints.iter().filter(|e| e.counts.total() > 0) {
+                println!(
+                    "{:<12} {:>9} {:>9.0} {:>8} {:>8} {:>10.2} {:>10.2} {:>10.2} {:>10.2}  {}",
+                    format!("  {}", e.path.rsplit('/').next().unwrap_or(&e.path)),
+                    "",
+                    e.goodput,
+                    e.counts.shed,
+                    e.counts.failed(),
+                    e.latency.p50_ms,
+                    e.latency.p99_ms,
+                    e.latency.p999_ms,
+                    e.latency.max_ms,
+                    if s.sole_endpoint().is_some() { "" } else { "(CPU not attributed: mixed)" }
+                );
+            }
+        }
         println!("transport: {}", if ctx.target.is_tls() { "TLS" } else { "plain HTTP" });
         for s in run.segments.iter().filter(|s| s.measured && s.server_cpu_us_per_request().is_some()) {
             println!("{}: {}", s.label, report_run::cpu_line(s, ctx.standalone_cpu_us_per_sign, ctx.signer));
         }
         Ok(run)
+    })
+}
+
+/// segl's CPU per issued token, µs (its CPU in the window over the tokens issued).
+fn cpu_us_per_issued(s: &SegmentRecord) -> Option<f64> {
+    (s.counts.ok > 0).then_some(())?;
+    Some(s.server_cpu_ns? as f64 / 1000.0 / s.counts.ok as f64)
+}
+
+/// The `compare` command: every mix in turn, `rounds` times, against one segl.
+fn compare(
+    load: &LoadArgs,
+    mixes: &str,
+    rates: &[f64],
+    secs: f64,
+    warmup_secs: f64,
+    rounds: usize,
+) -> Result<(), Error> {
+    let mixes: Vec<Mix> =
+        mixes.split(';').filter(|m| !m.trim().is_empty()).map(Mix::parse).collect::<Result<_, _>>()?;
+    if mixes.is_empty() {
+        return Err("--mixes names no mix".into());
+    }
+    let rates: Vec<f64> = match rates {
+        [one] => vec![*one; mixes.len()],
+        many if many.len() == mixes.len() => many.to_vec(),
+        _ => return Err("--rate takes one rate, or one per mix".into()),
+    };
+    let rate = rates.iter().copied().fold(0.0, f64::max);
+    // One pool for all of them: every mix's endpoints, weighted alike.
+    let all = Mix::new(mixes.iter().flat_map(|m| m.weights.iter().map(|(p, _)| (p.clone(), 1))).collect());
+    let rounds = rounds.max(1);
+    let needed = (rounds * mixes.len()) as f64 * rate * (secs + warmup_secs);
+    with_load(load, all, needed.ceil() as usize, |ctx| {
+        let mut segments = Vec::new();
+        let mut table: Vec<Vec<SegmentRecord>> = vec![Vec::new(); mixes.len()];
+        for round in 1..=rounds {
+            for (i, mix) in mixes.iter().enumerate() {
+                let name = mix
+                    .weights
+                    .iter()
+                    .map(|(p, w)| format!("{}={w}", p.rsplit('/').next().unwrap_or(p)))
+                    .collect::<Vec<_>>()
+                    .join(",");
+                let schedule = profiles::soak(rates[i], secs, warmup_secs);
+                let label = format!("round {round}: {name}");
+                let run = ctx.rt.block_on(engine::run(
+                    &schedule,
+                    &ctx.target,
+                    &Arc::new(mix.clone()),
+                    &ctx.pool,
+                    &ctx.engine,
+                    &ctx.server,
+                    &label,
+                ));
+                if let Some(mut s) = run.segments.into_iter().find(|s| s.measured) {
+                    s.label = label;
+                    let per_issued = cpu_us_per_issued(&s);
+                    let excl = s
+                        .hsm_cpu_ns
+                        .zip(per_issued)
+                        .map(|(h, u)| u - h as f64 / 1000.0 / s.counts.ok.max(1) as f64);
+                    println!(
+                        "{:<48} offered {:>6.0}/s  issued {:>6.0}/s  shed {:>6}  failed {:>4}  p50 {:>7.2} ms  p99 {:>8.2} ms  segl {:>6} µs/token ({} excl. C_Sign)  {} signatures/token",
+                        s.label,
+                        s.offered_rate,
+                        s.goodput,
+                        s.counts.shed,
+                        s.counts.failed(),
+                        s.latency.p50_ms,
+                        s.latency.p99_ms,
+                        per_issued.map_or("–".into(), |u| format!("{u:.0}")),
+                        excl.map_or("–".into(), |u| format!("{u:.0} µs")),
+                        s.signatures_per_issued().map_or("–".into(), |x| format!("{x:.2}")),
+                    );
+                    table[i].push(s.clone());
+                    segments.push(s);
+                }
+                ctx.rt.block_on(async { tokio::time::sleep(std::time::Duration::from_millis(500)).await });
+            }
+        }
+        println!("ratios to the first mix, round by round (issued/s; segl CPU per token):");
+        for i in 1..mixes.len() {
+            for (round, (a, b)) in table[0].iter().zip(&table[i]).enumerate() {
+                let cpu = cpu_us_per_issued(b).zip(cpu_us_per_issued(a)).map(|(b, a)| b / a);
+                println!(
+                    "  round {}: {} / {}: issued {:.3}; CPU per token {}",
+                    round + 1,
+                    b.label.split(": ").nth(1).unwrap_or(""),
+                    a.label.split(": ").nth(1).unwrap_or(""),
+                    b.goodput / a.goodput.max(1e-9),
+                    cpu.map_or("–".into(), |x| format!("{x:.3}"))
+                );
+            }
+        }
+        println!("transport: {}", if ctx.target.is_tls() { "TLS" } else { "plain HTTP" });
+        Ok(RunRecord { segments, seconds: vec![], wall_secs: 0.0, reused_cards: ctx.pool.reused() })
     })
 }
 

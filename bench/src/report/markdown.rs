@@ -543,6 +543,7 @@ pub fn summary(report: &Report) -> String {
 
     sizing(&mut o, report);
 
+    per_endpoint(&mut o, report);
     let _ = writeln!(o, "\n## Method\n");
     let _ = writeln!(
         o,
@@ -592,6 +593,71 @@ pub fn summary(report: &Report) -> String {
     );
     let _ = writeln!(o, "\nFiles: `report.json` (everything), `sweep.csv`, `confirm.csv`, `taxday_phases.csv`, `taxday_seconds.csv`, `hsm.csv`, `ceiling.csv`, `sizing.csv`, and the SVG plots above.");
     o
+}
+
+/// Each endpoint's figures, for a mix with an OIO exchange (nothing for DGWS alone): the
+/// saturation step and the 50/80/100% runs. segl's CPU per request and the HSM signatures per
+/// issued token are an endpoint's only in a run that sent it alone.
+fn per_endpoint(o: &mut String, report: &Report) {
+    let m = &report.measurements;
+    let mut runs: Vec<(String, &crate::record::SegmentRecord)> = Vec::new();
+    if let Some(s) = &m.saturation {
+        runs.push((format!("saturation, {}/s offered", int(s.rate)), &s.result));
+    }
+    for c in &m.confirm {
+        runs.push((format!("{:.0}% of capacity", c.fraction * 100.0), &c.result));
+    }
+    if runs.iter().all(|(_, r)| r.endpoints.is_empty()) {
+        return;
+    }
+    let _ = writeln!(o, "\n## Per endpoint\n");
+    if let Some(oio) = &m.pool.sosi2oiosaml {
+        let _ = writeln!(
+            o,
+            "Sosi2OIOSaml requests: {} built before the timed phases, each with its own MessageID, presenting {} STS-signed cards \
+             from {} for the audience `{}` ({} bytes on average). A Sosi2OIOSaml answer costs two HSM signatures (the assertion and \
+             the answer's header), a DGWS card one.\n",
+            int(oio.size as f64),
+            oio.cards,
+            oio.card_source,
+            oio.audience,
+            int(oio.mean_body_bytes as f64)
+        );
+    }
+    let _ = writeln!(
+        o,
+        "| run | endpoint | issued/s | p50 | p99 | failed | segl CPU µs/request | HSM signatures per token |\n|---|---|---:|---:|---:|---:|---:|---:|"
+    );
+    for (label, r) in runs {
+        let sole = r.sole_endpoint().map(|e| e.path.clone());
+        for e in r.endpoints.iter().filter(|e| e.counts.total() > 0) {
+            let alone = sole.as_deref() == Some(e.path.as_str());
+            let _ = writeln!(
+                o,
+                "| {label} | `{}` | {} | {} | {} | {} | {} | {} |",
+                e.path,
+                int(e.goodput),
+                ms(e.latency.p50_ms),
+                ms(e.latency.p99_ms),
+                e.counts.failed(),
+                if alone {
+                    or_dash(r.server_cpu_us_per_request(), |u| format!("{u:.0}"))
+                } else {
+                    "mixed".into()
+                },
+                if alone {
+                    or_dash(r.signatures_per_issued(), |x| format!("{x:.2}"))
+                } else {
+                    "mixed".into()
+                },
+            );
+        }
+    }
+    let _ = writeln!(
+        o,
+        "\nIn a run that mixes endpoints segl's CPU and signatures are not attributed to one of them (\"mixed\"); \
+         `segl-load compare` measures endpoints one after the other against one segl for that."
+    );
 }
 
 /// Seconds into the recovery phase until the tokens issued in a second reach 98% of the
@@ -705,6 +771,47 @@ fn table(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_per_endpoint_section_appears_only_with_an_oio_endpoint() {
+        use crate::record::{Counts, EndpointRecord, Latency};
+        let (mut settings, mut m) = crate::report::tests::synthetic();
+        let report = |settings: &crate::report::Settings, m: &crate::report::Measurements| Report {
+            settings: settings.clone(),
+            measurements: m.clone(),
+            results: crate::report::analyse(settings, m),
+        };
+        assert!(!summary(&report(&settings, &m)).contains("## Per endpoint"));
+        let endpoint = |path: &str, ok: u64| EndpointRecord {
+            path: path.into(),
+            counts: Counts { ok, ..Counts::default() },
+            goodput: ok as f64 / 10.0,
+            latency: Latency { p50_ms: 4.0, p99_ms: 9.0, ..Latency::default() },
+        };
+        let (new, oio) = ("/sts/services/NewSecurityTokenService", "/sts/services/Sosi2OIOSaml");
+        settings.mix = vec![(new.into(), 1), (oio.into(), 1)];
+        let sat = m.saturation.as_mut().unwrap();
+        sat.result.endpoints = vec![endpoint(new, 0), endpoint(oio, 8000)];
+        sat.result.hsm_signatures = Some(2 * sat.result.counts.ok);
+        for c in &mut m.confirm {
+            c.result.endpoints = vec![endpoint(new, 5000), endpoint(oio, 5000)];
+        }
+        let text = summary(&report(&settings, &m));
+        assert!(text.contains("## Per endpoint"), "{text}");
+        let sat_row = text.lines().find(|l| l.starts_with("| saturation") && l.contains(oio)).unwrap();
+        assert!(sat_row.contains("| 800 |") && sat_row.ends_with("| 2.00 |"), "{sat_row}");
+        assert!(
+            !text.lines().any(|l| l.starts_with("| saturation") && l.contains(new)),
+            "an endpoint with no requests"
+        );
+        assert!(
+            text.lines().any(|l| l.starts_with("| 80% of capacity") && l.ends_with("| mixed | mixed |")),
+            "{text}"
+        );
+        // Sizing counts two signatures per Sosi2OIOSaml request.
+        assert_eq!(crate::report::signatures_per_request(&settings.mix), 1.5);
+        assert_eq!(crate::report::signatures_per_request(&[(new.into(), 9), ("/x".into(), 1)]), 1.0);
+    }
 
     #[test]
     fn tax_day_recovery_and_busy_seconds_without_goodput() {

@@ -441,7 +441,7 @@ pub fn analyse(settings: &Settings, m: &Measurements) -> Results {
         cpu_us_per_request: cpu_us_excl_hsm.unwrap_or(f64::NAN),
         cores: m.server.cores as f64,
         headroom: settings.headroom,
-        signatures_per_request: 1.0,
+        signatures_per_request: signatures_per_request(&settings.mix),
     });
     let tax_day_rate = settings.peak_day.peak_rate();
     let size_all = |rate: f64| -> Vec<Sizing> {
@@ -487,6 +487,23 @@ pub fn analyse(settings: &Settings, m: &Measurements) -> Results {
     }
 }
 
+/// HSM signatures per request of a mix: one for a DGWS card, two for a Sosi2OIOSaml answer
+/// (the assertion and the header); weighted by the mix.
+pub fn signatures_per_request(mix: &[(String, u32)]) -> f64 {
+    let total: u32 = mix.iter().map(|w| w.1).sum();
+    if total == 0 {
+        return 1.0;
+    }
+    let signatures: u32 = mix
+        .iter()
+        .map(|(path, w)| match crate::pool::RequestKind::of_path(path) {
+            crate::pool::RequestKind::Dgws => *w,
+            crate::pool::RequestKind::Sosi2OioSaml => 2 * w,
+        })
+        .sum();
+    f64::from(signatures) / f64::from(total)
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use std::collections::BTreeMap;
@@ -522,6 +539,7 @@ pub(crate) mod tests {
             server_system_cpu_ns: None,
             hsm_cpu_ns: None,
             hsm_signatures: None,
+            endpoints: vec![],
         }
     }
 
@@ -656,6 +674,7 @@ pub(crate) mod tests {
                 build_secs: 1.0,
                 card_mix: vec![],
                 mean_body_bytes: 6000,
+                sosi2oiosaml: None,
             },
             requests_sent: 100,
             reused_cards: 0,

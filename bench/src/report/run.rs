@@ -16,6 +16,7 @@ use crate::client::Target;
 use crate::engine::{self, Mix, MixError};
 use crate::hsm_rate::{self, HsmRateError};
 use crate::pool::{PoolError, RequestPool};
+
 use crate::probe::{self, ServerProbe};
 use crate::procfs::MachineInfo;
 use crate::profiles::{self, TaxDay};
@@ -103,10 +104,6 @@ pub fn run(opts: &ReportOptions) -> Result<Report, ReportError> {
         "{prefix:>14} [{bar:28}] {pos}/{len} {per_sec} eta {eta}",
     );
     bar.set_prefix("request pool");
-    let (pool, pool_stats) = RequestPool::build(&client, opts.pool_size, cpus, &|| bar.inc(1))?;
-    bar.finish_and_clear();
-    say(&format!("  {} requests in {:.1} s", pool_stats.size, pool_stats.build_secs));
-    let pool = Arc::new(pool);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(cpus)
         .enable_all()
@@ -119,6 +116,23 @@ pub fn run(opts: &ReportOptions) -> Result<Report, ReportError> {
         }
         _ => (Target::plain(segl.addr), "plain HTTP".to_owned()),
     };
+    let audience = crate::pool::audience(&config);
+    let (pool, pool_stats) = crate::pool::build_for_mix(
+        &client,
+        &mix,
+        opts.pool_size,
+        cpus,
+        &|| bar.inc(1),
+        &rt,
+        &target,
+        &audience,
+    )?;
+    bar.finish_and_clear();
+    say(&format!("  {} requests in {:.1} s", pool_stats.size, pool_stats.build_secs));
+    if let Some(oio) = &pool_stats.sosi2oiosaml {
+        say(&format!("  and {} Sosi2OIOSaml requests presenting {} cards segl issued", oio.size, oio.cards));
+    }
+    let pool = Arc::new(pool);
     let response_bytes = rt
         .block_on(smoke(&target, &mix, &pool))
         .map_err(|e| ReportError::Smoke(format!("{e}\nsegl's log ends:\n{}", segl.log_tail(15))))?;
@@ -246,7 +260,12 @@ pub fn run(opts: &ReportOptions) -> Result<Report, ReportError> {
     }
     drop(segl);
     say("segl's CPU per request in-process, without HTTP (2,000 requests on one thread)");
-    let in_process = match crate::inprocess::measure(&config, &pool, 2000) {
+    let measured = if pool.holds(crate::pool::RequestKind::Dgws) {
+        crate::inprocess::measure(&config, &pool, 2000).map_err(|e| e.to_string())
+    } else {
+        Err("the mix has no DGWS requests (the in-process measurement serves DGWS)".to_owned())
+    };
+    let in_process = match measured {
         Ok(x) => {
             say(&if config.hsm.signer.signs_on_the_serving_core() {
                 format!(
@@ -338,7 +357,7 @@ pub fn run(opts: &ReportOptions) -> Result<Report, ReportError> {
 async fn smoke(target: &Target, mix: &Mix, pool: &RequestPool) -> Result<usize, String> {
     let mut size = 0;
     for k in 0..4u64 {
-        let body = pool.take();
+        let body = pool.take_for(mix.kind(k));
         let path = mix.path(k);
         let mut conn = target.connect().await.map_err(|e| e.to_string())?;
         let head = target.head(path, body.len(), true);

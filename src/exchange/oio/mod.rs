@@ -13,6 +13,7 @@ use jiff::Timestamp;
 
 use super::error::RequestError;
 use super::CoreContext;
+use crate::signing::StsCredential;
 use crate::xml::dsig::algorithm::SignatureAlgorithm;
 
 /// The STS signs OIO envelopes RSA-SHA1/SHA-1, as the captured TEST1 responses are signed and
@@ -27,12 +28,25 @@ pub async fn sign_envelope(
     body_content: &[u8],
     sign_by: Option<Instant>,
 ) -> Result<Vec<u8>, RequestError> {
-    let credential = ctx.signer.credential();
+    sign_envelope_with(ctx, &ctx.signer.credential(), corr, now, body_content, sign_by).await
+}
+
+/// [`sign_envelope`] with a given credential: an answer that carries a token the STS signed
+/// signs its header with the same key, so that a rotation between the two signatures cannot
+/// give one answer two certificates.
+pub async fn sign_envelope_with(
+    ctx: &CoreContext,
+    credential: &StsCredential,
+    corr: &envelope::Correlation,
+    now: Timestamp,
+    body_content: &[u8],
+    sign_by: Option<Instant>,
+) -> Result<Vec<u8>, RequestError> {
     let unsigned =
         envelope::prepare(corr, now, body_content, ENVELOPE_SIGNATURE, &credential.certificate_b64)?;
     let value = ctx
         .signer
-        .sign_digest(&credential, ENVELOPE_SIGNATURE.digest(), unsigned.signed_info_digest(), sign_by)
+        .sign_digest(credential, ENVELOPE_SIGNATURE.digest(), unsigned.signed_info_digest(), sign_by)
         .await?;
     Ok(unsigned.finish(&value))
 }
