@@ -157,7 +157,8 @@ async fn sign_and_answer(
         reference: Some(crate::token::idcard::CARD_ID),
     }
     .body_content(corr);
-    let response = super::sign_envelope(ctx, corr, request.time.now, &body, sign_by).await?;
+    // The header is signed with the card's key (see `sign_envelope_with`).
+    let response = super::sign_envelope_with(ctx, &credential, corr, request.time.now, &body, sign_by).await?;
     request.audit.issued = Some(AuditToken::new("idcard", &card.id_card_id));
     request.audit.key = Some(credential.key_label.to_string());
     Ok(response)
