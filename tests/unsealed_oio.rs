@@ -115,3 +115,69 @@ fn unsealed_exchanges_a_bootstrap_token_for_a_user_card_at_bst2sosi() {
     let card = std::fs::read(&out).unwrap();
     common::xmlsec_verify(&card, &common::env().pki("sts-signing")).unwrap();
 }
+
+#[test]
+fn unsealed_exchanges_an_oiosaml_assertion_back_to_an_id_card_at_oiosaml2sosi() {
+    let Some(unsealed) = Unsealed::get() else { return };
+    // unsealed builds OIOSaml2Sosi requests from OIOSAML 2 assertions only, and its own issuer
+    // makes OIOSAML 3 ones; the OIOSAML 2 assertion here is the one segl's Sosi2OIOSaml issued,
+    // so the STS's own certificate is configured as a trusted identity provider.
+    let audience_cert = unsealed.certificate(Identity::Voces);
+    let server = Server::start_with(|c| {
+        let env = common::env();
+        let dev_cert = format!("{}", env.dir.join("pki").join("dev-audience.pem").display());
+        *c = c.replace(&dev_cert, audience_cert.to_str().unwrap());
+        let dev_idp = format!("{}", env.dir.join("pki").join("dev-idp.pem").display());
+        let sts = format!("{}", env.pki("sts-signing").display());
+        *c = c.replace(&format!("trusted_idps = [\"{dev_idp}\"]"), &format!("trusted_idps = [\"{sts}\"]"));
+    });
+    let sts = format!("http://{}", server.addr);
+    let token = unsealed.dir.join("oiosaml-for-nbo.xml");
+    let keystore = unsealed.keystore(Identity::Moces);
+    let audience_keystore = unsealed.keystore(Identity::Voces);
+    let first = unsealed.run(
+        "sosi2oiosaml",
+        &[
+            "--sts",
+            &sts,
+            "--keystore",
+            keystore.to_str().unwrap(),
+            "--cpr",
+            DEV_CPR,
+            "--role",
+            NATIONAL_ROLE,
+            "--system-name",
+            "Testby Journal",
+            "--audience",
+            segl::dev::audience::DEV_AUDIENCE,
+            "--audience-keystore",
+            audience_keystore.to_str().unwrap(),
+            "--out",
+            token.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(first.get("status"), "ok", "{first:?}");
+    let out = unsealed.dir.join("nbo-card.xml");
+    let run = unsealed.run(
+        "oiosaml2sosi",
+        &[
+            "--sts",
+            &sts,
+            "--token",
+            token.to_str().unwrap(),
+            "--keystore",
+            audience_keystore.to_str().unwrap(),
+            "--system-name",
+            "Testby Journal",
+            "--authorization-code",
+            segl::dev::pki::DEV_AUTHORISATION_CODE,
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(run.get("status"), "ok", "{run:?}\nserver log:\n{}", server.log());
+    assert_eq!(run.get("card_validated"), "true", "{run:?}");
+    assert_eq!(run.get("card_cpr"), DEV_CPR, "{run:?}");
+    let card = std::fs::read(&out).unwrap();
+    common::xmlsec_verify(&card, &common::env().pki("sts-signing")).unwrap();
+}

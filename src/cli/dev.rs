@@ -96,6 +96,25 @@ pub(super) enum DevCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Write an OIOSaml2Sosi request: a NemLog-in-like OIOSAML 2.0 assertion minted by the
+    /// development IdP and a context token, header-signed by the development VOCES system.
+    Oiosaml2sosi {
+        /// Configuration file.
+        #[arg(long, default_value = "config/segl.toml")]
+        config: PathBuf,
+        /// The context token's IT system.
+        #[arg(long, default_value = "Testby Journal")]
+        it_system: String,
+        /// The context token's education code (the role).
+        #[arg(long, default_value = "")]
+        education_code: String,
+        /// The context token's authorisation code.
+        #[arg(long, default_value = "")]
+        authorization_code: String,
+        /// Output file.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 /// Card type.
@@ -214,6 +233,16 @@ impl DevCommand {
                     claims.push(("medcom:UserRole", role));
                 }
                 write_out(out, &crate::dev::oio::bst2sosi_request(&client, &token, &claims, signer)?)
+            }
+            DevCommand::Oiosaml2sosi { config, it_system, education_code, authorization_code, out } => {
+                let client = DevClient::open(&Config::load(&config)?)?;
+                let assertion =
+                    crate::dev::oio::nemlogin_assertion(&client, &crate::dev::oio::NemLoginSpec::new())?;
+                let context =
+                    crate::dev::oio::context_token(&it_system, &education_code, &authorization_code);
+                let request =
+                    crate::dev::oio::oiosaml2sosi_request(&client, &assertion, &context, Identity::Voces)?;
+                write_out(out, &request)
             }
         }
     }

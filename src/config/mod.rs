@@ -10,9 +10,9 @@ use serde::Deserialize;
 mod audience;
 mod bst2sosi;
 mod oiosaml2sosi;
-pub use oiosaml2sosi::OioSaml2SosiConfig;
 pub use audience::{IboAudienceConfig, Sosi2OioSamlConfig};
 pub use bst2sosi::{Bst2SosiConfig, TrustedIdpConfig, WhitelistEntry};
+pub use oiosaml2sosi::OioSaml2SosiConfig;
 
 /// Why a configuration was refused.
 #[derive(Debug, thiserror::Error)]

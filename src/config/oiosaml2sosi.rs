@@ -57,7 +57,9 @@ impl OioSaml2SosiConfig {
     /// Checks what a file alone can tell.
     pub fn validate(&self) -> Result<(), String> {
         if self.id_card_duration_ms == 0 || self.id_card_duration_ms > 24 * 3600 * 1000 {
-            return Err("id_card_duration_ms must be between 1 and 86400000 (DGWS cards live at most 24 h)".into());
+            return Err(
+                "id_card_duration_ms must be between 1 and 86400000 (DGWS cards live at most 24 h)".into()
+            );
         }
         Ok(())
     }

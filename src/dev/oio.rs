@@ -146,14 +146,6 @@ impl BootstrapSpec {
 /// by the development IdP's key on the development token.
 pub fn bootstrap_token(client: &super::client::DevClient, spec: &BootstrapSpec) -> Result<Vec<u8>, DevError> {
     use crate::token::bootstrap::{self as b, TokenProfile};
-    use crate::xml::dsig::algorithm::SignatureAlgorithm;
-    use crate::xml::dsig::sign::{self, SignatureSpec};
-    use base64::Engine;
-    let now = jiff::Timestamp::now();
-    let at = |d: jiff::SignedDuration| {
-        now.saturating_add(d).unwrap_or(now).strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
-    };
-    let id = format!("_{}", crate::exchange::oio::envelope::uuid());
     let mut attributes: Vec<(&str, String)> = Vec::new();
     match spec.profile {
         TokenProfile::Oioh3Bst | TokenProfile::Oio3Bst => {
@@ -177,23 +169,57 @@ pub fn bootstrap_token(client: &super::client::DevClient, spec: &BootstrapSpec) 
             attributes.push((b::ORG_NAME_2, spec.org_name.clone()));
         }
     }
+    let assertion = IdpAssertion {
+        issuer: &spec.issuer,
+        name_id: (
+            "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent",
+            &format!("urn:uuid:{}", spec.professional_uuid),
+        ),
+        holder: spec.holder.as_deref(),
+        audience: &spec.audience,
+        not_before_offset: spec.not_before_offset,
+        not_on_or_after_offset: spec.not_on_or_after_offset,
+        attributes: &attributes,
+    };
+    signed_assertion(client, &assertion)
+}
+
+/// A SAML assertion a development identity provider issues.
+struct IdpAssertion<'a> {
+    issuer: &'a str,
+    /// (Format, value).
+    name_id: (&'a str, &'a str),
+    /// Holder-of-key certificate; `None`: bearer.
+    holder: Option<&'a [u8]>,
+    audience: &'a str,
+    not_before_offset: jiff::SignedDuration,
+    not_on_or_after_offset: jiff::SignedDuration,
+    attributes: &'a [(&'a str, String)],
+}
+
+/// Writes `a` and signs it (RSA-SHA256, signature after Issuer) with the development IdP key.
+fn signed_assertion(client: &super::client::DevClient, a: &IdpAssertion<'_>) -> Result<Vec<u8>, DevError> {
+    use crate::token::bootstrap as b;
+    use crate::xml::dsig::algorithm::SignatureAlgorithm;
+    use crate::xml::dsig::sign::{self, SignatureSpec};
+    use base64::Engine;
+    let now = jiff::Timestamp::now();
+    let at = |d: jiff::SignedDuration| {
+        now.saturating_add(d).unwrap_or(now).strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+    };
+    let id = format!("_{}", crate::exchange::oio::envelope::uuid());
     let mut head = CanonicalWriter::with_capacity(512);
     head.start(
         "saml:Assertion",
         &[("saml", ns::SAML), ("xs", ns::XSD), ("xsi", ns::XSI)],
         &[("ID", &id), ("IssueInstant", &at(jiff::SignedDuration::ZERO)), ("Version", "2.0")],
     );
-    head.leaf("saml:Issuer", &[], &[], &spec.issuer);
+    head.leaf("saml:Issuer", &[], &[], a.issuer);
     let head = head.into_bytes();
     let mut w = CanonicalWriter::with_capacity(4096);
     w.start("saml:Subject", &[], &[]);
-    w.leaf(
-        "saml:NameID",
-        &[],
-        &[("Format", "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent")],
-        &format!("urn:uuid:{}", spec.professional_uuid),
-    );
-    match &spec.holder {
+    w.leaf("saml:NameID", &[], &[("Format", a.name_id.0)], a.name_id.1);
+    match a.holder {
         Some(cert) => {
             w.start("saml:SubjectConfirmation", &[], &[("Method", b::CM_HOLDER_OF_KEY)]);
             w.start("saml:SubjectConfirmationData", &[], &[("xsi:type", "saml:KeyInfoConfirmationDataType")]);
@@ -214,14 +240,14 @@ pub fn bootstrap_token(client: &super::client::DevClient, spec: &BootstrapSpec) 
     w.start(
         "saml:Conditions",
         &[],
-        &[("NotBefore", &at(spec.not_before_offset)), ("NotOnOrAfter", &at(spec.not_on_or_after_offset))],
+        &[("NotBefore", &at(a.not_before_offset)), ("NotOnOrAfter", &at(a.not_on_or_after_offset))],
     );
     w.start("saml:AudienceRestriction", &[], &[]);
-    w.leaf("saml:Audience", &[], &[], &spec.audience);
+    w.leaf("saml:Audience", &[], &[], a.audience);
     w.end("saml:AudienceRestriction");
     w.end("saml:Conditions");
     w.start("saml:AttributeStatement", &[], &[]);
-    for (name, value) in &attributes {
+    for (name, value) in a.attributes {
         w.start(
             "saml:Attribute",
             &[],
@@ -246,9 +272,117 @@ pub fn bootstrap_token(client: &super::client::DevClient, spec: &BootstrapSpec) 
         certificate_b64: &cert_b64,
     };
     let prepared = sign::prepare_parsed(&unsigned, &signature_spec)
-        .map_err(|e| DevError::BadInput(format!("bootstrap token: {e}")))?;
+        .map_err(|e| DevError::BadInput(format!("assertion: {e}")))?;
     let value = client.sign_digest(super::pki::Identity::DevIdp, algorithm, &prepared.signed_info_digest)?;
     Ok([head.as_slice(), &sign::finish(&prepared, &value), tail.as_slice()].concat())
+}
+
+/// What a development NemLog-in-like OIOSAML 2.0 assertion says (spec §5.4).
+#[derive(Debug, Clone)]
+pub struct NemLoginSpec {
+    /// `saml:Issuer`.
+    pub issuer: String,
+    /// The user's CPR, if the assertion carries one.
+    pub cpr: Option<String>,
+    /// Organisation CVR.
+    pub cvr: String,
+    /// The employee's RID.
+    pub rid: String,
+    /// Validity end relative to now.
+    pub not_on_or_after_offset: jiff::SignedDuration,
+}
+
+impl NemLoginSpec {
+    /// The development employee (MOCES subject) at the development organisation, valid an hour.
+    pub fn new() -> NemLoginSpec {
+        NemLoginSpec {
+            issuer: "https://saml.nemlog-in.dev.segl.example".into(),
+            cpr: Some(super::pki::DEV_CPR.into()),
+            cvr: super::pki::DEV_CVR.into(),
+            rid: "52723247".into(),
+            not_on_or_after_offset: jiff::SignedDuration::from_hours(1),
+        }
+    }
+}
+
+impl Default for NemLoginSpec {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A NemLog-in-like OIOSAML 2.0 web-SSO assertion for the development employee, signed by the
+/// development IdP key.
+pub fn nemlogin_assertion(
+    client: &super::client::DevClient,
+    spec: &NemLoginSpec,
+) -> Result<Vec<u8>, DevError> {
+    let uid = format!("CVR:{}-RID:{}", spec.cvr, spec.rid);
+    let mut attributes: Vec<(&str, String)> = vec![
+        ("dk:gov:saml:attribute:SpecVer", "DK-SAML-2.0".into()),
+        ("dk:gov:saml:attribute:AssuranceLevel", "3".into()),
+        ("urn:oid:2.5.4.3", "Lars Larsen".into()),
+        ("urn:oid:2.5.4.4", "Larsen".into()),
+        ("urn:oid:0.9.2342.19200300.100.1.3", "lars.larsen@testby.example".into()),
+        ("urn:oid:0.9.2342.19200300.100.1.1", uid.clone()),
+        ("dk:gov:saml:attribute:CvrNumberIdentifier", spec.cvr.clone()),
+        ("dk:gov:saml:attribute:RidNumberIdentifier", spec.rid.clone()),
+        ("urn:oid:2.5.4.10", super::pki::DEV_ORG.into()),
+    ];
+    if let Some(cpr) = &spec.cpr {
+        attributes.push(("dk:gov:saml:attribute:CprNumberIdentifier", cpr.clone()));
+    }
+    let name_id = format!("C=DK,O={},CN=Lars Larsen,Serial={uid}", super::pki::DEV_ORG);
+    let assertion = IdpAssertion {
+        issuer: &spec.issuer,
+        name_id: ("urn:oasis:names:tc:SAML:1.1:nameid-format:X509SubjectName", &name_id),
+        holder: None,
+        audience: "https://sp.dev.segl.example/",
+        not_before_offset: jiff::SignedDuration::from_mins(-1),
+        not_on_or_after_offset: spec.not_on_or_after_offset,
+        attributes: &attributes,
+    };
+    signed_assertion(client, &assertion)
+}
+
+/// The healthcare context token (spec §2.4): unsigned, sender-vouches, naming the IT system
+/// and what the user claims; empty values are left out.
+pub fn context_token(it_system: &str, education_code: &str, authorisation_code: &str) -> Vec<u8> {
+    let mut w = CanonicalWriter::with_capacity(1500);
+    let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let id = format!("_{}", crate::exchange::oio::envelope::uuid());
+    w.start(
+        "saml:Assertion",
+        &[("saml", ns::SAML)],
+        &[("ID", &id), ("IssueInstant", &now), ("Version", "2.0")],
+    );
+    w.leaf("saml:Issuer", &[], &[], it_system);
+    w.start("saml:Subject", &[], &[]);
+    w.leaf(
+        "saml:NameID",
+        &[],
+        &[("Format", "urn:oasis:names:tc:SAML:1.1:nameid-format:X509SubjectName")],
+        "CVR:20921897-RID:52723247",
+    );
+    w.start("saml:SubjectConfirmation", &[], &[("Method", "urn:oasis:names:tc:SAML:2.0:cm:sender-vouches")]);
+    w.end("saml:SubjectConfirmation");
+    w.end("saml:Subject");
+    w.start("saml:AttributeStatement", &[], &[]);
+    for (name, value) in [
+        ("dk:healthcare:saml:attribute:ITSystemName", it_system),
+        ("dk:healthcare:saml:attribute:UserEducationCode", education_code),
+        ("dk:healthcare:saml:attribute:UserAuthorizationCode", authorisation_code),
+    ] {
+        if value.is_empty() {
+            continue;
+        }
+        w.start("saml:Attribute", &[], &[("Name", name)]);
+        w.leaf("saml:AttributeValue", &[], &[], value);
+        w.end("saml:Attribute");
+    }
+    w.end("saml:AttributeStatement");
+    w.end("saml:Assertion");
+    w.into_bytes()
 }
 
 /// A BST2SOSI request presenting `token` with `claims` (URI, value), header-signed (RSA-SHA256,
@@ -259,29 +393,57 @@ pub fn bst2sosi_request(
     claims: &[(&str, &str)],
     signer: super::pki::Identity,
 ) -> Result<Vec<u8>, DevError> {
+    oio_request(client, &[token], claims, "https://fmk", signer)
+}
+
+/// An OIOSaml2Sosi request presenting the OIOSAML assertion and the context token, for
+/// `http://sosi.dk`, header-signed by `signer`.
+pub fn oiosaml2sosi_request(
+    client: &super::client::DevClient,
+    assertion: &[u8],
+    context: &[u8],
+    signer: super::pki::Identity,
+) -> Result<Vec<u8>, DevError> {
+    oio_request(client, &[assertion, context], &[], "http://sosi.dk", signer)
+}
+
+/// An OIO issue request with `tokens` in ActAs, `claims` (none: no wst:Claims), for
+/// `applies_to`, header-signed by `signer`.
+pub fn oio_request(
+    client: &super::client::DevClient,
+    tokens: &[&[u8]],
+    claims: &[(&str, &str)],
+    applies_to: &str,
+    signer: super::pki::Identity,
+) -> Result<Vec<u8>, DevError> {
     use crate::exchange::oio::envelope;
     use crate::xml::dsig::algorithm::SignatureAlgorithm;
     use base64::Engine;
     let context = new_uuid_urn();
-    let mut w = CanonicalWriter::with_capacity(token.len() + 2000);
+    let size: usize = tokens.iter().map(|t| t.len()).sum();
+    let mut w = CanonicalWriter::with_capacity(size + 2000);
     w.start("wst:RequestSecurityToken", &[("wst", ns::WST_1_3)], &[("Context", &context)]);
     w.leaf("wst:TokenType", &[], &[], TOKEN_TYPE_SAML2);
     w.leaf("wst:RequestType", &[], &[], REQUEST_TYPE_ISSUE);
     w.start("wst14:ActAs", &[("wst14", ns::WST_1_4)], &[]);
-    w.raw(token);
+    for token in tokens {
+        w.raw(token);
+    }
     w.end("wst14:ActAs");
     w.start("wsp:AppliesTo", &[("wsp", ns::WSP)], &[]);
     w.start("wsa:EndpointReference", &[("wsa", ns::WSA)], &[]);
-    w.leaf("wsa:Address", &[], &[], "https://fmk");
+    w.leaf("wsa:Address", &[], &[], applies_to);
     w.end("wsa:EndpointReference");
     w.end("wsp:AppliesTo");
-    w.start("wst:Claims", &[], &[("Dialect", ns::AUTHCLAIMS_DIALECT)]);
-    for (uri, value) in claims {
-        w.start("auth:ClaimType", &[("auth", ns::AUTH)], &[("Uri", uri)]);
-        w.leaf("auth:Value", &[], &[], value);
-        w.end("auth:ClaimType");
+    if !claims.is_empty() {
+        w.start("wst:Claims", &[], &[("Dialect", ns::AUTHCLAIMS_DIALECT)]);
+        for (uri, value) in claims {
+            w.start("auth:ClaimType", &[("auth", ns::AUTH)], &[("Uri", uri)]);
+            w.leaf("auth:Value", &[], &[], value);
+            w.end("auth:ClaimType");
+        }
+        w.end("wst:Claims");
     }
-    w.end("wst:Claims");
     w.end("wst:RequestSecurityToken");
     let content = w.into_bytes();
     let cert = client.certificate(signer)?;

@@ -112,7 +112,10 @@ impl Policy {
             roles: NationalRoles::from_config(&config.roles)?,
             audiences: audiences::AudienceRegister::from_config(&config.sosi2oiosaml)?,
             idps: crate::trust::idp::TrustedIdps::from_config(&config.bst2sosi)?,
-            nemlogin_idps: crate::trust::idp::read_certificates("oiosaml2sosi.trusted_idps", &config.oiosaml2sosi.trusted_idps)?,
+            nemlogin_idps: crate::trust::idp::read_certificates(
+                "oiosaml2sosi.trusted_idps",
+                &config.oiosaml2sosi.trusted_idps,
+            )?,
             persons: register.clone(),
             authorisations: register,
             config,

@@ -104,26 +104,30 @@ async fn exchange(
     let context = BootstrapToken::from_element(doc, context_node)?;
     let it_system = context.attribute(CONTEXT_IT_SYSTEM).ok_or(RequestError::ItSystemMissing)?.to_owned();
 
-    let cvr = assertion.attribute(bootstrap::CVR_2).ok_or(RequestError::TokenAttribute(bootstrap::CVR_2))?.to_owned();
+    let cvr = assertion
+        .attribute(bootstrap::CVR_2)
+        .ok_or(RequestError::TokenAttribute(bootstrap::CVR_2))?
+        .to_owned();
     let rid = assertion
         .attribute(bootstrap::RID_2)
         .map(str::to_owned)
         .or_else(|| assertion.attribute(UID).and_then(|u| u.split_once("-RID:")).map(|(_, r)| r.to_owned()))
         .ok_or(RequestError::TokenAttribute(bootstrap::RID_2))?;
     let cvr_rid = format!("CVR:{cvr}-RID:{rid}");
-    let cpr = match policy.persons.cpr_for_rid(&cvr, &rid).map_err(|_| RequestError::CprLookup(cvr_rid.clone()))? {
-        Some(looked_up) => match assertion.attribute(bootstrap::CPR_2) {
-            Some(sent) if sent != looked_up && !cpr_trusted(policy, &idp_der) => {
-                return Err(RequestError::CvrRidCprMismatch(format!("{cvr_rid},{sent}")));
-            }
-            Some(sent) if cpr_trusted(policy, &idp_der) => sent.to_owned(),
-            _ => looked_up,
-        },
-        None => match assertion.attribute(bootstrap::CPR_2) {
-            Some(sent) if cpr_trusted(policy, &idp_der) => sent.to_owned(),
-            _ => return Err(RequestError::IllegalCvrRid(cvr_rid)),
-        },
-    };
+    let cpr =
+        match policy.persons.cpr_for_rid(&cvr, &rid).map_err(|_| RequestError::CprLookup(cvr_rid.clone()))? {
+            Some(looked_up) => match assertion.attribute(bootstrap::CPR_2) {
+                Some(sent) if sent != looked_up && !cpr_trusted(policy, &idp_der) => {
+                    return Err(RequestError::CvrRidCprMismatch(format!("{cvr_rid},{sent}")));
+                }
+                Some(sent) if cpr_trusted(policy, &idp_der) => sent.to_owned(),
+                _ => looked_up,
+            },
+            None => match assertion.attribute(bootstrap::CPR_2) {
+                Some(sent) if cpr_trusted(policy, &idp_der) => sent.to_owned(),
+                _ => return Err(RequestError::IllegalCvrRid(cvr_rid)),
+            },
+        };
 
     let education = context.attribute(CONTEXT_EDUCATION);
     let authorisation = context.attribute(CONTEXT_AUTHORISATION);
@@ -145,17 +149,14 @@ async fn exchange(
     };
 
     let until = assertion.not_on_or_after.unwrap_or(now);
-    let replay_key = usercard::remember_message_id(ctx, &rst, &signed.signer.der, until, cfg.allowed_drift_secs, now)?;
+    let replay_key =
+        usercard::remember_message_id(ctx, &rst, &signed.signer.der, until, cfg.allowed_drift_secs, now)?;
     let common_name = assertion.attribute(COMMON_NAME).unwrap_or_default();
-    let surname = context
-        .attribute(CONTEXT_SURNAME)
-        .or_else(|| assertion.attribute(SURNAME))
-        .unwrap_or("-")
-        .to_owned();
-    let given_name = context
-        .attribute(CONTEXT_GIVEN_NAME)
-        .map(str::to_owned)
-        .unwrap_or_else(|| common_name.strip_suffix(surname.as_str()).unwrap_or(common_name).trim().to_owned());
+    let surname =
+        context.attribute(CONTEXT_SURNAME).or_else(|| assertion.attribute(SURNAME)).unwrap_or("-").to_owned();
+    let given_name = context.attribute(CONTEXT_GIVEN_NAME).map(str::to_owned).unwrap_or_else(|| {
+        common_name.strip_suffix(surname.as_str()).unwrap_or(common_name).trim().to_owned()
+    });
     let ocess_cert_hash = assertion.attribute(USER_CERTIFICATE).and_then(|b64| {
         use base64::Engine;
         let b64: String = b64.chars().filter(|c| !c.is_whitespace()).collect();
@@ -187,14 +188,20 @@ async fn exchange(
 
 /// Verifies the assertion's own signature and that a trusted identity provider made it; reads
 /// the assertion only from the verified element. Returns it with the signer's certificate.
-fn trusted_assertion(policy: &Policy, doc: &Document, node: NodeId) -> Result<(BootstrapToken, Vec<u8>), RequestError> {
-    let verified =
-        verify::verify_element(doc, node, &crate::xml::dsig::Policy::FEDERATION).map_err(RequestError::TokenSignature)?;
+fn trusted_assertion(
+    policy: &Policy,
+    doc: &Document,
+    node: NodeId,
+) -> Result<(BootstrapToken, Vec<u8>), RequestError> {
+    let verified = verify::verify_element(doc, node, &crate::xml::dsig::Policy::FEDERATION)
+        .map_err(RequestError::TokenSignature)?;
     if !policy.nemlogin_idps.contains(&verified.certificate_der) {
         let who = crate::trust::describe(&verified.certificate_der)
             .map(|c| c.subject_dn)
             .unwrap_or_else(|_| "an unreadable certificate".into());
-        return Err(RequestError::UntrustedToken(format!("the OIOSAML assertion was signed by {who}, not by a trusted identity provider")));
+        return Err(RequestError::UntrustedToken(format!(
+            "the OIOSAML assertion was signed by {who}, not by a trusted identity provider"
+        )));
     }
     Ok((BootstrapToken::from_element(doc, verified.signed_element)?, verified.certificate_der))
 }

@@ -65,7 +65,13 @@ pub struct CardSubject {
 
 /// A DGWS 1.0.1 user card of level 4 issued by this STS, valid from `now − backdate` for
 /// `duration`.
-pub fn user_card(policy: &Policy, subject: CardSubject, now: Timestamp, backdate_ms: u64, duration_ms: u64) -> IdCard {
+pub fn user_card(
+    policy: &Policy,
+    subject: CardSubject,
+    now: Timestamp,
+    backdate_ms: u64,
+    duration_ms: u64,
+) -> IdCard {
     use base64::Engine;
     let not_before = now.saturating_sub(SignedDuration::from_millis(backdate_ms as i64)).unwrap_or(now);
     let not_on_or_after =
@@ -158,7 +164,8 @@ async fn sign_and_answer(
     }
     .body_content(corr);
     // The header is signed with the card's key (see `sign_envelope_with`).
-    let response = super::sign_envelope_with(ctx, &credential, corr, request.time.now, &body, sign_by).await?;
+    let response =
+        super::sign_envelope_with(ctx, &credential, corr, request.time.now, &body, sign_by).await?;
     request.audit.issued = Some(AuditToken::new("idcard", &card.id_card_id));
     request.audit.key = Some(credential.key_label.to_string());
     Ok(response)
