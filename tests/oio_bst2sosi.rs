@@ -296,3 +296,131 @@ fn each_rule_refuses_with_its_oio_fault() {
     assert_eq!(server.post(BST2SOSI, &once).status, 200);
     assert_refused(&server, &once, "wst:InvalidRequest", actor, "was already received");
 }
+
+/// The CipherValue texts of an EncryptedAssertion: the key transport's first, then the content's.
+fn cipher_values(encrypted: &str) -> Vec<(usize, usize)> {
+    let mut spans = Vec::new();
+    let mut from = 0;
+    while let Some(at) = encrypted[from..].find("<xenc:CipherValue>") {
+        let start = from + at + "<xenc:CipherValue>".len();
+        let end = start + encrypted[start..].find('<').unwrap();
+        spans.push((start, end));
+        from = end;
+    }
+    spans
+}
+
+#[test]
+fn encrypted_bootstrap_tokens_are_decrypted_in_the_hsm_and_every_failure_looks_the_same() {
+    use base64::Engine;
+    use segl::xml::enc::{encrypt_assertion, ContentEncryption, KeyTransport};
+    if !have_xmlsec() {
+        return;
+    }
+    let server = Server::start();
+    let encryption_cert = segl::dev::client::read_certificate(&env().pki("sts-decryption")).unwrap();
+    let claims = [IT_SYSTEM];
+    let token = bootstrap_token(&env().client, &spec(TokenProfile::Oioh3Bst, OIOH3_ISSUER)).unwrap();
+    let send = |encrypted: &[u8]| {
+        let req = bst2sosi_request(&env().client, encrypted, &claims, Identity::Voces).unwrap();
+        server.post(BST2SOSI, &req)
+    };
+
+    // What the .NET client sends (aes128-cbc, rsa-1_5), and the modern pair.
+    for (content, transport) in [
+        (ContentEncryption::Aes128Cbc, KeyTransport::Rsa1_5),
+        (ContentEncryption::Aes256Gcm, KeyTransport::RsaOaepMgf1p),
+    ] {
+        let encrypted = encrypt_assertion(&token, &encryption_cert, content, transport).unwrap();
+        let reply = send(&encrypted);
+        assert_eq!(reply.status, 200, "{content:?}/{transport:?}: {}\n{}", reply.text(), server.log());
+        let card = String::from_utf8(issued_card(&reply.body).unwrap()).unwrap();
+        assert!(card.contains(DEV_CPR), "{card}");
+    }
+
+    let good = String::from_utf8(
+        encrypt_assertion(&token, &encryption_cert, ContentEncryption::Aes128Cbc, KeyTransport::Rsa1_5)
+            .unwrap(),
+    )
+    .unwrap();
+    let spans = cipher_values(&good);
+    assert_eq!(spans.len(), 2, "{good}");
+    let replace =
+        |(start, end): (usize, usize), b64: &str| format!("{}{b64}{}", &good[..start], &good[end..]);
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let content = b64.decode(&good[spans[1].0..spans[1].1]).unwrap();
+
+    let mut failures: Vec<(&str, String)> = Vec::new();
+    // Encrypted to another key (the VOCES certificate's).
+    failures.push((
+        "wrong key",
+        String::from_utf8(
+            encrypt_assertion(
+                &token,
+                &cert(Identity::Voces),
+                ContentEncryption::Aes128Cbc,
+                KeyTransport::Rsa1_5,
+            )
+            .unwrap(),
+        )
+        .unwrap(),
+    ));
+    // A byte of the content flipped in the first block, and in the last (its padding).
+    let mut first = content.clone();
+    first[20] ^= 0x5a;
+    failures.push(("tampered content", replace(spans[1], &b64.encode(&first))));
+    let mut last = content.clone();
+    let n = last.len();
+    last[n - 17] ^= 0x01;
+    failures.push(("tampered padding", replace(spans[1], &b64.encode(&last))));
+    // A key transport block with bad PKCS#1 padding (00 03 …), made with the raw public-key
+    // operation by openssl.
+    if let Some(bad) = raw_rsa_encrypt(&env().pki("sts-decryption"), &[&[0u8, 3][..], &[0x11; 254]].concat())
+    {
+        failures.push(("bad RSA padding", replace(spans[0], &b64.encode(bad))));
+    }
+    let mut answers = Vec::new();
+    for (what, encrypted) in &failures {
+        let reply = send(encrypted.as_bytes());
+        let body = reply.text();
+        assert_eq!(reply.status, 500, "{what}: {body}");
+        assert_eq!(tag(&body, "faultcode"), Some("wst:InvalidRequest"), "{what}: {body}");
+        answers.push((what, tag(&body, "faultstring").unwrap_or_default().to_owned()));
+    }
+    let first_answer = &answers[0].1;
+    assert!(first_answer.contains("could not be decrypted"), "{first_answer}");
+    for (what, answer) in &answers {
+        assert_eq!(answer, first_answer, "{what} must be refused exactly like a wrong key");
+    }
+}
+
+/// `block` through the raw RSA public-key operation of the certificate's key (openssl), or
+/// `None` with a message when openssl is missing.
+fn raw_rsa_encrypt(cert_pem: &std::path::Path, block: &[u8]) -> Option<Vec<u8>> {
+    let dir = env().dir.join("raw-rsa");
+    std::fs::create_dir_all(&dir).unwrap();
+    let public = dir.join("public.pem");
+    let input = dir.join("block.bin");
+    let output = dir.join("ct.bin");
+    std::fs::write(&input, block).unwrap();
+    let pubkey = std::process::Command::new("openssl")
+        .args(["x509", "-pubkey", "-noout", "-in"])
+        .arg(cert_pem)
+        .output();
+    let Ok(pubkey) = pubkey else {
+        eprintln!("SKIP bad-RSA-padding case: openssl is not installed");
+        return None;
+    };
+    std::fs::write(&public, pubkey.stdout).unwrap();
+    let status = std::process::Command::new("openssl")
+        .args(["pkeyutl", "-encrypt", "-pubin", "-pkeyopt", "rsa_padding_mode:none", "-inkey"])
+        .arg(&public)
+        .arg("-in")
+        .arg(&input)
+        .arg("-out")
+        .arg(&output)
+        .status()
+        .unwrap();
+    assert!(status.success(), "openssl pkeyutl failed");
+    Some(std::fs::read(&output).unwrap())
+}

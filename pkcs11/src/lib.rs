@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 mod batch;
+mod decrypt;
 mod digest_info;
 mod error;
 mod inventory;
@@ -24,6 +25,7 @@ mod uri;
 
 pub use batch::status::{HsmState, HsmStatus, HsmStatusSnapshot, SignerStats, SignerStatsSnapshot};
 pub use batch::{thread_cpu_time, BatchConfig, BatchSigner, SignerDriver, SignerMode};
+pub use decrypt::RsaDecryptor;
 pub use digest_info::{digest_info, HashAlgorithm};
 pub use error::{FaultScope, Pkcs11Error};
 pub use inventory::{hex_decode, hex_encode, InventoryEntry, KeyInventory, KeyState, INVENTORY_LABEL};

@@ -92,12 +92,33 @@ impl TokenSession {
             Attribute::Label(label_bytes),
             Attribute::Id(id.to_vec()),
         ];
+        self.generate_pair(&public, &private, label, bits)
+    }
+
+    /// Generates the pair with the given templates and reads its public key.
+    pub(crate) fn generate_pair(
+        &self,
+        public: &[Attribute],
+        private: &[Attribute],
+        label: &str,
+        bits: u32,
+    ) -> Result<RsaPublicKey, Pkcs11Error> {
         let (public_handle, _) = self
             .s()?
-            .generate_key_pair(&Mechanism::RsaPkcsKeyPairGen, &public, &private)
+            .generate_key_pair(&Mechanism::RsaPkcsKeyPairGen, public, private)
             .map_err(call("C_GenerateKeyPair"))?;
         tracing::info!(token = %self.token.label(), key = label, bits, "generated RSA key pair");
         self.read_public_key(public_handle, label)
+    }
+
+    /// The underlying session, for the crate's own operations.
+    pub(crate) fn raw(&self) -> Result<&Session, Pkcs11Error> {
+        self.s()
+    }
+
+    /// The label of the token this session is on.
+    pub(crate) fn token_label(&self) -> &str {
+        self.token.label()
     }
 
     /// Whether a private key with this label exists.

@@ -223,6 +223,11 @@ impl Token {
         Ok(self.live(session))
     }
 
+    /// A new read-only session of the caller's own (decryption).
+    pub(crate) fn read_only_session(&self) -> Result<Session, Pkcs11Error> {
+        self.open_session(self.current_slot()?, false)
+    }
+
     /// A new session dedicated to signing with the private key labelled `key_label`; the key
     /// handle is looked up once here and cached in the signer.
     pub fn signer(&self, key_label: &str) -> Result<RsaSigner, Pkcs11Error> {

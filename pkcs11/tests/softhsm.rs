@@ -465,3 +465,51 @@ fn signer_is_send_but_not_sync() {
     impl<T: ?Sized + Sync> AmbiguousIfSync<IsSync> for T {}
     <RsaSigner as AmbiguousIfSync<_>>::check();
 }
+
+#[test]
+fn decryption_key_decrypts_pkcs1_raw_and_oaep_and_a_signing_key_refuses_to() {
+    use aws_lc_rs::rsa::{
+        OaepPublicEncryptingKey, Pkcs1PublicEncryptingKey, PublicEncryptingKey, OAEP_SHA1_MGF1SHA1,
+    };
+    let _serial = serial();
+    let Some(f) = fixture() else { return };
+    let session = f.token.session().unwrap();
+    if !session.has_key("bst-decryption").unwrap() {
+        session.generate_rsa_decryption_key("bst-decryption", b"dk", 2048).unwrap();
+    }
+    let public = session.public_key("bst-decryption").unwrap();
+    let encrypting = PublicEncryptingKey::from_der(&public.spki_der()).unwrap();
+    let secret = [0x42u8; 16];
+
+    // PKCS#1 v1.5: the token does the raw operation only; the block is 00 02 PS 00 M.
+    let pkcs1 = Pkcs1PublicEncryptingKey::new(encrypting.clone()).unwrap();
+    let mut ct = vec![0u8; pkcs1.ciphertext_size()];
+    let ct = pkcs1.encrypt(&secret, &mut ct).unwrap().to_vec();
+    let decryptor = f.token.decryptor("bst-decryption").unwrap();
+    let block = decryptor.raw(&ct).unwrap();
+    assert_eq!(block.len(), 256);
+    assert_eq!(&block[..2], &[0x00, 0x02]);
+    assert_eq!(&block[256 - 17..], &[&[0u8][..], &secret[..]].concat()[..]);
+    // Any value below the modulus decrypts: the token's answer says nothing about padding.
+    let garbage = [0x01u8; 256];
+    assert_eq!(decryptor.raw(&garbage).unwrap().len(), 256);
+
+    // OAEP (SHA-1, MGF1-SHA-1) by the token.
+    let oaep = OaepPublicEncryptingKey::new(encrypting).unwrap();
+    let mut ct = vec![0u8; oaep.ciphertext_size()];
+    let ct = oaep.encrypt(&OAEP_SHA1_MGF1SHA1, &secret, &mut ct, None).unwrap().to_vec();
+    assert_eq!(decryptor.oaep_sha1(&ct).unwrap(), secret);
+
+    // The signing key has CKA_DECRYPT false and is refused as a decryption key.
+    match f.token.decryptor(KEY) {
+        Err(Pkcs11Error::NotRsa { reason, .. }) => assert!(reason.contains("CKA_DECRYPT"), "{reason}"),
+        other => panic!("a signing key must not decrypt: {other:?}"),
+    }
+    // And the decryption key cannot sign.
+    assert!(f
+        .token
+        .signer("bst-decryption")
+        .unwrap()
+        .sign_digest(HashAlgorithm::Sha256, &[0u8; 32])
+        .is_err());
+}

@@ -30,6 +30,22 @@ pub(super) enum KeysCommand {
         /// Modulus size: 2048, 3072 (default) or 4096.
         #[arg(long, default_value_t = 3072)]
         bits: u32,
+        /// `signing` (default): a next signing key; `decryption`: a decrypt-only key for
+        /// `hsm.decryption_key`, certified from its public key (`segl keys public-key`).
+        #[arg(long, default_value = "signing")]
+        purpose: String,
+    },
+    /// Write the key's public key (PEM SubjectPublicKeyInfo), for a CA to certify a decryption
+    /// key, which cannot sign a certificate request.
+    PublicKey {
+        /// Configuration file.
+        #[arg(long, default_value = "config/segl.toml")]
+        config: PathBuf,
+        /// Key label.
+        label: String,
+        /// Output file (default stdout).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Write a PKCS#10 certificate request for the key, signed inside the HSM.
     Csr {
@@ -115,9 +131,20 @@ impl KeysCommand {
                 }
                 keys::output(None, &text)?;
             }
-            KeysCommand::Generate { config, label, bits } => {
-                let k = manager(&config)?.generate(&label, bits)?;
-                eprintln!("generated {} ({}-{}, id {}), state next", k.label, k.algorithm, k.bits, k.id);
+            KeysCommand::Generate { config, label, bits, purpose } => {
+                let k = match purpose.as_str() {
+                    "signing" => manager(&config)?.generate(&label, bits)?,
+                    "decryption" => manager(&config)?.generate_decryption(&label, bits)?,
+                    other => return Err(format!("unknown purpose {other:?}: signing or decryption").into()),
+                };
+                eprintln!(
+                    "generated {} ({}-{}, id {}), state {}",
+                    k.label, k.algorithm, k.bits, k.id, k.state
+                );
+            }
+            KeysCommand::PublicKey { config, label, out } => {
+                let pem = manager(&config)?.public_key_pem(&label)?;
+                keys::output(out.as_ref(), &pem)?;
             }
             KeysCommand::Csr { config, label, subject, out } => {
                 let pem = manager(&config)?.csr(&label, subject.as_deref())?;

@@ -202,6 +202,11 @@ pub struct HsmConfig {
     /// Append-only JSON-lines record of every key operation.
     #[serde(default = "default_audit_log")]
     pub audit_log: PathBuf,
+    /// Label of the RSA key (CKA_DECRYPT, never a signing key) that decrypts tokens issuers
+    /// encrypt to the STS (encrypted bootstrap tokens); its certificate is published beside the
+    /// signing certificates. Without one, encrypted tokens are refused.
+    #[serde(default)]
+    pub decryption_key: Option<String>,
     /// File whose first line is the user PIN.
     #[serde(default)]
     pub pin_file: Option<PathBuf>,

@@ -403,6 +403,30 @@ pub fn setup(config: &Config) -> Result<SetupReport, DevError> {
         std::fs::write(&sts_file, cert.pem()).map_err(io_err(&sts_file))?;
         report.created.push(format!("STS certificate {} (also on the token)", sts_file.display()));
     }
+    if let Some(label) = &config.hsm.decryption_key {
+        if !session.has_key(label)? {
+            session.generate_rsa_decryption_key(label, label.as_bytes(), 2048)?;
+            report.created.push(format!("STS decryption key {label} on token {}", config.hsm.token_label));
+        }
+        let file = paths.certificate(label);
+        if session.certificate(label)?.is_none() || !file.exists() {
+            // A decryption key signs nothing, not even its own CSR: the CA certifies its public key.
+            let public = TokenPublicKey(session.public_key(label)?.pkcs1_der());
+            let mut params = CertificateParams::default();
+            let mut dn = DistinguishedName::new();
+            dn.push(DnType::CountryName, "DK");
+            dn.push(DnType::OrganizationName, "SEGL Development // CVR:12345678");
+            dn.push(DnType::CommonName, "SEGL Development STS (encryption)");
+            params.distinguished_name = dn;
+            sts_certificate_terms(&mut params);
+            params.key_usages = vec![KeyUsagePurpose::KeyEncipherment];
+            let issuer = Issuer::new(Identity::IssuingCa.params()?, ca_key(&dev_token, Identity::IssuingCa)?);
+            let cert = params.signed_by(&public, &issuer).map_err(cert_err(label))?;
+            session.store_certificate(label, label.as_bytes(), cert.der())?;
+            std::fs::write(&file, cert.pem()).map_err(io_err(&file))?;
+            report.created.push(format!("STS encryption certificate {} (also on the token)", file.display()));
+        }
+    }
     Ok(report)
 }
 
@@ -490,4 +514,30 @@ pub fn issue_sts_certificate(config: &Config, csr_pem: &str) -> Result<String, D
         .signed_by(&issuer)
         .map_err(cert_err("csr"))?;
     Ok(cert.pem())
+}
+
+/// An encryption certificate for a public key (PEM SubjectPublicKeyInfo, as `segl keys
+/// public-key` writes it), issued by the development CA: how a decryption key, which cannot
+/// sign a certificate request, gets its certificate in development and tests.
+pub fn issue_encryption_certificate(
+    config: &Config,
+    spki_pem: &str,
+    common_name: &str,
+) -> Result<String, DevError> {
+    let dev = config.dev.as_ref().ok_or(DevError::NoDevConfig)?;
+    config.hsm.export_module_environment();
+    let module = HsmModule::load(&config.hsm.module)?;
+    let token = module.token(&dev.token_label)?;
+    token.login(&segl_pkcs11::PinSource::File(dev.pin_file.clone()).read()?)?;
+    let public = rcgen::SubjectPublicKeyInfo::from_pem(spki_pem).map_err(cert_err("public key"))?;
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CountryName, "DK");
+    dn.push(DnType::OrganizationName, "SEGL Development // CVR:12345678");
+    dn.push(DnType::CommonName, common_name);
+    params.distinguished_name = dn;
+    sts_certificate_terms(&mut params);
+    params.key_usages = vec![KeyUsagePurpose::KeyEncipherment];
+    let issuer = Issuer::new(Identity::IssuingCa.params()?, ca_key(&token, Identity::IssuingCa)?);
+    Ok(params.signed_by(&public, &issuer).map_err(cert_err(common_name))?.pem())
 }

@@ -91,8 +91,13 @@ async fn exchange(
     let signed = oio::security::verify(ctx, policy, doc, &rst, now, &mut request.audit.client)?
         .ok_or(RequestError::RequestUnsigned)?;
 
-    let token_node = match rst.act_as.as_slice() {
-        [one] if doc.is(*one, ns::SAML, "Assertion") => *one,
+    let decrypted;
+    let (token_doc, token_node) = match rst.act_as.as_slice() {
+        [one] if doc.is(*one, ns::SAML, "Assertion") => (doc, *one),
+        [one] if doc.is(*one, ns::SAML, "EncryptedAssertion") => {
+            decrypted = decrypt_token(ctx, policy, doc, *one)?;
+            (&decrypted, decrypted.root())
+        }
         [one] => {
             return Err(RequestError::NotStsRequest(format!(
                 "the presented token is a {}, not a saml:Assertion",
@@ -106,7 +111,7 @@ async fn exchange(
             )))
         }
     };
-    let (token, idp) = trusted_token(policy, doc, token_node)?;
+    let (token, idp) = trusted_token(policy, token_doc, token_node)?;
     request.audit.presented = Some(AuditToken::new("bootstrap", &token.id));
     check_profile(&token, idp)?;
     check_audience_and_time(policy, &token, now)?;
@@ -167,6 +172,33 @@ async fn exchange(
     };
     let card = usercard::user_card(policy, subject, now, cfg.fuzzy_time_ms, cfg.id_card_duration_ms);
     usercard::issue(ctx, policy, request, &rst, &card, corr, replay_key).await
+}
+
+/// Decrypts a bootstrap token encrypted to the STS (`saml:EncryptedAssertion`, ENC-AUD shape)
+/// with the decryption key in the HSM, and parses it. Whatever fails after the structure was
+/// read gives the one `Undecryptable` answer: a wrong key, bad RSA padding, bad content padding
+/// and a plaintext that is not XML look the same.
+fn decrypt_token(
+    ctx: &CoreContext,
+    policy: &Policy,
+    doc: &Document,
+    encrypted: NodeId,
+) -> Result<Document, RequestError> {
+    use crate::xml::enc::{decrypt_encrypted_data, DecryptError};
+    let decryptor = ctx.signer.decryptor().ok_or(RequestError::NoDecryptionKey)?;
+    let data = doc
+        .child(encrypted, ns::XENC, "EncryptedData")
+        .ok_or(RequestError::Decryption(DecryptError::NotEncryptedData))?;
+    let plaintext = decrypt_encrypted_data(doc, data, |transport, key| {
+        crate::signing::decrypt::unwrap_key(decryptor, transport, key)
+    })
+    .map_err(RequestError::Decryption)?;
+    let parsed = Document::parse(bytes::Bytes::from(plaintext), &policy.limits)
+        .map_err(|_| RequestError::Decryption(DecryptError::Undecryptable))?;
+    if !parsed.is(parsed.root(), ns::SAML, "Assertion") {
+        return Err(RequestError::Decryption(DecryptError::Undecryptable));
+    }
+    Ok(parsed)
 }
 
 /// Verifies the token's own signature, finds its issuer among the trusted ones and checks the

@@ -29,6 +29,7 @@ use crate::signing::SigningError;
 use crate::token::CardError;
 use crate::trust::{CertificateKind, TrustError};
 use crate::xml::dsig::verify::DsigError;
+use crate::xml::enc::DecryptError;
 use crate::xml::XmlError;
 
 /// Why a request was not served.
@@ -205,6 +206,14 @@ pub enum RequestError {
     /// No CPR is bound to the CVR/RID (NSP's text).
     #[error("illegal cvrrid [{0}]")]
     IllegalCvrRid(String),
+    /// An encrypted token arrived and no decryption key is configured.
+    #[error("this STS takes no encrypted tokens (no decryption key is configured)")]
+    NoDecryptionKey,
+    /// An encrypted token could not be decrypted. Every failure that depends on the key or the
+    /// ciphertext (wrong key, RSA padding, content padding, tampering) is the one variant
+    /// `DecryptError::Undecryptable`, with one text.
+    #[error("the encrypted token {0}")]
+    Decryption(crate::xml::enc::DecryptError),
     /// A register could not be asked.
     #[error("{0}")]
     Register(crate::registers::RegisterError),
@@ -304,7 +313,9 @@ impl RequestError {
             | Self::HolderOfKeyMismatch
             | Self::NotWhitelisted(_) => (Dgws("invalidcertificate"), 500),
             Self::TokenNotValid { .. } => (Dgws("idcardtooold"), 500),
-            Self::AssertionProfile(_) => (Dgws("invalidheader"), 500),
+            Self::AssertionProfile(_) | Self::NoDecryptionKey | Self::Decryption(_) => {
+                (Dgws("invalidheader"), 500)
+            }
             Self::CvrRidCprMismatch(_) | Self::IllegalCvrRid(_) => (Dgws("notauthorized"), 500),
             Self::BootstrapAudience { .. }
             | Self::UserDataNotFound
@@ -363,7 +374,12 @@ impl RequestError {
             | Self::TokenAttribute(_)
             | Self::ItSystemMissing
             | Self::AssertionProfile(_)
+            | Self::NoDecryptionKey
             | Self::RoleAndAuthorisation => (Trust("InvalidRequest"), 500),
+            Self::Decryption(DecryptError::KeyUnavailable | DecryptError::Random) => {
+                (Trust("RequestFailed"), 500)
+            }
+            Self::Decryption(_) => (Trust("InvalidRequest"), 500),
             Self::CvrRidCprMismatch(_) | Self::IllegalCvrRid(_) => (Trust("FailedAuthentication"), 500),
             Self::UntrustedIssuer(_)
             | Self::TokenNotValid { .. }

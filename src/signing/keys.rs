@@ -161,6 +161,53 @@ impl KeyManager {
         })
     }
 
+    /// Generates an RSA key pair for decryption inside the token (non-extractable, sensitive,
+    /// decrypt-only): the key issuers encrypt tokens to (`hsm.decryption_key`). It is not a
+    /// signing key: it stays out of the signing inventory and can never be activated.
+    pub fn generate_decryption(&self, label: &str, bits: u32) -> Result<KeyListing, KeyError> {
+        self.audited("generate-decryption", label, || {
+            check_label(label)?;
+            if !matches!(bits, 2048 | 3072 | 4096) {
+                return Err(KeyError::BadInput(format!(
+                    "RSA key size {bits} is not offered; use 2048, 3072 or 4096"
+                )));
+            }
+            let session = self.token.session()?;
+            let mut id = [0u8; 8];
+            aws_lc_rs::rand::fill(&mut id)
+                .map_err(|_| KeyError::BadInput("no randomness for the key id".into()))?;
+            let public = session.generate_rsa_decryption_key(label, &id, bits)?;
+            let listing = KeyListing {
+                label: label.to_owned(),
+                id: hex_encode(&id),
+                algorithm: "RSA",
+                bits: public.bits(),
+                state: "decryption".into(),
+                since: rfc3339(now()),
+                certificate: None,
+            };
+            Ok((format!("RSA-{bits} decryption key pair generated, id {}", listing.id), listing))
+        })
+    }
+
+    /// The key's public key as a PEM SubjectPublicKeyInfo: what a CA certifies for a decryption
+    /// key, which cannot sign a certificate request of its own.
+    pub fn public_key_pem(&self, label: &str) -> Result<String, KeyError> {
+        self.audited("public-key", label, || {
+            self.require_key(label)?;
+            let public = self.token.session()?.public_key(label)?;
+            use base64::Engine;
+            let b64 = base64::engine::general_purpose::STANDARD.encode(public.spki_der());
+            let mut pem = String::from("-----BEGIN PUBLIC KEY-----\n");
+            for line in b64.as_bytes().chunks(64) {
+                pem.push_str(std::str::from_utf8(line).unwrap_or_default());
+                pem.push('\n');
+            }
+            pem.push_str("-----END PUBLIC KEY-----\n");
+            Ok(("public key exported".into(), pem))
+        })
+    }
+
     /// A PKCS#10 request for the key, signed inside the HSM (RSA-SHA256), PEM.
     /// `subject` is a comma-separated DN such as `C=DK,O=Org // CVR:12345678,CN=STS`.
     pub fn csr(&self, label: &str, subject: Option<&str>) -> Result<String, KeyError> {
@@ -192,6 +239,12 @@ impl KeyManager {
                 reason: e.to_string(),
             })?;
             session.store_certificate_with_subject(label, &id, der, cert.subject().as_raw())?;
+            // A decryption key's certificate is published from `hsm.decryption_key` at the next
+            // start; the key never enters the signing inventory.
+            if session.is_decryption_key(label)? {
+                let s = summary(der).ok_or_else(|| KeyError::BadInput("certificate unreadable".into()))?;
+                return Ok((format!("decryption certificate serial {} subject {}", s.serial, s.subject), s));
+            }
             // Bump the inventory so running servers republish the certificate.
             let mut inventory = self.inventory(&session)?;
             if inventory.get(label).is_none() {

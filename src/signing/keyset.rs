@@ -35,7 +35,7 @@ pub struct Published {
 /// One published certificate.
 #[derive(Debug, Serialize)]
 pub struct PublishedCertificate {
-    /// `active`, `next` or `retired`.
+    /// `active`, `next` or `retired` (signing), or `encryption` (the key tokens are encrypted to).
     pub state: &'static str,
     /// Key (and certificate) label on the token.
     pub label: String,
@@ -74,7 +74,13 @@ impl KeySet {
             .map(|e| Ok(e.label.clone()))
             .unwrap_or_else(|| configured_key_label(session, cfg))?;
         let active = Arc::new(credential_for(session, &active_label, &cfg.token_label)?);
-        let published = publish(session, inventory.as_ref(), &active, cfg.publish_retired_hours)?;
+        let published = publish(
+            session,
+            inventory.as_ref(),
+            &active,
+            cfg.publish_retired_hours,
+            cfg.decryption_key.as_deref(),
+        )?;
         Ok(KeySet { active, published })
     }
 }
@@ -117,6 +123,7 @@ fn publish(
     inventory: Option<&KeyInventory>,
     active: &StsCredential,
     retired_hours: u64,
+    decryption_key: Option<&str>,
 ) -> Result<Published, SigningError> {
     let now = jiff::Timestamp::now().as_second().max(0) as u64;
     let mut certificates = Vec::new();
@@ -140,6 +147,13 @@ fn publish(
                 certificates.push(describe(entry.state.as_str(), &entry.label, Some(entry.since), &der)?);
                 ders.push(der);
             }
+        }
+    }
+    // Issuers encrypt tokens for the STS to this certificate. It is not a signing certificate:
+    // it stays out of `ders`, so nothing it might have signed is taken for the STS's own.
+    if let Some(label) = decryption_key {
+        if let Some(der) = session.certificate(label)? {
+            certificates.push(describe("encryption", label, None, &der)?);
         }
     }
     let generation = inventory.map(|i| i.generation).unwrap_or(0);

@@ -8,6 +8,7 @@
 //! with (the retired key stays on the token and its handle stays valid).
 
 pub mod audit;
+pub mod decrypt;
 pub mod keys;
 pub mod keyset;
 pub mod token_key;
@@ -110,8 +111,11 @@ impl StsKey {
         let batch =
             BatchConfig { mode, sessions, max_batch: self.config.max_batch, name: format!("core {core}") };
         let (signer, driver) = BatchSigner::open(&self.token, &batch, self.status.clone())?;
+        let decryptor =
+            self.config.decryption_key.as_deref().map(|label| self.token.decryptor(label)).transpose()?;
         let core_signer = CoreSigner {
             signer,
+            decryptor,
             current: self.current.clone(),
             published: self.published.clone(),
             status: self.status.clone(),
@@ -145,6 +149,8 @@ pub fn open_token(cfg: &HsmConfig) -> Result<Token, SigningError> {
 /// One core's signer: a batched signer on sessions this core owns, and the shared credential.
 pub struct CoreSigner {
     signer: BatchSigner,
+    /// This core's session on the STS decryption key, when one is configured.
+    decryptor: Option<segl_pkcs11::RsaDecryptor>,
     current: Arc<ArcSwap<StsCredential>>,
     published: Arc<ArcSwap<Published>>,
     status: Arc<HsmStatus>,
@@ -168,6 +174,13 @@ impl CoreSigner {
         start_by: Option<std::time::Instant>,
     ) -> Result<Vec<u8>, SigningError> {
         Ok(self.signer.sign_before(&credential.key_label, alg.hsm(), digest, start_by).await?)
+    }
+
+    /// Unwraps the content key of a token encrypted to the STS, on this core's HSM session
+    /// (a blocking call of about one RSA operation; encrypted tokens are rare). `None` when no
+    /// decryption key is configured.
+    pub fn decryptor(&self) -> Option<&segl_pkcs11::RsaDecryptor> {
+        self.decryptor.as_ref()
     }
 
     /// The certificates published now (active, next, recently retired).

@@ -1,0 +1,155 @@
+//! Decryption with an RSA key held in the token: the key transport of encrypted tokens that
+//! issuers send to the STS (encrypted bootstrap tokens). The key never leaves the token.
+//!
+//! PKCS#1 v1.5 decryption is a padding oracle when its failures can be told apart. So the
+//! token is asked only for the raw RSA operation (CKM_RSA_X_509), which succeeds for any
+//! ciphertext below the modulus, and the padding is checked by the caller on one path (see
+//! `segl`'s `xml::enc`): the token's answer, and its timing, do not depend on the padding.
+//! RSA-OAEP uses the token's own CKM_RSA_PKCS_OAEP (SHA-1, MGF1-SHA-1).
+
+use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsOaepParams, PkcsOaepSource};
+use cryptoki::mechanism::{Mechanism, MechanismType};
+use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::session::Session;
+use cryptoki::types::Ulong;
+
+use crate::module::call;
+use crate::public_key::strip_leading_zeros;
+use crate::token::find_one;
+use crate::{Pkcs11Error, RsaPublicKey, Token, TokenSession};
+
+/// One session and one cached decryption-key handle; each core owns its own.
+pub struct RsaDecryptor {
+    session: Session,
+    key: ObjectHandle,
+    label: String,
+    modulus_len: usize,
+    /// Keeps the token's login session, and with it the login, alive.
+    _token: Token,
+}
+
+impl std::fmt::Debug for RsaDecryptor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RsaDecryptor")
+            .field("key_label", &self.label)
+            .field("modulus_len", &self.modulus_len)
+            .finish()
+    }
+}
+
+impl RsaDecryptor {
+    /// The label of the key.
+    pub fn key_label(&self) -> &str {
+        &self.label
+    }
+
+    /// The modulus length in bytes.
+    pub fn modulus_len(&self) -> usize {
+        self.modulus_len
+    }
+
+    /// The raw RSA private-key operation (CKM_RSA_X_509): `ciphertext^d mod n`, left-padded to
+    /// the modulus length. Fails only for input the operation is undefined on (wrong length,
+    /// not below the modulus), never because of what the result contains.
+    pub fn raw(&self, ciphertext: &[u8]) -> Result<Vec<u8>, Pkcs11Error> {
+        let out =
+            self.session.decrypt(&Mechanism::RsaX509, self.key, ciphertext).map_err(call("C_Decrypt"))?;
+        let mut block = vec![0u8; self.modulus_len.saturating_sub(out.len())];
+        block.extend_from_slice(&out);
+        Ok(block)
+    }
+
+    /// RSA-OAEP decryption (SHA-1, MGF1-SHA-1, empty label), done by the token.
+    pub fn oaep_sha1(&self, ciphertext: &[u8]) -> Result<Vec<u8>, Pkcs11Error> {
+        let params =
+            PkcsOaepParams::new(MechanismType::SHA1, PkcsMgfType::MGF1_SHA1, PkcsOaepSource::empty());
+        self.session.decrypt(&Mechanism::RsaPkcsOaep(params), self.key, ciphertext).map_err(call("C_Decrypt"))
+    }
+}
+
+impl Token {
+    /// A new session dedicated to decrypting with the private key labelled `key_label`.
+    pub fn decryptor(&self, key_label: &str) -> Result<RsaDecryptor, Pkcs11Error> {
+        let session = self.read_only_session()?;
+        let key = find_one(&session, ObjectClass::PRIVATE_KEY, key_label)?.ok_or_else(|| {
+            Pkcs11Error::KeyNotFound { label: key_label.to_owned(), token: self.label().to_owned() }
+        })?;
+        let attrs = session
+            .get_attributes(key, &[AttributeType::KeyType, AttributeType::Modulus, AttributeType::Decrypt])
+            .map_err(call("C_GetAttributeValue"))?;
+        let not_fit =
+            |reason: &str| Pkcs11Error::NotRsa { label: key_label.to_owned(), reason: reason.to_owned() };
+        let (mut key_type, mut modulus_len, mut decrypt) = (None, 0, false);
+        for attr in attrs {
+            match attr {
+                Attribute::KeyType(t) => key_type = Some(t),
+                Attribute::Modulus(m) => modulus_len = strip_leading_zeros(&m).len(),
+                Attribute::Decrypt(d) => decrypt = d,
+                _ => {}
+            }
+        }
+        if key_type != Some(KeyType::RSA) || modulus_len < 128 {
+            return Err(not_fit("not an RSA key of at least 1024 bits"));
+        }
+        if !decrypt {
+            return Err(not_fit("CKA_DECRYPT is false (a signing key is never used to decrypt)"));
+        }
+        Ok(RsaDecryptor { session, key, label: key_label.to_owned(), modulus_len, _token: self.clone() })
+    }
+}
+
+impl TokenSession {
+    /// Whether the private key labelled `label` is a decryption key (CKA_DECRYPT true).
+    pub fn is_decryption_key(&self, label: &str) -> Result<bool, Pkcs11Error> {
+        let session = self.raw()?;
+        let Some(key) = find_one(session, ObjectClass::PRIVATE_KEY, label)? else { return Ok(false) };
+        let attrs =
+            session.get_attributes(key, &[AttributeType::Decrypt]).map_err(call("C_GetAttributeValue"))?;
+        Ok(attrs.iter().any(|a| matches!(a, Attribute::Decrypt(true))))
+    }
+
+    /// Generates an RSA key pair for decryption inside the token: the private key is
+    /// CKA_TOKEN, CKA_PRIVATE, CKA_SENSITIVE, not CKA_EXTRACTABLE, CKA_DECRYPT true and
+    /// CKA_SIGN/CKA_UNWRAP false (a decryption key signs nothing, and a signing key decrypts
+    /// nothing).
+    pub fn generate_rsa_decryption_key(
+        &self,
+        label: &str,
+        id: &[u8],
+        bits: u32,
+    ) -> Result<RsaPublicKey, Pkcs11Error> {
+        if self.has_key(label)? {
+            return Err(Pkcs11Error::KeyExists {
+                label: label.to_owned(),
+                token: self.token_label().to_owned(),
+            });
+        }
+        let modulus_bits = usize::try_from(bits)
+            .map_err(cryptoki::error::Error::TryFromInt)
+            .and_then(Ulong::try_from)
+            .map_err(call("C_GenerateKeyPair"))?;
+        let label_bytes = label.as_bytes().to_vec();
+        let public = [
+            Attribute::Token(true),
+            Attribute::Verify(false),
+            Attribute::Encrypt(true),
+            Attribute::Wrap(false),
+            Attribute::ModulusBits(modulus_bits),
+            Attribute::PublicExponent(vec![0x01, 0x00, 0x01]),
+            Attribute::Label(label_bytes.clone()),
+            Attribute::Id(id.to_vec()),
+        ];
+        let private = [
+            Attribute::Token(true),
+            Attribute::Private(true),
+            Attribute::Sensitive(true),
+            Attribute::Extractable(false),
+            Attribute::Sign(false),
+            Attribute::Decrypt(true),
+            Attribute::Unwrap(false),
+            Attribute::Label(label_bytes),
+            Attribute::Id(id.to_vec()),
+        ];
+        self.generate_pair(&public, &private, label, bits)
+    }
+}
