@@ -115,6 +115,15 @@ fn each_profile_is_exchanged_for_a_signed_user_card() {
             assert!(card.contains(expected), "{profile:?}: {expected:?} not in {card}");
         }
         assert!(!card.contains("OCESCertHash"), "no certificate stands behind the card: {card}");
+        // The card passes the schema seal clients validate cards against (inside the DGWS
+        // response envelope those schemas describe).
+        let now = jiff::Timestamp::now();
+        let corr = segl::exchange::dgws::envelope::Correlation::fresh(now);
+        let wrapped =
+            segl::exchange::dgws::envelope::issue_response(&corr, now, card.as_bytes(), "SEGL-DEV-STS");
+        if let Some(result) = common::xmllint_schema(&wrapped, "soap-specialized.xsd") {
+            result.unwrap_or_else(|e| panic!("{profile:?}: the issued card fails soap-specialized.xsd: {e}"));
+        }
         if profile == TokenProfile::Oio3Bst {
             assert!(card.contains(">Lars_Larsen</saml:NameID>"), "{card}");
         }
@@ -149,6 +158,41 @@ fn each_rule_refuses_with_its_oio_fault() {
         "wst:InvalidRequest",
         actor,
         "Unable to validate envelope signature",
+    );
+
+    // 1: header signature wrapping: the signed Body moved into the header and a forged Body
+    // (another ITSystemName) put in its place; and a second Body beside the signed one.
+    let body_start = signed.find("<soapenv:Body").unwrap();
+    let body_end = signed.find("</soapenv:Body>").unwrap() + "</soapenv:Body>".len();
+    let original_body = &signed[body_start..body_end];
+    // (Its token gets another ID: two elements with one ID would be refused by the parser first.)
+    let forged_body = original_body
+        .replace("Testby Journal", "Mallory Journal")
+        .replace("wsu:Id=\"body\"", "wsu:Id=\"forged\"")
+        .replace("ID=\"_", "ID=\"_forged");
+    let moved = format!(
+        "{}{}</soapenv:Header>{}{}",
+        &signed[..signed.find("</soapenv:Header>").unwrap()],
+        original_body
+            .replacen("<soapenv:Body", "<wrapper:Hidden xmlns:wrapper=\"urn:x\"", 1)
+            .replace("</soapenv:Body>", "</wrapper:Hidden>"),
+        forged_body,
+        &signed[body_end..]
+    );
+    assert_refused(
+        &server,
+        moved.as_bytes(),
+        "wst:InvalidRequest",
+        actor,
+        "Unable to validate envelope signature",
+    );
+    let duplicated = format!("{}{}{}", &signed[..body_end], forged_body, &signed[body_end..]);
+    assert_refused(
+        &server,
+        duplicated.as_bytes(),
+        "wst:InvalidRequest",
+        actor,
+        "soapenv:Body occurs more than once",
     );
 
     // 3: an issuer nobody configured.

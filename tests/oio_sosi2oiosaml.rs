@@ -223,3 +223,61 @@ fn oio_paths_answer_http_level_and_unserved_refusals_in_their_own_dialect() {
     assert_eq!(reply.status, 413);
     assert!(reply.text().contains("<wsa:Action"), "OIO envelope: {}", reply.text());
 }
+
+#[test]
+fn audiences_reload_atomically_and_a_bad_one_leaves_the_old_set_serving() {
+    if !have_xmlsec() {
+        return;
+    }
+    let server = Server::start();
+    let card = sts_card(&server, CardType::User);
+    let new_audience = "https://sp2.dev.segl.example/";
+    let refused = server.post(SOSI2OIOSAML, &sosi2oiosaml_request(&card, new_audience, CardPlacement::ActAs));
+    assert_eq!(fault_code(&refused.text()), Some("wst:InvalidScope"));
+
+    // A second audience, encrypting to the same development certificate, added while serving.
+    let text = std::fs::read_to_string(server.config_path()).unwrap();
+    let cert = env().dir.join("pki").join("dev-audience.pem");
+    let added = format!(
+        "{text}\n[[sosi2oiosaml.audience]]\naudience = \"{new_audience}\"\ncertificate = \"{}\"\nrecipient_url = \"{new_audience}acs\"\n",
+        cert.display()
+    );
+    std::fs::write(server.config_path(), &added).unwrap();
+    server.signal("HUP");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let reply =
+            server.post(SOSI2OIOSAML, &sosi2oiosaml_request(&card, new_audience, CardPlacement::ActAs));
+        if reply.status == 200 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the new audience was not picked up:\n{}",
+            server.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+
+    // An audience whose certificate cannot be read: the whole change is refused, both
+    // audiences keep serving.
+    std::fs::write(
+        server.config_path(),
+        added.replace(
+            "dev-audience.pem\"\nrecipient_url = \"https://sp2",
+            "no-such.pem\"\nrecipient_url = \"https://sp2",
+        ),
+    )
+    .unwrap();
+    server.signal("HUP");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !server.log().contains("configuration refused") {
+        assert!(std::time::Instant::now() < deadline, "no refusal logged:\n{}", server.log());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(server.log().contains("no-such.pem"), "the refusal names the file:\n{}", server.log());
+    for audience in [AUDIENCE, new_audience] {
+        let reply = server.post(SOSI2OIOSAML, &sosi2oiosaml_request(&card, audience, CardPlacement::ActAs));
+        assert_eq!(reply.status, 200, "{audience}: {}", reply.text());
+    }
+}

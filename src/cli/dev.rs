@@ -92,6 +92,10 @@ pub(super) enum DevCommand {
         /// `medcom:UserRole` claim.
         #[arg(long)]
         role: Option<String>,
+        /// Encrypt the token to the STS's encryption certificate (aes128-cbc + rsa-1_5, as the
+        /// .NET client sends it): a `saml:EncryptedAssertion` in ActAs.
+        #[arg(long)]
+        encrypt: bool,
         /// Output file.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -195,6 +199,7 @@ impl DevCommand {
                 it_system,
                 authorization_code,
                 role,
+                encrypt,
                 out,
             } => {
                 use crate::token::bootstrap::TokenProfile;
@@ -224,7 +229,21 @@ impl DevCommand {
                     Identity::from_label(&signer).ok_or_else(|| format!("unknown identity {signer:?}"))?;
                 let spec =
                     crate::dev::oio::BootstrapSpec::new(profile, &issuer, Some(client.certificate(signer)?));
-                let token = crate::dev::oio::bootstrap_token(&client, &spec)?;
+                let mut token = crate::dev::oio::bootstrap_token(&client, &spec)?;
+                if encrypt {
+                    let label =
+                        config.hsm.decryption_key.as_deref().ok_or("hsm.decryption_key is not configured")?;
+                    let dev = config.dev.as_ref().ok_or("the configuration has no [dev] section")?;
+                    let cert = crate::dev::client::read_certificate(
+                        &dev.state_dir.join("pki").join(format!("{label}.pem")),
+                    )?;
+                    token = crate::xml::enc::encrypt_assertion(
+                        &token,
+                        &cert,
+                        crate::xml::enc::ContentEncryption::Aes128Cbc,
+                        crate::xml::enc::KeyTransport::Rsa1_5,
+                    )?;
+                }
                 let mut claims = vec![("medcom:ITSystemName", it_system.as_str())];
                 if let Some(code) = &authorization_code {
                     claims.push(("medcom:UserAuthorizationCode", code));
