@@ -468,3 +468,74 @@ fn raw_rsa_encrypt(cert_pem: &std::path::Path, block: &[u8]) -> Option<Vec<u8>> 
     assert!(status.success(), "openssl pkeyutl failed");
     Some(std::fs::read(&output).unwrap())
 }
+
+#[test]
+fn oio_bpp_privileges_grant_national_roles_and_bad_ones_are_refused() {
+    if !have_xmlsec() {
+        return;
+    }
+    use segl::dev::oio::privileges_at_cvr;
+    const ROLE_A: &str = "urn:dk:healthcare:national-federation-role:code:40001:value:Laegesekretaer";
+    const ROLE_B: &str = "urn:dk:healthcare:national-federation-role:code:41003:value:PlejeAssR3";
+    // A register in which the development user holds no authorisation at all.
+    let register = env().dir.join("registers-no-authorisation.toml");
+    std::fs::write(
+        &register,
+        format!("[[person]]\ncpr = \"{DEV_CPR}\"\ngiven_name = \"Lars\"\nsurname = \"Larsen\"\nprofessional_uuid = [\"{}\"]\n", segl::dev::pki::DEV_PROFESSIONAL_UUID),
+    )
+    .unwrap();
+    let server = Server::start_with(|c| {
+        let default = format!("{}", env().dir.join("registers.toml").display());
+        *c = c.replace(&default, register.to_str().unwrap());
+    });
+    let claims = [IT_SYSTEM];
+    let actor = "dk:sosi:sts:bst2sosi";
+    let with = |privileges: Option<String>| BootstrapSpec {
+        privileges,
+        ..spec(TokenProfile::Oioh2Bst, OIOH2_ISSUER)
+    };
+
+    // One national role granted at the token's CVR, none claimed: it is the card's role (the
+    // role register is not asked; this user holds nothing there).
+    let reply = server.post(
+        BST2SOSI,
+        &request(&with(Some(privileges_at_cvr(DEV_CVR, &[ROLE_A]))), &claims, Identity::Voces),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let card = String::from_utf8(issued_card(&reply.body).unwrap()).unwrap();
+    assert!(card.contains(ROLE_A), "{card}");
+    // A role granted at another organisation does not count: no role.
+    let reply = server.post(
+        BST2SOSI,
+        &request(&with(Some(privileges_at_cvr("11111111", &[ROLE_A]))), &claims, Identity::Voces),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert!(String::from_utf8(issued_card(&reply.body).unwrap())
+        .unwrap()
+        .contains("urn:dk:healthcare:no-role"));
+    // Several granted, none claimed (NSP's text).
+    assert_refused(
+        &server,
+        &request(&with(Some(privileges_at_cvr(DEV_CVR, &[ROLE_A, ROLE_B]))), &claims, Identity::Voces),
+        "wst:FailedAuthentication",
+        "dk:sosi:sts:autorisation",
+        &format!("multiple national roles found ({ROLE_A}, {ROLE_B})"),
+    );
+    // An unreadable privilege list (NSP's text).
+    assert_refused(
+        &server,
+        &request(&with(Some("not base64 %%%".into())), &claims, Identity::Voces),
+        "wst:RequestFailed",
+        actor,
+        "BST2SOSI assertion contains an invalid basic privilege profile",
+    );
+    // An authorisation claimed by a user who holds none (NSP's text).
+    let auth = [IT_SYSTEM, ("medcom:UserAuthorizationCode", "J0184")];
+    assert_refused(
+        &server,
+        &request(&with(None), &auth, Identity::Voces),
+        "wst:FailedAuthentication",
+        "dk:sosi:sts:autorisation",
+        "missing authorization",
+    );
+}

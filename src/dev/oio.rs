@@ -116,6 +116,23 @@ pub struct BootstrapSpec {
     pub cvr: String,
     /// Organisation name.
     pub org_name: String,
+    /// The OIO-BPP privileges attribute's value (base64 of a `bpp:PrivilegeList`), if any.
+    pub privileges: Option<String>,
+}
+
+/// A base64 OIO-BPP privilege list granting `privileges` at the organisation `cvr`.
+pub fn privileges_at_cvr(cvr: &str, privileges: &[&str]) -> String {
+    use base64::Engine;
+    let mut xml = format!(
+        "<bpp:PrivilegeList xmlns:bpp=\"{}\"><PrivilegeGroup Scope=\"{}{cvr}\">",
+        crate::token::privileges::BPP_NS,
+        crate::token::privileges::CVR_SCOPE
+    );
+    for p in privileges {
+        xml.push_str(&format!("<Privilege>{p}</Privilege>"));
+    }
+    xml.push_str("</PrivilegeGroup></bpp:PrivilegeList>");
+    base64::engine::general_purpose::STANDARD.encode(xml)
 }
 
 impl BootstrapSpec {
@@ -138,6 +155,7 @@ impl BootstrapSpec {
             professional_uuid: super::pki::DEV_PROFESSIONAL_UUID.into(),
             cvr: super::pki::DEV_CVR.into(),
             org_name: super::pki::DEV_ORG.into(),
+            privileges: None,
         }
     }
 }
@@ -160,6 +178,9 @@ pub fn bootstrap_token(client: &super::client::DevClient, spec: &BootstrapSpec) 
             if let Some(cpr) = &spec.cpr {
                 attributes.push((b::CPR_3, cpr.clone()));
             }
+            if let Some(p) = &spec.privileges {
+                attributes.push((crate::token::privileges::PRIVILEGES_3, p.clone()));
+            }
         }
         TokenProfile::Oioh2Bst => {
             attributes.push((b::SPEC_VER_2, "DK-SAML-2.0".into()));
@@ -167,6 +188,9 @@ pub fn bootstrap_token(client: &super::client::DevClient, spec: &BootstrapSpec) 
             attributes.push((b::CPR_2, spec.cpr.clone().unwrap_or_default()));
             attributes.push((b::CVR_2, spec.cvr.clone()));
             attributes.push((b::ORG_NAME_2, spec.org_name.clone()));
+            if let Some(p) = &spec.privileges {
+                attributes.push((crate::token::privileges::PRIVILEGES_2, p.clone()));
+            }
         }
     }
     let assertion = IdpAssertion {

@@ -20,15 +20,16 @@
 //! 9. the CPR: from the token (OIOH2BST, OIO3BST when present), else looked up by the
 //!    professional's RID at the CVR or their NSIS UUID; names and e-mail from the person
 //!    register; a claimed authorisation code must be registered for the CPR (its education
-//!    code becomes the role); a claimed national role must be held;
+//!    code becomes the role); a claimed national role must be held (or granted by the token's
+//!    OIO-BPP privileges at the CVR; a single granted role is the role when none is claimed,
+//!    several are refused);
 //! 10. a `wsa:MessageID` is accepted once per request signer within the token's lifetime.
 //!
 //! Decisions where the sources are silent: the issued card is a DGWS 1.0.1 user card of level 4
 //! without OCESCertHash or holder-of-key confirmation (nobody's certificate stands behind it),
 //! its NameID the `sosi:SubjectNameID` claim (`medcom:other`) or else the CPR
 //! (`medcom:cprnumber`); without a role or authorisation claim its role is
-//! `urn:dk:healthcare:no-role` (seal consumers need a non-empty role); the OIO-BPP privileges
-//! attribute is not interpreted.
+//! `urn:dk:healthcare:no-role` (seal consumers need a non-empty role).
 
 use jiff::{SignedDuration, Timestamp};
 
@@ -134,14 +135,25 @@ async fn exchange(
         .user_data(&professional.cpr)
         .map_err(RequestError::Register)?
         .ok_or(RequestError::UserDataNotFound)?;
-    let (role, authorisation_code) = usercard::resolve_role(
-        policy,
-        RoleEndpoint::Sts,
-        &professional.cpr,
-        &professional.cvr,
-        role_claim,
-        authorisation_claim,
-    )?;
+    // National roles the token's OIO-BPP privileges grant at the organisation: the issuer vouches
+    // for them, so a claimed one among them needs no register, and an unclaimed single one is
+    // the card's role.
+    let granted = granted_national_roles(policy, &token, &professional.cvr)?;
+    let (role, authorisation_code) = match (role_claim, authorisation_claim) {
+        (Some(role), None) if granted.iter().any(|g| g == role) => (role.to_owned(), None),
+        (None, None) if granted.len() == 1 => (granted[0].clone(), None),
+        (None, None) if granted.len() > 1 => {
+            return Err(RequestError::MultipleNationalRoles(granted.join(", ")))
+        }
+        _ => usercard::resolve_role(
+            policy,
+            RoleEndpoint::Sts,
+            &professional.cpr,
+            &professional.cvr,
+            role_claim,
+            authorisation_claim,
+        )?,
+    };
 
     let until = token.not_on_or_after.unwrap_or(now);
     let drift = policy.config.bst2sosi.allowed_drift_secs;
@@ -172,6 +184,26 @@ async fn exchange(
     };
     let card = usercard::user_card(policy, subject, now, cfg.fuzzy_time_ms, cfg.id_card_duration_ms);
     usercard::issue(ctx, policy, request, &rst, &card, corr, replay_key).await
+}
+
+/// The national roles the token's OIO-BPP privileges grant at `cvr` (none without privileges).
+fn granted_national_roles(
+    policy: &Policy,
+    token: &BootstrapToken,
+    cvr: &str,
+) -> Result<Vec<String>, RequestError> {
+    use crate::token::privileges::{Privileges, PRIVILEGES_2, PRIVILEGES_3};
+    let Some(value) = token.attribute(PRIVILEGES_2).or_else(|| token.attribute(PRIVILEGES_3)) else {
+        return Ok(Vec::new());
+    };
+    let privileges =
+        Privileges::from_base64(value, &policy.limits).map_err(RequestError::InvalidPrivileges)?;
+    Ok(privileges
+        .at_cvr(cvr)
+        .into_iter()
+        .filter(|p| p.starts_with(crate::roles::NATIONAL_ROLE_PREFIX))
+        .map(str::to_owned)
+        .collect())
 }
 
 /// Decrypts a bootstrap token encrypted to the STS (`saml:EncryptedAssertion`, ENC-AUD shape)

@@ -206,13 +206,23 @@ pub enum RequestError {
     /// No CPR is bound to the CVR/RID (NSP's text).
     #[error("illegal cvrrid [{0}]")]
     IllegalCvrRid(String),
+    /// The token's OIO-BPP privileges are unreadable (NSP's text).
+    #[error("BST2SOSI assertion contains an invalid basic privilege profile ({0})")]
+    InvalidPrivileges(crate::token::privileges::PrivilegeError),
+    /// The token grants several national roles and the request claims none (NSP's text).
+    #[error("multiple national roles found ({0})")]
+    MultipleNationalRoles(String),
+    /// A role or authorisation code was claimed, and the register holds no authorisation at
+    /// all for the user (NSP's text).
+    #[error("missing authorization")]
+    MissingAuthorisation,
     /// An encrypted token arrived and no decryption key is configured.
     #[error("this STS takes no encrypted tokens (no decryption key is configured)")]
     NoDecryptionKey,
     /// An encrypted token could not be decrypted. Every failure that depends on the key or the
     /// ciphertext (wrong key, RSA padding, content padding, tampering) is the one variant
     /// `DecryptError::Undecryptable`, with one text.
-    #[error("the encrypted token {0}")]
+    #[error("the encrypted token could not be read: {0}")]
     Decryption(crate::xml::enc::DecryptError),
     /// A register could not be asked.
     #[error("{0}")]
@@ -316,7 +326,11 @@ impl RequestError {
             Self::AssertionProfile(_) | Self::NoDecryptionKey | Self::Decryption(_) => {
                 (Dgws("invalidheader"), 500)
             }
-            Self::CvrRidCprMismatch(_) | Self::IllegalCvrRid(_) => (Dgws("notauthorized"), 500),
+            Self::CvrRidCprMismatch(_)
+            | Self::IllegalCvrRid(_)
+            | Self::InvalidPrivileges(_)
+            | Self::MultipleNationalRoles(_)
+            | Self::MissingAuthorisation => (Dgws("notauthorized"), 500),
             Self::BootstrapAudience { .. }
             | Self::UserDataNotFound
             | Self::CprLookup(_)
@@ -387,16 +401,23 @@ impl RequestError {
             | Self::HolderOfKeyMismatch
             | Self::NotWhitelisted(_)
             | Self::AuthorisationNotFound(_) => (Trust("FailedAuthentication"), 500),
-            Self::BootstrapAudience { .. } | Self::UserDataNotFound | Self::CprLookup(_) => {
-                (Trust("RequestFailed"), 500)
+            Self::MultipleNationalRoles(_) | Self::MissingAuthorisation => {
+                (Trust("FailedAuthentication"), 500)
             }
+            Self::BootstrapAudience { .. }
+            | Self::UserDataNotFound
+            | Self::CprLookup(_)
+            | Self::InvalidPrivileges(_) => (Trust("RequestFailed"), 500),
         }
     }
 
     /// The catalogue's check name for causes that belong to a specific check, not the endpoint.
     fn oio_check(&self) -> Option<&'static str> {
         match self {
-            Self::Role(_) | Self::AuthorisationNotFound(_) => Some("autorisation"),
+            Self::Role(_)
+            | Self::AuthorisationNotFound(_)
+            | Self::MultipleNationalRoles(_)
+            | Self::MissingAuthorisation => Some("autorisation"),
             Self::CprLookup(_) | Self::CvrRidCprMismatch(_) | Self::IllegalCvrRid(_) => Some("cvrridcpr"),
             _ => None,
         }

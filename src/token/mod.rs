@@ -4,5 +4,6 @@ pub mod bootstrap;
 pub mod idcard;
 pub mod ns;
 pub mod oiosaml;
+pub mod privileges;
 
 pub use idcard::{CardError, CardType, IdCard};

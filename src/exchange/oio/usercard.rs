@@ -34,6 +34,9 @@ pub fn resolve_role(
         (Some(_), Some(_)) => Err(RequestError::RoleAndAuthorisation),
         (_, Some(code)) => {
             let held = policy.authorisations.authorisations(cpr).map_err(RequestError::Register)?;
+            if held.is_empty() {
+                return Err(RequestError::MissingAuthorisation);
+            }
             match held.iter().find(|a| a.code == code) {
                 Some(found) => Ok((found.education_code.clone(), Some(found.code.clone()))),
                 None => {
