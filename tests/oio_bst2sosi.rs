@@ -18,12 +18,8 @@ const OIOH2_ISSUER: &str = "https://seb.dev.segl.example/runtime/";
 const OIO3_ISSUER: &str = "https://nemlogin-sts.dev.segl.example";
 const IT_SYSTEM: (&str, &str) = ("medcom:ITSystemName", "Testby Journal");
 
-fn have_xmlsec() -> bool {
-    let ok = std::process::Command::new("xmlsec1").arg("--version").output().is_ok();
-    if !ok {
-        eprintln!("SKIP: xmlsec1 is not installed (tests/install-host-packages installs it)");
-    }
-    ok
+fn refused(server: &Server, request: &[u8], code: &str, actor: &str, text: &str) {
+    common::assert_oio_refused(server, BST2SOSI, request, code, actor, text);
 }
 
 fn cert(identity: Identity) -> Vec<u8> {
@@ -40,33 +36,9 @@ fn request(spec: &BootstrapSpec, claims: &[(&str, &str)], signer: Identity) -> V
     bst2sosi_request(&env().client, &token, claims, signer).unwrap()
 }
 
-fn tag<'a>(text: &'a str, name: &str) -> Option<&'a str> {
-    let start = text.find(&format!("<{name}>"))? + name.len() + 2;
-    Some(&text[start..start + text[start..].find('<')?])
-}
-
-fn assert_header_signed_by_sts(body: &[u8]) {
-    let args = common::xmlsec_oio_header_args(&env().pki("sts-signing"));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    if let Err(e) = common::xmlsec(&args, body) {
-        panic!("xmlsec1 rejects the header signature: {e}\n{}", String::from_utf8_lossy(body));
-    }
-}
-
-/// Posts and expects a signed OIO fault with `code`, `actor` and `text` in its faultstring.
-fn assert_refused(server: &Server, request: &[u8], code: &str, actor: &str, text: &str) {
-    let reply = server.post(BST2SOSI, request);
-    let body = reply.text();
-    assert_eq!(reply.status, 500, "{body}");
-    assert_eq!(tag(&body, "faultcode"), Some(code), "{body}");
-    assert_eq!(tag(&body, "faultactor"), Some(actor), "{body}");
-    assert!(tag(&body, "faultstring").is_some_and(|s| s.contains(text)), "{text:?} not in {body}");
-    assert_header_signed_by_sts(&reply.body);
-}
-
 #[test]
 fn each_profile_is_exchanged_for_a_signed_user_card() {
-    if !have_xmlsec() {
+    if !common::have_xmlsec() {
         return;
     }
     let server = Server::start();
@@ -105,7 +77,7 @@ fn each_profile_is_exchanged_for_a_signed_user_card() {
         let reply = server.post(BST2SOSI, &request(&spec(profile, issuer), &claims, Identity::Voces));
         let text = reply.text();
         assert_eq!(reply.status, 200, "{profile:?}: {text}\n{}", server.log());
-        assert_header_signed_by_sts(&reply.body);
+        common::assert_oio_header_signed_by_sts(&reply.body);
         assert!(text.contains("<wst:RequestedAttachedReference>"), "{text}");
         let card = issued_card(&reply.body).unwrap();
         common::xmlsec_verify(&card, &env().pki("sts-signing"))
@@ -134,7 +106,7 @@ fn each_profile_is_exchanged_for_a_signed_user_card() {
 
 #[test]
 fn each_rule_refuses_with_its_oio_fault() {
-    if !have_xmlsec() {
+    if !common::have_xmlsec() {
         return;
     }
     let server = Server::start();
@@ -152,7 +124,7 @@ fn each_rule_refuses_with_its_oio_fault() {
         unsigned.contains("<wst14:ActAs") && unsigned.contains("OCESSignature"),
         "only the header signature was removed"
     );
-    assert_refused(
+    refused(
         &server,
         unsigned.as_bytes(),
         "wst:InvalidRequest",
@@ -179,15 +151,9 @@ fn each_rule_refuses_with_its_oio_fault() {
         forged_body,
         &signed[body_end..]
     );
-    assert_refused(
-        &server,
-        moved.as_bytes(),
-        "wst:InvalidRequest",
-        actor,
-        "Unable to validate envelope signature",
-    );
+    refused(&server, moved.as_bytes(), "wst:InvalidRequest", actor, "Unable to validate envelope signature");
     let duplicated = format!("{}{}{}", &signed[..body_end], forged_body, &signed[body_end..]);
-    assert_refused(
+    refused(
         &server,
         duplicated.as_bytes(),
         "wst:InvalidRequest",
@@ -197,7 +163,7 @@ fn each_rule_refuses_with_its_oio_fault() {
 
     // 3: an issuer nobody configured.
     let untrusted = BootstrapSpec { issuer: "https://idp.evil.example".into(), ..good.clone() };
-    assert_refused(
+    refused(
         &server,
         &request(&untrusted, &claims, Identity::Voces),
         "wst:FailedAuthentication",
@@ -209,7 +175,7 @@ fn each_rule_refuses_with_its_oio_fault() {
     let token = String::from_utf8(bootstrap_token(&env().client, &good).unwrap()).unwrap();
     let altered = token.replace(DEV_CVR, "12345678");
     let req = bst2sosi_request(&env().client, altered.as_bytes(), &claims, Identity::Voces).unwrap();
-    assert_refused(&server, &req, "wst:FailedAuthentication", actor, "digest mismatch");
+    refused(&server, &req, "wst:FailedAuthentication", actor, "digest mismatch");
 
     // 2: signature wrapping: an unsigned copy with another identity in ActAs, the signed original
     // tucked inside it. Only a token whose own signature covers it is read.
@@ -226,12 +192,12 @@ fn each_rule_refuses_with_its_oio_fault() {
     );
     assert!(forged.contains("ID=\"_forged") && forged.contains("<saml:Advice><saml:Assertion"), "{forged}");
     let req = bst2sosi_request(&env().client, forged.as_bytes(), &claims, Identity::Voces).unwrap();
-    assert_refused(&server, &req, "wst:FailedAuthentication", actor, "expected exactly one");
+    refused(&server, &req, "wst:FailedAuthentication", actor, "expected exactly one");
 
     // 4: a token of another profile than its issuer issues.
     let wrong_profile =
         BootstrapSpec { issuer: OIOH3_ISSUER.into(), ..spec(TokenProfile::Oioh2Bst, OIOH3_ISSUER) };
-    assert_refused(
+    refused(
         &server,
         &request(&wrong_profile, &claims, Identity::Voces),
         "wst:InvalidRequest",
@@ -241,7 +207,7 @@ fn each_rule_refuses_with_its_oio_fault() {
 
     // 5: another audience (NSP's exact text).
     let audience = BootstrapSpec { audience: "https://other.example/".into(), ..good.clone() };
-    assert_refused(
+    refused(
         &server,
         &request(&audience, &claims, Identity::Voces),
         "wst:RequestFailed",
@@ -255,7 +221,7 @@ fn each_rule_refuses_with_its_oio_fault() {
         not_on_or_after_offset: SignedDuration::from_mins(-10),
         ..good.clone()
     };
-    assert_refused(
+    refused(
         &server,
         &request(&expired, &claims, Identity::Voces),
         "wst:FailedAuthentication",
@@ -264,7 +230,7 @@ fn each_rule_refuses_with_its_oio_fault() {
     );
 
     // 6: holder-of-key: signed by another certificate than the token names, or no HoK at all.
-    assert_refused(
+    refused(
         &server,
         &request(&good, &claims, Identity::Foces),
         "wst:FailedAuthentication",
@@ -272,7 +238,7 @@ fn each_rule_refuses_with_its_oio_fault() {
         "relation do not match",
     );
     let bearer = BootstrapSpec { holder: None, ..good.clone() };
-    assert_refused(
+    refused(
         &server,
         &request(&bearer, &claims, Identity::Voces),
         "wst:FailedAuthentication",
@@ -282,7 +248,7 @@ fn each_rule_refuses_with_its_oio_fault() {
 
     // 7: the holder is consistent but not whitelisted.
     let foces = BootstrapSpec { holder: Some(cert(Identity::Foces)), ..good.clone() };
-    assert_refused(
+    refused(
         &server,
         &request(&foces, &claims, Identity::Foces),
         "wst:FailedAuthentication",
@@ -291,7 +257,7 @@ fn each_rule_refuses_with_its_oio_fault() {
     );
 
     // 8: claims.
-    assert_refused(
+    refused(
         &server,
         &request(&good, &[], Identity::Voces),
         "wst:InvalidRequest",
@@ -299,7 +265,7 @@ fn each_rule_refuses_with_its_oio_fault() {
         "IT System must be specified.",
     );
     let both = [IT_SYSTEM, ("medcom:UserRole", "7170"), ("medcom:UserAuthorizationCode", "J0184")];
-    assert_refused(
+    refused(
         &server,
         &request(&good, &both, Identity::Voces),
         "wst:InvalidRequest",
@@ -309,7 +275,7 @@ fn each_rule_refuses_with_its_oio_fault() {
 
     // 9: lookups.
     let not_held = [IT_SYSTEM, ("medcom:UserAuthorizationCode", "ZZ999")];
-    assert_refused(
+    refused(
         &server,
         &request(&good, &not_held, Identity::Voces),
         "wst:FailedAuthentication",
@@ -318,7 +284,7 @@ fn each_rule_refuses_with_its_oio_fault() {
     );
     let stranger =
         BootstrapSpec { professional_uuid: "00000000-0000-4000-8000-000000000000".into(), ..good.clone() };
-    assert_refused(
+    refused(
         &server,
         &request(&stranger, &claims, Identity::Voces),
         "wst:RequestFailed",
@@ -327,7 +293,7 @@ fn each_rule_refuses_with_its_oio_fault() {
     );
     let unknown_cpr =
         BootstrapSpec { cpr: Some("1111111118".into()), ..spec(TokenProfile::Oioh2Bst, OIOH2_ISSUER) };
-    assert_refused(
+    refused(
         &server,
         &request(&unknown_cpr, &claims, Identity::Voces),
         "wst:RequestFailed",
@@ -338,7 +304,7 @@ fn each_rule_refuses_with_its_oio_fault() {
     // 10: the same request twice.
     let once = request(&good, &claims, Identity::Voces);
     assert_eq!(server.post(BST2SOSI, &once).status, 200);
-    assert_refused(&server, &once, "wst:InvalidRequest", actor, "was already received");
+    refused(&server, &once, "wst:InvalidRequest", actor, "was already received");
 }
 
 /// The CipherValue texts of an EncryptedAssertion: the key transport's first, then the content's.
@@ -358,7 +324,7 @@ fn cipher_values(encrypted: &str) -> Vec<(usize, usize)> {
 fn encrypted_bootstrap_tokens_are_decrypted_in_the_hsm_and_every_failure_looks_the_same() {
     use base64::Engine;
     use segl::xml::enc::{encrypt_assertion, ContentEncryption, KeyTransport};
-    if !have_xmlsec() {
+    if !common::have_xmlsec() {
         return;
     }
     let server = Server::start();
@@ -428,8 +394,8 @@ fn encrypted_bootstrap_tokens_are_decrypted_in_the_hsm_and_every_failure_looks_t
         let reply = send(encrypted.as_bytes());
         let body = reply.text();
         assert_eq!(reply.status, 500, "{what}: {body}");
-        assert_eq!(tag(&body, "faultcode"), Some("wst:InvalidRequest"), "{what}: {body}");
-        answers.push((what, tag(&body, "faultstring").unwrap_or_default().to_owned()));
+        assert_eq!(common::xml_tag(&body, "faultcode"), Some("wst:InvalidRequest"), "{what}: {body}");
+        answers.push((what, common::xml_tag(&body, "faultstring").unwrap_or_default().to_owned()));
     }
     let first_answer = &answers[0].1;
     assert!(first_answer.contains("could not be decrypted"), "{first_answer}");
@@ -471,7 +437,7 @@ fn raw_rsa_encrypt(cert_pem: &std::path::Path, block: &[u8]) -> Option<Vec<u8>> 
 
 #[test]
 fn oio_bpp_privileges_grant_national_roles_and_bad_ones_are_refused() {
-    if !have_xmlsec() {
+    if !common::have_xmlsec() {
         return;
     }
     use segl::dev::oio::privileges_at_cvr;
@@ -514,7 +480,7 @@ fn oio_bpp_privileges_grant_national_roles_and_bad_ones_are_refused() {
         .unwrap()
         .contains("urn:dk:healthcare:no-role"));
     // Several granted, none claimed (NSP's text).
-    assert_refused(
+    refused(
         &server,
         &request(&with(Some(privileges_at_cvr(DEV_CVR, &[ROLE_A, ROLE_B]))), &claims, Identity::Voces),
         "wst:FailedAuthentication",
@@ -522,7 +488,7 @@ fn oio_bpp_privileges_grant_national_roles_and_bad_ones_are_refused() {
         &format!("multiple national roles found ({ROLE_A}, {ROLE_B})"),
     );
     // An unreadable privilege list (NSP's text).
-    assert_refused(
+    refused(
         &server,
         &request(&with(Some("not base64 %%%".into())), &claims, Identity::Voces),
         "wst:RequestFailed",
@@ -531,7 +497,7 @@ fn oio_bpp_privileges_grant_national_roles_and_bad_ones_are_refused() {
     );
     // An authorisation claimed by a user who holds none (NSP's text).
     let auth = [IT_SYSTEM, ("medcom:UserAuthorizationCode", "J0184")];
-    assert_refused(
+    refused(
         &server,
         &request(&with(None), &auth, Identity::Voces),
         "wst:FailedAuthentication",

@@ -14,56 +14,29 @@ use segl::dev::pki::{Identity, DEV_CPR, DEV_CVR};
 
 const OIOSAML2SOSI: &str = "/sts/services/OIOSaml2Sosi";
 
-fn have_xmlsec() -> bool {
-    let ok = std::process::Command::new("xmlsec1").arg("--version").output().is_ok();
-    if !ok {
-        eprintln!("SKIP: xmlsec1 is not installed (tests/install-host-packages installs it)");
-    }
-    ok
-}
-
 fn request(spec: &NemLoginSpec, context: &[u8]) -> Vec<u8> {
     let assertion = nemlogin_assertion(&env().client, spec).unwrap();
     oiosaml2sosi_request(&env().client, &assertion, context, Identity::Voces).unwrap()
+}
+
+fn refused(server: &Server, request: &[u8], code: &str, actor: &str, text: &str) {
+    common::assert_oio_refused(server, OIOSAML2SOSI, request, code, actor, text);
 }
 
 fn context() -> Vec<u8> {
     context_token("Testby Journal", "7170", "J0184")
 }
 
-fn tag<'a>(text: &'a str, name: &str) -> Option<&'a str> {
-    let start = text.find(&format!("<{name}>"))? + name.len() + 2;
-    Some(&text[start..start + text[start..].find('<')?])
-}
-
-fn assert_header_signed_by_sts(body: &[u8]) {
-    let args = common::xmlsec_oio_header_args(&env().pki("sts-signing"));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    if let Err(e) = common::xmlsec(&args, body) {
-        panic!("xmlsec1 rejects the header signature: {e}\n{}", String::from_utf8_lossy(body));
-    }
-}
-
-fn assert_refused(server: &Server, request: &[u8], code: &str, actor: &str, text: &str) {
-    let reply = server.post(OIOSAML2SOSI, request);
-    let body = reply.text();
-    assert_eq!(reply.status, 500, "{body}");
-    assert_eq!(tag(&body, "faultcode"), Some(code), "{body}");
-    assert_eq!(tag(&body, "faultactor"), Some(actor), "{body}");
-    assert!(tag(&body, "faultstring").is_some_and(|s| s.contains(text)), "{text:?} not in {body}");
-    assert_header_signed_by_sts(&reply.body);
-}
-
 #[test]
 fn a_nemlogin_assertion_is_exchanged_for_a_signed_user_card() {
-    if !have_xmlsec() {
+    if !common::have_xmlsec() {
         return;
     }
     let server = Server::start();
     let reply = server.post(OIOSAML2SOSI, &request(&NemLoginSpec::new(), &context()));
     let text = reply.text();
     assert_eq!(reply.status, 200, "{text}\n{}", server.log());
-    assert_header_signed_by_sts(&reply.body);
+    common::assert_oio_header_signed_by_sts(&reply.body);
     assert!(text.contains("<wsa:Address>http://sosi.dk</wsa:Address>"), "{text}");
     let card = issued_card(&reply.body).unwrap();
     common::xmlsec_verify(&card, &env().pki("sts-signing")).unwrap();
@@ -81,7 +54,7 @@ fn a_nemlogin_assertion_is_exchanged_for_a_signed_user_card() {
 
 #[test]
 fn each_rule_refuses_with_its_oio_fault() {
-    if !have_xmlsec() {
+    if !common::have_xmlsec() {
         return;
     }
     let server = Server::start();
@@ -95,7 +68,7 @@ fn each_rule_refuses_with_its_oio_fault() {
         signed.find("<ds:Signature xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\"><ds:SignedInfo>").unwrap();
     let end = signed[start..].find("</ds:Signature>").unwrap() + start + "</ds:Signature>".len();
     let unsigned = format!("{}{}", &signed[..start], &signed[end..]);
-    assert_refused(
+    refused(
         &server,
         unsigned.as_bytes(),
         "wst:InvalidRequest",
@@ -106,12 +79,12 @@ fn each_rule_refuses_with_its_oio_fault() {
     // 2: the context token is required.
     let assertion = nemlogin_assertion(&env().client, &good).unwrap();
     let only = oio_request(&env().client, &[&assertion], &[], "http://sosi.dk", Identity::Voces).unwrap();
-    assert_refused(&server, &only, "wst:InvalidRequest", actor, "two saml:Assertion");
+    refused(&server, &only, "wst:InvalidRequest", actor, "two saml:Assertion");
 
     // 3: the assertion altered after signing (another CPR).
     let altered = String::from_utf8(assertion.clone()).unwrap().replace(DEV_CPR, "1111111118");
     let req = oiosaml2sosi_request(&env().client, altered.as_bytes(), &context(), Identity::Voces).unwrap();
-    assert_refused(&server, &req, "wst:FailedAuthentication", actor, "digest mismatch");
+    refused(&server, &req, "wst:FailedAuthentication", actor, "digest mismatch");
 
     // 4: an OIOSAML 3 token is not this exchange's input.
     let oio3 = segl::dev::oio::bootstrap_token(
@@ -124,11 +97,11 @@ fn each_rule_refuses_with_its_oio_fault() {
     )
     .unwrap();
     let req = oiosaml2sosi_request(&env().client, &oio3, &context(), Identity::Voces).unwrap();
-    assert_refused(&server, &req, "wst:InvalidRequest", actor, "only OIOSAML 2.0 (DK-SAML-2.0)");
+    refused(&server, &req, "wst:InvalidRequest", actor, "only OIOSAML 2.0 (DK-SAML-2.0)");
 
     // 4: expired beyond the drift.
     let expired = NemLoginSpec { not_on_or_after_offset: SignedDuration::from_mins(-10), ..good.clone() };
-    assert_refused(
+    refused(
         &server,
         &request(&expired, &context()),
         "wst:FailedAuthentication",
@@ -138,7 +111,7 @@ fn each_rule_refuses_with_its_oio_fault() {
 
     // 5: the context token must name the IT system (NSP's text).
     let no_system = context_token("", "7170", "J0184");
-    assert_refused(
+    refused(
         &server,
         &request(&good, &no_system),
         "wst:InvalidRequest",
@@ -148,7 +121,7 @@ fn each_rule_refuses_with_its_oio_fault() {
 
     // 6: the CPR sent is not the one the CVR/RID register gives; a RID with no CPR at all.
     let other_cpr = NemLoginSpec { cpr: Some("1111111118".into()), ..good.clone() };
-    assert_refused(
+    refused(
         &server,
         &request(&other_cpr, &context()),
         "wst:FailedAuthentication",
@@ -156,7 +129,7 @@ fn each_rule_refuses_with_its_oio_fault() {
         &format!("cvrrid-cpr mismatch [CVR:{DEV_CVR}-RID:52723247,1111111118]"),
     );
     let unknown_rid = NemLoginSpec { rid: "99999999".into(), ..good.clone() };
-    assert_refused(
+    refused(
         &server,
         &request(&unknown_rid, &context()),
         "wst:FailedAuthentication",
@@ -166,7 +139,7 @@ fn each_rule_refuses_with_its_oio_fault() {
 
     // 7: an authorisation that does not go with the education code claimed; one not held.
     let wrong_education = context_token("Testby Journal", "5166", "J0184");
-    assert_refused(
+    refused(
         &server,
         &request(&good, &wrong_education),
         "wst:FailedAuthentication",
@@ -174,7 +147,7 @@ fn each_rule_refuses_with_its_oio_fault() {
         "{J0184, 7170} registered",
     );
     let not_held = context_token("Testby Journal", "", "ZZ999");
-    assert_refused(
+    refused(
         &server,
         &request(&good, &not_held),
         "wst:FailedAuthentication",
@@ -185,12 +158,12 @@ fn each_rule_refuses_with_its_oio_fault() {
     // 8: the same request twice.
     let once = request(&good, &context());
     assert_eq!(server.post(OIOSAML2SOSI, &once).status, 200);
-    assert_refused(&server, &once, "wst:InvalidRequest", actor, "was already received");
+    refused(&server, &once, "wst:InvalidRequest", actor, "was already received");
 }
 
 #[test]
 fn identity_providers_are_trusted_by_configuration_only() {
-    if !have_xmlsec() {
+    if !common::have_xmlsec() {
         return;
     }
     // 3: with another certificate as the only trusted IdP, the development IdP's assertion is
@@ -203,7 +176,7 @@ fn identity_providers_are_trusted_by_configuration_only() {
             &format!("trusted_idps = [\"{}\"]", voces.display()),
         );
     });
-    assert_refused(
+    refused(
         &untrusting,
         &request(&NemLoginSpec::new(), &context()),
         "wst:FailedAuthentication",

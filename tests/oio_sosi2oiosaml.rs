@@ -14,14 +14,6 @@ const NEW: &str = "/sts/services/NewSecurityTokenService";
 const SOSI2OIOSAML: &str = "/sts/services/Sosi2OIOSaml";
 const AUDIENCE: &str = segl::dev::audience::DEV_AUDIENCE;
 
-fn have_xmlsec() -> bool {
-    let ok = std::process::Command::new("xmlsec1").arg("--version").output().is_ok();
-    if !ok {
-        eprintln!("SKIP: xmlsec1 is not installed (tests/install-host-packages installs it)");
-    }
-    ok
-}
-
 /// A fresh STS-signed user card from the server's own NewSecurityTokenService.
 fn sts_card(server: &Server, card: CardType) -> Vec<u8> {
     let request = env().client.request(&RequestOptions::new(card)).unwrap();
@@ -32,15 +24,6 @@ fn sts_card(server: &Server, card: CardType) -> Vec<u8> {
 
 fn sts_pem() -> std::path::PathBuf {
     env().pki("sts-signing")
-}
-
-/// Verifies the answer's header signature with xmlsec1, trusting only the STS certificate.
-fn assert_header_signed_by_sts(body: &[u8]) {
-    let args = common::xmlsec_oio_header_args(&sts_pem());
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    if let Err(e) = common::xmlsec(&args, body) {
-        panic!("xmlsec1 rejects the header signature: {e}\n{}", String::from_utf8_lossy(body));
-    }
 }
 
 /// Decrypts the EncryptedAssertion with the audience's key (xmlsec1) and returns the document.
@@ -63,7 +46,7 @@ fn fault_actor(text: &str) -> Option<&str> {
 
 #[test]
 fn issues_an_encrypted_signed_oiosaml_assertion_that_xmlsec1_verifies_and_decrypts() {
-    if !have_xmlsec() {
+    if !common::have_xmlsec() {
         return;
     }
     let server = Server::start();
@@ -83,7 +66,7 @@ fn issues_an_encrypted_signed_oiosaml_assertion_that_xmlsec1_verifies_and_decryp
         let message_id = &request_text[id_start..id_start + 45];
         assert!(text.contains(&format!(">{message_id}</wsa:RelatesTo>")), "{text}");
         assert!(text.contains(&format!("Context=\"{message_id}\"")), "{text}");
-        assert_header_signed_by_sts(&reply.body);
+        common::assert_oio_header_signed_by_sts(&reply.body);
 
         let decrypted = decrypt(&reply.body);
         assert!(decrypted.contains("DK-SAML-2.0"), "{decrypted}");
@@ -113,13 +96,13 @@ fn assert_refused(server: &Server, request: &[u8], code: &str, text_part: &str) 
     assert!(fault_actor(&text).is_some_and(|a| a.starts_with("dk:sosi:sts:")), "{text}");
     // A request that could not be parsed has no MessageID to relate to.
     assert!(text.contains("<wsa:RelatesTo") || text.contains("not acceptable XML"), "{text}");
-    assert_header_signed_by_sts(&reply.body);
+    common::assert_oio_header_signed_by_sts(&reply.body);
     text
 }
 
 #[test]
 fn each_rule_refuses_with_its_oio_fault() {
-    if !have_xmlsec() {
+    if !common::have_xmlsec() {
         return;
     }
     let server = Server::start();
@@ -183,7 +166,7 @@ fn each_rule_refuses_with_its_oio_fault() {
 
 #[test]
 fn a_card_older_than_the_audience_accepts_is_refused() {
-    if !have_xmlsec() {
+    if !common::have_xmlsec() {
         return;
     }
     // Issued cards start 5 minutes back (spec §7.7): older than a 1-minute limit at once.
@@ -226,7 +209,7 @@ fn oio_paths_answer_http_level_and_unserved_refusals_in_their_own_dialect() {
 
 #[test]
 fn audiences_reload_atomically_and_a_bad_one_leaves_the_old_set_serving() {
-    if !have_xmlsec() {
+    if !common::have_xmlsec() {
         return;
     }
     let server = Server::start();

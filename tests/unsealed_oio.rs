@@ -16,25 +16,17 @@ use unsealed_support::Unsealed;
 
 const NATIONAL_ROLE: &str = "urn:dk:healthcare:national-federation-role:code:40001:value:Laegesekretaer";
 
-#[test]
-fn unsealed_exchanges_its_card_for_an_oiosaml_assertion_it_decrypts_and_validates() {
-    let Some(unsealed) = Unsealed::get() else { return };
-    // The audience encrypts to the VOCES certificate whose key unsealed holds in software.
-    let audience_cert = unsealed.certificate(Identity::Voces);
-    let server = Server::start_with(|c| {
-        let dev_cert = format!("{}", common::env().dir.join("pki").join("dev-audience.pem").display());
-        assert!(c.contains(&dev_cert), "the embedded configuration names the development audience");
-        *c = c.replace(&dev_cert, audience_cert.to_str().unwrap());
-    });
-    let sts = format!("http://{}", server.addr);
-    let out = unsealed.dir.join("oiosaml-token.xml");
+/// unsealed gets a card for the development user at NewSecurityTokenService, exchanges it at
+/// Sosi2OIOSaml for the development audience (whose key is the VOCES key store's) and writes
+/// the decrypted assertion to `out`.
+fn sosi2oiosaml(unsealed: &Unsealed, sts: &str, out: &std::path::Path) -> unsealed_support::DriverRun {
     let keystore = unsealed.keystore(Identity::Moces);
     let audience_keystore = unsealed.keystore(Identity::Voces);
-    let run = unsealed.run(
+    unsealed.run(
         "sosi2oiosaml",
         &[
             "--sts",
-            &sts,
+            sts,
             "--keystore",
             keystore.to_str().unwrap(),
             "--cpr",
@@ -50,7 +42,22 @@ fn unsealed_exchanges_its_card_for_an_oiosaml_assertion_it_decrypts_and_validate
             "--out",
             out.to_str().unwrap(),
         ],
-    );
+    )
+}
+
+#[test]
+fn unsealed_exchanges_its_card_for_an_oiosaml_assertion_it_decrypts_and_validates() {
+    let Some(unsealed) = Unsealed::get() else { return };
+    // The audience encrypts to the VOCES certificate whose key unsealed holds in software.
+    let audience_cert = unsealed.certificate(Identity::Voces);
+    let server = Server::start_with(|c| {
+        let dev_cert = format!("{}", common::env().dir.join("pki").join("dev-audience.pem").display());
+        assert!(c.contains(&dev_cert), "the embedded configuration names the development audience");
+        *c = c.replace(&dev_cert, audience_cert.to_str().unwrap());
+    });
+    let sts = format!("http://{}", server.addr);
+    let out = unsealed.dir.join("oiosaml-token.xml");
+    let run = sosi2oiosaml(unsealed, &sts, &out);
     assert_eq!(run.get("status"), "ok", "{run:?}\nserver log:\n{}", server.log());
     assert_eq!(run.get("encrypted"), "true", "{run:?}");
     assert_eq!(run.get("token_validated"), "true", "{run:?}");
@@ -133,29 +140,8 @@ fn unsealed_exchanges_an_oiosaml_assertion_back_to_an_id_card_at_oiosaml2sosi() 
     });
     let sts = format!("http://{}", server.addr);
     let token = unsealed.dir.join("oiosaml-for-nbo.xml");
-    let keystore = unsealed.keystore(Identity::Moces);
     let audience_keystore = unsealed.keystore(Identity::Voces);
-    let first = unsealed.run(
-        "sosi2oiosaml",
-        &[
-            "--sts",
-            &sts,
-            "--keystore",
-            keystore.to_str().unwrap(),
-            "--cpr",
-            DEV_CPR,
-            "--role",
-            NATIONAL_ROLE,
-            "--system-name",
-            "Testby Journal",
-            "--audience",
-            segl::dev::audience::DEV_AUDIENCE,
-            "--audience-keystore",
-            audience_keystore.to_str().unwrap(),
-            "--out",
-            token.to_str().unwrap(),
-        ],
-    );
+    let first = sosi2oiosaml(unsealed, &sts, &token);
     assert_eq!(first.get("status"), "ok", "{first:?}");
     let out = unsealed.dir.join("nbo-card.xml");
     let run = unsealed.run(

@@ -34,7 +34,6 @@
 use jiff::{SignedDuration, Timestamp};
 
 use super::error::RequestError;
-use super::fault;
 use super::oio::usercard::{self, CardSubject};
 use super::oio::{self, envelope, request};
 use super::pipeline::Request;
@@ -57,19 +56,6 @@ pub const CLAIM_AUTHORISATION: &str = "medcom:UserAuthorizationCode";
 /// The NameID claim.
 pub const CLAIM_SUBJECT_NAME_ID: &str = "sosi:SubjectNameID";
 
-/// Serves one BST2SOSI request on the parsed `doc`.
-pub async fn issue(
-    ctx: &CoreContext,
-    policy: &Policy,
-    doc: &Document,
-    request: &mut Request,
-) -> Result<Vec<u8>, RequestError> {
-    let mut corr = envelope::Correlation::default();
-    let result = exchange(ctx, policy, doc, request, &mut corr).await;
-    request.correlation = fault::Correlation::Oio(corr);
-    result
-}
-
 /// The professional behind an accepted token, and what the card will say of them.
 struct Professional {
     cpr: String,
@@ -77,7 +63,8 @@ struct Professional {
     org_name: String,
 }
 
-async fn exchange(
+/// Serves one request on the parsed `doc`; `corr` is what its answer echoes.
+pub async fn issue(
     ctx: &CoreContext,
     policy: &Policy,
     doc: &Document,
@@ -85,12 +72,8 @@ async fn exchange(
     corr: &mut envelope::Correlation,
 ) -> Result<Vec<u8>, RequestError> {
     let now = request.time.now;
-    let rst = request::read(doc)?;
-    corr.relates_to = rst.message_id.clone();
-    corr.context = rst.context.clone();
-    request.audit.message_id = rst.message_id.clone();
-    let signed = oio::security::verify(ctx, policy, doc, &rst, now, &mut request.audit.client)?
-        .ok_or(RequestError::RequestUnsigned)?;
+    let oio::Received { rst, signed } = oio::receive(ctx, policy, doc, request, corr)?;
+    let signed = signed.ok_or(RequestError::RequestUnsigned)?;
 
     let decrypted;
     let (token_doc, token_node) = match rst.act_as.as_slice() {

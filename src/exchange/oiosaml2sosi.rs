@@ -27,9 +27,8 @@
 use jiff::{SignedDuration, Timestamp};
 
 use super::error::RequestError;
-use super::fault;
 use super::oio::usercard::{self, CardSubject};
-use super::oio::{self, envelope, request};
+use super::oio::{self, envelope};
 use super::pipeline::Request;
 use super::{CoreContext, Policy};
 use crate::audit::AuditToken;
@@ -54,20 +53,8 @@ const CONTEXT_EDUCATION: &str = "dk:healthcare:saml:attribute:UserEducationCode"
 const CONTEXT_GIVEN_NAME: &str = "dk:healthcare:saml:attribute:UserGivenName";
 const CONTEXT_SURNAME: &str = "dk:healthcare:saml:attribute:UserSurName";
 
-/// Serves one OIOSaml2Sosi request on the parsed `doc`.
+/// Serves one request on the parsed `doc`; `corr` is what its answer echoes.
 pub async fn issue(
-    ctx: &CoreContext,
-    policy: &Policy,
-    doc: &Document,
-    request: &mut Request,
-) -> Result<Vec<u8>, RequestError> {
-    let mut corr = envelope::Correlation::default();
-    let result = exchange(ctx, policy, doc, request, &mut corr).await;
-    request.correlation = fault::Correlation::Oio(corr);
-    result
-}
-
-async fn exchange(
     ctx: &CoreContext,
     policy: &Policy,
     doc: &Document,
@@ -76,12 +63,8 @@ async fn exchange(
 ) -> Result<Vec<u8>, RequestError> {
     let now = request.time.now;
     let cfg = &policy.config.oiosaml2sosi;
-    let rst = request::read(doc)?;
-    corr.relates_to = rst.message_id.clone();
-    corr.context = rst.context.clone();
-    request.audit.message_id = rst.message_id.clone();
-    let signed = oio::security::verify(ctx, policy, doc, &rst, now, &mut request.audit.client)?
-        .ok_or(RequestError::RequestUnsigned)?;
+    let oio::Received { rst, signed } = oio::receive(ctx, policy, doc, request, corr)?;
+    let signed = signed.ok_or(RequestError::RequestUnsigned)?;
 
     let (assertion_node, context_node) = match rst.act_as.as_slice() {
         [a, c] if doc.is(*a, ns::SAML, "Assertion") && doc.is(*c, ns::SAML, "Assertion") => (*a, *c),

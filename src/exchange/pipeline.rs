@@ -118,10 +118,18 @@ async fn run_exchange(
         Endpoint::NewSecurityTokenService | Endpoint::SecurityTokenService => {
             dgws::issue(ctx, policy, doc, request).await
         }
-        Endpoint::Sosi2OioSaml => sosi2oiosaml::issue(ctx, policy, doc, request).await,
-        Endpoint::Bst2Sosi => bst2sosi::issue(ctx, policy, doc, request).await,
-        Endpoint::OioSaml2Sosi => oiosaml2sosi::issue(ctx, policy, doc, request).await,
-        other => Err(RequestError::NotServed(other.name())),
+        oio_endpoint => {
+            // What an OIO answer echoes is filled in as the exchange reads the request.
+            let mut corr = oio::envelope::Correlation::default();
+            let result = match oio_endpoint {
+                Endpoint::Sosi2OioSaml => sosi2oiosaml::issue(ctx, policy, doc, request, &mut corr).await,
+                Endpoint::Bst2Sosi => bst2sosi::issue(ctx, policy, doc, request, &mut corr).await,
+                Endpoint::OioSaml2Sosi => oiosaml2sosi::issue(ctx, policy, doc, request, &mut corr).await,
+                other => Err(RequestError::NotServed(other.name())),
+            };
+            request.correlation = Correlation::Oio(corr);
+            result
+        }
     }
 }
 

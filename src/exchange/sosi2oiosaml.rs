@@ -28,7 +28,6 @@ use jiff::{SignedDuration, Timestamp};
 
 use super::dgws::{audit_card, check_validity};
 use super::error::RequestError;
-use super::fault;
 use super::oio::{self, envelope, request};
 use super::pipeline::Request;
 use super::replay::ReplayCache;
@@ -47,41 +46,17 @@ const ASSERTION_SIGNATURE: SignatureAlgorithm = SignatureAlgorithm::RsaSha1;
 /// The CertificateInfo NameID format of NewSecurityTokenService cards.
 const CERTIFICATE_INFO_FORMAT: &str = "medcom:other";
 
-/// Serves one Sosi2OIOSaml request on the parsed `doc`.
+/// Serves one Sosi2OIOSaml request on the parsed `doc`; `corr` is what its answer echoes.
 pub async fn issue(
     ctx: &CoreContext,
     policy: &Policy,
     doc: &Document,
     request: &mut Request,
-) -> Result<Vec<u8>, RequestError> {
-    let now = request.time.now;
-    let mut corr = envelope::Correlation::default();
-    let result = exchange(ctx, policy, doc, request, now, &mut corr).await;
-    request.correlation = fault::Correlation::Oio(corr);
-    result
-}
-
-async fn exchange(
-    ctx: &CoreContext,
-    policy: &Policy,
-    doc: &Document,
-    request: &mut Request,
-    now: Timestamp,
     corr: &mut envelope::Correlation,
 ) -> Result<Vec<u8>, RequestError> {
-    let rst = request::read(doc)?;
-    corr.relates_to = rst.message_id.clone();
-    corr.context = rst.context.clone();
-    request.audit.message_id = rst.message_id.clone();
-    oio::security::verify(ctx, policy, doc, &rst, now, &mut request.audit.client)?;
-    if let Some(t) = &rst.token_type {
-        if t != envelope::TOKEN_TYPE_SAML2 {
-            return Err(RequestError::NotStsRequest(format!(
-                "wst:TokenType {t:?} is not {}",
-                envelope::TOKEN_TYPE_SAML2
-            )));
-        }
-    }
+    let now = request.time.now;
+    // No header signature is required here; one that is present has verified.
+    let oio::Received { rst, signed: _ } = oio::receive(ctx, policy, doc, request, corr)?;
 
     let card_node = presented_card(doc, &rst)?;
     let card = sts_card(ctx, doc, card_node)?;

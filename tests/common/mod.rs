@@ -517,3 +517,47 @@ pub fn xmlsec_assertion_args(cert_pem: &Path) -> Vec<String> {
     .chain([cert_pem.display().to_string()])
     .collect()
 }
+
+/// Whether xmlsec1 is installed (says so when it is not: the caller skips).
+pub fn have_xmlsec() -> bool {
+    let ok = Command::new("xmlsec1").arg("--version").output().is_ok();
+    if !ok {
+        eprintln!("SKIP: xmlsec1 is not installed (tests/install-host-packages installs it)");
+    }
+    ok
+}
+
+/// The text of the first `<name>…<` in `text` (faultcode, faultstring, faultactor).
+pub fn xml_tag<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+    let start = text.find(&format!("<{name}>"))? + name.len() + 2;
+    Some(&text[start..start + text[start..].find('<')?])
+}
+
+/// xmlsec1 verifies an OIO answer's header signature with the STS certificate alone.
+pub fn assert_oio_header_signed_by_sts(body: &[u8]) {
+    let args = xmlsec_oio_header_args(&env().pki("sts-signing"));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    if let Err(e) = xmlsec(&args, body) {
+        panic!("xmlsec1 rejects the header signature: {e}\n{}", String::from_utf8_lossy(body));
+    }
+}
+
+/// Posts `request` to `path` and expects an OIO fault signed by the STS: HTTP 500, `code`,
+/// `actor`, and `text` in the faultstring. Returns the answer.
+pub fn assert_oio_refused(
+    server: &Server,
+    path: &str,
+    request: &[u8],
+    code: &str,
+    actor: &str,
+    text: &str,
+) -> String {
+    let reply = server.post(path, request);
+    let body = reply.text();
+    assert_eq!(reply.status, 500, "{body}");
+    assert_eq!(xml_tag(&body, "faultcode"), Some(code), "{body}");
+    assert_eq!(xml_tag(&body, "faultactor"), Some(actor), "{body}");
+    assert!(xml_tag(&body, "faultstring").is_some_and(|s| s.contains(text)), "{text:?} not in {body}");
+    assert_oio_header_signed_by_sts(&reply.body);
+    body
+}

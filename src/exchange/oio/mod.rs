@@ -16,6 +16,42 @@ use super::CoreContext;
 use crate::signing::StsCredential;
 use crate::xml::dsig::algorithm::SignatureAlgorithm;
 
+/// An OIO request as every OIO exchange starts with it: read, what its answer echoes noted,
+/// its header signature (when it has one) verified.
+pub struct Received {
+    /// The request.
+    pub rst: request::OioRequest,
+    /// Its verified header signature; `None` when it has none (each exchange decides whether
+    /// that is acceptable).
+    pub signed: Option<security::SignedRequest>,
+}
+
+/// Reads the request into `corr` and `exchange_request`'s audit trail, and verifies its header
+/// signature and TokenType (SAML 2.0 for every OIO exchange).
+pub fn receive(
+    ctx: &CoreContext,
+    policy: &crate::exchange::Policy,
+    doc: &crate::xml::Document,
+    exchange_request: &mut crate::exchange::pipeline::Request,
+    corr: &mut envelope::Correlation,
+) -> Result<Received, RequestError> {
+    let rst = request::read(doc)?;
+    corr.relates_to = rst.message_id.clone();
+    corr.context = rst.context.clone();
+    exchange_request.audit.message_id = rst.message_id.clone();
+    let now = exchange_request.time.now;
+    let signed = security::verify(ctx, policy, doc, &rst, now, &mut exchange_request.audit.client)?;
+    if let Some(t) = &rst.token_type {
+        if t != envelope::TOKEN_TYPE_SAML2 {
+            return Err(RequestError::NotStsRequest(format!(
+                "wst:TokenType {t:?} is not {}",
+                envelope::TOKEN_TYPE_SAML2
+            )));
+        }
+    }
+    Ok(Received { rst, signed })
+}
+
 /// The STS signs OIO envelopes RSA-SHA1/SHA-1, as the captured TEST1 responses are signed and
 /// seal clients validate (spec §1.4 SIG-HDR).
 pub const ENVELOPE_SIGNATURE: SignatureAlgorithm = SignatureAlgorithm::RsaSha1;
