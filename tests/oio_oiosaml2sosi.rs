@@ -86,6 +86,23 @@ fn each_rule_refuses_with_its_oio_fault() {
     let req = oiosaml2sosi_request(&env().client, altered.as_bytes(), &context(), Identity::Voces).unwrap();
     refused(&server, &req, "wst:FailedAuthentication", actor, "digest mismatch");
 
+    // 3: signature wrapping: an unsigned copy naming another employee (RID), with the signed
+    // original tucked inside it. Only an assertion whose own signature covers it is read.
+    let original = String::from_utf8(assertion.clone()).unwrap();
+    let id_start = original.find("ID=\"").unwrap() + 4;
+    let id_end = id_start + original[id_start..].find('"').unwrap();
+    let sig_start = original.find("<ds:Signature").unwrap();
+    let sig_end = original.find("</ds:Signature>").unwrap() + "</ds:Signature>".len();
+    let wrapped = format!(
+        "{}_forged{}<saml:Advice>{}</saml:Advice>{}",
+        &original[..id_start],
+        &original[id_end..sig_start],
+        original,
+        original[sig_end..].replace("52723247", "10000001")
+    );
+    let req = oiosaml2sosi_request(&env().client, wrapped.as_bytes(), &context(), Identity::Voces).unwrap();
+    refused(&server, &req, "wst:FailedAuthentication", actor, "expected exactly one ds:Signature");
+
     // 4: an OIOSAML 3 token is not this exchange's input.
     let oio3 = segl::dev::oio::bootstrap_token(
         &env().client,

@@ -12,7 +12,7 @@ use crate::exchange::error::RequestError;
 use crate::exchange::{CoreContext, Policy};
 use crate::token::ns;
 use crate::trust::SignerCertificate;
-use crate::xml::dsig::verify_header;
+use crate::xml::dsig::verify_header_using;
 use crate::xml::Document;
 
 /// A request header signature that verified, by a trusted certificate, with a fresh Timestamp.
@@ -36,17 +36,18 @@ pub fn verify(
     if !request.signed {
         return Ok(None);
     }
-    let verified =
-        verify_header(doc, &crate::xml::dsig::Policy::FEDERATION).map_err(RequestError::EnvelopeSignature)?;
+    // No await below: the core's signer cache (parsed keys of validated certificates) stays
+    // borrowed only while the request's signature and signer are checked.
+    let mut signers = ctx.signers.borrow_mut();
+    signers.refresh(policy.version, policy.trust.crls());
+    let verified = verify_header_using(doc, &crate::xml::dsig::Policy::FEDERATION, &*signers)
+        .map_err(RequestError::EnvelopeSignature)?;
     if verified.body != request.body {
         return Err(RequestError::EnvelopeSignature(crate::xml::dsig::DsigError::MissingCoverage {
             element: "soapenv:Body",
         }));
     }
     check_timestamp(policy, doc, verified.timestamp, now)?;
-    // No await below: the core's signer cache stays borrowed only while this is checked.
-    let mut signers = ctx.signers.borrow_mut();
-    signers.refresh(policy.version, policy.trust.crls());
     let (validated, described) =
         crate::exchange::validate_signer(&mut signers, policy, &verified.certificate_der, now);
     drop(signers);

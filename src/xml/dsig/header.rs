@@ -80,6 +80,16 @@ struct Part {
 /// Verifies the header signature of the SOAP envelope `doc` under `policy` (whose
 /// inclusive-c14n allowance does not apply: header signatures are exclusive c14n only).
 pub fn verify_header(doc: &Document, policy: &Policy<'_>) -> Result<VerifiedHeader, DsigError> {
+    verify_header_using(doc, policy, &super::verify::ParseEachTime)
+}
+
+/// [`verify_header`], taking the signer's key from `keys` (a core's signer cache keeps parsed
+/// keys of the certificates it validated).
+pub fn verify_header_using(
+    doc: &Document,
+    policy: &Policy<'_>,
+    keys: &dyn super::verify::SignerKeys,
+) -> Result<VerifiedHeader, DsigError> {
     let envelope = doc.root();
     if !doc.is(envelope, SOAP11_NS, "Envelope") {
         return Err(DsigError::MissingElement { name: "soapenv:Envelope" });
@@ -171,7 +181,7 @@ pub fn verify_header(doc: &Document, policy: &Policy<'_>) -> Result<VerifiedHead
     for r in &references {
         check_reference(doc, signature, r)?;
     }
-    let certificate_der = check_signature_value(doc, &sig, &exclusive_only, &super::verify::ParseEachTime)?;
+    let certificate_der = check_signature_value(doc, &sig, &exclusive_only, keys)?;
     let node = |k: usize| parts.get(k).and_then(|p| p.node);
     Ok(VerifiedHeader {
         signature,

@@ -8,7 +8,7 @@ pub mod policy;
 pub mod sign;
 pub mod verify;
 
-pub use header::{verify_header, VerifiedHeader};
+pub use header::{verify_header, verify_header_using, VerifiedHeader};
 pub use policy::Policy;
 pub use verify::{
     verify_element, verify_enveloped, verify_enveloped_using, verify_enveloped_with, DsigError,
