@@ -43,7 +43,7 @@ pub enum MixError {
     #[error("endpoint mix entry {0:?} is not NAME=WEIGHT")]
     Syntax(String),
     /// The pool has no requests for this endpoint.
-    #[error("no requests for endpoint {0:?}: the pool builds DGWS ID-card requests (NewSecurityTokenService, SecurityTokenService) and Sosi2OIOSaml requests (Sosi2OIOSaml); give a path starting with / to send DGWS requests elsewhere")]
+    #[error("no requests for endpoint {0:?}: the pool builds DGWS ID-card requests (NewSecurityTokenService, SecurityTokenService) and the requests of Sosi2OIOSaml, BST2SOSI and OIOSaml2Sosi; give a path starting with / to send DGWS requests elsewhere")]
     Unsupported(String),
     /// All weights are zero.
     #[error("the endpoint mix has no positive weight")]
@@ -58,8 +58,9 @@ pub struct Mix {
     cycle: Vec<usize>,
 }
 
-/// The endpoints the request pool serves: DGWS requests, and Sosi2OIOSaml's own.
-const ENDPOINTS: [&str; 3] = ["NewSecurityTokenService", "SecurityTokenService", "Sosi2OIOSaml"];
+/// The endpoints the request pool serves: DGWS requests, and each OIO exchange's own.
+const ENDPOINTS: [&str; 5] =
+    ["NewSecurityTokenService", "SecurityTokenService", "Sosi2OIOSaml", "BST2SOSI", "OIOSaml2Sosi"];
 
 impl Mix {
     /// Parses `NAME=WEIGHT,…`; a name is an endpoint under `/sts/services/` or a path.
@@ -139,7 +140,7 @@ impl Mix {
     /// Whether runs keep each endpoint's figures apart: when the mix has an OIO exchange (a
     /// mix of DGWS endpoints alone is recorded as it always was).
     pub fn per_endpoint(&self) -> bool {
-        self.kinds().contains(&RequestKind::Sosi2OioSaml)
+        self.kinds().iter().any(|k| *k != RequestKind::Dgws)
     }
 }
 
@@ -433,13 +434,18 @@ mod tests {
         assert_eq!(paths.iter().filter(|p| *p == "SecurityTokenService").count(), 2);
         assert!(paths.windows(2).all(|w| w[0] != w[1] || w[0] == "NewSecurityTokenService"), "{paths:?}");
         assert_eq!(Mix::parse("/x=1").unwrap().path(5), "/x");
-        assert_eq!(Mix::parse("OIOSaml2Sosi=1"), Err(MixError::Unsupported("OIOSaml2Sosi".into())));
+        assert_eq!(Mix::parse("Bst2Idws=1"), Err(MixError::Unsupported("Bst2Idws".into())));
         let oio = Mix::parse("NewSecurityTokenService=1,Sosi2OIOSaml=1").unwrap();
         assert_eq!(oio.path(1), "/sts/services/Sosi2OIOSaml");
         assert_eq!(oio.kinds(), [RequestKind::Dgws, RequestKind::Sosi2OioSaml]);
         assert_eq!(oio.share(RequestKind::Sosi2OioSaml), 0.5);
         assert!(oio.per_endpoint() && !mix.per_endpoint());
         assert_eq!((0..4).filter(|&k| oio.kind(k) == RequestKind::Sosi2OioSaml).count(), 2);
+        let all = Mix::parse("NewSecurityTokenService=1,Sosi2OIOSaml=1,BST2SOSI=1,OIOSaml2Sosi=1").unwrap();
+        assert_eq!(all.kinds(), RequestKind::ALL);
+        assert_eq!(all.share(RequestKind::Bst2Sosi), 0.25);
+        assert!(Mix::parse("BST2SOSI=1").unwrap().per_endpoint());
+        assert!(Mix::parse("OIOSaml2Sosi=1").unwrap().per_endpoint());
         assert_eq!(Mix::parse("NewSecurityTokenService=0"), Err(MixError::Empty));
         assert!(matches!(Mix::parse("NewSecurityTokenService=x"), Err(MixError::Syntax(_))));
     }

@@ -5,6 +5,12 @@
 //! Signing runs on SoftHSM (~865 signatures/s per session), so the pool is built by one thread
 //! per core. When a run needs more requests than the pool holds, a pooled card is sent again
 //! under a fresh message id; the pool counts those and the report says how many there were.
+//!
+//! BST2SOSI and OIOSaml2Sosi requests are header-signed by the client, and the signature covers
+//! their `wsa:MessageID` and `wsu:Timestamp`: they cannot be renewed, so the pool holds one per
+//! send, and one sent again is a replay segl refuses (counted in [`RequestPool::replayed`]).
+//! segl also refuses them once their Timestamp is older than its `clock_skew_secs` (300 s by
+//! default), so they are built just before the run.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -35,23 +41,68 @@ const MESSAGE_ID_MARK: &[u8] = b"<wsse:Security id=\"";
 /// Marks the MessageID in a Sosi2OIOSaml request (the same id is the RST's Context).
 const WSA_MESSAGE_ID_MARK: &[u8] = b"<wsa:MessageID>";
 
-/// What a pooled request is: the pool keeps the two families apart, and the mix says which
-/// one each endpoint takes.
+/// What a pooled request is: the pool keeps the families apart, and the mix says which one
+/// each endpoint takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 pub enum RequestKind {
     /// A DGWS request: a self-signed ID card (NewSecurityTokenService, SecurityTokenService).
     Dgws,
     /// A Sosi2OIOSaml request: an STS-signed user card in ActAs for an audience.
     Sosi2OioSaml,
+    /// A BST2SOSI request: an IdP's bootstrap token in ActAs, header-signed by its holder.
+    Bst2Sosi,
+    /// An OIOSaml2Sosi request: a NemLog-in assertion and a context token in ActAs,
+    /// header-signed by the calling system.
+    OioSaml2Sosi,
 }
 
 impl RequestKind {
-    /// The kind of requests a path takes: Sosi2OIOSaml's, else DGWS.
+    /// Every kind, in the pool's order.
+    pub const ALL: [RequestKind; 4] =
+        [RequestKind::Dgws, RequestKind::Sosi2OioSaml, RequestKind::Bst2Sosi, RequestKind::OioSaml2Sosi];
+
+    /// The kind of requests a path takes: an OIO exchange's by its last segment, else DGWS.
     pub fn of_path(path: &str) -> RequestKind {
-        if path.trim_end_matches('/').ends_with("/Sosi2OIOSaml") {
-            RequestKind::Sosi2OioSaml
-        } else {
-            RequestKind::Dgws
+        match path.trim_end_matches('/').rsplit_once('/').map(|(_, name)| name) {
+            Some("Sosi2OIOSaml") => RequestKind::Sosi2OioSaml,
+            Some("BST2SOSI") => RequestKind::Bst2Sosi,
+            Some("OIOSaml2Sosi") => RequestKind::OioSaml2Sosi,
+            _ => RequestKind::Dgws,
+        }
+    }
+
+    /// The exchange's name, as the endpoint is called (DGWS for both DGWS endpoints).
+    pub fn name(self) -> &'static str {
+        match self {
+            RequestKind::Dgws => "DGWS",
+            RequestKind::Sosi2OioSaml => "Sosi2OIOSaml",
+            RequestKind::Bst2Sosi => "BST2SOSI",
+            RequestKind::OioSaml2Sosi => "OIOSaml2Sosi",
+        }
+    }
+
+    /// HSM signatures segl makes per token issued: one for a DGWS card; two for an OIO
+    /// answer (Sosi2OIOSaml: the assertion and the answer's header; BST2SOSI and
+    /// OIOSaml2Sosi: the card and the answer's header).
+    pub fn signatures_per_token(self) -> u32 {
+        match self {
+            RequestKind::Dgws => 1,
+            RequestKind::Sosi2OioSaml | RequestKind::Bst2Sosi | RequestKind::OioSaml2Sosi => 2,
+        }
+    }
+
+    /// Whether a pooled request may go out again under a fresh message id: not when the
+    /// client's own header signature covers the id (BST2SOSI, OIOSaml2Sosi).
+    pub fn renewable(self) -> bool {
+        matches!(self, RequestKind::Dgws | RequestKind::Sosi2OioSaml)
+    }
+
+    fn slot(self) -> usize {
+        match self {
+            RequestKind::Dgws => 0,
+            RequestKind::Sosi2OioSaml => 1,
+            RequestKind::Bst2Sosi => 2,
+            RequestKind::OioSaml2Sosi => 3,
         }
     }
 }
@@ -77,6 +128,9 @@ pub enum PoolError {
     /// The mix names an endpoint whose kind of request the pool does not hold.
     #[error("the request pool holds no {0:?} requests for the endpoint mix")]
     Missing(RequestKind),
+    /// The configuration trusts no bootstrap-token issuer for BST2SOSI.
+    #[error("BST2SOSI requests: the configuration has no [[bst2sosi.issuer]]")]
+    NoBstIssuer,
 }
 
 struct Pooled {
@@ -89,14 +143,23 @@ struct Pooled {
 struct Part {
     requests: Vec<Pooled>,
     next: AtomicUsize,
+    /// When its building started.
+    built: Instant,
 }
 
-/// Pre-built, pre-signed requests handed out once each: DGWS requests and, for a mix with
-/// Sosi2OIOSaml, Sosi2OIOSaml requests.
+impl Part {
+    fn new(requests: Vec<Pooled>, built: Instant) -> Part {
+        Part { requests, next: AtomicUsize::new(0), built }
+    }
+}
+
+/// Pre-built, pre-signed requests handed out once each: DGWS requests and, for a mix with OIO
+/// exchanges, each exchange's requests.
 pub struct RequestPool {
-    dgws: Option<Part>,
-    oio: Option<Part>,
+    /// By [`RequestKind::slot`].
+    parts: [Option<Part>; 4],
     reused: AtomicU64,
+    replayed: AtomicU64,
 }
 
 /// How the Sosi2OIOSaml part of the pool was built.
@@ -110,6 +173,23 @@ pub struct OioPoolStats {
     pub card_source: String,
     /// The audience (AppliesTo).
     pub audience: String,
+    /// Bytes of the average request body.
+    pub mean_body_bytes: usize,
+}
+
+/// How a part of header-signed OIO requests (BST2SOSI, OIOSaml2Sosi) was built.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct SignedOioPoolStats {
+    /// Requests (each with its own MessageID and header signature).
+    pub size: usize,
+    /// Distinct IdP tokens they present (each in many requests, under distinct MessageIDs).
+    pub tokens: usize,
+    /// What the tokens are, and the claims sent with them.
+    pub presented: Vec<String>,
+    /// Who signs the requests' headers.
+    pub signer: String,
+    /// Wall time to build them (tokens and requests).
+    pub build_secs: f64,
     /// Bytes of the average request body.
     pub mean_body_bytes: usize,
 }
@@ -130,6 +210,21 @@ pub struct PoolStats {
     /// The Sosi2OIOSaml requests, when the mix has that endpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sosi2oiosaml: Option<OioPoolStats>,
+    /// The BST2SOSI requests, when the mix has that endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bst2sosi: Option<SignedOioPoolStats>,
+    /// The OIOSaml2Sosi requests, when the mix has that endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oiosaml2sosi: Option<SignedOioPoolStats>,
+}
+
+impl PoolStats {
+    /// The parts of header-signed requests the pool holds, with their kind.
+    pub fn signed_oio(&self) -> impl Iterator<Item = (RequestKind, &SignedOioPoolStats)> {
+        [(RequestKind::Bst2Sosi, &self.bst2sosi), (RequestKind::OioSaml2Sosi, &self.oiosaml2sosi)]
+            .into_iter()
+            .filter_map(|(kind, stats)| Some((kind, stats.as_ref()?)))
+    }
 }
 
 impl RequestPool {
@@ -174,8 +269,10 @@ impl RequestPool {
             card_mix: CARD_MIX.iter().map(|(card, id, alg)| describe(*card, *id, *alg)).collect(),
             mean_body_bytes: requests.iter().map(|r| r.body.len()).sum::<usize>() / size,
             sosi2oiosaml: None,
+            bst2sosi: None,
+            oiosaml2sosi: None,
         };
-        Ok((RequestPool::from_parts(Some(requests), None), stats))
+        Ok((RequestPool::with_dgws(Some(Part::new(requests, started))), stats))
     }
 
     /// A pool over ready-made DGWS request bodies.
@@ -184,10 +281,10 @@ impl RequestPool {
             return Err(PoolError::Empty);
         }
         let requests = bodies.into_iter().map(pooled).collect::<Result<_, _>>()?;
-        Ok(RequestPool::from_parts(Some(requests), None))
+        Ok(RequestPool::with_dgws(Some(Part::new(requests, Instant::now()))))
     }
 
-    /// A pool without DGWS requests (for a mix of Sosi2OIOSaml alone), and its statistics.
+    /// A pool without DGWS requests (for a mix of OIO exchanges alone), and its statistics.
     pub fn without_dgws() -> (RequestPool, PoolStats) {
         let stats = PoolStats {
             size: 0,
@@ -196,8 +293,10 @@ impl RequestPool {
             card_mix: vec![],
             mean_body_bytes: 0,
             sosi2oiosaml: None,
+            bst2sosi: None,
+            oiosaml2sosi: None,
         };
-        (RequestPool::from_parts(None, None), stats)
+        (RequestPool::with_dgws(None), stats)
     }
 
     /// Adds `size` Sosi2OIOSaml requests for `audience`, each with its own MessageID, presenting
@@ -212,6 +311,7 @@ impl RequestPool {
         if size == 0 || cards.is_empty() {
             return Err(PoolError::Empty);
         }
+        let started = Instant::now();
         let requests = (0..size)
             .map(|i| {
                 let body = segl::dev::oio::sosi2oiosaml_request(
@@ -229,20 +329,75 @@ impl RequestPool {
             audience: audience.to_owned(),
             mean_body_bytes: requests.iter().map(|r| r.body.len()).sum::<usize>() / size,
         };
-        self.oio = Some(Part { requests, next: AtomicUsize::new(0) });
+        self.parts[RequestKind::Sosi2OioSaml.slot()] = Some(Part::new(requests, started));
         Ok(stats)
     }
 
-    fn from_parts(dgws: Option<Vec<Pooled>>, oio: Option<Vec<Pooled>>) -> RequestPool {
-        let part = |requests| Part { requests, next: AtomicUsize::new(0) };
-        RequestPool { dgws: dgws.map(part), oio: oio.map(part), reused: AtomicU64::new(0) }
+    /// Adds `size` header-signed requests of `kind` (BST2SOSI or OIOSaml2Sosi), each with its
+    /// own MessageID, built on `threads` threads (one HSM session each) and presenting the
+    /// tokens of [`signed_oio_tokens`] in turn. `on_built` is called once per request.
+    pub fn add_signed_oio(
+        &mut self,
+        client: &DevClient,
+        kind: RequestKind,
+        settings: &OioSettings,
+        size: usize,
+        threads: usize,
+        on_built: &(dyn Fn() + Sync),
+    ) -> Result<SignedOioPoolStats, PoolError> {
+        if size == 0 || kind.renewable() {
+            return Err(PoolError::Empty);
+        }
+        let started = Instant::now();
+        let tokens = signed_oio_tokens(client, kind, settings, OIO_TOKENS.min(size))?;
+        let threads = threads.clamp(1, size);
+        let tokens = &tokens;
+        let parts: Vec<Result<Vec<Pooled>, PoolError>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..threads)
+                .map(|t| {
+                    scope.spawn(move || {
+                        (t..size)
+                            .step_by(threads)
+                            .map(|i| {
+                                let body = tokens[i % tokens.len()].request(client)?;
+                                on_built();
+                                Ok(Pooled { body: Bytes::from(body), message_id: vec![] })
+                            })
+                            .collect()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap_or(Err(PoolError::Empty))).collect()
+        });
+        // Back into index order, so that requests go out about in the order they were built.
+        let mut by_thread: Vec<std::vec::IntoIter<Pooled>> =
+            parts.into_iter().map(|p| p.map(Vec::into_iter)).collect::<Result<_, _>>()?;
+        let requests: Vec<Pooled> = (0..size).filter_map(|i| by_thread[i % threads].next()).collect();
+        let mut presented: Vec<String> = tokens.iter().map(|t| t.describe()).collect();
+        presented.sort();
+        presented.dedup();
+        let stats = SignedOioPoolStats {
+            size,
+            tokens: tokens.len(),
+            presented,
+            signer: format!("{} (RSA-SHA256)", SIGNED_OIO_SIGNER.label()),
+            build_secs: started.elapsed().as_secs_f64(),
+            mean_body_bytes: requests.iter().map(|r| r.body.len()).sum::<usize>() / size,
+        };
+        self.parts[kind.slot()] = Some(Part::new(requests, started));
+        Ok(stats)
+    }
+
+    fn with_dgws(dgws: Option<Part>) -> RequestPool {
+        RequestPool {
+            parts: [dgws, None, None, None],
+            reused: AtomicU64::new(0),
+            replayed: AtomicU64::new(0),
+        }
     }
 
     fn part(&self, kind: RequestKind) -> Option<&Part> {
-        match kind {
-            RequestKind::Dgws => self.dgws.as_ref(),
-            RequestKind::Sosi2OioSaml => self.oio.as_ref(),
-        }
+        self.parts[kind.slot()].as_ref()
     }
 
     /// Whether the pool holds requests of `kind`.
@@ -252,7 +407,12 @@ impl RequestPool {
 
     /// DGWS requests in the pool.
     pub fn len(&self) -> usize {
-        self.dgws.as_ref().map_or(0, |p| p.requests.len())
+        self.part(RequestKind::Dgws).map_or(0, |p| p.requests.len())
+    }
+
+    /// Requests of `kind` in the pool.
+    pub fn len_of(&self, kind: RequestKind) -> usize {
+        self.part(kind).map_or(0, |p| p.requests.len())
     }
 
     /// Whether the pool has no DGWS requests.
@@ -266,8 +426,10 @@ impl RequestPool {
     }
 
     /// The next request of `kind`: one not sent before while the pool lasts, then a pooled one
-    /// again under a fresh message id (counted in [`RequestPool::reused`]). An empty body
-    /// when the pool holds no such requests (check with [`RequestPool::holds`] first).
+    /// again under a fresh message id (counted in [`RequestPool::reused`]), or, for a kind
+    /// whose message id is signed, the same request again (a replay segl refuses, counted in
+    /// [`RequestPool::replayed`]). An empty body when the pool holds no such requests (check
+    /// with [`RequestPool::holds`] first).
     pub fn take_for(&self, kind: RequestKind) -> Bytes {
         let Some(part) = self.part(kind) else { return Bytes::new() };
         let i = part.next.fetch_add(1, Ordering::Relaxed);
@@ -275,10 +437,14 @@ impl RequestPool {
         if i < part.requests.len() {
             return p.body.clone();
         }
+        if !kind.renewable() {
+            self.replayed.fetch_add(1, Ordering::Relaxed);
+            return p.body.clone();
+        }
         self.reused.fetch_add(1, Ordering::Relaxed);
         let fresh = match kind {
             RequestKind::Dgws => segl::exchange::dgws::envelope::new_message_id(jiff::Timestamp::now()),
-            RequestKind::Sosi2OioSaml => segl::exchange::oio::envelope::new_uuid_urn(),
+            _ => segl::exchange::oio::envelope::new_uuid_urn(),
         };
         let mut body = p.body.to_vec();
         for range in &p.message_id {
@@ -291,16 +457,29 @@ impl RequestPool {
 
     /// Requests handed out so far.
     pub fn taken(&self) -> u64 {
-        [&self.dgws, &self.oio]
-            .iter()
-            .filter_map(|p| p.as_ref())
-            .map(|p| p.next.load(Ordering::Relaxed) as u64)
-            .sum()
+        self.parts.iter().filter_map(|p| p.as_ref()).map(|p| p.next.load(Ordering::Relaxed) as u64).sum()
     }
 
     /// Requests handed out that repeated a pooled card (with a fresh message id).
     pub fn reused(&self) -> u64 {
         self.reused.load(Ordering::Relaxed)
+    }
+
+    /// Header-signed requests (BST2SOSI, OIOSaml2Sosi) handed out a second time because their
+    /// part of the pool ran out: replays, which segl refuses.
+    pub fn replayed(&self) -> u64 {
+        self.replayed.load(Ordering::Relaxed)
+    }
+
+    /// Time since the oldest part of header-signed requests began to be built (segl refuses
+    /// them once their Timestamp is older than its `clock_skew_secs`); `None` without such.
+    pub fn signed_age(&self) -> Option<Duration> {
+        RequestKind::ALL
+            .iter()
+            .filter(|k| !k.renewable())
+            .filter_map(|k| self.part(*k))
+            .map(|p| p.built.elapsed())
+            .max()
     }
 
     /// Estimated time to build `size` requests at a measured build rate.
@@ -364,10 +543,154 @@ pub fn audience(config: &segl::config::Config) -> String {
         .map_or_else(|| segl::dev::audience::DEV_AUDIENCE.to_owned(), |a| a.audience.clone())
 }
 
+/// What the OIO requests need from the configuration of the server under test.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OioSettings {
+    /// The audience Sosi2OIOSaml requests name ([`audience`]).
+    pub sosi2oiosaml_audience: String,
+    /// The trusted bootstrap-token issuers and their profiles (`[[bst2sosi.issuer]]`).
+    pub bst_issuers: Vec<(segl::token::bootstrap::TokenProfile, String)>,
+    /// The audience a bootstrap token must name (`bst2sosi.allowed_audience`).
+    pub bst_audience: String,
+}
+
+impl OioSettings {
+    /// The settings `config` gives.
+    pub fn of(config: &segl::config::Config) -> OioSettings {
+        OioSettings {
+            sosi2oiosaml_audience: audience(config),
+            bst_issuers: config.bst2sosi.issuer.iter().map(|i| (i.token_profile, i.issuer.clone())).collect(),
+            bst_audience: config.bst2sosi.allowed_audience.clone(),
+        }
+    }
+}
+
+/// Distinct IdP tokens the BST2SOSI and OIOSaml2Sosi requests present in turn (each many times,
+/// under distinct MessageIDs, as a system exchanges one session's token more than once).
+pub const OIO_TOKENS: usize = 64;
+
+/// Who header-signs the BST2SOSI and OIOSaml2Sosi requests: the development VOCES system, the
+/// holder of the bootstrap tokens and the client the development configuration whitelists.
+pub const SIGNED_OIO_SIGNER: Identity = Identity::Voces;
+
+/// The IT system the OIO requests claim (BST2SOSI) or name in the context token (OIOSaml2Sosi).
+const IT_SYSTEM: &str = "Testby Journal";
+
+/// What a header-signed OIO request presents: a bootstrap token with claims, or a NemLog-in
+/// assertion with a context token.
+pub enum Presented {
+    /// BST2SOSI.
+    Bootstrap {
+        /// Its profile.
+        profile: segl::token::bootstrap::TokenProfile,
+        /// Its issuer.
+        issuer: String,
+        /// The token.
+        token: Vec<u8>,
+        /// The claims (URI, value).
+        claims: Vec<(&'static str, &'static str)>,
+    },
+    /// OIOSaml2Sosi.
+    NemLogIn {
+        /// The OIOSAML 2.0 assertion.
+        assertion: Vec<u8>,
+        /// The context token.
+        context: Vec<u8>,
+    },
+}
+
+impl Presented {
+    /// A request presenting this, with a fresh MessageID and Timestamp, header-signed by
+    /// [`SIGNED_OIO_SIGNER`].
+    pub fn request(&self, client: &DevClient) -> Result<Vec<u8>, DevError> {
+        match self {
+            Presented::Bootstrap { token, claims, .. } => {
+                segl::dev::oio::bst2sosi_request(client, token, claims, SIGNED_OIO_SIGNER)
+            }
+            Presented::NemLogIn { assertion, context } => {
+                segl::dev::oio::oiosaml2sosi_request(client, assertion, context, SIGNED_OIO_SIGNER)
+            }
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Presented::Bootstrap { profile, issuer, claims, .. } => format!(
+                "{} from {issuer}, claims {}",
+                profile.name(),
+                claims.iter().map(|(uri, value)| format!("{uri}={value}")).collect::<Vec<_>>().join(", ")
+            ),
+            Presented::NemLogIn { .. } => format!(
+                "NemLog-in OIOSAML 2.0 assertion of the development employee (CVR/RID), context token \
+                 {IT_SYSTEM}, education code 7170, authorisation J0184"
+            ),
+        }
+    }
+}
+
+/// The claims a BST2SOSI request sends with a token of `profile`, as the end-to-end tests do:
+/// OIOH3BST claims an authorisation code (its education code becomes the role), OIOH2BST a
+/// national role the user holds, OIO3BST the IT system alone (no role).
+fn bst_claims(profile: segl::token::bootstrap::TokenProfile) -> Vec<(&'static str, &'static str)> {
+    use segl::token::bootstrap::TokenProfile;
+    let it = ("medcom:ITSystemName", IT_SYSTEM);
+    match profile {
+        TokenProfile::Oioh3Bst => vec![it, ("medcom:UserAuthorizationCode", "J0184")],
+        TokenProfile::Oioh2Bst => vec![
+            it,
+            ("medcom:UserRole", "urn:dk:healthcare:national-federation-role:code:40001:value:Laegesekretaer"),
+        ],
+        TokenProfile::Oio3Bst => vec![it],
+    }
+}
+
+/// `count` tokens for `kind`'s requests, minted by the development IdP key: bootstrap tokens of
+/// each configured issuer in turn (holder-of-key: [`SIGNED_OIO_SIGNER`]), or NemLog-in
+/// assertions of the development employee, each with its context token.
+pub fn signed_oio_tokens(
+    client: &DevClient,
+    kind: RequestKind,
+    settings: &OioSettings,
+    count: usize,
+) -> Result<Vec<Presented>, PoolError> {
+    use segl::dev::oio;
+    match kind {
+        RequestKind::Bst2Sosi => {
+            if settings.bst_issuers.is_empty() {
+                return Err(PoolError::NoBstIssuer);
+            }
+            let holder = client.certificate(SIGNED_OIO_SIGNER)?;
+            (0..count)
+                .map(|i| {
+                    let (profile, issuer) = &settings.bst_issuers[i % settings.bst_issuers.len()];
+                    let mut spec = oio::BootstrapSpec::new(*profile, issuer, Some(holder.clone()));
+                    spec.audience = settings.bst_audience.clone();
+                    Ok(Presented::Bootstrap {
+                        profile: *profile,
+                        issuer: issuer.clone(),
+                        token: oio::bootstrap_token(client, &spec)?,
+                        claims: bst_claims(*profile),
+                    })
+                })
+                .collect()
+        }
+        RequestKind::OioSaml2Sosi => (0..count)
+            .map(|_| {
+                Ok(Presented::NemLogIn {
+                    assertion: oio::nemlogin_assertion(client, &oio::NemLoginSpec::new())?,
+                    context: oio::context_token(IT_SYSTEM, "7170", "J0184"),
+                })
+            })
+            .collect(),
+        RequestKind::Dgws | RequestKind::Sosi2OioSaml => Err(PoolError::Empty),
+    }
+}
+
 /// The pool a mix needs, `size` requests in all: DGWS requests for its DGWS share (built as
-/// [`RequestPool::build`] does) and, for its Sosi2OIOSaml share, requests presenting
-/// [`STS_CARDS`] cards fetched from `target` (which must be up). A mix of DGWS endpoints alone
-/// gets exactly what [`RequestPool::build`] makes.
+/// [`RequestPool::build`] does); for its Sosi2OIOSaml share, requests presenting
+/// [`STS_CARDS`] cards fetched from `target` (which must be up); for its BST2SOSI and
+/// OIOSaml2Sosi shares, header-signed requests ([`RequestPool::add_signed_oio`]). A mix of
+/// DGWS endpoints alone gets exactly what [`RequestPool::build`] makes.
 #[allow(clippy::too_many_arguments)]
 pub fn build_for_mix(
     client: &DevClient,
@@ -377,24 +700,49 @@ pub fn build_for_mix(
     on_built: &(dyn Fn() + Sync),
     rt: &tokio::runtime::Runtime,
     target: &crate::client::Target,
-    audience: &str,
+    settings: &OioSettings,
 ) -> Result<(RequestPool, PoolStats), PoolError> {
-    let oio_share = mix.share(RequestKind::Sosi2OioSaml);
-    let oio_size = if oio_share > 0.0 { ((size as f64 * oio_share).ceil() as usize).max(1) } else { 0 };
+    let share_of = |kind| {
+        let share = mix.share(kind);
+        if share > 0.0 {
+            ((size as f64 * share).ceil() as usize).max(1)
+        } else {
+            0
+        }
+    };
+    let oio: Vec<(RequestKind, usize)> =
+        RequestKind::ALL.iter().filter(|k| **k != RequestKind::Dgws).map(|&k| (k, share_of(k))).collect();
+    let oio_size: usize = oio.iter().map(|o| o.1).sum();
     let dgws_size = if mix.share(RequestKind::Dgws) > 0.0 { size.saturating_sub(oio_size).max(1) } else { 0 };
     let (mut pool, mut stats) = if dgws_size > 0 {
         RequestPool::build(client, dgws_size, threads, on_built)?
     } else {
         RequestPool::without_dgws()
     };
-    if oio_size > 0 {
+    for (kind, n) in oio.into_iter().filter(|o| o.1 > 0) {
         let started = Instant::now();
-        let cards = rt.block_on(sts_cards(target, client, STS_CARDS.min(oio_size)))?;
-        stats.sosi2oiosaml = Some(pool.add_sosi2oiosaml(&cards, audience, oio_size, STS_CARD_SOURCE)?);
-        stats.build_secs += started.elapsed().as_secs_f64();
-        for _ in 0..oio_size {
-            on_built();
+        match kind {
+            RequestKind::Sosi2OioSaml => {
+                let cards = rt.block_on(sts_cards(target, client, STS_CARDS.min(n)))?;
+                stats.sosi2oiosaml = Some(pool.add_sosi2oiosaml(
+                    &cards,
+                    &settings.sosi2oiosaml_audience,
+                    n,
+                    STS_CARD_SOURCE,
+                )?);
+                for _ in 0..n {
+                    on_built();
+                }
+            }
+            RequestKind::Bst2Sosi => {
+                stats.bst2sosi = Some(pool.add_signed_oio(client, kind, settings, n, threads, on_built)?);
+            }
+            RequestKind::OioSaml2Sosi => {
+                stats.oiosaml2sosi = Some(pool.add_signed_oio(client, kind, settings, n, threads, on_built)?);
+            }
+            RequestKind::Dgws => {}
         }
+        stats.build_secs += started.elapsed().as_secs_f64();
     }
     Ok((pool, stats))
 }
@@ -494,6 +842,14 @@ mod tests {
         assert_eq!(pool.taken(), 3);
         assert_eq!(RequestKind::of_path("/sts/services/Sosi2OIOSaml"), RequestKind::Sosi2OioSaml);
         assert_eq!(RequestKind::of_path("/sts/services/SecurityTokenService"), RequestKind::Dgws);
+        assert_eq!(RequestKind::of_path("/sts/services/BST2SOSI/"), RequestKind::Bst2Sosi);
+        assert_eq!(RequestKind::of_path("/sts/services/OIOSaml2Sosi"), RequestKind::OioSaml2Sosi);
+        assert_eq!(RequestKind::of_path("/x/BST2SOSI2"), RequestKind::Dgws);
+        let signatures: Vec<u32> = RequestKind::ALL.iter().map(|k| k.signatures_per_token()).collect();
+        assert_eq!(signatures, [1, 2, 2, 2]);
+        let renewable: Vec<bool> = RequestKind::ALL.iter().map(|k| k.renewable()).collect();
+        assert_eq!(renewable, [true, true, false, false]);
+        assert!(!pool.holds(RequestKind::Bst2Sosi) && pool.signed_age().is_none());
     }
 
     #[test]

@@ -9,7 +9,7 @@ use segl::dev::client::DevClient;
 use segl_bench::client::Target;
 use segl_bench::engine::{self, EngineOptions, Mix};
 use segl_bench::fixture::PrivateState;
-use segl_bench::pool::RequestPool;
+use segl_bench::pool::{OioSettings, RequestKind, RequestPool};
 use segl_bench::probe::ServerProbe;
 use segl_bench::profiles;
 use segl_bench::servers::ChildServer;
@@ -119,11 +119,11 @@ fn a_mix_with_sosi2oiosaml_issues_oio_tokens_with_zero_errors_and_two_signatures
     let target = Target::plain(server.addr);
     let client = DevClient::open(&state.config).expect("development client");
     let mix = Mix::parse("NewSecurityTokenService=1,Sosi2OIOSaml=1").unwrap();
-    let audience = segl_bench::pool::audience(&state.config);
+    let settings = OioSettings::of(&state.config);
     let rt = rt();
     // 20 requests for each kind; the run sends 30 of each, so 10 go out again under new ids.
     let (pool, stats) =
-        segl_bench::pool::build_for_mix(&client, &mix, 40, 2, &|| {}, &rt, &target, &audience).expect("pool");
+        segl_bench::pool::build_for_mix(&client, &mix, 40, 2, &|| {}, &rt, &target, &settings).expect("pool");
     let oio = stats.sosi2oiosaml.as_ref().expect("Sosi2OIOSaml requests in the pool");
     assert_eq!((stats.size, oio.size, oio.cards), (20, 20, 20), "{stats:?}");
     let pool = Arc::new(pool);
@@ -166,6 +166,96 @@ fn a_mix_with_sosi2oiosaml_issues_oio_tokens_with_zero_errors_and_two_signatures
     assert!((1.7..=2.0).contains(&per_token), "{per_token}");
     let log = std::fs::read_to_string(&server.log).unwrap();
     assert!(!log.contains(" WARN ") && !log.contains(" ERROR "), "{log}");
+}
+
+#[test]
+fn a_mix_of_all_four_endpoints_issues_tokens_of_each_with_zero_errors() {
+    let (state, _) = state();
+    let server = ChildServer::segl_from(Path::new(EXE), &state.config_path, &log("segl-all"), "info", None)
+        .expect("segl starts");
+    let target = Target::plain(server.addr);
+    let client = DevClient::open(&state.config).expect("development client");
+    let mix = Mix::parse("NewSecurityTokenService=1,Sosi2OIOSaml=1,BST2SOSI=1,OIOSaml2Sosi=1").unwrap();
+    let rt = rt();
+    // 60 requests of each kind: 30 of each for the mixed run, 30 for each OIO exchange alone
+    // (a BST2SOSI or OIOSaml2Sosi request goes out once: its MessageID is signed).
+    let (pool, stats) = segl_bench::pool::build_for_mix(
+        &client,
+        &mix,
+        240,
+        2,
+        &|| {},
+        &rt,
+        &target,
+        &OioSettings::of(&state.config),
+    )
+    .expect("pool");
+    let (bst, nbo) =
+        (stats.bst2sosi.as_ref().expect("BST2SOSI"), stats.oiosaml2sosi.as_ref().expect("OIOSaml2Sosi"));
+    assert_eq!((stats.size, bst.size, nbo.size), (60, 60, 60), "{stats:?}");
+    // Every configured issuer's profile, each token presented more than once.
+    assert_eq!((bst.tokens, nbo.tokens), (60, 60), "{stats:?}");
+    assert_eq!(bst.presented.len(), state.config.bst2sosi.issuer.len(), "{bst:?}");
+    assert!(["OIOH3BST", "OIOH2BST", "OIO3BST"]
+        .iter()
+        .all(|p| bst.presented.iter().any(|d| d.starts_with(p))));
+    let pool = Arc::new(pool);
+    assert_eq!((pool.len_of(RequestKind::Bst2Sosi), pool.len_of(RequestKind::OioSaml2Sosi)), (60, 60));
+    let run = rt.block_on(engine::run(
+        &profiles::soak(40.0, 3.0, 0.0),
+        &target,
+        &Arc::new(mix),
+        &pool,
+        &opts(4, true, 10_000),
+        &server.probe(),
+        "t",
+    ));
+    let s = &run.segments[0];
+    assert_eq!((s.sent, s.counts.ok, s.counts.failed()), (120, 120, 0), "{s:?}\n{}", server.log_tail(20));
+    let paths: Vec<&str> = s.endpoints.iter().map(|e| e.path.rsplit('/').next().unwrap()).collect();
+    assert_eq!(paths, ["NewSecurityTokenService", "Sosi2OIOSaml", "BST2SOSI", "OIOSaml2Sosi"]);
+    for e in &s.endpoints {
+        assert_eq!((e.counts.ok, e.counts.failed()), (30, 0), "{e:?}");
+        assert!(e.goodput > 5.0 && e.latency.p50_ms > 0.0, "{e:?}");
+    }
+    assert!(s.sole_endpoint().is_none());
+    // 30 DGWS cards (one signature each) and 90 OIO answers (two each); a few may finish late.
+    let signatures = s.hsm_signatures.expect("signatures from /metrics");
+    assert!((195..=210).contains(&signatures), "{signatures}");
+
+    // Each header-signed exchange alone: two signatures per token, its CPU its own.
+    for name in ["BST2SOSI", "OIOSaml2Sosi"] {
+        let run = rt.block_on(engine::run(
+            &profiles::soak(20.0, 1.5, 0.0),
+            &target,
+            &Arc::new(Mix::parse(&format!("{name}=1")).unwrap()),
+            &pool,
+            &opts(4, true, 10_000),
+            &server.probe(),
+            "t",
+        ));
+        let s = &run.segments[0];
+        assert_eq!((s.counts.ok, s.counts.failed()), (30, 0), "{name}: {s:?}\n{}", server.log_tail(20));
+        assert_eq!(
+            s.sole_endpoint().map(|e| e.path.as_str()),
+            Some(format!("/sts/services/{name}").as_str())
+        );
+        let per_token = s.signatures_per_issued().expect("signatures per token");
+        assert!((1.7..=2.0).contains(&per_token), "{name}: {per_token}");
+        assert!(s.server_cpu_us_per_request().is_some_and(|u| u > 100.0), "{s:?}");
+    }
+    assert_eq!(pool.replayed(), 0, "no BST2SOSI or OIOSaml2Sosi request went out twice");
+    // Past its part's end a header-signed request goes out again: a replay, which segl refuses.
+    let again = pool.take_for(RequestKind::Bst2Sosi);
+    assert_eq!(pool.replayed(), 1);
+    let reply = rt.block_on(async {
+        let mut conn = target.connect().await.unwrap();
+        let head = target.head("/sts/services/BST2SOSI", again.len(), true);
+        conn.exchange(head.as_bytes(), &again).await.unwrap().status
+    });
+    assert_eq!(reply, 500, "a replayed BST2SOSI request is refused");
+    let log = std::fs::read_to_string(&server.log).unwrap();
+    assert!(!log.contains(" ERROR "), "{log}");
 }
 
 #[test]

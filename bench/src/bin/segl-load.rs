@@ -110,7 +110,7 @@ enum Command {
         #[command(flatten)]
         load: LoadArgs,
         /// The mixes, separated by ';' (each as --mix takes it).
-        #[arg(long, default_value = "NewSecurityTokenService=1;Sosi2OIOSaml=1")]
+        #[arg(long, default_value = "NewSecurityTokenService=1;Sosi2OIOSaml=1;BST2SOSI=1;OIOSaml2Sosi=1")]
         mixes: String,
         /// Offered rate of each mix's runs, requests/s, comma separated (one rate: every mix);
         /// above a mix's capacity for its saturation.
@@ -671,14 +671,25 @@ fn with_load(
     eprintln!("segl-load: building {size} pre-signed requests");
     let client = DevClient::open(&config)?;
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(cpus).enable_all().build()?;
-    let audience = segl_bench::pool::audience(&config);
+    let settings = segl_bench::pool::OioSettings::of(&config);
     let (pool, stats) =
-        segl_bench::pool::build_for_mix(&client, &mix, size, cpus, &|| {}, &rt, &target, &audience)?;
+        segl_bench::pool::build_for_mix(&client, &mix, size, cpus, &|| {}, &rt, &target, &settings)?;
     eprintln!("segl-load: {} DGWS requests in {:.1} s", stats.size, stats.build_secs);
     if let Some(oio) = &stats.sosi2oiosaml {
         eprintln!(
             "segl-load: {} Sosi2OIOSaml requests for {} presenting {} cards from the server's NewSecurityTokenService",
             oio.size, oio.audience, oio.cards
+        );
+    }
+    for (kind, p) in stats.signed_oio() {
+        eprintln!(
+            "segl-load: {} {} requests header-signed by {} in {:.1} s, presenting {} tokens: {}",
+            p.size,
+            kind.name(),
+            p.signer,
+            p.build_secs,
+            p.tokens,
+            p.presented.join("; ")
         );
     }
     // The token is known to be segl's only when segl was started here.
@@ -703,6 +714,21 @@ fn with_load(
         signer: config.hsm.signer,
     };
     let record = f(&ctx)?;
+    if ctx.pool.replayed() > 0 {
+        eprintln!(
+            "segl-load: WARNING {} BST2SOSI/OIOSaml2Sosi requests went out twice (their part of the pool ran out): \
+             segl refuses a replayed MessageID, so they failed; give a larger --pool",
+            ctx.pool.replayed()
+        );
+    }
+    if let Some(age) = ctx.pool.signed_age().filter(|a| a.as_secs() > config.sts.clock_skew_secs) {
+        eprintln!(
+            "segl-load: WARNING the run ended {:.0} s after the BST2SOSI/OIOSaml2Sosi requests were built: segl refuses \
+             a request Timestamp older than {} s (clock_skew_secs), so late requests may have failed",
+            age.as_secs_f64(),
+            config.sts.clock_skew_secs
+        );
+    }
     if record.reused_cards > 0 {
         eprintln!(
             "segl-load: {} requests re-sent a pooled card under a fresh message id",
@@ -814,11 +840,22 @@ fn compare(
         many if many.len() == mixes.len() => many.to_vec(),
         _ => return Err("--rate takes one rate, or one per mix".into()),
     };
-    let rate = rates.iter().copied().fold(0.0, f64::max);
-    // One pool for all of them: every mix's endpoints, weighted alike.
-    let all = Mix::new(mixes.iter().flat_map(|m| m.weights.iter().map(|(p, _)| (p.clone(), 1))).collect());
+    // One pool for all of them: each mix's endpoints weighted by the requests its runs send
+    // (BST2SOSI and OIOSaml2Sosi requests cannot go out twice).
+    let all = Mix::new(
+        mixes
+            .iter()
+            .zip(&rates)
+            .flat_map(|(m, rate)| {
+                let total: u32 = m.weights.iter().map(|w| w.1).sum();
+                m.weights.iter().filter(|w| w.1 > 0).map(move |(p, w)| {
+                    (p.clone(), ((rate * f64::from(*w) / f64::from(total.max(1))).round() as u32).max(1))
+                })
+            })
+            .collect(),
+    );
     let rounds = rounds.max(1);
-    let needed = (rounds * mixes.len()) as f64 * rate * (secs + warmup_secs);
+    let needed = rounds as f64 * rates.iter().sum::<f64>() * (secs + warmup_secs);
     with_load(load, all, needed.ceil() as usize, |ctx| {
         let mut segments = Vec::new();
         let mut table: Vec<Vec<SegmentRecord>> = vec![Vec::new(); mixes.len()];

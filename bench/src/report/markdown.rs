@@ -624,6 +624,21 @@ fn per_endpoint(o: &mut String, report: &Report) {
             int(oio.mean_body_bytes as f64)
         );
     }
+    for (kind, p) in m.pool.signed_oio() {
+        let name = kind.name();
+        let _ = writeln!(
+            o,
+            "{name} requests: {} built before the timed phases, each with its own MessageID and header signature by {} \
+             (segl refuses a replayed MessageID: a pool that ran out would send some twice, and they fail), presenting {} \
+             tokens minted by the development IdP key: {} ({} bytes on average). A {name} answer costs two HSM signatures \
+             (the card and the answer's header).\n",
+            int(p.size as f64),
+            p.signer,
+            p.tokens,
+            p.presented.join("; "),
+            int(p.mean_body_bytes as f64)
+        );
+    }
     let _ = writeln!(
         o,
         "| run | endpoint | issued/s | p50 | p99 | failed | segl CPU µs/request | HSM signatures per token |\n|---|---|---:|---:|---:|---:|---:|---:|"
@@ -810,6 +825,33 @@ mod tests {
         );
         // Sizing counts two signatures per Sosi2OIOSaml request.
         assert_eq!(crate::report::signatures_per_request(&settings.mix), 1.5);
+        // The header-signed parts of the pool are described.
+        let mut m = m.clone();
+        m.pool.bst2sosi = Some(crate::pool::SignedOioPoolStats {
+            size: 1200,
+            tokens: 64,
+            presented: vec!["OIOH3BST from https://idp.example".into()],
+            signer: "voces (RSA-SHA256)".into(),
+            build_secs: 1.5,
+            mean_body_bytes: 9000,
+        });
+        assert_eq!(
+            m.pool.signed_oio().map(|(k, _)| k).collect::<Vec<_>>(),
+            [crate::pool::RequestKind::Bst2Sosi]
+        );
+        let text = summary(&report(&settings, &m));
+        assert!(
+            text.contains("BST2SOSI requests: 1,200 built before the timed phases")
+                && text.contains(
+                    "64 tokens minted by the development IdP key: OIOH3BST from https://idp.example"
+                ),
+            "{text}"
+        );
+        assert!(!text.contains("OIOSaml2Sosi requests:"), "{text}");
+        // ... and per BST2SOSI and OIOSaml2Sosi request.
+        let all = [new, oio, "/sts/services/BST2SOSI", "/sts/services/OIOSaml2Sosi"];
+        let all: Vec<(String, u32)> = all.iter().map(|p| (p.to_string(), 1)).collect();
+        assert_eq!(crate::report::signatures_per_request(&all), 1.75);
         assert_eq!(crate::report::signatures_per_request(&[(new.into(), 9), ("/x".into(), 1)]), 1.0);
     }
 

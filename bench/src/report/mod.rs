@@ -487,20 +487,16 @@ pub fn analyse(settings: &Settings, m: &Measurements) -> Results {
     }
 }
 
-/// HSM signatures per request of a mix: one for a DGWS card, two for a Sosi2OIOSaml answer
-/// (the assertion and the header); weighted by the mix.
+/// HSM signatures per request of a mix: one for a DGWS card, two for an OIO answer
+/// (Sosi2OIOSaml: the assertion and the header; BST2SOSI, OIOSaml2Sosi: the card and the
+/// header); weighted by the mix.
 pub fn signatures_per_request(mix: &[(String, u32)]) -> f64 {
     let total: u32 = mix.iter().map(|w| w.1).sum();
     if total == 0 {
         return 1.0;
     }
-    let signatures: u32 = mix
-        .iter()
-        .map(|(path, w)| match crate::pool::RequestKind::of_path(path) {
-            crate::pool::RequestKind::Dgws => *w,
-            crate::pool::RequestKind::Sosi2OioSaml => 2 * w,
-        })
-        .sum();
+    let signatures: u32 =
+        mix.iter().map(|(path, w)| crate::pool::RequestKind::of_path(path).signatures_per_token() * w).sum();
     f64::from(signatures) / f64::from(total)
 }
 
@@ -675,6 +671,8 @@ pub(crate) mod tests {
                 card_mix: vec![],
                 mean_body_bytes: 6000,
                 sosi2oiosaml: None,
+                bst2sosi: None,
+                oiosaml2sosi: None,
             },
             requests_sent: 100,
             reused_cards: 0,

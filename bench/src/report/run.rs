@@ -116,7 +116,7 @@ pub fn run(opts: &ReportOptions) -> Result<Report, ReportError> {
         }
         _ => (Target::plain(segl.addr), "plain HTTP".to_owned()),
     };
-    let audience = crate::pool::audience(&config);
+    let oio_settings = crate::pool::OioSettings::of(&config);
     let (pool, pool_stats) = crate::pool::build_for_mix(
         &client,
         &mix,
@@ -125,12 +125,21 @@ pub fn run(opts: &ReportOptions) -> Result<Report, ReportError> {
         &|| bar.inc(1),
         &rt,
         &target,
-        &audience,
+        &oio_settings,
     )?;
     bar.finish_and_clear();
     say(&format!("  {} requests in {:.1} s", pool_stats.size, pool_stats.build_secs));
     if let Some(oio) = &pool_stats.sosi2oiosaml {
         say(&format!("  and {} Sosi2OIOSaml requests presenting {} cards segl issued", oio.size, oio.cards));
+    }
+    for (kind, p) in pool_stats.signed_oio() {
+        say(&format!(
+            "  and {} header-signed {} requests presenting {} tokens (segl refuses them {} s after they were built)",
+            p.size,
+            kind.name(),
+            p.tokens,
+            config.sts.clock_skew_secs
+        ));
     }
     let pool = Arc::new(pool);
     let response_bytes = rt
@@ -253,6 +262,12 @@ pub fn run(opts: &ReportOptions) -> Result<Report, ReportError> {
 
     let requests_sent = pool.taken();
     let reused_cards = pool.reused();
+    if pool.replayed() > 0 {
+        say(&format!(
+            "{} header-signed OIO requests went out twice (the pool ran out; segl refuses the replays): give a larger --pool",
+            pool.replayed()
+        ));
+    }
     let (log_warnings, log_errors, log_samples) = log_stats(&segl_log);
     let exited = !segl.is_running();
     if exited {
