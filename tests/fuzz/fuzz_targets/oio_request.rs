@@ -21,7 +21,9 @@ use libfuzzer_sys::fuzz_target;
 use segl::exchange::error::RequestError;
 use segl::exchange::hints::{self, ClientHint};
 use segl::exchange::oio::request::{self, OioRequest};
+use segl::token::bootstrap::{BootstrapToken, TokenProfile};
 use segl::token::oiosaml::CertificateInfo;
+use segl::token::privileges::{Privileges, PRIVILEGES_2, PRIVILEGES_3};
 use segl::token::{ns, IdCard};
 use segl::xml::dsig::{verify_element, verify_header, Policy};
 use segl::xml::enc::{decrypt_encrypted_data, DecryptError, KeyTransport, KeyUnwrapError};
@@ -143,6 +145,23 @@ fn exchange_steps(doc: &Document, elements: &HashSet<NodeId>, rst: &OioRequest) 
         }
         if let Ok(card) = IdCard::from_element(doc, token) {
             check_certificate_info(&card.name_id.value);
+        }
+        // As BST2SOSI and OIOSaml2Sosi read a bootstrap token or an OIOSAML assertion, and the
+        // OIO-BPP privileges it may carry.
+        if let Ok(bst) = BootstrapToken::from_element(doc, token) {
+            let _ = bst.profile();
+            for profile in [TokenProfile::Oioh3Bst, TokenProfile::Oioh2Bst, TokenProfile::Oio3Bst] {
+                if let Some(name) = bst.missing_attribute(profile) {
+                    assert!(profile.required_attributes().contains(&name));
+                }
+            }
+            for name in [PRIVILEGES_2, PRIVILEGES_3] {
+                if let Some(value) = bst.attribute(name) {
+                    if let Ok(p) = Privileges::from_base64(value, &Limits::default()) {
+                        let _ = p.at_cvr("20921897");
+                    }
+                }
+            }
         }
     }
 
