@@ -28,6 +28,14 @@ fn state() -> &'static (PrivateState, Arc<RequestPool>) {
     })
 }
 
+/// SoftHSM reads every token's files when a process opens its tokens; a login by another
+/// process at that moment can make that read fail (`C_GetTokenInfo`: GeneralError, seen once in
+/// a clean-clone CI run). Server starts and development-client logins take turns.
+fn token_turn() -> std::sync::MutexGuard<'static, ()> {
+    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 fn log(name: &str) -> PathBuf {
     state().0.dir.join(format!("{name}-{}.log", std::process::id()))
 }
@@ -47,8 +55,11 @@ fn issues_distinct_cards_open_loop_against_segl_over_tls_and_plain_and_counts_c_
     let tls = TlsFiles::create(&tls_dir).expect("TLS files");
     // segl logs each issued card at debug level: the test reads the endpoints from the log.
     let level = "info,segl::exchange=debug";
-    let server = ChildServer::segl_from(Path::new(EXE), &state.config_path, &log("segl"), level, Some(&tls))
-        .expect("segl starts");
+    let server = {
+        let _turn = token_turn();
+        ChildServer::segl_from(Path::new(EXE), &state.config_path, &log("segl"), level, Some(&tls))
+            .expect("segl starts")
+    };
     // Its own ports, none of the configuration's (a segl running on those must not matter).
     let admin = server.admin_addr.expect("admin listener");
     let tls_addr = server.tls_addr.expect("TLS listener");
@@ -114,10 +125,16 @@ fn issues_distinct_cards_open_loop_against_segl_over_tls_and_plain_and_counts_c_
 #[test]
 fn a_mix_with_sosi2oiosaml_issues_oio_tokens_with_zero_errors_and_two_signatures_each() {
     let (state, _) = state();
-    let server = ChildServer::segl_from(Path::new(EXE), &state.config_path, &log("segl-oio"), "info", None)
-        .expect("segl starts");
+    let server = {
+        let _turn = token_turn();
+        ChildServer::segl_from(Path::new(EXE), &state.config_path, &log("segl-oio"), "info", None)
+            .expect("segl starts")
+    };
     let target = Target::plain(server.addr);
-    let client = DevClient::open(&state.config).expect("development client");
+    let client = {
+        let _turn = token_turn();
+        DevClient::open(&state.config).expect("development client")
+    };
     let mix = Mix::parse("NewSecurityTokenService=1,Sosi2OIOSaml=1").unwrap();
     let settings = OioSettings::of(&state.config);
     let rt = rt();
@@ -171,10 +188,16 @@ fn a_mix_with_sosi2oiosaml_issues_oio_tokens_with_zero_errors_and_two_signatures
 #[test]
 fn a_mix_of_all_four_endpoints_issues_tokens_of_each_with_zero_errors() {
     let (state, _) = state();
-    let server = ChildServer::segl_from(Path::new(EXE), &state.config_path, &log("segl-all"), "info", None)
-        .expect("segl starts");
+    let server = {
+        let _turn = token_turn();
+        ChildServer::segl_from(Path::new(EXE), &state.config_path, &log("segl-all"), "info", None)
+            .expect("segl starts")
+    };
     let target = Target::plain(server.addr);
-    let client = DevClient::open(&state.config).expect("development client");
+    let client = {
+        let _turn = token_turn();
+        DevClient::open(&state.config).expect("development client")
+    };
     let mix = Mix::parse("NewSecurityTokenService=1,Sosi2OIOSaml=1,BST2SOSI=1,OIOSaml2Sosi=1").unwrap();
     let rt = rt();
     // 60 requests of each kind: 30 of each for the mixed run, 30 for each OIO exchange alone

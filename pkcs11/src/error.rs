@@ -75,6 +75,13 @@ impl Pkcs11Error {
         }
     }
 
+    /// Whether the module answered CKR_GENERAL_ERROR: with a file-backed token (SoftHSM) this
+    /// is what a read racing another process's change of the token looks like, and a retry
+    /// shortly after succeeds.
+    pub fn is_general_error(&self) -> bool {
+        self.rv() == Some(RvError::GeneralError)
+    }
+
     /// What a failed signing operation says about the session it ran on.
     pub fn scope(&self) -> FaultScope {
         match self {

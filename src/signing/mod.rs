@@ -140,7 +140,20 @@ pub fn open_token(cfg: &HsmConfig) -> Result<Token, SigningError> {
     cfg.export_module_environment();
     let module = HsmModule::load(&cfg.module)?;
     let selector = cfg.token_selector();
-    let token = module.find_token(&selector)?;
+    // A file-backed token (SoftHSM) can fail to be read while another process is changing it
+    // (`segl keys`, a login, a key generation): CKR_GENERAL_ERROR from C_GetTokenInfo. That is
+    // transient; a few short retries keep a start from failing on it.
+    let mut attempt = 0;
+    let token = loop {
+        match module.find_token(&selector) {
+            Err(e) if e.is_general_error() && attempt < 5 => {
+                attempt += 1;
+                tracing::warn!(attempt, "reading the token failed ({e}); retrying");
+                std::thread::sleep(std::time::Duration::from_millis(100 * attempt));
+            }
+            other => break other?,
+        }
+    };
     let pin = cfg.pin_source().ok_or_else(|| SigningError::NoPinSource(selector.to_string()))?.read()?;
     token.login(&pin)?;
     Ok(token)
