@@ -59,30 +59,21 @@ fn an_operator_makes_a_decryption_key_that_decrypts_and_never_signs() {
         ),
     )
     .unwrap();
-    let encrypted =
-        encrypt_assertion(&token, &der, ContentEncryption::Aes128Cbc, KeyTransport::Rsa1_5).unwrap();
-    let request = bst2sosi_request(
-        &env().client,
-        &encrypted,
-        &[("medcom:ITSystemName", "Testby Journal")],
-        Identity::Voces,
-    )
-    .unwrap();
-    let reply = server.post("/sts/services/BST2SOSI", &request);
+    // The token encrypted to `certificate`, in a BST2SOSI request.
+    let send_encrypted_to = |certificate: &[u8]| {
+        let encrypted =
+            encrypt_assertion(&token, certificate, ContentEncryption::Aes128Cbc, KeyTransport::Rsa1_5)
+                .unwrap();
+        let claims = [("medcom:ITSystemName", "Testby Journal")];
+        let request = bst2sosi_request(&env().client, &encrypted, &claims, Identity::Voces).unwrap();
+        server.post("/sts/services/BST2SOSI", &request)
+    };
+    let reply = send_encrypted_to(&der);
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert!(issued_card(&reply.body).is_ok());
     // Encrypted to the other decryption key (configured before, not now): refused.
     let old = segl::dev::client::read_certificate(&env().pki("sts-decryption")).unwrap();
-    let encrypted =
-        encrypt_assertion(&token, &old, ContentEncryption::Aes128Cbc, KeyTransport::Rsa1_5).unwrap();
-    let request = bst2sosi_request(
-        &env().client,
-        &encrypted,
-        &[("medcom:ITSystemName", "Testby Journal")],
-        Identity::Voces,
-    )
-    .unwrap();
-    let reply = server.post("/sts/services/BST2SOSI", &request);
+    let reply = send_encrypted_to(&old);
     assert_eq!(reply.status, 500);
     assert!(reply.text().contains("could not be decrypted"), "{}", reply.text());
 }

@@ -227,6 +227,22 @@ impl PoolStats {
     }
 }
 
+/// Builds requests `0..size` on `threads` threads (thread `t` builds `t, t + threads, …`, each
+/// thread signing through its own HSM session); returns each thread's requests in its order.
+fn build_on_threads(
+    size: usize,
+    threads: usize,
+    build: &(dyn Fn(usize) -> Result<Pooled, PoolError> + Sync),
+) -> Result<Vec<Vec<Pooled>>, PoolError> {
+    let parts: Vec<Result<Vec<Pooled>, PoolError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| scope.spawn(move || (t..size).step_by(threads).map(build).collect()))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or(Err(PoolError::Empty))).collect()
+    });
+    parts.into_iter().collect()
+}
+
 impl RequestPool {
     /// Builds `size` distinct requests on `threads` threads, each signing through its own HSM
     /// session. `on_built` is called once per request (for a progress bar).
@@ -241,27 +257,12 @@ impl RequestPool {
         }
         let threads = threads.clamp(1, size);
         let started = Instant::now();
-        let parts: Vec<Result<Vec<Pooled>, PoolError>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..threads)
-                .map(|t| {
-                    scope.spawn(move || {
-                        (t..size)
-                            .step_by(threads)
-                            .map(|i| {
-                                let body = Bytes::from(client.request(&options(i))?);
-                                on_built();
-                                pooled(body)
-                            })
-                            .collect()
-                    })
-                })
-                .collect();
-            handles.into_iter().map(|h| h.join().unwrap_or(Err(PoolError::Empty))).collect()
-        });
-        let mut requests = Vec::with_capacity(size);
-        for part in parts {
-            requests.extend(part?);
-        }
+        let parts = build_on_threads(size, threads, &|i| {
+            let body = Bytes::from(client.request(&options(i))?);
+            on_built();
+            pooled(body)
+        })?;
+        let requests: Vec<Pooled> = parts.into_iter().flatten().collect();
         let stats = PoolStats {
             size,
             threads,
@@ -352,26 +353,13 @@ impl RequestPool {
         let tokens = signed_oio_tokens(client, kind, settings, OIO_TOKENS.min(size))?;
         let threads = threads.clamp(1, size);
         let tokens = &tokens;
-        let parts: Vec<Result<Vec<Pooled>, PoolError>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..threads)
-                .map(|t| {
-                    scope.spawn(move || {
-                        (t..size)
-                            .step_by(threads)
-                            .map(|i| {
-                                let body = tokens[i % tokens.len()].request(client)?;
-                                on_built();
-                                Ok(Pooled { body: Bytes::from(body), message_id: vec![] })
-                            })
-                            .collect()
-                    })
-                })
-                .collect();
-            handles.into_iter().map(|h| h.join().unwrap_or(Err(PoolError::Empty))).collect()
-        });
+        let parts = build_on_threads(size, threads, &|i| {
+            let body = tokens[i % tokens.len()].request(client)?;
+            on_built();
+            Ok(Pooled { body: Bytes::from(body), message_id: vec![] })
+        })?;
         // Back into index order, so that requests go out about in the order they were built.
-        let mut by_thread: Vec<std::vec::IntoIter<Pooled>> =
-            parts.into_iter().map(|p| p.map(Vec::into_iter)).collect::<Result<_, _>>()?;
+        let mut by_thread: Vec<std::vec::IntoIter<Pooled>> = parts.into_iter().map(Vec::into_iter).collect();
         let requests: Vec<Pooled> = (0..size).filter_map(|i| by_thread[i % threads].next()).collect();
         let mut presented: Vec<String> = tokens.iter().map(|t| t.describe()).collect();
         presented.sort();

@@ -36,6 +36,18 @@ fn token_turn() -> std::sync::MutexGuard<'static, ()> {
     TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// A segl on the private state (plain HTTP, info log `name`) and a development client, each
+/// opened in its turn.
+fn segl_and_client(state: &PrivateState, name: &str) -> (ChildServer, DevClient) {
+    let server = {
+        let _turn = token_turn();
+        ChildServer::segl_from(Path::new(EXE), &state.config_path, &log(name), "info", None)
+            .expect("segl starts")
+    };
+    let _turn = token_turn();
+    (server, DevClient::open(&state.config).expect("development client"))
+}
+
 fn log(name: &str) -> PathBuf {
     state().0.dir.join(format!("{name}-{}.log", std::process::id()))
 }
@@ -125,16 +137,8 @@ fn issues_distinct_cards_open_loop_against_segl_over_tls_and_plain_and_counts_c_
 #[test]
 fn a_mix_with_sosi2oiosaml_issues_oio_tokens_with_zero_errors_and_two_signatures_each() {
     let (state, _) = state();
-    let server = {
-        let _turn = token_turn();
-        ChildServer::segl_from(Path::new(EXE), &state.config_path, &log("segl-oio"), "info", None)
-            .expect("segl starts")
-    };
+    let (server, client) = segl_and_client(state, "segl-oio");
     let target = Target::plain(server.addr);
-    let client = {
-        let _turn = token_turn();
-        DevClient::open(&state.config).expect("development client")
-    };
     let mix = Mix::parse("NewSecurityTokenService=1,Sosi2OIOSaml=1").unwrap();
     let settings = OioSettings::of(&state.config);
     let rt = rt();
@@ -188,16 +192,8 @@ fn a_mix_with_sosi2oiosaml_issues_oio_tokens_with_zero_errors_and_two_signatures
 #[test]
 fn a_mix_of_all_four_endpoints_issues_tokens_of_each_with_zero_errors() {
     let (state, _) = state();
-    let server = {
-        let _turn = token_turn();
-        ChildServer::segl_from(Path::new(EXE), &state.config_path, &log("segl-all"), "info", None)
-            .expect("segl starts")
-    };
+    let (server, client) = segl_and_client(state, "segl-all");
     let target = Target::plain(server.addr);
-    let client = {
-        let _turn = token_turn();
-        DevClient::open(&state.config).expect("development client")
-    };
     let mix = Mix::parse("NewSecurityTokenService=1,Sosi2OIOSaml=1,BST2SOSI=1,OIOSaml2Sosi=1").unwrap();
     let rt = rt();
     // 60 requests of each kind: 30 of each for the mixed run, 30 for each OIO exchange alone

@@ -11,10 +11,10 @@ use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsOaepParams, PkcsOaepSource};
 use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
-use cryptoki::types::Ulong;
 
 use crate::module::call;
 use crate::public_key::strip_leading_zeros;
+use crate::session::KeyPurpose;
 use crate::token::find_one;
 use crate::{Pkcs11Error, RsaPublicKey, Token, TokenSession};
 
@@ -118,38 +118,6 @@ impl TokenSession {
         id: &[u8],
         bits: u32,
     ) -> Result<RsaPublicKey, Pkcs11Error> {
-        if self.has_key(label)? {
-            return Err(Pkcs11Error::KeyExists {
-                label: label.to_owned(),
-                token: self.token_label().to_owned(),
-            });
-        }
-        let modulus_bits = usize::try_from(bits)
-            .map_err(cryptoki::error::Error::TryFromInt)
-            .and_then(Ulong::try_from)
-            .map_err(call("C_GenerateKeyPair"))?;
-        let label_bytes = label.as_bytes().to_vec();
-        let public = [
-            Attribute::Token(true),
-            Attribute::Verify(false),
-            Attribute::Encrypt(true),
-            Attribute::Wrap(false),
-            Attribute::ModulusBits(modulus_bits),
-            Attribute::PublicExponent(vec![0x01, 0x00, 0x01]),
-            Attribute::Label(label_bytes.clone()),
-            Attribute::Id(id.to_vec()),
-        ];
-        let private = [
-            Attribute::Token(true),
-            Attribute::Private(true),
-            Attribute::Sensitive(true),
-            Attribute::Extractable(false),
-            Attribute::Sign(false),
-            Attribute::Decrypt(true),
-            Attribute::Unwrap(false),
-            Attribute::Label(label_bytes),
-            Attribute::Id(id.to_vec()),
-        ];
-        self.generate_pair(&public, &private, label, bits)
+        self.generate_pair(label, id, bits, KeyPurpose::Decryption)
     }
 }

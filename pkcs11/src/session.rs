@@ -15,6 +15,15 @@ use crate::{Pkcs11Error, RsaPublicKey, Token};
 /// F4, the public exponent every RSA key here gets.
 const PUBLIC_EXPONENT: [u8; 3] = [0x01, 0x00, 0x01];
 
+/// What a generated key pair is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeyPurpose {
+    /// The STS signing key.
+    Signing,
+    /// The key tokens are encrypted to.
+    Decryption,
+}
+
 /// A read/write session used for key management (not for the request path).
 pub struct TokenSession {
     /// Always `Some` until dropped.
@@ -60,6 +69,19 @@ impl TokenSession {
     /// CKA_SENSITIVE, not CKA_EXTRACTABLE, CKA_SIGN true, CKA_DECRYPT/CKA_UNWRAP false; both
     /// halves carry `label` and `id`. Fails with `KeyExists` if the label is taken.
     pub fn generate_rsa_key(&self, label: &str, id: &[u8], bits: u32) -> Result<RsaPublicKey, Pkcs11Error> {
+        self.generate_pair(label, id, bits, KeyPurpose::Signing)
+    }
+
+    /// Generates an RSA key pair for `purpose`: a signing key signs and decrypts nothing, a
+    /// decryption key decrypts and signs nothing; otherwise both are alike (token, private,
+    /// sensitive, not extractable, no wrap/unwrap, `label` and `id` on both halves).
+    pub(crate) fn generate_pair(
+        &self,
+        label: &str,
+        id: &[u8],
+        bits: u32,
+        purpose: KeyPurpose,
+    ) -> Result<RsaPublicKey, Pkcs11Error> {
         if self.has_key(label)? {
             return Err(Pkcs11Error::KeyExists {
                 label: label.to_owned(),
@@ -70,11 +92,12 @@ impl TokenSession {
             .map_err(cryptoki::error::Error::TryFromInt)
             .and_then(Ulong::try_from)
             .map_err(call("C_GenerateKeyPair"))?;
+        let signs = purpose == KeyPurpose::Signing;
         let label_bytes = label.as_bytes().to_vec();
         let public = [
             Attribute::Token(true),
-            Attribute::Verify(true),
-            Attribute::Encrypt(false),
+            Attribute::Verify(signs),
+            Attribute::Encrypt(!signs),
             Attribute::Wrap(false),
             Attribute::ModulusBits(modulus_bits),
             Attribute::PublicExponent(PUBLIC_EXPONENT.to_vec()),
@@ -86,39 +109,23 @@ impl TokenSession {
             Attribute::Private(true),
             Attribute::Sensitive(true),
             Attribute::Extractable(false),
-            Attribute::Sign(true),
-            Attribute::Decrypt(false),
+            Attribute::Sign(signs),
+            Attribute::Decrypt(!signs),
             Attribute::Unwrap(false),
             Attribute::Label(label_bytes),
             Attribute::Id(id.to_vec()),
         ];
-        self.generate_pair(&public, &private, label, bits)
-    }
-
-    /// Generates the pair with the given templates and reads its public key.
-    pub(crate) fn generate_pair(
-        &self,
-        public: &[Attribute],
-        private: &[Attribute],
-        label: &str,
-        bits: u32,
-    ) -> Result<RsaPublicKey, Pkcs11Error> {
         let (public_handle, _) = self
             .s()?
-            .generate_key_pair(&Mechanism::RsaPkcsKeyPairGen, public, private)
+            .generate_key_pair(&Mechanism::RsaPkcsKeyPairGen, &public, &private)
             .map_err(call("C_GenerateKeyPair"))?;
-        tracing::info!(token = %self.token.label(), key = label, bits, "generated RSA key pair");
+        tracing::info!(token = %self.token.label(), key = label, bits, ?purpose, "generated RSA key pair");
         self.read_public_key(public_handle, label)
     }
 
     /// The underlying session, for the crate's own operations.
     pub(crate) fn raw(&self) -> Result<&Session, Pkcs11Error> {
         self.s()
-    }
-
-    /// The label of the token this session is on.
-    pub(crate) fn token_label(&self) -> &str {
-        self.token.label()
     }
 
     /// Whether a private key with this label exists.

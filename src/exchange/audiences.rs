@@ -21,8 +21,8 @@ pub enum AudienceError {
 pub struct Audience {
     /// Its configuration row.
     pub config: IboAudienceConfig,
-    /// Its encryption certificate, DER.
-    pub certificate_der: Vec<u8>,
+    /// The public key of its encryption certificate, read once at load.
+    pub recipient: crate::xml::enc::RecipientKey,
 }
 
 /// The audiences by their URI.
@@ -43,14 +43,9 @@ impl AudienceRegister {
             };
             let der = crate::signing::keys::read_certificate_file(&row.certificate)
                 .map_err(|e| fail(e.to_string()))?;
-            let (_, cert) = x509_parser::parse_x509_certificate(&der).map_err(|e| fail(e.to_string()))?;
-            if cert.public_key().algorithm.algorithm != x509_parser::oid_registry::OID_PKCS1_RSAENCRYPTION {
-                return Err(fail("the key is not RSA (key transport is RSA)".into()));
-            }
-            by_uri.insert(
-                row.audience.clone(),
-                Arc::new(Audience { config: row.clone(), certificate_der: der }),
-            );
+            let recipient = crate::xml::enc::RecipientKey::from_certificate_der(&der)
+                .map_err(|e| fail(format!("{e} (key transport needs an RSA certificate)")))?;
+            by_uri.insert(row.audience.clone(), Arc::new(Audience { config: row.clone(), recipient }));
         }
         Ok(AudienceRegister { by_uri })
     }

@@ -31,11 +31,11 @@
 //! (`medcom:cprnumber`); without a role or authorisation claim its role is
 //! `urn:dk:healthcare:no-role` (seal consumers need a non-empty role).
 
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 
 use super::error::RequestError;
 use super::oio::usercard::{self, CardSubject};
-use super::oio::{self, envelope, request};
+use super::oio::{self, envelope, request, tokens};
 use super::pipeline::Request;
 use super::{CoreContext, Policy};
 use crate::audit::AuditToken;
@@ -44,7 +44,6 @@ use crate::token::bootstrap::{self, BootstrapToken, TokenProfile};
 use crate::token::idcard::{NameId, SystemLog, UserLog};
 use crate::token::ns;
 use crate::trust::SignerCertificate;
-use crate::xml::dsig::verify;
 use crate::xml::{Document, NodeId};
 
 /// Claim URIs (addendum §3.3).
@@ -223,20 +222,12 @@ fn trusted_token<'p>(
     doc: &Document,
     token: NodeId,
 ) -> Result<(BootstrapToken, &'p crate::trust::idp::TrustedIdp), RequestError> {
-    let verified = verify::verify_element(doc, token, &crate::xml::dsig::Policy::FEDERATION)
-        .map_err(RequestError::TokenSignature)?;
+    let verified = tokens::verify_token(doc, token)?;
     let token = BootstrapToken::from_element(doc, verified.signed_element)?;
     let idp =
         policy.idps.get(&token.issuer).ok_or_else(|| RequestError::UntrustedIssuer(token.issuer.clone()))?;
-    if !idp.signing_certificates.contains(&verified.certificate_der) {
-        let who = crate::trust::describe(&verified.certificate_der)
-            .map(|c| c.subject_dn)
-            .unwrap_or_else(|_| "an unreadable certificate".into());
-        return Err(RequestError::UntrustedToken(format!(
-            "the bootstrap token was signed by {who}, which is not a signing key of issuer {}",
-            token.issuer
-        )));
-    }
+    let whom = format!("which is not a signing key of issuer {}", token.issuer);
+    tokens::require_signer(&verified, &idp.signing_certificates, "the bootstrap token", &whom)?;
     Ok((token, idp))
 }
 
@@ -270,17 +261,7 @@ fn check_audience_and_time(
             allowed: cfg.allowed_audience.clone(),
         });
     }
-    let drift = SignedDuration::from_secs(cfg.allowed_drift_secs as i64);
-    let not_valid = || RequestError::TokenNotValid { now: now.to_string(), drift: cfg.allowed_drift_secs };
-    if token.not_before.is_some_and(|nb| now.saturating_add(drift).unwrap_or(now) < nb) {
-        return Err(not_valid());
-    }
-    match token.not_on_or_after {
-        Some(end) if now.saturating_sub(drift).unwrap_or(now) >= end => Err(not_valid()),
-        // A token without an end is not accepted: nothing would bound its replay.
-        None => Err(RequestError::Bootstrap(bootstrap::BootstrapError::Missing("Conditions/@NotOnOrAfter"))),
-        Some(_) => Ok(()),
-    }
+    tokens::check_validity(token, cfg.allowed_drift_secs, now)
 }
 
 fn check_holder_of_key(

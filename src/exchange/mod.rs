@@ -54,6 +54,9 @@ pub struct Policy {
     pub idps: crate::trust::idp::TrustedIdps,
     /// DER of the identity providers OIOSaml2Sosi trusts (nboConfiguration's trustedVault).
     pub nemlogin_idps: Vec<Vec<u8>>,
+    /// Those of them whose CPR is taken as sent (their subject serialNumber is in
+    /// `cpr_trust_certificates`), worked out once here rather than per request.
+    pub cpr_trusted_idps: Vec<Vec<u8>>,
     /// Who a professional is, and what may be written about them.
     pub persons: Arc<dyn crate::registers::PersonRegister>,
     /// Which authorisations a person holds.
@@ -101,6 +104,10 @@ impl Policy {
         version: u64,
         crls: Arc<ArcSwap<CrlSet>>,
     ) -> Result<Policy, SharedError> {
+        let nemlogin_idps = crate::trust::idp::read_certificates(
+            "oiosaml2sosi.trusted_idps",
+            &config.oiosaml2sosi.trusted_idps,
+        )?;
         let register = Arc::new(match &config.registers.file {
             Some(path) => crate::registers::FileRegister::load(path)?,
             None => crate::registers::FileRegister::default(),
@@ -112,10 +119,15 @@ impl Policy {
             roles: NationalRoles::from_config(&config.roles)?,
             audiences: audiences::AudienceRegister::from_config(&config.sosi2oiosaml)?,
             idps: crate::trust::idp::TrustedIdps::from_config(&config.bst2sosi)?,
-            nemlogin_idps: crate::trust::idp::read_certificates(
-                "oiosaml2sosi.trusted_idps",
-                &config.oiosaml2sosi.trusted_idps,
-            )?,
+            cpr_trusted_idps: nemlogin_idps
+                .iter()
+                .filter(|der| {
+                    let serial = crate::trust::describe(der).ok().and_then(|c| c.subject_serial_number);
+                    serial.is_some_and(|s| config.oiosaml2sosi.cpr_trust_certificates.contains(&s))
+                })
+                .cloned()
+                .collect(),
+            nemlogin_idps,
             persons: register.clone(),
             authorisations: register,
             config,

@@ -24,11 +24,9 @@
 //! or else CommonName and `-`, its e-mail from the assertion, its OCESCertHash is SHA-1 of the
 //! user certificate the assertion carries (when it carries one).
 
-use jiff::{SignedDuration, Timestamp};
-
 use super::error::RequestError;
 use super::oio::usercard::{self, CardSubject};
-use super::oio::{self, envelope};
+use super::oio::{self, envelope, tokens};
 use super::pipeline::Request;
 use super::{CoreContext, Policy};
 use crate::audit::AuditToken;
@@ -37,7 +35,6 @@ use crate::token::bootstrap::{self, BootstrapToken};
 use crate::token::idcard::{NameId, SystemLog, UserLog};
 use crate::token::ns;
 use crate::xml::dsig::algorithm::DigestAlgorithm;
-use crate::xml::dsig::verify;
 use crate::xml::{Document, NodeId};
 
 /// OIOSAML 2 attribute names (spec §5.4).
@@ -81,7 +78,7 @@ pub async fn issue(
     if spec != "DK-SAML-2.0" {
         return Err(RequestError::AssertionProfile(spec.to_owned()));
     }
-    check_time(cfg.allowed_drift_secs, &assertion, now)?;
+    tokens::check_validity(&assertion, cfg.allowed_drift_secs, now)?;
     // The context token is read only for what the system states about its own use; the
     // request's signature is what vouches for it.
     let context = BootstrapToken::from_element(doc, context_node)?;
@@ -97,17 +94,18 @@ pub async fn issue(
         .or_else(|| assertion.attribute(UID).and_then(|u| u.split_once("-RID:")).map(|(_, r)| r.to_owned()))
         .ok_or(RequestError::TokenAttribute(bootstrap::RID_2))?;
     let cvr_rid = format!("CVR:{cvr}-RID:{rid}");
+    let cpr_trusted = policy.cpr_trusted_idps.contains(&idp_der);
     let cpr =
         match policy.persons.cpr_for_rid(&cvr, &rid).map_err(|_| RequestError::CprLookup(cvr_rid.clone()))? {
             Some(looked_up) => match assertion.attribute(bootstrap::CPR_2) {
-                Some(sent) if sent != looked_up && !cpr_trusted(policy, &idp_der) => {
+                Some(sent) if sent != looked_up && !cpr_trusted => {
                     return Err(RequestError::CvrRidCprMismatch(format!("{cvr_rid},{sent}")));
                 }
-                Some(sent) if cpr_trusted(policy, &idp_der) => sent.to_owned(),
+                Some(sent) if cpr_trusted => sent.to_owned(),
                 _ => looked_up,
             },
             None => match assertion.attribute(bootstrap::CPR_2) {
-                Some(sent) if cpr_trusted(policy, &idp_der) => sent.to_owned(),
+                Some(sent) if cpr_trusted => sent.to_owned(),
                 _ => return Err(RequestError::IllegalCvrRid(cvr_rid)),
             },
         };
@@ -176,34 +174,12 @@ fn trusted_assertion(
     doc: &Document,
     node: NodeId,
 ) -> Result<(BootstrapToken, Vec<u8>), RequestError> {
-    let verified = verify::verify_element(doc, node, &crate::xml::dsig::Policy::FEDERATION)
-        .map_err(RequestError::TokenSignature)?;
-    if !policy.nemlogin_idps.contains(&verified.certificate_der) {
-        let who = crate::trust::describe(&verified.certificate_der)
-            .map(|c| c.subject_dn)
-            .unwrap_or_else(|_| "an unreadable certificate".into());
-        return Err(RequestError::UntrustedToken(format!(
-            "the OIOSAML assertion was signed by {who}, not by a trusted identity provider"
-        )));
-    }
+    let verified = tokens::verify_token(doc, node)?;
+    tokens::require_signer(
+        &verified,
+        &policy.nemlogin_idps,
+        "the OIOSAML assertion",
+        "not by a trusted identity provider",
+    )?;
     Ok((BootstrapToken::from_element(doc, verified.signed_element)?, verified.certificate_der))
-}
-
-/// Whether the identity provider's certificate is one whose CPR is taken as sent.
-fn cpr_trusted(policy: &Policy, idp_der: &[u8]) -> bool {
-    let serial = crate::trust::describe(idp_der).ok().and_then(|c| c.subject_serial_number);
-    serial.is_some_and(|s| policy.config.oiosaml2sosi.cpr_trust_certificates.contains(&s))
-}
-
-fn check_time(drift_secs: u64, assertion: &BootstrapToken, now: Timestamp) -> Result<(), RequestError> {
-    let drift = SignedDuration::from_secs(drift_secs as i64);
-    let not_valid = || RequestError::TokenNotValid { now: now.to_string(), drift: drift_secs };
-    if assertion.not_before.is_some_and(|nb| now.saturating_add(drift).unwrap_or(now) < nb) {
-        return Err(not_valid());
-    }
-    match assertion.not_on_or_after {
-        Some(end) if now.saturating_sub(drift).unwrap_or(now) >= end => Err(not_valid()),
-        None => Err(RequestError::Bootstrap(bootstrap::BootstrapError::Missing("Conditions/@NotOnOrAfter"))),
-        Some(_) => Ok(()),
-    }
 }

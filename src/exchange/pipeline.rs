@@ -83,10 +83,12 @@ pub async fn serve(
     let name = endpoint.name();
     match result {
         Ok(response) => {
-            let record = request.audit.clone().issued(name, now, peer);
+            let record = std::mem::take(&mut request.audit).issued(name, now, peer);
             // A token whose audit record cannot be written is not released.
             if let Err(e) = ctx.shared.audit.record(&record).await {
-                return fault_answer(ctx, &policy, &request, RequestError::Audit(e)).await;
+                let error = RequestError::Audit(e);
+                let fault = error.fault(Some(endpoint), &policy.config.sts.fault_actor);
+                return fault_answer(ctx, &request, error, fault).await;
             }
             // The audit log has a record of every token and the metrics count them; a log
             // line each would be thousands a second at peak.
@@ -94,15 +96,15 @@ pub async fn serve(
             Outcome::issued(response)
         }
         Err(error) => {
+            let fault = error.fault(Some(endpoint), &policy.config.sts.fault_actor);
             if request.audit.identified() {
-                let fault = error.fault(Some(endpoint), &policy.config.sts.fault_actor);
-                let record =
-                    request.audit.clone().refused(name, now, peer, fault.code.qname(), error.fault_string());
+                let audit = std::mem::take(&mut request.audit);
+                let record = audit.refused(name, now, peer, fault.code.qname(), error.fault_string());
                 if let Err(e) = ctx.shared.audit.record(&record).await {
                     tracing::error!("the refusal was not audited: {e}");
                 }
             }
-            fault_answer(ctx, &policy, &request, error).await
+            fault_answer(ctx, &request, error, fault).await
         }
     }
 }
@@ -137,8 +139,7 @@ async fn run_exchange(
 /// was read are signed by the STS like any OIO answer (clients validating SIG-HDR would
 /// otherwise reject them, spec §4.1); refusals that must not cost an HSM signature (load,
 /// deadline) and failures of the HSM itself go unsigned.
-async fn fault_answer(ctx: &CoreContext, policy: &Policy, request: &Request, error: RequestError) -> Outcome {
-    let fault = error.fault(Some(request.endpoint), &policy.config.sts.fault_actor);
+async fn fault_answer(ctx: &CoreContext, request: &Request, error: RequestError, fault: Fault) -> Outcome {
     log_refusal(request.endpoint.name(), &error, &fault);
     let now = request.time.now;
     let sign = !matches!(

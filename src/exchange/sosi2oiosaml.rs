@@ -28,7 +28,7 @@ use jiff::{SignedDuration, Timestamp};
 
 use super::dgws::{audit_card, check_validity};
 use super::error::RequestError;
-use super::oio::{self, envelope, request};
+use super::oio::{self, envelope, request, tokens};
 use super::pipeline::Request;
 use super::replay::ReplayCache;
 use super::{CoreContext, Policy};
@@ -36,7 +36,6 @@ use crate::audit::AuditToken;
 use crate::token::oiosaml::{Attribute, Bootstrap, CertificateInfo, OioSamlAssertion};
 use crate::token::{ns, CardType, IdCard};
 use crate::xml::dsig::algorithm::SignatureAlgorithm;
-use crate::xml::dsig::verify;
 use crate::xml::{Document, NodeId};
 
 /// The issued assertion is signed RSA-SHA1, as seal's OIOSAML builder signs and as the STS's
@@ -130,17 +129,13 @@ fn presented_card(doc: &Document, rst: &request::OioRequest) -> Result<NodeId, R
 /// Verifies the card's own signature and that this STS made it; reads the card only from the
 /// verified element.
 fn sts_card(ctx: &CoreContext, doc: &Document, card: NodeId) -> Result<IdCard, RequestError> {
-    let verified = verify::verify_element(doc, card, &crate::xml::dsig::Policy::FEDERATION)
-        .map_err(RequestError::TokenSignature)?;
-    let published = ctx.signer.published();
-    if !published.certificates.contains(&verified.certificate_der) {
-        let who = crate::trust::describe(&verified.certificate_der)
-            .map(|c| c.subject_dn)
-            .unwrap_or_else(|_| "an unreadable certificate".into());
-        return Err(RequestError::UntrustedToken(format!(
-            "the ID card was signed by {who}, not by this STS"
-        )));
-    }
+    let verified = tokens::verify_token(doc, card)?;
+    tokens::require_signer(
+        &verified,
+        &ctx.signer.published().certificates,
+        "the ID card",
+        "not by this STS",
+    )?;
     Ok(IdCard::from_element(doc, verified.signed_element)?)
 }
 
@@ -245,9 +240,9 @@ async fn build_and_sign(
         .sign_digest(&credential, ASSERTION_SIGNATURE.digest(), unsigned.signed_info_digest(), sign_by)
         .await?;
     let signed = unsigned.finish(&value);
-    let encrypted = crate::xml::enc::encrypt_assertion(
+    let encrypted = crate::xml::enc::encrypt_assertion_to(
         &signed,
-        &audience.certificate_der,
+        &audience.recipient,
         cfg.content_encryption,
         cfg.key_transport,
     )

@@ -128,44 +128,20 @@ impl KeyManager {
     /// Generates an RSA key pair inside the token (non-extractable, sensitive, sign-only) and
     /// records it as `next`.
     pub fn generate(&self, label: &str, bits: u32) -> Result<KeyListing, KeyError> {
-        self.audited("generate", label, || {
-            check_label(label)?;
-            if !matches!(bits, 2048 | 3072 | 4096) {
-                return Err(KeyError::BadInput(format!(
-                    "RSA key size {bits} is not offered; use 2048, 3072 or 4096"
-                )));
-            }
-            let session = self.token.session()?;
-            let mut inventory = self.inventory(&session)?;
-            let mut id = [0u8; 8];
-            aws_lc_rs::rand::fill(&mut id)
-                .map_err(|_| KeyError::BadInput("no randomness for the key id".into()))?;
-            let public = session.generate_rsa_key(label, &id, bits)?;
-            inventory.entries.push(InventoryEntry {
-                label: label.to_owned(),
-                id: id.to_vec(),
-                state: KeyState::Next,
-                since: now(),
-            });
-            session.write_inventory(&mut inventory)?;
-            let listing = KeyListing {
-                label: label.to_owned(),
-                id: hex_encode(&id),
-                algorithm: "RSA",
-                bits: public.bits(),
-                state: "next".into(),
-                since: rfc3339(now()),
-                certificate: None,
-            };
-            Ok((format!("RSA-{bits} key pair generated, id {}", listing.id), listing))
-        })
+        self.generate_for(label, bits, false)
     }
 
     /// Generates an RSA key pair for decryption inside the token (non-extractable, sensitive,
     /// decrypt-only): the key issuers encrypt tokens to (`hsm.decryption_key`). It is not a
     /// signing key: it stays out of the signing inventory and can never be activated.
     pub fn generate_decryption(&self, label: &str, bits: u32) -> Result<KeyListing, KeyError> {
-        self.audited("generate-decryption", label, || {
+        self.generate_for(label, bits, true)
+    }
+
+    /// A signing key (recorded as `next` in the inventory) or a decryption key (never in it).
+    fn generate_for(&self, label: &str, bits: u32, decryption: bool) -> Result<KeyListing, KeyError> {
+        let operation = if decryption { "generate-decryption" } else { "generate" };
+        self.audited(operation, label, || {
             check_label(label)?;
             if !matches!(bits, 2048 | 3072 | 4096) {
                 return Err(KeyError::BadInput(format!(
@@ -176,17 +152,31 @@ impl KeyManager {
             let mut id = [0u8; 8];
             aws_lc_rs::rand::fill(&mut id)
                 .map_err(|_| KeyError::BadInput("no randomness for the key id".into()))?;
-            let public = session.generate_rsa_decryption_key(label, &id, bits)?;
+            let (public, state) = if decryption {
+                (session.generate_rsa_decryption_key(label, &id, bits)?, "decryption")
+            } else {
+                let mut inventory = self.inventory(&session)?;
+                let public = session.generate_rsa_key(label, &id, bits)?;
+                inventory.entries.push(InventoryEntry {
+                    label: label.to_owned(),
+                    id: id.to_vec(),
+                    state: KeyState::Next,
+                    since: now(),
+                });
+                session.write_inventory(&mut inventory)?;
+                (public, "next")
+            };
             let listing = KeyListing {
                 label: label.to_owned(),
                 id: hex_encode(&id),
                 algorithm: "RSA",
                 bits: public.bits(),
-                state: "decryption".into(),
+                state: state.into(),
                 since: rfc3339(now()),
                 certificate: None,
             };
-            Ok((format!("RSA-{bits} decryption key pair generated, id {}", listing.id), listing))
+            let kind = if decryption { "decryption key pair" } else { "key pair" };
+            Ok((format!("RSA-{bits} {kind} generated, id {}", listing.id), listing))
         })
     }
 

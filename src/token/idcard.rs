@@ -123,6 +123,16 @@ pub const CARD_ID: &str = "IDCard";
 pub const SIGNATURE_ID: &str = "OCESSignature";
 
 impl IdCard {
+    /// A fresh `sosi:IDCardID` for a card the STS issues: base64 of 16 random bytes, as seal
+    /// writes it.
+    pub fn fresh_id() -> String {
+        use base64::Engine;
+        let mut id = [0u8; 16];
+        // An all-zero id on RNG failure would still be a valid card; uniqueness is best effort.
+        let _ = aws_lc_rs::rand::fill(&mut id);
+        base64::engine::general_purpose::STANDARD.encode(id)
+    }
+
     /// Reads a card from `card`, which must be the element its signature verified: nothing
     /// outside that element is looked at.
     pub fn from_element(doc: &Document, card: NodeId) -> Result<IdCard, CardError> {

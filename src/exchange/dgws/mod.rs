@@ -398,9 +398,6 @@ fn issued_card(policy: &Policy, endpoint: DgwsEndpoint, accepted: &AcceptedCard,
         // unsigned (level 1/2) cards, which have no certificate to describe.
         _ => client.name_id.clone(),
     };
-    let mut id = [0u8; 16];
-    // An all-zero id on RNG failure would still be a valid card; uniqueness is best effort.
-    let _ = aws_lc_rs::rand::fill(&mut id);
     IdCard {
         version: client.version,
         issue_instant: not_before,
@@ -410,7 +407,7 @@ fn issued_card(policy: &Policy, endpoint: DgwsEndpoint, accepted: &AcceptedCard,
         holder_of_key: accepted.signer.is_some(),
         not_before,
         not_on_or_after: not_before.saturating_add(ISSUED_LIFETIME).unwrap_or(not_before),
-        id_card_id: B64.encode(id),
+        id_card_id: IdCard::fresh_id(),
         card_type: client.card_type,
         authentication_level: client.authentication_level,
         // The client's value is copied; when absent, SHA-1 of its certificate (spec §3.5).

@@ -5,6 +5,7 @@
 pub mod envelope;
 pub mod request;
 pub mod security;
+pub mod tokens;
 pub mod usercard;
 
 use std::time::Instant;

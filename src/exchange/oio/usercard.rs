@@ -75,13 +75,9 @@ pub fn user_card(
     backdate_ms: u64,
     duration_ms: u64,
 ) -> IdCard {
-    use base64::Engine;
     let not_before = now.saturating_sub(SignedDuration::from_millis(backdate_ms as i64)).unwrap_or(now);
     let not_on_or_after =
         not_before.saturating_add(SignedDuration::from_millis(duration_ms as i64)).unwrap_or(not_before);
-    let mut id = [0u8; 16];
-    // An all-zero id on RNG failure would still be a valid card; uniqueness is best effort.
-    let _ = aws_lc_rs::rand::fill(&mut id);
     IdCard {
         version: DgwsVersion::V1_0_1,
         issue_instant: not_before,
@@ -90,7 +86,7 @@ pub fn user_card(
         holder_of_key: false,
         not_before,
         not_on_or_after,
-        id_card_id: base64::engine::general_purpose::STANDARD.encode(id),
+        id_card_id: IdCard::fresh_id(),
         card_type: CardType::User,
         authentication_level: 4,
         ocess_cert_hash: subject.ocess_cert_hash,

@@ -84,8 +84,19 @@ pub fn encrypt_assertion(
     transport: KeyTransport,
 ) -> Result<Vec<u8>, EncryptError> {
     let recipient = RecipientKey::from_certificate_der(recipient_certificate_der)?;
+    encrypt_assertion_to(plaintext, &recipient, content, transport)
+}
+
+/// [`encrypt_assertion`] to a key read from its certificate beforehand (an audience's, once
+/// per configuration rather than once per request).
+pub fn encrypt_assertion_to(
+    plaintext: &[u8],
+    recipient: &RecipientKey,
+    content: ContentEncryption,
+    transport: KeyTransport,
+) -> Result<Vec<u8>, EncryptError> {
     let mut w = CanonicalWriter::with_capacity(plaintext.len() * 4 / 3 + 1024);
-    write_encrypted_assertion(&mut w, plaintext, &recipient, content, transport)?;
+    write_encrypted_assertion(&mut w, plaintext, recipient, content, transport)?;
     Ok(w.into_bytes())
 }
 

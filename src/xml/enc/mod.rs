@@ -48,7 +48,9 @@ pub use algorithm::{
     SHA1,
 };
 pub use decrypt::{decrypt_encrypted_data, DecryptError, KeyUnwrapError};
-pub use encrypt::{encrypt_assertion, write_encrypted_assertion, EncryptError, RecipientKey};
+pub use encrypt::{
+    encrypt_assertion, encrypt_assertion_to, write_encrypted_assertion, EncryptError, RecipientKey,
+};
 pub use software::{BadPrivateKey, SoftwareKeyUnwrapper};
 
 pub use crate::xml::dsig::algorithm::DSIG_NS;
