@@ -16,16 +16,17 @@ use crate::module::call;
 use crate::public_key::strip_leading_zeros;
 use crate::session::KeyPurpose;
 use crate::token::find_one;
-use crate::{Pkcs11Error, RsaPublicKey, Token, TokenSession};
+use crate::{FaultScope, Pkcs11Error, RsaPublicKey, Token, TokenSession};
 
-/// One session and one cached decryption-key handle; each core owns its own.
+/// One session and one cached decryption-key handle; each core owns its own. A session the
+/// module reports as lost (or a stale key handle) is reopened once and the operation retried,
+/// as the batched signer recovers its sessions: such a failure says nothing about the input.
 pub struct RsaDecryptor {
-    session: Session,
-    key: ObjectHandle,
+    open: std::cell::RefCell<(Session, ObjectHandle)>,
     label: String,
     modulus_len: usize,
-    /// Keeps the token's login session, and with it the login, alive.
-    _token: Token,
+    /// Reopens the session; keeps the token's login session, and with it the login, alive.
+    token: Token,
 }
 
 impl std::fmt::Debug for RsaDecryptor {
@@ -52,8 +53,7 @@ impl RsaDecryptor {
     /// the modulus length. Fails only for input the operation is undefined on (wrong length,
     /// not below the modulus), never because of what the result contains.
     pub fn raw(&self, ciphertext: &[u8]) -> Result<Vec<u8>, Pkcs11Error> {
-        let out =
-            self.session.decrypt(&Mechanism::RsaX509, self.key, ciphertext).map_err(call("C_Decrypt"))?;
+        let out = self.decrypt(&Mechanism::RsaX509, ciphertext)?;
         let mut block = vec![0u8; self.modulus_len.saturating_sub(out.len())];
         block.extend_from_slice(&out);
         Ok(block)
@@ -63,38 +63,65 @@ impl RsaDecryptor {
     pub fn oaep_sha1(&self, ciphertext: &[u8]) -> Result<Vec<u8>, Pkcs11Error> {
         let params =
             PkcsOaepParams::new(MechanismType::SHA1, PkcsMgfType::MGF1_SHA1, PkcsOaepSource::empty());
-        self.session.decrypt(&Mechanism::RsaPkcsOaep(params), self.key, ciphertext).map_err(call("C_Decrypt"))
+        self.decrypt(&Mechanism::RsaPkcsOaep(params), ciphertext)
     }
+
+    fn decrypt(&self, mechanism: &Mechanism<'_>, ciphertext: &[u8]) -> Result<Vec<u8>, Pkcs11Error> {
+        let attempt = |open: &(Session, ObjectHandle)| {
+            open.0.decrypt(mechanism, open.1, ciphertext).map_err(call("C_Decrypt"))
+        };
+        let first = attempt(&self.open.borrow());
+        match first {
+            Err(e) if matches!(e.scope(), FaultScope::Session | FaultScope::KeyHandle) => {
+                tracing::warn!(key = %self.label, "decryption session lost ({e}); reopening it");
+                let (session, key, _) = open_key(&self.token, &self.label)?;
+                *self.open.borrow_mut() = (session, key);
+                attempt(&self.open.borrow())
+            }
+            other => other,
+        }
+    }
+}
+
+/// A new read-only session on the token and the decryption key labelled `label` in it, checked
+/// to be an RSA key that may decrypt; with its modulus length.
+fn open_key(token: &Token, label: &str) -> Result<(Session, ObjectHandle, usize), Pkcs11Error> {
+    let session = token.read_only_session()?;
+    let key = find_one(&session, ObjectClass::PRIVATE_KEY, label)?.ok_or_else(|| {
+        Pkcs11Error::KeyNotFound { label: label.to_owned(), token: token.label().to_owned() }
+    })?;
+    let attrs = session
+        .get_attributes(key, &[AttributeType::KeyType, AttributeType::Modulus, AttributeType::Decrypt])
+        .map_err(call("C_GetAttributeValue"))?;
+    let not_fit = |reason: &str| Pkcs11Error::NotRsa { label: label.to_owned(), reason: reason.to_owned() };
+    let (mut key_type, mut modulus_len, mut decrypt) = (None, 0, false);
+    for attr in attrs {
+        match attr {
+            Attribute::KeyType(t) => key_type = Some(t),
+            Attribute::Modulus(m) => modulus_len = strip_leading_zeros(&m).len(),
+            Attribute::Decrypt(d) => decrypt = d,
+            _ => {}
+        }
+    }
+    if key_type != Some(KeyType::RSA) || modulus_len < 128 {
+        return Err(not_fit("not an RSA key of at least 1024 bits"));
+    }
+    if !decrypt {
+        return Err(not_fit("CKA_DECRYPT is false (a signing key is never used to decrypt)"));
+    }
+    Ok((session, key, modulus_len))
 }
 
 impl Token {
     /// A new session dedicated to decrypting with the private key labelled `key_label`.
     pub fn decryptor(&self, key_label: &str) -> Result<RsaDecryptor, Pkcs11Error> {
-        let session = self.read_only_session()?;
-        let key = find_one(&session, ObjectClass::PRIVATE_KEY, key_label)?.ok_or_else(|| {
-            Pkcs11Error::KeyNotFound { label: key_label.to_owned(), token: self.label().to_owned() }
-        })?;
-        let attrs = session
-            .get_attributes(key, &[AttributeType::KeyType, AttributeType::Modulus, AttributeType::Decrypt])
-            .map_err(call("C_GetAttributeValue"))?;
-        let not_fit =
-            |reason: &str| Pkcs11Error::NotRsa { label: key_label.to_owned(), reason: reason.to_owned() };
-        let (mut key_type, mut modulus_len, mut decrypt) = (None, 0, false);
-        for attr in attrs {
-            match attr {
-                Attribute::KeyType(t) => key_type = Some(t),
-                Attribute::Modulus(m) => modulus_len = strip_leading_zeros(&m).len(),
-                Attribute::Decrypt(d) => decrypt = d,
-                _ => {}
-            }
-        }
-        if key_type != Some(KeyType::RSA) || modulus_len < 128 {
-            return Err(not_fit("not an RSA key of at least 1024 bits"));
-        }
-        if !decrypt {
-            return Err(not_fit("CKA_DECRYPT is false (a signing key is never used to decrypt)"));
-        }
-        Ok(RsaDecryptor { session, key, label: key_label.to_owned(), modulus_len, _token: self.clone() })
+        let (session, key, modulus_len) = open_key(self, key_label)?;
+        Ok(RsaDecryptor {
+            open: std::cell::RefCell::new((session, key)),
+            label: key_label.to_owned(),
+            modulus_len,
+            token: self.clone(),
+        })
     }
 }
 
