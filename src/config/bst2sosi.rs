@@ -53,6 +53,10 @@ pub struct TrustedIdpConfig {
     pub issuer: String,
     /// `tokenProfile`: OIOH3BST, OIOH2BST or OIO3BST.
     pub token_profile: TokenProfile,
+    /// `allowedAudience` of a citizen issuer (Bst2Idws): the audience its tokens must name.
+    /// BST2SOSI issuers share `bst2sosi.allowed_audience`.
+    #[serde(default)]
+    pub allowed_audience: Option<String>,
     /// `validateHOK`: the request must be signed with the token's holder-of-key certificate.
     #[serde(default = "default_true")]
     pub validate_hok: bool,
@@ -110,6 +114,13 @@ impl Bst2SosiConfig {
             }
             if i.signing_certificates.is_empty() {
                 return Err(format!("issuer {:?} needs at least one signing certificate", i.issuer));
+            }
+            if i.token_profile.is_citizen() {
+                return Err(format!(
+                    "issuer {:?}: {} is a citizen's profile; citizen issuers go in [[idws.issuer]]",
+                    i.issuer,
+                    i.token_profile.name()
+                ));
             }
             if let Some(c) = i.clients.iter().find(|c| c.subject_serial.is_none() && c.subject_dn.is_none()) {
                 return Err(format!(

@@ -9,9 +9,12 @@ use serde::Deserialize;
 
 mod audience;
 mod bst2sosi;
+mod idws;
+pub mod jwt;
 mod oiosaml2sosi;
 pub use audience::{IboAudienceConfig, Sosi2OioSamlConfig};
 pub use bst2sosi::{Bst2SosiConfig, TrustedIdpConfig, WhitelistEntry};
+pub use idws::{IdwsAudienceConfig, IdwsConfig};
 pub use oiosaml2sosi::OioSaml2SosiConfig;
 
 /// Why a configuration was refused.
@@ -57,6 +60,9 @@ pub struct Config {
     /// The OIOSaml2Sosi exchange (nboConfiguration).
     #[serde(default)]
     pub oiosaml2sosi: OioSaml2SosiConfig,
+    /// The citizen exchanges: audiences (audienceConfiguration), bootstrap and JWT issuers.
+    #[serde(default)]
+    pub idws: IdwsConfig,
     /// The person and authorisation registers.
     #[serde(default)]
     pub registers: RegistersConfig,
@@ -671,6 +677,7 @@ impl Config {
         self.sosi2oiosaml.validate().map_err(|reason| invalid("sosi2oiosaml.audience", &reason))?;
         self.bst2sosi.validate().map_err(|reason| invalid("bst2sosi", &reason))?;
         self.oiosaml2sosi.validate().map_err(|reason| invalid("oiosaml2sosi", &reason))?;
+        self.idws.validate().map_err(|reason| invalid("idws", &reason))?;
         if self.server.max_body_bytes < 1024 {
             return Err(invalid("server.max_body_bytes", "must be at least 1024"));
         }

@@ -135,7 +135,35 @@ pub fn privileges_at_cvr(cvr: &str, privileges: &[&str]) -> String {
     base64::engine::general_purpose::STANDARD.encode(xml)
 }
 
+const PERSISTENT: &str = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent";
+const X509_SUBJECT_NAME: &str = "urn:oasis:names:tc:SAML:1.1:nameid-format:X509SubjectName";
+
+fn envelope_uuid() -> String {
+    crate::exchange::oio::envelope::uuid()
+}
+
 impl BootstrapSpec {
+    /// A citizen's token of `profile` from `issuer` for the development citizen, valid for an
+    /// hour, with the audience citizen tokens name (`https://bootstrap.sts.nspop.dk/`, SEB's
+    /// `https://sts.sosi.dk/`), holder-of-key bound to `holder` (bearer for the legacy profile).
+    pub fn citizen(
+        profile: crate::token::bootstrap::TokenProfile,
+        issuer: &str,
+        holder: Option<Vec<u8>>,
+    ) -> BootstrapSpec {
+        use crate::token::bootstrap::TokenProfile;
+        let audience = match profile {
+            TokenProfile::Oio2BstCitizen => "https://sts.sosi.dk/",
+            _ => "https://bootstrap.sts.nspop.dk/",
+        };
+        BootstrapSpec {
+            audience: audience.into(),
+            holder: if profile == TokenProfile::LegacyBearer { None } else { holder },
+            cpr: Some(super::pki::DEV_CITIZEN_CPR.into()),
+            ..BootstrapSpec::new(profile, issuer, None)
+        }
+    }
+
     /// A token of `profile` from `issuer` for the development professional, valid for an hour,
     /// holder-of-key bound to `holder`.
     pub fn new(
@@ -182,6 +210,22 @@ pub fn bootstrap_token(client: &super::client::DevClient, spec: &BootstrapSpec) 
                 attributes.push((crate::token::privileges::PRIVILEGES_3, p.clone()));
             }
         }
+        TokenProfile::Oio3BstCitizen => {
+            attributes.push((b::SPEC_VERSION, "OIO-SAML-3.0".into()));
+            attributes.push((b::NSIS_LOA, "Substantial".into()));
+            attributes.push((b::CPR_3, spec.cpr.clone().unwrap_or_default()));
+        }
+        TokenProfile::Oio2BstCitizen => {
+            attributes.push((b::SPEC_VER_2, "DK-SAML-2.0".into()));
+            attributes.push((b::ASSURANCE_LEVEL_2, "3".into()));
+            attributes.push((b::CPR_2, spec.cpr.clone().unwrap_or_default()));
+        }
+        TokenProfile::NemLoginBst => {
+            attributes.push(("dk:nemlogin:saml:attribute:IdPSessionIndex", envelope_uuid()));
+            attributes.push(("dk:nemlogin:saml:attribute:SpEntityId", "https://sp.dev.segl".into()));
+        }
+        // The legacy token's one attribute is literally named "Attribute" (spec §5.3).
+        TokenProfile::LegacyBearer => attributes.push(("Attribute", "3".into())),
         TokenProfile::Oioh2Bst => {
             attributes.push((b::SPEC_VER_2, "DK-SAML-2.0".into()));
             attributes.push((b::ASSURANCE_LEVEL_2, "3".into()));
@@ -193,12 +237,27 @@ pub fn bootstrap_token(client: &super::client::DevClient, spec: &BootstrapSpec) 
             }
         }
     }
+    let citizen_name_id;
+    let name_id = match spec.profile {
+        TokenProfile::Oio3BstCitizen | TokenProfile::Oio2BstCitizen => {
+            citizen_name_id = format!("{}:{}", b::CPR_2, spec.cpr.as_deref().unwrap_or_default());
+            (PERSISTENT, citizen_name_id.as_str())
+        }
+        TokenProfile::NemLoginBst | TokenProfile::LegacyBearer => {
+            citizen_name_id = format!(
+                "C=DK,O=Ingen organisatorisk tilknytning,CN=Nancy Ann Berggren,Serial=PID:{}",
+                super::pki::DEV_CITIZEN_PID
+            );
+            (X509_SUBJECT_NAME, citizen_name_id.as_str())
+        }
+        _ => {
+            citizen_name_id = format!("urn:uuid:{}", spec.professional_uuid);
+            (PERSISTENT, citizen_name_id.as_str())
+        }
+    };
     let assertion = IdpAssertion {
         issuer: &spec.issuer,
-        name_id: (
-            "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent",
-            &format!("urn:uuid:{}", spec.professional_uuid),
-        ),
+        name_id,
         holder: spec.holder.as_deref(),
         audience: &spec.audience,
         not_before_offset: spec.not_before_offset,

@@ -76,6 +76,20 @@ pub const DEV_CVR: &str = "20921897";
 pub const DEV_ORG: &str = "Lægehuset Testby";
 /// The CPR number of the development user.
 pub const DEV_CPR: &str = "0501792275";
+/// The development citizen (Bst2Idws, JWT2Idws): CPR.
+pub const DEV_CITIZEN_CPR: &str = "2512484916";
+/// The development citizen's NemID PID (legacy and NemLog-in bootstrap tokens name it).
+pub const DEV_CITIZEN_PID: &str = "9208-2002-2-514358910503";
+/// A citizen the development citizen holds a procuration (power of attorney) for.
+pub const DEV_PROCURATION_CPR: &str = "0707614285";
+/// A child in the development citizen's parental custody.
+pub const DEV_CHILD_CPR: &str = "1111111118";
+/// A person in the development citizen's ward custody.
+pub const DEV_WARD_CPR: &str = "0102034410";
+/// A person in the development citizen's partial ward custody.
+pub const DEV_PARTLY_WARD_CPR: &str = "0203044420";
+/// A citizen whose procuration for the development citizen has expired.
+pub const DEV_EXPIRED_PROCURATION_CPR: &str = "0304054430";
 
 struct Subject {
     common_name: &'static str,
@@ -357,7 +371,16 @@ pub fn setup(config: &Config) -> Result<SetupReport, DevError> {
                  [[person]]\ncpr = \"{DEV_CPR}\"\ngiven_name = \"Lars\"\nsurname = \"Larsen\"\n\
                  email = \"lars.larsen@testby.example\"\nrid = [{{ cvr = \"{DEV_CVR}\", rid = \"52723247\" }}]\n\
                  professional_uuid = [\"{DEV_PROFESSIONAL_UUID}\"]\n\
-                 authorisation = [{{ code = \"{DEV_AUTHORISATION_CODE}\", education_code = \"{DEV_EDUCATION_CODE}\" }}]\n"
+                 authorisation = [{{ code = \"{DEV_AUTHORISATION_CODE}\", education_code = \"{DEV_EDUCATION_CODE}\" }}]\n\
+                 \n# The development citizen, and whom they may act for (OnBehalfOf).\n\
+                 [[person]]\ncpr = \"{DEV_CITIZEN_CPR}\"\ngiven_name = \"Nancy Ann\"\nsurname = \"Berggren\"\n\
+                 pid = [\"{DEV_CITIZEN_PID}\"]\n\
+                 [[relation]]\nkind = \"procuration\"\nactor = \"{DEV_CITIZEN_CPR}\"\nsubject = \"{DEV_PROCURATION_CPR}\"\n\
+                 [[relation]]\nkind = \"parental_custody\"\nactor = \"{DEV_CITIZEN_CPR}\"\nsubject = \"{DEV_CHILD_CPR}\"\n\
+                 [[relation]]\nkind = \"ward_custody\"\nactor = \"{DEV_CITIZEN_CPR}\"\nsubject = \"{DEV_WARD_CPR}\"\n\
+                 [[relation]]\nkind = \"partly_ward_custody\"\nactor = \"{DEV_CITIZEN_CPR}\"\nsubject = \"{DEV_PARTLY_WARD_CPR}\"\n\
+                 [[relation]]\nkind = \"procuration\"\nactor = \"{DEV_CITIZEN_CPR}\"\nsubject = \"{DEV_EXPIRED_PROCURATION_CPR}\"\n\
+                 valid_from = \"2020-01-01T00:00:00Z\"\nvalid_until = \"2021-01-01T00:00:00Z\"\n"
             );
             std::fs::write(file, text).map_err(io_err(file))?;
             report.created.push(format!("person register {}", file.display()));

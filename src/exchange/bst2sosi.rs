@@ -297,7 +297,8 @@ fn professional(
     let in_token = match profile {
         TokenProfile::Oioh2Bst => token.attribute(bootstrap::CPR_2),
         TokenProfile::Oio3Bst => token.attribute(bootstrap::CPR_3),
-        TokenProfile::Oioh3Bst => None,
+        // Citizen profiles are refused for BST2SOSI issuers when the configuration is read.
+        _ => None,
     };
     if let Some(cpr) = in_token {
         return Ok(Professional { cpr: cpr.to_owned(), cvr, org_name });

@@ -56,6 +56,21 @@ pub enum TokenProfile {
     /// Issued by the NemLog-in STS: OIO-SAML-3.0.
     #[serde(rename = "OIO3BST")]
     Oio3Bst,
+    /// A citizen's OIOSAML 3 bootstrap token (NemLog-in 3, unsealed's test IdP): OIO-SAML-3.0
+    /// with the citizen's CPR.
+    #[serde(rename = "OIO3BST_CITIZEN")]
+    Oio3BstCitizen,
+    /// A citizen's SEB bootstrap token (NSP's "OIO2BST_CITIZEN"): DK-SAML-2.0 with the CPR.
+    #[serde(rename = "OIO2BST_CITIZEN")]
+    Oio2BstCitizen,
+    /// A citizen's NemLog-in (OIOSAML 2 era) bootstrap token: the subject is the certificate
+    /// DN with the citizen's PID (`Serial=PID:…`), looked up as a CPR.
+    #[serde(rename = "NEMLOGIN_BST")]
+    NemLoginBst,
+    /// A legacy bearer bootstrap token (still accepted on TEST1): no holder-of-key, the
+    /// subject a certificate DN with the citizen's PID.
+    #[serde(rename = "LEGACY_BEARER")]
+    LegacyBearer,
 }
 
 impl TokenProfile {
@@ -65,7 +80,20 @@ impl TokenProfile {
             Self::Oioh3Bst => "OIOH3BST",
             Self::Oioh2Bst => "OIOH2BST",
             Self::Oio3Bst => "OIO3BST",
+            Self::Oio3BstCitizen => "OIO3BST_CITIZEN",
+            Self::Oio2BstCitizen => "OIO2BST_CITIZEN",
+            Self::NemLoginBst => "NEMLOGIN_BST",
+            Self::LegacyBearer => "LEGACY_BEARER",
         }
+    }
+
+    /// The profiles of citizens' bootstrap tokens (Bst2Idws).
+    pub const CITIZEN: [TokenProfile; 4] =
+        [Self::Oio3BstCitizen, Self::Oio2BstCitizen, Self::NemLoginBst, Self::LegacyBearer];
+
+    /// Whether the profile names a citizen (Bst2Idws) rather than a professional (BST2SOSI).
+    pub fn is_citizen(self) -> bool {
+        Self::CITIZEN.contains(&self)
     }
 
     /// The attributes the profile requires (addendum §3.3, "M").
@@ -76,6 +104,9 @@ impl TokenProfile {
             }
             Self::Oioh2Bst => &[SPEC_VER_2, ASSURANCE_LEVEL_2, CPR_2, CVR_2, ORG_NAME_2],
             Self::Oio3Bst => &[SPEC_VERSION, PROFESSIONAL_CVR, PROFESSIONAL_ORG_NAME],
+            Self::Oio3BstCitizen => &[SPEC_VERSION, NSIS_LOA],
+            Self::Oio2BstCitizen => &[SPEC_VER_2, ASSURANCE_LEVEL_2, CPR_2],
+            Self::NemLoginBst | Self::LegacyBearer => &[],
         }
     }
 }
