@@ -100,6 +100,39 @@ pub(super) enum DevCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Write a Bst2Idws request: a citizen's bootstrap token minted by the development IdP,
+    /// holder-of-key bound to the signing system, with the CPR claim (and optionally
+    /// OnBehalfOf), header-signed by that system.
+    Bst2idws {
+        /// Configuration file.
+        #[arg(long, default_value = "config/segl.toml")]
+        config: PathBuf,
+        /// Token profile: OIO3BST_CITIZEN, OIO2BST_CITIZEN, NEMLOGIN_BST or LEGACY_BEARER.
+        #[arg(long, default_value = "OIO3BST_CITIZEN")]
+        profile: String,
+        /// The token's issuer (default: the configuration's citizen issuer of that profile).
+        #[arg(long)]
+        issuer: Option<String>,
+        /// The system that holds the token and signs the request.
+        #[arg(long, default_value = "voces")]
+        signer: String,
+        /// The identity token's audience (`wsp:AppliesTo`).
+        #[arg(long, default_value = "https://fmk")]
+        audience: String,
+        /// The CPR claim (default: the development citizen's).
+        #[arg(long, default_value = crate::dev::pki::DEV_CITIZEN_CPR)]
+        cpr: String,
+        /// An OnBehalfOf claim value, e.g.
+        /// `urn:dk:healthcare:saml:actThroughProcurationBy:cprNumberIdentifier:0707614285`.
+        #[arg(long)]
+        on_behalf_of: Option<String>,
+        /// Encrypt the token to the STS's encryption certificate.
+        #[arg(long)]
+        encrypt: bool,
+        /// Output file.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Write an OIOSaml2Sosi request: a NemLog-in-like OIOSAML 2.0 assertion minted by the
     /// development IdP and a context token, header-signed by the development VOCES system.
     Oiosaml2sosi {
@@ -205,16 +238,9 @@ impl DevCommand {
                 use crate::token::bootstrap::TokenProfile;
                 let config = Config::load(&config)?;
                 let client = DevClient::open(&config)?;
-                let profile = match profile.as_str() {
-                    "OIOH3BST" => TokenProfile::Oioh3Bst,
-                    "OIOH2BST" => TokenProfile::Oioh2Bst,
-                    "OIO3BST" => TokenProfile::Oio3Bst,
-                    other => {
-                        return Err(
-                            format!("unknown token profile {other:?}; OIOH3BST, OIOH2BST or OIO3BST").into()
-                        )
-                    }
-                };
+                let profile = TokenProfile::from_name(&profile)
+                    .filter(|p| !p.is_citizen())
+                    .ok_or_else(|| format!("unknown token profile {profile:?}; OIOH3BST, OIOH2BST or OIO3BST"))?;
                 let issuer = match issuer {
                     Some(i) => i,
                     None => config
@@ -231,18 +257,7 @@ impl DevCommand {
                     crate::dev::oio::BootstrapSpec::new(profile, &issuer, Some(client.certificate(signer)?));
                 let mut token = crate::dev::oio::bootstrap_token(&client, &spec)?;
                 if encrypt {
-                    let label =
-                        config.hsm.decryption_key.as_deref().ok_or("hsm.decryption_key is not configured")?;
-                    let dev = config.dev.as_ref().ok_or("the configuration has no [dev] section")?;
-                    let cert = crate::dev::client::read_certificate(
-                        &dev.state_dir.join("pki").join(format!("{label}.pem")),
-                    )?;
-                    token = crate::xml::enc::encrypt_assertion(
-                        &token,
-                        &cert,
-                        crate::xml::enc::ContentEncryption::Aes128Cbc,
-                        crate::xml::enc::KeyTransport::Rsa1_5,
-                    )?;
+                    token = encrypt_to_sts(&config, &token)?;
                 }
                 let mut claims = vec![("medcom:ITSystemName", it_system.as_str())];
                 if let Some(code) = &authorization_code {
@@ -252,6 +267,50 @@ impl DevCommand {
                     claims.push(("medcom:UserRole", role));
                 }
                 write_out(out, &crate::dev::oio::bst2sosi_request(&client, &token, &claims, signer)?)
+            }
+            DevCommand::Bst2idws {
+                config,
+                profile,
+                issuer,
+                signer,
+                audience,
+                cpr,
+                on_behalf_of,
+                encrypt,
+                out,
+            } => {
+                use crate::token::bootstrap::TokenProfile;
+                let config = Config::load(&config)?;
+                let client = DevClient::open(&config)?;
+                let profile = TokenProfile::from_name(&profile).filter(|p| p.is_citizen()).ok_or_else(|| {
+                    format!(
+                        "unknown citizen token profile {profile:?}; {}",
+                        TokenProfile::CITIZEN.map(TokenProfile::name).join(", ")
+                    )
+                })?;
+                let issuer = match issuer {
+                    Some(i) => i,
+                    None => config
+                        .idws
+                        .issuer
+                        .iter()
+                        .find(|i| i.token_profile == profile)
+                        .map(|i| i.issuer.clone())
+                        .ok_or("no configured citizen issuer of that profile; name one with --issuer")?,
+                };
+                let signer =
+                    Identity::from_label(&signer).ok_or_else(|| format!("unknown identity {signer:?}"))?;
+                let spec =
+                    crate::dev::oio::BootstrapSpec::citizen(profile, &issuer, Some(client.certificate(signer)?));
+                let mut token = crate::dev::oio::bootstrap_token(&client, &spec)?;
+                if encrypt {
+                    token = encrypt_to_sts(&config, &token)?;
+                }
+                let mut claims = vec![(crate::exchange::oio::citizen::CLAIM_CPR, cpr.as_str())];
+                if let Some(value) = &on_behalf_of {
+                    claims.push((crate::exchange::oio::citizen::CLAIM_ON_BEHALF_OF, value));
+                }
+                write_out(out, &crate::dev::oio::oio_request(&client, &[&token], &claims, &audience, signer)?)
             }
             DevCommand::Oiosaml2sosi { config, it_system, education_code, authorization_code, out } => {
                 let client = DevClient::open(&Config::load(&config)?)?;
@@ -285,4 +344,18 @@ fn setup(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
         eprintln!("created {line}");
     }
     Ok(())
+}
+
+/// Encrypts a development token to the STS's encryption certificate (`hsm.decryption_key`),
+/// aes128-cbc + rsa-1_5 as the .NET client sends it: a `saml:EncryptedAssertion` for ActAs.
+fn encrypt_to_sts(config: &Config, token: &[u8]) -> Result<Vec<u8>, Box<dyn std::error::Error>> {
+    let label = config.hsm.decryption_key.as_deref().ok_or("hsm.decryption_key is not configured")?;
+    let dev = config.dev.as_ref().ok_or("the configuration has no [dev] section")?;
+    let cert = crate::dev::client::read_certificate(&dev.state_dir.join("pki").join(format!("{label}.pem")))?;
+    Ok(crate::xml::enc::encrypt_assertion(
+        token,
+        &cert,
+        crate::xml::enc::ContentEncryption::Aes128Cbc,
+        crate::xml::enc::KeyTransport::Rsa1_5,
+    )?)
 }

@@ -609,6 +609,16 @@ impl Config {
         self.sosi2oiosaml.audience.iter_mut().for_each(|a| fix(&mut a.certificate));
         self.bst2sosi.issuer.iter_mut().for_each(|i| i.signing_certificates.iter_mut().for_each(fix));
         self.oiosaml2sosi.trusted_idps.iter_mut().for_each(fix);
+        for a in &mut self.idws.audience {
+            if let Some(c) = a.encryption_certificate.as_mut() {
+                fix(c);
+            }
+        }
+        self.idws.issuer.iter_mut().for_each(|i| i.signing_certificates.iter_mut().for_each(fix));
+        for j in &mut self.idws.jwt_issuer {
+            j.jwks.iter_mut().for_each(fix);
+            j.key.iter_mut().for_each(|k| fix(&mut k.certificate));
+        }
         if let Some(f) = self.registers.file.as_mut() {
             fix(f);
         }

@@ -154,6 +154,7 @@ impl BootstrapSpec {
         use crate::token::bootstrap::TokenProfile;
         let audience = match profile {
             TokenProfile::Oio2BstCitizen => "https://sts.sosi.dk/",
+            TokenProfile::NemLoginBst => "https://bootstrap.sts.nemlog-in.dk/",
             _ => "https://bootstrap.sts.nspop.dk/",
         };
         BootstrapSpec {

@@ -42,9 +42,7 @@ use crate::audit::AuditToken;
 use crate::roles::RoleEndpoint;
 use crate::token::bootstrap::{self, BootstrapToken, TokenProfile};
 use crate::token::idcard::{NameId, SystemLog, UserLog};
-use crate::token::ns;
-use crate::trust::SignerCertificate;
-use crate::xml::{Document, NodeId};
+use crate::xml::Document;
 
 /// Claim URIs (addendum §3.3).
 pub const CLAIM_IT_SYSTEM: &str = "medcom:ITSystemName";
@@ -74,31 +72,13 @@ pub async fn issue(
     let oio::Received { rst, signed } = oio::receive(ctx, policy, doc, request, corr)?;
     let signed = signed.ok_or(RequestError::RequestUnsigned)?;
 
-    let decrypted;
-    let (token_doc, token_node) = match rst.act_as.as_slice() {
-        [one] if doc.is(*one, ns::SAML, "Assertion") => (doc, *one),
-        [one] if doc.is(*one, ns::SAML, "EncryptedAssertion") => {
-            decrypted = decrypt_token(ctx, policy, doc, *one)?;
-            (&decrypted, decrypted.root())
-        }
-        [one] => {
-            return Err(RequestError::NotStsRequest(format!(
-                "the presented token is a {}, not a saml:Assertion",
-                doc.qname(*one)
-            )))
-        }
-        other => {
-            return Err(RequestError::NotStsRequest(format!(
-                "wst14:ActAs holds {} tokens; BST2SOSI takes one bootstrap token",
-                other.len()
-            )))
-        }
-    };
-    let (token, idp) = trusted_token(policy, token_doc, token_node)?;
+    let presented = tokens::presented_bootstrap(ctx, policy, doc, &rst.act_as, "BST2SOSI")?;
+    let (token_doc, token_node) = presented.locate(doc);
+    let (token, idp) = tokens::trusted_bootstrap(&policy.idps, token_doc, token_node)?;
     request.audit.presented = Some(AuditToken::new("bootstrap", &token.id));
-    check_profile(&token, idp)?;
+    tokens::check_profile(&token, idp)?;
     check_audience_and_time(policy, &token, now)?;
-    check_holder_of_key(&token, idp, &signed.signer)?;
+    tokens::check_holder_of_key(&token, idp, &signed.signer)?;
     if policy.config.bst2sosi.whitelist_validation && !idp.whitelists(&signed.signer) {
         return Err(RequestError::NotWhitelisted(signed.signer.subject_dn.clone()));
     }
@@ -188,67 +168,6 @@ fn granted_national_roles(
         .collect())
 }
 
-/// Decrypts a bootstrap token encrypted to the STS (`saml:EncryptedAssertion`, ENC-AUD shape)
-/// with the decryption key in the HSM, and parses it. Whatever fails after the structure was
-/// read gives the one `Undecryptable` answer: a wrong key, bad RSA padding, bad content padding
-/// and a plaintext that is not XML look the same.
-fn decrypt_token(
-    ctx: &CoreContext,
-    policy: &Policy,
-    doc: &Document,
-    encrypted: NodeId,
-) -> Result<Document, RequestError> {
-    use crate::xml::enc::{decrypt_encrypted_data, DecryptError};
-    let decryptor = ctx.signer.decryptor().ok_or(RequestError::NoDecryptionKey)?;
-    let data = doc
-        .child(encrypted, ns::XENC, "EncryptedData")
-        .ok_or(RequestError::Decryption(DecryptError::NotEncryptedData))?;
-    let plaintext = decrypt_encrypted_data(doc, data, |transport, key| {
-        crate::signing::decrypt::unwrap_key(decryptor, transport, key)
-    })
-    .map_err(RequestError::Decryption)?;
-    let parsed = Document::parse(bytes::Bytes::from(plaintext), &policy.limits)
-        .map_err(|_| RequestError::Decryption(DecryptError::Undecryptable))?;
-    if !parsed.is(parsed.root(), ns::SAML, "Assertion") {
-        return Err(RequestError::Decryption(DecryptError::Undecryptable));
-    }
-    Ok(parsed)
-}
-
-/// Verifies the token's own signature, finds its issuer among the trusted ones and checks the
-/// signing certificate is one of that issuer's; reads the token only from the verified element.
-fn trusted_token<'p>(
-    policy: &'p Policy,
-    doc: &Document,
-    token: NodeId,
-) -> Result<(BootstrapToken, &'p crate::trust::idp::TrustedIdp), RequestError> {
-    let verified = tokens::verify_token(doc, token)?;
-    let token = BootstrapToken::from_element(doc, verified.signed_element)?;
-    let idp =
-        policy.idps.get(&token.issuer).ok_or_else(|| RequestError::UntrustedIssuer(token.issuer.clone()))?;
-    let whom = format!("which is not a signing key of issuer {}", token.issuer);
-    tokens::require_signer(&verified, &idp.signing_certificates, "the bootstrap token", &whom)?;
-    Ok((token, idp))
-}
-
-fn check_profile(token: &BootstrapToken, idp: &crate::trust::idp::TrustedIdp) -> Result<(), RequestError> {
-    let expected = idp.profile();
-    match token.profile() {
-        Some(found) if found == expected => {}
-        found => {
-            return Err(RequestError::TokenProfile {
-                issuer: token.issuer.clone(),
-                expected: expected.name(),
-                found: found.map_or("no known profile", TokenProfile::name),
-            })
-        }
-    }
-    match token.missing_attribute(expected) {
-        Some(name) => Err(RequestError::TokenAttribute(name)),
-        None => Ok(()),
-    }
-}
-
 fn check_audience_and_time(
     policy: &Policy,
     token: &BootstrapToken,
@@ -262,21 +181,6 @@ fn check_audience_and_time(
         });
     }
     tokens::check_validity(token, cfg.allowed_drift_secs, now)
-}
-
-fn check_holder_of_key(
-    token: &BootstrapToken,
-    idp: &crate::trust::idp::TrustedIdp,
-    signer: &SignerCertificate,
-) -> Result<(), RequestError> {
-    if !idp.config.validate_hok {
-        return Ok(());
-    }
-    match &token.holder_certificate {
-        Some(cert) if token.holder_of_key && *cert == signer.der => Ok(()),
-        Some(_) if token.holder_of_key => Err(RequestError::HolderOfKeyMismatch),
-        _ => Err(RequestError::HolderOfKeyMissing),
-    }
 }
 
 /// CPR, CVR and organisation name of the professional the token names.

@@ -91,6 +91,7 @@ impl Endpoint {
                 | Endpoint::Sosi2OioSaml
                 | Endpoint::Bst2Sosi
                 | Endpoint::OioSaml2Sosi
+                | Endpoint::Bst2Idws
         )
     }
 

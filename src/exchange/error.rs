@@ -224,6 +224,33 @@ pub enum RequestError {
     /// `DecryptError::Undecryptable`, with one text.
     #[error("the encrypted token could not be read: {0}")]
     Decryption(crate::xml::enc::DecryptError),
+    /// The request makes no CPR claim (NSP's text).
+    #[error("CPR claim missing")]
+    CprClaimMissing,
+    /// The claimed CPR is not the presented token's subject (NSP's text).
+    #[error("CPR/PID mismatch")]
+    CprPidMismatch,
+    /// The PID-CPR lookup found no CPR for the token's PID.
+    #[error("pid-cpr lookup failed [PID:{0}]")]
+    PidLookup(String),
+    /// A citizen bootstrap token does not name its issuer's allowed audience (NSP's text).
+    #[error("BST2IDWS assertion has an invalid audience. Actual audience:{actual}, Allowed audience:{allowed}")]
+    CitizenAudience { actual: String, allowed: String },
+    /// The audience does not take JWTs (NSP's "JWT support" switch is off for it).
+    #[error("JWT support is not activated for audience {0}")]
+    JwtNotEnabled(String),
+    /// The audience takes only encrypted assertions and has no encryption certificate.
+    #[error("audience {0} has no encryption certificate; OIOSAML assertions are issued encrypted")]
+    AudienceWithoutEncryption(String),
+    /// No relation lets the citizen act for the person the OnBehalfOf claim names.
+    #[error("no {kind} relation is registered in which the citizen may act on behalf of {cpr}")]
+    UnknownRelation { kind: &'static str, cpr: String },
+    /// The relation existed, and has ended.
+    #[error("the {kind} relation for acting on behalf of {cpr} ended at {until}")]
+    RelationExpired { kind: &'static str, cpr: String, until: String },
+    /// The relation is registered, and has not begun.
+    #[error("the {kind} relation for acting on behalf of {cpr} begins at {from}")]
+    RelationNotYetValid { kind: &'static str, cpr: String, from: String },
     /// A register could not be asked.
     #[error("{0}")]
     Register(crate::registers::RegisterError),
@@ -335,6 +362,15 @@ impl RequestError {
             | Self::UserDataNotFound
             | Self::CprLookup(_)
             | Self::AuthorisationNotFound(_) => (Dgws("notauthorized"), 500),
+            Self::CprClaimMissing => (Dgws("invalidheader"), 500),
+            Self::CprPidMismatch
+            | Self::PidLookup(_)
+            | Self::CitizenAudience { .. }
+            | Self::JwtNotEnabled(_)
+            | Self::UnknownRelation { .. }
+            | Self::RelationExpired { .. }
+            | Self::RelationNotYetValid { .. } => (Dgws("notauthorized"), 500),
+            Self::AudienceWithoutEncryption(_) => (Dgws("internalerror"), 500),
         }
     }
 
@@ -408,6 +444,14 @@ impl RequestError {
             | Self::UserDataNotFound
             | Self::CprLookup(_)
             | Self::InvalidPrivileges(_) => (Trust("RequestFailed"), 500),
+            // The catalogue's codes (addendum §4).
+            Self::CprClaimMissing | Self::CprPidMismatch => (Trust("InvalidRequest"), 500),
+            Self::CitizenAudience { .. } | Self::PidLookup(_) => (Trust("RequestFailed"), 500),
+            // The citizen has not shown the right to act for the other person.
+            Self::UnknownRelation { .. } | Self::RelationExpired { .. } | Self::RelationNotYetValid { .. } => {
+                (Trust("FailedAuthentication"), 500)
+            }
+            Self::JwtNotEnabled(_) | Self::AudienceWithoutEncryption(_) => (Trust("InvalidScope"), 500),
         }
     }
 

@@ -4,6 +4,7 @@
 //! a request needs is in [`CoreContext`]: what all cores share, and this core's own signer.
 
 pub mod audiences;
+pub mod bst2idws;
 pub mod bst2sosi;
 pub mod dgws;
 pub mod endpoint;
@@ -49,7 +50,11 @@ pub struct Policy {
     /// The national-role policy.
     pub roles: NationalRoles,
     /// The Sosi2OIOSaml audiences, with their encryption certificates.
-    pub audiences: audiences::AudienceRegister,
+    pub audiences: audiences::AudienceRegister<audiences::Audience>,
+    /// The citizen exchanges' audiences (audienceConfiguration).
+    pub idws_audiences: audiences::AudienceRegister<audiences::IdwsAudience>,
+    /// The citizen bootstrap-token issuers Bst2Idws trusts.
+    pub citizen_idps: crate::trust::idp::TrustedIdps,
     /// The bootstrap-token issuers BST2SOSI trusts.
     pub idps: crate::trust::idp::TrustedIdps,
     /// DER of the identity providers OIOSaml2Sosi trusts (nboConfiguration's trustedVault).
@@ -118,7 +123,9 @@ impl Policy {
             limits: config.limits.to_limits(),
             roles: NationalRoles::from_config(&config.roles)?,
             audiences: audiences::AudienceRegister::from_config(&config.sosi2oiosaml)?,
-            idps: crate::trust::idp::TrustedIdps::from_config(&config.bst2sosi)?,
+            idws_audiences: audiences::AudienceRegister::from_idws_config(&config.idws)?,
+            idps: crate::trust::idp::TrustedIdps::from_config(&config.bst2sosi.issuer)?,
+            citizen_idps: crate::trust::idp::TrustedIdps::from_config(&config.idws.issuer)?,
             cpr_trusted_idps: nemlogin_idps
                 .iter()
                 .filter(|der| {

@@ -21,7 +21,7 @@ use super::error::RequestError;
 use super::fault::{self, Correlation, Fault, FaultDialect};
 use super::oio;
 use super::outcome::Outcome;
-use super::{bst2sosi, oiosaml2sosi, sosi2oiosaml};
+use super::{bst2idws, bst2sosi, oiosaml2sosi, sosi2oiosaml};
 use super::{CoreContext, Policy};
 use crate::audit::AuditTrail;
 use crate::xml::Document;
@@ -127,6 +127,7 @@ async fn run_exchange(
                 Endpoint::Sosi2OioSaml => sosi2oiosaml::issue(ctx, policy, doc, request, &mut corr).await,
                 Endpoint::Bst2Sosi => bst2sosi::issue(ctx, policy, doc, request, &mut corr).await,
                 Endpoint::OioSaml2Sosi => oiosaml2sosi::issue(ctx, policy, doc, request, &mut corr).await,
+                Endpoint::Bst2Idws => bst2idws::issue(ctx, policy, doc, request, &mut corr).await,
                 other => Err(RequestError::NotServed(other.name())),
             };
             request.correlation = Correlation::Oio(corr);

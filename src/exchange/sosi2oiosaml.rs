@@ -220,6 +220,7 @@ async fn build_and_sign(
         id: format!("_{}", envelope::uuid()),
         issue_instant: now,
         issuer: &policy.config.sts.issuer,
+        name_id_format: crate::token::oiosaml::NAMEID_X509,
         name_id: info.name_id(),
         recipient: &cfg.recipient_url,
         delivery_not_on_or_after: cap(offset(cfg.delivery_not_on_or_after_offset_ms)),
@@ -227,6 +228,7 @@ async fn build_and_sign(
         not_on_or_after,
         audience: &cfg.audience,
         authn_instant: card.issue_instant,
+        authn_context: crate::token::oiosaml::AC_X509,
         attributes: attributes(card, info),
         bootstrap: bootstrap_bytes
             .as_deref()

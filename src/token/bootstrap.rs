@@ -41,6 +41,9 @@ pub const ASSURANCE_LEVEL_2: &str = "dk:gov:saml:attribute:AssuranceLevel";
 /// Organisation name (OIOSAML 2).
 pub const ORG_NAME_2: &str = "urn:oid:2.5.4.10";
 
+/// The NameID format of certificate subjects (NemLog-in and legacy citizen tokens).
+pub const NAMEID_X509: &str = "urn:oasis:names:tc:SAML:1.1:nameid-format:X509SubjectName";
+
 /// Holder-of-key confirmation.
 pub const CM_HOLDER_OF_KEY: &str = "urn:oasis:names:tc:SAML:2.0:cm:holder-of-key";
 
@@ -85,6 +88,22 @@ impl TokenProfile {
             Self::NemLoginBst => "NEMLOGIN_BST",
             Self::LegacyBearer => "LEGACY_BEARER",
         }
+    }
+
+    /// Every profile.
+    pub const ALL: [TokenProfile; 7] = [
+        Self::Oioh3Bst,
+        Self::Oioh2Bst,
+        Self::Oio3Bst,
+        Self::Oio3BstCitizen,
+        Self::Oio2BstCitizen,
+        Self::NemLoginBst,
+        Self::LegacyBearer,
+    ];
+
+    /// The profile NSP's configuration calls `name`.
+    pub fn from_name(name: &str) -> Option<TokenProfile> {
+        Self::ALL.into_iter().find(|p| p.name() == name)
     }
 
     /// The profiles of citizens' bootstrap tokens (Bst2Idws).
@@ -247,6 +266,47 @@ impl BootstrapToken {
         } else {
             None
         }
+    }
+
+    /// Whether the token announces `profile`: by its spec-version attributes (addendum
+    /// §3.3's dispatch), a citizen's OIOSAML 3 token by its CPR where a professional's has a
+    /// CVR, and the NemLog-in and legacy profiles (which announce no version) by their
+    /// certificate-DN subject with a PID and, for the legacy one, its bearer confirmation.
+    pub fn announces(&self, profile: TokenProfile) -> bool {
+        match profile {
+            TokenProfile::Oioh3Bst | TokenProfile::Oioh2Bst | TokenProfile::Oio3Bst => {
+                self.profile() == Some(profile)
+            }
+            TokenProfile::Oio3BstCitizen => {
+                self.profile() == Some(TokenProfile::Oio3Bst) && self.attribute(PROFESSIONAL_CVR).is_none()
+            }
+            TokenProfile::Oio2BstCitizen => {
+                self.profile() == Some(TokenProfile::Oioh2Bst) && self.attribute(CVR_2).is_none()
+            }
+            TokenProfile::NemLoginBst => self.holder_of_key && self.pid().is_some(),
+            TokenProfile::LegacyBearer => !self.holder_of_key && self.pid().is_some(),
+        }
+    }
+
+    /// The NemID PID of a certificate-DN subject (`…,Serial=PID:<pid>`).
+    pub fn pid(&self) -> Option<&str> {
+        if self.name_id_format != NAMEID_X509 {
+            return None;
+        }
+        self.name_id
+            .split(',')
+            .find_map(|rdn| rdn.trim().strip_prefix("Serial=PID:").or_else(|| rdn.trim().strip_prefix("SERIALNUMBER=PID:")))
+            .map(str::trim)
+            .filter(|pid| !pid.is_empty())
+    }
+
+    /// The citizen's CPR as the token states it (none for the PID profiles, whose CPR is
+    /// looked up): the CPR attribute, else a persistent NameID of the form
+    /// `dk:gov:saml:attribute:CprNumberIdentifier:<cpr>`.
+    pub fn citizen_cpr(&self) -> Option<&str> {
+        self.attribute(CPR_3).or_else(|| self.attribute(CPR_2)).or_else(|| {
+            self.name_id.strip_prefix(CPR_2).and_then(|rest| rest.strip_prefix(':')).filter(|c| !c.is_empty())
+        })
     }
 
     /// The first required attribute of `profile` that the token lacks.

@@ -2,6 +2,7 @@
 
 pub mod bootstrap;
 pub mod idcard;
+pub mod identity;
 pub mod ns;
 pub mod oiosaml;
 pub mod privileges;

@@ -40,6 +40,27 @@ pub struct Attribute {
     pub value: String,
 }
 
+impl Attribute {
+    /// An attribute without a FriendlyName.
+    pub fn new(name: &'static str, value: String) -> Attribute {
+        Attribute { name, friendly_name: None, value }
+    }
+
+    /// Writes it as OIOSAML does: NameFormat basic, one `xs:string` value.
+    pub fn write(&self, w: &mut CanonicalWriter) {
+        match self.friendly_name {
+            Some(friendly) => w.start(
+                "saml:Attribute",
+                &[],
+                &[("FriendlyName", friendly), ("Name", self.name), ("NameFormat", ATTRNAME_BASIC)],
+            ),
+            None => w.start("saml:Attribute", &[], &[("Name", self.name), ("NameFormat", ATTRNAME_BASIC)]),
+        }
+        w.leaf("saml:AttributeValue", &[], &[("xsi:type", "xs:string")], &self.value);
+        w.end("saml:Attribute");
+    }
+}
+
 /// The DiscoveryEPR bootstrap: where the token came from, and the token verbatim.
 #[derive(Debug, Clone, Copy)]
 pub struct Bootstrap<'a> {
@@ -58,7 +79,9 @@ pub struct OioSamlAssertion<'a> {
     pub issue_instant: Timestamp,
     /// `saml:Issuer`: the STS.
     pub issuer: &'a str,
-    /// `saml:NameID` (X509SubjectName) value.
+    /// `saml:NameID` Format (`NAMEID_X509` for a certificate subject).
+    pub name_id_format: &'a str,
+    /// `saml:NameID` value.
     pub name_id: String,
     /// `SubjectConfirmationData/@Recipient`.
     pub recipient: &'a str,
@@ -72,6 +95,8 @@ pub struct OioSamlAssertion<'a> {
     pub audience: &'a str,
     /// `AuthnStatement/@AuthnInstant`.
     pub authn_instant: Timestamp,
+    /// `AuthnContextClassRef` (`AC_X509` for a certificate login).
+    pub authn_context: &'a str,
     /// The attribute statement, in order.
     pub attributes: Vec<Attribute>,
     /// The bootstrap token, when the audience asks for one.
@@ -79,7 +104,7 @@ pub struct OioSamlAssertion<'a> {
 }
 
 /// OIOSAML timestamps: UTC, whole seconds, `Z`.
-fn time(t: Timestamp) -> String {
+pub(crate) fn time(t: Timestamp) -> String {
     t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
@@ -94,6 +119,29 @@ pub struct UnsignedAssertion {
 }
 
 impl UnsignedAssertion {
+    /// Prepares the enveloped signature of the assertion `head` + `tail` whose `ID` is `id`;
+    /// the signature goes between the two (after `saml:Issuer`, SIG-ASSERTION).
+    pub fn prepare(
+        head: Vec<u8>,
+        tail: Vec<u8>,
+        id: &str,
+        algorithm: SignatureAlgorithm,
+        certificate_b64: &str,
+    ) -> Result<UnsignedAssertion, XmlError> {
+        let mut unsigned = Vec::with_capacity(head.len() + tail.len());
+        unsigned.extend_from_slice(&head);
+        unsigned.extend_from_slice(&tail);
+        let reference = format!("#{id}");
+        let spec = SignatureSpec {
+            id_attribute: ("Id", SIGNATURE_ID),
+            reference_uri: &reference,
+            algorithm,
+            certificate_b64,
+        };
+        let prepared = sign::prepare_parsed(&unsigned, &spec)?;
+        Ok(UnsignedAssertion { head, tail, prepared })
+    }
+
     /// The SignedInfo digest the HSM signs (as a PKCS#1 DigestInfo).
     pub fn signed_info_digest(&self) -> &[u8] {
         &self.prepared.signed_info_digest
@@ -118,18 +166,7 @@ impl OioSamlAssertion<'_> {
         certificate_b64: &str,
     ) -> Result<UnsignedAssertion, XmlError> {
         let (head, tail) = self.write_unsigned();
-        let mut unsigned = Vec::with_capacity(head.len() + tail.len());
-        unsigned.extend_from_slice(&head);
-        unsigned.extend_from_slice(&tail);
-        let reference = format!("#{}", self.id);
-        let spec = SignatureSpec {
-            id_attribute: ("Id", SIGNATURE_ID),
-            reference_uri: &reference,
-            algorithm,
-            certificate_b64,
-        };
-        let prepared = sign::prepare_parsed(&unsigned, &spec)?;
-        Ok(UnsignedAssertion { head, tail, prepared })
+        UnsignedAssertion::prepare(head, tail, &self.id, algorithm, certificate_b64)
     }
 
     /// The assertion up to and including `saml:Issuer`, and the rest: the signature goes
@@ -158,7 +195,7 @@ impl OioSamlAssertion<'_> {
 
         let mut w = CanonicalWriter::with_capacity(4096 + self.bootstrap.map_or(0, |b| b.token.len()));
         w.start("saml:Subject", &[], &[]);
-        w.leaf("saml:NameID", &[], &[("Format", NAMEID_X509)], &self.name_id);
+        w.leaf("saml:NameID", &[], &[("Format", self.name_id_format)], &self.name_id);
         w.start("saml:SubjectConfirmation", &[], &[("Method", CM_BEARER)]);
         w.start(
             "saml:SubjectConfirmationData",
@@ -183,21 +220,12 @@ impl OioSamlAssertion<'_> {
             &[("AuthnInstant", &time(self.authn_instant)), ("SessionIndex", &self.id)],
         );
         w.start("saml:AuthnContext", &[], &[]);
-        w.leaf("saml:AuthnContextClassRef", &[], &[], AC_X509);
+        w.leaf("saml:AuthnContextClassRef", &[], &[], self.authn_context);
         w.end("saml:AuthnContext");
         w.end("saml:AuthnStatement");
         w.start("saml:AttributeStatement", &[], &[]);
         for a in &self.attributes {
-            match a.friendly_name {
-                Some(friendly) => w.start(
-                    "saml:Attribute",
-                    &[],
-                    &[("FriendlyName", friendly), ("Name", a.name), ("NameFormat", ATTRNAME_BASIC)],
-                ),
-                None => w.start("saml:Attribute", &[], &[("Name", a.name), ("NameFormat", ATTRNAME_BASIC)]),
-            }
-            w.leaf("saml:AttributeValue", &[], &[("xsi:type", "xs:string")], &a.value);
-            w.end("saml:Attribute");
+            a.write(&mut w);
         }
         if let Some(bootstrap) = &self.bootstrap {
             w.start("saml:Attribute", &[], &[("Name", DISCOVERY_EPR), ("NameFormat", ATTRNAME_URI)]);

@@ -1,11 +1,11 @@
-//! The bootstrap-token issuers BST2SOSI trusts (NSP's `trustedIdpConfiguration`), with their
+//! The bootstrap-token issuers BST2SOSI and Bst2Idws trust (NSP's `trustedIdpConfiguration`), with their
 //! signing certificates read at load and their client whitelists.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 
 use super::SignerCertificate;
-use crate::config::{Bst2SosiConfig, TrustedIdpConfig, WhitelistEntry};
+use crate::config::{TrustedIdpConfig, WhitelistEntry};
 use crate::token::bootstrap::TokenProfile;
 
 /// Why the trusted issuers could not be loaded.
@@ -52,9 +52,9 @@ pub struct TrustedIdps {
 
 impl TrustedIdps {
     /// Loads every issuer's signing certificates.
-    pub fn from_config(config: &Bst2SosiConfig) -> Result<TrustedIdps, IdpConfigError> {
+    pub fn from_config(issuers: &[TrustedIdpConfig]) -> Result<TrustedIdps, IdpConfigError> {
         let mut by_issuer = HashMap::new();
-        for idp in &config.issuer {
+        for idp in issuers {
             let mut certificates = Vec::new();
             for path in &idp.signing_certificates {
                 let der = crate::signing::keys::read_certificate_file(path).map_err(|e| {

@@ -561,3 +561,72 @@ pub fn assert_oio_refused(
     assert_oio_header_signed_by_sts(&reply.body);
     body
 }
+
+/// Decrypts the EncryptedAssertion in `body` with the development audience's key (xmlsec1).
+#[allow(dead_code)]
+pub fn decrypt_for_dev_audience(body: &[u8]) -> String {
+    let key = env().dir.join("pki").join("dev-audience-key.pem");
+    let out = xmlsec(&["--decrypt", "--privkey-pem", key.to_str().unwrap()], body)
+        .unwrap_or_else(|e| panic!("xmlsec1 cannot decrypt: {e}"));
+    String::from_utf8(out).unwrap()
+}
+
+/// Checks an answer carrying an IDWS identity token (spec §5.2) the way its consumers do, with
+/// independent tools: the header signature and the token's signature by the STS (xmlsec1), the
+/// token against the IDWS-H identity-token schema and the standard SAML schema (xmllint), the
+/// holder-of-key certificate is `holder` (DER), the audience and Recipient are `audience`, and
+/// the RSTR's Lifetime passes unsealed's rule (zoned ISO-8601, Created ≤ now, Expires >
+/// Created + 5 s) and matches the token's Conditions. Returns the token.
+#[allow(dead_code)]
+pub fn assert_identity_token(body: &[u8], audience: &str, holder: &[u8]) -> String {
+    use base64::Engine;
+    assert_oio_header_signed_by_sts(body);
+    let text = String::from_utf8_lossy(body).into_owned();
+    let token = segl::dev::oio::issued_card(body).unwrap_or_else(|e| panic!("{e}: {text}"));
+    xmlsec_verify(&token, &env().pki("sts-signing")).unwrap_or_else(|e| panic!("identity token: {e}"));
+    for schema in ["idwsh/idt/saml.xsd", "oiosaml/standard-saml.xsd"] {
+        if let Some(result) = xmllint_schema(&token, schema) {
+            result.unwrap_or_else(|e| panic!("the identity token fails {schema}: {e}"));
+        }
+    }
+    let token = String::from_utf8(token).unwrap();
+    let certificate = xml_tag(&token, "ds:X509Certificate")
+        .and_then(|_| {
+            let confirmation = &token[token.find("<saml:SubjectConfirmationData")?..];
+            xml_tag(confirmation, "ds:X509Certificate")
+        })
+        .unwrap_or_else(|| panic!("no holder-of-key certificate: {token}"));
+    assert_eq!(
+        base64::engine::general_purpose::STANDARD.decode(certificate).unwrap(),
+        holder,
+        "the holder-of-key certificate is the requester's"
+    );
+    assert!(token.contains("Method=\"urn:oasis:names:tc:SAML:2.0:cm:holder-of-key\""), "{token}");
+    assert_eq!(xml_tag(&token, "saml:Audience"), Some(audience), "{token}");
+    assert!(token.contains(&format!("Recipient=\"{audience}\"")), "{token}");
+    assert!(text.contains(&format!("<wsa:Address>{audience}</wsa:Address>")), "AppliesTo echoed: {text}");
+    for attribute in ["dk:gov:saml:attribute:SpecVer", "dk:gov:saml:attribute:AssuranceLevel"] {
+        assert!(token.contains(&format!("Name=\"{attribute}\"")), "{attribute}: {token}");
+    }
+    assert!(token.contains(">DK-SAML-2.0<"), "{token}");
+    let created: jiff::Timestamp = xml_tag(&text, "wsu:Created").unwrap().parse().unwrap();
+    let expires: jiff::Timestamp = xml_tag(&text, "wsu:Expires").unwrap().parse().unwrap();
+    assert!(xml_tag(&text, "wsu:Created").unwrap().ends_with('Z'), "Created has a zone: {text}");
+    assert!(created <= jiff::Timestamp::now(), "Created {created} is not in the past");
+    assert!(expires > created + jiff::SignedDuration::from_secs(5), "Expires {expires} ≤ Created + 5 s");
+    let conditions = &token[token.find("<saml:Conditions").unwrap()..];
+    let not_on_or_after = conditions.split("NotOnOrAfter=\"").nth(1).unwrap().split('"').next().unwrap();
+    assert_eq!(not_on_or_after.parse::<jiff::Timestamp>().unwrap(), expires, "Lifetime = Conditions");
+    token
+}
+
+/// The text of the first `saml:AttributeValue` of the attribute `name` in `token`.
+#[allow(dead_code)]
+pub fn attribute_value<'a>(token: &'a str, name: &str) -> Option<&'a str> {
+    let at = token.find(&format!("Name=\"{name}\""))?;
+    let rest = &token[at..];
+    let start = rest.find('>')? + 1;
+    let value = &rest[start..];
+    let value = &value[value.find('>')? + 1..];
+    Some(&value[..value.find('<')?])
+}

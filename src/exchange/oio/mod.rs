@@ -2,6 +2,7 @@
 //! WS-Security header signature and Timestamp ([`security`]), the RSTRC and fault envelopes
 //! with the STS's own header signature ([`envelope`]). The six OIO exchanges are built on it.
 
+pub mod citizen;
 pub mod envelope;
 pub mod request;
 pub mod security;

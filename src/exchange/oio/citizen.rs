@@ -1,0 +1,243 @@
+//! What the citizen exchanges (Bst2Idws, JWT2Idws, JWT2OIOSaml) do alike once the presented
+//! token has told who the citizen is: the audience (audienceConfiguration), the CPR claim and
+//! its match with the token's subject, the optional `medcom:UserRole` and `OnBehalfOf` claims,
+//! and issuing the identity token (spec §5.2) holder-of-key bound to the requesting system.
+//!
+//! Decisions where the sources are silent (each tested, and listed in the README's citizen
+//! rule table):
+//! - the token's lifetime is the audience's `token_lifetime_secs`, and it never outlives the
+//!   presented token (plus the drift tolerated on it): an exchange never extends a login;
+//! - `medcom:UserRole` (addendum §3.1: "may contain … a local role") is the requesting
+//!   system's statement, not something the STS can verify for a citizen; it is written to the
+//!   token as `medcom:UserRole` so the service sees who said what, and only a short, printable
+//!   value is taken;
+//! - a `wsa:MessageID` is accepted once per requesting system within the presented token's
+//!   lifetime.
+
+use std::sync::Arc;
+
+use jiff::{SignedDuration, Timestamp};
+
+use super::{envelope, request};
+use crate::audit::AuditToken;
+use crate::exchange::audiences::IdwsAudience;
+use crate::exchange::error::RequestError;
+use crate::exchange::pipeline::Request;
+use crate::exchange::{CoreContext, Policy};
+use crate::token::identity::{self, IdentityToken};
+use crate::token::oiosaml::Attribute;
+use crate::trust::SignerCertificate;
+use crate::xml::dsig::algorithm::SignatureAlgorithm;
+
+/// The CPR claim (seal: mandatory).
+pub const CLAIM_CPR: &str = "dk:gov:saml:attribute:CprNumberIdentifier";
+/// The OnBehalfOf claim.
+pub const CLAIM_ON_BEHALF_OF: &str = "dk:healthcare:saml:attribute:OnBehalfOf";
+/// The role claim.
+pub const CLAIM_ROLE: &str = "medcom:UserRole";
+/// The longest `medcom:UserRole` value taken.
+const MAX_ROLE_LEN: usize = 256;
+
+/// Issued tokens are signed RSA-SHA1, as the STS's other output (SIG-ASSERTION).
+const TOKEN_SIGNATURE: SignatureAlgorithm = SignatureAlgorithm::RsaSha1;
+
+/// The citizen, as the presented token proves them.
+#[derive(Debug, Clone)]
+pub struct Citizen {
+    /// Their CPR.
+    pub cpr: String,
+    /// The issued token's NameID (Format, value).
+    pub name_id: (String, String),
+    /// `dk:gov:saml:attribute:AssuranceLevel` (NIST level, "3" for NSIS Substantial).
+    pub assurance_level: String,
+    /// When the presented token expires, plus the drift tolerated on it.
+    pub valid_until: Timestamp,
+}
+
+/// The NIST assurance level of an NSIS level of assurance (OIOSAML 3 `loa`, a JWT's `acr`).
+pub fn assurance_level(nsis_loa: &str) -> &'static str {
+    match nsis_loa.rsplit('/').next().unwrap_or(nsis_loa) {
+        "High" => "4",
+        "Low" => "2",
+        _ => "3",
+    }
+}
+
+/// The audience `wsp:AppliesTo` names, configured in audienceConfiguration; `jwt`: the
+/// presented token is a JWT, which the audience must have switched on.
+pub fn audience(
+    policy: &Policy,
+    rst: &request::OioRequest,
+    jwt: bool,
+) -> Result<Arc<IdwsAudience>, RequestError> {
+    let uri = rst.applies_to.clone().unwrap_or_default();
+    let audience = policy.idws_audiences.get(&uri).ok_or(RequestError::UnknownAudience(uri))?;
+    if jwt && !audience.config.jwt {
+        return Err(RequestError::JwtNotEnabled(audience.config.audience.clone()));
+    }
+    Ok(audience.clone())
+}
+
+/// The CPR claim, required and equal to the presented token's subject (addendum §3.1).
+pub fn check_cpr_claim(rst: &request::OioRequest, citizen: &Citizen) -> Result<(), RequestError> {
+    let claimed = request::claim(&rst.claims, CLAIM_CPR).map(str::trim).filter(|v| !v.is_empty());
+    match claimed {
+        None => Err(RequestError::CprClaimMissing),
+        Some(cpr) if cpr == citizen.cpr => Ok(()),
+        Some(_) => Err(RequestError::CprPidMismatch),
+    }
+}
+
+/// The `medcom:UserRole` claim as an attribute of the issued token, when made.
+pub fn role_attribute(rst: &request::OioRequest) -> Result<Option<Attribute>, RequestError> {
+    let Some(role) = request::claim(&rst.claims, CLAIM_ROLE).map(str::trim).filter(|v| !v.is_empty())
+    else {
+        return Ok(None);
+    };
+    if role.len() > MAX_ROLE_LEN || role.chars().any(char::is_control) {
+        return Err(RequestError::NotStsRequest(format!(
+            "the {CLAIM_ROLE} claim must be at most {MAX_ROLE_LEN} printable characters"
+        )));
+    }
+    Ok(Some(Attribute::new(CLAIM_ROLE, role.to_owned())))
+}
+
+#[cfg(any())] // PENDING-MERGE(relations)
+/// The identity token's evidence for an `OnBehalfOf` claim: the relation is looked up in the
+/// relation register, and must be in force now.
+pub fn on_behalf_of(
+    policy: &Policy,
+    rst: &request::OioRequest,
+    citizen: &Citizen,
+    now: Timestamp,
+) -> Result<Option<Attribute>, RequestError> {
+    use crate::registers::RelationCheck;
+    use crate::token::onbehalfof::{self, OnBehalfOfError};
+    let Some(claim) = rst.claims.iter().find(|c| c.uri == CLAIM_ON_BEHALF_OF) else { return Ok(None) };
+    let value = claim.values.first().map(|v| v.trim()).unwrap_or_default();
+    if value.is_empty() {
+        return Err(RequestError::OnBehalfOf(OnBehalfOfError::Empty));
+    }
+    let wanted = onbehalfof::parse(value).map_err(RequestError::OnBehalfOf)?;
+    let relations = policy.relations.relations(&citizen.cpr, &wanted.cpr).map_err(RequestError::Register)?;
+    let kind = wanted.kind.name();
+    let relation = match crate::registers::relation_in_force(&relations, wanted.kind, now) {
+        RelationCheck::InForce(relation) => relation,
+        RelationCheck::Expired { until } => {
+            return Err(RequestError::RelationExpired { kind, cpr: wanted.cpr, until: until.to_string() })
+        }
+        RelationCheck::NotYetValid { from } => {
+            return Err(RequestError::RelationNotYetValid { kind, cpr: wanted.cpr, from: from.to_string() })
+        }
+        RelationCheck::None => return Err(RequestError::UnknownRelation { kind, cpr: wanted.cpr }),
+    };
+    let evidence = onbehalfof::evidence(&wanted, relation.kind);
+    Ok(Some(Attribute::new(evidence.attribute, evidence.value)))
+}
+
+/// Everything the identity token says beyond the citizen.
+pub struct Issue<'a> {
+    /// Its audience.
+    pub audience: &'a IdwsAudience,
+    /// The requesting system: the holder of the token's key.
+    pub holder: &'a SignerCertificate,
+    /// Attributes after the citizen's (role, OnBehalfOf evidence), in order.
+    pub extra: Vec<Attribute>,
+    /// The request's MessageID as remembered against replay, forgotten if issuing fails.
+    pub replay_key: Option<[u8; 32]>,
+}
+
+/// Builds the identity token, signs it on the HSM (encrypting it when its audience has an
+/// encryption certificate) and answers with it; the header is signed with the same key.
+pub async fn issue_identity_token(
+    ctx: &CoreContext,
+    policy: &Policy,
+    request: &mut Request,
+    rst: &request::OioRequest,
+    citizen: &Citizen,
+    issue: Issue<'_>,
+    corr: &envelope::Correlation,
+) -> Result<Vec<u8>, RequestError> {
+    let replay_key = issue.replay_key;
+    let result = sign_and_answer(ctx, policy, request, rst, citizen, issue, corr).await;
+    if result.is_err() {
+        // The failure is segl's (or the audience's configuration): the client may resend.
+        if let Some(key) = &replay_key {
+            ctx.shared.replay.remove(key);
+        }
+    }
+    result
+}
+
+/// The issued token's validity: backdated against clock skew at the service, and ending at
+/// the audience's lifetime or the presented token's end, whichever is first.
+pub fn lifetime(cfg: &crate::config::IdwsAudienceConfig, now: Timestamp, valid_until: Timestamp) -> (Timestamp, Timestamp) {
+    let not_before = now.saturating_sub(SignedDuration::from_secs(cfg.not_before_backdate_secs as i64)).unwrap_or(now);
+    let end = now.saturating_add(SignedDuration::from_secs(cfg.token_lifetime_secs as i64)).unwrap_or(now);
+    (not_before, end.min(valid_until))
+}
+
+async fn sign_and_answer(
+    ctx: &CoreContext,
+    policy: &Policy,
+    request: &mut Request,
+    rst: &request::OioRequest,
+    citizen: &Citizen,
+    issue: Issue<'_>,
+    corr: &envelope::Correlation,
+) -> Result<Vec<u8>, RequestError> {
+    let now = request.time.now;
+    let cfg = &issue.audience.config;
+    let (not_before, not_on_or_after) = lifetime(cfg, now, citizen.valid_until);
+    let mut attributes = vec![
+        Attribute::new(identity::SPEC_VER, identity::DK_SAML_2_0.into()),
+        Attribute::new(identity::ASSURANCE_LEVEL, citizen.assurance_level.clone()),
+        Attribute::new(identity::CPR, citizen.cpr.clone()),
+    ];
+    attributes.extend(issue.extra);
+    let token = IdentityToken {
+        id: format!("_{}", envelope::uuid()),
+        issue_instant: now,
+        issuer: &policy.config.sts.issuer,
+        name_id: (&citizen.name_id.0, &citizen.name_id.1),
+        holder_certificate: &issue.holder.der,
+        not_before,
+        not_on_or_after,
+        audience: &cfg.audience,
+        attributes,
+    };
+    let credential = ctx.signer.credential();
+    let unsigned = token.prepare_signature(TOKEN_SIGNATURE, &credential.certificate_b64)?;
+    let sign_by = request.time.sign_by;
+    let value = ctx
+        .signer
+        .sign_digest(&credential, TOKEN_SIGNATURE.digest(), unsigned.signed_info_digest(), sign_by)
+        .await?;
+    let signed = unsigned.finish(&value);
+    let delivered = match &issue.audience.recipient {
+        Some(recipient) => crate::xml::enc::encrypt_assertion_to(
+            &signed,
+            recipient,
+            cfg.content_encryption,
+            cfg.key_transport,
+        )
+        .map_err(|e| RequestError::Encryption { audience: cfg.audience.clone(), reason: e.to_string() })?,
+        None => signed,
+    };
+    let body = envelope::TokenResponse {
+        token_type: envelope::TOKEN_TYPE_SAML2,
+        token: &delivered,
+        applies_to: rst.applies_to.as_deref(),
+        lifetime: (not_before, not_on_or_after),
+        reference: None,
+    }
+    .body_content(corr);
+    let response = super::sign_envelope_with(ctx, &credential, corr, now, &body, sign_by).await?;
+    request.audit.issued = Some(AuditToken {
+        kind: "identity-token".into(),
+        id: token.id.clone(),
+        audience: Some(cfg.audience.clone()),
+    });
+    request.audit.key = Some(credential.key_label.to_string());
+    Ok(response)
+}
