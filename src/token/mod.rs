@@ -4,6 +4,7 @@ pub mod bootstrap;
 pub mod idcard;
 pub mod ns;
 pub mod oiosaml;
+pub mod onbehalfof;
 pub mod privileges;
 
 pub use idcard::{CardError, CardType, IdCard};
