@@ -449,12 +449,13 @@ pub struct RolesConfig {
     pub assignments_file: Option<PathBuf>,
 }
 
-/// The person and authorisation registers (CVR/RID or professional UUID → CPR, names,
-/// authorisations).
+/// The person, authorisation and relation registers (CVR/RID, professional UUID or PID → CPR,
+/// names, authorisations, who may act for whom).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RegistersConfig {
-    /// The TOML register file (`[[person]]` entries); without one every lookup misses.
+    /// The TOML register file (`[[person]]` and `[[relation]]` entries); without one every lookup
+    /// misses.
     #[serde(default)]
     pub file: Option<PathBuf>,
 }
