@@ -238,9 +238,10 @@ impl DevCommand {
                 use crate::token::bootstrap::TokenProfile;
                 let config = Config::load(&config)?;
                 let client = DevClient::open(&config)?;
-                let profile = TokenProfile::from_name(&profile)
-                    .filter(|p| !p.is_citizen())
-                    .ok_or_else(|| format!("unknown token profile {profile:?}; OIOH3BST, OIOH2BST or OIO3BST"))?;
+                let profile =
+                    TokenProfile::from_name(&profile).filter(|p| !p.is_citizen()).ok_or_else(|| {
+                        format!("unknown token profile {profile:?}; OIOH3BST, OIOH2BST or OIO3BST")
+                    })?;
                 let issuer = match issuer {
                     Some(i) => i,
                     None => config
@@ -282,12 +283,13 @@ impl DevCommand {
                 use crate::token::bootstrap::TokenProfile;
                 let config = Config::load(&config)?;
                 let client = DevClient::open(&config)?;
-                let profile = TokenProfile::from_name(&profile).filter(|p| p.is_citizen()).ok_or_else(|| {
-                    format!(
-                        "unknown citizen token profile {profile:?}; {}",
-                        TokenProfile::CITIZEN.map(TokenProfile::name).join(", ")
-                    )
-                })?;
+                let profile =
+                    TokenProfile::from_name(&profile).filter(|p| p.is_citizen()).ok_or_else(|| {
+                        format!(
+                            "unknown citizen token profile {profile:?}; {}",
+                            TokenProfile::CITIZEN.map(TokenProfile::name).join(", ")
+                        )
+                    })?;
                 let issuer = match issuer {
                     Some(i) => i,
                     None => config
@@ -300,8 +302,11 @@ impl DevCommand {
                 };
                 let signer =
                     Identity::from_label(&signer).ok_or_else(|| format!("unknown identity {signer:?}"))?;
-                let spec =
-                    crate::dev::oio::BootstrapSpec::citizen(profile, &issuer, Some(client.certificate(signer)?));
+                let spec = crate::dev::oio::BootstrapSpec::citizen(
+                    profile,
+                    &issuer,
+                    Some(client.certificate(signer)?),
+                );
                 let mut token = crate::dev::oio::bootstrap_token(&client, &spec)?;
                 if encrypt {
                     token = encrypt_to_sts(&config, &token)?;

@@ -10,9 +10,9 @@ use crate::token::ns;
 use crate::xml::emit::CanonicalWriter;
 use crate::xml::{Document, Limits};
 
-/// The STS-signed ID card in a DGWS or OIO response (`wst:RequestedSecurityToken/saml:Assertion`,
-/// WS-Trust 2005/02 or 1.3), in its exclusive canonical form: self-contained, and byte for byte
-/// what its signature covers.
+/// The STS-signed token in a DGWS or OIO response (`wst:RequestedSecurityToken/saml:Assertion`,
+/// WS-Trust 2005/02 or 1.3: an ID card, an identity token, an assertion decrypted in place), in
+/// its exclusive canonical form: self-contained, and byte for byte what its signature covers.
 pub fn issued_card(dgws_response: &[u8]) -> Result<Vec<u8>, DevError> {
     let missing = || DevError::BadInput("no STS-signed ID card in the response".into());
     let doc =
@@ -22,8 +22,13 @@ pub fn issued_card(dgws_response: &[u8]) -> Result<Vec<u8>, DevError> {
         .find(|&n| {
             doc.is(n, ns::SAML, "Assertion")
                 && doc.parent(n).is_some_and(|p| {
-                    doc.is(p, ns::WST_2005_02, "RequestedSecurityToken")
-                        || doc.is(p, ns::WST_1_3, "RequestedSecurityToken")
+                    let requested = |p| {
+                        doc.is(p, ns::WST_2005_02, "RequestedSecurityToken")
+                            || doc.is(p, ns::WST_1_3, "RequestedSecurityToken")
+                    };
+                    // An EncryptedAssertion decrypted in place (xmlsec1 --decrypt) holds it.
+                    requested(p)
+                        || (doc.is(p, ns::SAML, "EncryptedAssertion") && doc.parent(p).is_some_and(requested))
                 })
         })
         .ok_or_else(missing)?;

@@ -54,7 +54,10 @@ pub async fn issue(
     // Required of every citizen issuer when the configuration is read.
     let allowed = idp.config.allowed_audience.as_deref().unwrap_or_default();
     if !token.audiences.iter().any(|a| a == allowed) {
-        return Err(RequestError::CitizenAudience { actual: token.audiences.join(","), allowed: allowed.to_owned() });
+        return Err(RequestError::CitizenAudience {
+            actual: token.audiences.join(","),
+            allowed: allowed.to_owned(),
+        });
     }
     tokens::check_validity(&token, cfg.allowed_drift_secs, now)?;
     tokens::check_holder_of_key(&token, idp, &signed.signer)?;
@@ -67,7 +70,7 @@ pub async fn issue(
     citizen::check_cpr_claim(&rst, &citizen)?;
     let mut extra = Vec::new();
     extra.extend(citizen::role_attribute(&rst)?);
-    // PENDING-MERGE(relations): extra.extend(citizen::on_behalf_of(policy, &rst, &citizen, now)?);
+    extra.extend(citizen::on_behalf_of(policy, &rst, &citizen, now)?);
 
     let until = token.not_on_or_after.unwrap_or(now);
     let replay_key =
@@ -89,16 +92,20 @@ fn citizen_of(
         Some(cpr) => cpr.to_owned(),
         None => {
             let pid = token.pid().ok_or(RequestError::TokenAttribute(bootstrap::CPR_2))?;
-            // PENDING-MERGE(relations): policy.persons.cpr_for_pid(pid)
-            let _ = &policy.persons;
-            return Err(RequestError::PidLookup(pid.to_owned()));
+            policy
+                .persons
+                .cpr_for_pid(pid)
+                .map_err(RequestError::Register)?
+                .ok_or_else(|| RequestError::PidLookup(pid.to_owned()))?
         }
     };
     let assurance_level = match profile {
         TokenProfile::Oio3BstCitizen => {
             citizen::assurance_level(token.attribute(bootstrap::NSIS_LOA).unwrap_or_default()).to_owned()
         }
-        TokenProfile::Oio2BstCitizen => token.attribute(bootstrap::ASSURANCE_LEVEL_2).unwrap_or("3").to_owned(),
+        TokenProfile::Oio2BstCitizen => {
+            token.attribute(bootstrap::ASSURANCE_LEVEL_2).unwrap_or("3").to_owned()
+        }
         // The legacy token's one attribute is named "Attribute" (FriendlyName AssuranceLevel).
         TokenProfile::LegacyBearer => token.attribute("Attribute").unwrap_or("3").to_owned(),
         _ => "3".to_owned(),

@@ -234,7 +234,9 @@ pub enum RequestError {
     #[error("pid-cpr lookup failed [PID:{0}]")]
     PidLookup(String),
     /// A citizen bootstrap token does not name its issuer's allowed audience (NSP's text).
-    #[error("BST2IDWS assertion has an invalid audience. Actual audience:{actual}, Allowed audience:{allowed}")]
+    #[error(
+        "BST2IDWS assertion has an invalid audience. Actual audience:{actual}, Allowed audience:{allowed}"
+    )]
     CitizenAudience { actual: String, allowed: String },
     /// The audience does not take JWTs (NSP's "JWT support" switch is off for it).
     #[error("JWT support is not activated for audience {0}")]
@@ -242,6 +244,9 @@ pub enum RequestError {
     /// The audience takes only encrypted assertions and has no encryption certificate.
     #[error("audience {0} has no encryption certificate; OIOSAML assertions are issued encrypted")]
     AudienceWithoutEncryption(String),
+    /// The OnBehalfOf claim is empty or not understood.
+    #[error("{0}")]
+    OnBehalfOf(crate::token::onbehalfof::OnBehalfOfError),
     /// No relation lets the citizen act for the person the OnBehalfOf claim names.
     #[error("no {kind} relation is registered in which the citizen may act on behalf of {cpr}")]
     UnknownRelation { kind: &'static str, cpr: String },
@@ -362,7 +367,7 @@ impl RequestError {
             | Self::UserDataNotFound
             | Self::CprLookup(_)
             | Self::AuthorisationNotFound(_) => (Dgws("notauthorized"), 500),
-            Self::CprClaimMissing => (Dgws("invalidheader"), 500),
+            Self::CprClaimMissing | Self::OnBehalfOf(_) => (Dgws("invalidheader"), 500),
             Self::CprPidMismatch
             | Self::PidLookup(_)
             | Self::CitizenAudience { .. }
@@ -445,12 +450,14 @@ impl RequestError {
             | Self::CprLookup(_)
             | Self::InvalidPrivileges(_) => (Trust("RequestFailed"), 500),
             // The catalogue's codes (addendum §4).
-            Self::CprClaimMissing | Self::CprPidMismatch => (Trust("InvalidRequest"), 500),
+            Self::CprClaimMissing | Self::CprPidMismatch | Self::OnBehalfOf(_) => {
+                (Trust("InvalidRequest"), 500)
+            }
             Self::CitizenAudience { .. } | Self::PidLookup(_) => (Trust("RequestFailed"), 500),
             // The citizen has not shown the right to act for the other person.
-            Self::UnknownRelation { .. } | Self::RelationExpired { .. } | Self::RelationNotYetValid { .. } => {
-                (Trust("FailedAuthentication"), 500)
-            }
+            Self::UnknownRelation { .. }
+            | Self::RelationExpired { .. }
+            | Self::RelationNotYetValid { .. } => (Trust("FailedAuthentication"), 500),
             Self::JwtNotEnabled(_) | Self::AudienceWithoutEncryption(_) => (Trust("InvalidScope"), 500),
         }
     }

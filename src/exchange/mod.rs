@@ -66,6 +66,8 @@ pub struct Policy {
     pub persons: Arc<dyn crate::registers::PersonRegister>,
     /// Which authorisations a person holds.
     pub authorisations: Arc<dyn crate::registers::AuthorisationRegister>,
+    /// Whom a citizen may act for (OnBehalfOf).
+    pub relations: Arc<dyn crate::registers::RelationRegister>,
 }
 
 /// What every core shares for the life of the process.
@@ -136,7 +138,8 @@ impl Policy {
                 .collect(),
             nemlogin_idps,
             persons: register.clone(),
-            authorisations: register,
+            authorisations: register.clone(),
+            relations: register,
             config,
         })
     }

@@ -295,7 +295,11 @@ impl BootstrapToken {
         }
         self.name_id
             .split(',')
-            .find_map(|rdn| rdn.trim().strip_prefix("Serial=PID:").or_else(|| rdn.trim().strip_prefix("SERIALNUMBER=PID:")))
+            .find_map(|rdn| {
+                rdn.trim()
+                    .strip_prefix("Serial=PID:")
+                    .or_else(|| rdn.trim().strip_prefix("SERIALNUMBER=PID:"))
+            })
             .map(str::trim)
             .filter(|pid| !pid.is_empty())
     }

@@ -90,8 +90,7 @@ pub fn check_cpr_claim(rst: &request::OioRequest, citizen: &Citizen) -> Result<(
 
 /// The `medcom:UserRole` claim as an attribute of the issued token, when made.
 pub fn role_attribute(rst: &request::OioRequest) -> Result<Option<Attribute>, RequestError> {
-    let Some(role) = request::claim(&rst.claims, CLAIM_ROLE).map(str::trim).filter(|v| !v.is_empty())
-    else {
+    let Some(role) = request::claim(&rst.claims, CLAIM_ROLE).map(str::trim).filter(|v| !v.is_empty()) else {
         return Ok(None);
     };
     if role.len() > MAX_ROLE_LEN || role.chars().any(char::is_control) {
@@ -102,7 +101,6 @@ pub fn role_attribute(rst: &request::OioRequest) -> Result<Option<Attribute>, Re
     Ok(Some(Attribute::new(CLAIM_ROLE, role.to_owned())))
 }
 
-#[cfg(any())] // PENDING-MERGE(relations)
 /// The identity token's evidence for an `OnBehalfOf` claim: the relation is looked up in the
 /// relation register, and must be in force now.
 pub fn on_behalf_of(
@@ -171,8 +169,13 @@ pub async fn issue_identity_token(
 
 /// The issued token's validity: backdated against clock skew at the service, and ending at
 /// the audience's lifetime or the presented token's end, whichever is first.
-pub fn lifetime(cfg: &crate::config::IdwsAudienceConfig, now: Timestamp, valid_until: Timestamp) -> (Timestamp, Timestamp) {
-    let not_before = now.saturating_sub(SignedDuration::from_secs(cfg.not_before_backdate_secs as i64)).unwrap_or(now);
+pub fn lifetime(
+    cfg: &crate::config::IdwsAudienceConfig,
+    now: Timestamp,
+    valid_until: Timestamp,
+) -> (Timestamp, Timestamp) {
+    let not_before =
+        now.saturating_sub(SignedDuration::from_secs(cfg.not_before_backdate_secs as i64)).unwrap_or(now);
     let end = now.saturating_add(SignedDuration::from_secs(cfg.token_lifetime_secs as i64)).unwrap_or(now);
     (not_before, end.min(valid_until))
 }
