@@ -152,6 +152,22 @@ pub(super) enum DevCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Write a JWT of the development JWT issuer (JTP-H-like, for the development citizen,
+    /// valid for an hour) to stdout, creating the issuer's key and JWKS if missing.
+    Jwt {
+        /// Configuration file.
+        #[arg(long, default_value = "config/segl.toml")]
+        config: PathBuf,
+        /// The token's audience (`aud`; JWT2Idws and JWT2OIOSaml compare it with AppliesTo).
+        #[arg(long, default_value = crate::dev::audience::DEV_AUDIENCE)]
+        audience: String,
+        /// Make a token that expired an hour ago.
+        #[arg(long)]
+        expired: bool,
+        /// The citizen's CPR number (default: the development citizen's).
+        #[arg(long)]
+        cpr: Option<String>,
+    },
 }
 
 /// Card type.
@@ -316,6 +332,25 @@ impl DevCommand {
                     claims.push((crate::exchange::oio::citizen::CLAIM_ON_BEHALF_OF, value));
                 }
                 write_out(out, &crate::dev::oio::oio_request(&client, &[&token], &claims, &audience, signer)?)
+            }
+            DevCommand::Jwt { config, audience, expired, cpr } => {
+                let config = Config::load(&config)?;
+                let dev = config.dev.as_ref().ok_or("the configuration has no [dev] section")?;
+                let pki_dir = dev.state_dir.join("pki");
+                for line in crate::dev::jwt::ensure(&pki_dir)? {
+                    eprintln!("created {line}");
+                }
+                let mut spec = crate::dev::jwt::JwtSpec::citizen(&audience);
+                if expired {
+                    spec.issued_at = Some(jiff::SignedDuration::from_hours(-2));
+                    spec.expires_in = Some(jiff::SignedDuration::from_hours(-1));
+                }
+                if let Some(cpr) = cpr {
+                    spec.cpr = Some(cpr);
+                }
+                let mut token = crate::dev::jwt::sign(&pki_dir, &spec)?;
+                token.push('\n');
+                write_out(None, token.as_bytes())
             }
             DevCommand::Oiosaml2sosi { config, it_system, education_code, authorization_code, out } => {
                 let client = DevClient::open(&Config::load(&config)?)?;
