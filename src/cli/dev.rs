@@ -133,6 +133,25 @@ pub(super) enum DevCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Write a JWT2Idws (or JWT2OIOSaml) request: a JWT of the development JWT issuer for the
+    /// development citizen in ActAs, the CPR claim, header-signed by the signing system.
+    Jwt2idws {
+        /// Configuration file.
+        #[arg(long, default_value = "config/segl.toml")]
+        config: PathBuf,
+        /// The system that signs the request.
+        #[arg(long, default_value = "voces")]
+        signer: String,
+        /// The audience (`wsp:AppliesTo`, and the JWT's `aud`).
+        #[arg(long, default_value = "https://fmk")]
+        audience: String,
+        /// An OnBehalfOf claim value.
+        #[arg(long)]
+        on_behalf_of: Option<String>,
+        /// Output file.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Write an OIOSaml2Sosi request: a NemLog-in-like OIOSAML 2.0 assertion minted by the
     /// development IdP and a context token, header-signed by the development VOCES system.
     Oiosaml2sosi {
@@ -351,6 +370,20 @@ impl DevCommand {
                 let mut token = crate::dev::jwt::sign(&pki_dir, &spec)?;
                 token.push('\n');
                 write_out(None, token.as_bytes())
+            }
+            DevCommand::Jwt2idws { config, signer, audience, on_behalf_of, out } => {
+                let config = Config::load(&config)?;
+                let client = DevClient::open(&config)?;
+                let dev = config.dev.as_ref().ok_or("the configuration has no [dev] section")?;
+                let jwt = crate::dev::jwt::sign(&dev.state_dir.join("pki"), &crate::dev::jwt::JwtSpec::citizen(&audience))?;
+                let token = crate::dev::jwt::binary_security_token(&jwt);
+                let signer =
+                    Identity::from_label(&signer).ok_or_else(|| format!("unknown identity {signer:?}"))?;
+                let mut claims = vec![(crate::exchange::oio::citizen::CLAIM_CPR, crate::dev::pki::DEV_CITIZEN_CPR)];
+                if let Some(value) = &on_behalf_of {
+                    claims.push((crate::exchange::oio::citizen::CLAIM_ON_BEHALF_OF, value));
+                }
+                write_out(out, &crate::dev::oio::oio_request(&client, &[&token], &claims, &audience, signer)?)
             }
             DevCommand::Oiosaml2sosi { config, it_system, education_code, authorization_code, out } => {
                 let client = DevClient::open(&Config::load(&config)?)?;

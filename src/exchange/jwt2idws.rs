@@ -35,14 +35,13 @@ pub async fn issue(
     let now = request.time.now;
     let oio::Received { rst, signed } = oio::receive(ctx, policy, doc, request, corr)?;
     let signed = signed.ok_or(RequestError::RequestUnsigned)?;
-    let (jwt, citizen) = citizen::presented_jwt(policy, doc, &rst, &signed.signer, request, now)?;
+    let (jwt, citizen) = citizen::presented_jwt(policy, doc, &rst, &signed.signer, request)?;
     let audience = citizen::audience(policy, &rst, true)?;
     citizen::check_cpr_claim(&rst, &citizen)?;
     let mut extra = Vec::new();
     extra.extend(citizen::role_attribute(&rst)?);
     extra.extend(citizen::on_behalf_of(policy, &rst, &citizen, now)?);
-    let skew = jwt.clock_skew_secs;
-    let replay_key = usercard::remember_message_id(ctx, &rst, &signed.signer.der, jwt.expires, skew, now)?;
+    let replay_key = usercard::remember_message_id(ctx, &rst, &signed.signer.der, jwt.valid_until, 0, now)?;
     let issue = citizen::Issue { audience: &audience, holder: &signed.signer, extra, replay_key };
     citizen::issue_identity_token(ctx, policy, request, &rst, &citizen, issue, corr).await
 }

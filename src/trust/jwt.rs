@@ -209,8 +209,31 @@ pub struct VerifiedJwt {
     pub name: Option<String>,
     /// `scope` (a space-separated string or an array in the token).
     pub scope: Vec<String>,
+    /// `acr`: the authentication context (JTP-H: the NSIS level of assurance URI).
+    pub assurance: Option<String>,
+    /// `auth_time`: when the citizen logged in.
+    pub authenticated_at: Option<Timestamp>,
+    /// `exp` plus the issuer's clock skew: the last moment the token is accepted.
+    pub valid_until: Timestamp,
     /// The issuer's client whitelist (shared with the issuer, not copied per token).
     pub clients: Arc<[WhitelistEntry]>,
+}
+
+impl JwtError {
+    /// Whether the token is not a readable JWS at all (a malformed request rather than a
+    /// failed authentication).
+    pub fn is_malformed(&self) -> bool {
+        matches!(
+            self,
+            Self::TooLarge { .. }
+                | Self::Encrypted
+                | Self::NotCompact { .. }
+                | Self::EmptyPart { .. }
+                | Self::NotBase64url { .. }
+                | Self::MalformedHeader { .. }
+                | Self::MalformedClaims { .. }
+        )
+    }
 }
 
 impl VerifiedJwt {
@@ -522,6 +545,9 @@ impl Issuer {
             family_name: optional_string(claims, "family_name")?,
             name: optional_string(claims, "name")?,
             scope: scope.unwrap_or_default(),
+            assurance: optional_string(claims, "acr")?,
+            authenticated_at: numeric_date(claims, "auth_time")?,
+            valid_until: expires.saturating_add(self.skew).unwrap_or(expires),
             clients: Arc::clone(&self.clients),
         })
     }
