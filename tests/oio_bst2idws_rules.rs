@@ -778,9 +778,6 @@ fn holder_of_key_whitelist_pid_lookup_and_relations_under_an_edited_configuratio
 }
 
 #[test]
-#[ignore = "segl bug: check_profile names the first profile in TokenProfile::ALL the token announces, so a \
-            citizen token refused under another citizen issuer is said to announce the professional profile \
-            of its generation (OIOH2BST for OIO2BST_CITIZEN, OIO3BST for OIO3BST_CITIZEN)"]
 fn a_citizen_token_under_another_citizen_issuer_is_named_by_its_citizen_profile() {
     if !common::have_xmlsec() {
         return;
@@ -804,10 +801,6 @@ fn a_citizen_token_under_another_citizen_issuer_is_named_by_its_citizen_profile(
 }
 
 #[test]
-#[ignore = "segl bug: BootstrapToken::from_element flattens every AudienceRestriction into one list and \
-            bst2idws accepts when any audience is the allowed one; SAML Core 2.5.1.4 makes each \
-            AudienceRestriction a condition of its own (a conjunction), so a token whose second \
-            restriction names only another party is not for the STS"]
 fn a_second_audience_restriction_that_excludes_the_sts_is_refused() {
     if !common::have_xmlsec() {
         return;
@@ -831,9 +824,6 @@ fn a_second_audience_restriction_that_excludes_the_sts_is_refused() {
 }
 
 #[test]
-#[ignore = "segl bug: citizen::role_attribute compares the medcom:UserRole value's length in bytes \
-            (str::len) with MAX_ROLE_LEN, while its refusal says \"at most 256 printable characters\": \
-            200 'æ' (400 bytes) are refused"]
 fn the_role_limit_counts_characters_as_its_refusal_says() {
     if !common::have_xmlsec() {
         return;

@@ -375,11 +375,15 @@ impl DevCommand {
                 let config = Config::load(&config)?;
                 let client = DevClient::open(&config)?;
                 let dev = config.dev.as_ref().ok_or("the configuration has no [dev] section")?;
-                let jwt = crate::dev::jwt::sign(&dev.state_dir.join("pki"), &crate::dev::jwt::JwtSpec::citizen(&audience))?;
+                let jwt = crate::dev::jwt::sign(
+                    &dev.state_dir.join("pki"),
+                    &crate::dev::jwt::JwtSpec::citizen(&audience),
+                )?;
                 let token = crate::dev::jwt::binary_security_token(&jwt);
                 let signer =
                     Identity::from_label(&signer).ok_or_else(|| format!("unknown identity {signer:?}"))?;
-                let mut claims = vec![(crate::exchange::oio::citizen::CLAIM_CPR, crate::dev::pki::DEV_CITIZEN_CPR)];
+                let mut claims =
+                    vec![(crate::exchange::oio::citizen::CLAIM_CPR, crate::dev::pki::DEV_CITIZEN_CPR)];
                 if let Some(value) = &on_behalf_of {
                     claims.push((crate::exchange::oio::citizen::CLAIM_ON_BEHALF_OF, value));
                 }

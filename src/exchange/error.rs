@@ -221,6 +221,9 @@ pub enum RequestError {
     /// `DecryptError::Undecryptable`, with one text.
     #[error("the encrypted token could not be read: {0}")]
     Decryption(crate::xml::enc::DecryptError),
+    /// A claim's value is not acceptable.
+    #[error("{0}")]
+    ClaimValue(String),
     /// The request makes no CPR claim (NSP's text).
     #[error("CPR claim missing")]
     CprClaimMissing,
@@ -366,7 +369,7 @@ impl RequestError {
             | Self::UserDataNotFound
             | Self::CprLookup(_)
             | Self::AuthorisationNotFound(_) => (Dgws("notauthorized"), 500),
-            Self::CprClaimMissing | Self::OnBehalfOf(_) => (Dgws("invalidheader"), 500),
+            Self::CprClaimMissing | Self::OnBehalfOf(_) | Self::ClaimValue(_) => (Dgws("invalidheader"), 500),
             Self::CprPidMismatch
             | Self::PidLookup(_)
             | Self::CitizenAudience { .. }
@@ -449,7 +452,7 @@ impl RequestError {
             | Self::CprLookup(_)
             | Self::InvalidPrivileges(_) => (Trust("RequestFailed"), 500),
             // The catalogue's codes (addendum §4).
-            Self::CprClaimMissing | Self::CprPidMismatch | Self::OnBehalfOf(_) => {
+            Self::CprClaimMissing | Self::CprPidMismatch | Self::OnBehalfOf(_) | Self::ClaimValue(_) => {
                 (Trust("InvalidRequest"), 500)
             }
             Self::CitizenAudience { .. } | Self::PidLookup(_) => (Trust("RequestFailed"), 500),

@@ -157,7 +157,11 @@ fn subject_attributes(
         out.push(Attribute { name: "urn:oid:2.5.4.4", friendly_name: Some("surName"), value: surname });
     }
     if let Some(common_name) = common_name {
-        out.push(Attribute { name: "urn:oid:2.5.4.3", friendly_name: Some("CommonName"), value: common_name });
+        out.push(Attribute {
+            name: "urn:oid:2.5.4.3",
+            friendly_name: Some("CommonName"),
+            value: common_name,
+        });
     }
     out.push(Attribute::new(identity::ASSURANCE_LEVEL, citizen.assurance_level.clone()));
     out.push(Attribute::new(identity::SPEC_VER, identity::DK_SAML_2_0.into()));

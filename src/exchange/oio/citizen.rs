@@ -78,8 +78,9 @@ pub fn presented_jwt(
 ) -> Result<(crate::trust::jwt::VerifiedJwt, Citizen), RequestError> {
     use crate::token::ns;
     let token = match rst.act_as.as_slice() {
-        [one] if doc.is(*one, ns::WSSE, "BinarySecurityToken")
-            && doc.attribute(*one, "ValueType").as_deref() == Some(JWT_VALUE_TYPE) =>
+        [one]
+            if doc.is(*one, ns::WSSE, "BinarySecurityToken")
+                && doc.attribute(*one, "ValueType").as_deref() == Some(JWT_VALUE_TYPE) =>
         {
             *one
         }
@@ -98,7 +99,8 @@ pub fn presented_jwt(
     };
     let text = doc.text(token);
     let applies_to = rst.applies_to.as_deref().unwrap_or_default();
-    let jwt = policy.jwt_issuers.verify(text.trim(), applies_to, request.time.now).map_err(RequestError::Jwt)?;
+    let jwt =
+        policy.jwt_issuers.verify(text.trim(), applies_to, request.time.now).map_err(RequestError::Jwt)?;
     request.audit.presented = Some(AuditToken::new("jwt", jwt.id.as_deref().unwrap_or_default()));
     if policy.config.idws.whitelist_validation && !jwt.whitelists(signer) {
         return Err(RequestError::NotWhitelisted(signer.subject_dn.clone()));
@@ -142,8 +144,8 @@ pub fn role_attribute(rst: &request::OioRequest) -> Result<Option<Attribute>, Re
     let Some(role) = request::claim(&rst.claims, CLAIM_ROLE).map(str::trim).filter(|v| !v.is_empty()) else {
         return Ok(None);
     };
-    if role.len() > MAX_ROLE_LEN || role.chars().any(char::is_control) {
-        return Err(RequestError::NotStsRequest(format!(
+    if role.chars().count() > MAX_ROLE_LEN || role.chars().any(char::is_control) {
+        return Err(RequestError::ClaimValue(format!(
             "the {CLAIM_ROLE} claim must be at most {MAX_ROLE_LEN} printable characters"
         )));
     }
