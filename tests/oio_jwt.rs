@@ -323,7 +323,10 @@ fn audience_jwt_switch_and_jwt_issuers_reload_and_a_bad_issuer_leaves_the_old_po
     // A JWT issuer whose JWKS cannot be read: the whole change is refused (the log names the
     // file), and the policy in force keeps serving.
     let jwks = env().dir.join("pki").join("dev-jwt-issuer.jwks.json");
-    let broken = on.replace(&jwks.display().to_string(), &jwks.with_file_name("missing.jwks.json").display().to_string());
+    let broken = on.replace(
+        &jwks.display().to_string(),
+        &jwks.with_file_name("missing.jwks.json").display().to_string(),
+    );
     assert_ne!(broken, on, "the configuration names the development JWKS");
     std::fs::write(server.config_path(), &broken).unwrap();
     server.signal("HUP");
