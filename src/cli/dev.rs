@@ -133,6 +133,25 @@ pub(super) enum DevCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Write a JWT2Idws (or JWT2OIOSaml) request: a JWT of the development JWT issuer for the
+    /// development citizen in ActAs, the CPR claim, header-signed by the signing system.
+    Jwt2idws {
+        /// Configuration file.
+        #[arg(long, default_value = "config/segl.toml")]
+        config: PathBuf,
+        /// The system that signs the request.
+        #[arg(long, default_value = "voces")]
+        signer: String,
+        /// The audience (`wsp:AppliesTo`, and the JWT's `aud`).
+        #[arg(long, default_value = "https://fmk")]
+        audience: String,
+        /// An OnBehalfOf claim value.
+        #[arg(long)]
+        on_behalf_of: Option<String>,
+        /// Output file.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Write an OIOSaml2Sosi request: a NemLog-in-like OIOSAML 2.0 assertion minted by the
     /// development IdP and a context token, header-signed by the development VOCES system.
     Oiosaml2sosi {
@@ -151,6 +170,22 @@ pub(super) enum DevCommand {
         /// Output file.
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+    /// Write a JWT of the development JWT issuer (JTP-H-like, for the development citizen,
+    /// valid for an hour) to stdout, creating the issuer's key and JWKS if missing.
+    Jwt {
+        /// Configuration file.
+        #[arg(long, default_value = "config/segl.toml")]
+        config: PathBuf,
+        /// The token's audience (`aud`; JWT2Idws and JWT2OIOSaml compare it with AppliesTo).
+        #[arg(long, default_value = crate::dev::audience::DEV_AUDIENCE)]
+        audience: String,
+        /// Make a token that expired an hour ago.
+        #[arg(long)]
+        expired: bool,
+        /// The citizen's CPR number (default: the development citizen's).
+        #[arg(long)]
+        cpr: Option<String>,
     },
 }
 
@@ -312,6 +347,43 @@ impl DevCommand {
                     token = encrypt_to_sts(&config, &token)?;
                 }
                 let mut claims = vec![(crate::exchange::oio::citizen::CLAIM_CPR, cpr.as_str())];
+                if let Some(value) = &on_behalf_of {
+                    claims.push((crate::exchange::oio::citizen::CLAIM_ON_BEHALF_OF, value));
+                }
+                write_out(out, &crate::dev::oio::oio_request(&client, &[&token], &claims, &audience, signer)?)
+            }
+            DevCommand::Jwt { config, audience, expired, cpr } => {
+                let config = Config::load(&config)?;
+                let dev = config.dev.as_ref().ok_or("the configuration has no [dev] section")?;
+                let pki_dir = dev.state_dir.join("pki");
+                for line in crate::dev::jwt::ensure(&pki_dir)? {
+                    eprintln!("created {line}");
+                }
+                let mut spec = crate::dev::jwt::JwtSpec::citizen(&audience);
+                if expired {
+                    spec.issued_at = Some(jiff::SignedDuration::from_hours(-2));
+                    spec.expires_in = Some(jiff::SignedDuration::from_hours(-1));
+                }
+                if let Some(cpr) = cpr {
+                    spec.cpr = Some(cpr);
+                }
+                let mut token = crate::dev::jwt::sign(&pki_dir, &spec)?;
+                token.push('\n');
+                write_out(None, token.as_bytes())
+            }
+            DevCommand::Jwt2idws { config, signer, audience, on_behalf_of, out } => {
+                let config = Config::load(&config)?;
+                let client = DevClient::open(&config)?;
+                let dev = config.dev.as_ref().ok_or("the configuration has no [dev] section")?;
+                let jwt = crate::dev::jwt::sign(
+                    &dev.state_dir.join("pki"),
+                    &crate::dev::jwt::JwtSpec::citizen(&audience),
+                )?;
+                let token = crate::dev::jwt::binary_security_token(&jwt);
+                let signer =
+                    Identity::from_label(&signer).ok_or_else(|| format!("unknown identity {signer:?}"))?;
+                let mut claims =
+                    vec![(crate::exchange::oio::citizen::CLAIM_CPR, crate::dev::pki::DEV_CITIZEN_CPR)];
                 if let Some(value) = &on_behalf_of {
                     claims.push((crate::exchange::oio::citizen::CLAIM_ON_BEHALF_OF, value));
                 }

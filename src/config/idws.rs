@@ -136,9 +136,7 @@ impl IdwsConfig {
             if !seen.insert(j.issuer.as_str()) {
                 return Err(format!("jwt_issuer {:?} is configured twice", j.issuer));
             }
-            if j.jwks.is_empty() && j.key.is_empty() {
-                return Err(format!("jwt_issuer {:?} needs a jwks file or a key", j.issuer));
-            }
+            j.validate().map_err(|e| e.to_string())?;
         }
         Ok(())
     }

@@ -616,10 +616,7 @@ impl Config {
             }
         }
         self.idws.issuer.iter_mut().for_each(|i| i.signing_certificates.iter_mut().for_each(fix));
-        for j in &mut self.idws.jwt_issuer {
-            j.jwks.iter_mut().for_each(fix);
-            j.key.iter_mut().for_each(|k| fix(&mut k.certificate));
-        }
+        self.idws.jwt_issuer.iter_mut().for_each(|j| j.resolve_paths(fix));
         if let Some(f) = self.registers.file.as_mut() {
             fix(f);
         }
@@ -732,6 +729,21 @@ mod tests {
         assert_eq!(c.trust.anchors[1], Path::new("/abs/ca.pem"));
         assert_eq!(c.hsm.path_env["SOFTHSM2_CONF"], Path::new("/etc/segl/../state/softhsm2.conf"));
         assert_eq!(c.server.max_body_bytes, 1024 * 1024);
+    }
+
+    #[test]
+    fn jwt_issuers_key_files_follow_the_file_and_unsafe_algorithms_are_refused() {
+        let issuer = "[[idws.jwt_issuer]]\nissuer = \"https://oidc.example/realms/x\"\n\
+                      jwks = [\"keys/x.jwks.json\"]\nkey = [{ kid = \"k\", certificate = \"/abs/k.pem\" }]\n";
+        let c = Config::from_toml(&format!("{MINIMAL}\n{issuer}"), Path::new("/etc/segl/segl.toml")).unwrap();
+        assert_eq!(c.idws.jwt_issuer[0].jwks[0], Path::new("/etc/segl/keys/x.jwks.json"));
+        assert_eq!(c.idws.jwt_issuer[0].key[0].certificate, Path::new("/abs/k.pem"));
+        assert_eq!(c.idws.jwt_issuer[0].algorithms, ["RS256", "PS256", "ES256"]);
+        for alg in ["none", "HS256"] {
+            let bad = format!("{MINIMAL}\n{issuer}algorithms = [\"RS256\", \"{alg}\"]\n");
+            let err = Config::from_toml(&bad, Path::new("x.toml")).unwrap_err().to_string();
+            assert!(err.contains("idws") && err.contains(alg), "{err}");
+        }
     }
 
     #[test]

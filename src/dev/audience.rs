@@ -59,7 +59,7 @@ pub fn ensure(certificate: &Path) -> Result<Vec<String>, DevError> {
 }
 
 /// Writes a private key readable by its owner only.
-fn write_private(path: &Path, text: &str) -> Result<(), DevError> {
+pub(super) fn write_private(path: &Path, text: &str) -> Result<(), DevError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new()

@@ -197,6 +197,17 @@ impl BootstrapSpec {
 /// A bootstrap token signed (RSA-SHA256, signature after Issuer, as unsealed's issuer signs)
 /// by the development IdP's key on the development token.
 pub fn bootstrap_token(client: &super::client::DevClient, spec: &BootstrapSpec) -> Result<Vec<u8>, DevError> {
+    bootstrap_token_signed_by(client, spec, super::pki::Identity::DevIdp)
+}
+
+/// [`bootstrap_token`] signed by `signer`'s key instead of the development IdP's, its
+/// certificate in `ds:KeyInfo`: a token that names a trusted issuer but was not made with
+/// that issuer's key (tests of the issuer's signing-certificate check).
+pub fn bootstrap_token_signed_by(
+    client: &super::client::DevClient,
+    spec: &BootstrapSpec,
+    signer: super::pki::Identity,
+) -> Result<Vec<u8>, DevError> {
     use crate::token::bootstrap::{self as b, TokenProfile};
     let mut attributes: Vec<(&str, String)> = Vec::new();
     match spec.profile {
@@ -270,7 +281,7 @@ pub fn bootstrap_token(client: &super::client::DevClient, spec: &BootstrapSpec) 
         not_on_or_after_offset: spec.not_on_or_after_offset,
         attributes: &attributes,
     };
-    signed_assertion(client, &assertion)
+    signed_assertion(client, &assertion, signer)
 }
 
 /// A SAML assertion a development identity provider issues.
@@ -286,8 +297,13 @@ struct IdpAssertion<'a> {
     attributes: &'a [(&'a str, String)],
 }
 
-/// Writes `a` and signs it (RSA-SHA256, signature after Issuer) with the development IdP key.
-fn signed_assertion(client: &super::client::DevClient, a: &IdpAssertion<'_>) -> Result<Vec<u8>, DevError> {
+/// Writes `a` and signs it (RSA-SHA256, signature after Issuer) with `signer`'s key (the
+/// development IdP's, unless a test wants another).
+fn signed_assertion(
+    client: &super::client::DevClient,
+    a: &IdpAssertion<'_>,
+    signer: super::pki::Identity,
+) -> Result<Vec<u8>, DevError> {
     use crate::token::bootstrap as b;
     use crate::xml::dsig::algorithm::SignatureAlgorithm;
     use crate::xml::dsig::sign::{self, SignatureSpec};
@@ -349,7 +365,7 @@ fn signed_assertion(client: &super::client::DevClient, a: &IdpAssertion<'_>) -> 
     w.end("saml:Assertion");
     let tail = w.into_bytes();
 
-    let cert = client.certificate(super::pki::Identity::DevIdp)?;
+    let cert = client.certificate(signer)?;
     let cert_b64 = base64::engine::general_purpose::STANDARD.encode(&cert);
     let algorithm = SignatureAlgorithm::RsaSha256;
     let reference = format!("#{id}");
@@ -362,7 +378,7 @@ fn signed_assertion(client: &super::client::DevClient, a: &IdpAssertion<'_>) -> 
     };
     let prepared = sign::prepare_parsed(&unsigned, &signature_spec)
         .map_err(|e| DevError::BadInput(format!("assertion: {e}")))?;
-    let value = client.sign_digest(super::pki::Identity::DevIdp, algorithm, &prepared.signed_info_digest)?;
+    let value = client.sign_digest(signer, algorithm, &prepared.signed_info_digest)?;
     Ok([head.as_slice(), &sign::finish(&prepared, &value), tail.as_slice()].concat())
 }
 
@@ -431,7 +447,7 @@ pub fn nemlogin_assertion(
         not_on_or_after_offset: spec.not_on_or_after_offset,
         attributes: &attributes,
     };
-    signed_assertion(client, &assertion)
+    signed_assertion(client, &assertion, super::pki::Identity::DevIdp)
 }
 
 /// The healthcare context token (spec §2.4): unsigned, sender-vouches, naming the IT system

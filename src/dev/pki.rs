@@ -364,6 +364,8 @@ pub fn setup(config: &Config) -> Result<SetupReport, DevError> {
             report.created.extend(super::audience::ensure(&audience.certificate)?);
         }
     }
+    // The development JWT issuer of the citizen exchanges (JWT2Idws, JWT2OIOSaml).
+    report.created.extend(super::jwt::ensure(&paths.dir)?);
     if let Some(file) = &config.registers.file {
         if !file.exists() {
             let text = format!(

@@ -53,11 +53,8 @@ pub async fn issue(
     let cfg = &policy.config.idws;
     // Required of every citizen issuer when the configuration is read.
     let allowed = idp.config.allowed_audience.as_deref().unwrap_or_default();
-    if !token.audiences.iter().any(|a| a == allowed) {
-        return Err(RequestError::CitizenAudience {
-            actual: token.audiences.join(","),
-            allowed: allowed.to_owned(),
-        });
+    if !token.restricted_to(allowed) {
+        return Err(RequestError::CitizenAudience { actual: token.audiences(), allowed: allowed.to_owned() });
     }
     tokens::check_validity(&token, cfg.allowed_drift_secs, now)?;
     tokens::check_holder_of_key(&token, idp, &signed.signer)?;

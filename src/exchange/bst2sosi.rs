@@ -174,9 +174,9 @@ fn check_audience_and_time(
     now: Timestamp,
 ) -> Result<(), RequestError> {
     let cfg = &policy.config.bst2sosi;
-    if !token.audiences.contains(&cfg.allowed_audience) {
+    if !token.restricted_to(&cfg.allowed_audience) {
         return Err(RequestError::BootstrapAudience {
-            actual: token.audiences.join(","),
+            actual: token.audiences(),
             allowed: cfg.allowed_audience.clone(),
         });
     }

@@ -81,20 +81,6 @@ impl Endpoint {
         }
     }
 
-    /// Whether this segl serves the exchange yet; the others answer with a fault in their
-    /// dialect (HTTP 501) so a client learns at once that it reached the wrong STS.
-    pub fn served(self) -> bool {
-        matches!(
-            self,
-            Endpoint::NewSecurityTokenService
-                | Endpoint::SecurityTokenService
-                | Endpoint::Sosi2OioSaml
-                | Endpoint::Bst2Sosi
-                | Endpoint::OioSaml2Sosi
-                | Endpoint::Bst2Idws
-        )
-    }
-
     /// The fault actor's check name in NSP's catalogue (`dk:sosi:sts:<check>`, addendum §4)
     /// for refusals that no more specific check owns.
     pub fn check_name(self) -> &'static str {

@@ -117,9 +117,6 @@ pub enum RequestError {
     /// The DGWS message id was already used by this client within the card's lifetime.
     #[error("message id {0:?} was already received; send a new request with a new message id")]
     DuplicateMessageId(String),
-    /// This segl does not serve the exchange at this path yet.
-    #[error("this STS does not serve {0} yet")]
-    NotServed(&'static str),
     /// The request's WS-Security header signature does not verify.
     #[error("Unable to validate envelope signature: {0}")]
     EnvelopeSignature(DsigError),
@@ -224,6 +221,9 @@ pub enum RequestError {
     /// `DecryptError::Undecryptable`, with one text.
     #[error("the encrypted token could not be read: {0}")]
     Decryption(crate::xml::enc::DecryptError),
+    /// A claim's value is not acceptable.
+    #[error("{0}")]
+    ClaimValue(String),
     /// The request makes no CPR claim (NSP's text).
     #[error("CPR claim missing")]
     CprClaimMissing,
@@ -256,6 +256,9 @@ pub enum RequestError {
     /// The relation is registered, and has not begun.
     #[error("the {kind} relation for acting on behalf of {cpr} begins at {from}")]
     RelationNotYetValid { kind: &'static str, cpr: String, from: String },
+    /// The presented JWT is not acceptable.
+    #[error("{0}")]
+    Jwt(crate::trust::jwt::JwtError),
     /// A register could not be asked.
     #[error("{0}")]
     Register(crate::registers::RegisterError),
@@ -334,7 +337,6 @@ impl RequestError {
             Self::Role(_) => (Dgws("notauthorized"), 500),
             Self::DuplicateMessageId(_) => (DuplicateMessageId, 500),
             Self::Signing(_) | Self::Audit(_) => (Dgws("internalerror"), 500),
-            Self::NotServed(_) => (Client, 501),
             // Causes only the OIO endpoints meet; mapped for completeness.
             Self::EnvelopeSignature(_) | Self::TokenSignature(_) => (Dgws("invalidsignature"), 500),
             Self::EnvelopeCertificate(_) | Self::UntrustedToken(_) => (Dgws("invalidcertificate"), 500),
@@ -367,14 +369,15 @@ impl RequestError {
             | Self::UserDataNotFound
             | Self::CprLookup(_)
             | Self::AuthorisationNotFound(_) => (Dgws("notauthorized"), 500),
-            Self::CprClaimMissing | Self::OnBehalfOf(_) => (Dgws("invalidheader"), 500),
+            Self::CprClaimMissing | Self::OnBehalfOf(_) | Self::ClaimValue(_) => (Dgws("invalidheader"), 500),
             Self::CprPidMismatch
             | Self::PidLookup(_)
             | Self::CitizenAudience { .. }
             | Self::JwtNotEnabled(_)
             | Self::UnknownRelation { .. }
             | Self::RelationExpired { .. }
-            | Self::RelationNotYetValid { .. } => (Dgws("notauthorized"), 500),
+            | Self::RelationNotYetValid { .. }
+            | Self::Jwt(_) => (Dgws("notauthorized"), 500),
             Self::AudienceWithoutEncryption(_) => (Dgws("internalerror"), 500),
         }
     }
@@ -390,8 +393,7 @@ impl RequestError {
             | Self::LengthRequired
             | Self::BadHttp(_)
             | Self::Overloaded { .. }
-            | Self::QueuedPastDeadline { .. }
-            | Self::NotServed(_) => self.dgws_fault(),
+            | Self::QueuedPastDeadline { .. } => self.dgws_fault(),
             Self::Xml(_)
             | Self::NotStsRequest(_)
             | Self::SignatureCount(_)
@@ -450,7 +452,7 @@ impl RequestError {
             | Self::CprLookup(_)
             | Self::InvalidPrivileges(_) => (Trust("RequestFailed"), 500),
             // The catalogue's codes (addendum §4).
-            Self::CprClaimMissing | Self::CprPidMismatch | Self::OnBehalfOf(_) => {
+            Self::CprClaimMissing | Self::CprPidMismatch | Self::OnBehalfOf(_) | Self::ClaimValue(_) => {
                 (Trust("InvalidRequest"), 500)
             }
             Self::CitizenAudience { .. } | Self::PidLookup(_) => (Trust("RequestFailed"), 500),
@@ -459,6 +461,8 @@ impl RequestError {
             | Self::RelationExpired { .. }
             | Self::RelationNotYetValid { .. } => (Trust("FailedAuthentication"), 500),
             Self::JwtNotEnabled(_) | Self::AudienceWithoutEncryption(_) => (Trust("InvalidScope"), 500),
+            Self::Jwt(e) if e.is_malformed() => (Trust("InvalidRequest"), 500),
+            Self::Jwt(_) => (Trust("FailedAuthentication"), 500),
         }
     }
 

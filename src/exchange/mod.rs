@@ -11,6 +11,8 @@ pub mod endpoint;
 pub mod error;
 pub mod fault;
 pub mod hints;
+pub mod jwt2idws;
+pub mod jwt2oiosaml;
 pub mod oio;
 pub mod oiosaml2sosi;
 pub mod outcome;
@@ -55,6 +57,8 @@ pub struct Policy {
     pub idws_audiences: audiences::AudienceRegister<audiences::IdwsAudience>,
     /// The citizen bootstrap-token issuers Bst2Idws trusts.
     pub citizen_idps: crate::trust::idp::TrustedIdps,
+    /// The JWT issuers JWT2Idws and JWT2OIOSaml trust, with their keys.
+    pub jwt_issuers: crate::trust::jwt::JwtIssuers,
     /// The bootstrap-token issuers BST2SOSI trusts.
     pub idps: crate::trust::idp::TrustedIdps,
     /// DER of the identity providers OIOSaml2Sosi trusts (nboConfiguration's trustedVault).
@@ -99,6 +103,9 @@ pub enum SharedError {
     /// A trusted bootstrap issuer's configuration.
     #[error("bst2sosi.issuer: {0}")]
     Idp(#[from] crate::trust::idp::IdpConfigError),
+    /// A JWT issuer's configuration or keys.
+    #[error("idws.jwt_issuer: {0}")]
+    JwtIssuer(#[from] crate::trust::jwt::JwtConfigError),
     /// The register file.
     #[error("registers: {0}")]
     Register(#[from] crate::registers::RegisterFileError),
@@ -128,6 +135,7 @@ impl Policy {
             idws_audiences: audiences::AudienceRegister::from_idws_config(&config.idws)?,
             idps: crate::trust::idp::TrustedIdps::from_config(&config.bst2sosi.issuer)?,
             citizen_idps: crate::trust::idp::TrustedIdps::from_config(&config.idws.issuer)?,
+            jwt_issuers: crate::trust::jwt::JwtIssuers::from_config(&config.idws.jwt_issuer)?,
             cpr_trusted_idps: nemlogin_idps
                 .iter()
                 .filter(|der| {

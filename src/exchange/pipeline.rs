@@ -21,7 +21,7 @@ use super::error::RequestError;
 use super::fault::{self, Correlation, Fault, FaultDialect};
 use super::oio;
 use super::outcome::Outcome;
-use super::{bst2idws, bst2sosi, oiosaml2sosi, sosi2oiosaml};
+use super::{bst2idws, bst2sosi, jwt2idws, jwt2oiosaml, oiosaml2sosi, sosi2oiosaml};
 use super::{CoreContext, Policy};
 use crate::audit::AuditTrail;
 use crate::xml::Document;
@@ -62,9 +62,6 @@ pub async fn serve(
     let Some(endpoint) = Endpoint::from_path(path) else {
         return refusal(ctx, None, RequestError::UnknownEndpoint(path.to_owned()), path, now);
     };
-    if !endpoint.served() {
-        return refusal(ctx, Some(endpoint), RequestError::NotServed(endpoint.name()), endpoint.name(), now);
-    }
     let policy = ctx.shared.policy();
     let mut request = Request {
         endpoint,
@@ -116,24 +113,21 @@ async fn run_exchange(
     doc: &Document,
     request: &mut Request,
 ) -> Result<Vec<u8>, RequestError> {
-    match request.endpoint {
+    // What an OIO answer echoes is filled in as the exchange reads the request.
+    let mut corr = oio::envelope::Correlation::default();
+    let result = match request.endpoint {
         Endpoint::NewSecurityTokenService | Endpoint::SecurityTokenService => {
-            dgws::issue(ctx, policy, doc, request).await
+            return dgws::issue(ctx, policy, doc, request).await
         }
-        oio_endpoint => {
-            // What an OIO answer echoes is filled in as the exchange reads the request.
-            let mut corr = oio::envelope::Correlation::default();
-            let result = match oio_endpoint {
-                Endpoint::Sosi2OioSaml => sosi2oiosaml::issue(ctx, policy, doc, request, &mut corr).await,
-                Endpoint::Bst2Sosi => bst2sosi::issue(ctx, policy, doc, request, &mut corr).await,
-                Endpoint::OioSaml2Sosi => oiosaml2sosi::issue(ctx, policy, doc, request, &mut corr).await,
-                Endpoint::Bst2Idws => bst2idws::issue(ctx, policy, doc, request, &mut corr).await,
-                other => Err(RequestError::NotServed(other.name())),
-            };
-            request.correlation = Correlation::Oio(corr);
-            result
-        }
-    }
+        Endpoint::Sosi2OioSaml => sosi2oiosaml::issue(ctx, policy, doc, request, &mut corr).await,
+        Endpoint::Bst2Sosi => bst2sosi::issue(ctx, policy, doc, request, &mut corr).await,
+        Endpoint::OioSaml2Sosi => oiosaml2sosi::issue(ctx, policy, doc, request, &mut corr).await,
+        Endpoint::Bst2Idws => bst2idws::issue(ctx, policy, doc, request, &mut corr).await,
+        Endpoint::Jwt2Idws => jwt2idws::issue(ctx, policy, doc, request, &mut corr).await,
+        Endpoint::Jwt2OioSaml => jwt2oiosaml::issue(ctx, policy, doc, request, &mut corr).await,
+    };
+    request.correlation = Correlation::Oio(corr);
+    result
 }
 
 /// The fault for a refused request, in its endpoint's dialect. OIO faults about a request that

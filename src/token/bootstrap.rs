@@ -163,8 +163,8 @@ pub struct BootstrapToken {
     pub not_before: Option<Timestamp>,
     /// `Conditions/@NotOnOrAfter`.
     pub not_on_or_after: Option<Timestamp>,
-    /// Every `AudienceRestriction/Audience`.
-    pub audiences: Vec<String>,
+    /// Each `AudienceRestriction`'s audiences, in document order.
+    pub audience_restrictions: Vec<Vec<String>>,
     /// Attributes by Name, each with its values, in document order.
     pub attributes: Vec<(String, Vec<String>)>,
 }
@@ -202,7 +202,7 @@ impl BootstrapToken {
                 );
             }
         }
-        let (mut not_before, mut not_on_or_after, mut audiences) = (None, None, Vec::new());
+        let (mut not_before, mut not_on_or_after, mut audience_restrictions) = (None, None, Vec::new());
         if let Some(conditions) = child(assertion, "Conditions") {
             let time = |name: &'static str| -> Result<Option<Timestamp>, BootstrapError> {
                 doc.attribute(conditions, name)
@@ -214,9 +214,8 @@ impl BootstrapToken {
             for restriction in
                 doc.children(conditions).filter(|&c| doc.is(c, ns::SAML, "AudienceRestriction"))
             {
-                for a in doc.children(restriction).filter(|&a| doc.is(a, ns::SAML, "Audience")) {
-                    audiences.push(doc.text(a).trim().to_owned());
-                }
+                let audiences = doc.children(restriction).filter(|&a| doc.is(a, ns::SAML, "Audience"));
+                audience_restrictions.push(audiences.map(|a| doc.text(a).trim().to_owned()).collect());
             }
         }
         let mut attributes = Vec::new();
@@ -240,9 +239,21 @@ impl BootstrapToken {
             holder_certificate,
             not_before,
             not_on_or_after,
-            audiences,
+            audience_restrictions,
             attributes,
         })
+    }
+
+    /// Whether the token may be used at `audience`: it has audience restrictions and every one
+    /// of them names it (SAML Core §2.5.1.4: all restrictions must be satisfied).
+    pub fn restricted_to(&self, audience: &str) -> bool {
+        !self.audience_restrictions.is_empty()
+            && self.audience_restrictions.iter().all(|r| r.iter().any(|a| a == audience))
+    }
+
+    /// Every audience the token names, for messages.
+    pub fn audiences(&self) -> String {
+        self.audience_restrictions.iter().flatten().map(String::as_str).collect::<Vec<_>>().join(",")
     }
 
     /// The first value of the attribute `name`, if present and non-empty.

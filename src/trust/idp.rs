@@ -37,7 +37,9 @@ impl TrustedIdp {
     }
 }
 
-fn matches(entry: &WhitelistEntry, client: &SignerCertificate) -> bool {
+/// Whether whitelist `entry` names `client` (by subject serialNumber or DN); the one matching
+/// rule of every issuer's whitelist, bootstrap and JWT alike.
+pub(crate) fn matches(entry: &WhitelistEntry, client: &SignerCertificate) -> bool {
     let by_serial =
         entry.subject_serial.as_deref().is_some_and(|s| client.subject_serial_number.as_deref() == Some(s));
     let by_dn = entry.subject_dn.as_deref().is_some_and(|dn| dn == client.subject_dn);

@@ -5,6 +5,7 @@ pub mod cache;
 pub mod crl;
 pub mod dn;
 pub mod idp;
+pub mod jwt;
 
 use std::path::Path;
 use std::sync::Arc;

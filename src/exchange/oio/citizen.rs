@@ -63,6 +63,57 @@ pub fn assurance_level(nsis_loa: &str) -> &'static str {
     }
 }
 
+/// The ValueType of a JWT in a BinarySecurityToken (spec §2.7).
+pub const JWT_VALUE_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
+
+/// The JWT in ActAs (a `wsse:BinarySecurityToken` of the JWT ValueType, the only token),
+/// verified; the request signer must be on its issuer's whitelist. Returns the JWT and the
+/// citizen it names (NameID: the persistent CPR form citizens' OIOSAML 3 tokens carry).
+pub fn presented_jwt(
+    policy: &Policy,
+    doc: &crate::xml::Document,
+    rst: &request::OioRequest,
+    signer: &SignerCertificate,
+    request: &mut Request,
+) -> Result<(crate::trust::jwt::VerifiedJwt, Citizen), RequestError> {
+    use crate::token::ns;
+    let token = match rst.act_as.as_slice() {
+        [one]
+            if doc.is(*one, ns::WSSE, "BinarySecurityToken")
+                && doc.attribute(*one, "ValueType").as_deref() == Some(JWT_VALUE_TYPE) =>
+        {
+            *one
+        }
+        [one] => {
+            return Err(RequestError::NotStsRequest(format!(
+                "the presented token is a {}, not a wsse:BinarySecurityToken of ValueType {JWT_VALUE_TYPE}",
+                doc.qname(*one)
+            )))
+        }
+        other => {
+            return Err(RequestError::NotStsRequest(format!(
+                "wst14:ActAs holds {} tokens; this exchange takes one JWT",
+                other.len()
+            )))
+        }
+    };
+    let text = doc.text(token);
+    let applies_to = rst.applies_to.as_deref().unwrap_or_default();
+    let jwt =
+        policy.jwt_issuers.verify(text.trim(), applies_to, request.time.now).map_err(RequestError::Jwt)?;
+    request.audit.presented = Some(AuditToken::new("jwt", jwt.id.as_deref().unwrap_or_default()));
+    if policy.config.idws.whitelist_validation && !jwt.whitelists(signer) {
+        return Err(RequestError::NotWhitelisted(signer.subject_dn.clone()));
+    }
+    let citizen = Citizen {
+        cpr: jwt.cpr.clone(),
+        name_id: (identity::NAMEID_PERSISTENT.to_owned(), format!("{}:{}", identity::CPR, jwt.cpr)),
+        assurance_level: assurance_level(jwt.assurance.as_deref().unwrap_or_default()).to_owned(),
+        valid_until: jwt.valid_until,
+    };
+    Ok((jwt, citizen))
+}
+
 /// The audience `wsp:AppliesTo` names, configured in audienceConfiguration; `jwt`: the
 /// presented token is a JWT, which the audience must have switched on.
 pub fn audience(
@@ -93,8 +144,8 @@ pub fn role_attribute(rst: &request::OioRequest) -> Result<Option<Attribute>, Re
     let Some(role) = request::claim(&rst.claims, CLAIM_ROLE).map(str::trim).filter(|v| !v.is_empty()) else {
         return Ok(None);
     };
-    if role.len() > MAX_ROLE_LEN || role.chars().any(char::is_control) {
-        return Err(RequestError::NotStsRequest(format!(
+    if role.chars().count() > MAX_ROLE_LEN || role.chars().any(char::is_control) {
+        return Err(RequestError::ClaimValue(format!(
             "the {CLAIM_ROLE} claim must be at most {MAX_ROLE_LEN} printable characters"
         )));
     }

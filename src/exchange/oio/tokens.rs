@@ -140,7 +140,11 @@ pub fn trusted_bootstrap<'p>(
 pub fn check_profile(token: &BootstrapToken, idp: &TrustedIdp) -> Result<(), RequestError> {
     let expected = idp.profile();
     if !token.announces(expected) {
-        let found = TokenProfile::ALL.into_iter().find(|p| token.announces(*p));
+        // Named from the expected profile's own family first (a citizen's SEB token also
+        // reads as the professional OIOH2BST).
+        let same_family = |p: &TokenProfile| p.is_citizen() == expected.is_citizen();
+        let (family, others): (Vec<_>, Vec<_>) = TokenProfile::ALL.into_iter().partition(same_family);
+        let found = family.into_iter().chain(others).find(|p| token.announces(*p));
         return Err(RequestError::TokenProfile {
             issuer: token.issuer.clone(),
             expected: expected.name(),
