@@ -223,6 +223,19 @@ pub fn sign(pki_dir: &Path, spec: &JwtSpec) -> Result<String, DevError> {
         .map_err(|e| DevError::Jwt(e.to_string()))
 }
 
+/// `jwt` as JWT2Idws and JWT2OIOSaml take it in `wst14:ActAs` (spec §2.7): a
+/// `wsse:BinarySecurityToken` of the JWT ValueType, no EncodingType, the compact JWS as is.
+pub fn binary_security_token(jwt: &str) -> Vec<u8> {
+    let mut w = crate::xml::emit::CanonicalWriter::with_capacity(jwt.len() + 256);
+    w.leaf(
+        "wsse:BinarySecurityToken",
+        &[("wsse", crate::token::ns::WSSE)],
+        &[("ValueType", crate::exchange::oio::citizen::JWT_VALUE_TYPE)],
+        jwt,
+    );
+    w.into_bytes()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -286,17 +299,4 @@ mod tests {
         assert!(sign(&dir, &spec).is_ok());
         let _ = std::fs::remove_dir_all(&dir);
     }
-}
-
-/// `jwt` as JWT2Idws and JWT2OIOSaml take it in `wst14:ActAs` (spec §2.7): a
-/// `wsse:BinarySecurityToken` of the JWT ValueType, no EncodingType, the compact JWS as is.
-pub fn binary_security_token(jwt: &str) -> Vec<u8> {
-    let mut w = crate::xml::emit::CanonicalWriter::with_capacity(jwt.len() + 256);
-    w.leaf(
-        "wsse:BinarySecurityToken",
-        &[("wsse", crate::token::ns::WSSE)],
-        &[("ValueType", crate::exchange::oio::citizen::JWT_VALUE_TYPE)],
-        jwt,
-    );
-    w.into_bytes()
 }
