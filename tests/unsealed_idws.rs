@@ -1,8 +1,9 @@
 //! trifork/unsealed against segl's citizen exchanges (Bst2Idws, JWT2Idws). unsealed's own
 //! `BootstrapTokenIssuer` mints the citizen bootstrap token (OIO3BST_CITIZEN: issuer
 //! `https://idp.test.nspop.dk`, audience `https://bootstrap.sts.nspop.dk/`, holder-of-key for the
-//! VOCES key store, which also signs the request), `BootstrapToken.exchangeToIdentityToken`
-//! exchanges it, and the driver reads the identity token back as unsealed's `BootstrapTokenTest`
+//! VOCES key store, which also signs the request), or `BootstrapTokenBuilder.fromJwt` holds a
+//! development JWT (`segl::dev::jwt`); `BootstrapToken.exchangeToIdentityToken` exchanges it,
+//! and the driver reads the identity token back as unsealed's `BootstrapTokenTest`
 //! does: the RSTR's Lifetime (Created before now, Expires after Created + 5 s), the procuration
 //! privilege group and the Subject Relations. unsealed checks nothing else of an identity token
 //! (its `IdentityToken.audience` is the audience it asked for, not read from the token), so the
@@ -254,4 +255,65 @@ fn unsealed_surfaces_the_fault_for_a_bootstrap_token_from_an_untrusted_idp() {
     // tested with its own development tokens (oio_bst2sosi; the validity check is shared with
     // Bst2Idws in exchange/oio/tokens.rs).
     eprintln!("note: expired bootstrap token skipped: unsealed's BootstrapTokenIssuer cannot mint one");
+}
+
+/// unsealed presents `jwt` (written to a file in the test's private state: a bearer token is
+/// never put on a command line) at JWT2Idws for `audience`, the request signed with the VOCES
+/// key store.
+fn jwt2idws(unsealed: &Unsealed, server: &Server, jwt: &str, audience: &str, name: &str) -> Exchange {
+    let sts = format!("http://{}", server.addr);
+    let jwt_file = unsealed.dir.join(format!("{name}.jwt"));
+    std::fs::write(&jwt_file, jwt).unwrap();
+    let token = unsealed.dir.join(format!("{name}-identity-token.xml"));
+    let response = unsealed.dir.join(format!("{name}-response.xml"));
+    let keystore = unsealed.keystore(Identity::Voces);
+    let run = unsealed.run(
+        "jwt2idws",
+        &[
+            "--sts",
+            &sts,
+            "--keystore",
+            keystore.to_str().unwrap(),
+            "--jwt-file",
+            jwt_file.to_str().unwrap(),
+            "--cpr",
+            DEV_CITIZEN_CPR,
+            "--audience",
+            audience,
+            "--response-out",
+            response.to_str().unwrap(),
+            "--out",
+            token.to_str().unwrap(),
+        ],
+    );
+    Exchange { run, token, response }
+}
+
+#[test]
+fn unsealed_exchanges_a_jwt_for_an_identity_token_at_jwt2idws() {
+    use segl::dev::jwt::{sign, JwtSpec};
+    let Some(unsealed) = unsealed() else { return };
+    let server = Server::start();
+    let pki = common::env().dir.join("pki");
+    let jwt = sign(&pki, &JwtSpec::citizen(FMK)).unwrap_or_else(|e| panic!("development JWT: {e}"));
+    let exchange = jwt2idws(unsealed, &server, &jwt, FMK, "jwt");
+    exchange.assert_ok(&server);
+    let run = &exchange.run;
+    assert_eq!(run.get("audience"), FMK, "{run:?}");
+    assert_eq!(run.get("token_audience"), FMK, "{run:?}");
+    assert_eq!(run.get("cpr"), DEV_CITIZEN_CPR, "{run:?}");
+    assert_eq!(run.get("privilege_scope"), "", "{run:?}");
+    assert_eq!(run.get("related_person"), "", "{run:?}");
+    exchange.check_independently(unsealed, FMK);
+
+    // unsealed's cannotExchangeExpiredJWTTokenToIDWSToken expects a fault whose text says
+    // "expired".
+    let expired = JwtSpec {
+        expires_in: Some(jiff::SignedDuration::from_hours(-1)),
+        issued_at: Some(jiff::SignedDuration::from_hours(-2)),
+        ..JwtSpec::citizen(FMK)
+    };
+    let jwt = sign(&pki, &expired).unwrap_or_else(|e| panic!("development JWT: {e}"));
+    let exchange = jwt2idws(unsealed, &server, &jwt, FMK, "expired-jwt");
+    exchange.assert_fault("wst:FailedAuthentication", "expired");
 }
