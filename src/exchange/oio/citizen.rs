@@ -318,3 +318,30 @@ async fn sign_and_answer(
         |certificate: &str| token.prepare_signature(super::deliver::ASSERTION_SIGNATURE, certificate);
     super::deliver::sign_and_deliver(ctx, request, &token.id, prepare, delivery, corr).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nsis_levels_map_to_nist_levels() {
+        assert_eq!(assurance_level("https://data.gov.dk/concept/core/nsis/loa/High"), "4");
+        assert_eq!(assurance_level("https://data.gov.dk/concept/core/nsis/loa/Substantial"), "3");
+        assert_eq!(assurance_level("Low"), "2");
+        assert_eq!(assurance_level(""), "3");
+    }
+
+    #[test]
+    fn the_token_never_outlives_what_it_was_exchanged_for() {
+        let cfg: crate::config::IdwsAudienceConfig =
+            toml::from_str("audience = \"https://fmk\"\ntoken_lifetime_secs = 3600").unwrap();
+        let now: Timestamp = "2026-12-05T12:00:00Z".parse().unwrap();
+        let late: Timestamp = "2026-12-06T12:00:00Z".parse().unwrap();
+        let soon: Timestamp = "2026-12-05T12:10:00Z".parse().unwrap();
+        assert_eq!(
+            lifetime(&cfg, now, late),
+            ("2026-12-05T11:55:00Z".parse().unwrap(), "2026-12-05T13:00:00Z".parse().unwrap())
+        );
+        assert_eq!(lifetime(&cfg, now, soon).1, soon);
+    }
+}
