@@ -396,8 +396,20 @@ impl JwtIssuers {
 
         // The library parses the header into its own type before verifying; whatever it
         // cannot read is reported as such, before the signature is looked at.
-        jsonwebtoken::decode_header(token)
-            .map_err(|e| JwtError::MalformedHeader { reason: library_reason(&e) })?;
+        // Its header type holds extension parameters as strings only: that is the one thing
+        // it refuses in a header read above.
+        jsonwebtoken::decode_header(token).map_err(|e| JwtError::MalformedHeader {
+            reason: match e.kind() {
+                jsonwebtoken::errors::ErrorKind::Json(j)
+                    if j.classify() == serde_json::error::Category::Data =>
+                {
+                    "a header parameter has a type the JOSE library does not read (extension parameters \
+                     must be strings)"
+                        .into()
+                }
+                _ => library_reason(&e),
+            },
+        })?;
         let verified = jsonwebtoken::decode::<Map<String, Value>>(token, &key.decoding, validation).map_err(
             |e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::InvalidSignature => {
@@ -1579,7 +1591,10 @@ mod tests {
         assert!(matches!(err, JwtError::CriticalHeader), "{err}");
         // A header the library cannot read (a non-string extension parameter).
         let err = refused(&raw(r#"{"alg":"RS256","kid":"rsa-1","ext":5}"#, &c, &[1; 256]));
-        assert!(matches!(err, JwtError::MalformedHeader { .. }), "{err}");
+        assert!(
+            matches!(&err, JwtError::MalformedHeader { reason } if reason.contains("extension")),
+            "{err}"
+        );
 
         let h = r#"{"alg":"RS256","kid":"rsa-1"}"#;
         let err = refused(&raw(h, "\"just a string\"", &[1; 8]));
