@@ -181,3 +181,29 @@ fn on_behalf_of_puts_the_verified_relation_in_the_token() {
         "no ward_custody relation is registered",
     );
 }
+
+#[test]
+fn a_request_in_seals_shape_is_exchanged() {
+    if !common::have_xmlsec() {
+        return;
+    }
+    let server = Server::start();
+    // seal.java's shape: `soap` prefix, namespaces on the Envelope, Action/MessageID before
+    // Security, an indented message, RSA-SHA1 SIG-HDR over #action #messageID #timestamp #body.
+    for profile in [TokenProfile::Oio3BstCitizen, TokenProfile::Oio2BstCitizen] {
+        let token = bootstrap_token(&env().client, &spec(profile)).unwrap();
+        let claim = format!(
+            "urn:dk:healthcare:saml:actThroughProcurationBy:cprNumberIdentifier:{DEV_PROCURATION_CPR}"
+        );
+        let claims = [(CPR_CLAIM, DEV_CITIZEN_CPR), (ON_BEHALF_OF, claim.as_str())];
+        let request =
+            segl::dev::oio::seal_request(&env().client, &[&token], &claims, FMK, Identity::Voces).unwrap();
+        let text = String::from_utf8_lossy(&request).into_owned();
+        assert!(text.starts_with("<soap:Envelope") && text.contains("wsu:Id=\"timestamp\""), "{text}");
+        assert!(text.find("<wsa:Action").unwrap() < text.find("<wsse:Security").unwrap());
+        let reply = server.post(BST2IDWS, &request);
+        assert_eq!(reply.status, 200, "{profile:?}: {}\n{}", reply.text(), server.log());
+        let token = common::assert_identity_token(&reply.body, FMK, &cert(Identity::Voces));
+        assert!(token.contains("Privileges_intermediate"), "{token}");
+    }
+}

@@ -339,3 +339,26 @@ fn audience_jwt_switch_and_jwt_issuers_reload_and_a_bad_issuer_leaves_the_old_po
     let reply = server.post(JWT2IDWS, &request());
     assert_eq!(reply.status, 200, "{}", reply.text());
 }
+
+#[test]
+fn requests_in_seals_shape_are_exchanged() {
+    if !common::have_xmlsec() {
+        return;
+    }
+    let server = Server::start();
+    for (path, audience) in [(JWT2IDWS, FMK), (JWT2OIOSAML, SP)] {
+        let jwt = sign(&pki(), &JwtSpec::citizen(audience)).unwrap();
+        let token = binary_security_token(&jwt);
+        let request = segl::dev::oio::seal_request(
+            &env().client,
+            &[&token],
+            &[(CPR_CLAIM, DEV_CITIZEN_CPR)],
+            audience,
+            Identity::Voces,
+        )
+        .unwrap();
+        let reply = server.post(path, &request);
+        assert_eq!(reply.status, 200, "{path}: {}\n{}", reply.text(), server.log());
+        common::assert_oio_header_signed_by_sts(&reply.body);
+    }
+}

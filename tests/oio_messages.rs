@@ -53,3 +53,41 @@ fn seal_java_oio_requests() {
         assert!(rst.applies_to.is_some(), "{name}");
     }
 }
+
+/// The citizen bootstrap tokens captured from real clients, read as Bst2Idws reads them: their
+/// own signature verifies (against the certificate they carry: which issuers are trusted is
+/// configuration), and they announce the profile, subject and audience the exchange expects.
+#[test]
+fn captured_citizen_bootstrap_tokens() {
+    use segl::token::bootstrap::{BootstrapToken, SubjectSerial, TokenProfile};
+    let token = |name: &str| -> Option<BootstrapToken> {
+        let Some(bytes) = segl::spec_data::example(name) else {
+            eprintln!("SKIP {name}: reference data not found (set SEGL_SPEC_DIR)");
+            return None;
+        };
+        let doc = Document::parse(Bytes::from(bytes), &Limits::default()).unwrap();
+        let verified = segl::exchange::oio::tokens::verify_token(&doc, doc.root())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        Some(BootstrapToken::from_element(&doc, verified.signed_element).unwrap())
+    };
+    // NemLog-in's holder-of-key bootstrap token (seal.java's sample): the subject is an
+    // employee certificate, whose CPR the CVR/RID register gives.
+    let Some(nemlogin) =
+        token("seal.java-OIOBootstrapToIdentityToken-NemLog-In_bootstrap_valid_signature.xml")
+    else {
+        return;
+    };
+    assert!(nemlogin.announces(TokenProfile::NemLoginBst));
+    assert!(!nemlogin.announces(TokenProfile::LegacyBearer));
+    assert_eq!(nemlogin.subject_serial(), Some(SubjectSerial::CvrRid { cvr: "25450442", rid: "27304742" }));
+    assert!(nemlogin.holder_certificate.is_some());
+    assert!(nemlogin.restricted_to("https://bootstrap.sts.nemlog-in.dk/"));
+    assert!(!nemlogin.restricted_to("https://bootstrap.sts.nspop.dk/"));
+    // unsealed's legacy bearer token (still accepted on TEST1): a citizen by PID.
+    let Some(legacy) = token("unsealed-bootstrap-token.xml") else { return };
+    assert!(legacy.announces(TokenProfile::LegacyBearer));
+    assert!(!legacy.announces(TokenProfile::NemLoginBst));
+    assert_eq!(legacy.pid(), Some("9208-2002-2-514358910503"));
+    assert_eq!(legacy.attribute("Attribute"), Some("3"));
+    assert!(legacy.restricted_to("https://bootstrap.sts.nspop.dk/"));
+}

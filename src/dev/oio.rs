@@ -565,3 +565,102 @@ pub fn oio_request(
     let value = client.sign_digest(signer, algorithm, unsigned.signed_info_digest())?;
     Ok(unsigned.finish(&value))
 }
+
+/// An OIO issue request in seal.java's shape (its `OIOBootstrapToIdentityTokenRequestDOMBuilder`
+/// and the captured seal samples): prefix `soap`, every namespace declared once on the
+/// Envelope, the header in the order Action, MessageID, Security (Timestamp `wsu:Id="timestamp"`
+/// with Created only, then the signature), indented, and SIG-HDR in RSA-SHA1 over `#action`,
+/// `#messageID`, `#timestamp` and `#body`, as seal signs it. `tokens` go in ActAs, `claims` in
+/// the authclaims dialect.
+pub fn seal_request(
+    client: &super::client::DevClient,
+    tokens: &[&[u8]],
+    claims: &[(&str, &str)],
+    applies_to: &str,
+    signer: super::pki::Identity,
+) -> Result<Vec<u8>, DevError> {
+    use crate::xml::dsig::algorithm::SignatureAlgorithm;
+    use crate::xml::dsig::sign;
+    use base64::Engine;
+    let escape =
+        |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;");
+    let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let mut envelope = format!(
+        "<soap:Envelope xmlns:soap=\"{soap}\"\n  xmlns:wsa=\"{wsa}\"\n  xmlns:wsu=\"{wsu}\"\n  xmlns:wsse=\"{wsse}\"\n  \
+         xmlns:wst=\"{wst}\"\n  xmlns:wst14=\"{wst14}\"\n  xmlns:saml=\"{saml}\"\n  xmlns:ds=\"{ds}\"\n  xmlns:wsp=\"{wsp}\"\n  \
+         xmlns:auth=\"{auth}\">\n  <soap:Header>\n    <wsa:Action wsu:Id=\"action\">{ACTION_ISSUE}</wsa:Action>\n    \
+         <wsa:MessageID wsu:Id=\"messageID\">{message_id}</wsa:MessageID>\n    \
+         <wsse:Security mustUnderstand=\"1\" wsu:Id=\"security\">\n      <wsu:Timestamp wsu:Id=\"timestamp\">\n        \
+         <wsu:Created>{now}</wsu:Created>\n      </wsu:Timestamp>\n",
+        soap = ns::SOAP,
+        wsa = ns::WSA,
+        wsu = ns::WSU,
+        wsse = ns::WSSE,
+        wst = ns::WST_1_3,
+        wst14 = ns::WST_1_4,
+        saml = ns::SAML,
+        ds = ns::DS,
+        wsp = ns::WSP,
+        auth = ns::AUTH,
+        message_id = new_uuid_urn(),
+    );
+    let signature_at = envelope.len();
+    envelope.push_str("    </wsse:Security>\n  </soap:Header>\n  <soap:Body wsu:Id=\"body\">\n");
+    envelope.push_str(&format!(
+        "    <wst:RequestSecurityToken Context=\"{}\">\n      <wst:TokenType>{TOKEN_TYPE_SAML2}</wst:TokenType>\n      \
+         <wst:RequestType>{REQUEST_TYPE_ISSUE}</wst:RequestType>\n      <wst14:ActAs>\n",
+        new_uuid_urn()
+    ));
+    let mut bytes = envelope.into_bytes();
+    for token in tokens {
+        bytes.extend_from_slice(b"        ");
+        bytes.extend_from_slice(token);
+        bytes.push(b'\n');
+    }
+    let mut tail = format!(
+        "      </wst14:ActAs>\n      <wsp:AppliesTo>\n        <wsa:EndpointReference>\n          \
+         <wsa:Address>{}</wsa:Address>\n        </wsa:EndpointReference>\n      </wsp:AppliesTo>\n",
+        escape(applies_to)
+    );
+    if !claims.is_empty() {
+        tail.push_str(&format!("      <wst:Claims Dialect=\"{}\">\n", ns::AUTHCLAIMS_DIALECT));
+        for (uri, value) in claims {
+            tail.push_str(&format!(
+                "        <auth:ClaimType Uri=\"{}\">\n          <auth:Value>{}</auth:Value>\n        </auth:ClaimType>\n",
+                escape(uri),
+                escape(value)
+            ));
+        }
+        tail.push_str("      </wst:Claims>\n");
+    }
+    tail.push_str("    </wst:RequestSecurityToken>\n  </soap:Body>\n</soap:Envelope>\n");
+    bytes.extend_from_slice(tail.as_bytes());
+
+    // The references' canonical forms do not depend on the signature placed beside them.
+    let doc = Document::parse(Bytes::copy_from_slice(&bytes), &Limits::default())
+        .map_err(|e| DevError::BadInput(format!("seal-shaped request: {e}")))?;
+    let ids = ["action", "messageID", "timestamp", "body"];
+    let mut canonical = Vec::new();
+    for id in ids {
+        let node = doc.by_id(id).ok_or_else(|| DevError::BadInput(format!("no element with id {id}")))?;
+        canonical.push((format!("#{id}"), crate::xml::c14n::exclusive_to_vec(&doc, node, None, &[])));
+    }
+    let parts: Vec<[&[u8]; 1]> = canonical.iter().map(|(_, c)| [c.as_slice()]).collect();
+    let references: Vec<sign::Reference> = canonical
+        .iter()
+        .zip(&parts)
+        .map(|((uri, _), p)| sign::Reference { uri, canonical_parts: p, enveloped: false })
+        .collect();
+    let algorithm = SignatureAlgorithm::RsaSha1;
+    let certificate = base64::engine::general_purpose::STANDARD.encode(client.certificate(signer)?);
+    let prepared = sign::prepare_references(&references, algorithm, &certificate);
+    let value = client.sign_digest(signer, algorithm, &prepared.signed_info_digest)?;
+    let signature = sign::finish(&prepared, &value);
+    let mut out = Vec::with_capacity(bytes.len() + signature.len() + 8);
+    out.extend_from_slice(&bytes[..signature_at]);
+    out.extend_from_slice(b"      ");
+    out.extend_from_slice(&signature);
+    out.push(b'\n');
+    out.extend_from_slice(&bytes[signature_at..]);
+    Ok(out)
+}

@@ -19,7 +19,8 @@
 //! 7. the request signer is whitelisted for the issuer (when `idws.whitelist_validation`);
 //! 8. `wsp:AppliesTo` names a configured audience;
 //! 9. the CPR claim is made and is the token's subject: its CPR, or the CPR the person
-//!    register gives for its PID (NSP's PID-CPR service);
+//!    register gives for its PID (NSP's PID-CPR service) or, for a NemLog-in token naming an
+//!    employee certificate, for its CVR and RID;
 //! 10. `medcom:UserRole` and `OnBehalfOf` (see [`super::oio::citizen`]);
 //! 11. a `wsa:MessageID` is accepted once per request signer within the token's lifetime.
 
@@ -31,7 +32,7 @@ use super::oio::{self, envelope, tokens, usercard};
 use super::pipeline::Request;
 use super::{CoreContext, Policy};
 use crate::audit::AuditToken;
-use crate::token::bootstrap::{self, BootstrapToken, TokenProfile};
+use crate::token::bootstrap::{self, BootstrapToken, SubjectSerial, TokenProfile};
 
 /// Serves one request on the parsed `doc`; `corr` is what its answer echoes.
 pub async fn issue(
@@ -81,16 +82,20 @@ fn citizen_of(
     drift_secs: u64,
     now: Timestamp,
 ) -> Result<Citizen, RequestError> {
-    let cpr = match token.citizen_cpr() {
-        Some(cpr) => cpr.to_owned(),
-        None => {
-            let pid = token.pid().ok_or(RequestError::TokenAttribute(bootstrap::CPR_2))?;
-            policy
-                .persons
-                .cpr_for_pid(pid)
-                .map_err(RequestError::Register)?
-                .ok_or_else(|| RequestError::PidLookup(pid.to_owned()))?
-        }
+    let persons = &policy.persons;
+    let cpr = match (token.citizen_cpr(), token.subject_serial()) {
+        (Some(cpr), _) => cpr.to_owned(),
+        (None, Some(SubjectSerial::Pid(pid))) => persons
+            .cpr_for_pid(pid)
+            .map_err(RequestError::Register)?
+            .ok_or_else(|| RequestError::PidLookup(pid.to_owned()))?,
+        // NemLog-in's bootstrap tokens may name the person by an employee certificate (the
+        // captured seal.java sample does): the CPR the CVR/RID register gives.
+        (None, Some(SubjectSerial::CvrRid { cvr, rid })) => persons
+            .cpr_for_rid(cvr, rid)
+            .map_err(RequestError::Register)?
+            .ok_or_else(|| RequestError::CprLookup(format!("CVR:{cvr}-RID:{rid}")))?,
+        (None, None) => return Err(RequestError::TokenAttribute(bootstrap::CPR_2)),
     };
     let assurance_level = match profile {
         TokenProfile::Oio3BstCitizen => {

@@ -130,6 +130,20 @@ impl TokenProfile {
     }
 }
 
+/// Who a certificate-DN subject is, by its serialNumber.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubjectSerial<'a> {
+    /// A citizen's NemID certificate: their PID.
+    Pid(&'a str),
+    /// An employee's certificate: the organisation's CVR and the employee's RID.
+    CvrRid {
+        /// CVR.
+        cvr: &'a str,
+        /// RID.
+        rid: &'a str,
+    },
+}
+
 /// Why a bootstrap token could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BootstrapError {
@@ -294,25 +308,35 @@ impl BootstrapToken {
             TokenProfile::Oio2BstCitizen => {
                 self.profile() == Some(TokenProfile::Oioh2Bst) && self.attribute(CVR_2).is_none()
             }
-            TokenProfile::NemLoginBst => self.holder_of_key && self.pid().is_some(),
+            TokenProfile::NemLoginBst => self.holder_of_key && self.subject_serial().is_some(),
             TokenProfile::LegacyBearer => !self.holder_of_key && self.pid().is_some(),
         }
     }
 
-    /// The NemID PID of a certificate-DN subject (`…,Serial=PID:<pid>`).
-    pub fn pid(&self) -> Option<&str> {
+    /// The serialNumber of a certificate-DN subject (`…,Serial=<serial>`, as NemLog-in writes
+    /// it): `PID:<pid>` for a citizen's certificate, `CVR:<cvr>-RID:<rid>` for an employee's.
+    pub fn subject_serial(&self) -> Option<SubjectSerial<'_>> {
         if self.name_id_format != NAMEID_X509 {
             return None;
         }
-        self.name_id
-            .split(',')
-            .find_map(|rdn| {
-                rdn.trim()
-                    .strip_prefix("Serial=PID:")
-                    .or_else(|| rdn.trim().strip_prefix("SERIALNUMBER=PID:"))
-            })
-            .map(str::trim)
-            .filter(|pid| !pid.is_empty())
+        let serial = self.name_id.split(',').find_map(|rdn| {
+            let rdn = rdn.trim();
+            rdn.strip_prefix("Serial=").or_else(|| rdn.strip_prefix("SERIALNUMBER="))
+        })?;
+        let serial = serial.trim();
+        if let Some(pid) = serial.strip_prefix("PID:").filter(|p| !p.is_empty()) {
+            return Some(SubjectSerial::Pid(pid));
+        }
+        let (cvr, rid) = serial.strip_prefix("CVR:")?.split_once("-RID:")?;
+        (!cvr.is_empty() && !rid.is_empty()).then_some(SubjectSerial::CvrRid { cvr, rid })
+    }
+
+    /// The NemID PID of a certificate-DN subject (`…,Serial=PID:<pid>`).
+    pub fn pid(&self) -> Option<&str> {
+        match self.subject_serial()? {
+            SubjectSerial::Pid(pid) => Some(pid),
+            SubjectSerial::CvrRid { .. } => None,
+        }
     }
 
     /// The citizen's CPR as the token states it (none for the PID profiles, whose CPR is
