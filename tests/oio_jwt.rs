@@ -295,3 +295,47 @@ fn bad_jwts_and_bad_requests_are_refused_with_their_faults() {
     // JWT2OIOSaml needs an audience with an encryption certificate.
     refused(JWT2OIOSAML, &request(FMK), "wst:InvalidScope", "has no encryption certificate");
 }
+
+#[test]
+fn audience_jwt_switch_and_jwt_issuers_reload_and_a_bad_issuer_leaves_the_old_policy_serving() {
+    if !common::have_xmlsec() {
+        return;
+    }
+    let server = Server::start();
+    let minspaerring = "https://audience.nspop.dk/minspaerring";
+    let request = || request(minspaerring);
+    let refused = server.post(JWT2IDWS, &request());
+    assert!(refused.text().contains("JWT support is not activated"), "{}", refused.text());
+
+    // The operator switches JWT support on for the audience while segl serves.
+    let text = std::fs::read_to_string(server.config_path()).unwrap();
+    let switched_off = format!("audience = \"{minspaerring}\"\njwt = false");
+    assert!(text.contains(&switched_off), "the embedded configuration has the audience with JWT off");
+    let on = text.replace(&switched_off, &format!("audience = \"{minspaerring}\"\njwt = true"));
+    std::fs::write(server.config_path(), &on).unwrap();
+    server.signal("HUP");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while server.post(JWT2IDWS, &request()).status != 200 {
+        assert!(std::time::Instant::now() < deadline, "the switch was not picked up:\n{}", server.log());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+
+    // A JWT issuer whose JWKS cannot be read: the whole change is refused (the log names the
+    // file), and the policy in force keeps serving.
+    let jwks = env().dir.join("pki").join("dev-jwt-issuer.jwks.json");
+    let broken = on.replace(
+        &jwks.display().to_string(),
+        &jwks.with_file_name("missing.jwks.json").display().to_string(),
+    );
+    assert_ne!(broken, on, "the configuration names the development JWKS");
+    std::fs::write(server.config_path(), &broken).unwrap();
+    server.signal("HUP");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !server.log().contains("configuration refused") {
+        assert!(std::time::Instant::now() < deadline, "no refusal logged:\n{}", server.log());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(server.log().contains("missing.jwks.json"), "the refusal names the file:\n{}", server.log());
+    let reply = server.post(JWT2IDWS, &request());
+    assert_eq!(reply.status, 200, "{}", reply.text());
+}

@@ -68,10 +68,10 @@ fn default_not_on_or_after_offset() -> i64 {
 fn default_id_card_max_age() -> u32 {
     1440
 }
-fn default_content_encryption() -> ContentEncryption {
+pub(super) fn default_content_encryption() -> ContentEncryption {
     ContentEncryption::Aes128Cbc
 }
-fn default_key_transport() -> KeyTransport {
+pub(super) fn default_key_transport() -> KeyTransport {
     KeyTransport::Rsa1_5
 }
 

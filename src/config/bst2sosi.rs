@@ -107,27 +107,57 @@ impl Bst2SosiConfig {
                 "id_card_duration_ms must be between 1 and 86400000 (DGWS cards live at most 24 h)".into()
             );
         }
-        let mut seen = std::collections::BTreeSet::new();
-        for i in &self.issuer {
-            if !seen.insert(i.issuer.as_str()) {
-                return Err(format!("issuer {:?} is configured twice", i.issuer));
-            }
-            if i.signing_certificates.is_empty() {
-                return Err(format!("issuer {:?} needs at least one signing certificate", i.issuer));
-            }
-            if i.token_profile.is_citizen() {
+        validate_issuers(&self.issuer, false)?;
+        Ok(())
+    }
+}
+
+/// Checks a list of trusted bootstrap issuers: each named once, with a signing certificate,
+/// of the right family of profiles (`citizen`: Bst2Idws's, with an allowed audience each;
+/// else BST2SOSI's), and whitelist entries that name something.
+pub(super) fn validate_issuers(issuers: &[TrustedIdpConfig], citizen: bool) -> Result<(), String> {
+    use crate::token::bootstrap::TokenProfile;
+    let mut seen = std::collections::BTreeSet::new();
+    for i in issuers {
+        if !seen.insert(i.issuer.as_str()) {
+            return Err(format!("issuer {:?} is configured twice", i.issuer));
+        }
+        if i.signing_certificates.is_empty() {
+            return Err(format!("issuer {:?} needs at least one signing certificate", i.issuer));
+        }
+        match (citizen, i.token_profile.is_citizen()) {
+            (false, true) => {
                 return Err(format!(
                     "issuer {:?}: {} is a citizen's profile; citizen issuers go in [[idws.issuer]]",
                     i.issuer,
                     i.token_profile.name()
-                ));
+                ))
             }
-            if let Some(c) = i.clients.iter().find(|c| c.subject_serial.is_none() && c.subject_dn.is_none()) {
+            (true, false) => {
                 return Err(format!(
-                    "issuer {:?}: a client entry needs subject_serial or subject_dn ({c:?})",
-                    i.issuer
-                ));
+                    "issuer {:?}: {} is a professional's profile; citizen issuers issue {}",
+                    i.issuer,
+                    i.token_profile.name(),
+                    TokenProfile::CITIZEN.map(TokenProfile::name).join(", ")
+                ))
             }
+            _ => {}
+        }
+        if citizen && i.allowed_audience.as_deref().is_none_or(str::is_empty) {
+            return Err(format!("issuer {:?} needs its allowed_audience", i.issuer));
+        }
+        for entry in &i.clients {
+            entry.validate().map_err(|e| format!("issuer {:?}: {e}", i.issuer))?;
+        }
+    }
+    Ok(())
+}
+
+impl WhitelistEntry {
+    /// An entry must name a subject serialNumber or a DN.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.subject_serial.is_none() && self.subject_dn.is_none() {
+            return Err(format!("a client entry needs subject_serial or subject_dn ({self:?})"));
         }
         Ok(())
     }

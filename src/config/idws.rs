@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use super::audience::{default_content_encryption, default_key_transport};
 use super::jwt::JwtIssuerConfig;
 use super::TrustedIdpConfig;
 use crate::xml::enc::{ContentEncryption, KeyTransport};
@@ -89,12 +90,6 @@ fn default_lifetime() -> u64 {
 fn default_backdate() -> u64 {
     5 * 60
 }
-fn default_content_encryption() -> ContentEncryption {
-    ContentEncryption::Aes128Cbc
-}
-fn default_key_transport() -> KeyTransport {
-    KeyTransport::Rsa1_5
-}
 
 impl IdwsConfig {
     /// Checks what a file alone can tell.
@@ -111,32 +106,16 @@ impl IdwsConfig {
                 return Err(format!("audience {:?}: token_lifetime_secs must be at least 10", a.audience));
             }
         }
-        let mut seen = std::collections::BTreeSet::new();
-        for i in &self.issuer {
-            if !seen.insert(i.issuer.as_str()) {
-                return Err(format!("issuer {:?} is configured twice", i.issuer));
-            }
-            if i.signing_certificates.is_empty() {
-                return Err(format!("issuer {:?} needs at least one signing certificate", i.issuer));
-            }
-            if !i.token_profile.is_citizen() {
-                return Err(format!(
-                    "issuer {:?}: {} is a professional's profile; citizen issuers issue {}",
-                    i.issuer,
-                    i.token_profile.name(),
-                    crate::token::bootstrap::TokenProfile::CITIZEN.map(|p| p.name()).join(", ")
-                ));
-            }
-            if i.allowed_audience.as_deref().is_none_or(str::is_empty) {
-                return Err(format!("issuer {:?} needs its allowed_audience", i.issuer));
-            }
-        }
+        super::bst2sosi::validate_issuers(&self.issuer, true)?;
         let mut seen = std::collections::BTreeSet::new();
         for j in &self.jwt_issuer {
             if !seen.insert(j.issuer.as_str()) {
                 return Err(format!("jwt_issuer {:?} is configured twice", j.issuer));
             }
             j.validate().map_err(|e| e.to_string())?;
+            for entry in &j.clients {
+                entry.validate().map_err(|e| format!("jwt_issuer {:?}: {e}", j.issuer))?;
+            }
         }
         Ok(())
     }

@@ -747,6 +747,39 @@ mod tests {
     }
 
     #[test]
+    fn citizen_issuers_and_audiences_are_checked_when_read() {
+        let good = "[[idws.issuer]]\nissuer = \"https://idp.example\"\ntoken_profile = \"OIO3BST_CITIZEN\"\n\
+                    allowed_audience = \"https://bootstrap.sts.nspop.dk/\"\nsigning_certificates = [\"idp.pem\"]\n\
+                    [[idws.audience]]\naudience = \"https://fmk\"\njwt = true\n";
+        let c = Config::from_toml(&format!("{MINIMAL}\n{good}"), Path::new("/etc/segl/segl.toml")).unwrap();
+        assert_eq!(c.idws.issuer[0].signing_certificates[0], Path::new("/etc/segl/idp.pem"));
+        assert_eq!(c.idws.audience[0].token_lifetime_secs, 8 * 3600);
+        let refused = |edit: &dyn Fn(&str) -> String, expected: &str| {
+            let text = format!("{MINIMAL}\n{}", edit(good));
+            let err = Config::from_toml(&text, Path::new("x.toml")).unwrap_err().to_string();
+            assert!(err.contains("idws") && err.contains(expected), "{expected}: {err}");
+        };
+        refused(&|t| t.replace("OIO3BST_CITIZEN", "OIOH3BST"), "professional's profile");
+        refused(
+            &|t| t.replace("allowed_audience = \"https://bootstrap.sts.nspop.dk/\"\n", ""),
+            "allowed_audience",
+        );
+        refused(
+            &|t| t.replace("[[idws.audience]]", "clients = [{ comment = \"nobody\" }]\n[[idws.audience]]"),
+            "subject_serial or subject_dn",
+        );
+        refused(&|t| format!("{t}[[idws.audience]]\naudience = \"https://fmk\"\n"), "configured twice");
+        refused(&|t| t.replace("jwt = true", "token_lifetime_secs = 5"), "at least 10");
+        // A citizen profile among BST2SOSI's issuers is refused there.
+        let bst = good
+            .replace("[[idws.issuer]]", "[[bst2sosi.issuer]]")
+            .replace("allowed_audience = \"https://bootstrap.sts.nspop.dk/\"\n", "");
+        let err =
+            Config::from_toml(&format!("{MINIMAL}\n{bst}"), Path::new("x.toml")).unwrap_err().to_string();
+        assert!(err.contains("citizen's profile"), "{err}");
+    }
+
+    #[test]
     fn issuer_must_be_an_ncname() {
         let bad = MINIMAL.replace("SEGL-TEST", "SEGL TEST");
         let err = Config::from_toml(&bad, Path::new("x.toml")).unwrap_err();

@@ -42,8 +42,7 @@ pub async fn issue(
     corr: &mut envelope::Correlation,
 ) -> Result<Vec<u8>, RequestError> {
     let now = request.time.now;
-    let oio::Received { rst, signed } = oio::receive(ctx, policy, doc, request, corr)?;
-    let signed = signed.ok_or(RequestError::RequestUnsigned)?;
+    let (rst, signer) = oio::receive_signed(ctx, policy, doc, request, corr)?;
 
     let presented = tokens::presented_bootstrap(ctx, policy, doc, &rst.act_as, "Bst2Idws")?;
     let (token_doc, token_node) = presented.locate(doc);
@@ -57,22 +56,19 @@ pub async fn issue(
         return Err(RequestError::CitizenAudience { actual: token.audiences(), allowed: allowed.to_owned() });
     }
     tokens::check_validity(&token, cfg.allowed_drift_secs, now)?;
-    tokens::check_holder_of_key(&token, idp, &signed.signer)?;
-    if cfg.whitelist_validation && !idp.whitelists(&signed.signer) {
-        return Err(RequestError::NotWhitelisted(signed.signer.subject_dn.clone()));
+    tokens::check_holder_of_key(&token, idp, &signer)?;
+    if cfg.whitelist_validation && !idp.whitelists(&signer) {
+        return Err(RequestError::NotWhitelisted(signer.subject_dn.clone()));
     }
 
     let audience = citizen::audience(policy, &rst, false)?;
     let citizen = citizen_of(policy, &token, idp.profile(), cfg.allowed_drift_secs, now)?;
-    citizen::check_cpr_claim(&rst, &citizen)?;
-    let mut extra = Vec::new();
-    extra.extend(citizen::role_attribute(&rst)?);
-    extra.extend(citizen::on_behalf_of(policy, &rst, &citizen, now)?);
+    let extra = citizen::claims(policy, &rst, &citizen, now)?;
 
     let until = token.not_on_or_after.unwrap_or(now);
     let replay_key =
-        usercard::remember_message_id(ctx, &rst, &signed.signer.der, until, cfg.allowed_drift_secs, now)?;
-    let issue = citizen::Issue { audience: &audience, holder: &signed.signer, extra, replay_key };
+        usercard::remember_message_id(ctx, &rst, &signer.der, until, cfg.allowed_drift_secs, now)?;
+    let issue = citizen::Issue { audience: &audience, holder: &signer, extra, replay_key };
     citizen::issue_identity_token(ctx, policy, request, &rst, &citizen, issue, corr).await
 }
 

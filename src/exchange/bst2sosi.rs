@@ -69,8 +69,7 @@ pub async fn issue(
     corr: &mut envelope::Correlation,
 ) -> Result<Vec<u8>, RequestError> {
     let now = request.time.now;
-    let oio::Received { rst, signed } = oio::receive(ctx, policy, doc, request, corr)?;
-    let signed = signed.ok_or(RequestError::RequestUnsigned)?;
+    let (rst, signer) = oio::receive_signed(ctx, policy, doc, request, corr)?;
 
     let presented = tokens::presented_bootstrap(ctx, policy, doc, &rst.act_as, "BST2SOSI")?;
     let (token_doc, token_node) = presented.locate(doc);
@@ -78,9 +77,9 @@ pub async fn issue(
     request.audit.presented = Some(AuditToken::new("bootstrap", &token.id));
     tokens::check_profile(&token, idp)?;
     check_audience_and_time(policy, &token, now)?;
-    tokens::check_holder_of_key(&token, idp, &signed.signer)?;
-    if policy.config.bst2sosi.whitelist_validation && !idp.whitelists(&signed.signer) {
-        return Err(RequestError::NotWhitelisted(signed.signer.subject_dn.clone()));
+    tokens::check_holder_of_key(&token, idp, &signer)?;
+    if policy.config.bst2sosi.whitelist_validation && !idp.whitelists(&signer) {
+        return Err(RequestError::NotWhitelisted(signer.subject_dn.clone()));
     }
 
     let it_system = request::claim(&rst.claims, CLAIM_IT_SYSTEM).filter(|v| !v.is_empty());
@@ -119,7 +118,7 @@ pub async fn issue(
 
     let until = token.not_on_or_after.unwrap_or(now);
     let drift = policy.config.bst2sosi.allowed_drift_secs;
-    let replay_key = usercard::remember_message_id(ctx, &rst, &signed.signer.der, until, drift, now)?;
+    let replay_key = usercard::remember_message_id(ctx, &rst, &signer.der, until, drift, now)?;
     let name_id = match request::claim(&rst.claims, CLAIM_SUBJECT_NAME_ID).filter(|v| !v.is_empty()) {
         Some(alternative) => NameId { format: "medcom:other".into(), value: alternative.to_owned() },
         None => NameId { format: "medcom:cprnumber".into(), value: professional.cpr.clone() },

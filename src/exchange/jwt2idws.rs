@@ -20,7 +20,7 @@
 
 use super::error::RequestError;
 use super::oio::citizen;
-use super::oio::{self, envelope, usercard};
+use super::oio::envelope;
 use super::pipeline::Request;
 use super::{CoreContext, Policy};
 
@@ -32,16 +32,12 @@ pub async fn issue(
     request: &mut Request,
     corr: &mut envelope::Correlation,
 ) -> Result<Vec<u8>, RequestError> {
-    let now = request.time.now;
-    let oio::Received { rst, signed } = oio::receive(ctx, policy, doc, request, corr)?;
-    let signed = signed.ok_or(RequestError::RequestUnsigned)?;
-    let (jwt, citizen) = citizen::presented_jwt(policy, doc, &rst, &signed.signer, request)?;
-    let audience = citizen::audience(policy, &rst, true)?;
-    citizen::check_cpr_claim(&rst, &citizen)?;
-    let mut extra = Vec::new();
-    extra.extend(citizen::role_attribute(&rst)?);
-    extra.extend(citizen::on_behalf_of(policy, &rst, &citizen, now)?);
-    let replay_key = usercard::remember_message_id(ctx, &rst, &signed.signer.der, jwt.valid_until, 0, now)?;
-    let issue = citizen::Issue { audience: &audience, holder: &signed.signer, extra, replay_key };
-    citizen::issue_identity_token(ctx, policy, request, &rst, &citizen, issue, corr).await
+    let presented = citizen::receive_jwt(ctx, policy, doc, request, corr, false)?;
+    let issue = citizen::Issue {
+        audience: &presented.audience,
+        holder: &presented.signer,
+        extra: presented.extra,
+        replay_key: presented.replay_key,
+    };
+    citizen::issue_identity_token(ctx, policy, request, &presented.rst, &presented.citizen, issue, corr).await
 }

@@ -27,17 +27,13 @@ use jiff::SignedDuration;
 
 use super::error::RequestError;
 use super::oio::citizen::{self, Citizen};
-use super::oio::{self, envelope, usercard};
+use super::oio::{self, envelope};
 use super::pipeline::Request;
 use super::{CoreContext, Policy};
-use crate::audit::AuditToken;
 use crate::token::identity;
 use crate::token::oiosaml::{Attribute, OioSamlAssertion};
 use crate::trust::jwt::VerifiedJwt;
-use crate::xml::dsig::algorithm::SignatureAlgorithm;
 
-/// Signed RSA-SHA1, as the STS's other assertions (SIG-ASSERTION).
-const ASSERTION_SIGNATURE: SignatureAlgorithm = SignatureAlgorithm::RsaSha1;
 /// How long the service provider has to receive the assertion (SubjectConfirmationData).
 const DELIVERY: SignedDuration = SignedDuration::from_mins(5);
 /// The authentication class when the JWT names none.
@@ -51,20 +47,29 @@ pub async fn issue(
     request: &mut Request,
     corr: &mut envelope::Correlation,
 ) -> Result<Vec<u8>, RequestError> {
+    let presented = citizen::receive_jwt(ctx, policy, doc, request, corr, true)?;
+    let replay_key = presented.replay_key;
+    let result = build_and_deliver(ctx, policy, request, presented, corr).await;
+    oio::deliver::forget_on_failure(ctx, replay_key, result)
+}
+
+/// Builds the assertion from the accepted request and delivers it encrypted to the audience.
+async fn build_and_deliver(
+    ctx: &CoreContext,
+    policy: &Policy,
+    request: &mut Request,
+    presented: citizen::JwtRequest,
+    corr: &envelope::Correlation,
+) -> Result<Vec<u8>, RequestError> {
     let now = request.time.now;
-    let oio::Received { rst, signed } = oio::receive(ctx, policy, doc, request, corr)?;
-    let signed = signed.ok_or(RequestError::RequestUnsigned)?;
-    let (jwt, citizen) = citizen::presented_jwt(policy, doc, &rst, &signed.signer, request)?;
-    let audience = citizen::audience(policy, &rst, true)?;
+    let citizen::JwtRequest { rst, jwt, citizen, audience, extra, .. } = presented;
+    // Checked by `receive_jwt` (the audience takes only encrypted assertions).
     let recipient = audience
         .recipient
         .as_ref()
         .ok_or_else(|| RequestError::AudienceWithoutEncryption(audience.config.audience.clone()))?;
-    citizen::check_cpr_claim(&rst, &citizen)?;
     let mut attributes = subject_attributes(policy, &jwt, &citizen)?;
-    attributes.extend(citizen::role_attribute(&rst)?);
-    attributes.extend(citizen::on_behalf_of(policy, &rst, &citizen, now)?);
-    let replay_key = usercard::remember_message_id(ctx, &rst, &signed.signer.der, jwt.valid_until, 0, now)?;
+    attributes.extend(extra);
 
     let cfg = &audience.config;
     let (not_before, not_on_or_after) = citizen::lifetime(cfg, now, citizen.valid_until);
@@ -84,52 +89,16 @@ pub async fn issue(
         attributes,
         bootstrap: None,
     };
-    let result = async {
-        let credential = ctx.signer.credential();
-        let unsigned = assertion.prepare_signature(ASSERTION_SIGNATURE, &credential.certificate_b64)?;
-        let sign_by = request.time.sign_by;
-        let value = ctx
-            .signer
-            .sign_digest(&credential, ASSERTION_SIGNATURE.digest(), unsigned.signed_info_digest(), sign_by)
-            .await?;
-        let signed_assertion = unsigned.finish(&value);
-        let encrypted = crate::xml::enc::encrypt_assertion_to(
-            &signed_assertion,
-            recipient,
-            cfg.content_encryption,
-            cfg.key_transport,
-        )
-        .map_err(|e| RequestError::Encryption { audience: cfg.audience.clone(), reason: e.to_string() })?;
-        let body = envelope::TokenResponse {
-            token_type: envelope::TOKEN_TYPE_SAML2,
-            token: &encrypted,
-            applies_to: rst.applies_to.as_deref(),
-            lifetime: (not_before, not_on_or_after),
-            reference: None,
-        }
-        .body_content(corr);
-        let response = oio::sign_envelope_with(ctx, &credential, corr, now, &body, sign_by).await?;
-        Ok::<_, RequestError>((response, credential.key_label.to_string()))
-    }
-    .await;
-    match result {
-        Ok((response, key)) => {
-            request.audit.issued = Some(AuditToken {
-                kind: "oiosaml".into(),
-                id: assertion.id.clone(),
-                audience: Some(cfg.audience.clone()),
-            });
-            request.audit.key = Some(key);
-            Ok(response)
-        }
-        Err(e) => {
-            // The failure is segl's (or the audience's configuration): the client may resend.
-            if let Some(key) = &replay_key {
-                ctx.shared.replay.remove(key);
-            }
-            Err(e)
-        }
-    }
+    let delivery = oio::deliver::Delivery {
+        kind: "oiosaml",
+        audience: &cfg.audience,
+        encrypt_to: Some((recipient, cfg.content_encryption, cfg.key_transport)),
+        applies_to: rst.applies_to.as_deref(),
+        lifetime: (not_before, not_on_or_after),
+    };
+    let prepare =
+        |certificate: &str| assertion.prepare_signature(oio::deliver::ASSERTION_SIGNATURE, certificate);
+    oio::deliver::sign_and_deliver(ctx, request, &assertion.id, prepare, delivery, corr).await
 }
 
 /// The OIOSAML 2 attributes about the citizen, in seal's order: names (the JWT's, else the

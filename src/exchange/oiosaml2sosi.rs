@@ -60,8 +60,7 @@ pub async fn issue(
 ) -> Result<Vec<u8>, RequestError> {
     let now = request.time.now;
     let cfg = &policy.config.oiosaml2sosi;
-    let oio::Received { rst, signed } = oio::receive(ctx, policy, doc, request, corr)?;
-    let signed = signed.ok_or(RequestError::RequestUnsigned)?;
+    let (rst, signer) = oio::receive_signed(ctx, policy, doc, request, corr)?;
 
     let (assertion_node, context_node) = match rst.act_as.as_slice() {
         [a, c] if doc.is(*a, ns::SAML, "Assertion") && doc.is(*c, ns::SAML, "Assertion") => (*a, *c),
@@ -131,7 +130,7 @@ pub async fn issue(
 
     let until = assertion.not_on_or_after.unwrap_or(now);
     let replay_key =
-        usercard::remember_message_id(ctx, &rst, &signed.signer.der, until, cfg.allowed_drift_secs, now)?;
+        usercard::remember_message_id(ctx, &rst, &signer.der, until, cfg.allowed_drift_secs, now)?;
     let common_name = assertion.attribute(COMMON_NAME).unwrap_or_default();
     let surname =
         context.attribute(CONTEXT_SURNAME).or_else(|| assertion.attribute(SURNAME)).unwrap_or("-").to_owned();

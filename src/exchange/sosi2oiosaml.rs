@@ -35,12 +35,7 @@ use super::{CoreContext, Policy};
 use crate::audit::AuditToken;
 use crate::token::oiosaml::{Attribute, Bootstrap, CertificateInfo, OioSamlAssertion};
 use crate::token::{ns, CardType, IdCard};
-use crate::xml::dsig::algorithm::SignatureAlgorithm;
 use crate::xml::{Document, NodeId};
-
-/// The issued assertion is signed RSA-SHA1, as seal's OIOSAML builder signs and as the STS's
-/// other output is (spec §1.4 SIG-ASSERTION).
-const ASSERTION_SIGNATURE: SignatureAlgorithm = SignatureAlgorithm::RsaSha1;
 
 /// The CertificateInfo NameID format of NewSecurityTokenService cards.
 const CERTIFICATE_INFO_FORMAT: &str = "medcom:other";
@@ -93,13 +88,7 @@ pub async fn issue(
     let replay_key = remember_message_id(ctx, policy, &rst, &card, now)?;
     let result =
         build_and_sign(ctx, policy, doc, request, &rst, &card, card_node, &audience, &info, corr).await;
-    if result.is_err() {
-        // The failure is segl's (or the audience's configuration): the client may resend.
-        if let Some(key) = &replay_key {
-            ctx.shared.replay.remove(key);
-        }
-    }
-    result
+    oio::deliver::forget_on_failure(ctx, replay_key, result)
 }
 
 /// The one token in ActAs, or the card in the header when ActAs is absent (seal accepts the
@@ -234,38 +223,14 @@ async fn build_and_sign(
             .as_deref()
             .map(|token| Bootstrap { provider: &policy.config.sts.fault_actor, token }),
     };
-    let credential = ctx.signer.credential();
-    let unsigned = assertion.prepare_signature(ASSERTION_SIGNATURE, &credential.certificate_b64)?;
-    let sign_by = request.time.sign_by;
-    let value = ctx
-        .signer
-        .sign_digest(&credential, ASSERTION_SIGNATURE.digest(), unsigned.signed_info_digest(), sign_by)
-        .await?;
-    let signed = unsigned.finish(&value);
-    let encrypted = crate::xml::enc::encrypt_assertion_to(
-        &signed,
-        &audience.recipient,
-        cfg.content_encryption,
-        cfg.key_transport,
-    )
-    .map_err(|e| RequestError::Encryption { audience: cfg.audience.clone(), reason: e.to_string() })?;
-    let body = envelope::TokenResponse {
-        token_type: envelope::TOKEN_TYPE_SAML2,
-        token: &encrypted,
+    let delivery = oio::deliver::Delivery {
+        kind: "oiosaml",
+        audience: &cfg.audience,
+        encrypt_to: Some((&audience.recipient, cfg.content_encryption, cfg.key_transport)),
         applies_to: rst.applies_to.as_deref(),
         lifetime: (not_before, not_on_or_after),
-        reference: None,
-    }
-    .body_content(corr);
-    // The header with the assertion's key: a switch of the active key between the two
-    // signatures must not give one answer two certificates.
-    let response = oio::sign_envelope_with(ctx, &credential, corr, now, &body, sign_by).await?;
-    // Only a token that was signed and sent is named in the audit record.
-    request.audit.issued = Some(AuditToken {
-        kind: "oiosaml".into(),
-        id: assertion.id.clone(),
-        audience: Some(cfg.audience.clone()),
-    });
-    request.audit.key = Some(credential.key_label.to_string());
-    Ok(response)
+    };
+    let prepare =
+        |certificate: &str| assertion.prepare_signature(oio::deliver::ASSERTION_SIGNATURE, certificate);
+    oio::deliver::sign_and_deliver(ctx, request, &assertion.id, prepare, delivery, corr).await
 }

@@ -22,12 +22,14 @@ use segl::dev::pki::Identity;
 use super::common;
 
 /// The development identities with key stores: MOCES (user cards), VOCES (a system, an SP or
-/// an audience), FOCES (a function certificate, e.g. an IdP's).
+/// an audience), FOCES (a function certificate, e.g. an IdP's), and the development IdP (signs
+/// citizen bootstrap tokens; its software key is not the token key behind `dev-idp.pem`, so a
+/// test trusts [`Unsealed::certificate`] of it in the server's configuration).
 ///
 /// All are made while [`Unsealed::get`] runs, which tests call before they start a server:
 /// logging in to the development token while a server process starts can make that process
 /// fail to read the token directory (see `common::Server::start_with`).
-pub const IDENTITIES: [Identity; 3] = [Identity::Moces, Identity::Voces, Identity::Foces];
+pub const IDENTITIES: [Identity; 4] = [Identity::Moces, Identity::Voces, Identity::Foces, Identity::DevIdp];
 
 /// How long one driver run may take (a JVM start, key store loading, one or two exchanges).
 pub const RUN_TIMEOUT: Duration = Duration::from_secs(40);

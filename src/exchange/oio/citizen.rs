@@ -27,7 +27,6 @@ use crate::exchange::{CoreContext, Policy};
 use crate::token::identity::{self, IdentityToken};
 use crate::token::oiosaml::Attribute;
 use crate::trust::SignerCertificate;
-use crate::xml::dsig::algorithm::SignatureAlgorithm;
 
 /// The CPR claim (seal: mandatory).
 pub const CLAIM_CPR: &str = "dk:gov:saml:attribute:CprNumberIdentifier";
@@ -37,9 +36,6 @@ pub const CLAIM_ON_BEHALF_OF: &str = "dk:healthcare:saml:attribute:OnBehalfOf";
 pub const CLAIM_ROLE: &str = "medcom:UserRole";
 /// The longest `medcom:UserRole` value taken.
 const MAX_ROLE_LEN: usize = 256;
-
-/// Issued tokens are signed RSA-SHA1, as the STS's other output (SIG-ASSERTION).
-const TOKEN_SIGNATURE: SignatureAlgorithm = SignatureAlgorithm::RsaSha1;
 
 /// The citizen, as the presented token proves them.
 #[derive(Debug, Clone)]
@@ -112,6 +108,63 @@ pub fn presented_jwt(
         valid_until: jwt.valid_until,
     };
     Ok((jwt, citizen))
+}
+
+/// A JWT exchange's request once its checks have passed.
+pub struct JwtRequest {
+    /// The request.
+    pub rst: request::OioRequest,
+    /// Its signer: the holder of the issued token's key.
+    pub signer: Arc<SignerCertificate>,
+    /// The verified JWT.
+    pub jwt: crate::trust::jwt::VerifiedJwt,
+    /// The citizen it names.
+    pub citizen: Citizen,
+    /// The audience (JWT support on).
+    pub audience: Arc<IdwsAudience>,
+    /// The role and OnBehalfOf attributes the claims give.
+    pub extra: Vec<Attribute>,
+    /// The MessageID remembered against replay.
+    pub replay_key: Option<[u8; 32]>,
+}
+
+/// What JWT2Idws and JWT2OIOSaml check alike, in order: the header-signed request, the JWT
+/// ([`presented_jwt`]), the audience and its JWT switch (and, for `encrypted_only`, its
+/// encryption certificate), the claims ([`claims`]), and the MessageID once per signer within
+/// the JWT's lifetime.
+pub fn receive_jwt(
+    ctx: &CoreContext,
+    policy: &Policy,
+    doc: &crate::xml::Document,
+    request: &mut Request,
+    corr: &mut envelope::Correlation,
+    encrypted_only: bool,
+) -> Result<JwtRequest, RequestError> {
+    let now = request.time.now;
+    let (rst, signer) = super::receive_signed(ctx, policy, doc, request, corr)?;
+    let (jwt, citizen) = presented_jwt(policy, doc, &rst, &signer, request)?;
+    let audience = audience(policy, &rst, true)?;
+    if encrypted_only && audience.recipient.is_none() {
+        return Err(RequestError::AudienceWithoutEncryption(audience.config.audience.clone()));
+    }
+    let extra = claims(policy, &rst, &citizen, now)?;
+    let replay_key = super::usercard::remember_message_id(ctx, &rst, &signer.der, jwt.valid_until, 0, now)?;
+    Ok(JwtRequest { rst, signer, jwt, citizen, audience, extra, replay_key })
+}
+
+/// The claims every citizen exchange checks once it knows the citizen: the CPR claim
+/// ([`check_cpr_claim`]), then the attributes `medcom:UserRole` and `OnBehalfOf` add.
+pub fn claims(
+    policy: &Policy,
+    rst: &request::OioRequest,
+    citizen: &Citizen,
+    now: Timestamp,
+) -> Result<Vec<Attribute>, RequestError> {
+    check_cpr_claim(rst, citizen)?;
+    let mut extra = Vec::new();
+    extra.extend(role_attribute(rst)?);
+    extra.extend(on_behalf_of(policy, rst, citizen, now)?);
+    Ok(extra)
 }
 
 /// The audience `wsp:AppliesTo` names, configured in audienceConfiguration; `jwt`: the
@@ -209,13 +262,7 @@ pub async fn issue_identity_token(
 ) -> Result<Vec<u8>, RequestError> {
     let replay_key = issue.replay_key;
     let result = sign_and_answer(ctx, policy, request, rst, citizen, issue, corr).await;
-    if result.is_err() {
-        // The failure is segl's (or the audience's configuration): the client may resend.
-        if let Some(key) = &replay_key {
-            ctx.shared.replay.remove(key);
-        }
-    }
-    result
+    super::deliver::forget_on_failure(ctx, replay_key, result)
 }
 
 /// The issued token's validity: backdated against clock skew at the service, and ending at
@@ -260,38 +307,41 @@ async fn sign_and_answer(
         audience: &cfg.audience,
         attributes,
     };
-    let credential = ctx.signer.credential();
-    let unsigned = token.prepare_signature(TOKEN_SIGNATURE, &credential.certificate_b64)?;
-    let sign_by = request.time.sign_by;
-    let value = ctx
-        .signer
-        .sign_digest(&credential, TOKEN_SIGNATURE.digest(), unsigned.signed_info_digest(), sign_by)
-        .await?;
-    let signed = unsigned.finish(&value);
-    let delivered = match &issue.audience.recipient {
-        Some(recipient) => crate::xml::enc::encrypt_assertion_to(
-            &signed,
-            recipient,
-            cfg.content_encryption,
-            cfg.key_transport,
-        )
-        .map_err(|e| RequestError::Encryption { audience: cfg.audience.clone(), reason: e.to_string() })?,
-        None => signed,
-    };
-    let body = envelope::TokenResponse {
-        token_type: envelope::TOKEN_TYPE_SAML2,
-        token: &delivered,
+    let delivery = super::deliver::Delivery {
+        kind: "identity-token",
+        audience: &cfg.audience,
+        encrypt_to: issue.audience.recipient.as_ref().map(|r| (r, cfg.content_encryption, cfg.key_transport)),
         applies_to: rst.applies_to.as_deref(),
         lifetime: (not_before, not_on_or_after),
-        reference: None,
+    };
+    let prepare =
+        |certificate: &str| token.prepare_signature(super::deliver::ASSERTION_SIGNATURE, certificate);
+    super::deliver::sign_and_deliver(ctx, request, &token.id, prepare, delivery, corr).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nsis_levels_map_to_nist_levels() {
+        assert_eq!(assurance_level("https://data.gov.dk/concept/core/nsis/loa/High"), "4");
+        assert_eq!(assurance_level("https://data.gov.dk/concept/core/nsis/loa/Substantial"), "3");
+        assert_eq!(assurance_level("Low"), "2");
+        assert_eq!(assurance_level(""), "3");
     }
-    .body_content(corr);
-    let response = super::sign_envelope_with(ctx, &credential, corr, now, &body, sign_by).await?;
-    request.audit.issued = Some(AuditToken {
-        kind: "identity-token".into(),
-        id: token.id.clone(),
-        audience: Some(cfg.audience.clone()),
-    });
-    request.audit.key = Some(credential.key_label.to_string());
-    Ok(response)
+
+    #[test]
+    fn the_token_never_outlives_what_it_was_exchanged_for() {
+        let cfg: crate::config::IdwsAudienceConfig =
+            toml::from_str("audience = \"https://fmk\"\ntoken_lifetime_secs = 3600").unwrap();
+        let now: Timestamp = "2026-12-05T12:00:00Z".parse().unwrap();
+        let late: Timestamp = "2026-12-06T12:00:00Z".parse().unwrap();
+        let soon: Timestamp = "2026-12-05T12:10:00Z".parse().unwrap();
+        assert_eq!(
+            lifetime(&cfg, now, late),
+            ("2026-12-05T11:55:00Z".parse().unwrap(), "2026-12-05T13:00:00Z".parse().unwrap())
+        );
+        assert_eq!(lifetime(&cfg, now, soon).1, soon);
+    }
 }

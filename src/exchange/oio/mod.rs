@@ -3,6 +3,7 @@
 //! with the STS's own header signature ([`envelope`]). The six OIO exchanges are built on it.
 
 pub mod citizen;
+pub mod deliver;
 pub mod envelope;
 pub mod request;
 pub mod security;
@@ -52,6 +53,19 @@ pub fn receive(
         }
     }
     Ok(Received { rst, signed })
+}
+
+/// [`receive`] for an exchange that requires a header signature: the request and its signer.
+pub fn receive_signed(
+    ctx: &CoreContext,
+    policy: &crate::exchange::Policy,
+    doc: &crate::xml::Document,
+    exchange_request: &mut crate::exchange::pipeline::Request,
+    corr: &mut envelope::Correlation,
+) -> Result<(request::OioRequest, std::sync::Arc<crate::trust::SignerCertificate>), RequestError> {
+    let Received { rst, signed } = receive(ctx, policy, doc, exchange_request, corr)?;
+    let signed = signed.ok_or(RequestError::RequestUnsigned)?;
+    Ok((rst, signed.signer))
 }
 
 /// The STS signs OIO envelopes RSA-SHA1/SHA-1, as the captured TEST1 responses are signed and

@@ -127,13 +127,7 @@ pub async fn issue(
     replay_key: Option<[u8; 32]>,
 ) -> Result<Vec<u8>, RequestError> {
     let result = sign_and_answer(ctx, policy, request, rst, card, corr).await;
-    if result.is_err() {
-        // The failure is segl's: the client may resend the same message.
-        if let Some(key) = &replay_key {
-            ctx.shared.replay.remove(key);
-        }
-    }
-    result
+    super::deliver::forget_on_failure(ctx, replay_key, result)
 }
 
 async fn sign_and_answer(

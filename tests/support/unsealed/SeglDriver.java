@@ -1,29 +1,38 @@
-import java.io.FileInputStream;
-import java.io.InputStream;
+import java.io.ByteArrayInputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.security.KeyStore;
+import java.time.ZonedDateTime;
 import java.util.ArrayList;
+import java.util.Base64;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
+import javax.xml.parsers.DocumentBuilderFactory;
+
+import org.w3c.dom.Document;
 import org.w3c.dom.Element;
+import org.w3c.dom.NodeList;
 
 import com.trifork.unsealed.BootstrapToken;
+import com.trifork.unsealed.BootstrapTokenBuilder;
 import com.trifork.unsealed.BootstrapTokenIssuer;
 import com.trifork.unsealed.CertAndKey;
 import com.trifork.unsealed.IdCard;
 import com.trifork.unsealed.IdCardBuilder;
+import com.trifork.unsealed.IdentityToken;
 import com.trifork.unsealed.KeyStoreLoader;
 import com.trifork.unsealed.NSPEnv;
+import com.trifork.unsealed.NsPrefixes;
 import com.trifork.unsealed.OIOSAMLToken;
 import com.trifork.unsealed.OIOSAMLTokenBuilder;
 import com.trifork.unsealed.STSInvocationException;
+import com.trifork.unsealed.SamlUtil;
 import com.trifork.unsealed.SignatureUtil;
 import com.trifork.unsealed.UserIdCard;
+import com.trifork.unsealed.XPathContext;
 import com.trifork.unsealed.XmlUtil;
 
 /**
@@ -61,6 +70,28 @@ import com.trifork.unsealed.XmlUtil;
  *     holder-of-key for the SP key store) issueForProfessional, then
  *     BootstrapToken.exchangeToUserIdCard at /sts/services/BST2SOSI (request signed with the SP
  *     key); validates and writes the card.
+ * bst2idws      --idp-keystore P12 --keystore P12 --cpr C --audience URL
+ *               [--on-behalf-of CPR --on-behalf-of-kind PROCURATION|WARD|PARTLY_WARD|PARENT_AUTHORITY]
+ *               [--bst-out FILE] [--response-out FILE] --out FILE
+ *     BootstrapTokenIssuer (signed by the IdP key store, holder-of-key for the SP key store)
+ *     .cpr(C).issueForCitizen(), then BootstrapToken.exchangeToIdentityToken(audience, cpr[,
+ *     on-behalf-of CPR, OnBehalfOfClaimType]) at /sts/services/Bst2Idws (request signed with the
+ *     SP key). Then the identity token is read back as unsealed's own tests read it (see
+ *     "identity token" below). Writes the identity token (the saml:Assertion) to --out and, with
+ *     --response-out, the whole response envelope as unsealed parsed it.
+ * jwt2idws      --keystore P12 --jwt-file FILE --cpr C --audience URL [--response-out FILE]
+ *               --out FILE
+ *     BootstrapTokenBuilder.fromJwt(the file's text).spCertAndKey(keystore).build(), then
+ *     exchangeToIdentityToken(audience, cpr) at /sts/services/JWT2Idws; same read-back and output.
+ *
+ * Identity token read-back (unsealed's IdentityToken has only public fields: assertion, audience
+ * -- the audience the caller asked for, not read from the token --, created and expires from the
+ * RSTR's wst:Lifetime, which unsealed parses with ZonedDateTime.parse): prints them, the checks of
+ * unsealed's BootstrapTokenTest (created before now, expires after created + 5 s: an exception
+ * if either fails), the token's own AudienceRestriction, CPR attribute, and, as unsealed's tests
+ * decode them, the Privileges_intermediate PrivilegeGroup Scope and the SubjectRelations
+ * VerifiedRelation relatedPersonID/relationType; finally SignatureUtil.validate (unsealed's
+ * signature check with the certificate in the signature's KeyInfo).
  *
  * Output: {"status":"ok",...} (exit 0), {"status":"fault","faultcode":...,"faultstring":...}
  * when the STS answered a SOAP fault (exit 2), {"status":"error","error":...} otherwise (exit 1).
@@ -73,7 +104,7 @@ public class SeglDriver {
         int exit;
         try {
             if (argv.length == 0) {
-                throw new IllegalArgumentException("usage: SeglDriver dgws-idcard|sosi2oiosaml|oiosaml2sosi|bst2sosi --sts URL ...");
+                throw new IllegalArgumentException("usage: SeglDriver dgws-idcard|sosi2oiosaml|oiosaml2sosi|bst2sosi|bst2idws|jwt2idws --sts URL ...");
             }
             Args args = new Args(argv);
             out.put("command", args.command);
@@ -90,6 +121,12 @@ public class SeglDriver {
                 case "bst2sosi":
                     bst2sosi(args);
                     break;
+                case "bst2idws":
+                    bst2idws(args);
+                    break;
+                case "jwt2idws":
+                    jwt2idws(args);
+                    break;
                 default:
                     throw new IllegalArgumentException("unknown command " + args.command);
             }
@@ -98,6 +135,7 @@ public class SeglDriver {
             exit = 0;
         } catch (STSInvocationException e) {
             out.put("status", "fault");
+            out.put("exception", e.getClass().getName());
             out.put("faultcode", e.getFaultCode());
             out.put("faultstring", e.getFaultString());
             out.put("faultactor", e.getFaultActor());
@@ -108,6 +146,7 @@ public class SeglDriver {
             exit = 2;
         } catch (Exception e) {
             out.put("status", "error");
+            out.put("exception", e.getClass().getName());
             out.put("error", e.getClass().getName() + ": " + e.getMessage());
             exit = 1;
         }
@@ -191,6 +230,117 @@ public class SeglDriver {
                 args.get("authorization-code"), args.required("system-name"));
         validated(card);
         write(args.required("out"), card.getXml());
+    }
+
+    private static void bst2idws(Args args) throws Exception {
+        NSPEnv env = NSPEnv.fromUrl(args.required("sts"));
+        String cpr = args.required("cpr");
+        BootstrapToken bst = new BootstrapTokenIssuer().env(env)
+                .idpCertAndKey(load(args.required("idp-keystore")))
+                .spCertAndKey(load(args.required("keystore")))
+                .cpr(cpr)
+                .issueForCitizen();
+        if (args.has("bst-out")) write(args.get("bst-out"), bst.getXml());
+        String audience = args.required("audience");
+        IdentityToken token;
+        if (args.has("on-behalf-of")) {
+            BootstrapToken.OnBehalfOfClaimType kind =
+                    BootstrapToken.OnBehalfOfClaimType.valueOf(args.required("on-behalf-of-kind"));
+            token = bst.exchangeToIdentityToken(audience, cpr, args.get("on-behalf-of"), kind);
+        } else {
+            token = bst.exchangeToIdentityToken(audience, cpr);
+        }
+        identityToken(token, args);
+    }
+
+    private static void jwt2idws(Args args) throws Exception {
+        NSPEnv env = NSPEnv.fromUrl(args.required("sts"));
+        // The file may end with a newline; the compact JWS itself has no whitespace.
+        String jwt = Files.readString(Path.of(args.required("jwt-file")), StandardCharsets.UTF_8).trim();
+        BootstrapToken bst = new BootstrapTokenBuilder().env(env)
+                .spCertAndKey(load(args.required("keystore")))
+                .fromJwt(jwt)
+                .build();
+        IdentityToken token = bst.exchangeToIdentityToken(args.required("audience"), args.required("cpr"));
+        identityToken(token, args);
+    }
+
+    /** Reads an identity token back the way unsealed's BootstrapTokenTest does, and writes it. */
+    private static void identityToken(IdentityToken token, Args args) throws Exception {
+        if (token.assertion == null) {
+            throw new IllegalStateException("no saml:Assertion in the RSTR");
+        }
+        // Written first, so that a failing check below still leaves the token to look at.
+        write(args.required("out"), XmlUtil.node2String(token.assertion, false, false));
+        if (args.has("response-out")) {
+            Element envelope = token.assertion.getOwnerDocument().getDocumentElement();
+            write(args.get("response-out"), XmlUtil.node2String(envelope, false, false));
+        }
+        out.put("audience", token.audience);
+        out.put("created", String.valueOf(token.created));
+        out.put("expires", String.valueOf(token.expires));
+        // unsealed's own acceptance rule for an exchanged identity token (BootstrapTokenTest).
+        if (!token.created.isBefore(ZonedDateTime.now())) {
+            throw new IllegalStateException("Created " + token.created + " is not before now");
+        }
+        if (!token.expires.isAfter(token.created.plusSeconds(5))) {
+            throw new IllegalStateException("Expires " + token.expires + " is not after Created + 5 s");
+        }
+        out.put("lifetime_checked", "true");
+
+        Element assertion = token.assertion;
+        out.put("token_element", assertion.getLocalName());
+        XPathContext xpath = new XPathContext(assertion.getOwnerDocument());
+        out.put("token_audience", xpath.getText(assertion,
+                "saml:Conditions/saml:AudienceRestriction/saml:Audience"));
+        out.put("name_id", xpath.getText(assertion, "saml:Subject/saml:NameID"));
+        Element attributes = XmlUtil.getChild(assertion, NsPrefixes.saml, "AttributeStatement");
+        if (attributes != null) {
+            out.put("cpr", SamlUtil.getSamlAttribute(attributes, "dk:gov:saml:attribute:CprNumberIdentifier"));
+            out.put("assurance_level", SamlUtil.getSamlAttribute(attributes, "dk:gov:saml:attribute:AssuranceLevel"));
+            out.put("spec_version", SamlUtil.getSamlAttribute(attributes, "dk:gov:saml:attribute:SpecVer"));
+            String privileges = SamlUtil.getSamlAttribute(attributes, "dk:gov:saml:attribute:Privileges_intermediate");
+            if (privileges != null) {
+                // As canExchangeBootstrapTokenToIDWSTokenWithProcuration: strict base64, one
+                // bpp-qualified PrivilegeGroup (findElement throws on more than one).
+                Document doc = decodeXml(privileges);
+                Element group = new XPathContext(doc).findElement(doc.getDocumentElement(),
+                        "/bpp:PrivilegeList/bpp:PrivilegeGroup");
+                out.put("privilege_scope", group == null ? null : group.getAttribute("Scope"));
+                if (group != null) {
+                    NodeList list = group.getElementsByTagNameNS(NsPrefixes.bpp.namespaceUri, "Privilege");
+                    List<String> values = new ArrayList<>();
+                    for (int i = 0; i < list.getLength(); i++) values.add(list.item(i).getTextContent());
+                    out.put("privileges", String.join(" ", values));
+                }
+            }
+            String relations = SamlUtil.getSamlAttribute(attributes, "urn:dk:healthcare:saml:attribute:SubjectRelations");
+            if (relations != null) {
+                // As canExchangeBootstrapTokenToIDWSTokenWithParentAuthority.
+                Document doc = decodeXml(relations);
+                Element relation = new XPathContext(doc).findElement(doc.getDocumentElement(),
+                        "/srp:SubjectRelations/srp:VerifiedRelation");
+                out.put("related_person", relation == null ? null : relation.getAttribute("relatedPersonID"));
+                out.put("relation_type", relation == null ? null : relation.getAttribute("relationType"));
+            }
+        }
+        // unsealed's signature check (it trusts the certificate in KeyInfo: the test checks the
+        // signer independently).
+        assertion.setIdAttribute("ID", true);
+        out.put("signature_validated", "false");
+        SignatureUtil.validate(assertion, true);
+        out.put("signature_validated", "true");
+    }
+
+    /**
+     * A base64 XML attribute value decoded and parsed as unsealed's tests do (strict base64, a
+     * namespace-aware parser as XmlUtil.getDocBuilder, which is not public, makes).
+     */
+    private static Document decodeXml(String base64) throws Exception {
+        byte[] xml = Base64.getDecoder().decode(base64);
+        DocumentBuilderFactory factory = DocumentBuilderFactory.newInstance();
+        factory.setNamespaceAware(true);
+        return factory.newDocumentBuilder().parse(new ByteArrayInputStream(xml));
     }
 
     /** unsealed's own check of a card it parsed from a response (times and signature). */
