@@ -43,7 +43,7 @@ pub enum MixError {
     #[error("endpoint mix entry {0:?} is not NAME=WEIGHT")]
     Syntax(String),
     /// The pool has no requests for this endpoint.
-    #[error("no requests for endpoint {0:?}: the pool builds DGWS ID-card requests (NewSecurityTokenService, SecurityTokenService) and the requests of Sosi2OIOSaml, BST2SOSI and OIOSaml2Sosi; give a path starting with / to send DGWS requests elsewhere")]
+    #[error("no requests for endpoint {0:?}: the pool builds DGWS ID-card requests (NewSecurityTokenService, SecurityTokenService) and the requests of Sosi2OIOSaml, BST2SOSI, OIOSaml2Sosi, Bst2Idws, JWT2Idws (alias JWTIdws) and JWT2OIOSaml; give a path starting with / to send DGWS requests elsewhere")]
     Unsupported(String),
     /// All weights are zero.
     #[error("the endpoint mix has no positive weight")]
@@ -58,9 +58,19 @@ pub struct Mix {
     cycle: Vec<usize>,
 }
 
-/// The endpoints the request pool serves: DGWS requests, and each OIO exchange's own.
-const ENDPOINTS: [&str; 5] =
-    ["NewSecurityTokenService", "SecurityTokenService", "Sosi2OIOSaml", "BST2SOSI", "OIOSaml2Sosi"];
+/// The endpoints the request pool serves: DGWS requests, and each OIO exchange's own (as segl
+/// routes them: exact, case-sensitive names; JWTIdws is JWT2Idws's alias).
+const ENDPOINTS: [&str; 9] = [
+    "NewSecurityTokenService",
+    "SecurityTokenService",
+    "Sosi2OIOSaml",
+    "BST2SOSI",
+    "OIOSaml2Sosi",
+    "Bst2Idws",
+    "JWT2Idws",
+    "JWTIdws",
+    "JWT2OIOSaml",
+];
 
 impl Mix {
     /// Parses `NAME=WEIGHT,…`; a name is an endpoint under `/sts/services/` or a path.
@@ -434,7 +444,10 @@ mod tests {
         assert_eq!(paths.iter().filter(|p| *p == "SecurityTokenService").count(), 2);
         assert!(paths.windows(2).all(|w| w[0] != w[1] || w[0] == "NewSecurityTokenService"), "{paths:?}");
         assert_eq!(Mix::parse("/x=1").unwrap().path(5), "/x");
-        assert_eq!(Mix::parse("Bst2Idws=1"), Err(MixError::Unsupported("Bst2Idws".into())));
+        assert_eq!(Mix::parse("Bst2Idw=1"), Err(MixError::Unsupported("Bst2Idw".into())));
+        // Names are segl's paths, matched exactly.
+        assert_eq!(Mix::parse("BST2IDWS=1"), Err(MixError::Unsupported("BST2IDWS".into())));
+        assert_eq!(Mix::parse("jwt2oiosaml=1"), Err(MixError::Unsupported("jwt2oiosaml".into())));
         let oio = Mix::parse("NewSecurityTokenService=1,Sosi2OIOSaml=1").unwrap();
         assert_eq!(oio.path(1), "/sts/services/Sosi2OIOSaml");
         assert_eq!(oio.kinds(), [RequestKind::Dgws, RequestKind::Sosi2OioSaml]);
@@ -442,10 +455,38 @@ mod tests {
         assert!(oio.per_endpoint() && !mix.per_endpoint());
         assert_eq!((0..4).filter(|&k| oio.kind(k) == RequestKind::Sosi2OioSaml).count(), 2);
         let all = Mix::parse("NewSecurityTokenService=1,Sosi2OIOSaml=1,BST2SOSI=1,OIOSaml2Sosi=1").unwrap();
-        assert_eq!(all.kinds(), RequestKind::ALL);
+        assert_eq!(all.kinds(), RequestKind::ALL[..4]);
         assert_eq!(all.share(RequestKind::Bst2Sosi), 0.25);
+        let every = Mix::parse(
+            "NewSecurityTokenService=1,Sosi2OIOSaml=1,BST2SOSI=1,OIOSaml2Sosi=1,Bst2Idws=1,JWT2Idws=1,JWT2OIOSaml=1",
+        )
+        .unwrap();
+        assert_eq!(every.kinds(), RequestKind::ALL);
         assert!(Mix::parse("BST2SOSI=1").unwrap().per_endpoint());
         assert!(Mix::parse("OIOSaml2Sosi=1").unwrap().per_endpoint());
+        let citizen =
+            Mix::parse("NewSecurityTokenService=2,Bst2Idws=1,JWT2Idws=1,JWTIdws=1,JWT2OIOSaml=1").unwrap();
+        assert_eq!(
+            citizen.kinds(),
+            [RequestKind::Dgws, RequestKind::Bst2Idws, RequestKind::Jwt2Idws, RequestKind::Jwt2OioSaml]
+        );
+        // The alias takes JWT2Idws's requests but is its own endpoint (and path) in the report.
+        assert_eq!(citizen.share(RequestKind::Jwt2Idws), 2.0 / 6.0);
+        assert_eq!(citizen.weights[3].0, "/sts/services/JWTIdws");
+        assert_eq!(citizen.share(RequestKind::Jwt2OioSaml), 1.0 / 6.0);
+        let paths: Vec<&str> = (0..6).map(|k| citizen.path(k)).collect();
+        assert!(paths.contains(&"/sts/services/Bst2Idws") && paths.contains(&"/sts/services/JWT2OIOSaml"));
+        assert!(citizen.per_endpoint());
+        for (name, kind) in [
+            ("Bst2Idws", RequestKind::Bst2Idws),
+            ("JWT2Idws", RequestKind::Jwt2Idws),
+            ("JWTIdws", RequestKind::Jwt2Idws),
+            ("JWT2OIOSaml", RequestKind::Jwt2OioSaml),
+        ] {
+            let alone = Mix::parse(&format!("{name}=1")).unwrap();
+            assert!(alone.per_endpoint(), "{name}");
+            assert_eq!(alone.kinds(), [kind], "{name}");
+        }
         assert_eq!(Mix::parse("NewSecurityTokenService=0"), Err(MixError::Empty));
         assert!(matches!(Mix::parse("NewSecurityTokenService=x"), Err(MixError::Syntax(_))));
     }

@@ -6,10 +6,11 @@
 //! per core. When a run needs more requests than the pool holds, a pooled card is sent again
 //! under a fresh message id; the pool counts those and the report says how many there were.
 //!
-//! BST2SOSI and OIOSaml2Sosi requests are header-signed by the client, and the signature covers
-//! their `wsa:MessageID` and `wsu:Timestamp`: they cannot be renewed, so the pool holds one per
-//! send, and one sent again is a replay segl refuses (counted in [`RequestPool::replayed`]).
-//! segl also refuses them once their Timestamp is older than its `clock_skew_secs` (300 s by
+//! BST2SOSI, OIOSaml2Sosi and the citizen exchanges' requests (Bst2Idws, JWT2Idws,
+//! JWT2OIOSaml) are header-signed by the client, and the signature covers their
+//! `wsa:MessageID` and `wsu:Timestamp`: they cannot be renewed, so the pool holds one per send,
+//! and one sent again is a replay segl refuses (counted in [`RequestPool::replayed`]). segl
+//! also refuses them once their Timestamp is older than its `clock_skew_secs` (300 s by
 //! default), so they are built just before the run.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -54,12 +55,27 @@ pub enum RequestKind {
     /// An OIOSaml2Sosi request: a NemLog-in assertion and a context token in ActAs,
     /// header-signed by the calling system.
     OioSaml2Sosi,
+    /// A Bst2Idws request: a citizen's bootstrap token in ActAs and the CPR claim,
+    /// header-signed by its holder.
+    Bst2Idws,
+    /// A JWT2Idws (alias JWTIdws) request: a citizen's JWT in ActAs and the CPR claim,
+    /// header-signed by a whitelisted system.
+    Jwt2Idws,
+    /// A JWT2OIOSaml request: as JWT2Idws's, for an audience with an encryption certificate.
+    Jwt2OioSaml,
 }
 
 impl RequestKind {
     /// Every kind, in the pool's order.
-    pub const ALL: [RequestKind; 4] =
-        [RequestKind::Dgws, RequestKind::Sosi2OioSaml, RequestKind::Bst2Sosi, RequestKind::OioSaml2Sosi];
+    pub const ALL: [RequestKind; 7] = [
+        RequestKind::Dgws,
+        RequestKind::Sosi2OioSaml,
+        RequestKind::Bst2Sosi,
+        RequestKind::OioSaml2Sosi,
+        RequestKind::Bst2Idws,
+        RequestKind::Jwt2Idws,
+        RequestKind::Jwt2OioSaml,
+    ];
 
     /// The kind of requests a path takes: an OIO exchange's by its last segment, else DGWS.
     pub fn of_path(path: &str) -> RequestKind {
@@ -67,6 +83,10 @@ impl RequestKind {
             Some("Sosi2OIOSaml") => RequestKind::Sosi2OioSaml,
             Some("BST2SOSI") => RequestKind::Bst2Sosi,
             Some("OIOSaml2Sosi") => RequestKind::OioSaml2Sosi,
+            Some("Bst2Idws") => RequestKind::Bst2Idws,
+            // segl serves JWT2Idws under both names; the requests are the same.
+            Some("JWT2Idws" | "JWTIdws") => RequestKind::Jwt2Idws,
+            Some("JWT2OIOSaml") => RequestKind::Jwt2OioSaml,
             _ => RequestKind::Dgws,
         }
     }
@@ -78,21 +98,50 @@ impl RequestKind {
             RequestKind::Sosi2OioSaml => "Sosi2OIOSaml",
             RequestKind::Bst2Sosi => "BST2SOSI",
             RequestKind::OioSaml2Sosi => "OIOSaml2Sosi",
+            RequestKind::Bst2Idws => "Bst2Idws",
+            RequestKind::Jwt2Idws => "JWT2Idws",
+            RequestKind::Jwt2OioSaml => "JWT2OIOSaml",
         }
     }
 
     /// HSM signatures segl makes per token issued: one for a DGWS card; two for an OIO
-    /// answer (Sosi2OIOSaml: the assertion and the answer's header; BST2SOSI and
-    /// OIOSaml2Sosi: the card and the answer's header).
+    /// answer (Sosi2OIOSaml and JWT2OIOSaml: the assertion and the answer's header; BST2SOSI
+    /// and OIOSaml2Sosi: the card and the answer's header; Bst2Idws and JWT2Idws: the
+    /// identity token and the answer's header). Encrypting to an audience uses its public key,
+    /// not the HSM.
     pub fn signatures_per_token(self) -> u32 {
         match self {
             RequestKind::Dgws => 1,
-            RequestKind::Sosi2OioSaml | RequestKind::Bst2Sosi | RequestKind::OioSaml2Sosi => 2,
+            RequestKind::Sosi2OioSaml
+            | RequestKind::Bst2Sosi
+            | RequestKind::OioSaml2Sosi
+            | RequestKind::Bst2Idws
+            | RequestKind::Jwt2Idws
+            | RequestKind::Jwt2OioSaml => 2,
+        }
+    }
+
+    /// What segl signs on the HSM for one token of this kind, for the report.
+    pub fn signed_by_the_sts(self) -> &'static str {
+        match self {
+            RequestKind::Dgws => "the card",
+            RequestKind::Bst2Sosi | RequestKind::OioSaml2Sosi => "the card and the answer's header",
+            RequestKind::Sosi2OioSaml | RequestKind::Jwt2OioSaml => "the assertion and the answer's header",
+            RequestKind::Bst2Idws | RequestKind::Jwt2Idws => "the identity token and the answer's header",
+        }
+    }
+
+    /// Who minted the tokens a header-signed kind's requests present, for the report.
+    pub fn minted_by(self) -> &'static str {
+        match self {
+            RequestKind::Jwt2Idws | RequestKind::Jwt2OioSaml => "the development JWT issuer's key",
+            _ => "the development IdP key",
         }
     }
 
     /// Whether a pooled request may go out again under a fresh message id: not when the
-    /// client's own header signature covers the id (BST2SOSI, OIOSaml2Sosi).
+    /// client's own header signature covers the id (BST2SOSI, OIOSaml2Sosi and the citizen
+    /// exchanges).
     pub fn renewable(self) -> bool {
         matches!(self, RequestKind::Dgws | RequestKind::Sosi2OioSaml)
     }
@@ -103,6 +152,9 @@ impl RequestKind {
             RequestKind::Sosi2OioSaml => 1,
             RequestKind::Bst2Sosi => 2,
             RequestKind::OioSaml2Sosi => 3,
+            RequestKind::Bst2Idws => 4,
+            RequestKind::Jwt2Idws => 5,
+            RequestKind::Jwt2OioSaml => 6,
         }
     }
 }
@@ -131,6 +183,20 @@ pub enum PoolError {
     /// The configuration trusts no bootstrap-token issuer for BST2SOSI.
     #[error("BST2SOSI requests: the configuration has no [[bst2sosi.issuer]]")]
     NoBstIssuer,
+    /// The configuration trusts no citizen bootstrap-token issuer for Bst2Idws.
+    #[error("Bst2Idws requests: the configuration has no [[idws.issuer]]")]
+    NoCitizenIssuer,
+    /// The configuration has no `[[idws.audience]]` a kind of request can name.
+    #[error("{0} requests: the configuration has no [[idws.audience]] {1}")]
+    NoIdwsAudience(&'static str, &'static str),
+    /// The configuration does not trust the development JWT issuer, whose key signs the JWTs.
+    #[error("JWT2Idws/JWT2OIOSaml requests: the configuration has no [[idws.jwt_issuer]] {0:?} (the development JWT issuer)")]
+    NoJwtIssuer(&'static str),
+    /// The configuration has no `[dev]` section, whose state holds the development JWT key.
+    #[error(
+        "JWT2Idws/JWT2OIOSaml requests: the configuration has no [dev] section (the development JWT key)"
+    )]
+    NoJwtKey,
 }
 
 struct Pooled {
@@ -157,7 +223,7 @@ impl Part {
 /// exchanges, each exchange's requests.
 pub struct RequestPool {
     /// By [`RequestKind::slot`].
-    parts: [Option<Part>; 4],
+    parts: [Option<Part>; RequestKind::ALL.len()],
     reused: AtomicU64,
     replayed: AtomicU64,
 }
@@ -177,7 +243,8 @@ pub struct OioPoolStats {
     pub mean_body_bytes: usize,
 }
 
-/// How a part of header-signed OIO requests (BST2SOSI, OIOSaml2Sosi) was built.
+/// How a part of header-signed OIO requests (BST2SOSI, OIOSaml2Sosi, Bst2Idws, JWT2Idws,
+/// JWT2OIOSaml) was built.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct SignedOioPoolStats {
     /// Requests (each with its own MessageID and header signature).
@@ -216,14 +283,58 @@ pub struct PoolStats {
     /// The OIOSaml2Sosi requests, when the mix has that endpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oiosaml2sosi: Option<SignedOioPoolStats>,
+    /// The Bst2Idws requests, when the mix has that endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bst2idws: Option<SignedOioPoolStats>,
+    /// The JWT2Idws requests, when the mix has that endpoint (or its alias JWTIdws).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwt2idws: Option<SignedOioPoolStats>,
+    /// The JWT2OIOSaml requests, when the mix has that endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwt2oiosaml: Option<SignedOioPoolStats>,
 }
 
 impl PoolStats {
+    /// Statistics of a pool without requests (the header-signed parts are added later).
+    fn empty() -> PoolStats {
+        PoolStats {
+            size: 0,
+            threads: 0,
+            build_secs: 0.0,
+            card_mix: vec![],
+            mean_body_bytes: 0,
+            sosi2oiosaml: None,
+            bst2sosi: None,
+            oiosaml2sosi: None,
+            bst2idws: None,
+            jwt2idws: None,
+            jwt2oiosaml: None,
+        }
+    }
+
     /// The parts of header-signed requests the pool holds, with their kind.
     pub fn signed_oio(&self) -> impl Iterator<Item = (RequestKind, &SignedOioPoolStats)> {
-        [(RequestKind::Bst2Sosi, &self.bst2sosi), (RequestKind::OioSaml2Sosi, &self.oiosaml2sosi)]
-            .into_iter()
-            .filter_map(|(kind, stats)| Some((kind, stats.as_ref()?)))
+        [
+            (RequestKind::Bst2Sosi, &self.bst2sosi),
+            (RequestKind::OioSaml2Sosi, &self.oiosaml2sosi),
+            (RequestKind::Bst2Idws, &self.bst2idws),
+            (RequestKind::Jwt2Idws, &self.jwt2idws),
+            (RequestKind::Jwt2OioSaml, &self.jwt2oiosaml),
+        ]
+        .into_iter()
+        .filter_map(|(kind, stats)| Some((kind, stats.as_ref()?)))
+    }
+
+    /// Where the statistics of a header-signed kind's part go; `None` for the other kinds.
+    fn signed_oio_mut(&mut self, kind: RequestKind) -> Option<&mut Option<SignedOioPoolStats>> {
+        match kind {
+            RequestKind::Bst2Sosi => Some(&mut self.bst2sosi),
+            RequestKind::OioSaml2Sosi => Some(&mut self.oiosaml2sosi),
+            RequestKind::Bst2Idws => Some(&mut self.bst2idws),
+            RequestKind::Jwt2Idws => Some(&mut self.jwt2idws),
+            RequestKind::Jwt2OioSaml => Some(&mut self.jwt2oiosaml),
+            RequestKind::Dgws | RequestKind::Sosi2OioSaml => None,
+        }
     }
 }
 
@@ -269,9 +380,7 @@ impl RequestPool {
             build_secs: started.elapsed().as_secs_f64(),
             card_mix: CARD_MIX.iter().map(|(card, id, alg)| describe(*card, *id, *alg)).collect(),
             mean_body_bytes: requests.iter().map(|r| r.body.len()).sum::<usize>() / size,
-            sosi2oiosaml: None,
-            bst2sosi: None,
-            oiosaml2sosi: None,
+            ..PoolStats::empty()
         };
         Ok((RequestPool::with_dgws(Some(Part::new(requests, started))), stats))
     }
@@ -287,17 +396,7 @@ impl RequestPool {
 
     /// A pool without DGWS requests (for a mix of OIO exchanges alone), and its statistics.
     pub fn without_dgws() -> (RequestPool, PoolStats) {
-        let stats = PoolStats {
-            size: 0,
-            threads: 0,
-            build_secs: 0.0,
-            card_mix: vec![],
-            mean_body_bytes: 0,
-            sosi2oiosaml: None,
-            bst2sosi: None,
-            oiosaml2sosi: None,
-        };
-        (RequestPool::with_dgws(None), stats)
+        (RequestPool::with_dgws(None), PoolStats::empty())
     }
 
     /// Adds `size` Sosi2OIOSaml requests for `audience`, each with its own MessageID, presenting
@@ -334,9 +433,10 @@ impl RequestPool {
         Ok(stats)
     }
 
-    /// Adds `size` header-signed requests of `kind` (BST2SOSI or OIOSaml2Sosi), each with its
-    /// own MessageID, built on `threads` threads (one HSM session each) and presenting the
-    /// tokens of [`signed_oio_tokens`] in turn. `on_built` is called once per request.
+    /// Adds `size` header-signed requests of `kind` (BST2SOSI, OIOSaml2Sosi, Bst2Idws, JWT2Idws
+    /// or JWT2OIOSaml), each with its own MessageID, built on `threads` threads (one HSM
+    /// session each) and presenting the tokens of [`signed_oio_tokens`] in turn. `on_built` is
+    /// called once per request.
     pub fn add_signed_oio(
         &mut self,
         client: &DevClient,
@@ -378,7 +478,7 @@ impl RequestPool {
 
     fn with_dgws(dgws: Option<Part>) -> RequestPool {
         RequestPool {
-            parts: [dgws, None, None, None],
+            parts: [dgws, None, None, None, None, None, None],
             reused: AtomicU64::new(0),
             replayed: AtomicU64::new(0),
         }
@@ -453,8 +553,8 @@ impl RequestPool {
         self.reused.load(Ordering::Relaxed)
     }
 
-    /// Header-signed requests (BST2SOSI, OIOSaml2Sosi) handed out a second time because their
-    /// part of the pool ran out: replays, which segl refuses.
+    /// Header-signed requests (BST2SOSI, OIOSaml2Sosi, the citizen exchanges') handed out a
+    /// second time because their part of the pool ran out: replays, which segl refuses.
     pub fn replayed(&self) -> u64 {
         self.replayed.load(Ordering::Relaxed)
     }
@@ -540,32 +640,72 @@ pub struct OioSettings {
     pub bst_issuers: Vec<(segl::token::bootstrap::TokenProfile, String)>,
     /// The audience a bootstrap token must name (`bst2sosi.allowed_audience`).
     pub bst_audience: String,
+    /// The citizen bootstrap-token issuers (`[[idws.issuer]]`): profile, issuer, the audience
+    /// their tokens must name.
+    pub citizen_issuers: Vec<(segl::token::bootstrap::TokenProfile, String, Option<String>)>,
+    /// The audience Bst2Idws requests name: the first `[[idws.audience]]` without an
+    /// encryption certificate (an identity token in the clear, the common case).
+    pub idws_audience: Option<String>,
+    /// The audience JWT2Idws requests name: the first with JWT support and no encryption
+    /// certificate.
+    pub jwt2idws_audience: Option<String>,
+    /// The audience JWT2OIOSaml requests name: the first with JWT support and an encryption
+    /// certificate (JWT2OIOSaml serves no other).
+    pub jwt2oiosaml_audience: Option<String>,
+    /// The `aud` values the development JWT issuer's `[[idws.jwt_issuer]]` accepts (empty:
+    /// the AppliesTo audience); `None` when the configuration does not trust that issuer.
+    pub jwt_accepted_audiences: Option<Vec<String>>,
+    /// The development PKI directory, where the development JWT issuer's key is.
+    pub pki_dir: Option<std::path::PathBuf>,
 }
 
 impl OioSettings {
     /// The settings `config` gives.
     pub fn of(config: &segl::config::Config) -> OioSettings {
+        let idws = &config.idws;
+        let first = |jwt: bool, encrypted: bool| {
+            idws.audience
+                .iter()
+                .find(|a| (!jwt || a.jwt) && a.encryption_certificate.is_some() == encrypted)
+                .map(|a| a.audience.clone())
+        };
         OioSettings {
             sosi2oiosaml_audience: audience(config),
             bst_issuers: config.bst2sosi.issuer.iter().map(|i| (i.token_profile, i.issuer.clone())).collect(),
             bst_audience: config.bst2sosi.allowed_audience.clone(),
+            citizen_issuers: idws
+                .issuer
+                .iter()
+                .map(|i| (i.token_profile, i.issuer.clone(), i.allowed_audience.clone()))
+                .collect(),
+            idws_audience: first(false, false),
+            jwt2idws_audience: first(true, false),
+            jwt2oiosaml_audience: first(true, true),
+            jwt_accepted_audiences: idws
+                .jwt_issuer
+                .iter()
+                .find(|j| j.issuer == segl::dev::jwt::DEV_JWT_ISSUER)
+                .map(|j| j.audiences.clone()),
+            pki_dir: config.dev.as_ref().map(|d| d.state_dir.join("pki")),
         }
     }
 }
 
-/// Distinct IdP tokens the BST2SOSI and OIOSaml2Sosi requests present in turn (each many times,
-/// under distinct MessageIDs, as a system exchanges one session's token more than once).
+/// Distinct IdP tokens (or JWTs) the header-signed requests present in turn (each many times,
+/// under distinct MessageIDs, as a system exchanges one session's token more than once: segl
+/// refuses a repeated MessageID of one signer, not a repeated token).
 pub const OIO_TOKENS: usize = 64;
 
-/// Who header-signs the BST2SOSI and OIOSaml2Sosi requests: the development VOCES system, the
-/// holder of the bootstrap tokens and the client the development configuration whitelists.
+/// Who header-signs the BST2SOSI, OIOSaml2Sosi and citizen requests: the development VOCES
+/// system, the holder of the bootstrap tokens and the client the development configuration
+/// whitelists (for every `[[idws.issuer]]` and `[[idws.jwt_issuer]]` too).
 pub const SIGNED_OIO_SIGNER: Identity = Identity::Voces;
 
 /// The IT system the OIO requests claim (BST2SOSI) or name in the context token (OIOSaml2Sosi).
 const IT_SYSTEM: &str = "Testby Journal";
 
-/// What a header-signed OIO request presents: a bootstrap token with claims, or a NemLog-in
-/// assertion with a context token.
+/// What a header-signed OIO request presents: a bootstrap token with claims, a NemLog-in
+/// assertion with a context token, a citizen's bootstrap token or a citizen's JWT.
 pub enum Presented {
     /// BST2SOSI.
     Bootstrap {
@@ -585,6 +725,25 @@ pub enum Presented {
         /// The context token.
         context: Vec<u8>,
     },
+    /// Bst2Idws: a citizen's bootstrap token, with the CPR claim.
+    CitizenBootstrap {
+        /// Its profile.
+        profile: segl::token::bootstrap::TokenProfile,
+        /// Its issuer.
+        issuer: String,
+        /// The token.
+        token: Vec<u8>,
+        /// The identity token's audience (AppliesTo).
+        audience: String,
+    },
+    /// JWT2Idws, JWT2OIOSaml: a citizen's JWT as a `wsse:BinarySecurityToken`, with the CPR
+    /// claim.
+    Jwt {
+        /// The BinarySecurityToken.
+        token: Vec<u8>,
+        /// The audience (AppliesTo; the JWT's `aud` names it unless the issuer accepts others).
+        audience: String,
+    },
 }
 
 impl Presented {
@@ -597,6 +756,9 @@ impl Presented {
             }
             Presented::NemLogIn { assertion, context } => {
                 segl::dev::oio::oiosaml2sosi_request(client, assertion, context, SIGNED_OIO_SIGNER)
+            }
+            Presented::CitizenBootstrap { token, audience, .. } | Presented::Jwt { token, audience } => {
+                segl::dev::oio::oio_request(client, &[token], &CITIZEN_CLAIMS, audience, SIGNED_OIO_SIGNER)
             }
         }
     }
@@ -612,13 +774,28 @@ impl Presented {
                 "NemLog-in OIOSAML 2.0 assertion of the development employee (CVR/RID), context token \
                  {IT_SYSTEM}, education code 7170, authorisation J0184"
             ),
+            Presented::CitizenBootstrap { profile, issuer, audience, .. } => format!(
+                "{} from {issuer} of the development citizen, for {audience}, CPR claim",
+                profile.name()
+            ),
+            Presented::Jwt { audience, .. } => format!(
+                "RS256 JWT of {} for the development citizen (1 h, scope \"openid sosi-sts\"), for {audience}, CPR claim",
+                segl::dev::jwt::DEV_JWT_ISSUER
+            ),
         }
     }
 }
 
+/// The claims of a citizen request: the CPR of the development citizen, whom every citizen
+/// token of the development issuers names (directly, or by a PID the person register maps).
+const CITIZEN_CLAIMS: [(&str, &str); 1] =
+    [(segl::exchange::oio::citizen::CLAIM_CPR, segl::dev::pki::DEV_CITIZEN_CPR)];
+
 /// The claims a BST2SOSI request sends with a token of `profile`, as the end-to-end tests do:
 /// OIOH3BST claims an authorisation code (its education code becomes the role), OIOH2BST a
-/// national role the user holds, OIO3BST the IT system alone (no role).
+/// national role the user holds, OIO3BST the IT system alone (no role). The citizen profiles
+/// never get here (a `[[bst2sosi.issuer]]` of one is refused when the configuration is read);
+/// they get the IT system alone, as OIO3BST.
 fn bst_claims(profile: segl::token::bootstrap::TokenProfile) -> Vec<(&'static str, &'static str)> {
     use segl::token::bootstrap::TokenProfile;
     let it = ("medcom:ITSystemName", IT_SYSTEM);
@@ -628,13 +805,21 @@ fn bst_claims(profile: segl::token::bootstrap::TokenProfile) -> Vec<(&'static st
             it,
             ("medcom:UserRole", "urn:dk:healthcare:national-federation-role:code:40001:value:Laegesekretaer"),
         ],
-        TokenProfile::Oio3Bst => vec![it],
+        TokenProfile::Oio3Bst
+        | TokenProfile::Oio3BstCitizen
+        | TokenProfile::Oio2BstCitizen
+        | TokenProfile::NemLoginBst
+        | TokenProfile::LegacyBearer => vec![it],
     }
 }
 
 /// `count` tokens for `kind`'s requests, minted by the development IdP key: bootstrap tokens of
-/// each configured issuer in turn (holder-of-key: [`SIGNED_OIO_SIGNER`]), or NemLog-in
-/// assertions of the development employee, each with its context token.
+/// each configured issuer in turn (holder-of-key: [`SIGNED_OIO_SIGNER`]; BST2SOSI's issuers,
+/// or the citizen issuers for Bst2Idws), or NemLog-in assertions of the development employee,
+/// each with its context token; or, for JWT2Idws and JWT2OIOSaml, JWTs of the development
+/// citizen minted by the development JWT issuer's key. Each token is valid for an hour, so a
+/// run that starts soon after the pool is built (the header Timestamps allow five minutes)
+/// presents them well inside their lifetime.
 pub fn signed_oio_tokens(
     client: &DevClient,
     kind: RequestKind,
@@ -670,14 +855,73 @@ pub fn signed_oio_tokens(
                 })
             })
             .collect(),
+        RequestKind::Bst2Idws => {
+            if settings.citizen_issuers.is_empty() {
+                return Err(PoolError::NoCitizenIssuer);
+            }
+            let audience = settings
+                .idws_audience
+                .clone()
+                .ok_or(PoolError::NoIdwsAudience("Bst2Idws", "without an encryption certificate"))?;
+            let holder = client.certificate(SIGNED_OIO_SIGNER)?;
+            (0..count)
+                .map(|i| {
+                    let (profile, issuer, allowed) =
+                        &settings.citizen_issuers[i % settings.citizen_issuers.len()];
+                    // The legacy profile is a bearer token: citizen() leaves the holder out.
+                    let mut spec = oio::BootstrapSpec::citizen(*profile, issuer, Some(holder.clone()));
+                    if let Some(allowed) = allowed {
+                        spec.audience = allowed.clone();
+                    }
+                    Ok(Presented::CitizenBootstrap {
+                        profile: *profile,
+                        issuer: issuer.clone(),
+                        token: oio::bootstrap_token(client, &spec)?,
+                        audience: audience.clone(),
+                    })
+                })
+                .collect()
+        }
+        RequestKind::Jwt2Idws | RequestKind::Jwt2OioSaml => {
+            let audience = if kind == RequestKind::Jwt2Idws {
+                settings.jwt2idws_audience.clone().ok_or(PoolError::NoIdwsAudience(
+                    "JWT2Idws",
+                    "with jwt = true and no encryption certificate",
+                ))?
+            } else {
+                settings.jwt2oiosaml_audience.clone().ok_or(PoolError::NoIdwsAudience(
+                    "JWT2OIOSaml",
+                    "with jwt = true and an encryption certificate",
+                ))?
+            };
+            let accepted = settings
+                .jwt_accepted_audiences
+                .as_ref()
+                .ok_or(PoolError::NoJwtIssuer(segl::dev::jwt::DEV_JWT_ISSUER))?;
+            // An issuer configured with its own list of audiences checks `aud` against it
+            // instead of against AppliesTo.
+            let aud = accepted.first().unwrap_or(&audience).clone();
+            let pki_dir = settings.pki_dir.as_deref().ok_or(PoolError::NoJwtKey)?;
+            (0..count)
+                .map(|_| {
+                    // Each its own jti and auth_time, as a citizen's separate logins.
+                    let jwt = segl::dev::jwt::sign(pki_dir, &segl::dev::jwt::JwtSpec::citizen(&aud))?;
+                    Ok(Presented::Jwt {
+                        token: segl::dev::jwt::binary_security_token(&jwt),
+                        audience: audience.clone(),
+                    })
+                })
+                .collect()
+        }
         RequestKind::Dgws | RequestKind::Sosi2OioSaml => Err(PoolError::Empty),
     }
 }
 
 /// The pool a mix needs, `size` requests in all: DGWS requests for its DGWS share (built as
 /// [`RequestPool::build`] does); for its Sosi2OIOSaml share, requests presenting
-/// [`STS_CARDS`] cards fetched from `target` (which must be up); for its BST2SOSI and
-/// OIOSaml2Sosi shares, header-signed requests ([`RequestPool::add_signed_oio`]). A mix of
+/// [`STS_CARDS`] cards fetched from `target` (which must be up); for its BST2SOSI,
+/// OIOSaml2Sosi, Bst2Idws, JWT2Idws and JWT2OIOSaml shares, header-signed requests
+/// ([`RequestPool::add_signed_oio`]). A mix of
 /// DGWS endpoints alone gets exactly what [`RequestPool::build`] makes.
 #[allow(clippy::too_many_arguments)]
 pub fn build_for_mix(
@@ -722,13 +966,13 @@ pub fn build_for_mix(
                     on_built();
                 }
             }
-            RequestKind::Bst2Sosi => {
-                stats.bst2sosi = Some(pool.add_signed_oio(client, kind, settings, n, threads, on_built)?);
-            }
-            RequestKind::OioSaml2Sosi => {
-                stats.oiosaml2sosi = Some(pool.add_signed_oio(client, kind, settings, n, threads, on_built)?);
-            }
             RequestKind::Dgws => {}
+            signed => {
+                let built = pool.add_signed_oio(client, signed, settings, n, threads, on_built)?;
+                if let Some(slot) = stats.signed_oio_mut(signed) {
+                    *slot = Some(built);
+                }
+            }
         }
         stats.build_secs += started.elapsed().as_secs_f64();
     }
@@ -833,11 +1077,50 @@ mod tests {
         assert_eq!(RequestKind::of_path("/sts/services/BST2SOSI/"), RequestKind::Bst2Sosi);
         assert_eq!(RequestKind::of_path("/sts/services/OIOSaml2Sosi"), RequestKind::OioSaml2Sosi);
         assert_eq!(RequestKind::of_path("/x/BST2SOSI2"), RequestKind::Dgws);
+        assert_eq!(RequestKind::of_path("/sts/services/Bst2Idws"), RequestKind::Bst2Idws);
+        assert_eq!(RequestKind::of_path("/sts/services/JWT2Idws"), RequestKind::Jwt2Idws);
+        assert_eq!(RequestKind::of_path("/sts/services/JWTIdws/"), RequestKind::Jwt2Idws);
+        assert_eq!(RequestKind::of_path("/sts/services/JWT2OIOSaml"), RequestKind::Jwt2OioSaml);
+        // Matching is exact, as segl's routing is.
+        assert_eq!(RequestKind::of_path("/sts/services/bst2idws"), RequestKind::Dgws);
+        let names: Vec<&str> = RequestKind::ALL.iter().map(|k| k.name()).collect();
+        assert_eq!(
+            names,
+            ["DGWS", "Sosi2OIOSaml", "BST2SOSI", "OIOSaml2Sosi", "Bst2Idws", "JWT2Idws", "JWT2OIOSaml"]
+        );
         let signatures: Vec<u32> = RequestKind::ALL.iter().map(|k| k.signatures_per_token()).collect();
-        assert_eq!(signatures, [1, 2, 2, 2]);
+        assert_eq!(signatures, [1, 2, 2, 2, 2, 2, 2]);
         let renewable: Vec<bool> = RequestKind::ALL.iter().map(|k| k.renewable()).collect();
-        assert_eq!(renewable, [true, true, false, false]);
+        assert_eq!(renewable, [true, true, false, false, false, false, false]);
+        let slots: Vec<usize> = RequestKind::ALL.iter().map(|k| k.slot()).collect();
+        assert_eq!(slots, (0..RequestKind::ALL.len()).collect::<Vec<_>>());
         assert!(!pool.holds(RequestKind::Bst2Sosi) && pool.signed_age().is_none());
+        assert!(!pool.holds(RequestKind::Jwt2OioSaml) && pool.take_for(RequestKind::Bst2Idws).is_empty());
+    }
+
+    #[test]
+    fn the_citizen_requests_take_their_issuers_and_audiences_from_the_configuration() {
+        let path = std::path::Path::new("/nonexistent/config/segl.toml");
+        let config = segl::config::Config::from_toml(crate::fixture::DEFAULT_CONFIG, path).unwrap();
+        let s = OioSettings::of(&config);
+        // Bst2Idws and JWT2Idws: an identity token in the clear; JWT2OIOSaml: the audience it
+        // encrypts to.
+        assert_eq!(s.idws_audience.as_deref(), Some("https://fmk"));
+        assert_eq!(s.jwt2idws_audience.as_deref(), Some("https://fmk"));
+        assert_eq!(s.jwt2oiosaml_audience.as_deref(), Some("https://sp.dev.segl.example/"));
+        let first = &s.citizen_issuers[0];
+        assert_eq!(
+            (first.0, first.1.as_str(), first.2.as_deref()),
+            (
+                segl::token::bootstrap::TokenProfile::Oio3BstCitizen,
+                "https://idp.test.nspop.dk",
+                Some("https://bootstrap.sts.nspop.dk/")
+            )
+        );
+        assert_eq!(s.citizen_issuers.len(), config.idws.issuer.len());
+        // The development JWT issuer is trusted, its aud checked against AppliesTo.
+        assert_eq!(s.jwt_accepted_audiences, Some(vec![]));
+        assert!(s.pki_dir.as_deref().is_some_and(|d| d.ends_with("state/pki")), "{:?}", s.pki_dir);
     }
 
     #[test]

@@ -278,6 +278,87 @@ fn a_mix_of_all_four_endpoints_issues_tokens_of_each_with_zero_errors() {
 }
 
 #[test]
+fn the_citizen_endpoints_issue_tokens_of_each_with_zero_errors() {
+    let (state, _) = state();
+    let (server, client) = segl_and_client(state, "segl-citizen");
+    let target = Target::plain(server.addr);
+    let rt = rt();
+    // 60 Bst2Idws, 90 JWT2Idws and 60 JWT2OIOSaml requests: 30 of each endpoint (JWTIdws being
+    // JWT2Idws's alias) for the mixed run, then 30 of each kind alone; none goes out twice.
+    let (pool, stats) = segl_bench::pool::build_for_mix(
+        &client,
+        &Mix::parse("Bst2Idws=2,JWT2Idws=3,JWT2OIOSaml=2").unwrap(),
+        210,
+        2,
+        &|| {},
+        &rt,
+        &target,
+        &OioSettings::of(&state.config),
+    )
+    .expect("pool");
+    let part = |p: &Option<segl_bench::pool::SignedOioPoolStats>| p.clone().expect("a citizen part");
+    let (bst, jwt, oiosaml) = (part(&stats.bst2idws), part(&stats.jwt2idws), part(&stats.jwt2oiosaml));
+    assert_eq!((stats.size, bst.size, jwt.size, oiosaml.size), (0, 60, 90, 60), "{stats:?}");
+    assert_eq!((bst.tokens, jwt.tokens, oiosaml.tokens), (60, 64, 60), "{stats:?}");
+    // Every configured citizen issuer's profile; the JWTs for the audience each path serves.
+    assert_eq!(bst.presented.len(), state.config.idws.issuer.len(), "{bst:?}");
+    assert!(bst.presented.iter().all(|d| d.contains("for https://fmk")), "{bst:?}");
+    assert!(jwt.presented.iter().all(|d| d.ends_with("for https://fmk, CPR claim")), "{jwt:?}");
+    assert!(oiosaml.presented.iter().all(|d| d.contains("for https://sp.dev.segl.example/")), "{oiosaml:?}");
+    let pool = Arc::new(pool);
+    let mix = Mix::parse("Bst2Idws=1,JWT2Idws=1,JWTIdws=1,JWT2OIOSaml=1").unwrap();
+    let run = rt.block_on(engine::run(
+        &profiles::soak(40.0, 3.0, 0.0),
+        &target,
+        &Arc::new(mix),
+        &pool,
+        &opts(4, true, 10_000),
+        &server.probe(),
+        "t",
+    ));
+    let s = &run.segments[0];
+    assert_eq!((s.sent, s.counts.ok, s.counts.failed()), (120, 120, 0), "{s:?}\n{}", server.log_tail(20));
+    let paths: Vec<&str> = s.endpoints.iter().map(|e| e.path.rsplit('/').next().unwrap()).collect();
+    assert_eq!(paths, ["Bst2Idws", "JWT2Idws", "JWTIdws", "JWT2OIOSaml"]);
+    for e in &s.endpoints {
+        assert_eq!((e.counts.ok, e.counts.failed()), (30, 0), "{e:?}");
+    }
+    // Two signatures per answer (the token or assertion and the header); a few may finish late.
+    let signatures = s.hsm_signatures.expect("signatures from /metrics");
+    assert!((230..=240).contains(&signatures), "{signatures}");
+
+    // Each alone: two signatures per token, its CPU its own.
+    for name in ["Bst2Idws", "JWT2Idws", "JWT2OIOSaml"] {
+        let run = rt.block_on(engine::run(
+            &profiles::soak(20.0, 1.5, 0.0),
+            &target,
+            &Arc::new(Mix::parse(&format!("{name}=1")).unwrap()),
+            &pool,
+            &opts(4, true, 10_000),
+            &server.probe(),
+            "t",
+        ));
+        let s = &run.segments[0];
+        assert_eq!((s.counts.ok, s.counts.failed()), (30, 0), "{name}: {s:?}\n{}", server.log_tail(20));
+        let per_token = s.signatures_per_issued().expect("signatures per token");
+        assert!((1.7..=2.0).contains(&per_token), "{name}: {per_token}");
+        assert!(s.server_cpu_us_per_request().is_some_and(|u| u > 100.0), "{s:?}");
+    }
+    assert_eq!(pool.replayed(), 0, "no citizen request went out twice");
+    // A JWT request again: the JWT may be presented many times, its MessageID only once.
+    let again = pool.take_for(RequestKind::Jwt2Idws);
+    assert_eq!(pool.replayed(), 1);
+    let reply = rt.block_on(async {
+        let mut conn = target.connect().await.unwrap();
+        let head = target.head("/sts/services/JWT2Idws", again.len(), true);
+        conn.exchange(head.as_bytes(), &again).await.unwrap().status
+    });
+    assert_eq!(reply, 500, "a replayed JWT2Idws request is refused");
+    let log = std::fs::read_to_string(&server.log).unwrap();
+    assert!(!log.contains(" ERROR "), "{log}");
+}
+
+#[test]
 fn new_connection_per_request_against_the_trivial_server() {
     let (_, pool) = state();
     let server = ChildServer::dummy_from(Path::new(EXE), 5000, &log("dummy")).expect("trivial server starts");

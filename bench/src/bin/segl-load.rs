@@ -674,7 +674,8 @@ fn with_load(
     let settings = segl_bench::pool::OioSettings::of(&config);
     let (pool, stats) =
         segl_bench::pool::build_for_mix(&client, &mix, size, cpus, &|| {}, &rt, &target, &settings)?;
-    eprintln!("segl-load: {} DGWS requests in {:.1} s", stats.size, stats.build_secs);
+    // build_secs counts every part of the pool; each header-signed part's own time follows.
+    eprintln!("segl-load: pool built in {:.1} s: {} DGWS requests", stats.build_secs, stats.size);
     if let Some(oio) = &stats.sosi2oiosaml {
         eprintln!(
             "segl-load: {} Sosi2OIOSaml requests for {} presenting {} cards from the server's NewSecurityTokenService",
@@ -716,14 +717,14 @@ fn with_load(
     let record = f(&ctx)?;
     if ctx.pool.replayed() > 0 {
         eprintln!(
-            "segl-load: WARNING {} BST2SOSI/OIOSaml2Sosi requests went out twice (their part of the pool ran out): \
+            "segl-load: WARNING {} header-signed requests (BST2SOSI, OIOSaml2Sosi, Bst2Idws, JWT2Idws, JWT2OIOSaml) went out twice (their part of the pool ran out): \
              segl refuses a replayed MessageID, so they failed; give a larger --pool",
             ctx.pool.replayed()
         );
     }
     if let Some(age) = ctx.pool.signed_age().filter(|a| a.as_secs() > config.sts.clock_skew_secs) {
         eprintln!(
-            "segl-load: WARNING the run ended {:.0} s after the BST2SOSI/OIOSaml2Sosi requests were built: segl refuses \
+            "segl-load: WARNING the run ended {:.0} s after the header-signed requests (BST2SOSI, OIOSaml2Sosi, Bst2Idws, JWT2Idws, JWT2OIOSaml) were built: segl refuses \
              a request Timestamp older than {} s (clock_skew_secs), so late requests may have failed",
             age.as_secs_f64(),
             config.sts.clock_skew_secs
@@ -841,7 +842,8 @@ fn compare(
         _ => return Err("--rate takes one rate, or one per mix".into()),
     };
     // One pool for all of them: each mix's endpoints weighted by the requests its runs send
-    // (BST2SOSI and OIOSaml2Sosi requests cannot go out twice).
+    // (header-signed requests, BST2SOSI's, OIOSaml2Sosi's and the citizen exchanges', cannot go
+    // out twice).
     let all = Mix::new(
         mixes
             .iter()

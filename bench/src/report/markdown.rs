@@ -630,13 +630,15 @@ fn per_endpoint(o: &mut String, report: &Report) {
             o,
             "{name} requests: {} built before the timed phases, each with its own MessageID and header signature by {} \
              (segl refuses a replayed MessageID: a pool that ran out would send some twice, and they fail), presenting {} \
-             tokens minted by the development IdP key: {} ({} bytes on average). A {name} answer costs two HSM signatures \
-             (the card and the answer's header).\n",
+             tokens minted by {}: {} ({} bytes on average). A {name} answer costs two HSM signatures \
+             ({}).\n",
             int(p.size as f64),
             p.signer,
             p.tokens,
+            kind.minted_by(),
             p.presented.join("; "),
-            int(p.mean_body_bytes as f64)
+            int(p.mean_body_bytes as f64),
+            kind.signed_by_the_sts()
         );
     }
     let _ = writeln!(
@@ -848,10 +850,31 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("OIOSaml2Sosi requests:"), "{text}");
+        assert!(
+            text.contains("A BST2SOSI answer costs two HSM signatures (the card and the answer's header)")
+        );
+        // A citizen part says who minted its tokens and what segl signs.
+        m.pool.jwt2oiosaml = Some(crate::pool::SignedOioPoolStats {
+            presented: vec!["RS256 JWT of https://oidc.example for https://sp.example/".into()],
+            ..m.pool.bst2sosi.clone().unwrap()
+        });
+        let text = summary(&report(&settings, &m));
+        assert!(
+            text.contains("JWT2OIOSaml requests: 1,200 built before the timed phases")
+                && text.contains("64 tokens minted by the development JWT issuer's key: RS256 JWT of")
+                && text.contains(
+                    "A JWT2OIOSaml answer costs two HSM signatures (the assertion and the answer's header)"
+                ),
+            "{text}"
+        );
         // ... and per BST2SOSI and OIOSaml2Sosi request.
         let all = [new, oio, "/sts/services/BST2SOSI", "/sts/services/OIOSaml2Sosi"];
         let all: Vec<(String, u32)> = all.iter().map(|p| (p.to_string(), 1)).collect();
         assert_eq!(crate::report::signatures_per_request(&all), 1.75);
+        // ... and per citizen request, under either JWT2Idws path.
+        let citizen = [new, "/sts/services/Bst2Idws", "/sts/services/JWTIdws", "/sts/services/JWT2OIOSaml"];
+        let citizen: Vec<(String, u32)> = citizen.iter().map(|p| (p.to_string(), 1)).collect();
+        assert_eq!(crate::report::signatures_per_request(&citizen), 1.75);
         assert_eq!(crate::report::signatures_per_request(&[(new.into(), 9), ("/x".into(), 1)]), 1.0);
     }
 

@@ -488,8 +488,9 @@ pub fn analyse(settings: &Settings, m: &Measurements) -> Results {
 }
 
 /// HSM signatures per request of a mix: one for a DGWS card, two for an OIO answer
-/// (Sosi2OIOSaml: the assertion and the header; BST2SOSI, OIOSaml2Sosi: the card and the
-/// header); weighted by the mix.
+/// (Sosi2OIOSaml, JWT2OIOSaml: the assertion and the header; BST2SOSI, OIOSaml2Sosi: the card
+/// and the header; Bst2Idws, JWT2Idws: the identity token and the header); weighted by the
+/// mix.
 pub fn signatures_per_request(mix: &[(String, u32)]) -> f64 {
     let total: u32 = mix.iter().map(|w| w.1).sum();
     if total == 0 {
@@ -673,6 +674,9 @@ pub(crate) mod tests {
                 sosi2oiosaml: None,
                 bst2sosi: None,
                 oiosaml2sosi: None,
+                bst2idws: None,
+                jwt2idws: None,
+                jwt2oiosaml: None,
             },
             requests_sent: 100,
             reused_cards: 0,
