@@ -1,7 +1,7 @@
-//! trifork/unsealed against segl's citizen exchanges (Bst2Idws, JWT2Idws). unsealed's own
-//! `BootstrapTokenIssuer` mints the citizen bootstrap token (OIO3BST_CITIZEN: issuer
-//! `https://idp.test.nspop.dk`, audience `https://bootstrap.sts.nspop.dk/`, holder-of-key for the
-//! VOCES key store, which also signs the request), or `BootstrapTokenBuilder.fromJwt` holds a
+//! trifork/unsealed against segl's citizen exchanges (Bst2Idws, JWT2Idws, JWT2OIOSaml).
+//! unsealed's own `BootstrapTokenIssuer` mints the citizen bootstrap token (OIO3BST_CITIZEN:
+//! issuer `https://idp.test.nspop.dk`, audience `https://bootstrap.sts.nspop.dk/`, holder-of-key
+//! for the VOCES key store, which also signs the request), or `BootstrapTokenBuilder.fromJwt` holds a
 //! development JWT (`segl::dev::jwt`); `BootstrapToken.exchangeToIdentityToken` exchanges it,
 //! and the driver reads the identity token back as unsealed's `BootstrapTokenTest`
 //! does: the RSTR's Lifetime (Created before now, Expires after Created + 5 s), the procuration
@@ -10,6 +10,10 @@
 //! tests then check independently: xmlsec1 verifies the header and the token signatures with the
 //! STS certificate alone, xmllint the schemas, the holder-of-key certificate is the requester's
 //! (`common::assert_identity_token`).
+//!
+//! JWT2OIOSaml, which unsealed cannot call: the test posts the request itself and unsealed reads
+//! the answer with its Sosi2OIOSaml parsing (the driver's `parse-oiosaml-response`), which is
+//! what segl's choice of that answer shape rests on.
 //!
 //! Skipped (with a message) when the unsealed sources, `javac` or xmlsec1 are missing.
 
@@ -316,4 +320,108 @@ fn unsealed_exchanges_a_jwt_for_an_identity_token_at_jwt2idws() {
     let jwt = sign(&pki, &expired).unwrap_or_else(|e| panic!("development JWT: {e}"));
     let exchange = jwt2idws(unsealed, &server, &jwt, FMK, "expired-jwt");
     exchange.assert_fault("wst:FailedAuthentication", "expired");
+}
+
+/// The Rust test posts a JWT2OIOSaml request itself (unsealed has no call for it: its README
+/// lists JWT2OIOSaml as "not yet implemented"), and unsealed reads the answer the way it reads
+/// Sosi2OIOSaml's (the driver's `parse-oiosaml-response`: `exchangeToOIOSAMLToken`'s XPath to
+/// `RequestedSecurityToken`, `OIOSAMLTokenBuilder` with the audience's key, `decrypt()`, the
+/// getters, `validateTimes()`, `SignatureUtil.validate`). This is the claim behind segl's
+/// decision to answer JWT2OIOSaml in Sosi2OIOSaml's shape.
+#[test]
+fn unsealed_reads_a_jwt2oiosaml_answer_as_it_reads_sosi2oiosaml() {
+    use base64::Engine;
+    use segl::dev::audience::DEV_AUDIENCE;
+    use segl::dev::jwt::{binary_security_token, sign, JwtSpec};
+    let Some(unsealed) = unsealed() else { return };
+    // The audience encrypts to the VOCES certificate, whose key unsealed holds in software (as
+    // unsealed_oio does for Sosi2OIOSaml); every row naming the development audience's
+    // certificate is swapped, the [[idws.audience]] one JWT2OIOSaml reads among them.
+    let audience_cert = unsealed.certificate(Identity::Voces);
+    let server = Server::start_with(|c| {
+        let dev_cert = common::env().dir.join("pki").join("dev-audience.pem").display().to_string();
+        let idws_row =
+            format!("audience = \"{DEV_AUDIENCE}\"\njwt = true\nencryption_certificate = \"{dev_cert}\"");
+        assert!(
+            c.contains(&idws_row),
+            "the embedded configuration has the JWT audience with its certificate"
+        );
+        *c = c.replace(&dev_cert, audience_cert.to_str().unwrap());
+    });
+
+    let pki = common::env().dir.join("pki");
+    let jwt = sign(&pki, &JwtSpec::citizen(DEV_AUDIENCE)).unwrap_or_else(|e| panic!("development JWT: {e}"));
+    let request = segl::dev::oio::oio_request(
+        &common::env().client,
+        &[&binary_security_token(&jwt)],
+        &[("dk:gov:saml:attribute:CprNumberIdentifier", DEV_CITIZEN_CPR)],
+        DEV_AUDIENCE,
+        Identity::Voces,
+    )
+    .unwrap();
+    let reply = server.post("/sts/services/JWT2OIOSaml", &request);
+    assert_eq!(reply.status, 200, "{}\nserver log:\n{}", reply.text(), server.log());
+    common::assert_oio_header_signed_by_sts(&reply.body);
+    let response = unsealed.dir.join("jwt2oiosaml-response.xml");
+    std::fs::write(&response, &reply.body).unwrap();
+
+    let out = unsealed.dir.join("jwt2oiosaml-assertion.xml");
+    let audience_keystore = unsealed.keystore(Identity::Voces);
+    let run = unsealed.run(
+        "parse-oiosaml-response",
+        &[
+            "--response",
+            response.to_str().unwrap(),
+            "--audience-keystore",
+            audience_keystore.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(run.get("status"), "ok", "{run:?}\nresponse:\n{}", reply.text());
+    assert_eq!(run.get("token_element"), "EncryptedAssertion", "{run:?}");
+    assert_eq!(run.get("encrypted"), "true", "{run:?}");
+    assert_eq!(run.get("spec_version"), "DK-SAML-2.0", "{run:?}");
+    assert_eq!(run.get("cpr"), DEV_CITIZEN_CPR, "{run:?}");
+    assert_eq!(run.get("common_name"), "Nancy Ann Berggren", "{run:?}");
+    assert_eq!(run.get("surname"), "Berggren", "{run:?}");
+    assert_eq!(run.get("assurance_level"), "3", "the JWT's acr is NSIS Substantial: {run:?}");
+    assert_eq!(run.get("audience"), DEV_AUDIENCE, "{run:?}");
+    assert_eq!(run.get("cvr"), "", "a citizen has no CVR: {run:?}");
+    assert_eq!(run.get("times_validated"), "true", "{run:?}");
+    assert_eq!(run.get("signature_validated"), "true", "{run:?}");
+
+    // unsealed's instants are those of the assertion and of the RSTR's Lifetime, and the
+    // authentication instant is the JWT's auth_time.
+    let instant = |field: &str| -> jiff::Timestamp {
+        run.get(field)
+            .parse()
+            .unwrap_or_else(|e| panic!("unsealed's {field} {:?} is not an instant: {e}", run.get(field)))
+    };
+    let text = reply.text();
+    let lifetime = &text[text.find("<wst:Lifetime").unwrap_or_else(|| panic!("no wst:Lifetime: {text}"))..];
+    for (field, element) in [("not_before", "wsu:Created"), ("not_on_or_after", "wsu:Expires")] {
+        let ours: jiff::Timestamp = common::element_text(lifetime, element).unwrap().parse().unwrap();
+        assert_eq!(instant(field), ours, "{field} = {element}");
+    }
+    let now = jiff::Timestamp::now();
+    assert!(instant("not_before") <= now && now < instant("not_on_or_after"), "{run:?}");
+    let payload = jwt.split('.').nth(1).unwrap();
+    let claims: serde_json::Value =
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap())
+            .unwrap();
+    let auth_time = jiff::Timestamp::from_second(claims["auth_time"].as_i64().unwrap()).unwrap();
+    assert_eq!(instant("authn_instant"), auth_time, "{run:?}");
+
+    // unsealed trusts whatever certificate the signature's KeyInfo brings; xmlsec1 checks the
+    // decrypted assertion unsealed wrote against the STS certificate alone.
+    let assertion = std::fs::read(&out).unwrap();
+    let args = common::xmlsec_assertion_args(&common::env().pki("sts-signing"));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    if let Err(e) = common::xmlsec(&args, &assertion) {
+        panic!(
+            "xmlsec1 rejects the assertion unsealed decrypted: {e}\n{}",
+            String::from_utf8_lossy(&assertion)
+        );
+    }
 }

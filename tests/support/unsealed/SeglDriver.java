@@ -11,10 +11,12 @@ import java.util.List;
 import java.util.Map;
 
 import javax.xml.parsers.DocumentBuilderFactory;
+import javax.xml.xpath.XPathExpressionException;
 
 import org.w3c.dom.Document;
 import org.w3c.dom.Element;
 import org.w3c.dom.NodeList;
+import org.xml.sax.SAXException;
 
 import com.trifork.unsealed.BootstrapToken;
 import com.trifork.unsealed.BootstrapTokenBuilder;
@@ -83,6 +85,15 @@ import com.trifork.unsealed.XmlUtil;
  *               --out FILE
  *     BootstrapTokenBuilder.fromJwt(the file's text).spCertAndKey(keystore).build(), then
  *     exchangeToIdentityToken(audience, cpr) at /sts/services/JWT2Idws; same read-back and output.
+ * parse-oiosaml-response --response FILE --audience-keystore P12 --out FILE
+ *     For JWT2OIOSaml, which unsealed cannot call (its README: "not yet implemented"): reads an
+ *     STS answer that the caller posted itself, and turns it into an OIOSAMLToken with the steps
+ *     of IdCard.exchangeToOIOSAMLToken after its WSHelper.post (quoted in the method; that
+ *     parsing is inline there, so it is repeated here with unsealed's own classes), the key of
+ *     the audience key store standing in for the card's key. Then decrypt() and the getters a
+ *     service provider reads, validateTimes() (no drift allowed) and SignatureUtil.validate.
+ *     Writes the decrypted assertion; a SOAP fault in the answer is reported as WSHelper.post
+ *     reports it (STSInvocationException).
  *
  * Identity token read-back (unsealed's IdentityToken has only public fields: assertion, audience
  * -- the audience the caller asked for, not read from the token --, created and expires from the
@@ -104,7 +115,7 @@ public class SeglDriver {
         int exit;
         try {
             if (argv.length == 0) {
-                throw new IllegalArgumentException("usage: SeglDriver dgws-idcard|sosi2oiosaml|oiosaml2sosi|bst2sosi|bst2idws|jwt2idws --sts URL ...");
+                throw new IllegalArgumentException("usage: SeglDriver dgws-idcard|sosi2oiosaml|oiosaml2sosi|bst2sosi|bst2idws|jwt2idws|parse-oiosaml-response ...");
             }
             Args args = new Args(argv);
             out.put("command", args.command);
@@ -126,6 +137,9 @@ public class SeglDriver {
                     break;
                 case "jwt2idws":
                     jwt2idws(args);
+                    break;
+                case "parse-oiosaml-response":
+                    parseOiosamlResponse(args);
                     break;
                 default:
                     throw new IllegalArgumentException("unknown command " + args.command);
@@ -263,6 +277,119 @@ public class SeglDriver {
                 .build();
         IdentityToken token = bst.exchangeToIdentityToken(args.required("audience"), args.required("cpr"));
         identityToken(token, args);
+    }
+
+    /** unsealed's XPath to a SOAP fault (WSHelper's private FAULT_RESPONSE_XPATH, spelled as there). */
+    private static final String FAULT_RESPONSE_XPATH = "/"
+            + NsPrefixes.soap.name() + ":Envelope/"
+            + NsPrefixes.soap.name() + ":Body/"
+            + NsPrefixes.soap.name() + ":Fault";
+
+    /** unsealed's XPath to the issued token (IdCard's private IDCARD_TO_TOKEN_RESPONSE_XPATH, spelled as there). */
+    private static final String IDCARD_TO_TOKEN_RESPONSE_XPATH = "/" + NsPrefixes.soap.name() + ":Envelope/"
+            + NsPrefixes.soap.name() + ":Body/" + NsPrefixes.wst13.name() + ":RequestSecurityTokenResponseCollection/"
+            + NsPrefixes.wst13.name() + ":RequestSecurityTokenResponse/" + NsPrefixes.wst13.name() + ":RequestedSecurityToken";
+
+    /**
+     * An STS answer read as unsealed reads Sosi2OIOSaml's. unsealed exposes no call between
+     * "HTTP body received" and "OIOSAMLToken built": both WSHelper.post (which also sends) and
+     * exchangeToOIOSAMLToken (which also builds the request) do it inline, so their steps are
+     * repeated here, each with the unsealed lines it mirrors; everything after is unsealed's
+     * public OIOSAMLTokenBuilder and OIOSAMLToken.
+     */
+    private static void parseOiosamlResponse(Args args) throws Exception {
+        String body = Files.readString(Path.of(args.required("response")), StandardCharsets.UTF_8);
+        CertAndKey audienceKey = load(args.required("audience-keystore"));
+
+        // WSHelper.post:
+        //   Document doc = docBuilder.parse(new ByteArrayInputStream(response.body().getBytes(StandardCharsets.UTF_8)));
+        // docBuilder is XmlUtil.getDocBuilder(), package-private, whose whole body is
+        //   DocumentBuilderFactory dbf = DocumentBuilderFactory.newInstance();
+        //   dbf.setNamespaceAware(true);
+        //   return dbf.newDocumentBuilder();
+        // and the fault check runs for every status (SUPPORT_LEGACY_SOSISTS_FAULTS is true):
+        //   Element soapFault = xpath.findElement(FAULT_RESPONSE_XPATH);
+        //   if (soapFault != null) { ... throw new STSInvocationException(...); }
+        //   ...
+        //   } catch (SAXException | XPathExpressionException e) {
+        //       throw new STSInvocationException("Unable to parse response from STS: ", e);
+        Element response;
+        try {
+            DocumentBuilderFactory dbf = DocumentBuilderFactory.newInstance();
+            dbf.setNamespaceAware(true);
+            Document doc = dbf.newDocumentBuilder().parse(new ByteArrayInputStream(body.getBytes(StandardCharsets.UTF_8)));
+            response = doc.getDocumentElement();
+            Element soapFault = new XPathContext(doc).findElement(FAULT_RESPONSE_XPATH);
+            if (soapFault != null) {
+                String faultCode = XmlUtil.getTextChild(soapFault, "faultcode");
+                String faultString = XmlUtil.getTextChild(soapFault, "faultstring");
+                String faultActor = XmlUtil.getTextChild(soapFault, "faultactor");
+                throw new STSInvocationException("Got fault from STS, faultcode=" + faultCode + ", faultstring="
+                        + faultString + ", full response: " + body, faultCode, faultString, faultActor);
+            }
+        } catch (SAXException | XPathExpressionException e) {
+            throw new STSInvocationException("Unable to parse response from STS: ", e);
+        }
+
+        // IdCard.exchangeToOIOSAMLToken, after WSHelper.post:
+        //   XPathContext xpath = new XPathContext(response.getOwnerDocument());
+        //   Element requestedSecurityToken = xpath.findElement(IDCARD_TO_TOKEN_RESPONSE_XPATH);
+        //   assertion = XmlUtil.getChild(requestedSecurityToken, NsPrefixes.saml, "Assertion");
+        //   if (assertion == null) {
+        //       assertion = XmlUtil.getChild(requestedSecurityToken, NsPrefixes.saml, "EncryptedAssertion");
+        //   }
+        //   CertAndKey spCertAndKey = new CertAndKey(certificate, (PrivateKey) privateKey);
+        //   return new OIOSAMLTokenBuilder().env(env).spCertAndKey(spCertAndKey).assertion(assertion).build();
+        // The key is the audience's (as sosi2oiosaml --audience-keystore); env is left out: it is
+        // the STS base URL, which only OIOSAMLToken.exchangeToIdCard reads.
+        XPathContext xpath = new XPathContext(response.getOwnerDocument());
+        Element requestedSecurityToken = xpath.findElement(IDCARD_TO_TOKEN_RESPONSE_XPATH);
+        if (requestedSecurityToken == null) {
+            // unsealed would go on to XmlUtil.getChild(null, ...) and fail with a
+            // NullPointerException; named here so that a failure says what was missing.
+            throw new IllegalStateException("no " + IDCARD_TO_TOKEN_RESPONSE_XPATH + " in the answer (unsealed: NullPointerException)");
+        }
+        Element assertion = XmlUtil.getChild(requestedSecurityToken, NsPrefixes.saml, "Assertion");
+        if (assertion == null) {
+            assertion = XmlUtil.getChild(requestedSecurityToken, NsPrefixes.saml, "EncryptedAssertion");
+        }
+        if (assertion == null) {
+            // unsealed's OIOSAMLTokenBuilder.build() would fail with a NullPointerException.
+            throw new IllegalStateException("neither saml:Assertion nor saml:EncryptedAssertion in RequestedSecurityToken");
+        }
+        out.put("token_element", assertion.getLocalName());
+        OIOSAMLToken token = new OIOSAMLTokenBuilder().spCertAndKey(audienceKey).assertion(assertion).build();
+
+        out.put("encrypted", String.valueOf(token.isEncrypted()));
+        if (token.isEncrypted()) {
+            token.decrypt();
+        }
+        Element decrypted = token.getAssertion();
+        // Written before the checks, so that a failing one still leaves the assertion to look at.
+        write(args.required("out"), XmlUtil.node2String(decrypted, false, false));
+
+        // What a service provider reads; getSpecVersion() throws unless the SpecVer attribute is
+        // DK-SAML-2.0 or an OIOSAML 3 one, and the name getters go through it (isOiosaml2()).
+        out.put("spec_version", token.getSpecVersion());
+        out.put("common_name", token.getCommonName());
+        out.put("surname", token.getSurName());
+        out.put("cpr", token.getCpr());
+        out.put("cvr", token.getCvrNumberIdentifier());
+        out.put("uid", token.getUID());
+        out.put("assurance_level", token.getAssuranceLevel());
+        out.put("audience", token.getAudienceRestriction());
+        out.put("not_before", String.valueOf(token.getNotBefore()));
+        out.put("not_on_or_after", String.valueOf(token.getNotOnOrAfter()));
+        out.put("authn_instant", String.valueOf(token.getUserAuthenticationInstant()));
+        // No clock drift allowed: the STS and this JVM share the machine's clock.
+        token.validateTimes();
+        out.put("times_validated", "true");
+        // unsealed's only signature check (the key from the signature's own KeyInfo), called as
+        // unsealed's own IdCard.validate calls it: allowUnsafeSignature = true, because the
+        // federation signs with rsa-sha1, which the JDK's secure validation forbids.
+        decrypted.setIdAttribute("ID", true);
+        SignatureUtil.validate(decrypted, true);
+        out.put("signature_validated", "true");
     }
 
     /** Reads an identity token back the way unsealed's BootstrapTokenTest does, and writes it. */
