@@ -207,3 +207,27 @@ fn a_request_in_seals_shape_is_exchanged() {
         assert!(token.contains("Privileges_intermediate"), "{token}");
     }
 }
+
+#[test]
+fn an_audience_may_ask_for_rsa_sha256_signed_tokens() {
+    if !common::have_xmlsec() {
+        return;
+    }
+    let server = Server::start();
+    // The embedded configuration's MinLog audience asks for RSA-SHA256 (a service whose
+    // XML-DSig validation refuses SHA-1); the others keep seal's RSA-SHA1.
+    let minlog = "https://audience.nspop.dk/minlog";
+    for (audience, method) in [(minlog, "rsa-sha256"), (FMK, "xmldsig#rsa-sha1")] {
+        let request = request(
+            &spec(TokenProfile::Oio3BstCitizen),
+            &[(CPR_CLAIM, DEV_CITIZEN_CPR)],
+            audience,
+            Identity::Voces,
+        );
+        let reply = server.post(BST2IDWS, &request);
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        let token = common::assert_identity_token(&reply.body, audience, &cert(Identity::Voces));
+        let signature = &token[token.find("<ds:SignatureMethod").unwrap()..];
+        assert!(signature[..signature.find('>').unwrap()].contains(method), "{audience}: {token}");
+    }
+}

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use super::audience::{default_content_encryption, default_key_transport};
 use super::jwt::JwtIssuerConfig;
 use super::TrustedIdpConfig;
+use crate::xml::dsig::algorithm::SignatureAlgorithm;
 use crate::xml::enc::{ContentEncryption, KeyTransport};
 
 /// The citizen exchanges.
@@ -69,6 +70,11 @@ pub struct IdwsAudienceConfig {
     /// `SubjectConfirmationData/@Recipient`); default: the audience URI.
     #[serde(default)]
     pub recipient_url: Option<String>,
+    /// How issued tokens are signed: `rsa-sha1` (default: seal's SIG-ASSERTION, what the STS's
+    /// other output uses) or `rsa-sha256`, for services whose XML-DSig validation refuses SHA-1
+    /// (Java's secure validation does).
+    #[serde(default = "default_signature")]
+    pub signature_algorithm: SignatureAlgorithm,
     /// Content encryption; the default is what unsealed decrypts (aes128-cbc).
     #[serde(default = "default_content_encryption")]
     pub content_encryption: ContentEncryption,
@@ -86,6 +92,9 @@ fn default_true() -> bool {
 /// OIO IDWS identity tokens commonly live a working day; NSP's value is not published (OQ5).
 fn default_lifetime() -> u64 {
     8 * 3600
+}
+fn default_signature() -> SignatureAlgorithm {
+    SignatureAlgorithm::RsaSha1
 }
 fn default_backdate() -> u64 {
     5 * 60

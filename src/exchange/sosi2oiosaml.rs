@@ -225,12 +225,12 @@ async fn build_and_sign(
     };
     let delivery = oio::deliver::Delivery {
         kind: "oiosaml",
+        algorithm: oio::deliver::ASSERTION_SIGNATURE,
         audience: &cfg.audience,
         encrypt_to: Some((&audience.recipient, cfg.content_encryption, cfg.key_transport)),
         applies_to: rst.applies_to.as_deref(),
         lifetime: (not_before, not_on_or_after),
     };
-    let prepare =
-        |certificate: &str| assertion.prepare_signature(oio::deliver::ASSERTION_SIGNATURE, certificate);
+    let prepare = |algorithm, certificate: &str| assertion.prepare_signature(algorithm, certificate);
     oio::deliver::sign_and_deliver(ctx, request, &assertion.id, prepare, delivery, corr).await
 }

@@ -309,13 +309,13 @@ async fn sign_and_answer(
     };
     let delivery = super::deliver::Delivery {
         kind: "identity-token",
+        algorithm: cfg.signature_algorithm,
         audience: &cfg.audience,
         encrypt_to: issue.audience.recipient.as_ref().map(|r| (r, cfg.content_encryption, cfg.key_transport)),
         applies_to: rst.applies_to.as_deref(),
         lifetime: (not_before, not_on_or_after),
     };
-    let prepare =
-        |certificate: &str| token.prepare_signature(super::deliver::ASSERTION_SIGNATURE, certificate);
+    let prepare = |algorithm, certificate: &str| token.prepare_signature(algorithm, certificate);
     super::deliver::sign_and_deliver(ctx, request, &token.id, prepare, delivery, corr).await
 }
 

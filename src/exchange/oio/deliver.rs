@@ -14,14 +14,16 @@ use crate::token::oiosaml::UnsignedAssertion;
 use crate::xml::dsig::algorithm::SignatureAlgorithm;
 use crate::xml::enc::{ContentEncryption, KeyTransport, RecipientKey};
 
-/// Issued assertions are signed RSA-SHA1, as seal's builders sign and as the STS's other output
-/// is (spec §1.4 SIG-ASSERTION).
+/// Issued assertions are signed RSA-SHA1 unless their audience asks otherwise, as seal's
+/// builders sign and as the STS's other output is (spec §1.4 SIG-ASSERTION).
 pub const ASSERTION_SIGNATURE: SignatureAlgorithm = SignatureAlgorithm::RsaSha1;
 
 /// Where the assertion goes, and how.
 pub struct Delivery<'a> {
     /// The audit record's token kind (`oiosaml`, `identity-token`).
     pub kind: &'static str,
+    /// The assertion's signature algorithm (the one `prepare` was given).
+    pub algorithm: SignatureAlgorithm,
     /// The audience, for the audit record and encryption errors.
     pub audience: &'a str,
     /// The audience's key, when the assertion travels encrypted (ENC-AUD).
@@ -32,23 +34,24 @@ pub struct Delivery<'a> {
     pub lifetime: (Timestamp, Timestamp),
 }
 
-/// Signs the assertion `prepare` writes (given the certificate it names), encrypts it when
-/// asked, and answers with it.
+/// Signs the assertion `prepare` writes (given the algorithm and the certificate it names),
+/// encrypts it when asked, and answers with it.
 pub async fn sign_and_deliver(
     ctx: &CoreContext,
     request: &mut Request,
     assertion_id: &str,
-    prepare: impl FnOnce(&str) -> Result<UnsignedAssertion, crate::xml::XmlError>,
+    prepare: impl FnOnce(SignatureAlgorithm, &str) -> Result<UnsignedAssertion, crate::xml::XmlError>,
     delivery: Delivery<'_>,
     corr: &envelope::Correlation,
 ) -> Result<Vec<u8>, RequestError> {
     let now = request.time.now;
     let sign_by = request.time.sign_by;
     let credential = ctx.signer.credential();
-    let unsigned = prepare(&credential.certificate_b64)?;
+    let algorithm = delivery.algorithm;
+    let unsigned = prepare(algorithm, &credential.certificate_b64)?;
     let value = ctx
         .signer
-        .sign_digest(&credential, ASSERTION_SIGNATURE.digest(), unsigned.signed_info_digest(), sign_by)
+        .sign_digest(&credential, algorithm.digest(), unsigned.signed_info_digest(), sign_by)
         .await?;
     let signed = unsigned.finish(&value);
     let token = match delivery.encrypt_to {

@@ -91,8 +91,9 @@ impl Hasher {
     }
 }
 
-/// An RSA PKCS#1 v1.5 signature algorithm.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// An RSA PKCS#1 v1.5 signature algorithm (in configuration: `rsa-sha1`, `rsa-sha256`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum SignatureAlgorithm {
     /// RSA-SHA1: the STS's own DGWS output, and seal clients.
     RsaSha1,
