@@ -69,11 +69,27 @@ fn an_operator_makes_a_decryption_key_that_decrypts_and_never_signs() {
         server.post("/sts/services/BST2SOSI", &request)
     };
     let reply = send_encrypted_to(&der);
-    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.status, 200, "{}\n{}", reply.text(), server.log());
     assert!(issued_card(&reply.body).is_ok());
     // Encrypted to the other decryption key (configured before, not now): refused.
     let old = segl::dev::client::read_certificate(&env().pki("sts-decryption")).unwrap();
     let reply = send_encrypted_to(&old);
     assert_eq!(reply.status, 500);
     assert!(reply.text().contains("could not be decrypted"), "{}", reply.text());
+    // A wrapped key whose value is not below the modulus is the same refusal, not an HSM
+    // failure (SoftHSM answers such input with CKR_GENERAL_ERROR, which once read as a lost
+    // session: "key unwrapping unavailable", a different answer).
+    use base64::Engine;
+    let encrypted =
+        encrypt_assertion(&token, &der, ContentEncryption::Aes128Cbc, KeyTransport::Rsa1_5).unwrap();
+    let text = String::from_utf8(encrypted).unwrap();
+    let start = text.find("<xenc:CipherValue>").unwrap() + "<xenc:CipherValue>".len();
+    let end = start + text[start..].find('<').unwrap();
+    let too_big = base64::engine::general_purpose::STANDARD.encode([0xffu8; 256]);
+    let forged = format!("{}{too_big}{}", &text[..start], &text[end..]);
+    let claims = [("medcom:ITSystemName", "Testby Journal")];
+    let request = bst2sosi_request(&env().client, forged.as_bytes(), &claims, Identity::Voces).unwrap();
+    let reply = server.post("/sts/services/BST2SOSI", &request);
+    assert_eq!(reply.status, 500);
+    assert!(reply.text().contains("could not be decrypted"), "{}\n{}", reply.text(), server.log());
 }

@@ -25,6 +25,9 @@ pub struct RsaDecryptor {
     open: std::cell::RefCell<(Session, ObjectHandle)>,
     label: String,
     modulus_len: usize,
+    /// The public modulus, big-endian without leading zeros: a ciphertext is checked against
+    /// it before the token sees it.
+    modulus: Vec<u8>,
     /// Reopens the session; keeps the token's login session, and with it the login, alive.
     token: Token,
 }
@@ -67,6 +70,10 @@ impl RsaDecryptor {
     }
 
     fn decrypt(&self, mechanism: &Mechanism<'_>, ciphertext: &[u8]) -> Result<Vec<u8>, Pkcs11Error> {
+        // RSA is undefined on a value not below the modulus. Tokens disagree on what they
+        // answer (SoftHSM: CKR_GENERAL_ERROR, indistinguishable from a lost session), so it is
+        // refused here, from public values, as the input error it is.
+        self.check_ciphertext(ciphertext)?;
         let attempt = |open: &(Session, ObjectHandle)| {
             open.0.decrypt(mechanism, open.1, ciphertext).map_err(call("C_Decrypt"))
         };
@@ -83,9 +90,25 @@ impl RsaDecryptor {
     }
 }
 
+impl RsaDecryptor {
+    /// A ciphertext of exactly the modulus length (RFC 8017 §7.2.2, §7.1.2) whose value is
+    /// below the modulus.
+    fn check_ciphertext(&self, ciphertext: &[u8]) -> Result<(), Pkcs11Error> {
+        if ciphertext.len() != self.modulus_len {
+            return Err(Pkcs11Error::CiphertextInvalid { reason: "not of the modulus length" });
+        }
+        // Equal lengths compare as big-endian numbers byte by byte; these are public values.
+        if ciphertext < self.modulus.as_slice() {
+            Ok(())
+        } else {
+            Err(Pkcs11Error::CiphertextInvalid { reason: "not below the modulus" })
+        }
+    }
+}
+
 /// A new read-only session on the token and the decryption key labelled `label` in it, checked
 /// to be an RSA key that may decrypt; with its modulus length.
-fn open_key(token: &Token, label: &str) -> Result<(Session, ObjectHandle, usize), Pkcs11Error> {
+fn open_key(token: &Token, label: &str) -> Result<(Session, ObjectHandle, Vec<u8>), Pkcs11Error> {
     let session = token.read_only_session()?;
     let key = find_one(&session, ObjectClass::PRIVATE_KEY, label)?.ok_or_else(|| {
         Pkcs11Error::KeyNotFound { label: label.to_owned(), token: token.label().to_owned() }
@@ -94,32 +117,33 @@ fn open_key(token: &Token, label: &str) -> Result<(Session, ObjectHandle, usize)
         .get_attributes(key, &[AttributeType::KeyType, AttributeType::Modulus, AttributeType::Decrypt])
         .map_err(call("C_GetAttributeValue"))?;
     let not_fit = |reason: &str| Pkcs11Error::NotRsa { label: label.to_owned(), reason: reason.to_owned() };
-    let (mut key_type, mut modulus_len, mut decrypt) = (None, 0, false);
+    let (mut key_type, mut modulus, mut decrypt) = (None, Vec::new(), false);
     for attr in attrs {
         match attr {
             Attribute::KeyType(t) => key_type = Some(t),
-            Attribute::Modulus(m) => modulus_len = strip_leading_zeros(&m).len(),
+            Attribute::Modulus(m) => modulus = strip_leading_zeros(&m).to_vec(),
             Attribute::Decrypt(d) => decrypt = d,
             _ => {}
         }
     }
-    if key_type != Some(KeyType::RSA) || modulus_len < 128 {
+    if key_type != Some(KeyType::RSA) || modulus.len() < 128 {
         return Err(not_fit("not an RSA key of at least 1024 bits"));
     }
     if !decrypt {
         return Err(not_fit("CKA_DECRYPT is false (a signing key is never used to decrypt)"));
     }
-    Ok((session, key, modulus_len))
+    Ok((session, key, modulus))
 }
 
 impl Token {
     /// A new session dedicated to decrypting with the private key labelled `key_label`.
     pub fn decryptor(&self, key_label: &str) -> Result<RsaDecryptor, Pkcs11Error> {
-        let (session, key, modulus_len) = open_key(self, key_label)?;
+        let (session, key, modulus) = open_key(self, key_label)?;
         Ok(RsaDecryptor {
             open: std::cell::RefCell::new((session, key)),
             label: key_label.to_owned(),
-            modulus_len,
+            modulus_len: modulus.len(),
+            modulus,
             token: self.clone(),
         })
     }

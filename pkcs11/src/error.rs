@@ -35,6 +35,9 @@ pub enum Pkcs11Error {
     /// The digest handed to the signer does not have the length of its algorithm.
     #[error("digest of {got} bytes given for {alg:?}, which needs {expected}")]
     DigestLength { alg: crate::HashAlgorithm, expected: usize, got: usize },
+    /// A ciphertext the RSA operation is undefined on (refused before the token is asked).
+    #[error("the ciphertext is {reason}")]
+    CiphertextInvalid { reason: &'static str },
     /// Any other PKCS#11 call failed; `op` names the call.
     #[error("PKCS#11 {op} failed: {}", short(source))]
     Call { op: &'static str, source: cryptoki::error::Error },
@@ -85,13 +88,18 @@ impl Pkcs11Error {
     /// What a failed signing operation says about the session it ran on.
     pub fn scope(&self) -> FaultScope {
         match self {
-            Self::DigestLength { .. } | Self::NotRsa { .. } | Self::Expired { .. } => FaultScope::Request,
+            Self::DigestLength { .. }
+            | Self::NotRsa { .. }
+            | Self::Expired { .. }
+            | Self::CiphertextInvalid { .. } => FaultScope::Request,
             Self::KeyNotFound { .. } | Self::Unavailable { .. } | Self::SignerStopped => FaultScope::Session,
             _ => match self.rv() {
                 Some(RvError::KeyHandleInvalid | RvError::ObjectHandleInvalid) => FaultScope::KeyHandle,
                 Some(
                     RvError::DataInvalid
                     | RvError::DataLenRange
+                    | RvError::EncryptedDataInvalid
+                    | RvError::EncryptedDataLenRange
                     | RvError::MechanismInvalid
                     | RvError::MechanismParamInvalid
                     | RvError::KeyTypeInconsistent

@@ -493,6 +493,20 @@ fn decryption_key_decrypts_pkcs1_raw_and_oaep_and_a_signing_key_refuses_to() {
     // Any value below the modulus decrypts: the token's answer says nothing about padding.
     let garbage = [0x01u8; 256];
     assert_eq!(decryptor.raw(&garbage).unwrap().len(), 256);
+    // A value not below the modulus, or of another length, is an input error refused before
+    // the token is asked (SoftHSM would answer CKR_GENERAL_ERROR, which reads as a lost
+    // session), for both mechanisms; the decryptor keeps working.
+    for bad in [vec![0xffu8; 256], vec![0x01u8; 255], vec![0x01u8; 257]] {
+        for result in [decryptor.raw(&bad), decryptor.oaep_sha1(&bad)] {
+            match result {
+                Err(e @ Pkcs11Error::CiphertextInvalid { .. }) => {
+                    assert_eq!(e.scope(), segl_pkcs11::FaultScope::Request, "{e}")
+                }
+                other => panic!("{} bytes: {other:?}", bad.len()),
+            }
+        }
+    }
+    assert_eq!(decryptor.raw(&garbage).unwrap().len(), 256);
 
     // OAEP (SHA-1, MGF1-SHA-1) by the token.
     let oaep = OaepPublicEncryptingKey::new(encrypting).unwrap();
