@@ -367,9 +367,14 @@ pub fn setup(config: &Config) -> Result<SetupReport, DevError> {
     // The development JWT issuer of the citizen exchanges (JWT2Idws, JWT2OIOSaml).
     report.created.extend(super::jwt::ensure(&paths.dir)?);
     if let Some(file) = &config.registers.file {
-        if !file.exists() {
+        // A register this setup wrote (its first line) is brought up to date when the
+        // development identities grow; one an operator wrote is never touched.
+        const HEADER: &str =
+            "# Person and authorisation register of the development PKI (CPR lookups, names, authorisations).";
+        let existing = std::fs::read_to_string(file).ok();
+        if existing.as_deref().is_none_or(|t| t.starts_with(HEADER)) {
             let text = format!(
-                "# Person and authorisation register of the development PKI (CPR lookups, names, authorisations).\n\
+                "{HEADER}\n\
                  [[person]]\ncpr = \"{DEV_CPR}\"\ngiven_name = \"Lars\"\nsurname = \"Larsen\"\n\
                  email = \"lars.larsen@testby.example\"\nrid = [{{ cvr = \"{DEV_CVR}\", rid = \"52723247\" }}]\n\
                  professional_uuid = [\"{DEV_PROFESSIONAL_UUID}\"]\n\
@@ -384,8 +389,13 @@ pub fn setup(config: &Config) -> Result<SetupReport, DevError> {
                  [[relation]]\nkind = \"procuration\"\nactor = \"{DEV_CITIZEN_CPR}\"\nsubject = \"{DEV_EXPIRED_PROCURATION_CPR}\"\n\
                  valid_from = \"2020-01-01T00:00:00Z\"\nvalid_until = \"2021-01-01T00:00:00Z\"\n"
             );
-            std::fs::write(file, text).map_err(io_err(file))?;
-            report.created.push(format!("person register {}", file.display()));
+            if existing.as_deref() != Some(text.as_str()) {
+                std::fs::write(file, &text).map_err(io_err(file))?;
+                let verb = if existing.is_some() { "updated" } else { "" };
+                report
+                    .created
+                    .push(format!("person register {} {verb}", file.display()).trim_end().to_owned());
+            }
         }
     }
     if let Some(roles) = &config.roles.assignments_file {
