@@ -126,7 +126,7 @@ impl Chart {
             esc(&self.title)
         );
         for (i, (a, b, label)) in self.bands.iter().enumerate() {
-            let fill = if i % 2 == 0 { "#f2f2f2" } else { "#e6e6e6" };
+            let fill = if i.is_multiple_of(2) { "#f2f2f2" } else { "#e6e6e6" };
             let _ = write!(
                 s,
                 r##"<rect x="{:.1}" y="{TOP}" width="{:.1}" height="{ph}" fill="{fill}"/><text x="{:.1}" y="{:.1}" font-size="10" fill="#555" text-anchor="middle">{}</text>"##,
@@ -284,7 +284,7 @@ fn fmt_num(v: f64) -> String {
         let (sign, digits) = s.split_at(if s.starts_with('-') { 1 } else { 0 });
         let mut out = String::new();
         for (i, c) in digits.chars().enumerate() {
-            if i > 0 && (digits.len() - i) % 3 == 0 {
+            if i > 0 && (digits.len() - i).is_multiple_of(3) {
                 out.push(',');
             }
             out.push(c);

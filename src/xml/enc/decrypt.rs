@@ -236,7 +236,7 @@ fn decode_b64(text: &str) -> Option<Vec<u8>> {
 
 /// Rejects lengths that no ciphertext of `content` can have (independent of the key).
 fn check_cipher_length(content: ContentEncryption, cipher: &[u8]) -> Result<(), DecryptError> {
-    let block_aligned = content.is_gcm() || cipher.len() % AES_BLOCK == 0;
+    let block_aligned = content.is_gcm() || cipher.len().is_multiple_of(AES_BLOCK);
     if cipher.len() < content.min_cipher_len() || !block_aligned {
         return Err(DecryptError::CipherLength(content.name()));
     }
