@@ -86,30 +86,35 @@ fn main() -> ExitCode {
 const DGWS_STAGES: &[StageSpec] = &[
     StageSpec {
         name: "parse",
+        less: &[],
         functions: &["segl::exchange::CoreContext::parse"],
         what: "the request into the core's reused parse storage",
         hsm: false,
     },
     StageSpec {
         name: "verify card signature",
+        less: &[],
         functions: &["segl::xml::dsig::verify::verify_enveloped_using"],
         what: "exclusive c14n + digest of the card and of SignedInfo, RSA verify (key from the core's cache)",
         hsm: false,
     },
     StageSpec {
         name: "read card",
+        less: &[],
         functions: &["segl::token::idcard::IdCard::from_element"],
         what: "the verified card's attributes into an IdCard",
         hsm: false,
     },
     StageSpec {
         name: "certificate validation",
+        less: &[],
         functions: &["segl::exchange::validate_signer"],
         what: "the signer certificate through the core's cache (chain, revocation), described for audit",
         hsm: false,
     },
     StageSpec {
         name: "rules",
+        less: &[],
         functions: &[
             "segl::exchange::dgws::cert_hash_matches",
             "segl::roles::NationalRoles::check",
@@ -120,24 +125,28 @@ const DGWS_STAGES: &[StageSpec] = &[
     },
     StageSpec {
         name: "build issued card",
+        less: &[],
         functions: &["segl::exchange::dgws::issued_card", "segl::token::idcard::IdCard::prepare_signature"],
         what: "the STS card, its XML and its SignedInfo digest",
         hsm: false,
     },
     StageSpec {
         name: "signer hand-off",
+        less: &[],
         functions: &["segl::signing::CoreSigner::sign_digest::{{closure}}"],
         what: "the digest queued to the core's signer and the answer taken back (the driver's loop is `other`)",
         hsm: false,
     },
     StageSpec {
         name: "HSM signature",
+        less: &[],
         functions: &["C_SignInit", "C_Sign"],
         what: "SoftHSM's C_SignInit and C_Sign (RSA-2048 private-key operation)",
         hsm: true,
     },
     StageSpec {
         name: "emit answer",
+        less: &[],
         functions: &[
             "segl::token::idcard::UnsignedCard::finish",
             "segl::exchange::dgws::envelope::issue_response",
@@ -147,7 +156,69 @@ const DGWS_STAGES: &[StageSpec] = &[
     },
     StageSpec {
         name: "audit hand-off",
+        less: &[],
         functions: &["segl::audit::AuditLog::record::{{closure}}"],
+        what: "the audit record serialised and handed to the writer (its write is another thread's)",
+        hsm: false,
+    },
+];
+
+/// The stages of a BST2SOSI request (an IdP's bootstrap token in ActAs, the request
+/// header-signed by its holder; two HSM signatures: the card and the answer's header). The
+/// rules (audience, time, holder of key, register look-ups, roles) are inlined into the
+/// exchange and fall in `other`.
+const BST2SOSI_STAGES: &[StageSpec] = &[
+    StageSpec {
+        name: "parse",
+        functions: &["segl::exchange::CoreContext::parse"],
+        less: &[],
+        what: "the request into the core's reused parse storage",
+        hsm: false,
+    },
+    StageSpec {
+        name: "verify request header signature",
+        functions: &["segl::exchange::oio::receive"],
+        less: &[],
+        what: "the RST read, the client's SIG-HDR verified (c14n, digests, RSA), its certificate validated",
+        hsm: false,
+    },
+    StageSpec {
+        name: "bootstrap token check",
+        functions: &[
+            "segl::exchange::oio::tokens::presented_bootstrap",
+            "segl::exchange::oio::tokens::trusted_bootstrap",
+        ],
+        less: &[],
+        what: "the IdP's signature on the bootstrap token verified, the token read",
+        hsm: false,
+    },
+    StageSpec {
+        name: "build issued card",
+        functions: &["segl::exchange::oio::usercard::issue::{{closure}}"],
+        less: &["segl::exchange::oio::sign_envelope_with::{{closure}}"],
+        what:
+            "replay cache, the card built, its SignedInfo digest handed to the signer, the signature put in",
+        hsm: false,
+    },
+    StageSpec {
+        name: "answer envelope",
+        functions: &["segl::exchange::oio::sign_envelope_with::{{closure}}"],
+        less: &[],
+        what:
+            "the response envelope built, its header's SignedInfo handed to the signer, the signature put in",
+        hsm: false,
+    },
+    StageSpec {
+        name: "HSM signatures (2)",
+        functions: &["C_SignInit", "C_Sign"],
+        less: &[],
+        what: "SoftHSM's C_SignInit and C_Sign, twice (the card and the answer's header)",
+        hsm: true,
+    },
+    StageSpec {
+        name: "audit hand-off",
+        functions: &["segl::audit::AuditLog::record::{{closure}}"],
+        less: &[],
         what: "the audit record serialised and handed to the writer (its write is another thread's)",
         hsm: false,
     },
@@ -155,7 +226,7 @@ const DGWS_STAGES: &[StageSpec] = &[
 
 fn stages_of(kind: RequestKind) -> &'static [StageSpec] {
     match kind {
-        RequestKind::Dgws => DGWS_STAGES,
+        RequestKind::Bst2Sosi => BST2SOSI_STAGES,
         _ => DGWS_STAGES,
     }
 }
