@@ -13,6 +13,7 @@ pub mod dummy;
 pub mod engine;
 pub mod fixture;
 pub mod hsm_rate;
+pub mod icount;
 pub mod inprocess;
 pub mod pool;
 pub mod probe;
