@@ -66,8 +66,9 @@ fn captured_citizen_bootstrap_tokens() {
             return None;
         };
         let doc = Document::parse(Bytes::from(bytes), &Limits::default()).unwrap();
-        let verified = segl::exchange::oio::tokens::verify_token(&doc, doc.root())
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let verified =
+            segl::exchange::oio::tokens::verify_token(&doc, doc.root(), &segl::xml::dsig::ParseEachTime)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
         Some(BootstrapToken::from_element(&doc, verified.signed_element).unwrap())
     };
     // NemLog-in's holder-of-key bootstrap token (seal.java's sample): the subject is an

@@ -47,7 +47,8 @@ pub async fn issue(
 
     let presented = tokens::presented_bootstrap(ctx, policy, doc, &rst.act_as, "Bst2Idws")?;
     let (token_doc, token_node) = presented.locate(doc);
-    let (token, idp) = tokens::trusted_bootstrap(&policy.citizen_idps, token_doc, token_node)?;
+    let (token, idp) =
+        tokens::trusted_bootstrap(&policy.citizen_idps, &policy.pinned_keys, token_doc, token_node)?;
     request.audit.presented = Some(AuditToken::new("bootstrap", &token.id));
     tokens::check_profile(&token, idp)?;
     let cfg = &policy.config.idws;

@@ -73,7 +73,7 @@ pub async fn issue(
 
     let presented = tokens::presented_bootstrap(ctx, policy, doc, &rst.act_as, "BST2SOSI")?;
     let (token_doc, token_node) = presented.locate(doc);
-    let (token, idp) = tokens::trusted_bootstrap(&policy.idps, token_doc, token_node)?;
+    let (token, idp) = tokens::trusted_bootstrap(&policy.idps, &policy.pinned_keys, token_doc, token_node)?;
     request.audit.presented = Some(AuditToken::new("bootstrap", &token.id));
     tokens::check_profile(&token, idp)?;
     check_audience_and_time(policy, &token, now)?;

@@ -57,6 +57,8 @@ pub struct Policy {
     pub idws_audiences: audiences::AudienceRegister<audiences::IdwsAudience>,
     /// The citizen bootstrap-token issuers Bst2Idws trusts.
     pub citizen_idps: crate::trust::idp::TrustedIdps,
+    /// The parsed keys of every pinned token signer (bootstrap issuers, NemLog-in IdPs).
+    pub pinned_keys: crate::trust::pinned::PinnedKeys,
     /// The JWT issuers JWT2Idws and JWT2OIOSaml trust, with their keys.
     pub jwt_issuers: crate::trust::jwt::JwtIssuers,
     /// The bootstrap-token issuers BST2SOSI trusts.
@@ -126,6 +128,13 @@ impl Policy {
             Some(path) => crate::registers::FileRegister::load(path)?,
             None => crate::registers::FileRegister::default(),
         });
+        let idps = crate::trust::idp::TrustedIdps::from_config(&config.bst2sosi.issuer)?;
+        let citizen_idps = crate::trust::idp::TrustedIdps::from_config(&config.idws.issuer)?;
+        let pinned_keys = crate::trust::pinned::PinnedKeys::new(
+            idps.signing_certificates()
+                .chain(citizen_idps.signing_certificates())
+                .chain(nemlogin_idps.iter()),
+        );
         Ok(Policy {
             version,
             trust: TrustStore::from_config(&config.trust, crls)?,
@@ -133,8 +142,9 @@ impl Policy {
             roles: NationalRoles::from_config(&config.roles)?,
             audiences: audiences::AudienceRegister::from_config(&config.sosi2oiosaml)?,
             idws_audiences: audiences::AudienceRegister::from_idws_config(&config.idws)?,
-            idps: crate::trust::idp::TrustedIdps::from_config(&config.bst2sosi.issuer)?,
-            citizen_idps: crate::trust::idp::TrustedIdps::from_config(&config.idws.issuer)?,
+            idps,
+            citizen_idps,
+            pinned_keys,
             jwt_issuers: crate::trust::jwt::JwtIssuers::from_config(&config.idws.jwt_issuer)?,
             cpr_trusted_idps: nemlogin_idps
                 .iter()

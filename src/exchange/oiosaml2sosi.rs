@@ -173,7 +173,7 @@ fn trusted_assertion(
     doc: &Document,
     node: NodeId,
 ) -> Result<(BootstrapToken, Vec<u8>), RequestError> {
-    let verified = tokens::verify_token(doc, node)?;
+    let verified = tokens::verify_token(doc, node, &policy.pinned_keys)?;
     tokens::require_signer(
         &verified,
         &policy.nemlogin_idps,

@@ -118,7 +118,7 @@ fn presented_card(doc: &Document, rst: &request::OioRequest) -> Result<NodeId, R
 /// Verifies the card's own signature and that this STS made it; reads the card only from the
 /// verified element.
 fn sts_card(ctx: &CoreContext, doc: &Document, card: NodeId) -> Result<IdCard, RequestError> {
-    let verified = tokens::verify_token(doc, card)?;
+    let verified = tokens::verify_token(doc, card, &crate::xml::dsig::ParseEachTime)?;
     tokens::require_signer(
         &verified,
         &ctx.signer.published().certificates,

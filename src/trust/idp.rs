@@ -76,6 +76,11 @@ impl TrustedIdps {
         Ok(TrustedIdps { by_issuer })
     }
 
+    /// Every issuer's signing certificates (DER).
+    pub fn signing_certificates(&self) -> impl Iterator<Item = &Vec<u8>> {
+        self.by_issuer.values().flat_map(|idp| idp.signing_certificates.iter())
+    }
+
     /// The issuer named exactly `issuer`, if trusted.
     pub fn get(&self, issuer: &str) -> Option<&TrustedIdp> {
         self.by_issuer.get(issuer)

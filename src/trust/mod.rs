@@ -6,6 +6,7 @@ pub mod crl;
 pub mod dn;
 pub mod idp;
 pub mod jwt;
+pub mod pinned;
 
 use std::path::Path;
 use std::sync::Arc;

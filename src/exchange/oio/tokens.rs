@@ -13,9 +13,14 @@ use crate::trust::SignerCertificate;
 use crate::xml::dsig::{verify, VerifiedSignature};
 use crate::xml::{Document, NodeId};
 
-/// Verifies the enveloped signature `token` must carry on itself.
-pub fn verify_token(doc: &Document, token: NodeId) -> Result<VerifiedSignature, RequestError> {
-    verify::verify_element(doc, token, &crate::xml::dsig::Policy::FEDERATION)
+/// Verifies the enveloped signature `token` must carry on itself, with the signer's key from
+/// `keys` (the policy's pinned issuer keys, or parsed for the one verification).
+pub fn verify_token(
+    doc: &Document,
+    token: NodeId,
+    keys: &dyn crate::xml::dsig::SignerKeys,
+) -> Result<VerifiedSignature, RequestError> {
+    verify::verify_element_using(doc, token, &crate::xml::dsig::Policy::FEDERATION, keys)
         .map_err(RequestError::TokenSignature)
 }
 
@@ -125,10 +130,11 @@ pub fn presented_bootstrap(
 /// certificate is one of that issuer's; reads the token only from the verified element.
 pub fn trusted_bootstrap<'p>(
     idps: &'p TrustedIdps,
+    keys: &dyn crate::xml::dsig::SignerKeys,
     doc: &Document,
     token: NodeId,
 ) -> Result<(BootstrapToken, &'p TrustedIdp), RequestError> {
-    let verified = verify_token(doc, token)?;
+    let verified = verify_token(doc, token, keys)?;
     let token = BootstrapToken::from_element(doc, verified.signed_element)?;
     let idp = idps.get(&token.issuer).ok_or_else(|| RequestError::UntrustedIssuer(token.issuer.clone()))?;
     let whom = format!("which is not a signing key of issuer {}", token.issuer);

@@ -671,6 +671,16 @@ pub fn verify_element(
     element: NodeId,
     policy: &Policy<'_>,
 ) -> Result<VerifiedSignature, DsigError> {
+    verify_element_using(doc, element, policy, &ParseEachTime)
+}
+
+/// [`verify_element`] with the signer's key from `keys` (a cache of keys already parsed).
+pub fn verify_element_using(
+    doc: &Document,
+    element: NodeId,
+    policy: &Policy<'_>,
+    keys: &dyn SignerKeys,
+) -> Result<VerifiedSignature, DsigError> {
     let signatures: Vec<NodeId> =
         doc.children(element).filter(|&c| doc.is(c, DSIG_NS, "Signature")).collect();
     let [signature] = signatures.as_slice() else {
@@ -679,7 +689,7 @@ pub fn verify_element(
             found: signatures.len(),
         });
     };
-    let verified = verify_enveloped_with(doc, *signature, policy)?;
+    let verified = verify_enveloped_using(doc, *signature, policy, keys)?;
     if verified.signed_element != element {
         return Err(DsigError::NotEnveloped { uri: String::new() });
     }
