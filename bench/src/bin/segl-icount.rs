@@ -224,9 +224,91 @@ const BST2SOSI_STAGES: &[StageSpec] = &[
     },
 ];
 
+/// The stages a citizen exchange shares after its presented token: the claims, the identity
+/// token delivered (built, signed, answered), the answer's header, the HSM, the audit.
+macro_rules! citizen_stages {
+    ($token_stage:expr) => {
+        &[
+            StageSpec {
+                name: "parse",
+                functions: &["segl::exchange::CoreContext::parse"],
+                less: &[],
+                what: "the request into the core's reused parse storage",
+                hsm: false,
+            },
+            StageSpec {
+                name: "verify request header signature",
+                functions: &["segl::exchange::oio::receive"],
+                less: &[],
+                what: "the RST read, the client's SIG-HDR verified (c14n, digests, RSA), its certificate validated",
+                hsm: false,
+            },
+            $token_stage,
+            StageSpec {
+                name: "claims",
+                functions: &["segl::exchange::oio::citizen::claims"],
+                less: &[],
+                what: "the CPR claim against the token's subject, role, OnBehalfOf",
+                hsm: false,
+            },
+            StageSpec {
+                name: "identity token",
+                functions: &["segl::exchange::oio::citizen::issue_identity_token::{{closure}}"],
+                less: &["segl::exchange::oio::sign_envelope_with::{{closure}}"],
+                what: "the token built, its SignedInfo digest handed to the signer, the signature put in",
+                hsm: false,
+            },
+            StageSpec {
+                name: "answer envelope",
+                functions: &["segl::exchange::oio::sign_envelope_with::{{closure}}"],
+                less: &[],
+                what: "the response envelope built, its header's SignedInfo handed to the signer, the signature put in",
+                hsm: false,
+            },
+            StageSpec {
+                name: "HSM signatures (2)",
+                functions: &["C_SignInit", "C_Sign"],
+                less: &[],
+                what: "SoftHSM's C_SignInit and C_Sign, twice (the token and the answer's header)",
+                hsm: true,
+            },
+            StageSpec {
+                name: "audit hand-off",
+                functions: &["segl::audit::AuditLog::record::{{closure}}"],
+                less: &[],
+                what: "the audit record serialised and handed to the writer (its write is another thread's)",
+                hsm: false,
+            },
+        ]
+    };
+}
+
+/// Bst2Idws: a citizen's bootstrap token (the configured citizen issuers in turn).
+const BST2IDWS_STAGES: &[StageSpec] = citizen_stages!(StageSpec {
+    name: "bootstrap token check",
+    functions: &[
+        "segl::exchange::oio::tokens::presented_bootstrap",
+        "segl::exchange::oio::tokens::trusted_bootstrap",
+    ],
+    less: &[],
+    what: "the IdP's signature on the bootstrap token verified, the token read",
+    hsm: false,
+});
+
+/// JWT2Idws: a development JWT (RS256).
+const JWT2IDWS_STAGES: &[StageSpec] = citizen_stages!(StageSpec {
+    name: "JWT check",
+    functions: &["segl::exchange::oio::citizen::presented_jwt"],
+    less: &[],
+    what: "the JWT's signature (RS256) and claims verified, the issuer's whitelist",
+    hsm: false,
+});
+
 fn stages_of(kind: RequestKind) -> &'static [StageSpec] {
     match kind {
         RequestKind::Bst2Sosi => BST2SOSI_STAGES,
+        RequestKind::Bst2Idws => BST2IDWS_STAGES,
+        RequestKind::Jwt2Idws => JWT2IDWS_STAGES,
         _ => DGWS_STAGES,
     }
 }
@@ -235,7 +317,9 @@ fn kind_of(name: &str) -> Result<RequestKind, String> {
     match name.to_ascii_uppercase().as_str() {
         "DGWS" => Ok(RequestKind::Dgws),
         "BST2SOSI" => Ok(RequestKind::Bst2Sosi),
-        _ => Err(format!("--exchange {name}: DGWS or BST2SOSI")),
+        "BST2IDWS" => Ok(RequestKind::Bst2Idws),
+        "JWT2IDWS" => Ok(RequestKind::Jwt2Idws),
+        _ => Err(format!("--exchange {name}: DGWS, BST2SOSI, Bst2Idws or JWT2Idws")),
     }
 }
 
