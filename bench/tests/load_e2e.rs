@@ -64,6 +64,20 @@ fn opts(connections: usize, keep_alive: bool, timeout_ms: u64) -> EngineOptions 
     EngineOptions { connections, keep_alive, timeout_ms, progress: false }
 }
 
+/// Takes one more request of `kind` than its part of `pool` holds (a request sent again: a
+/// replay) and checks that segl refuses it.
+fn a_replay_is_refused(pool: &RequestPool, target: &Target, rt: &tokio::runtime::Runtime, kind: RequestKind) {
+    let again = pool.take_for(kind);
+    assert_eq!(pool.replayed(), 1);
+    let path = format!("/sts/services/{}", kind.name());
+    let reply = rt.block_on(async {
+        let mut conn = target.connect().await.unwrap();
+        let head = target.head(&path, again.len(), true);
+        conn.exchange(head.as_bytes(), &again).await.unwrap().status
+    });
+    assert_eq!(reply, 500, "a replayed {path} request is refused");
+}
+
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
 }
@@ -276,14 +290,7 @@ fn a_mix_of_all_four_endpoints_issues_tokens_of_each_with_zero_errors() {
     }
     assert_eq!(pool.replayed(), 0, "no BST2SOSI or OIOSaml2Sosi request went out twice");
     // Past its part's end a header-signed request goes out again: a replay, which segl refuses.
-    let again = pool.take_for(RequestKind::Bst2Sosi);
-    assert_eq!(pool.replayed(), 1);
-    let reply = rt.block_on(async {
-        let mut conn = target.connect().await.unwrap();
-        let head = target.head("/sts/services/BST2SOSI", again.len(), true);
-        conn.exchange(head.as_bytes(), &again).await.unwrap().status
-    });
-    assert_eq!(reply, 500, "a replayed BST2SOSI request is refused");
+    a_replay_is_refused(&pool, &target, &rt, RequestKind::Bst2Sosi);
     let log = std::fs::read_to_string(&server.log).unwrap();
     assert!(!log.contains(" ERROR "), "{log}");
 }
@@ -358,14 +365,7 @@ fn the_citizen_endpoints_issue_tokens_of_each_with_zero_errors() {
     }
     assert_eq!(pool.replayed(), 0, "no citizen request went out twice");
     // A JWT request again: the JWT may be presented many times, its MessageID only once.
-    let again = pool.take_for(RequestKind::Jwt2Idws);
-    assert_eq!(pool.replayed(), 1);
-    let reply = rt.block_on(async {
-        let mut conn = target.connect().await.unwrap();
-        let head = target.head("/sts/services/JWT2Idws", again.len(), true);
-        conn.exchange(head.as_bytes(), &again).await.unwrap().status
-    });
-    assert_eq!(reply, 500, "a replayed JWT2Idws request is refused");
+    a_replay_is_refused(&pool, &target, &rt, RequestKind::Jwt2Idws);
     let log = std::fs::read_to_string(&server.log).unwrap();
     assert!(!log.contains(" ERROR "), "{log}");
 }

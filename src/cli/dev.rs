@@ -277,18 +277,8 @@ impl DevCommand {
                     TokenProfile::from_name(&profile).filter(|p| !p.is_citizen()).ok_or_else(|| {
                         format!("unknown token profile {profile:?}; OIOH3BST, OIOH2BST or OIO3BST")
                     })?;
-                let issuer = match issuer {
-                    Some(i) => i,
-                    None => config
-                        .bst2sosi
-                        .issuer
-                        .iter()
-                        .find(|i| i.token_profile == profile)
-                        .map(|i| i.issuer.clone())
-                        .ok_or("no configured issuer of that profile; name one with --issuer")?,
-                };
-                let signer =
-                    Identity::from_label(&signer).ok_or_else(|| format!("unknown identity {signer:?}"))?;
+                let issuer = issuer_of(&config.bst2sosi.issuer, profile, issuer)?;
+                let signer = identity(&signer)?;
                 let spec =
                     crate::dev::oio::BootstrapSpec::new(profile, &issuer, Some(client.certificate(signer)?));
                 let mut token = crate::dev::oio::bootstrap_token(&client, &spec)?;
@@ -325,18 +315,8 @@ impl DevCommand {
                             TokenProfile::CITIZEN.map(TokenProfile::name).join(", ")
                         )
                     })?;
-                let issuer = match issuer {
-                    Some(i) => i,
-                    None => config
-                        .idws
-                        .issuer
-                        .iter()
-                        .find(|i| i.token_profile == profile)
-                        .map(|i| i.issuer.clone())
-                        .ok_or("no configured citizen issuer of that profile; name one with --issuer")?,
-                };
-                let signer =
-                    Identity::from_label(&signer).ok_or_else(|| format!("unknown identity {signer:?}"))?;
+                let issuer = issuer_of(&config.idws.issuer, profile, issuer)?;
+                let signer = identity(&signer)?;
                 let spec = crate::dev::oio::BootstrapSpec::citizen(
                     profile,
                     &issuer,
@@ -380,8 +360,7 @@ impl DevCommand {
                     &crate::dev::jwt::JwtSpec::citizen(&audience),
                 )?;
                 let token = crate::dev::jwt::binary_security_token(&jwt);
-                let signer =
-                    Identity::from_label(&signer).ok_or_else(|| format!("unknown identity {signer:?}"))?;
+                let signer = identity(&signer)?;
                 let mut claims =
                     vec![(crate::exchange::oio::citizen::CLAIM_CPR, crate::dev::pki::DEV_CITIZEN_CPR)];
                 if let Some(value) = &on_behalf_of {
@@ -421,6 +400,25 @@ fn setup(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
         eprintln!("created {line}");
     }
     Ok(())
+}
+
+/// The issuer named on the command line, else the configured one of `profile`.
+fn issuer_of(
+    configured: &[crate::config::TrustedIdpConfig],
+    profile: crate::token::bootstrap::TokenProfile,
+    named: Option<String>,
+) -> Result<String, String> {
+    match named {
+        Some(issuer) => Ok(issuer),
+        None => configured.iter().find(|i| i.token_profile == profile).map(|i| i.issuer.clone()).ok_or_else(
+            || format!("no configured issuer of profile {}; name one with --issuer", profile.name()),
+        ),
+    }
+}
+
+/// The development identity labelled `label`.
+fn identity(label: &str) -> Result<Identity, String> {
+    Identity::from_label(label).ok_or_else(|| format!("unknown identity {label:?}"))
 }
 
 /// Encrypts a development token to the STS's encryption certificate (`hsm.decryption_key`),

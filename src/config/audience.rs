@@ -75,17 +75,25 @@ pub(super) fn default_key_transport() -> KeyTransport {
     KeyTransport::Rsa1_5
 }
 
+/// Every audience has its URI, and no URI is configured twice.
+pub(super) fn check_audience_uris<'a>(uris: impl IntoIterator<Item = &'a str>) -> Result<(), String> {
+    let mut seen = std::collections::BTreeSet::new();
+    for uri in uris {
+        if uri.is_empty() {
+            return Err("an audience needs its audience URI".into());
+        }
+        if !seen.insert(uri) {
+            return Err(format!("audience {uri:?} is configured twice"));
+        }
+    }
+    Ok(())
+}
+
 impl Sosi2OioSamlConfig {
     /// Checks what a file alone can tell: unique audiences, a window that ends after it starts.
     pub fn validate(&self) -> Result<(), String> {
-        let mut seen = std::collections::BTreeSet::new();
+        check_audience_uris(self.audience.iter().map(|a| a.audience.as_str()))?;
         for a in &self.audience {
-            if a.audience.is_empty() {
-                return Err("an audience needs its audience URI".into());
-            }
-            if !seen.insert(a.audience.as_str()) {
-                return Err(format!("audience {:?} is configured twice", a.audience));
-            }
             if a.not_on_or_after_offset_ms <= a.not_before_offset_ms {
                 return Err(format!(
                     "audience {:?}: not_on_or_after_offset_ms must be after not_before_offset_ms",

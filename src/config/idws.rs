@@ -103,14 +103,8 @@ fn default_backdate() -> u64 {
 impl IdwsConfig {
     /// Checks what a file alone can tell.
     pub fn validate(&self) -> Result<(), String> {
-        let mut seen = std::collections::BTreeSet::new();
+        super::audience::check_audience_uris(self.audience.iter().map(|a| a.audience.as_str()))?;
         for a in &self.audience {
-            if a.audience.is_empty() {
-                return Err("an audience needs its audience URI".into());
-            }
-            if !seen.insert(a.audience.as_str()) {
-                return Err(format!("audience {:?} is configured twice", a.audience));
-            }
             if a.token_lifetime_secs < 10 {
                 return Err(format!("audience {:?}: token_lifetime_secs must be at least 10", a.audience));
             }

@@ -582,59 +582,97 @@ pub fn seal_request(
     use crate::xml::dsig::algorithm::SignatureAlgorithm;
     use crate::xml::dsig::sign;
     use base64::Engine;
-    let escape =
-        |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;");
     let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
-    let mut envelope = format!(
-        "<soap:Envelope xmlns:soap=\"{soap}\"\n  xmlns:wsa=\"{wsa}\"\n  xmlns:wsu=\"{wsu}\"\n  xmlns:wsse=\"{wsse}\"\n  \
-         xmlns:wst=\"{wst}\"\n  xmlns:wst14=\"{wst14}\"\n  xmlns:saml=\"{saml}\"\n  xmlns:ds=\"{ds}\"\n  xmlns:wsp=\"{wsp}\"\n  \
-         xmlns:auth=\"{auth}\">\n  <soap:Header>\n    <wsa:Action wsu:Id=\"action\">{ACTION_ISSUE}</wsa:Action>\n    \
-         <wsa:MessageID wsu:Id=\"messageID\">{message_id}</wsa:MessageID>\n    \
-         <wsse:Security mustUnderstand=\"1\" wsu:Id=\"security\">\n      <wsu:Timestamp wsu:Id=\"timestamp\">\n        \
-         <wsu:Created>{now}</wsu:Created>\n      </wsu:Timestamp>\n",
-        soap = ns::SOAP,
-        wsa = ns::WSA,
-        wsu = ns::WSU,
-        wsse = ns::WSSE,
-        wst = ns::WST_1_3,
-        wst14 = ns::WST_1_4,
-        saml = ns::SAML,
-        ds = ns::DS,
-        wsp = ns::WSP,
-        auth = ns::AUTH,
-        message_id = new_uuid_urn(),
+    let indent = |w: &mut CanonicalWriter, depth: usize| {
+        w.raw(b"\n");
+        w.raw(&b" ".repeat(2 * depth));
+    };
+    let mut w = CanonicalWriter::with_capacity(tokens.iter().map(|t| t.len()).sum::<usize>() + 4000);
+    w.start(
+        "soap:Envelope",
+        &[
+            ("auth", ns::AUTH),
+            ("ds", ns::DS),
+            ("saml", ns::SAML),
+            ("soap", ns::SOAP),
+            ("wsa", ns::WSA),
+            ("wsp", ns::WSP),
+            ("wsse", ns::WSSE),
+            ("wst", ns::WST_1_3),
+            ("wst14", ns::WST_1_4),
+            ("wsu", ns::WSU),
+        ],
+        &[],
     );
-    let signature_at = envelope.len();
-    envelope.push_str("    </wsse:Security>\n  </soap:Header>\n  <soap:Body wsu:Id=\"body\">\n");
-    envelope.push_str(&format!(
-        "    <wst:RequestSecurityToken Context=\"{}\">\n      <wst:TokenType>{TOKEN_TYPE_SAML2}</wst:TokenType>\n      \
-         <wst:RequestType>{REQUEST_TYPE_ISSUE}</wst:RequestType>\n      <wst14:ActAs>\n",
-        new_uuid_urn()
-    ));
-    let mut bytes = envelope.into_bytes();
+    indent(&mut w, 1);
+    w.start("soap:Header", &[], &[]);
+    indent(&mut w, 2);
+    w.leaf("wsa:Action", &[], &[("wsu:Id", "action")], ACTION_ISSUE);
+    indent(&mut w, 2);
+    w.leaf("wsa:MessageID", &[], &[("wsu:Id", "messageID")], &new_uuid_urn());
+    indent(&mut w, 2);
+    w.start("wsse:Security", &[], &[("mustUnderstand", "1"), ("wsu:Id", "security")]);
+    indent(&mut w, 3);
+    w.start("wsu:Timestamp", &[], &[("wsu:Id", "timestamp")]);
+    indent(&mut w, 4);
+    w.leaf("wsu:Created", &[], &[], &now);
+    indent(&mut w, 3);
+    w.end("wsu:Timestamp");
+    indent(&mut w, 3);
+    // The signature goes here, once the parts it covers are written.
+    let signature_at = w.len();
+    indent(&mut w, 2);
+    w.end("wsse:Security");
+    indent(&mut w, 1);
+    w.end("soap:Header");
+    indent(&mut w, 1);
+    w.start("soap:Body", &[], &[("wsu:Id", "body")]);
+    indent(&mut w, 2);
+    w.start("wst:RequestSecurityToken", &[], &[("Context", &new_uuid_urn())]);
+    indent(&mut w, 3);
+    w.leaf("wst:TokenType", &[], &[], TOKEN_TYPE_SAML2);
+    indent(&mut w, 3);
+    w.leaf("wst:RequestType", &[], &[], REQUEST_TYPE_ISSUE);
+    indent(&mut w, 3);
+    w.start("wst14:ActAs", &[], &[]);
     for token in tokens {
-        bytes.extend_from_slice(b"        ");
-        bytes.extend_from_slice(token);
-        bytes.push(b'\n');
+        indent(&mut w, 4);
+        w.raw(token);
     }
-    let mut tail = format!(
-        "      </wst14:ActAs>\n      <wsp:AppliesTo>\n        <wsa:EndpointReference>\n          \
-         <wsa:Address>{}</wsa:Address>\n        </wsa:EndpointReference>\n      </wsp:AppliesTo>\n",
-        escape(applies_to)
-    );
+    indent(&mut w, 3);
+    w.end("wst14:ActAs");
+    indent(&mut w, 3);
+    w.start("wsp:AppliesTo", &[], &[]);
+    indent(&mut w, 4);
+    w.start("wsa:EndpointReference", &[], &[]);
+    indent(&mut w, 5);
+    w.leaf("wsa:Address", &[], &[], applies_to);
+    indent(&mut w, 4);
+    w.end("wsa:EndpointReference");
+    indent(&mut w, 3);
+    w.end("wsp:AppliesTo");
     if !claims.is_empty() {
-        tail.push_str(&format!("      <wst:Claims Dialect=\"{}\">\n", ns::AUTHCLAIMS_DIALECT));
+        indent(&mut w, 3);
+        w.start("wst:Claims", &[], &[("Dialect", ns::AUTHCLAIMS_DIALECT)]);
         for (uri, value) in claims {
-            tail.push_str(&format!(
-                "        <auth:ClaimType Uri=\"{}\">\n          <auth:Value>{}</auth:Value>\n        </auth:ClaimType>\n",
-                escape(uri),
-                escape(value)
-            ));
+            indent(&mut w, 4);
+            w.start("auth:ClaimType", &[], &[("Uri", uri)]);
+            indent(&mut w, 5);
+            w.leaf("auth:Value", &[], &[], value);
+            indent(&mut w, 4);
+            w.end("auth:ClaimType");
         }
-        tail.push_str("      </wst:Claims>\n");
+        indent(&mut w, 3);
+        w.end("wst:Claims");
     }
-    tail.push_str("    </wst:RequestSecurityToken>\n  </soap:Body>\n</soap:Envelope>\n");
-    bytes.extend_from_slice(tail.as_bytes());
+    indent(&mut w, 2);
+    w.end("wst:RequestSecurityToken");
+    indent(&mut w, 1);
+    w.end("soap:Body");
+    w.raw(b"\n");
+    w.end("soap:Envelope");
+    w.raw(b"\n");
+    let bytes = w.into_bytes();
 
     // The references' canonical forms do not depend on the signature placed beside them.
     let doc = Document::parse(Bytes::copy_from_slice(&bytes), &Limits::default())
@@ -658,9 +696,7 @@ pub fn seal_request(
     let signature = sign::finish(&prepared, &value);
     let mut out = Vec::with_capacity(bytes.len() + signature.len() + 8);
     out.extend_from_slice(&bytes[..signature_at]);
-    out.extend_from_slice(b"      ");
     out.extend_from_slice(&signature);
-    out.push(b'\n');
     out.extend_from_slice(&bytes[signature_at..]);
     Ok(out)
 }

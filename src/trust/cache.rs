@@ -16,7 +16,6 @@
 //! may have become valid, and a refusal costs the client, not the HSM). Each core has its own
 //! cache: nothing is shared, nothing is locked.
 
-use std::cell::OnceCell;
 use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -26,7 +25,7 @@ use jiff::{SignedDuration, Timestamp};
 use super::crl::CrlSet;
 use super::{SignerCertificate, TrustError, TrustStore};
 use crate::xml::dsig::algorithm::SignatureAlgorithm;
-use crate::xml::dsig::{DsigError, SignerKey, SignerKeys};
+use crate::xml::dsig::{DsigError, ParseEachTime, ParsedKeys, SignerKeys};
 
 /// The longest an entry is reused, whatever the certificate's own validity.
 pub const MAX_AGE: SignedDuration = SignedDuration::from_mins(10);
@@ -36,7 +35,7 @@ struct Entry {
     signer: Arc<SignerCertificate>,
     reusable_until: Timestamp,
     /// Parsed on first use, one per signature algorithm.
-    keys: [OnceCell<Result<SignerKey, DsigError>>; 2],
+    keys: ParsedKeys,
 }
 
 /// What the entries were validated under; a change empties the cache.
@@ -151,22 +150,9 @@ impl SignerKeys for SignerCache {
         message: &[u8],
         signature: &[u8],
     ) -> Result<(), DsigError> {
-        let Some(entry) = self.entries.get(certificate_der) else {
-            return crate::xml::dsig::ParseEachTime.verify(
-                certificate_der,
-                algorithm,
-                min_rsa_bits,
-                message,
-                signature,
-            );
-        };
-        let slot = match algorithm {
-            SignatureAlgorithm::RsaSha1 => &entry.keys[0],
-            SignatureAlgorithm::RsaSha256 => &entry.keys[1],
-        };
-        match slot.get_or_init(|| SignerKey::from_certificate(certificate_der, algorithm)) {
-            Ok(key) => key.verify(min_rsa_bits, message, signature),
-            Err(e) => Err(e.clone()),
+        match self.entries.get(certificate_der) {
+            Some(entry) => entry.keys.verify(certificate_der, algorithm, min_rsa_bits, message, signature),
+            None => ParseEachTime.verify(certificate_der, algorithm, min_rsa_bits, message, signature),
         }
     }
 }

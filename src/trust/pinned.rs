@@ -5,19 +5,14 @@
 //! once per request; shared by all cores, rebuilt with the policy on reload.
 
 use std::collections::HashMap;
-use std::sync::OnceLock;
 
 use crate::xml::dsig::algorithm::SignatureAlgorithm;
-use crate::xml::dsig::{DsigError, ParseEachTime, SignerKey, SignerKeys};
-
-/// One pinned certificate's keys, parsed on first use per algorithm (RSA-SHA1, RSA-SHA256).
-#[derive(Default)]
-struct Slots([OnceLock<Result<SignerKey, DsigError>>; 2]);
+use crate::xml::dsig::{DsigError, ParseEachTime, ParsedKeys, SignerKeys};
 
 /// Parsed keys of pinned certificates, by the certificate's DER.
 #[derive(Default)]
 pub struct PinnedKeys {
-    by_certificate: HashMap<Vec<u8>, Slots>,
+    by_certificate: HashMap<Vec<u8>, ParsedKeys>,
 }
 
 impl std::fmt::Debug for PinnedKeys {
@@ -30,7 +25,10 @@ impl PinnedKeys {
     /// The keys of `certificates` (DER), parsed when first used.
     pub fn new<'a>(certificates: impl IntoIterator<Item = &'a Vec<u8>>) -> PinnedKeys {
         PinnedKeys {
-            by_certificate: certificates.into_iter().map(|der| (der.clone(), Slots::default())).collect(),
+            by_certificate: certificates
+                .into_iter()
+                .map(|der| (der.clone(), ParsedKeys::default()))
+                .collect(),
         }
     }
 
@@ -56,16 +54,9 @@ impl SignerKeys for PinnedKeys {
         message: &[u8],
         signature: &[u8],
     ) -> Result<(), DsigError> {
-        let Some(slots) = self.by_certificate.get(certificate_der) else {
-            return ParseEachTime.verify(certificate_der, algorithm, min_rsa_bits, message, signature);
-        };
-        let slot = match algorithm {
-            SignatureAlgorithm::RsaSha1 => &slots.0[0],
-            SignatureAlgorithm::RsaSha256 => &slots.0[1],
-        };
-        match slot.get_or_init(|| SignerKey::from_certificate(certificate_der, algorithm)) {
-            Ok(key) => key.verify(min_rsa_bits, message, signature),
-            Err(e) => Err(e.clone()),
+        match self.by_certificate.get(certificate_der) {
+            Some(keys) => keys.verify(certificate_der, algorithm, min_rsa_bits, message, signature),
+            None => ParseEachTime.verify(certificate_der, algorithm, min_rsa_bits, message, signature),
         }
     }
 }

@@ -84,13 +84,7 @@ fn main() -> ExitCode {
 /// A function that a later change inlines counts 0 here: its stage then shows 0 and `other`
 /// grows by as much, which the comparison of two commits makes plain.
 const DGWS_STAGES: &[StageSpec] = &[
-    StageSpec {
-        name: "parse",
-        less: &[],
-        functions: &["segl::exchange::CoreContext::parse"],
-        what: "the request into the core's reused parse storage",
-        hsm: false,
-    },
+    PARSE,
     StageSpec {
         name: "verify card signature",
         less: &[],
@@ -154,137 +148,26 @@ const DGWS_STAGES: &[StageSpec] = &[
         what: "the signature value into the card, the response envelope",
         hsm: false,
     },
-    StageSpec {
-        name: "audit hand-off",
-        less: &[],
-        functions: &["segl::audit::AuditLog::record::{{closure}}"],
-        what: "the audit record serialised and handed to the writer (its write is another thread's)",
-        hsm: false,
-    },
+    AUDIT,
 ];
 
-/// The stages of a BST2SOSI request (an IdP's bootstrap token in ActAs, the request
-/// header-signed by its holder; two HSM signatures: the card and the answer's header). The
-/// rules (audience, time, holder of key, register look-ups, roles) are inlined into the
-/// exchange and fall in `other`.
-const BST2SOSI_STAGES: &[StageSpec] = &[
-    StageSpec {
-        name: "parse",
-        functions: &["segl::exchange::CoreContext::parse"],
-        less: &[],
-        what: "the request into the core's reused parse storage",
-        hsm: false,
-    },
-    StageSpec {
-        name: "verify request header signature",
-        functions: &["segl::exchange::oio::receive"],
-        less: &[],
-        what: "the RST read, the client's SIG-HDR verified (c14n, digests, RSA), its certificate validated",
-        hsm: false,
-    },
-    StageSpec {
-        name: "bootstrap token check",
-        functions: &[
-            "segl::exchange::oio::tokens::presented_bootstrap",
-            "segl::exchange::oio::tokens::trusted_bootstrap",
-        ],
-        less: &[],
-        what: "the IdP's signature on the bootstrap token verified, the token read",
-        hsm: false,
-    },
-    StageSpec {
-        name: "build issued card",
-        functions: &["segl::exchange::oio::usercard::issue::{{closure}}"],
-        less: &["segl::exchange::oio::sign_envelope_with::{{closure}}"],
-        what:
-            "replay cache, the card built, its SignedInfo digest handed to the signer, the signature put in",
-        hsm: false,
-    },
-    StageSpec {
-        name: "answer envelope",
-        functions: &["segl::exchange::oio::sign_envelope_with::{{closure}}"],
-        less: &[],
-        what:
-            "the response envelope built, its header's SignedInfo handed to the signer, the signature put in",
-        hsm: false,
-    },
-    StageSpec {
-        name: "HSM signatures (2)",
-        functions: &["C_SignInit", "C_Sign"],
-        less: &[],
-        what: "SoftHSM's C_SignInit and C_Sign, twice (the card and the answer's header)",
-        hsm: true,
-    },
-    StageSpec {
-        name: "audit hand-off",
-        functions: &["segl::audit::AuditLog::record::{{closure}}"],
-        less: &[],
-        what: "the audit record serialised and handed to the writer (its write is another thread's)",
-        hsm: false,
-    },
-];
-
-/// The stages a citizen exchange shares after its presented token: the claims, the identity
-/// token delivered (built, signed, answered), the answer's header, the HSM, the audit.
-macro_rules! citizen_stages {
-    ($token_stage:expr) => {
-        &[
-            StageSpec {
-                name: "parse",
-                functions: &["segl::exchange::CoreContext::parse"],
-                less: &[],
-                what: "the request into the core's reused parse storage",
-                hsm: false,
-            },
-            StageSpec {
-                name: "verify request header signature",
-                functions: &["segl::exchange::oio::receive"],
-                less: &[],
-                what: "the RST read, the client's SIG-HDR verified (c14n, digests, RSA), its certificate validated",
-                hsm: false,
-            },
-            $token_stage,
-            StageSpec {
-                name: "claims",
-                functions: &["segl::exchange::oio::citizen::claims"],
-                less: &[],
-                what: "the CPR claim against the token's subject, role, OnBehalfOf",
-                hsm: false,
-            },
-            StageSpec {
-                name: "identity token",
-                functions: &["segl::exchange::oio::citizen::issue_identity_token::{{closure}}"],
-                less: &["segl::exchange::oio::sign_envelope_with::{{closure}}"],
-                what: "the token built, its SignedInfo digest handed to the signer, the signature put in",
-                hsm: false,
-            },
-            StageSpec {
-                name: "answer envelope",
-                functions: &["segl::exchange::oio::sign_envelope_with::{{closure}}"],
-                less: &[],
-                what: "the response envelope built, its header's SignedInfo handed to the signer, the signature put in",
-                hsm: false,
-            },
-            StageSpec {
-                name: "HSM signatures (2)",
-                functions: &["C_SignInit", "C_Sign"],
-                less: &[],
-                what: "SoftHSM's C_SignInit and C_Sign, twice (the token and the answer's header)",
-                hsm: true,
-            },
-            StageSpec {
-                name: "audit hand-off",
-                functions: &["segl::audit::AuditLog::record::{{closure}}"],
-                less: &[],
-                what: "the audit record serialised and handed to the writer (its write is another thread's)",
-                hsm: false,
-            },
-        ]
-    };
-}
-
-/// Bst2Idws: a citizen's bootstrap token (the configured citizen issuers in turn).
-const BST2IDWS_STAGES: &[StageSpec] = citizen_stages!(StageSpec {
+/// Stages every exchange has.
+const PARSE: StageSpec = StageSpec {
+    name: "parse",
+    functions: &["segl::exchange::CoreContext::parse"],
+    less: &[],
+    what: "the request into the core's reused parse storage",
+    hsm: false,
+};
+/// Stages every OIO exchange has.
+const OIO_HEADER: StageSpec = StageSpec {
+    name: "verify request header signature",
+    functions: &["segl::exchange::oio::receive"],
+    less: &[],
+    what: "the RST read, the client's SIG-HDR verified (c14n, digests, RSA), its certificate validated",
+    hsm: false,
+};
+const OIO_BOOTSTRAP: StageSpec = StageSpec {
     name: "bootstrap token check",
     functions: &[
         "segl::exchange::oio::tokens::presented_bootstrap",
@@ -293,16 +176,88 @@ const BST2IDWS_STAGES: &[StageSpec] = citizen_stages!(StageSpec {
     less: &[],
     what: "the IdP's signature on the bootstrap token verified, the token read",
     hsm: false,
-});
+};
+const OIO_ENVELOPE: StageSpec = StageSpec {
+    name: "answer envelope",
+    functions: &["segl::exchange::oio::sign_envelope_with::{{closure}}"],
+    less: &[],
+    what: "the response envelope built, its header's SignedInfo handed to the signer, the signature put in",
+    hsm: false,
+};
+const OIO_HSM: StageSpec = StageSpec {
+    name: "HSM signatures (2)",
+    functions: &["C_SignInit", "C_Sign"],
+    less: &[],
+    what: "SoftHSM's C_SignInit and C_Sign, twice (the token and the answer's header)",
+    hsm: true,
+};
+const AUDIT: StageSpec = StageSpec {
+    name: "audit hand-off",
+    functions: &["segl::audit::AuditLog::record::{{closure}}"],
+    less: &[],
+    what: "the audit record serialised and handed to the writer (its write is another thread's)",
+    hsm: false,
+};
+
+/// The stages of a BST2SOSI request (an IdP's bootstrap token in ActAs, the request
+/// header-signed by its holder; two HSM signatures: the card and the answer's header). The
+/// rules (audience, time, holder of key, register look-ups, roles) are inlined into the
+/// exchange and fall in `other`.
+const BST2SOSI_STAGES: &[StageSpec] = &[
+    PARSE,
+    OIO_HEADER,
+    OIO_BOOTSTRAP,
+    StageSpec {
+        name: "build issued card",
+        functions: &["segl::exchange::oio::usercard::issue::{{closure}}"],
+        less: &["segl::exchange::oio::sign_envelope_with::{{closure}}"],
+        what:
+            "replay cache, the card built, its SignedInfo digest handed to the signer, the signature put in",
+        hsm: false,
+    },
+    OIO_ENVELOPE,
+    OIO_HSM,
+    AUDIT,
+];
+
+/// The citizen exchanges after their presented token: the claims, and the identity token
+/// built and handed to the signer.
+const CITIZEN_CLAIMS: StageSpec = StageSpec {
+    name: "claims",
+    functions: &["segl::exchange::oio::citizen::claims"],
+    less: &[],
+    what: "the CPR claim against the token's subject, role, OnBehalfOf",
+    hsm: false,
+};
+const IDENTITY_TOKEN: StageSpec = StageSpec {
+    name: "identity token",
+    functions: &["segl::exchange::oio::citizen::issue_identity_token::{{closure}}"],
+    less: &["segl::exchange::oio::sign_envelope_with::{{closure}}"],
+    what: "the token built, its SignedInfo digest handed to the signer, the signature put in",
+    hsm: false,
+};
+
+/// Bst2Idws: a citizen's bootstrap token (the configured citizen issuers in turn).
+const BST2IDWS_STAGES: &[StageSpec] =
+    &[PARSE, OIO_HEADER, OIO_BOOTSTRAP, CITIZEN_CLAIMS, IDENTITY_TOKEN, OIO_ENVELOPE, OIO_HSM, AUDIT];
 
 /// JWT2Idws: a development JWT (RS256).
-const JWT2IDWS_STAGES: &[StageSpec] = citizen_stages!(StageSpec {
-    name: "JWT check",
-    functions: &["segl::exchange::oio::citizen::presented_jwt"],
-    less: &[],
-    what: "the JWT's signature (RS256) and claims verified, the issuer's whitelist",
-    hsm: false,
-});
+const JWT2IDWS_STAGES: &[StageSpec] = &[
+    PARSE,
+    OIO_HEADER,
+    StageSpec {
+        name: "JWT check",
+        functions: &["segl::exchange::oio::citizen::presented_jwt"],
+        less: &[],
+        what: "the JWT's signature (RS256) and claims verified, the issuer's whitelist",
+        hsm: false,
+    },
+    CITIZEN_CLAIMS,
+    IDENTITY_TOKEN,
+    OIO_ENVELOPE,
+    OIO_HSM,
+    AUDIT,
+];
 
 fn stages_of(kind: RequestKind) -> &'static [StageSpec] {
     match kind {

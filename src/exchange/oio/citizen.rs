@@ -261,7 +261,43 @@ pub async fn issue_identity_token(
     corr: &envelope::Correlation,
 ) -> Result<Vec<u8>, RequestError> {
     let replay_key = issue.replay_key;
-    let result = sign_and_answer(ctx, policy, request, rst, citizen, issue, corr).await;
+    let result = async {
+        let now = request.time.now;
+        let cfg = &issue.audience.config;
+        let (not_before, not_on_or_after) = lifetime(cfg, now, citizen.valid_until);
+        let mut attributes = vec![
+            Attribute::new(identity::SPEC_VER, identity::DK_SAML_2_0.into()),
+            Attribute::new(identity::ASSURANCE_LEVEL, citizen.assurance_level.clone()),
+            Attribute::new(identity::CPR, citizen.cpr.clone()),
+        ];
+        attributes.extend(issue.extra);
+        let token = IdentityToken {
+            id: format!("_{}", envelope::uuid()),
+            issue_instant: now,
+            issuer: &policy.config.sts.issuer,
+            name_id: (&citizen.name_id.0, &citizen.name_id.1),
+            holder_certificate: &issue.holder.der,
+            not_before,
+            not_on_or_after,
+            audience: &cfg.audience,
+            attributes,
+        };
+        let delivery = super::deliver::Delivery {
+            kind: "identity-token",
+            algorithm: cfg.signature_algorithm,
+            audience: &cfg.audience,
+            encrypt_to: issue
+                .audience
+                .recipient
+                .as_ref()
+                .map(|r| (r, cfg.content_encryption, cfg.key_transport)),
+            applies_to: rst.applies_to.as_deref(),
+            lifetime: (not_before, not_on_or_after),
+        };
+        let prepare = |algorithm, certificate: &str| token.prepare_signature(algorithm, certificate);
+        super::deliver::sign_and_deliver(ctx, request, &token.id, prepare, delivery, corr).await
+    }
+    .await;
     super::deliver::forget_on_failure(ctx, replay_key, result)
 }
 
@@ -276,47 +312,6 @@ pub fn lifetime(
         now.saturating_sub(SignedDuration::from_secs(cfg.not_before_backdate_secs as i64)).unwrap_or(now);
     let end = now.saturating_add(SignedDuration::from_secs(cfg.token_lifetime_secs as i64)).unwrap_or(now);
     (not_before, end.min(valid_until))
-}
-
-async fn sign_and_answer(
-    ctx: &CoreContext,
-    policy: &Policy,
-    request: &mut Request,
-    rst: &request::OioRequest,
-    citizen: &Citizen,
-    issue: Issue<'_>,
-    corr: &envelope::Correlation,
-) -> Result<Vec<u8>, RequestError> {
-    let now = request.time.now;
-    let cfg = &issue.audience.config;
-    let (not_before, not_on_or_after) = lifetime(cfg, now, citizen.valid_until);
-    let mut attributes = vec![
-        Attribute::new(identity::SPEC_VER, identity::DK_SAML_2_0.into()),
-        Attribute::new(identity::ASSURANCE_LEVEL, citizen.assurance_level.clone()),
-        Attribute::new(identity::CPR, citizen.cpr.clone()),
-    ];
-    attributes.extend(issue.extra);
-    let token = IdentityToken {
-        id: format!("_{}", envelope::uuid()),
-        issue_instant: now,
-        issuer: &policy.config.sts.issuer,
-        name_id: (&citizen.name_id.0, &citizen.name_id.1),
-        holder_certificate: &issue.holder.der,
-        not_before,
-        not_on_or_after,
-        audience: &cfg.audience,
-        attributes,
-    };
-    let delivery = super::deliver::Delivery {
-        kind: "identity-token",
-        algorithm: cfg.signature_algorithm,
-        audience: &cfg.audience,
-        encrypt_to: issue.audience.recipient.as_ref().map(|r| (r, cfg.content_encryption, cfg.key_transport)),
-        applies_to: rst.applies_to.as_deref(),
-        lifetime: (not_before, not_on_or_after),
-    };
-    let prepare = |algorithm, certificate: &str| token.prepare_signature(algorithm, certificate);
-    super::deliver::sign_and_deliver(ctx, request, &token.id, prepare, delivery, corr).await
 }
 
 #[cfg(test)]

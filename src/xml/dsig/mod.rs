@@ -12,5 +12,5 @@ pub use header::{verify_header, verify_header_using, VerifiedHeader};
 pub use policy::Policy;
 pub use verify::{
     verify_element, verify_enveloped, verify_enveloped_using, verify_enveloped_with, DsigError,
-    ParseEachTime, SignerKey, SignerKeys, VerifiedSignature,
+    ParseEachTime, ParsedKeys, SignerKey, SignerKeys, VerifiedSignature,
 };

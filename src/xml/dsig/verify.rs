@@ -551,6 +551,33 @@ impl SignerKeys for ParseEachTime {
     }
 }
 
+/// One certificate's keys, parsed on first use for each signature algorithm (RSA-SHA1,
+/// RSA-SHA256): what a cache of signer keys holds per certificate.
+#[derive(Default)]
+pub struct ParsedKeys([std::sync::OnceLock<Result<SignerKey, DsigError>>; 2]);
+
+impl ParsedKeys {
+    /// Checks `signature` over `message` with the key `certificate_der` certifies (the one
+    /// these keys were made for), parsing it for `algorithm` on first use.
+    pub fn verify(
+        &self,
+        certificate_der: &[u8],
+        algorithm: SignatureAlgorithm,
+        min_rsa_bits: usize,
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<(), DsigError> {
+        let slot = match algorithm {
+            SignatureAlgorithm::RsaSha1 => &self.0[0],
+            SignatureAlgorithm::RsaSha256 => &self.0[1],
+        };
+        match slot.get_or_init(|| SignerKey::from_certificate(certificate_der, algorithm)) {
+            Ok(key) => key.verify(min_rsa_bits, message, signature),
+            Err(e) => Err(e.clone()),
+        }
+    }
+}
+
 /// A signer's RSA public key, parsed once for one signature algorithm.
 pub struct SignerKey {
     key: aws_lc_rs::signature::ParsedPublicKey,
