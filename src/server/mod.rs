@@ -66,8 +66,12 @@ pub fn run(config_path: PathBuf, config: Config) -> Result<(), ServeError> {
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let cores = config.server.cores.unwrap_or(cpus);
     let metrics = telemetry::install();
+    // Startup progress is logged stage by stage, so that a start that stalls (a token locked
+    // by another process, an unreachable network HSM) says where.
+    tracing::info!(module = %config.hsm.module.display(), cores, "starting: opening the HSM token");
     // Before any thread exists: the module environment is exported here.
     let key = StsKey::open(&config.hsm)?;
+    tracing::info!(key = %key.credential().key_label, "starting: STS key found; building the shared state");
     // Picks up `segl keys activate` while serving; stops when `run` returns.
     let _inventory_watch = key.watch_inventory()?;
     let tls = config.server.tls.as_ref().map(|t| tls::server_config(t, &config.trust)).transpose()?;
@@ -83,6 +87,7 @@ pub fn run(config_path: PathBuf, config: Config) -> Result<(), ServeError> {
     crate::trust::crl::watch(move || watched.policy().config.trust.crl_dir.clone(), shared.crls.clone());
     metrics::gauge!(telemetry::CONFIG_VERSION).set(1.0);
     let lifecycle = Lifecycle::new(cores);
+    tracing::info!("starting: opening each core's HSM sessions and listeners");
 
     let mut executors = Vec::with_capacity(cores);
     for core in 0..cores {

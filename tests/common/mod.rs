@@ -149,7 +149,12 @@ impl Server {
             }
             std::thread::sleep(Duration::from_millis(25));
         }
-        panic!("segl did not start listening on {}:\n{}", self.addr, self.log());
+        panic!(
+            "segl did not start listening on {}:\n{}\nwhere its threads wait:\n{}",
+            self.addr,
+            self.log(),
+            thread_states(self.child.id())
+        );
     }
 
     /// The configuration file this server was started with (a reload reads it again).
@@ -246,6 +251,30 @@ pub fn metric_sum(metrics: &str, name: &str, labels: &[&str]) -> f64 {
         .filter(|l| labels.iter().all(|label| l.contains(label)))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
+}
+
+/// Each thread of process `pid` with where it waits (kernel wait channel, system call and its
+/// arguments from /proc), so that a start that hangs says on what.
+pub fn thread_states(pid: u32) -> String {
+    let read = |path: String| std::fs::read_to_string(path).unwrap_or_default().trim().to_owned();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return format!("(process {pid} is gone)");
+    };
+    let mut lines: Vec<String> = tasks
+        .flatten()
+        .map(|t| {
+            let dir = t.path().display().to_string();
+            format!(
+                "  {} {:<16} wchan={} syscall={}",
+                t.file_name().to_string_lossy(),
+                read(format!("{dir}/comm")),
+                read(format!("{dir}/wchan")),
+                read(format!("{dir}/syscall")),
+            )
+        })
+        .collect();
+    lines.sort();
+    lines.join("\n")
 }
 
 fn admin_ready(admin: SocketAddr) -> bool {
