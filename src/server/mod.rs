@@ -10,6 +10,7 @@ pub mod lifecycle;
 pub mod tls;
 
 use std::cell::Cell;
+use std::future::Future;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
@@ -110,19 +111,20 @@ pub fn run(config_path: PathBuf, config: Config) -> Result<(), ServeError> {
             // Small io_uring registrations so segl also runs without CAP_IPC_LOCK.
             .io_memory(1 << 20)
             .ring_depth(256)
-            // glommio reaps I/O completions only between time slices or when no task is
-            // runnable; the inline signer stays runnable while it has work, so the slice is one
-            // signature long (the default 100 ms would hold new requests — and the refusals
-            // admission control promises in microseconds — for up to 100 ms).
-            .preempt_timer(Duration::from_millis(1))
+            // The start-up task runs with glommio's default time slice; the serving work gets
+            // its short one from its task queue (see `in_serving_queue`).
+            .preempt_timer(STARTUP_SLICE)
             .spawn(move || async move {
-                glommio::spawn_local(signer_driver.run()).detach();
-                if let Ok(mut signers) = env.lifecycle.signer_stats.lock() {
-                    signers.push((core, signer.stats_handle()));
-                }
-                let ctx = Rc::new(CoreContext::new(shared, signer));
                 let lifecycle = env.lifecycle.clone();
-                let result = serve_core(ctx, Rc::new(env)).await;
+                let result = in_serving_queue(async move {
+                    glommio::spawn_local(signer_driver.run()).detach();
+                    if let Ok(mut signers) = env.lifecycle.signer_stats.lock() {
+                        signers.push((core, signer.stats_handle()));
+                    }
+                    let ctx = Rc::new(CoreContext::new(shared, signer));
+                    serve_core(ctx, Rc::new(env)).await
+                })
+                .await;
                 if let Err(reason) = &result {
                     if let Ok(mut failure) = lifecycle.startup_failure.lock() {
                         failure.get_or_insert((core, reason.clone()));
@@ -159,6 +161,50 @@ pub fn run(config_path: PathBuf, config: Config) -> Result<(), ServeError> {
         .map_err(ServeError::Signals)?;
     lifecycle::drain(&shared, &lifecycle, drain_timeout);
     Ok(())
+}
+
+/// The time slice of a core's start-up task (glommio's default).
+const STARTUP_SLICE: Duration = Duration::from_millis(100);
+
+/// The time slice of the serving work. glommio reaps I/O completions only between time slices
+/// or when no task is runnable; the inline signer stays runnable while it has work, so the
+/// slice is about one signature long (a 100 ms slice would hold new requests — and the
+/// refusals admission control promises in microseconds — for up to 100 ms).
+const SERVING_SLICE: Duration = Duration::from_millis(1);
+
+/// How often the start-up task looks whether the serving task has started.
+const STARTUP_NUDGE: Duration = Duration::from_millis(2);
+
+/// Runs `serve` in a task queue whose latency requirement gives the core its short time slice,
+/// and waits for it.
+///
+/// glommio 0.9 parks an executor that was preempted before it ran any task even when one is
+/// runnable, and then only pending I/O or a timer wakes it. With the short slice as the
+/// executor's default, a core descheduled for a millisecond right at start-up (a busy machine)
+/// slept forever before its first task ran, and the server never became ready. So the start-up
+/// task runs with glommio's default slice, and keeps a timer pending until the serving task has
+/// run once; from then on the serving task's own timers (the accept loop's drain check, the
+/// heartbeat) bound such a sleep.
+async fn in_serving_queue(serve: impl Future<Output = Result<(), String>> + 'static) -> Result<(), String> {
+    let queue = glommio::executor().create_task_queue(
+        glommio::Shares::default(),
+        glommio::Latency::Matters(SERVING_SLICE),
+        "serving",
+    );
+    let started = Rc::new(Cell::new(false));
+    let flag = started.clone();
+    let task = glommio::spawn_local_into(
+        async move {
+            flag.set(true);
+            serve.await
+        },
+        queue,
+    )
+    .map_err(|e| format!("cannot start the serving task: {e}"))?;
+    while !started.get() {
+        glommio::timer::sleep(STARTUP_NUDGE).await;
+    }
+    task.await
 }
 
 async fn serve_core(ctx: Rc<CoreContext>, env: Rc<CoreEnv>) -> Result<(), String> {
