@@ -285,7 +285,7 @@ mod tests {
         });
         assert!(matches!(scrape(addr), Err(ScrapeError::Missing { metric: HSM_CPU_METRIC, .. })));
         assert_eq!(scrape(addr).unwrap(), HsmCounters { cpu_secs: 0.004, signatures: 4.0 });
-        let refused = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let refused = crate::servers::free_loopback().unwrap();
         assert!(matches!(scrape(refused), Err(ScrapeError::Io { .. })));
     }
 }

@@ -203,11 +203,8 @@ pub fn free_loopback() -> Result<SocketAddr, ServerError> {
     Ok(free_loopback_ports(1)?[0])
 }
 
-/// `n` distinct loopback ports free right now (all held open until each is known, so that the
-/// kernel cannot hand out one twice).
+/// `n` distinct loopback ports free right now, below the kernel's ephemeral range (see
+/// [`segl::dev::ports`]: a server's port must not be one a client may be given).
 pub fn free_loopback_ports(n: usize) -> Result<Vec<SocketAddr>, ServerError> {
-    let held = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").map_err(ServerError::Port))
-        .collect::<Result<Vec<_>, _>>()?;
-    held.iter().map(|l| l.local_addr().map_err(ServerError::Port)).collect()
+    segl::dev::ports::unused_ports(std::net::Ipv4Addr::LOCALHOST.into(), n).map_err(ServerError::Port)
 }

@@ -10,8 +10,9 @@
 # too (the embedded default). The generator (`segl-load soak`, plain HTTP, one endpoint) offers
 # RATE requests/s; after a warm-up, per-thread CPU per issued card is read from /proc over
 # SECONDS (default 8), and `perf record --call-graph fp` samples the executor thread into
-# target/core-profile.perf.data when perf is installed. Build with frame pointers for whole
-# call stacks:
+# target/core-profile.perf.data when perf is installed, and `core_budget.py` turns the samples
+# into the per-stage CPU budget (a markdown table). Build with frame pointers for whole call
+# stacks:
 #   RUSTFLAGS="-C force-frame-pointers=yes" cargo build --release --bin segl --bin segl-load
 # Needs 2 CPUs. Ports 8080 and 9090 (config/segl.toml) must be free.
 set -euo pipefail
@@ -103,7 +104,14 @@ for name, (ticks, user, system) in sorted(b.items()):
     if d[0] > 0:
         print(f"  {name}: {d[0] / 1e6 / secs * 100:.1f} % of a CPU, {d[0] / cards:.0f} µs per card "
               f"(user {d[1] / cards:.0f}, system {d[2] / cards:.0f})")
+    if name.startswith("segl-core-0"):
+        open(f"{work}/core_us", "w").write(f"{d[0] / cards:.1f}")
 PY
+# The budget: the executor's samples attributed to the stages of the request path.
+if [[ -s target/core-profile.perf.data && -s "$WORK/core_us" ]]; then
+    perf script -i target/core-profile.perf.data 2> /dev/null > "$WORK/perf.txt"
+    python3 bench/support/core_budget.py "$WORK/perf.txt" "$(cat "$WORK/core_us")"
+fi
 wait $LOAD || true
 # The generator's own view of the whole run: offered, answered, latency percentiles.
 grep -B1 -E "^soak" "$WORK/load.log" || cat "$WORK/load.log"

@@ -392,7 +392,8 @@ fn new_connection_per_request_against_the_trivial_server() {
 #[test]
 fn refused_connections_are_errors_not_hangs() {
     let (_, pool) = state();
-    let addr = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    // Nobody listens there (and, below the ephemeral range, no client can connect to itself).
+    let addr = segl_bench::servers::free_loopback().unwrap();
     let mix = Arc::new(Mix::parse("NewSecurityTokenService=1").unwrap());
     let run = rt().block_on(engine::run(
         &profiles::soak(20.0, 0.5, 0.0),

@@ -13,6 +13,7 @@ pub mod export;
 pub mod jwt;
 pub mod oio;
 pub mod pki;
+pub mod ports;
 
 /// Why a development command failed.
 #[derive(Debug, thiserror::Error)]

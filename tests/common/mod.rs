@@ -323,12 +323,12 @@ pub fn private_loopback() -> std::net::Ipv4Addr {
 
 /// A port nobody listens on right now at `ip`.
 pub fn free_port_on(ip: std::net::Ipv4Addr) -> u16 {
-    std::net::TcpListener::bind((ip, 0)).unwrap().local_addr().unwrap().port()
+    segl::dev::ports::unused_port(ip.into()).unwrap()
 }
 
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    free_port_on(std::net::Ipv4Addr::LOCALHOST)
 }
 
 /// An HTTP response.
