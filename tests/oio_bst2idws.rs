@@ -75,7 +75,7 @@ fn each_citizen_profile_is_exchanged_for_an_identity_token() {
         );
         assert!(!token.contains("Privileges_intermediate") && !token.contains("SubjectRelations"), "{token}");
     }
-    let audit = std::fs::read_to_string(&env().config.audit.path).unwrap();
+    let audit = server.audit();
     assert!(audit.contains("\"kind\":\"identity-token\""), "{audit}");
 }
 

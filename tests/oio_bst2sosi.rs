@@ -100,7 +100,7 @@ fn each_profile_is_exchanged_for_a_signed_user_card() {
             assert!(card.contains(">Lars_Larsen</saml:NameID>"), "{card}");
         }
     }
-    let audit = std::fs::read_to_string(&env().config.audit.path).unwrap();
+    let audit = server.audit();
     assert!(audit.contains("\"kind\":\"bootstrap\""), "{audit}");
 }
 

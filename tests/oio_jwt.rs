@@ -87,7 +87,7 @@ fn a_jwt_is_exchanged_for_an_identity_token_at_both_paths() {
         String::from_utf8(base64::engine::general_purpose::STANDARD.decode(privileges).unwrap()).unwrap();
     assert!(privileges.contains(DEV_PROCURATION_CPR), "{privileges}");
 
-    let audit = std::fs::read_to_string(&env().config.audit.path).unwrap();
+    let audit = server.audit();
     assert!(audit.contains("\"kind\":\"jwt\""), "{audit}");
 }
 

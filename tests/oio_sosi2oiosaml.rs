@@ -82,7 +82,7 @@ fn issues_an_encrypted_signed_oiosaml_assertion_that_xmlsec1_verifies_and_decryp
         };
         assert!(verified.is_ok(), "xmlsec1 rejects the assertion signature: {verified:?}\n{decrypted}");
     }
-    let audit = std::fs::read_to_string(&env().config.audit.path).unwrap();
+    let audit = server.audit();
     assert!(audit.contains("\"kind\":\"oiosaml\""), "{audit}");
 }
 

@@ -329,11 +329,7 @@ fn clients_back_to_back(
 }
 
 fn audit_records(path: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
+    common::audit_text(path).lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
 }
 
 #[test]
@@ -375,6 +371,10 @@ fn sigterm_drains_and_exits_cleanly() {
     assert!(status.success(), "exit status {status}:\n{}", server.log());
     let log = server.log();
     assert!(log.contains("shutting down") && log.contains("drained"), "{log}");
+    // The audit log was preallocated while serving; the shutdown cut the zeros off.
+    let audit = std::fs::read(server.audit_path()).unwrap();
+    assert!(!audit.is_empty() && !audit.contains(&0) && audit.ends_with(b"\n"), "{} bytes", audit.len());
+    assert_eq!(server.audit().lines().count(), 1);
 }
 
 // ---- TLS ----

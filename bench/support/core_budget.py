@@ -69,8 +69,17 @@ def samples(lines):
         yield frames
 
 
+HAND_OFF = re.compile(r"crossbeam_channel")
+AUDIT = re.compile(r"segl::audit")
+
+
 def stage_of(frames):
-    for frame in frames:
+    for i, frame in enumerate(frames):
+        # A channel send to another thread (and the futex wake under it) is the sign hand-off
+        # (the signer driver's poll is inlined into glommio's task runner) unless the audit
+        # log is sending.
+        if HAND_OFF.search(frame):
+            return "audit" if any(AUDIT.search(f) for f in frames[i:]) else "sign hand-off"
         for name, pattern in COMPILED:
             if pattern.search(frame):
                 return name

@@ -46,7 +46,7 @@ taskset -c 1 "$BIN/segl-load" soak --target 127.0.0.1:8080 --rate "$RATE" --secs
     > "$WORK/load.log" 2>&1 &
 LOAD=$!
 # The pool is built before the timed run starts.
-until grep -q "requests in" "$WORK/load.log" 2> /dev/null; do
+until grep -q "pool built" "$WORK/load.log" 2> /dev/null; do
     kill -0 $LOAD 2>/dev/null || { cat "$WORK/load.log"; exit 1; }
     sleep 0.5
 done

@@ -7,9 +7,18 @@
 //! configurable commit delay after the first record so that more can join, so the cost per
 //! record falls as load rises); in `async` mode the response does not wait and the file is synced
 //! once a second. Operational logs (`tracing`) are separate and go to stderr/journald.
+//!
+//! The file is preallocated: the writer extends it with zeros a few MiB ahead of the records and
+//! writes the records over the zeros in place, so that a sync flushes data only. Appending
+//! instead changes the file's size with every group, and each `fdatasync` then also commits that
+//! metadata through the filesystem's journal (on ext4 here: 40 % more system CPU per sync and
+//! 35–40 % more time, measured with a write-and-sync loop). While segl runs, the records end at
+//! the first NUL byte ([`records`] reads them so); a clean shutdown cuts the padding off, and after
+//! a crash the next start finds the end of the records and goes on from there. `preallocate_mib
+//! = 0` appends instead, for readers that need a file that only grows (`tail -f`).
 
 use std::fs::File;
-use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -144,6 +153,7 @@ type Done = futures_channel::oneshot::Sender<Result<(), AuditError>>;
 enum Job {
     Record { line: Vec<u8>, done: Option<Done> },
     Flush(Done),
+    Close(Done),
 }
 
 /// The handle requests write through; cheap to clone.
@@ -174,17 +184,49 @@ impl AuditLog {
         durability: Durability,
         commit_delay: Duration,
     ) -> Result<AuditLog, AuditError> {
+        Self::open_with(path, &AuditOptions { durability, commit_delay, preallocate: 0 })
+    }
+
+    /// Opens the file with `options` and starts its writer thread.
+    pub fn open_with(path: &Path, options: &AuditOptions) -> Result<AuditLog, AuditError> {
         use std::os::unix::fs::OpenOptionsExt;
         let open_err =
             |e: std::io::Error| AuditError::Open { path: path.display().to_string(), reason: e.to_string() };
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(open_err)?;
         }
-        let file =
-            std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path).map_err(open_err)?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(open_err)?;
+        // One writer per file: records are written in place over the preallocated zeros, so a
+        // second process writing the same file would overwrite them (two segl instances given
+        // the same path is refused here instead of losing records).
+        file.try_lock().map_err(|e| AuditError::Open {
+            path: path.display().to_string(),
+            reason: match e {
+                std::fs::TryLockError::WouldBlock => {
+                    "another process (another segl?) is writing it; give each instance its own audit file"
+                        .to_owned()
+                }
+                std::fs::TryLockError::Error(e) => format!("cannot lock it: {e}"),
+            },
+        })?;
+        let segment = Segment::resume(file, options.preallocate).map_err(open_err)?;
         let (jobs, rx) = crossbeam_channel::bounded(64 * 1024);
         let syncs = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let writer = Writer { file, jobs: rx, durability, commit_delay, syncs: syncs.clone() };
+        let durability = options.durability;
+        let writer = Writer {
+            segment,
+            jobs: rx,
+            durability,
+            commit_delay: options.commit_delay,
+            syncs: syncs.clone(),
+        };
         std::thread::Builder::new()
             .name("segl-audit".into())
             .spawn(move || writer.run())
@@ -223,17 +265,121 @@ impl AuditLog {
         }
     }
 
-    /// Waits until everything recorded so far is on disk (at shutdown).
+    /// Waits until everything recorded so far is on disk.
     pub fn flush_blocking(&self) -> Result<(), AuditError> {
+        self.ask_blocking(Job::Flush)
+    }
+
+    /// At shutdown: waits until everything recorded so far is on disk and cuts the file's
+    /// preallocated padding off (records that still come are appended).
+    pub fn close_blocking(&self) -> Result<(), AuditError> {
+        self.ask_blocking(Job::Close)
+    }
+
+    fn ask_blocking(&self, job: fn(Done) -> Job) -> Result<(), AuditError> {
         let (done, written) = futures_channel::oneshot::channel();
-        self.jobs.send(Job::Flush(done)).map_err(|_| AuditError::Stopped)?;
+        self.jobs.send(job(done)).map_err(|_| AuditError::Stopped)?;
         futures_lite::future::block_on(written).map_err(|_| AuditError::Stopped)?
+    }
+}
+
+/// How the audit log is written.
+#[derive(Debug, Clone)]
+pub struct AuditOptions {
+    /// Whether a response waits for its record to be on disk.
+    pub durability: Durability,
+    /// In `sync` mode, how long the writer waits after a record arrives before it syncs.
+    pub commit_delay: Duration,
+    /// How far ahead of the records the file is extended with zeros (0: append).
+    pub preallocate: u64,
+}
+
+/// The records of an audit log file's text: its lines up to the padding (the first NUL byte).
+pub fn records(text: &str) -> impl Iterator<Item = &str> {
+    let end = text.find('\0').unwrap_or(text.len());
+    text[..end].lines().filter(|line| !line.is_empty())
+}
+
+/// The file as the writer sees it: where the records end and how far it is allocated.
+struct Segment {
+    file: File,
+    /// Where the next record goes.
+    end: u64,
+    /// The file's length: records, then zeros.
+    allocated: u64,
+    /// How far ahead to extend (0: append).
+    preallocate: u64,
+}
+
+/// The size of the zero blocks written to extend the file.
+const ZEROS: usize = 64 * 1024;
+
+impl Segment {
+    /// Finds the end of the records of a file a previous run may have left padded (a crash
+    /// keeps the padding): after the last byte that is not NUL.
+    fn resume(file: File, preallocate: u64) -> std::io::Result<Segment> {
+        let allocated = file.metadata()?.len();
+        let mut end = allocated;
+        let mut block = vec![0u8; ZEROS];
+        while end > 0 {
+            let start = end.saturating_sub(ZEROS as u64);
+            let chunk = &mut block[..(end - start) as usize];
+            file.read_exact_at(chunk, start)?;
+            match chunk.iter().rposition(|b| *b != 0) {
+                Some(last) => {
+                    end = start + last as u64 + 1;
+                    break;
+                }
+                None => end = start,
+            }
+        }
+        let mut segment = Segment { file, end, allocated, preallocate };
+        if end > 0 {
+            let mut last = [0u8];
+            segment.file.read_exact_at(&mut last, end - 1)?;
+            if last[0] != b'\n' {
+                // A record torn by a crash: the next one starts on a line of its own.
+                segment.write(b"\n")?;
+            }
+        }
+        Ok(segment)
+    }
+
+    /// Writes `bytes` after the records, extending the file with zeros first when they do not
+    /// fit in what is allocated.
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        let end = self.end + bytes.len() as u64;
+        if self.preallocate > 0 && end > self.allocated {
+            let target = end.max(self.allocated + self.preallocate).next_multiple_of(4096);
+            let zeros = vec![0u8; ZEROS];
+            let mut at = self.allocated;
+            while at < target {
+                let n = (target - at).min(ZEROS as u64) as usize;
+                self.file.write_all_at(&zeros[..n], at)?;
+                at += n as u64;
+            }
+            self.allocated = target;
+        }
+        self.file.write_all_at(bytes, self.end)?;
+        self.end = end;
+        self.allocated = self.allocated.max(end);
+        Ok(())
+    }
+
+    /// Cuts the padding off: the file then holds the records only, and later ones are appended.
+    fn close(&mut self) -> std::io::Result<()> {
+        self.preallocate = 0;
+        if self.allocated > self.end {
+            self.file.set_len(self.end)?;
+            self.allocated = self.end;
+        }
+        self.file.sync_all()
     }
 }
 
 /// The writer thread's state.
 struct Writer {
-    file: File,
+    segment: Segment,
     jobs: crossbeam_channel::Receiver<Job>,
     durability: Durability,
     commit_delay: Duration,
@@ -244,7 +390,7 @@ impl Writer {
     fn sync(&self) -> std::io::Result<()> {
         self.syncs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let started = Instant::now();
-        let synced = self.file.sync_data();
+        let synced = self.segment.file.sync_data();
         // In sync mode every waiting response waits this long: a slow disk shows here first.
         metrics::histogram!(crate::telemetry::AUDIT_SYNC_SECONDS).record(started.elapsed().as_secs_f64());
         synced
@@ -267,6 +413,7 @@ impl Writer {
                 std::thread::sleep(self.commit_delay);
             }
             let mut must_sync = false;
+            let mut close = false;
             for job in first.into_iter().chain(self.jobs.try_iter().take(MAX_BATCH)) {
                 match job {
                     Job::Record { line, done } => {
@@ -278,11 +425,16 @@ impl Writer {
                         must_sync = true;
                         waiting.push(done);
                     }
+                    Job::Close(done) => {
+                        must_sync = true;
+                        close = true;
+                        waiting.push(done);
+                    }
                 }
             }
             let mut result = Ok(());
             if !batch.is_empty() {
-                result = self.file.write_all(&batch).map_err(|e| AuditError::Write(e.to_string()));
+                result = self.segment.write(&batch).map_err(|e| AuditError::Write(e.to_string()));
                 batch.clear();
                 dirty = true;
             }
@@ -293,6 +445,9 @@ impl Writer {
                 last_sync = Instant::now();
                 dirty = false;
             }
+            if result.is_ok() && close {
+                result = self.segment.close().map_err(|e| AuditError::Write(e.to_string()));
+            }
             if let Err(e) = &result {
                 tracing::error!("{e}");
             }
@@ -300,7 +455,7 @@ impl Writer {
                 let _ = done.send(result.clone());
             }
         }
-        let _ = self.sync();
+        let _ = self.segment.close();
     }
 }
 
@@ -390,6 +545,134 @@ mod tests {
         futures_lite::future::block_on(log.record(&AuditRecord::default())).unwrap();
         log.flush_blocking().unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 1);
+    }
+
+    fn preallocated(path: &Path) -> AuditLog {
+        let options =
+            AuditOptions { durability: Durability::Sync, commit_delay: Duration::ZERO, preallocate: 1 << 16 };
+        AuditLog::open_with(path, &options).unwrap()
+    }
+
+    fn record(log: &AuditLog, id: &str) {
+        let rec = AuditRecord { issued: Some(AuditToken::new("idcard", id)), ..Default::default() };
+        futures_lite::future::block_on(log.record(&rec)).unwrap();
+    }
+
+    fn ids(path: &Path) -> Vec<String> {
+        let text = std::fs::read_to_string(path).unwrap();
+        records(&text)
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["issued"]["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_preallocated_file_keeps_its_size_while_records_are_synced_and_is_cut_at_close() {
+        let path = temp("prealloc");
+        let log = preallocated(&path);
+        record(&log, "a");
+        let size = std::fs::metadata(&path).unwrap().len();
+        assert!(size >= 1 << 16, "extended ahead: {size}");
+        for i in 0..50 {
+            record(&log, &format!("r{i}"));
+        }
+        // Each record was synced without the file's size changing.
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), size);
+        assert_eq!(ids(&path).len(), 51);
+        let raw = std::fs::read(&path).unwrap();
+        assert_eq!(*raw.last().unwrap(), 0, "padding while open");
+        log.close_blocking().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains('\0') && text.ends_with('\n'), "cut at close");
+        assert_eq!(text.lines().count(), 51);
+        // A record after the close is appended.
+        record(&log, "late");
+        assert_eq!(ids(&path).last().map(String::as_str), Some("late"));
+    }
+
+    #[test]
+    fn records_beyond_the_preallocation_extend_the_file_again() {
+        let path = temp("extend");
+        let log = preallocated(&path);
+        // ~150 bytes per record: 1,000 records need more than the 64 KiB preallocated at first.
+        for i in 0..1000 {
+            record(&log, &format!("{i:06}"));
+        }
+        assert!(std::fs::metadata(&path).unwrap().len() > 1 << 16);
+        let got = ids(&path);
+        assert_eq!(got.len(), 1000);
+        assert_eq!(got[999], "000999");
+    }
+
+    #[test]
+    fn after_a_crash_the_next_start_goes_on_after_the_last_record() {
+        let path = temp("crash");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        // What a kill -9 leaves: synced records, then the preallocated zeros.
+        let mut bytes = Vec::new();
+        for id in ["before-1", "before-2"] {
+            let rec = AuditRecord { issued: Some(AuditToken::new("idcard", id)), ..Default::default() };
+            bytes.extend(serde_json::to_vec(&rec).unwrap());
+            bytes.push(b'\n');
+        }
+        bytes.resize(200_000, 0);
+        std::fs::write(&path, &bytes).unwrap();
+        let log = preallocated(&path);
+        record(&log, "after");
+        assert_eq!(ids(&path), ["before-1", "before-2", "after"]);
+
+        // A record torn mid-write: the next one starts on its own line.
+        let torn = temp("torn");
+        std::fs::create_dir_all(torn.parent().unwrap()).unwrap();
+        let mut bytes = b"{\"issued\":{\"kind\":\"idcard\",\"id\":\"whole\"}}\n{\"iss".to_vec();
+        bytes.resize(bytes.len() + 5000, 0);
+        std::fs::write(&torn, &bytes).unwrap();
+        let log = preallocated(&torn);
+        record(&log, "next");
+        let text = std::fs::read_to_string(&torn).unwrap();
+        let lines: Vec<&str> = records(&text).collect();
+        assert_eq!(lines.len(), 3, "{lines:?}");
+        assert_eq!(lines[1], "{\"iss");
+        assert!(lines[2].contains("\"next\""));
+    }
+
+    #[test]
+    fn without_preallocation_the_file_only_grows() {
+        let path = temp("append");
+        let log = AuditLog::open(&path, Durability::Sync).unwrap();
+        record(&log, "one");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains('\0') && text.ends_with("}\n"), "{text}");
+        // An existing file is continued, not overwritten (once the first writer has let go).
+        drop(log);
+        let started = std::time::Instant::now();
+        let log = loop {
+            match AuditLog::open(&path, Durability::Sync) {
+                Ok(log) => break log,
+                Err(e) if started.elapsed() > Duration::from_secs(5) => panic!("{e}"),
+                Err(_) => std::thread::sleep(Duration::from_millis(10)),
+            }
+        };
+        record(&log, "two");
+        assert_eq!(ids(&path), ["one", "two"]);
+    }
+
+    #[test]
+    fn a_second_writer_of_the_same_file_is_refused() {
+        let path = temp("two-writers");
+        let first = preallocated(&path);
+        record(&first, "mine");
+        // flock locks belong to the open file: a second open in this process is refused as a
+        // second process would be.
+        let options =
+            AuditOptions { durability: Durability::Sync, commit_delay: Duration::ZERO, preallocate: 0 };
+        let err = AuditLog::open_with(&path, &options).err().expect("refused");
+        assert!(err.to_string().contains("another process"), "{err}");
+        assert_eq!(ids(&path), ["mine"]);
     }
 
     #[test]

@@ -500,10 +500,29 @@ pub struct AuditConfig {
     /// latency to each response.
     #[serde(default = "default_commit_delay_ms")]
     pub commit_delay_ms: u64,
+    /// How far ahead of the records the file is extended with zeros, in MiB, so that a sync
+    /// flushes data only (0: append, the file only grows; see [`crate::audit`]).
+    #[serde(default = "default_preallocate_mib")]
+    pub preallocate_mib: u64,
 }
 
 fn default_commit_delay_ms() -> u64 {
     2
+}
+
+fn default_preallocate_mib() -> u64 {
+    4
+}
+
+impl AuditConfig {
+    /// How the audit log is written.
+    pub fn options(&self) -> crate::audit::AuditOptions {
+        crate::audit::AuditOptions {
+            durability: self.durability,
+            commit_delay: std::time::Duration::from_millis(self.commit_delay_ms),
+            preallocate: self.preallocate_mib << 20,
+        }
+    }
 }
 
 /// Parser limits for request XML.

@@ -168,11 +168,7 @@ impl Shared {
     pub fn from_config(config: Arc<Config>) -> Result<Shared, SharedError> {
         let crls = Arc::new(ArcSwap::from_pointee(CrlSet::default()));
         let replay = ReplayCache::new(config.sts.replay_cache_entries);
-        let audit = AuditLog::open_with_commit_delay(
-            &config.audit.path,
-            config.audit.durability,
-            std::time::Duration::from_millis(config.audit.commit_delay_ms),
-        )?;
+        let audit = AuditLog::open_with(&config.audit.path, &config.audit.options())?;
         let policy = Policy::build(config, 1, crls.clone())?;
         Ok(Shared { policy: ArcSwap::from_pointee(policy), crls, replay, audit })
     }

@@ -132,7 +132,7 @@ pub fn drain(shared: &Shared, lifecycle: &Lifecycle, timeout: Duration) {
     } else {
         tracing::info!(waited_ms = start.elapsed().as_millis() as u64, "drained");
     }
-    if let Err(e) = shared.audit.flush_blocking() {
+    if let Err(e) = shared.audit.close_blocking() {
         tracing::error!("audit log flush at shutdown failed: {e}");
     }
 }

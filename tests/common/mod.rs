@@ -79,6 +79,7 @@ pub struct Server {
     pub admin: SocketAddr,
     log: PathBuf,
     config: PathBuf,
+    audit: PathBuf,
 }
 
 impl Server {
@@ -113,8 +114,14 @@ impl Server {
             .replace("deadline_ms = 200", TEST_DEADLINE);
         assert!(text.contains(TEST_DEADLINE), "the configuration no longer sets deadline_ms = 200");
         edit(&mut text);
+        // Each server writes an audit log of its own (a file has one writer; it is locked),
+        // unless the test chose one.
+        let shared_audit = env.config.audit.path.display().to_string();
+        let own = env.dir.join("audit").join(format!("segl-audit-{port}.jsonl"));
+        text = text.replace(&format!("path = \"{shared_audit}\""), &format!("path = \"{}\"", own.display()));
         let config_path = env.dir.join(format!("segl-{port}.toml"));
         std::fs::write(&config_path, text).unwrap();
+        let audit = Config::load(&config_path).map(|c| c.audit.path).unwrap_or(own);
         let log = env.dir.join(format!("server-{port}.log"));
         let child = Command::new("nice")
             .args(["-n", &niceness.to_string(), env!("CARGO_BIN_EXE_segl"), "serve", "--config"])
@@ -131,6 +138,7 @@ impl Server {
             admin: SocketAddr::from((ip, admin_port)),
             log,
             config: config_path,
+            audit,
         };
         server.wait_ready();
         server
@@ -155,6 +163,16 @@ impl Server {
             self.log(),
             thread_states(self.child.id())
         );
+    }
+
+    /// The records of this server's audit log, one per line.
+    pub fn audit(&self) -> String {
+        audit_text(&self.audit)
+    }
+
+    /// This server's audit log file.
+    pub fn audit_path(&self) -> &Path {
+        &self.audit
     }
 
     /// The configuration file this server was started with (a reload reads it again).
@@ -251,6 +269,12 @@ pub fn metric_sum(metrics: &str, name: &str, labels: &[&str]) -> f64 {
         .filter(|l| labels.iter().all(|label| l.contains(label)))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
+}
+
+/// The records of an audit log (its lines up to the preallocated padding), one per line.
+pub fn audit_text(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    segl::audit::records(&text).collect::<Vec<_>>().join("\n")
 }
 
 /// Each thread of process `pid` with where it waits (kernel wait channel, system call and its
