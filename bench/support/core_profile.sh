@@ -2,7 +2,7 @@
 # Where one executor core's CPU goes per request, with the HSM's work kept off that core.
 #
 # Usage (from the repository root, as root for perf):
-#   bench/support/core_profile.sh RATE [SECONDS] [SIGNER]
+#   bench/support/core_profile.sh RATE [SECONDS] [SIGNER] [TRANSPORT]
 #
 # segl runs with one executor core pinned to CPU 0. With SIGNER=pipelined (the default) its
 # signing threads, and every other segl thread, are moved to CPU 1 beside the load generator, as
@@ -14,21 +14,40 @@
 # into the per-stage CPU budget (a markdown table). Build with frame pointers for whole call
 # stacks:
 #   RUSTFLAGS="-C force-frame-pointers=yes" cargo build --release --bin segl --bin segl-load
-# Needs 2 CPUs. Ports 8080 and 9090 (config/segl.toml) must be free.
+# TRANSPORT is `plain` (default) or `tls`: TLS 1.3 on 127.0.0.1:8443 with a throwaway ECDSA P-256
+# certificate made with openssl, so that the budget has its TLS stage.
+# Needs 2 CPUs. Ports 8080, 8443 and 9090 (config/segl.toml) must be free.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RATE=${1:?usage: core_profile.sh RATE [SECONDS] [SIGNER]}
 SECS=${2:-8}
 SIGNER=${3:-pipelined}
+TRANSPORT=${4:-plain}
 BIN=${BIN:-target/release}
 WORK=$(mktemp -d)
 CONFIG=config/.core-profile.toml
 SEGL= LOAD=
-trap 'kill $SEGL $LOAD 2>/dev/null || true; rm -rf "$WORK" "$CONFIG"' EXIT
+trap 'kill $SEGL $LOAD 2>/dev/null || true; wait $SEGL 2>/dev/null || true; rm -rf "$WORK" "$CONFIG"' EXIT
 
+if curl -sf -o /dev/null 127.0.0.1:9090/readyz; then
+    echo "something already serves on 127.0.0.1:9090 (a segl left running?)" >&2
+    exit 1
+fi
 sed -e 's/^# cores = 2 /cores = 1 /' \
     -e "s/^signer = \"inline\"/signer = \"$SIGNER\"/" \
     -e 's/^sessions_per_core = 4/sessions_per_core = 1/' config/segl.toml > "$CONFIG"
+TARGET=(--target 127.0.0.1:8080)
+if [[ $TRANSPORT == tls ]]; then
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj "/CN=profile CA" \
+        -keyout "$WORK/ca.key" -out "$WORK/ca.pem" 2> /dev/null
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=127.0.0.1" \
+        -keyout "$WORK/server.key" -out "$WORK/server.csr" 2> /dev/null
+    openssl x509 -req -in "$WORK/server.csr" -CA "$WORK/ca.pem" -CAkey "$WORK/ca.key" -days 1 \
+        -extfile <(echo "subjectAltName=IP:127.0.0.1") -out "$WORK/server.pem" 2> /dev/null
+    printf '\n[server.tls]\nlisten = "127.0.0.1:8443"\ncertificate = "%s"\nkey = "%s"\nclient_auth = "none"\n' \
+        "$WORK/server.pem" "$WORK/server.key" >> "$CONFIG"
+    TARGET=(--target 127.0.0.1:8443 --tls --ca-file "$WORK/ca.pem" --server-name 127.0.0.1)
+fi
 "$BIN/segl" serve --config "$CONFIG" > "$WORK/segl.log" 2>&1 &
 SEGL=$!
 until curl -sf 127.0.0.1:9090/readyz > /dev/null; do
@@ -40,7 +59,7 @@ for task in /proc/$SEGL/task/*; do
     case "$(cat "$task/comm")" in segl-core*) ;; *) taskset -p -c 1 "$(basename "$task")" > /dev/null ;; esac
 done
 
-taskset -c 1 "$BIN/segl-load" soak --target 127.0.0.1:8080 --rate "$RATE" --secs $((SECS + 8)) \
+taskset -c 1 "$BIN/segl-load" soak "${TARGET[@]}" --rate "$RATE" --secs $((SECS + 8)) \
     --server-pid "$SEGL" --admin-addr 127.0.0.1:9090 \
     --pool 6000 --connections 256 --timeout-ms 2000 --mix NewSecurityTokenService=1 --no-progress \
     > "$WORK/load.log" 2>&1 &
