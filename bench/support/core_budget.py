@@ -21,7 +21,7 @@ import sys
 STAGES = [
     ("executor idle/wake", r"membarrier|io_cqring_wait|schedule_hrtimeout|Parker::park|"
                            r"link_rings_and_sleep|SleepNotifier|prepare_to_sleep|finish_task_switch|"
-                           r"__schedule\b|schedule$|do_idle|ipi|smp_call_function"),
+                           r"__schedule\b|\bschedule\b|do_idle|smp_call_function"),
     ("write (kernel send)", r"tcp_sendmsg|tcp_write_xmit|__tcp_push_pending|tcp_transmit_skb|"
                             r"ip_finish_output|__dev_queue_xmit|loopback_xmit"),
     ("accept/read (kernel)", r"tcp_recvmsg|tcp_v4_rcv|inet_accept|inet_csk_accept|"
@@ -69,7 +69,7 @@ def samples(lines):
         yield frames
 
 
-HAND_OFF = re.compile(r"crossbeam_channel")
+HAND_OFF = re.compile(r"crossbeam_channel|futures_channel")
 AUDIT = re.compile(r"segl::audit")
 
 

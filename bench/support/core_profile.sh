@@ -84,6 +84,7 @@ snapshot a
 CORE_TID=$(for task in /proc/$SEGL/task/*; do
     [[ "$(cat "$task/comm")" == segl-core-0* ]] && basename "$task" && break
 done)
+rm -f target/core-profile.perf.data
 if command -v perf > /dev/null; then
     perf record -q -F 4000 --call-graph fp -t "$CORE_TID" -o target/core-profile.perf.data -- sleep "$SECS" 2> /dev/null
 else

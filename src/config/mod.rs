@@ -657,6 +657,11 @@ impl Config {
         if self.hsm.pin_source().is_none() {
             return Err(invalid("hsm", "set pin_file or pin_env"));
         }
+        if self.audit.path == self.hsm.audit_log {
+            // The request audit log is written in place by its one writer; the key audit trail
+            // appends to its own file.
+            return Err(invalid("audit.path", "must not be the key audit trail's file (hsm.audit_log)"));
+        }
         if self.hsm.module.as_os_str().is_empty() {
             return Err(invalid("hsm.module", "name the PKCS#11 module (or module-path in hsm.uri)"));
         }
@@ -812,6 +817,13 @@ mod tests {
         assert!(err.to_string().contains("server.deadline_ms"), "{err}");
         let ok = MINIMAL.replace("[server]", "[server]\ndeadline_ms = 10");
         assert_eq!(Config::from_toml(&ok, Path::new("x.toml")).unwrap().server.deadline_ms, 10);
+    }
+
+    #[test]
+    fn the_audit_log_and_the_key_audit_trail_are_different_files() {
+        let bad = MINIMAL.replace("path = \"audit.jsonl\"", "path = \"key-audit.jsonl\"");
+        let err = Config::from_toml(&bad, Path::new("x.toml")).unwrap_err();
+        assert!(err.to_string().contains("audit.path"), "{err}");
     }
 
     #[test]
