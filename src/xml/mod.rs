@@ -4,7 +4,6 @@
 //! profiles), and the canonical-form writer used to emit (and sign) the tokens segl issues.
 
 pub mod c14n;
-pub mod c14n_fragment;
 pub mod dsig;
 pub mod emit;
 pub mod enc;

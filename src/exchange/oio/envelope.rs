@@ -15,10 +15,10 @@ use jiff::Timestamp;
 
 use crate::exchange::fault::Fault;
 use crate::token::ns;
+use crate::xml::c14n;
 use crate::xml::dsig::algorithm::SignatureAlgorithm;
 use crate::xml::dsig::sign::{self, PreparedSignature, Reference};
 use crate::xml::emit::CanonicalWriter;
-use crate::xml::{c14n, c14n_fragment};
 use crate::xml::{Document, Limits, XmlError};
 
 /// `wsa:Action` of an issue request, and of its response (the STS answers with the same URI).
@@ -207,16 +207,10 @@ pub fn prepare(
     let ts = ts.into_bytes();
     let body = body_element(body_content);
 
-    // The Body's canonical form (see the module doc): its pieces are canonical but for their
-    // namespace declarations, which the fragment canonicalizer settles without a parse; the
-    // parser takes anything it does not accept. Debug builds (every test) check the two agree.
-    let body_canonical = match c14n_fragment::exclusive(&body) {
-        Some(canonical) => {
-            debug_assert_eq!(Ok(&canonical), parsed_canonical(&body).as_ref(), "fragment c14n of the Body");
-            canonical
-        }
-        None => parsed_canonical(&body)?,
-    };
+    // The Body's canonical form: parsed back and canonicalized (see the module doc).
+    let parsed = Document::parse(Bytes::from(body.clone()), &Limits::default())?;
+    let mut body_canonical = Vec::with_capacity(body.len());
+    c14n::exclusive(&parsed, parsed.root(), None, &[], &mut body_canonical);
 
     let message_id_parts = [message_id.as_slice()];
     let action_parts = [action.as_slice()];
@@ -245,14 +239,6 @@ pub fn prepare(
     w.start("wsse:Security", &[], &[("mustUnderstand", "1"), ("wsu:Id", "security")]);
     w.raw(&ts);
     Ok(UnsignedEnvelope { head: w.into_bytes(), body, prepared })
-}
-
-/// The exclusive canonical form of `element`, parsed.
-fn parsed_canonical(element: &[u8]) -> Result<Vec<u8>, XmlError> {
-    let parsed = Document::parse(Bytes::copy_from_slice(element), &Limits::default())?;
-    let mut canonical = Vec::with_capacity(element.len());
-    c14n::exclusive(&parsed, parsed.root(), None, &[], &mut canonical);
-    Ok(canonical)
 }
 
 /// A fault envelope without a header signature (see [`crate::exchange::fault::unsigned_envelope`]).
