@@ -132,7 +132,6 @@ const HEADER_PARTS: [(&str, &str); 4] = [
 /// `oio_request` signs) over the `covered` parts as they now are.
 fn resign(request: &str, signer: Identity, covered: &[&str]) -> Vec<u8> {
     use segl::xml::dsig::algorithm::SignatureAlgorithm;
-    use segl::xml::dsig::sign;
     let canonical: Vec<(&str, Vec<u8>)> = HEADER_PARTS
         .iter()
         .filter(|(name, _)| covered.contains(name))
@@ -147,17 +146,9 @@ fn resign(request: &str, signer: Identity, covered: &[&str]) -> Vec<u8> {
         })
         .collect();
     assert_eq!(canonical.len(), covered.len(), "unknown part in {covered:?}");
-    let parts: Vec<[&[u8]; 1]> = canonical.iter().map(|(_, c)| [c.as_slice()]).collect();
-    let references: Vec<sign::Reference> = canonical
-        .iter()
-        .zip(&parts)
-        .map(|((uri, _), p)| sign::Reference { uri, canonical_parts: p, enveloped: false })
-        .collect();
-    let algorithm = SignatureAlgorithm::RsaSha256;
-    let certificate = base64::engine::general_purpose::STANDARD.encode(cert(signer));
-    let prepared = sign::prepare_references(&references, algorithm, &certificate);
-    let value = env().client.sign_digest(signer, algorithm, &prepared.signed_info_digest).unwrap();
-    let signature = text(sign::finish(&prepared, &value));
+    let parts: Vec<(&str, &[u8])> = canonical.iter().map(|(uri, c)| (*uri, c.as_slice())).collect();
+    let signature =
+        text(env().client.header_signature(signer, SignatureAlgorithm::RsaSha256, &parts).unwrap());
     let (start, end) = header_signature(request);
     format!("{}{signature}{}", &request[..start], &request[end..]).into_bytes()
 }

@@ -129,6 +129,27 @@ impl DevClient {
         Ok(signer.sign_digest(algorithm.digest().hsm(), digest)?)
     }
 
+    /// A header signature (SIG-HDR) by `identity`: the `ds:Signature` element over `parts`, each
+    /// a reference URI (`#body`, …) and its element's exclusive canonical form.
+    pub fn header_signature(
+        &self,
+        identity: Identity,
+        algorithm: SignatureAlgorithm,
+        parts: &[(&str, &[u8])],
+    ) -> Result<Vec<u8>, DevError> {
+        use crate::xml::dsig::sign;
+        let canonical: Vec<[&[u8]; 1]> = parts.iter().map(|(_, c)| [*c]).collect();
+        let references: Vec<sign::Reference> = parts
+            .iter()
+            .zip(&canonical)
+            .map(|((uri, _), c)| sign::Reference { uri, canonical_parts: c, enveloped: false })
+            .collect();
+        let prepared =
+            sign::prepare_references(&references, algorithm, &B64.encode(self.certificate(identity)?));
+        let value = self.sign_digest(identity, algorithm, &prepared.signed_info_digest)?;
+        Ok(sign::finish(&prepared, &value))
+    }
+
     /// Builds a complete DGWS request to (New)SecurityTokenService.
     pub fn request(&self, opts: &RequestOptions) -> Result<Vec<u8>, DevError> {
         let now = Timestamp::now();

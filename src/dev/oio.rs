@@ -580,8 +580,6 @@ pub fn seal_request(
     signer: super::pki::Identity,
 ) -> Result<Vec<u8>, DevError> {
     use crate::xml::dsig::algorithm::SignatureAlgorithm;
-    use crate::xml::dsig::sign;
-    use base64::Engine;
     let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
     let indent = |w: &mut CanonicalWriter, depth: usize| {
         w.raw(b"\n");
@@ -683,17 +681,8 @@ pub fn seal_request(
         let node = doc.by_id(id).ok_or_else(|| DevError::BadInput(format!("no element with id {id}")))?;
         canonical.push((format!("#{id}"), crate::xml::c14n::exclusive_to_vec(&doc, node, None, &[])));
     }
-    let parts: Vec<[&[u8]; 1]> = canonical.iter().map(|(_, c)| [c.as_slice()]).collect();
-    let references: Vec<sign::Reference> = canonical
-        .iter()
-        .zip(&parts)
-        .map(|((uri, _), p)| sign::Reference { uri, canonical_parts: p, enveloped: false })
-        .collect();
-    let algorithm = SignatureAlgorithm::RsaSha1;
-    let certificate = base64::engine::general_purpose::STANDARD.encode(client.certificate(signer)?);
-    let prepared = sign::prepare_references(&references, algorithm, &certificate);
-    let value = client.sign_digest(signer, algorithm, &prepared.signed_info_digest)?;
-    let signature = sign::finish(&prepared, &value);
+    let parts: Vec<(&str, &[u8])> = canonical.iter().map(|(uri, c)| (uri.as_str(), c.as_slice())).collect();
+    let signature = client.header_signature(signer, SignatureAlgorithm::RsaSha1, &parts)?;
     let mut out = Vec::with_capacity(bytes.len() + signature.len() + 8);
     out.extend_from_slice(&bytes[..signature_at]);
     out.extend_from_slice(&signature);
