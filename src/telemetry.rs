@@ -19,6 +19,17 @@ pub const ADMISSION: &str = "segl_admission_total";
 pub const IN_FLIGHT: &str = "segl_in_flight";
 /// Measured service rate (requests/s), by core.
 pub const SERVICE_RATE: &str = "segl_service_rate";
+/// 1 while a core is overloaded (admitting only what waits about `server.queue_target_ms`), by core.
+pub const OVERLOADED: &str = "segl_admission_overloaded";
+/// Times a core became overloaded, by core.
+pub const OVERLOADS: &str = "segl_admission_overloads_total";
+/// What a request takes with nothing ahead of it (admission to answer), by core, in seconds.
+pub const UNQUEUED_SECONDS: &str = "segl_admission_unqueued_seconds";
+/// The shortest wait of a signature in a core's signer queue in the last admission interval
+/// with one (CoDel's signal: above `server.queue_target_ms` for a whole interval is overload).
+pub const SIGNER_WAIT_SECONDS: &str = "segl_admission_signer_wait_seconds";
+/// While a core is overloaded, the RUTINE requests it keeps in flight (0 when it is not).
+pub const OVERLOAD_LIMIT: &str = "segl_admission_overload_limit";
 /// The configuration version in force (1 at start, +1 per reload).
 pub const CONFIG_VERSION: &str = "segl_config_version";
 /// Configuration reloads by result (`ok`, `rejected`).

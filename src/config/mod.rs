@@ -96,6 +96,14 @@ pub struct ServerConfig {
     /// (HTTP 503, Retry-After) before any work is done.
     #[serde(default = "default_deadline")]
     pub deadline_ms: u64,
+    /// How long an admitted request may wait for the HSM once its core is overloaded (a queue
+    /// standing above this for `queue_interval_ms`): overload is refused, not queued.
+    #[serde(default = "default_queue_target")]
+    pub queue_target_ms: u64,
+    /// How long waits must stay above `queue_target_ms` to count as overload rather than a
+    /// burst (a burst shorter than this is admitted into the whole deadline).
+    #[serde(default = "default_queue_interval")]
+    pub queue_interval_ms: u64,
     /// How long SIGTERM waits for requests in flight before exiting.
     #[serde(default = "default_drain")]
     pub drain_timeout_ms: u64,
@@ -119,6 +127,12 @@ const MIN_DEADLINE_MS: u64 = 10;
 
 fn default_deadline() -> u64 {
     200
+}
+fn default_queue_target() -> u64 {
+    5
+}
+fn default_queue_interval() -> u64 {
+    20
 }
 fn default_drain() -> u64 {
     10_000
@@ -706,6 +720,16 @@ impl Config {
             // the core's rate from served requests, would never learn it.
             return Err(invalid("server.deadline_ms", &format!("must be at least {MIN_DEADLINE_MS}")));
         }
+        let queue = (self.server.queue_target_ms, self.server.queue_interval_ms);
+        if queue.0 == 0 || queue.0 >= self.server.deadline_ms {
+            return Err(invalid("server.queue_target_ms", "must be at least 1 and below server.deadline_ms"));
+        }
+        if queue.1 < queue.0 || queue.1 >= self.server.deadline_ms {
+            return Err(invalid(
+                "server.queue_interval_ms",
+                "must be at least server.queue_target_ms and below server.deadline_ms",
+            ));
+        }
         self.sosi2oiosaml.validate().map_err(|reason| invalid("sosi2oiosaml.audience", &reason))?;
         self.bst2sosi.validate().map_err(|reason| invalid("bst2sosi", &reason))?;
         self.oiosaml2sosi.validate().map_err(|reason| invalid("oiosaml2sosi", &reason))?;
@@ -808,6 +832,25 @@ mod tests {
         let bad = MINIMAL.replace("SEGL-TEST", "SEGL TEST");
         let err = Config::from_toml(&bad, Path::new("x.toml")).unwrap_err();
         assert!(err.to_string().contains("sts.issuer"), "{err}");
+    }
+
+    #[test]
+    fn the_overload_queue_target_and_interval_fit_inside_the_deadline() {
+        let parsed = Config::from_toml(MINIMAL, Path::new("x.toml")).unwrap().server;
+        assert_eq!((parsed.queue_target_ms, parsed.queue_interval_ms), (5, 20));
+        for (bad, field) in [
+            ("queue_target_ms = 0", "server.queue_target_ms"),
+            ("queue_target_ms = 200", "server.queue_target_ms"),
+            ("queue_target_ms = 10\nqueue_interval_ms = 5", "server.queue_interval_ms"),
+            ("queue_interval_ms = 250", "server.queue_interval_ms"),
+        ] {
+            let text = MINIMAL.replace("[server]", &format!("[server]\n{bad}"));
+            let err = Config::from_toml(&text, Path::new("x.toml")).unwrap_err();
+            assert!(err.to_string().contains(field), "{bad}: {err}");
+        }
+        let ok = MINIMAL.replace("[server]", "[server]\nqueue_target_ms = 2\nqueue_interval_ms = 50");
+        let parsed = Config::from_toml(&ok, Path::new("x.toml")).unwrap().server;
+        assert_eq!((parsed.queue_target_ms, parsed.queue_interval_ms), (2, 50));
     }
 
     #[test]

@@ -236,8 +236,15 @@ async fn serve_core(ctx: Rc<CoreContext>, env: Rc<CoreEnv>) -> Result<(), String
     };
     // The admin listener lives on core 0 only: it is not on the request path.
     let admin = if env.core == 0 { Some(bind(config.server.admin_listen)?) } else { None };
+    let queue = admission::QueueSettings {
+        target: Duration::from_millis(config.server.queue_target_ms),
+        interval: Duration::from_millis(config.server.queue_interval_ms),
+    };
+    let signer_stats = ctx.signer.stats_handle();
     let admission = Admission::new(
         Duration::from_millis(config.server.deadline_ms),
+        queue,
+        Box::new(move || signer_stats.take_shortest_wait()),
         Instant::now(),
         busy_clock(&ctx, &config),
     );
@@ -305,10 +312,35 @@ fn busy_clock(ctx: &CoreContext, config: &crate::config::Config) -> admission::B
 async fn heartbeat(env: Rc<CoreEnv>, admission: Rc<Admission>, ctx: Rc<CoreContext>) {
     let core = env.core.to_string();
     let mut active_key: Option<String> = None;
+    let mut overloads = 0;
     loop {
         env.lifecycle.heartbeats[env.core].fetch_add(1, Ordering::Relaxed);
         metrics::gauge!(telemetry::IN_FLIGHT, "core" => core.clone()).set(admission.in_flight() as f64);
         metrics::gauge!(telemetry::SERVICE_RATE, "core" => core.clone()).set(admission.rate());
+        metrics::gauge!(telemetry::OVERLOADED, "core" => core.clone()).set(if admission.overloaded() {
+            1.0
+        } else {
+            0.0
+        });
+        metrics::counter!(telemetry::OVERLOADS, "core" => core.clone()).absolute(admission.overloads());
+        if let Some(floor) = admission.unqueued_latency() {
+            metrics::gauge!(telemetry::UNQUEUED_SECONDS, "core" => core.clone()).set(floor.as_secs_f64());
+        }
+        if let Some(wait) = admission.signer_wait() {
+            metrics::gauge!(telemetry::SIGNER_WAIT_SECONDS, "core" => core.clone()).set(wait.as_secs_f64());
+        }
+        metrics::gauge!(telemetry::OVERLOAD_LIMIT, "core" => core.clone())
+            .set(admission.overload_limit().unwrap_or(0.0));
+        // Once a second at most, so that an oscillating load does not flood the log.
+        if admission.overloads() > overloads {
+            tracing::info!(
+                core = env.core,
+                times = admission.overloads() - overloads,
+                rate = admission.rate().round(),
+                "core overloaded: refusing what would wait longer than server.queue_target_ms for the HSM"
+            );
+            overloads = admission.overloads();
+        }
         if let Ok(cache) = ctx.signers.try_borrow() {
             let stats = cache.stats();
             metrics::counter!(telemetry::SIGNER_CACHE, "core" => core.clone(), "result" => "hit")

@@ -329,6 +329,10 @@ struct ReportArgs {
     /// Tax-day seconds of baseline, ramp, hold, surge, recovery.
     #[arg(long, value_delimiter = ',', default_value = "15,15,20,10,30")]
     taxday_secs: Vec<f64>,
+    /// Connections of the second tax-day run (a large client pool beside --connections); 0: no
+    /// second run.
+    #[arg(long, default_value_t = 1024)]
+    taxday_large_pool: usize,
     /// Generator-ceiling rates as multiples of capacity.
     #[arg(long, value_delimiter = ',', default_value = "5,7.5,10,15")]
     ceiling_multiples: Vec<f64>,
@@ -493,6 +497,7 @@ fn report(a: ReportArgs) -> Result<(), Error> {
             peak_fraction: a.taxday_peak,
             surge_factor: a.surge_factor,
             secs,
+            large_pool_connections: (a.taxday_large_pool > 0).then_some(a.taxday_large_pool),
         },
         ceiling_multiples: a.ceiling_multiples,
         hsm_secs: a.hsm_secs,

@@ -25,13 +25,14 @@ pub fn render(report: &Report) -> Vec<(&'static str, String)> {
         ("throughput_vs_load.svg", throughput_vs_load(report).render()),
         ("cpu_vs_load.svg", cpu_vs_load(report).render()),
     ];
-    if let Some(t) = &m.tax_day {
-        files.push(("taxday_phases.csv", segments_csv(&t.run.segments)));
-        files.push(("taxday_seconds.csv", seconds_csv(&t.run.seconds)));
+    for (i, t) in m.tax_day.iter().chain(&m.tax_day_large_pool).enumerate() {
+        let [phases, seconds, throughput, latency, cpu] = markdown::taxday_files(i);
+        files.push((phases, segments_csv(&t.run.segments)));
+        files.push((seconds, seconds_csv(&t.run.seconds)));
         let bands = phase_bands(&t.run.segments);
-        files.push(("taxday_throughput.svg", taxday_throughput(&t.run.seconds, &bands).render()));
-        files.push(("taxday_latency.svg", taxday_latency(&t.run.seconds, &bands, report).render()));
-        files.push(("cpu_per_core.svg", cpu_per_core(&t.run.seconds, &bands).render()));
+        files.push((throughput, taxday_throughput(&t.run.seconds, &bands).render()));
+        files.push((latency, taxday_latency(&t.run.seconds, &bands, report).render()));
+        files.push((cpu, cpu_per_core(&t.run.seconds, &bands).render()));
     }
     files.push(("SUMMARY.md", markdown::summary(report)));
     files
@@ -522,6 +523,56 @@ mod tests {
             "{summary}"
         );
         assert!(summary.contains("over plain HTTP (segl's load went over TLS"), "{summary}");
+    }
+
+    #[test]
+    fn both_tax_day_pools_are_reported_with_their_overload_ratios() {
+        use crate::record::RunRecord;
+        let (settings, mut m) = super::super::tests::synthetic();
+        let tax_day = |connections: usize, surge_goodput: f64| {
+            let phase = |label: &str, rate: f64, goodput: f64, p99: f64| {
+                let mut s = super::super::tests::segment(rate, goodput, p99, None);
+                s.label = label.into();
+                s
+            };
+            let run = RunRecord {
+                segments: vec![
+                    phase("hold", 1200.0, 1200.0, 10.0),
+                    phase("surge", 3600.0, surge_goodput, 20.0),
+                    phase("recovery", 1200.0, 1200.0, 15.0),
+                ],
+                seconds: Vec::new(),
+                wall_secs: 3.0,
+                reused_cards: 0,
+            };
+            let profile =
+                crate::profiles::TaxDay::relative_to(1500.0, 0.3, 0.8, 3.0, [0.0, 0.0, 1.0, 1.0, 1.0]);
+            super::super::TaxDayRun { profile, connections: Some(connections), run }
+        };
+        m.tax_day = Some(tax_day(128, 1400.0));
+        m.tax_day_large_pool = Some(tax_day(1024, 1200.0));
+        let results = super::super::analyse(&settings, &m);
+        let report = Report { settings, measurements: m, results };
+        let files = render(&report);
+        let names: Vec<_> = files.iter().map(|f| f.0).collect();
+        for name in ["taxday_phases.csv", "taxday_large_pool_phases.csv", "taxday_large_pool_latency.svg"] {
+            assert!(names.contains(&name), "{name} missing from {names:?}");
+        }
+        let summary = &files.iter().find(|f| f.0 == "SUMMARY.md").unwrap().1;
+        // Capacity 1,500/s and p99 8 ms at 80 %: 1,400 / 1,500, 20 / 8 and 15 / 10.
+        assert!(
+            summary.contains("| overload, 128 connections | surge goodput / capacity **0.93** (target ≥ 0.90); surge p99 / p99 at 80 % **2.50** (≤ 3); recovery p99 / hold p99 **1.50** (≤ 2) |"),
+            "{summary}"
+        );
+        assert!(
+            summary.contains("| overload, 1,024 connections | surge goodput / capacity **0.80**"),
+            "{summary}"
+        );
+        assert!(
+            summary.contains("## Tax day, 128 connections")
+                && summary.contains("## Tax day, 1,024 connections")
+        );
+        assert!(summary.contains("![tax day latency](taxday_large_pool_latency.svg)"), "{summary}");
     }
 
     #[test]

@@ -304,13 +304,14 @@ pub fn summary(report: &Report) -> String {
         or_dash(r.ceiling_ratio, |x| format!("{x:.1}×")),
         if r.ceiling_is_lower_bound { "; every rate tried passed" } else { "" }
     );
-    if let Some(t) = &m.tax_day {
+    for t in m.tax_day.iter().chain(&m.tax_day_large_pool) {
         let surge = t.run.segments.iter().find(|s| s.label == "surge");
         let _ = writeln!(
             o,
-            "| tax day: {}× surge to {}/s | {} issued/s during the surge, {} failed, {} shed; {} s busy with no card in time; {} |",
+            "| tax day: {}× surge to {}/s, {} | {} issued/s during the surge, {} failed, {} shed; {} s busy with no card in time; {} |",
             st.tax_day.surge_factor,
             int(t.profile.surge_rate),
+            connections(t),
             or_dash(surge, |s| int(s.goodput)),
             or_dash(surge, |s| pct(s.failure_rate())),
             or_dash(surge, |s| pct(s.shed_rate())),
@@ -319,6 +320,15 @@ pub fn summary(report: &Report) -> String {
                 Some(r) => format!("goodput back {r} s into the recovery"),
                 None => "goodput not back within the recovery phase".into(),
             }
+        );
+        let f = OverloadFigures::of(t, report);
+        let _ = writeln!(
+            o,
+            "| overload, {} | surge goodput / capacity **{}** (target ≥ 0.90); surge p99 / p99 at 80 % **{}** (≤ 3); recovery p99 / hold p99 **{}** (≤ 2) |",
+            connections(t),
+            or_dash(f.goodput_over_capacity, |x| format!("{x:.2}")),
+            or_dash(f.surge_p99_over_80, |x| format!("{x:.2}")),
+            or_dash(f.recovery_p99_over_hold, |x| format!("{x:.2}")),
         );
     }
     let _ = writeln!(
@@ -427,9 +437,9 @@ pub fn summary(report: &Report) -> String {
     dagger_note(&mut o, daggers, r.cpu_us_per_sign);
     let _ = writeln!(o, "\n![latency vs load](latency_vs_load.svg)\n\n![throughput vs load](throughput_vs_load.svg)\n\n![CPU vs load](cpu_vs_load.svg)\n");
 
-    if let Some(t) = &m.tax_day {
+    for (i, t) in m.tax_day.iter().chain(&m.tax_day_large_pool).enumerate() {
         let p = &t.profile;
-        let _ = writeln!(o, "## Tax day\n");
+        let _ = writeln!(o, "## Tax day, {}\n", connections(t));
         let _ = writeln!(
             o,
             "Baseline {}/s for {:.0} s, ramp to {}/s over {:.0} s, hold {:.0} s, surge to {}/s ({}× the peak) for {:.0} s, \
@@ -477,7 +487,10 @@ pub fn summary(report: &Report) -> String {
         }
         let _ = writeln!(
             o,
-            "\n![tax day throughput](taxday_throughput.svg)\n\n![tax day latency](taxday_latency.svg)\n\n![CPU per core](cpu_per_core.svg)\n"
+            "\n![tax day throughput]({})\n\n![tax day latency]({})\n\n![CPU per core]({})\n",
+            taxday_files(i)[2],
+            taxday_files(i)[3],
+            taxday_files(i)[4]
         );
     }
 
@@ -591,7 +604,7 @@ pub fn summary(report: &Report) -> String {
         m.server.log_errors,
         if m.server.log_samples.is_empty() { String::new() } else { format!(", e.g. `{}`", m.server.log_samples[0]) }
     );
-    let _ = writeln!(o, "\nFiles: `report.json` (everything), `sweep.csv`, `confirm.csv`, `taxday_phases.csv`, `taxday_seconds.csv`, `hsm.csv`, `ceiling.csv`, `sizing.csv`, and the SVG plots above.");
+    let _ = writeln!(o, "\nFiles: `report.json` (everything), `sweep.csv`, `confirm.csv`, `taxday_phases.csv`, `taxday_seconds.csv` (and `taxday_large_pool_*` for the large client pool), `hsm.csv`, `ceiling.csv`, `sizing.csv`, and the SVG plots above.");
     o
 }
 
@@ -675,6 +688,63 @@ fn per_endpoint(o: &mut String, report: &Report) {
         "\nIn a run that mixes endpoints segl's CPU and signatures are not attributed to one of them (\"mixed\"); \
          `segl-load compare` measures endpoints one after the other against one segl for that."
     );
+}
+
+/// The generator's connections in a tax-day run, as the report's headline names them.
+fn connections(t: &super::TaxDayRun) -> String {
+    or_dash(t.connections, |c| format!("{} connections", int(c as f64)))
+}
+
+/// The files of the `i`-th tax-day run: phases and seconds (CSV), throughput, latency and CPU
+/// per core (SVG). The first run keeps the names reports have always had.
+pub fn taxday_files(i: usize) -> [&'static str; 5] {
+    if i == 0 {
+        [
+            "taxday_phases.csv",
+            "taxday_seconds.csv",
+            "taxday_throughput.svg",
+            "taxday_latency.svg",
+            "cpu_per_core.svg",
+        ]
+    } else {
+        [
+            "taxday_large_pool_phases.csv",
+            "taxday_large_pool_seconds.csv",
+            "taxday_large_pool_throughput.svg",
+            "taxday_large_pool_latency.svg",
+            "taxday_large_pool_cpu_per_core.svg",
+        ]
+    }
+}
+
+/// The overload figures of a tax-day run, each a ratio of two measurements of the same report.
+pub struct OverloadFigures {
+    /// Cards issued per second during the surge over the capacity at the p99 target.
+    pub goodput_over_capacity: Option<f64>,
+    /// p99 during the surge over p99 of the run at 80 % of capacity.
+    pub surge_p99_over_80: Option<f64>,
+    /// p99 in the recovery over p99 in the hold.
+    pub recovery_p99_over_hold: Option<f64>,
+}
+
+impl OverloadFigures {
+    /// The figures of `t` against the rest of `report`.
+    pub fn of(t: &super::TaxDayRun, report: &Report) -> OverloadFigures {
+        let phase = |label: &str| t.run.segments.iter().find(|s| s.label == label);
+        let at_80 = report.measurements.confirm.iter().find(|c| (c.fraction - 0.8).abs() < 1e-9);
+        let ratio = |a: f64, b: f64| (b > 0.0).then(|| a / b);
+        OverloadFigures {
+            goodput_over_capacity: phase("surge")
+                .zip(report.results.capacity)
+                .and_then(|(s, c)| ratio(s.goodput, c)),
+            surge_p99_over_80: phase("surge")
+                .zip(at_80)
+                .and_then(|(s, c)| ratio(s.latency.p99_ms, c.result.latency.p99_ms)),
+            recovery_p99_over_hold: phase("recovery")
+                .zip(phase("hold"))
+                .and_then(|(r, h)| ratio(r.latency.p99_ms, h.latency.p99_ms)),
+        }
+    }
 }
 
 /// Seconds into the recovery phase until the tokens issued in a second reach 98% of the
@@ -908,7 +978,7 @@ mod tests {
             reused_cards: 0,
         };
         let profile = crate::profiles::TaxDay::relative_to(100.0, 1.0, 1.0, 3.0, [0.0, 0.0, 0.0, 2.0, 4.0]);
-        let t = crate::report::TaxDayRun { profile, run };
+        let t = crate::report::TaxDayRun { profile, connections: Some(128), run };
         assert_eq!(busy_without_goodput(&t, 2.0), 2);
         // The recovery starts at t = 2; t = 4 is the first second at ≥ 98% without failures.
         assert_eq!(recovery_secs(&t), Some(2));

@@ -35,6 +35,10 @@ pub struct TaxDayShape {
     pub surge_factor: f64,
     /// Seconds of baseline, ramp, hold, surge, recovery.
     pub secs: [f64; 5],
+    /// Connections of a second tax-day run (a large client pool beside the first run's small
+    /// one: a queue that holds connections hurts a small pool most); `None`: one run only.
+    #[serde(default)]
+    pub large_pool_connections: Option<usize>,
 }
 
 /// The settings a report ran with.
@@ -150,6 +154,9 @@ pub struct ConfirmRun {
 pub struct TaxDayRun {
     /// The rates and lengths used.
     pub profile: TaxDay,
+    /// The generator's connections (its client pool) in this run.
+    #[serde(default)]
+    pub connections: Option<usize>,
     /// What happened.
     pub run: RunRecord,
 }
@@ -185,6 +192,9 @@ pub struct Measurements {
     pub confirm: Vec<ConfirmRun>,
     /// The tax-day run.
     pub tax_day: Option<TaxDayRun>,
+    /// The tax-day run again with a large client pool.
+    #[serde(default)]
+    pub tax_day_large_pool: Option<TaxDayRun>,
     /// The exchange called in the generator's process, without HTTP.
     #[serde(default)]
     pub in_process: Option<crate::inprocess::InProcess>,
@@ -585,6 +595,7 @@ pub(crate) mod tests {
                 peak_fraction: 0.8,
                 surge_factor: 3.0,
                 secs: [1.0; 5],
+                large_pool_connections: Some(1024),
             },
             ceiling_multiples: vec![5.0, 10.0],
             hsm_secs: 3.0,
@@ -685,6 +696,7 @@ pub(crate) mod tests {
             saturation,
             confirm,
             tax_day: None,
+            tax_day_large_pool: None,
             in_process: None,
             hsm_in_server_error: None,
             ceiling,

@@ -237,28 +237,46 @@ pub fn run(opts: &ReportOptions) -> Result<Report, ReportError> {
 
     let t = &st.tax_day;
     let profile = TaxDay::relative_to(base, t.baseline_fraction, t.peak_fraction, t.surge_factor, t.secs);
-    say(&format!(
-        "tax day: baseline {:.0}/s, peak {:.0}/s, surge {:.0}/s ({:.0} s)",
-        profile.baseline_rate,
-        profile.peak_rate,
-        profile.surge_rate,
-        profile.schedule().secs()
-    ));
-    let run =
-        rt.block_on(engine::run(&profile.schedule(), &target, &mix, &pool, &st.engine, &server, "tax day"));
-    for s in &run.segments {
+    // The same day twice: with the generator's connections (a small client pool), then with a
+    // large pool. A server that lets a queue stand holds every connection for its length, and
+    // a small pool then cannot even deliver the requests it would refuse at once.
+    let pools = std::iter::once(st.engine.connections).chain(t.large_pool_connections);
+    let mut runs = Vec::new();
+    for connections in pools {
         say(&format!(
-            "  {:>9}: offered {:>6.0}/s, issued {:>6.0}/s, p99 {:>8.1} ms, shed {}, failed {}",
-            s.label,
-            s.offered_rate,
-            s.goodput,
-            s.latency.p99_ms,
-            s.counts.shed,
-            s.counts.failed()
+            "tax day ({connections} connections): baseline {:.0}/s, peak {:.0}/s, surge {:.0}/s ({:.0} s)",
+            profile.baseline_rate,
+            profile.peak_rate,
+            profile.surge_rate,
+            profile.schedule().secs()
         ));
+        let engine_options = crate::engine::EngineOptions { connections, ..st.engine.clone() };
+        let label = format!("tax day, {connections} connections");
+        let run = rt.block_on(engine::run(
+            &profile.schedule(),
+            &target,
+            &mix,
+            &pool,
+            &engine_options,
+            &server,
+            &label,
+        ));
+        for s in &run.segments {
+            say(&format!(
+                "  {:>9}: offered {:>6.0}/s, issued {:>6.0}/s, p99 {:>8.1} ms, shed {}, failed {}",
+                s.label,
+                s.offered_rate,
+                s.goodput,
+                s.latency.p99_ms,
+                s.counts.shed,
+                s.counts.failed()
+            ));
+        }
+        runs.push(TaxDayRun { profile, connections: Some(connections), run });
+        rt.block_on(async { tokio::time::sleep(Duration::from_secs(2)).await });
     }
-    let tax_day = Some(TaxDayRun { profile, run });
-    rt.block_on(async { tokio::time::sleep(Duration::from_secs(2)).await });
+    let mut runs = runs.into_iter();
+    let (tax_day, tax_day_large_pool) = (runs.next(), runs.next());
 
     let requests_sent = pool.taken();
     let reused_cards = pool.reused();
@@ -359,6 +377,7 @@ pub fn run(opts: &ReportOptions) -> Result<Report, ReportError> {
         saturation,
         confirm,
         tax_day,
+        tax_day_large_pool,
         in_process,
         hsm_in_server_error,
         ceiling,

@@ -87,7 +87,12 @@ impl Job {
                 let _ = self.reply.send(Err(Pkcs11Error::Expired { waited }));
                 None
             }
-            _ => Some(self),
+            _ => {
+                if !self.retried {
+                    stats.started_after(self.queued_at.elapsed());
+                }
+                Some(self)
+            }
         }
     }
 }

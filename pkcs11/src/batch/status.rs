@@ -130,6 +130,8 @@ pub struct SignerStats {
     hsm_nanos: AtomicU64,
     hsm_nanos_max: AtomicU64,
     hsm_cpu_nanos: AtomicU64,
+    /// `u64::MAX` less the shortest wait (ns) of a job started since it was last taken; 0: none.
+    shortest_wait_complement: AtomicU64,
 }
 
 /// A point-in-time copy of [`SignerStats`].
@@ -190,6 +192,21 @@ impl SignerStats {
         }
     }
 
+    /// A job started `waited` after it was queued.
+    pub(crate) fn started_after(&self, waited: Duration) {
+        let nanos = u64::try_from(waited.as_nanos()).unwrap_or(u64::MAX - 1);
+        self.shortest_wait_complement.fetch_max(u64::MAX - nanos, Relaxed);
+    }
+
+    /// The shortest wait of a job in the queue since the last call: CoDel's signal of a
+    /// standing queue (a queue that drains now and then lets some job through at once).
+    pub fn take_shortest_wait(&self) -> Option<Duration> {
+        match self.shortest_wait_complement.swap(0, Relaxed) {
+            0 => None,
+            complement => Some(Duration::from_nanos(u64::MAX - complement)),
+        }
+    }
+
     pub(crate) fn expired(&self) {
         self.queue_depth.fetch_sub(1, Relaxed);
         self.expired.fetch_add(1, Relaxed);
@@ -211,5 +228,23 @@ impl SignerStats {
 
     pub(crate) fn retried(&self) {
         self.retries.fetch_add(1, Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shortest_wait_is_taken_once_per_interval() {
+        let stats = SignerStats::default();
+        assert_eq!(stats.take_shortest_wait(), None);
+        stats.started_after(Duration::from_millis(7));
+        stats.started_after(Duration::from_micros(300));
+        stats.started_after(Duration::from_millis(2));
+        assert_eq!(stats.take_shortest_wait(), Some(Duration::from_micros(300)));
+        assert_eq!(stats.take_shortest_wait(), None, "taken: the next interval starts empty");
+        stats.started_after(Duration::ZERO);
+        assert_eq!(stats.take_shortest_wait(), Some(Duration::ZERO));
     }
 }

@@ -1,17 +1,40 @@
 //! Admission control: a request that cannot be served within its deadline is refused at once,
-//! before any parsing or signing, so goodput holds at peak instead of collapsing into queues.
+//! before any parsing or signing, so goodput holds at peak instead of collapsing into queues;
+//! and when a core is overloaded, what it admits waits only a few milliseconds for the HSM.
 //!
 //! Each core judges its own requests (no shared state, no locks). It measures how many requests
 //! it completes per second (its service rate, whatever the HSM behind it) and keeps as many in
-//! flight as it can finish within the deadline: a request is admitted when
-//! `(in_flight + 1) / rate ≤ deadline × share(priority)`. Service is first come, first served,
+//! flight as it can finish within its horizon: a request is admitted when
+//! `(in_flight + 1) / rate ≤ horizon × share(priority)`. Service is first come, first served,
 //! so what is admitted completes in time.
+//!
+//! The horizon, and why it moves (the standing queue):
+//! - A core that keeps up uses the whole deadline: a burst that fits in it is admitted and
+//!   served late rather than refused.
+//! - A core that does not keep up would fill that queue and keep it full: every admitted
+//!   request would wait most of the deadline, and hold its client's connection that long. That
+//!   queue buys no throughput (the HSM is busy anyway); it turns overload into latency, and a
+//!   client with a bounded connection pool cannot even deliver the requests segl would refuse
+//!   in a millisecond. So, as CoDel does for packet queues (and Facebook's "Fail at Scale" for
+//!   RPC queues), the core tells a standing queue from a burst: when the wait a new request
+//!   would have ahead of it stays above a small target (`queue_target_ms`, default 5 ms) for a
+//!   whole interval (`queue_interval_ms`, default 20 ms), the core is *overloaded*, and its
+//!   horizon shrinks to the time a request takes with nothing ahead of it (measured: the
+//!   shortest time from admission to answer while not overloaded) plus that target. It stops
+//!   being overloaded after an interval in which the short horizon refused nothing.
+//! - Rather than a queue timeout and adaptive LIFO (Facebook's pair), the wait is bounded at
+//!   admission: the request is refused when it arrives, so its client hears at once, and no
+//!   admitted request ever grows stale in a queue that LIFO would have to reorder. Rather than a
+//!   concurrency limit that follows latency (Netflix's concurrency-limits, Envoy's adaptive
+//!   concurrency), the limit follows the measured rate: it is right from the first interval of
+//!   an overload, without probing.
 //!
 //! Who is refused first:
 //! - priority: the DGWS `medcom:Priority` header (AKUT > HASTER > RUTINE), or the endpoint's
 //!   default, decides the share of the deadline a request may queue into (AKUT 90 %,
-//!   HASTER 80 %, RUTINE 65 %: AKUT keeps a margin because the rate is an estimate), so lower
-//!   priorities are refused while capacity is kept for higher ones;
+//!   HASTER 80 %, RUTINE 65 %: AKUT keeps a margin because the rate is an estimate), and while
+//!   the core is overloaded the multiple of the target wait it may queue into (RUTINE 1,
+//!   HASTER 1.5, AKUT 2), so lower priorities are refused while capacity is kept for higher ones;
 //! - fairness: a client may hold at most `budget × share / (clients + 1)` of the in-flight
 //!   requests, where `clients` counts the clients in flight including itself. There is always
 //!   room for one more client, so one runaway client cannot starve the others; and a core with
@@ -26,6 +49,10 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 pub use crate::exchange::hints::Priority;
+use standing_queue::StandingQueue;
+pub use standing_queue::{QueueSettings, WaitProbe};
+
+mod standing_queue;
 
 /// The share of the deadline a request of this priority may queue into.
 fn share(priority: Priority) -> f64 {
@@ -34,6 +61,16 @@ fn share(priority: Priority) -> f64 {
         Priority::Haster => 0.80,
         // Not all of it: the rate is an estimate, and the deadline is a promise.
         Priority::Akut => 0.90,
+    }
+}
+
+/// The multiple of the target wait a request of this priority may queue into while the core
+/// is overloaded.
+fn overload_share(priority: Priority) -> f64 {
+    match priority {
+        Priority::Rutine => 1.0,
+        Priority::Haster => 1.5,
+        Priority::Akut => 2.0,
     }
 }
 
@@ -130,16 +167,18 @@ const ANSWERING_SHARE: f64 = 0.1;
 const RESERVED_FOR_FAIR_SHARES: f64 = 0.25;
 
 impl RateMeter {
-    fn record(&mut self, now: Instant) {
-        self.roll(now);
+    fn record(&mut self, now: Instant) -> bool {
+        let rolled = self.roll(now);
         self.completed_in_window += 1;
+        rolled
     }
 
-    /// Closes windows that ended; a window in which the core was busy updates the rate.
-    fn roll(&mut self, now: Instant) {
+    /// Closes windows that ended (and says whether one did); a window in which the core was
+    /// busy updates the rate.
+    fn roll(&mut self, now: Instant) -> bool {
         let elapsed = now.duration_since(self.window_start);
         if elapsed < WINDOW {
-            return;
+            return false;
         }
         let busy = (self.clock)();
         let core = busy.core_cpu.saturating_sub(self.busy_at_start.core_cpu);
@@ -157,6 +196,7 @@ impl RateMeter {
         self.window_start = now;
         self.busy_at_start = busy;
         self.completed_in_window = 0;
+        true
     }
 }
 
@@ -166,20 +206,29 @@ pub struct Admission {
     in_flight: Cell<usize>,
     per_client: RefCell<HashMap<ClientKey, usize>>,
     meter: RefCell<RateMeter>,
+    queue: RefCell<StandingQueue>,
 }
 
 /// An admitted request; dropping it marks the request complete.
 pub struct Ticket {
     admission: Rc<Admission>,
     client: ClientKey,
+    admitted: Instant,
     /// Whether it counts as a completion in the core's rate when dropped.
     served: bool,
 }
 
 impl Admission {
     /// A controller for requests that must complete within `deadline`, estimating the core's
-    /// capacity from `clock`.
-    pub fn new(deadline: Duration, now: Instant, clock: BusyClock) -> Rc<Admission> {
+    /// capacity from `clock`; when overloaded it keeps the signer waits `probe` reads near
+    /// `queue`'s target.
+    pub fn new(
+        deadline: Duration,
+        queue: QueueSettings,
+        probe: WaitProbe,
+        now: Instant,
+        clock: BusyClock,
+    ) -> Rc<Admission> {
         let busy_at_start = clock();
         Rc::new(Admission {
             deadline,
@@ -192,6 +241,7 @@ impl Admission {
                 rate: 0.0,
                 clock,
             }),
+            queue: RefCell::new(StandingQueue::new(queue, probe, now)),
         })
     }
 
@@ -203,34 +253,54 @@ impl Admission {
         now: Instant,
     ) -> Result<Ticket, Shed> {
         let in_flight = self.in_flight.get();
-        let allowed = self.budget(now) * share(priority);
-        if (in_flight + 1) as f64 > allowed && in_flight >= WARMUP_IN_FLIGHT {
+        let (rate, deadline_budget) = self.budget(now);
+        let mut queue = self.queue.borrow_mut();
+        queue.observe(in_flight, rate, now);
+        queue.arrived();
+        let within_deadline = deadline_budget * share(priority);
+        let (allowed, overloaded) = match queue.overloaded_budget(priority) {
+            Some(short) => (short.min(within_deadline), true),
+            // Until the core has measured itself, a few are always let in.
+            None => (within_deadline, false),
+        };
+        if (in_flight + 1) as f64 > allowed && (overloaded || in_flight >= WARMUP_IN_FLIGHT) {
+            if overloaded {
+                queue.refused();
+            }
             return Err(Shed::Capacity);
         }
         let mut per_client = self.per_client.borrow_mut();
         let held = per_client.get(&client).copied().unwrap_or(0);
         let clients = per_client.len() + usize::from(held == 0);
-        let fair = (allowed / (clients + 1) as f64).max(WARMUP_IN_FLIGHT as f64);
+        // An overloaded core's budget is a few requests: a floor of eight would be all of it.
+        let least_fair = if overloaded { 1.0 } else { WARMUP_IN_FLIGHT as f64 };
+        let fair = (allowed / (clients + 1) as f64).max(least_fair);
         // Beyond its fair share a client still gets what nobody else needs, up to the part of
         // the budget kept for clients below theirs: a lone client at 80 % load is not refused
         // over a short stall, and a newcomer always finds room.
         let spare = (in_flight + 1) as f64 <= allowed * (1.0 - RESERVED_FOR_FAIR_SHARES);
         if held as f64 >= fair && !spare {
+            if overloaded {
+                // The short budget refused it as surely as a full one: demand does not fit.
+                queue.refused();
+            }
             return Err(Shed::Fairness);
         }
         *per_client.entry(client.clone()).or_insert(0) += 1;
         self.in_flight.set(in_flight + 1);
-        Ok(Ticket { admission: self.clone(), client, served: true })
+        Ok(Ticket { admission: self.clone(), client, admitted: now, served: true })
     }
 
-    /// How many requests the core can finish within the deadline at its measured rate.
-    fn budget(&self, now: Instant) -> f64 {
+    /// The measured rate, and how many requests the core can finish within the deadline at it.
+    fn budget(&self, now: Instant) -> (f64, f64) {
         let mut meter = self.meter.borrow_mut();
-        meter.roll(now);
-        if meter.rate == 0.0 {
-            return f64::INFINITY;
+        if meter.roll(now) {
+            self.queue.borrow_mut().end_window();
         }
-        meter.rate * self.deadline.as_secs_f64()
+        if meter.rate == 0.0 {
+            return (0.0, f64::INFINITY);
+        }
+        (meter.rate, meter.rate * self.deadline.as_secs_f64())
     }
 
     /// The latest instant at which the signature of a request received at `received` may
@@ -253,9 +323,40 @@ impl Admission {
         self.meter.borrow().rate
     }
 
-    fn complete(&self, client: &ClientKey, now: Instant) {
+    /// Whether the core is overloaded (keeping waits near the target) right now.
+    pub fn overloaded(&self) -> bool {
+        self.queue.borrow().overloaded()
+    }
+
+    /// How often the core has become overloaded.
+    pub fn overloads(&self) -> u64 {
+        self.queue.borrow().overloads()
+    }
+
+    /// What a request takes with nothing ahead of it, once measured.
+    pub fn unqueued_latency(&self) -> Option<Duration> {
+        self.queue.borrow().floor()
+    }
+
+    /// While overloaded, the RUTINE requests the core keeps in flight.
+    pub fn overload_limit(&self) -> Option<f64> {
+        self.queue.borrow().limit()
+    }
+
+    /// The shortest wait of a signature in the signer queue, in the last interval with one.
+    pub fn signer_wait(&self) -> Option<Duration> {
+        self.queue.borrow().last_wait()
+    }
+
+    fn complete(&self, client: &ClientKey, admitted: Instant, now: Instant) {
         self.release(client);
-        self.meter.borrow_mut().record(now);
+        let mut meter = self.meter.borrow_mut();
+        let mut queue = self.queue.borrow_mut();
+        if meter.record(now) {
+            queue.end_window();
+        }
+        queue.answered(now.saturating_duration_since(admitted));
+        queue.observe(self.in_flight.get(), meter.rate, now);
     }
 
     /// Frees a request's place in flight and in its client's share.
@@ -283,7 +384,7 @@ impl Ticket {
 impl Drop for Ticket {
     fn drop(&mut self) {
         if self.served {
-            self.admission.complete(&self.client, Instant::now());
+            self.admission.complete(&self.client, self.admitted, Instant::now());
         } else {
             self.admission.release(&self.client);
         }
@@ -305,9 +406,31 @@ mod tests {
     /// A core that completed `completed` requests per second for a while, spending `core` of
     /// each second's CPU and keeping each HSM session busy for `hsm` of it.
     fn served(completed: u32, core: f64, hsm: f64, deadline_ms: u64) -> (Rc<Admission>, Instant) {
+        let (a, now, _) = served_with_waits(completed, core, hsm, deadline_ms);
+        (a, now)
+    }
+
+    /// The shortest signer wait the next interval's end will read.
+    type Wait = Rc<Cell<Option<Duration>>>;
+
+    /// [`served`], with the signer waits set by hand.
+    fn served_with_waits(
+        completed: u32,
+        core: f64,
+        hsm: f64,
+        deadline_ms: u64,
+    ) -> (Rc<Admission>, Instant, Wait) {
         let (busy, clock) = manual_clock();
+        let wait: Wait = Rc::new(Cell::new(None));
+        let read = wait.clone();
         let t0 = Instant::now();
-        let a = Admission::new(Duration::from_millis(deadline_ms), t0, clock);
+        let a = Admission::new(
+            Duration::from_millis(deadline_ms),
+            QueueSettings::default(),
+            Box::new(move || read.take()),
+            t0,
+            clock,
+        );
         let per_window = completed / 4;
         let mut now = t0;
         for _ in 0..8 {
@@ -322,7 +445,7 @@ mod tests {
             });
         }
         a.meter.borrow_mut().roll(now);
-        (a, now)
+        (a, now, wait)
     }
 
     /// A saturated core that completed `rate` requests per second.
@@ -435,9 +558,81 @@ mod tests {
         assert!(matches!(a.admit(Priority::Rutine, flood, now), Err(Shed::Fairness)));
     }
 
+    fn peer(i: usize) -> ClientKey {
+        ClientKey::Peer(std::net::IpAddr::from([10, 0, (i / 256) as u8, (i % 256) as u8]))
+    }
+
+    #[test]
+    fn a_standing_signer_queue_cuts_admission_to_the_target_wait_by_priority() {
+        // 4,000/s: the deadline lets RUTINE queue 520.
+        let (a, t0, wait) = served_with_waits(4000, 1.0, 0.9, 200);
+        let interval = QueueSettings::default().interval;
+        let at = |n: u32| t0 + interval * n;
+        let ms = Duration::from_millis;
+        // A burst fits the deadline and is admitted whole.
+        let mut held: Vec<_> = (0..100).map(|i| a.admit(Priority::Rutine, peer(i), t0).unwrap()).collect();
+        // An interval in which some signature started within the target: still a burst.
+        wait.set(Some(ms(3)));
+        held.push(a.admit(Priority::Rutine, peer(100), at(1)).unwrap());
+        assert!(!a.overloaded());
+        // One in which every signature waited longer: a standing queue. The limit starts from
+        // the 101 in flight, cut as the signal says (by half at most).
+        wait.set(Some(ms(40)));
+        assert_eq!(a.admit(Priority::Rutine, peer(101), at(2)).err(), Some(Shed::Capacity));
+        assert!(a.overloaded());
+        assert_eq!((a.overloads(), a.overload_limit()), (1, Some(50.5)));
+        held.truncate(10);
+        let rutine: Vec<_> =
+            (0..80).filter_map(|i| a.admit(Priority::Rutine, peer(200 + i), at(2)).ok()).collect();
+        assert_eq!(rutine.len(), 40, "RUTINE fills the limit");
+        let akut: Vec<_> =
+            (0..80).filter_map(|i| a.admit(Priority::Akut, peer(300 + i), at(2)).ok()).collect();
+        assert_eq!(akut.len(), 51, "AKUT may hold twice the limit");
+        // Signatures still waiting 1.6 times the target: the limit is cut in proportion.
+        wait.set(Some(ms(8)));
+        assert!(a.admit(Priority::Rutine, peer(400), at(3)).is_err());
+        assert_eq!(a.overload_limit(), Some(50.5 * 5.0 / 8.0));
+        // Within the target while refusing: the HSM may want more, the limit grows a tenth.
+        wait.set(Some(ms(4)));
+        drop((held, rutine, akut));
+        assert!(a.admit(Priority::Rutine, peer(401), at(4)).is_ok());
+        assert_eq!(a.overload_limit(), Some(50.5 * 5.0 / 8.0 * 1.1));
+        // An interval that admitted and refused nothing ends the overload: the whole deadline
+        // is open to a burst again.
+        wait.set(Some(ms(1)));
+        let burst: Vec<_> =
+            (0..100).filter_map(|i| a.admit(Priority::Rutine, peer(500 + i), at(5)).ok()).collect();
+        assert!(!a.overloaded());
+        assert_eq!(burst.len(), 100);
+    }
+
+    #[test]
+    fn an_overloaded_core_keeps_room_for_a_client_below_its_fair_share() {
+        let (a, t0, wait) = served_with_waits(4000, 1.0, 0.9, 200);
+        let interval = QueueSettings::default().interval;
+        let flood = ClientKey::Declared(ClientHint::Cvr("11111111".into()));
+        // Nothing in flight when the standing queue is seen: the limit is what 4,000/s finishes
+        // in the target's 5 ms (this core's calm requests took no time, so they add nothing).
+        wait.set(Some(Duration::from_millis(40)));
+        let _ = a.admit(Priority::Rutine, flood.clone(), t0 + interval);
+        assert_eq!(a.overload_limit(), Some(20.0));
+        let flooded: Vec<_> =
+            (0..40).map_while(|_| a.admit(Priority::Rutine, flood.clone(), t0 + interval).ok()).collect();
+        assert_eq!(flooded.len(), 15, "alone, the flood gets three quarters of the limit");
+        assert_eq!(a.admit(Priority::Rutine, flood, t0 + interval).err(), Some(Shed::Fairness));
+        let polite = ClientKey::Declared(ClientHint::Cvr("22222222".into()));
+        assert!(a.admit(Priority::Rutine, polite, t0 + interval).is_ok());
+    }
+
     #[test]
     fn before_measuring_a_few_requests_are_always_admitted() {
-        let a = Admission::new(Duration::from_millis(200), Instant::now(), manual_clock().1);
+        let a = Admission::new(
+            Duration::from_millis(200),
+            QueueSettings::default(),
+            Box::new(|| None),
+            Instant::now(),
+            manual_clock().1,
+        );
         let tickets: Vec<_> = (0..WARMUP_IN_FLIGHT)
             .map(|_| a.admit(Priority::Rutine, ClientKey::Unknown, Instant::now()).unwrap())
             .collect();

@@ -1,0 +1,267 @@
+//! Telling a standing queue from a burst, CoDel's way, and keeping it short: the signal is the
+//! shortest time a signature waited in the core's signer queue during an interval (a queue that
+//! drains now and then lets some job through at once; one that stands delays them all). When
+//! that stays above the target for a whole interval, the core is overloaded: it then keeps a
+//! limit on requests in flight, cut in proportion whenever the shortest wait is above the
+//! target and raised by a step whenever it is not and the limit refused requests, so the HSM
+//! stays busy with about the target's wait ahead of each signature. An interval in which
+//! requests arrived and the limit refused none of them ends the overload.
+
+use std::time::{Duration, Instant};
+
+use super::Priority;
+
+/// How long admitted requests may wait for the HSM once a core is overloaded, and how long a
+/// queue must stand before it counts as overload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueSettings {
+    /// The wait kept while overloaded (`server.queue_target_ms`).
+    pub target: Duration,
+    /// How long the wait must stay above the target to be a standing queue rather than a
+    /// burst (`server.queue_interval_ms`); also how often the limit is adjusted.
+    pub interval: Duration,
+}
+
+impl Default for QueueSettings {
+    fn default() -> Self {
+        QueueSettings { target: Duration::from_millis(5), interval: Duration::from_millis(20) }
+    }
+}
+
+/// Reads, and starts anew, the shortest wait of a signature in the core's signer queue since
+/// the last read (`None`: no signature started).
+pub type WaitProbe = Box<dyn Fn() -> Option<Duration>>;
+
+/// Fewest requests an overloaded core keeps in flight at RUTINE (more at higher priorities):
+/// with fewer the HSM could idle between them, whatever the signal says.
+const MIN_OVERLOADED_IN_FLIGHT: f64 = 4.0;
+/// The most one interval's signal may cut the limit by (a queue standing far above the target
+/// when the overload is first seen says how long it was, not how much too many are admitted).
+const LARGEST_CUT: f64 = 0.5;
+/// What an interval whose waits were within the target, and whose limit refused requests, adds
+/// to the limit (at least one request).
+const GROWTH: f64 = 0.1;
+
+/// One core's standing-queue detector and overload limit.
+pub(super) struct StandingQueue {
+    settings: QueueSettings,
+    probe: WaitProbe,
+    overloaded: bool,
+    /// When the current interval began, whether requests arrived in it, and whether the
+    /// overload limit refused one.
+    interval_start: Instant,
+    arrived_in_interval: bool,
+    refused_in_interval: bool,
+    /// While overloaded: the RUTINE requests the core keeps in flight.
+    limit: f64,
+    /// The shortest signer wait of the last interval in which a signature started.
+    last_wait: Option<Duration>,
+    /// The shortest admission-to-answer time of the current measuring window.
+    shortest: Option<Duration>,
+    /// Whether the core was overloaded at any time in the current measuring window.
+    overloaded_in_window: bool,
+    /// What a request takes with nothing ahead of it: its own parse, signature and audit.
+    floor: Option<Duration>,
+    /// Times the core became overloaded.
+    overloads: u64,
+}
+
+impl StandingQueue {
+    pub(super) fn new(settings: QueueSettings, probe: WaitProbe, now: Instant) -> StandingQueue {
+        StandingQueue {
+            settings,
+            probe,
+            overloaded: false,
+            interval_start: now,
+            arrived_in_interval: false,
+            refused_in_interval: false,
+            limit: 0.0,
+            last_wait: None,
+            shortest: None,
+            overloaded_in_window: false,
+            floor: None,
+            overloads: 0,
+        }
+    }
+
+    /// Ends the interval if it is over: reads the signal and decides, for a core serving `rate`
+    /// requests per second with `in_flight` admitted.
+    pub(super) fn observe(&mut self, in_flight: usize, rate: f64, now: Instant) {
+        if now.duration_since(self.interval_start) < self.settings.interval {
+            return;
+        }
+        let wait = (self.probe)();
+        let (arrived, refused) = (self.arrived_in_interval, self.refused_in_interval);
+        self.interval_start = now;
+        self.arrived_in_interval = false;
+        self.refused_in_interval = false;
+        if wait.is_some() {
+            self.last_wait = wait;
+        }
+        if rate <= 0.0 {
+            return;
+        }
+        let target = self.settings.target;
+        if !self.overloaded {
+            // Every signature of a whole interval waited longer than the target.
+            if wait.is_some_and(|w| w > target) {
+                self.overloaded = true;
+                self.overloaded_in_window = true;
+                self.overloads += 1;
+                // A first guess: what is in flight, cut as the signal says (a queue of twice
+                // the target holds about twice too many), but no fewer than the core finishes
+                // in a calm request's time plus the target. The signal corrects it from the
+                // next interval on.
+                let horizon = self.floor.unwrap_or_default() + target;
+                self.limit = (in_flight as f64 * Self::cut(target, wait))
+                    .max(rate * horizon.as_secs_f64())
+                    .max(MIN_OVERLOADED_IN_FLIGHT);
+            }
+            return;
+        }
+        if arrived && !refused {
+            // Requests came and the limit refused none: demand fits again.
+            self.overloaded = false;
+            return;
+        }
+        match wait {
+            Some(w) if w > target => {
+                self.limit = (self.limit * Self::cut(target, wait)).max(MIN_OVERLOADED_IN_FLIGHT);
+            }
+            // Within the target and still refusing: the HSM may be idling for want of work.
+            Some(_) if refused => self.limit += (self.limit * GROWTH).max(1.0),
+            _ => {}
+        }
+    }
+
+    /// What a wait above the target says to multiply the requests in flight by.
+    fn cut(target: Duration, wait: Option<Duration>) -> f64 {
+        wait.map_or(1.0, |w| (target.as_secs_f64() / w.as_secs_f64()).clamp(LARGEST_CUT, 1.0))
+    }
+
+    /// While overloaded, the requests the core may hold in flight for `priority`.
+    pub(super) fn overloaded_budget(&self, priority: Priority) -> Option<f64> {
+        self.overloaded.then(|| self.limit * super::overload_share(priority))
+    }
+
+    /// A request arrived (admitted or not).
+    pub(super) fn arrived(&mut self) {
+        self.arrived_in_interval = true;
+    }
+
+    /// The overload limit refused a request.
+    pub(super) fn refused(&mut self) {
+        self.refused_in_interval = true;
+    }
+
+    /// A request was answered `latency` after its admission.
+    pub(super) fn answered(&mut self, latency: Duration) {
+        self.shortest = Some(self.shortest.map_or(latency, |s| s.min(latency)));
+    }
+
+    /// Ends a measuring window: the shortest answer of a window in which the core was never
+    /// overloaded is what a request takes with nothing ahead of it (a burst in it only makes
+    /// the others longer). It follows a slower machine a quarter of the way per window, and a
+    /// faster one at once; overloaded windows say nothing about it.
+    pub(super) fn end_window(&mut self) {
+        if let (Some(shortest), false) = (self.shortest, self.overloaded_in_window) {
+            self.floor = Some(match self.floor {
+                Some(floor) if shortest > floor => floor + (shortest - floor) / 4,
+                _ => shortest,
+            });
+        }
+        self.shortest = None;
+        self.overloaded_in_window = self.overloaded;
+    }
+
+    /// Whether the core is overloaded now.
+    pub(super) fn overloaded(&self) -> bool {
+        self.overloaded
+    }
+
+    /// While overloaded, the RUTINE requests the core keeps in flight.
+    pub(super) fn limit(&self) -> Option<f64> {
+        self.overloaded.then_some(self.limit)
+    }
+
+    /// The shortest signer wait of the last interval in which a signature started.
+    pub(super) fn last_wait(&self) -> Option<Duration> {
+        self.last_wait
+    }
+
+    /// What a request takes with nothing ahead of it, once measured.
+    pub(super) fn floor(&self) -> Option<Duration> {
+        self.floor
+    }
+
+    /// Times the core became overloaded.
+    pub(super) fn overloads(&self) -> u64 {
+        self.overloads
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    fn no_signal() -> WaitProbe {
+        Box::new(|| None)
+    }
+
+    #[test]
+    fn the_floor_is_the_shortest_answer_of_windows_that_were_not_overloaded() {
+        let t0 = Instant::now();
+        let mut q = StandingQueue::new(QueueSettings::default(), Box::new(|| Some(50 * MS)), t0);
+        assert_eq!(q.floor(), None);
+        q.answered(4 * MS);
+        q.answered(3 * MS);
+        q.end_window();
+        assert_eq!(q.floor(), Some(3 * MS));
+        // A slower machine is followed a quarter of the way per window, a faster one at once.
+        q.answered(7 * MS);
+        q.end_window();
+        assert_eq!(q.floor(), Some(4 * MS));
+        q.answered(2 * MS);
+        q.end_window();
+        assert_eq!(q.floor(), Some(2 * MS));
+        // The first limit of an overload: the floor plus the target at the rate.
+        q.observe(0, 1000.0, t0 + 20 * MS);
+        assert!(q.overloaded());
+        assert_eq!(q.limit(), Some(7.0));
+        assert_eq!(q.overloaded_budget(Priority::Akut), Some(14.0));
+        // An overloaded window's answers all queued: they say nothing about the floor.
+        q.answered(50 * MS);
+        q.end_window();
+        assert_eq!(q.floor(), Some(2 * MS));
+        // Never so few in flight that the HSM idles between them.
+        let mut slow = StandingQueue::new(QueueSettings::default(), Box::new(|| Some(50 * MS)), t0);
+        slow.observe(0, 100.0, t0 + 20 * MS);
+        assert_eq!(slow.limit(), Some(MIN_OVERLOADED_IN_FLIGHT));
+    }
+
+    #[test]
+    fn nothing_is_decided_without_a_signal_or_a_rate() {
+        let t0 = Instant::now();
+        let mut q = StandingQueue::new(QueueSettings::default(), no_signal(), t0);
+        for i in 1..100 {
+            q.observe(0, 1000.0, t0 + i * 20 * MS);
+        }
+        assert!(!q.overloaded(), "no signature started: nothing says the queue stands");
+        let mut q = StandingQueue::new(QueueSettings::default(), Box::new(|| Some(50 * MS)), t0);
+        q.observe(0, 0.0, t0 + 20 * MS);
+        assert!(!q.overloaded(), "the rate is not known yet");
+        assert_eq!(q.last_wait(), Some(50 * MS));
+        // An interval in which nothing arrived says nothing about demand (the core may not have
+        // read the requests): the overload stays until one arrives and is admitted.
+        q.observe(0, 1000.0, t0 + 40 * MS);
+        assert!(q.overloaded());
+        q.observe(0, 1000.0, t0 + 60 * MS);
+        assert!(q.overloaded());
+        q.arrived();
+        q.observe(0, 1000.0, t0 + 80 * MS);
+        assert!(!q.overloaded());
+        assert_eq!(q.overloads(), 1);
+    }
+}
