@@ -59,6 +59,8 @@ const DEADLINE: Duration = Duration::from_millis(200);
 const ROUNDS: u32 = 3;
 const CAPACITY_WINDOW: Duration = Duration::from_secs(2);
 const OVERLOAD_WINDOW: Duration = Duration::from_millis(3500);
+/// How long a closed-loop client waits after a refusal.
+const CLOSED_LOOP_BACKOFF: Duration = Duration::from_millis(10);
 /// The start of each overload whose answers are not counted (the budget adapts to it).
 const OVERLOAD_WARMUP: Duration = Duration::from_millis(500);
 
@@ -184,8 +186,14 @@ async fn capacity(
                 let mut ok = 0u32;
                 let mut n = i;
                 while Instant::now() < end {
-                    if conns.send(&bodies[n % bodies.len()]).await == Some(200) && Instant::now() <= end {
-                        ok += 1;
+                    match conns.send(&bodies[n % bodies.len()]).await {
+                        Some(200) if Instant::now() <= end => ok += 1,
+                        // Refused (a closed loop keeps a queue standing, and overload is refused,
+                        // not queued): wait a little, as a client honouring Retry-After would
+                        // (shorter, so the loop stays closed), instead of spinning on refusals
+                        // that take the core's time from the requests it admitted.
+                        Some(503) => tokio::time::sleep(CLOSED_LOOP_BACKOFF).await,
+                        _ => {}
                     }
                     n += concurrency;
                 }
@@ -504,7 +512,8 @@ fn overload(server: &Server, shape: Shape) {
         // AKUT. Each overload is compared with the capacity measured just before it, and the
         // rounds are summed: this shared machine's speed drifts by more than 5 % within seconds,
         // so one pair alone measures the neighbours as much as segl.
-        // Closed loop uses fewer connections than the admission budget, so it never sheds.
+        // The closed loop's 64 connections keep more in flight than an overloaded core admits:
+        // the refused wait CLOSED_LOOP_BACKOFF and try again, so the HSM stays saturated.
         let (mut rutine, mut akut) = (Tally::default(), Tally::default());
         let (mut capacity_cards, mut goodput_cards) = (0.0, 0.0);
         // For cards per server CPU-second: what refusing costs the server.
@@ -523,6 +532,13 @@ fn overload(server: &Server, shape: Shape) {
         // answers nothing in time. Printed so a failure says whether the machine stalled.
         let steal = || (0..cpus()).map(|c| common::CpuTimes::of(c).steal).sum::<f64>();
         let steal_before = steal();
+        // Admitted requests during the overloads (server side), and of them those answered
+        // within a quarter of the deadline: a core that lets its queue stand answers them near
+        // the deadline instead.
+        let quick = || {
+            histogram(server.admin, "segl_request_duration_seconds", "0.05", &["endpoint=\"NewSecurityTokenService\""])
+        };
+        let (mut quick_in_overload, mut admitted_in_overload) = (0, 0);
         for round in 1..=ROUNDS {
             let (before, hsm_before) = (Spent::read(server), hsm_busy());
             cap = capacity(conns.clone(), flood_rutine.clone(), 64, CAPACITY_WINDOW).await;
@@ -532,11 +548,15 @@ fn overload(server: &Server, shape: Shape) {
             closed_loop_cards += cap * CAPACITY_WINDOW.as_secs_f64();
 
             let before = Spent::read(server);
+            let quick_before = quick();
             let (r, a) = tokio::join!(
                 open_loop(conns.clone(), flood_rutine.clone(), cap * 2.7, OVERLOAD_WINDOW, OVERLOAD_WARMUP),
                 open_loop(conns.clone(), flood_akut.clone(), cap * 0.3, OVERLOAD_WINDOW, OVERLOAD_WARMUP),
             );
             let (overload, hsm_after_overload) = (Spent::read(server).since(&before), hsm_busy());
+            let quick_after = quick();
+            quick_in_overload += quick_after.0 - quick_before.0;
+            admitted_in_overload += quick_after.1 - quick_before.1;
             overload_cpu += overload.cpu_seconds;
             delivered += (r.delivered + a.delivered) as f64;
             let counted = (OVERLOAD_WINDOW - OVERLOAD_WARMUP).as_secs_f64();
@@ -672,6 +692,16 @@ fn overload(server: &Server, shape: Shape) {
         assert!(
             total > 0 && fast as f64 >= 0.99 * total as f64,
             "refusals p99 ≥ 5 ms: {fast} of {total} within 5 ms"
+        );
+        // Overload is refused, not queued: what is admitted waits about queue_target_ms for the
+        // HSM, not most of the deadline.
+        println!(
+            "admitted during the 3x overloads and answered within 50 ms (server side): {quick_in_overload} of {admitted_in_overload} = {:.2} %",
+            100.0 * quick_in_overload as f64 / admitted_in_overload.max(1) as f64
+        );
+        assert!(
+            admitted_in_overload > 0 && quick_in_overload as f64 >= 0.9 * admitted_in_overload as f64,
+            "a standing queue: only {quick_in_overload} of {admitted_in_overload} admitted requests answered within a quarter of the deadline"
         );
         let rate = |t: &Tally| t.ok.len() as f64 / (t.ok.len() + t.shed.len()).max(1) as f64;
         println!("admitted share: AKUT {:.1} %, RUTINE {:.1} %", 100.0 * rate(&akut), 100.0 * rate(&rutine));

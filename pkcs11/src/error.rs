@@ -50,9 +50,10 @@ pub enum Pkcs11Error {
     /// The signer was shut down while the operation waited.
     #[error("the signer stopped before the operation completed")]
     SignerStopped,
-    /// The operation was not started: the instant by which it had to start passed while it
-    /// waited `waited` in the signer's queue (its answer would have come too late to be of use).
-    #[error("not signed: its deadline passed after {waited:?} in the signer's queue")]
+    /// The operation was not started: the instant by which it had to start (its deadline's, or
+    /// the longest wait an overloaded core allows) passed while it waited `waited` in the
+    /// signer's queue (its answer would have come too late to be of use).
+    #[error("not signed: its start-by time passed after {waited:?} in the signer's queue")]
     Expired { waited: std::time::Duration },
 }
 

@@ -242,6 +242,51 @@ fn wrong_digest_length_fails_only_that_request() {
 }
 
 #[test]
+fn while_a_longest_wait_is_set_jobs_that_waited_longer_are_answered_expired() {
+    let _serial = serial();
+    let Some(_) = fixture() else { return };
+    for mode in [SignerMode::Inline, SignerMode::Pipelined] {
+        let status = Arc::new(HsmStatus::default());
+        let config = BatchConfig { mode, sessions: 1, max_batch: 64, name: format!("stale {mode:?}") };
+        with_signer(config, status, move |signer| async move {
+            let key: Arc<str> = Arc::from(KEY);
+            // What an overloaded core sets: twenty jobs queued at once on one session take
+            // well over a millisecond to sign, so not all of them start within it.
+            signer.stats().set_longest_wait(Some(Duration::from_millis(1)));
+            let tasks: Vec<_> = (0..20)
+                .map(|n| {
+                    let (signer, key) = (signer.clone(), key.clone());
+                    glommio::spawn_local(async move {
+                        let d = digest::digest(&digest::SHA256, format!("stale {n}").as_bytes());
+                        signer.sign_before(&key, HashAlgorithm::Sha256, d.as_ref(), None).await
+                    })
+                })
+                .collect();
+            let mut signed = Vec::new();
+            for t in tasks {
+                match t.await {
+                    Ok(_) => signed.push(true),
+                    Err(segl_pkcs11::Pkcs11Error::Expired { waited }) => {
+                        assert!(waited > Duration::from_millis(1), "{mode:?}: expired after {waited:?}");
+                        signed.push(false);
+                    }
+                    Err(e) => panic!("{mode:?}: {e}"),
+                }
+            }
+            // Some were signed before the queue behind them grew stale, and some were not.
+            assert!(signed.contains(&true) && signed.contains(&false), "{mode:?}: {signed:?}");
+            let s = signer.stats().snapshot();
+            assert_eq!(s.ops + s.expired, 20, "{mode:?}: {s:?}");
+            assert!(signer.stats().take_shortest_wait().is_some());
+            // Cleared when the overload ends: signed however long it waited.
+            signer.stats().set_longest_wait(None);
+            let d = digest::digest(&digest::SHA256, b"calm");
+            signer.sign_before(&key, HashAlgorithm::Sha256, d.as_ref(), None).await.expect("signs");
+        });
+    }
+}
+
+#[test]
 fn a_job_still_queued_at_its_start_by_instant_is_answered_expired_and_not_signed() {
     let _serial = serial();
     let Some(f) = fixture() else { return };

@@ -244,7 +244,7 @@ async fn serve_core(ctx: Rc<CoreContext>, env: Rc<CoreEnv>) -> Result<(), String
     let admission = Admission::new(
         Duration::from_millis(config.server.deadline_ms),
         queue,
-        Box::new(move || signer_stats.take_shortest_wait()),
+        Box::new(signer_stats),
         Instant::now(),
         busy_clock(&ctx, &config),
     );

@@ -76,24 +76,24 @@ impl Job {
         let _ = self.reply.send(result);
     }
 
-    /// Answers the job `Expired` instead of signing it if its start-by instant has passed;
+    /// Answers the job `Expired` instead of signing it if its start-by instant has passed, or
+    /// it has waited longer than the signer's longest wait (set while the core is overloaded);
     /// otherwise hands it back to be signed. A job being retried (its first C_Sign failed on a
     /// lost session) has started, so it goes on.
     fn unless_expired(self, stats: &SignerStats) -> Option<Job> {
-        match self.start_by {
-            Some(start_by) if !self.retried && Instant::now() > start_by => {
-                stats.expired();
-                let waited = self.queued_at.elapsed();
-                let _ = self.reply.send(Err(Pkcs11Error::Expired { waited }));
-                None
-            }
-            _ => {
-                if !self.retried {
-                    stats.started_after(self.queued_at.elapsed());
-                }
-                Some(self)
-            }
+        if self.retried {
+            return Some(self);
         }
+        let (now, waited) = (Instant::now(), self.queued_at.elapsed());
+        let late = self.start_by.is_some_and(|start_by| now > start_by);
+        let stale = stats.longest_wait().is_some_and(|longest| waited > longest);
+        if late || stale {
+            stats.expired();
+            let _ = self.reply.send(Err(Pkcs11Error::Expired { waited }));
+            return None;
+        }
+        stats.started_after(waited);
+        Some(self)
     }
 }
 

@@ -132,6 +132,8 @@ pub struct SignerStats {
     hsm_cpu_nanos: AtomicU64,
     /// `u64::MAX` less the shortest wait (ns) of a job started since it was last taken; 0: none.
     shortest_wait_complement: AtomicU64,
+    /// A job that has waited longer than this (ns) is not started; 0: no such limit.
+    longest_wait_nanos: AtomicU64,
 }
 
 /// A point-in-time copy of [`SignerStats`].
@@ -207,6 +209,22 @@ impl SignerStats {
         }
     }
 
+    /// Jobs that have waited longer than `limit` in the queue are answered `Expired` instead of
+    /// signed (`None`: only their own start-by instant counts). An overloaded core sets it, so
+    /// that a queue left standing from before it noticed clears as refusals, not late answers.
+    pub fn set_longest_wait(&self, limit: Option<Duration>) {
+        let nanos = limit.map_or(0, |l| u64::try_from(l.as_nanos()).unwrap_or(u64::MAX).max(1));
+        self.longest_wait_nanos.store(nanos, Relaxed);
+    }
+
+    /// The limit [`SignerStats::set_longest_wait`] set.
+    pub(crate) fn longest_wait(&self) -> Option<Duration> {
+        match self.longest_wait_nanos.load(Relaxed) {
+            0 => None,
+            nanos => Some(Duration::from_nanos(nanos)),
+        }
+    }
+
     pub(crate) fn expired(&self) {
         self.queue_depth.fetch_sub(1, Relaxed);
         self.expired.fetch_add(1, Relaxed);
@@ -246,5 +264,17 @@ mod tests {
         assert_eq!(stats.take_shortest_wait(), None, "taken: the next interval starts empty");
         stats.started_after(Duration::ZERO);
         assert_eq!(stats.take_shortest_wait(), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn the_longest_wait_is_set_and_cleared() {
+        let stats = SignerStats::default();
+        assert_eq!(stats.longest_wait(), None);
+        stats.set_longest_wait(Some(Duration::from_millis(20)));
+        assert_eq!(stats.longest_wait(), Some(Duration::from_millis(20)));
+        stats.set_longest_wait(Some(Duration::ZERO));
+        assert_eq!(stats.longest_wait(), Some(Duration::from_nanos(1)), "zero is a limit, not none");
+        stats.set_longest_wait(None);
+        assert_eq!(stats.longest_wait(), None);
     }
 }

@@ -50,7 +50,7 @@ use std::time::{Duration, Instant};
 
 pub use crate::exchange::hints::Priority;
 use standing_queue::StandingQueue;
-pub use standing_queue::{QueueSettings, WaitProbe};
+pub use standing_queue::{QueueSettings, SignerQueue};
 
 mod standing_queue;
 
@@ -220,12 +220,12 @@ pub struct Ticket {
 
 impl Admission {
     /// A controller for requests that must complete within `deadline`, estimating the core's
-    /// capacity from `clock`; when overloaded it keeps the signer waits `probe` reads near
-    /// `queue`'s target.
+    /// capacity from `clock`; when overloaded it keeps the waits in `signer` near `queue`'s
+    /// target.
     pub fn new(
         deadline: Duration,
         queue: QueueSettings,
-        probe: WaitProbe,
+        signer: Box<dyn SignerQueue>,
         now: Instant,
         clock: BusyClock,
     ) -> Rc<Admission> {
@@ -241,7 +241,7 @@ impl Admission {
                 rate: 0.0,
                 clock,
             }),
-            queue: RefCell::new(StandingQueue::new(queue, probe, now)),
+            queue: RefCell::new(StandingQueue::new(queue, signer, now)),
         })
     }
 
@@ -410,8 +410,8 @@ mod tests {
         (a, now)
     }
 
-    /// The shortest signer wait the next interval's end will read.
-    type Wait = Rc<Cell<Option<Duration>>>;
+    /// The shortest signer wait every interval's end reads, set by hand.
+    type Wait = Rc<standing_queue::tests::ManualQueue>;
 
     /// [`served`], with the signer waits set by hand.
     fn served_with_waits(
@@ -421,13 +421,12 @@ mod tests {
         deadline_ms: u64,
     ) -> (Rc<Admission>, Instant, Wait) {
         let (busy, clock) = manual_clock();
-        let wait: Wait = Rc::new(Cell::new(None));
-        let read = wait.clone();
+        let wait: Wait = Rc::default();
         let t0 = Instant::now();
         let a = Admission::new(
             Duration::from_millis(deadline_ms),
             QueueSettings::default(),
-            Box::new(move || read.take()),
+            Box::new(wait.clone()),
             t0,
             clock,
         );
@@ -572,12 +571,12 @@ mod tests {
         // A burst fits the deadline and is admitted whole.
         let mut held: Vec<_> = (0..100).map(|i| a.admit(Priority::Rutine, peer(i), t0).unwrap()).collect();
         // An interval in which some signature started within the target: still a burst.
-        wait.set(Some(ms(3)));
+        wait.wait.set(Some(ms(3)));
         held.push(a.admit(Priority::Rutine, peer(100), at(1)).unwrap());
         assert!(!a.overloaded());
         // One in which every signature waited longer: a standing queue. The limit starts from
         // the 101 in flight, cut as the signal says (by half at most).
-        wait.set(Some(ms(40)));
+        wait.wait.set(Some(ms(40)));
         assert_eq!(a.admit(Priority::Rutine, peer(101), at(2)).err(), Some(Shed::Capacity));
         assert!(a.overloaded());
         assert_eq!((a.overloads(), a.overload_limit()), (1, Some(50.5)));
@@ -589,17 +588,17 @@ mod tests {
             (0..80).filter_map(|i| a.admit(Priority::Akut, peer(300 + i), at(2)).ok()).collect();
         assert_eq!(akut.len(), 51, "AKUT may hold twice the limit");
         // Signatures still waiting 1.6 times the target: the limit is cut in proportion.
-        wait.set(Some(ms(8)));
+        wait.wait.set(Some(ms(8)));
         assert!(a.admit(Priority::Rutine, peer(400), at(3)).is_err());
         assert_eq!(a.overload_limit(), Some(50.5 * 5.0 / 8.0));
         // Within the target while refusing: the HSM may want more, the limit grows a tenth.
-        wait.set(Some(ms(4)));
+        wait.wait.set(Some(ms(4)));
         drop((held, rutine, akut));
         assert!(a.admit(Priority::Rutine, peer(401), at(4)).is_ok());
         assert_eq!(a.overload_limit(), Some(50.5 * 5.0 / 8.0 * 1.1));
         // An interval that admitted and refused nothing ends the overload: the whole deadline
         // is open to a burst again.
-        wait.set(Some(ms(1)));
+        wait.wait.set(Some(ms(1)));
         let burst: Vec<_> =
             (0..100).filter_map(|i| a.admit(Priority::Rutine, peer(500 + i), at(5)).ok()).collect();
         assert!(!a.overloaded());
@@ -613,7 +612,7 @@ mod tests {
         let flood = ClientKey::Declared(ClientHint::Cvr("11111111".into()));
         // Nothing in flight when the standing queue is seen: the limit is what 4,000/s finishes
         // in the target's 5 ms (this core's calm requests took no time, so they add nothing).
-        wait.set(Some(Duration::from_millis(40)));
+        wait.wait.set(Some(Duration::from_millis(40)));
         let _ = a.admit(Priority::Rutine, flood.clone(), t0 + interval);
         assert_eq!(a.overload_limit(), Some(20.0));
         let flooded: Vec<_> =
@@ -629,7 +628,7 @@ mod tests {
         let a = Admission::new(
             Duration::from_millis(200),
             QueueSettings::default(),
-            Box::new(|| None),
+            Box::new(Rc::new(standing_queue::tests::ManualQueue::default())),
             Instant::now(),
             manual_clock().1,
         );

@@ -4,7 +4,10 @@
 //! that stays above the target for a whole interval, the core is overloaded: it then keeps a
 //! limit on requests in flight, cut in proportion whenever the shortest wait is above the
 //! target and raised by a step whenever it is not and the limit refused requests, so the HSM
-//! stays busy with about the target's wait ahead of each signature. An interval in which
+//! stays busy with about the target's wait ahead of each signature. While overloaded, a
+//! signature that has waited four times the target is not made (its request is refused, as
+//! Facebook's "Fail at Scale" shortens the queue timeout under load): the queue that stood
+//! before the overload was noticed clears as refusals, not as late answers. An interval in which
 //! requests arrived and the limit refused none of them ends the overload.
 
 use std::time::{Duration, Instant};
@@ -28,9 +31,27 @@ impl Default for QueueSettings {
     }
 }
 
-/// Reads, and starts anew, the shortest wait of a signature in the core's signer queue since
-/// the last read (`None`: no signature started).
-pub type WaitProbe = Box<dyn Fn() -> Option<Duration>>;
+/// What admission reads from, and sets on, the core's signer queue.
+pub trait SignerQueue {
+    /// Reads, and starts anew, the shortest wait of a signature in the queue since the last
+    /// read (`None`: no signature started).
+    fn take_shortest_wait(&self) -> Option<Duration>;
+    /// Signatures that have waited longer than `limit` are not made (`None`: no such limit).
+    fn set_longest_wait(&self, limit: Option<Duration>);
+}
+
+impl SignerQueue for std::sync::Arc<segl_pkcs11::SignerStats> {
+    fn take_shortest_wait(&self) -> Option<Duration> {
+        segl_pkcs11::SignerStats::take_shortest_wait(self)
+    }
+    fn set_longest_wait(&self, limit: Option<Duration>) {
+        segl_pkcs11::SignerStats::set_longest_wait(self, limit);
+    }
+}
+
+/// While overloaded, a signature that has waited this many targets is stale: a request served
+/// within the limit waits about one (two for AKUT).
+const STALE_WAIT: u32 = 4;
 
 /// Fewest requests an overloaded core keeps in flight at RUTINE (more at higher priorities):
 /// with fewer the HSM could idle between them, whatever the signal says.
@@ -45,7 +66,7 @@ const GROWTH: f64 = 0.1;
 /// One core's standing-queue detector and overload limit.
 pub(super) struct StandingQueue {
     settings: QueueSettings,
-    probe: WaitProbe,
+    signer: Box<dyn SignerQueue>,
     overloaded: bool,
     /// When the current interval began, whether requests arrived in it, and whether the
     /// overload limit refused one.
@@ -67,10 +88,10 @@ pub(super) struct StandingQueue {
 }
 
 impl StandingQueue {
-    pub(super) fn new(settings: QueueSettings, probe: WaitProbe, now: Instant) -> StandingQueue {
+    pub(super) fn new(settings: QueueSettings, signer: Box<dyn SignerQueue>, now: Instant) -> StandingQueue {
         StandingQueue {
             settings,
-            probe,
+            signer,
             overloaded: false,
             interval_start: now,
             arrived_in_interval: false,
@@ -90,7 +111,7 @@ impl StandingQueue {
         if now.duration_since(self.interval_start) < self.settings.interval {
             return;
         }
-        let wait = (self.probe)();
+        let wait = self.signer.take_shortest_wait();
         let (arrived, refused) = (self.arrived_in_interval, self.refused_in_interval);
         self.interval_start = now;
         self.arrived_in_interval = false;
@@ -108,6 +129,7 @@ impl StandingQueue {
                 self.overloaded = true;
                 self.overloaded_in_window = true;
                 self.overloads += 1;
+                self.signer.set_longest_wait(Some(target * STALE_WAIT));
                 // A first guess: what is in flight, cut as the signal says (a queue of twice
                 // the target holds about twice too many), but no fewer than the core finishes
                 // in a calm request's time plus the target. The signal corrects it from the
@@ -122,6 +144,7 @@ impl StandingQueue {
         if arrived && !refused {
             // Requests came and the limit refused none: demand fits again.
             self.overloaded = false;
+            self.signer.set_longest_wait(None);
             return;
         }
         match wait {
@@ -201,19 +224,42 @@ impl StandingQueue {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
+    use std::cell::Cell;
+    use std::rc::Rc;
+
     use super::*;
 
     const MS: Duration = Duration::from_millis(1);
 
-    fn no_signal() -> WaitProbe {
-        Box::new(|| None)
+    /// A signer queue whose waits the test sets.
+    #[derive(Default)]
+    pub(crate) struct ManualQueue {
+        pub wait: Cell<Option<Duration>>,
+        pub longest: Cell<Option<Duration>>,
+    }
+
+    impl SignerQueue for Rc<ManualQueue> {
+        fn take_shortest_wait(&self) -> Option<Duration> {
+            self.wait.get()
+        }
+        fn set_longest_wait(&self, limit: Option<Duration>) {
+            self.longest.set(limit);
+        }
+    }
+
+    /// A queue whose every interval says `wait`.
+    fn waiting(wait: Option<Duration>) -> (Rc<ManualQueue>, Box<dyn SignerQueue>) {
+        let q = Rc::new(ManualQueue::default());
+        q.wait.set(wait);
+        (q.clone(), Box::new(q))
     }
 
     #[test]
     fn the_floor_is_the_shortest_answer_of_windows_that_were_not_overloaded() {
         let t0 = Instant::now();
-        let mut q = StandingQueue::new(QueueSettings::default(), Box::new(|| Some(50 * MS)), t0);
+        let (signer, queue) = waiting(Some(50 * MS));
+        let mut q = StandingQueue::new(QueueSettings::default(), queue, t0);
         assert_eq!(q.floor(), None);
         q.answered(4 * MS);
         q.answered(3 * MS);
@@ -230,13 +276,15 @@ mod tests {
         q.observe(0, 1000.0, t0 + 20 * MS);
         assert!(q.overloaded());
         assert_eq!(q.limit(), Some(7.0));
+        // The signer now refuses what waited four targets.
+        assert_eq!(signer.longest.get(), Some(20 * MS));
         assert_eq!(q.overloaded_budget(Priority::Akut), Some(14.0));
         // An overloaded window's answers all queued: they say nothing about the floor.
         q.answered(50 * MS);
         q.end_window();
         assert_eq!(q.floor(), Some(2 * MS));
         // Never so few in flight that the HSM idles between them.
-        let mut slow = StandingQueue::new(QueueSettings::default(), Box::new(|| Some(50 * MS)), t0);
+        let mut slow = StandingQueue::new(QueueSettings::default(), waiting(Some(50 * MS)).1, t0);
         slow.observe(0, 100.0, t0 + 20 * MS);
         assert_eq!(slow.limit(), Some(MIN_OVERLOADED_IN_FLIGHT));
     }
@@ -244,12 +292,13 @@ mod tests {
     #[test]
     fn nothing_is_decided_without_a_signal_or_a_rate() {
         let t0 = Instant::now();
-        let mut q = StandingQueue::new(QueueSettings::default(), no_signal(), t0);
+        let mut q = StandingQueue::new(QueueSettings::default(), waiting(None).1, t0);
         for i in 1..100 {
             q.observe(0, 1000.0, t0 + i * 20 * MS);
         }
         assert!(!q.overloaded(), "no signature started: nothing says the queue stands");
-        let mut q = StandingQueue::new(QueueSettings::default(), Box::new(|| Some(50 * MS)), t0);
+        let (signer, queue) = waiting(Some(50 * MS));
+        let mut q = StandingQueue::new(QueueSettings::default(), queue, t0);
         q.observe(0, 0.0, t0 + 20 * MS);
         assert!(!q.overloaded(), "the rate is not known yet");
         assert_eq!(q.last_wait(), Some(50 * MS));
@@ -259,9 +308,11 @@ mod tests {
         assert!(q.overloaded());
         q.observe(0, 1000.0, t0 + 60 * MS);
         assert!(q.overloaded());
+        assert_eq!(signer.longest.get(), Some(20 * MS));
         q.arrived();
         q.observe(0, 1000.0, t0 + 80 * MS);
         assert!(!q.overloaded());
         assert_eq!(q.overloads(), 1);
+        assert_eq!(signer.longest.get(), None, "the overload ended: no wait is stale");
     }
 }
