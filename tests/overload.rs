@@ -254,6 +254,13 @@ async fn open_loop(
     t
 }
 
+/// Prints `part` of `whole` as a share and asserts it is at least `at_least` (and that there
+/// was something to count).
+fn assert_share(what: &str, part: u64, whole: u64, at_least: f64, failure: &str) {
+    println!("{what}: {part} of {whole} = {:.2} %", 100.0 * part as f64 / whole.max(1) as f64);
+    assert!(whole > 0 && part as f64 >= at_least * whole as f64, "{failure}: {part} of {whole}");
+}
+
 fn percentile(v: &mut [Duration], p: f64) -> Duration {
     if v.is_empty() {
         return Duration::ZERO;
@@ -685,23 +692,15 @@ fn overload(server: &Server, shape: Shape) {
         // the refusal ready to send (segl_shed_seconds). The client-side figures above also
         // hold the load generator's own waits for a CPU on this shared two-core machine.
         let (fast, total) = histogram(server.admin, "segl_shed_seconds", "0.005", &[]);
-        println!(
-            "refusals ready within 5 ms (server side): {fast} of {total} = {:.2} %",
-            100.0 * fast as f64 / total.max(1) as f64
-        );
-        assert!(
-            total > 0 && fast as f64 >= 0.99 * total as f64,
-            "refusals p99 ≥ 5 ms: {fast} of {total} within 5 ms"
-        );
+        assert_share("refusals ready within 5 ms (server side)", fast, total, 0.99, "refusals p99 ≥ 5 ms");
         // Overload is refused, not queued: what is admitted waits about queue_target_ms for the
         // HSM, not most of the deadline.
-        println!(
-            "admitted during the 3x overloads and answered within 50 ms (server side): {quick_in_overload} of {admitted_in_overload} = {:.2} %",
-            100.0 * quick_in_overload as f64 / admitted_in_overload.max(1) as f64
-        );
-        assert!(
-            admitted_in_overload > 0 && quick_in_overload as f64 >= 0.9 * admitted_in_overload as f64,
-            "a standing queue: only {quick_in_overload} of {admitted_in_overload} admitted requests answered within a quarter of the deadline"
+        assert_share(
+            "admitted during the 3x overloads and answered within 50 ms (server side)",
+            quick_in_overload,
+            admitted_in_overload,
+            0.9,
+            "a standing queue: admitted requests answered near the deadline, not within a quarter of it",
         );
         let rate = |t: &Tally| t.ok.len() as f64 / (t.ok.len() + t.shed.len()).max(1) as f64;
         println!("admitted share: AKUT {:.1} %, RUTINE {:.1} %", 100.0 * rate(&akut), 100.0 * rate(&rutine));

@@ -4,30 +4,31 @@
 //!
 //! Each core judges its own requests (no shared state, no locks). It measures how many requests
 //! it completes per second (its service rate, whatever the HSM behind it) and keeps as many in
-//! flight as it can finish within its horizon: a request is admitted when
-//! `(in_flight + 1) / rate ≤ horizon × share(priority)`. Service is first come, first served,
+//! flight as it can finish within the deadline: a request is admitted when
+//! `(in_flight + 1) / rate ≤ deadline × share(priority)`. Service is first come, first served,
 //! so what is admitted completes in time.
 //!
-//! The horizon, and why it moves (the standing queue):
+//! Overload without a standing queue ([`standing_queue`]):
 //! - A core that keeps up uses the whole deadline: a burst that fits in it is admitted and
 //!   served late rather than refused.
 //! - A core that does not keep up would fill that queue and keep it full: every admitted
 //!   request would wait most of the deadline, and hold its client's connection that long. That
 //!   queue buys no throughput (the HSM is busy anyway); it turns overload into latency, and a
 //!   client with a bounded connection pool cannot even deliver the requests segl would refuse
-//!   in a millisecond. So, as CoDel does for packet queues (and Facebook's "Fail at Scale" for
-//!   RPC queues), the core tells a standing queue from a burst: when the wait a new request
-//!   would have ahead of it stays above a small target (`queue_target_ms`, default 5 ms) for a
-//!   whole interval (`queue_interval_ms`, default 20 ms), the core is *overloaded*, and its
-//!   horizon shrinks to the time a request takes with nothing ahead of it (measured: the
-//!   shortest time from admission to answer while not overloaded) plus that target. It stops
-//!   being overloaded after an interval in which the short horizon refused nothing.
-//! - Rather than a queue timeout and adaptive LIFO (Facebook's pair), the wait is bounded at
-//!   admission: the request is refused when it arrives, so its client hears at once, and no
-//!   admitted request ever grows stale in a queue that LIFO would have to reorder. Rather than a
+//!   in a millisecond. So, as CoDel does for packet queues, the core tells a standing queue from
+//!   a burst by the shortest wait of a signature in its signer queue: above a small target
+//!   (`queue_target_ms`, default 5 ms) for a whole interval (`queue_interval_ms`, default
+//!   20 ms), the core is *overloaded*. It then admits up to a limit on requests in flight that
+//!   it adjusts every interval so that signatures wait about the target, and the signer does not
+//!   make a signature that waited four targets (the queue left from before the overload was
+//!   noticed clears as refusals, as Facebook's "Fail at Scale" shortens the queue timeout under
+//!   load). An interval in which requests came and the limit refused none ends it.
+//! - Why not adaptive LIFO: what is admitted waits about the target, so there is no stale
+//!   backlog for LIFO to skip; refusing on arrival tells the client at once. Why not a
 //!   concurrency limit that follows latency (Netflix's concurrency-limits, Envoy's adaptive
-//!   concurrency), the limit follows the measured rate: it is right from the first interval of
-//!   an overload, without probing.
+//!   concurrency): those compare with a no-load latency that a saturated core never shows, and
+//!   probe for it by cutting concurrency; the signer queue's wait is the queueing itself,
+//!   measured where it happens.
 //!
 //! Who is refused first:
 //! - priority: the DGWS `medcom:Priority` header (AKUT > HASTER > RUTINE), or the endpoint's
