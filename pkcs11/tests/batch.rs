@@ -278,6 +278,19 @@ fn while_a_longest_wait_is_set_jobs_that_waited_longer_are_answered_expired() {
             let s = signer.stats().snapshot();
             assert_eq!(s.ops + s.expired, 20, "{mode:?}: {s:?}");
             assert!(signer.stats().take_shortest_wait().is_some());
+            // A request's second signature (its first is made) is not stopped by the limit.
+            let continuing: Vec<_> = (0..20)
+                .map(|n| {
+                    let (signer, key) = (signer.clone(), key.clone());
+                    glommio::spawn_local(async move {
+                        let d = digest::digest(&digest::SHA256, format!("second {n}").as_bytes());
+                        signer.sign_continuing(&key, HashAlgorithm::Sha256, d.as_ref(), None).await
+                    })
+                })
+                .collect();
+            for t in continuing {
+                t.await.unwrap_or_else(|e| panic!("{mode:?}: a continuing signature was refused: {e}"));
+            }
             // Cleared when the overload ends: signed however long it waited.
             signer.stats().set_longest_wait(None);
             let d = digest::digest(&digest::SHA256, b"calm");

@@ -724,8 +724,8 @@ impl Config {
         if queue.0 == 0 || queue.0 >= self.server.deadline_ms {
             return Err(invalid("server.queue_target_ms", "must be at least 1 and below server.deadline_ms"));
         }
-        // An interval as long as the deadline is allowed (a short deadline with the default
-        // interval): the signer's deadline check then bounds the waits until overload is seen.
+        // The interval has no upper bound (a short deadline with the default interval is
+        // fine): until overload is seen, the signer's deadline check bounds the waits.
         if queue.1 < queue.0 {
             return Err(invalid("server.queue_interval_ms", "must be at least server.queue_target_ms"));
         }

@@ -208,6 +208,12 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     if format!("{:?}", old.hsm) != format!("{:?}", new.hsm) {
         changed.push("hsm");
     }
+    // Each core's admission control is built with these at start.
+    if (old.server.deadline_ms, old.server.queue_target_ms, old.server.queue_interval_ms)
+        != (new.server.deadline_ms, new.server.queue_target_ms, new.server.queue_interval_ms)
+    {
+        changed.push("server.deadline_ms/queue_target_ms/queue_interval_ms");
+    }
     if old.sts.replay_cache_entries != new.sts.replay_cache_entries {
         changed.push("sts.replay_cache_entries");
     }

@@ -510,11 +510,11 @@ impl http::Handler for StsHandler {
             exchange::serve(&self.ctx, &request.path, request.body, request.connection.peer, Some(sign_by))
                 .await;
         lifecycle.in_flight.fetch_sub(1, Ordering::SeqCst);
-        if outcome.verdict == exchange::Verdict::Expired {
+        match outcome.verdict {
             // It cost no signature: the rate admission works from counts only served requests.
-            ticket.unserved();
-        } else {
-            drop(ticket);
+            exchange::Verdict::Expired => ticket.unserved(),
+            exchange::Verdict::Issued => ticket.issued(),
+            exchange::Verdict::Refused => drop(ticket),
         }
         metrics::counter!(telemetry::REQUESTS, "endpoint" => endpoint.name(), "outcome" => outcome.verdict.as_str())
             .increment(1);

@@ -189,6 +189,19 @@ impl CoreSigner {
         Ok(self.signer.sign_before(&credential.key_label, alg.hsm(), digest, start_by).await?)
     }
 
+    /// [`sign_digest`](Self::sign_digest) for the second signature of a request whose first is
+    /// made (an OIO answer's header after its token): an overloaded core's longest wait does not
+    /// stop it, only `start_by`.
+    pub async fn sign_digest_continuing(
+        &self,
+        credential: &StsCredential,
+        alg: DigestAlgorithm,
+        digest: &[u8],
+        start_by: Option<std::time::Instant>,
+    ) -> Result<Vec<u8>, SigningError> {
+        Ok(self.signer.sign_continuing(&credential.key_label, alg.hsm(), digest, start_by).await?)
+    }
+
     /// Unwraps the content key of a token encrypted to the STS, on this core's HSM session
     /// (a blocking call of about one RSA operation; encrypted tokens are rare). `None` when no
     /// decryption key is configured.

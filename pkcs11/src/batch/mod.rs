@@ -66,6 +66,9 @@ struct Job {
     queued_at: Instant,
     /// Not signed if it has not started by then.
     start_by: Option<Instant>,
+    /// The second signature of a request whose first is made: the longest wait does not apply
+    /// (refusing it would waste the first signature).
+    continuing: bool,
     reply: oneshot::Sender<Result<Vec<u8>, Pkcs11Error>>,
 }
 
@@ -86,7 +89,7 @@ impl Job {
         }
         let (now, waited) = (Instant::now(), self.queued_at.elapsed());
         let late = self.start_by.is_some_and(|start_by| now > start_by);
-        let stale = stats.longest_wait().is_some_and(|longest| waited > longest);
+        let stale = !self.continuing && stats.longest_wait().is_some_and(|longest| waited > longest);
         if late || stale {
             stats.expired();
             let _ = self.reply.send(Err(Pkcs11Error::Expired { waited }));
@@ -184,6 +187,30 @@ impl BatchSigner {
         digest: &[u8],
         start_by: Option<Instant>,
     ) -> Result<Vec<u8>, Pkcs11Error> {
+        self.enqueue(key, alg, digest, start_by, false).await
+    }
+
+    /// As [`sign_before`](Self::sign_before), for the second signature of a request whose first
+    /// is made: only `start_by` can stop it, not the longest wait of an overloaded core
+    /// ([`SignerStats::set_longest_wait`]), which would waste the first signature.
+    pub async fn sign_continuing(
+        &self,
+        key: &Arc<str>,
+        alg: HashAlgorithm,
+        digest: &[u8],
+        start_by: Option<Instant>,
+    ) -> Result<Vec<u8>, Pkcs11Error> {
+        self.enqueue(key, alg, digest, start_by, true).await
+    }
+
+    async fn enqueue(
+        &self,
+        key: &Arc<str>,
+        alg: HashAlgorithm,
+        digest: &[u8],
+        start_by: Option<Instant>,
+        continuing: bool,
+    ) -> Result<Vec<u8>, Pkcs11Error> {
         let digest_info = digest_info(alg, digest).ok_or(Pkcs11Error::DigestLength {
             alg,
             expected: alg.output_len(),
@@ -191,8 +218,15 @@ impl BatchSigner {
         })?;
         let (reply, answer) = oneshot::channel();
         self.stats.queued();
-        let job =
-            Job { key: key.clone(), digest_info, retried: false, queued_at: Instant::now(), start_by, reply };
+        let job = Job {
+            key: key.clone(),
+            digest_info,
+            retried: false,
+            queued_at: Instant::now(),
+            start_by,
+            continuing,
+            reply,
+        };
         if self.queue.unbounded_send(job).is_err() {
             self.stats.done(false);
             return Err(Pkcs11Error::SignerStopped);

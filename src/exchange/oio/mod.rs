@@ -80,12 +80,13 @@ pub async fn sign_envelope(
     body_content: &[u8],
     sign_by: Option<Instant>,
 ) -> Result<Vec<u8>, RequestError> {
-    sign_envelope_with(ctx, &ctx.signer.credential(), corr, now, body_content, sign_by).await
+    sign_envelope_as(ctx, &ctx.signer.credential(), corr, now, body_content, sign_by, false).await
 }
 
 /// [`sign_envelope`] with a given credential: an answer that carries a token the STS signed
 /// signs its header with the same key, so that a rotation between the two signatures cannot
-/// give one answer two certificates.
+/// give one answer two certificates. The token's signature is made, so an overloaded core's
+/// longest wait does not stop this one (only `sign_by`).
 pub async fn sign_envelope_with(
     ctx: &CoreContext,
     credential: &StsCredential,
@@ -94,11 +95,25 @@ pub async fn sign_envelope_with(
     body_content: &[u8],
     sign_by: Option<Instant>,
 ) -> Result<Vec<u8>, RequestError> {
+    sign_envelope_as(ctx, credential, corr, now, body_content, sign_by, true).await
+}
+
+async fn sign_envelope_as(
+    ctx: &CoreContext,
+    credential: &StsCredential,
+    corr: &envelope::Correlation,
+    now: Timestamp,
+    body_content: &[u8],
+    sign_by: Option<Instant>,
+    continuing: bool,
+) -> Result<Vec<u8>, RequestError> {
     let unsigned =
         envelope::prepare(corr, now, body_content, ENVELOPE_SIGNATURE, &credential.certificate_b64)?;
-    let value = ctx
-        .signer
-        .sign_digest(credential, ENVELOPE_SIGNATURE.digest(), unsigned.signed_info_digest(), sign_by)
-        .await?;
+    let (alg, digest) = (ENVELOPE_SIGNATURE.digest(), unsigned.signed_info_digest());
+    let value = if continuing {
+        ctx.signer.sign_digest_continuing(credential, alg, digest, sign_by).await?
+    } else {
+        ctx.signer.sign_digest(credential, alg, digest, sign_by).await?
+    };
     Ok(unsigned.finish(&value))
 }

@@ -129,7 +129,7 @@ impl StandingQueue {
                 self.overloaded = true;
                 self.overloaded_in_window = true;
                 self.overloads += 1;
-                self.signer.set_longest_wait(Some(target * STALE_WAIT));
+                self.signer.set_longest_wait(Some(target.checked_mul(STALE_WAIT).unwrap_or(Duration::MAX)));
                 // A first guess: what is in flight, cut as the signal says (a queue of twice
                 // the target holds about twice too many), but no fewer than the core finishes
                 // in a calm request's time plus the target. The signal corrects it from the
@@ -141,15 +141,21 @@ impl StandingQueue {
             }
             return;
         }
-        if arrived && !refused {
-            // Requests came and the limit refused none: demand fits again.
+        // Requests came and the limit refused none: demand fits again. Or nothing is in flight:
+        // no queue stands, whatever the last busy interval said (after an idle gap, the flags
+        // are those of the interval before it).
+        if (arrived && !refused) || in_flight == 0 {
             self.overloaded = false;
             self.signer.set_longest_wait(None);
             return;
         }
+        // Never below what keeps the HSM busy at the rate: waits above the target can still
+        // come from work admitted before a cut.
+        let least =
+            (rate * (self.floor.unwrap_or_default() + target).as_secs_f64()).max(MIN_OVERLOADED_IN_FLIGHT);
         match wait {
             Some(w) if w > target => {
-                self.limit = (self.limit * Self::cut(target, wait)).max(MIN_OVERLOADED_IN_FLIGHT);
+                self.limit = (self.limit * Self::cut(target, wait)).max(least);
             }
             // Within the target and still refusing: the HSM may be idling for want of work.
             Some(_) if refused => self.limit += (self.limit * GROWTH).max(1.0),
@@ -304,15 +310,23 @@ pub(super) mod tests {
         assert_eq!(q.last_wait(), Some(50 * MS));
         // An interval in which nothing arrived says nothing about demand (the core may not have
         // read the requests): the overload stays until one arrives and is admitted.
-        q.observe(0, 1000.0, t0 + 40 * MS);
+        q.observe(1, 1000.0, t0 + 40 * MS);
         assert!(q.overloaded());
-        q.observe(0, 1000.0, t0 + 60 * MS);
+        q.observe(1, 1000.0, t0 + 60 * MS);
         assert!(q.overloaded());
         assert_eq!(signer.longest.get(), Some(20 * MS));
         q.arrived();
-        q.observe(0, 1000.0, t0 + 80 * MS);
+        q.observe(1, 1000.0, t0 + 80 * MS);
         assert!(!q.overloaded());
         assert_eq!(q.overloads(), 1);
         assert_eq!(signer.longest.get(), None, "the overload ended: no wait is stale");
+        // Nothing in flight at an interval's end: no queue stands, whatever came before (a
+        // burst after an idle gap is judged afresh, not by the flags of the last busy interval).
+        q.observe(1, 1000.0, t0 + 100 * MS);
+        assert!(q.overloaded());
+        q.refused();
+        q.observe(0, 1000.0, t0 + 60_000 * MS);
+        assert!(!q.overloaded());
+        assert_eq!(signer.longest.get(), None);
     }
 }
