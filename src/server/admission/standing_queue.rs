@@ -52,6 +52,10 @@ impl SignerQueue for std::sync::Arc<segl_pkcs11::SignerStats> {
 /// While overloaded, a signature that has waited this many targets is stale: a request served
 /// within the limit waits about one (two for AKUT).
 const STALE_WAIT: u32 = 4;
+/// The fewest requests' service times a wait must span to count against the target: when one
+/// request takes long (a slow network HSM, a debug build), a handful of concurrent clients
+/// wait longer than the target without any queue standing.
+const STANDING_REQUESTS: f64 = 6.0;
 
 /// Fewest requests an overloaded core keeps in flight at RUTINE (more at higher priorities):
 /// with fewer the HSM could idle between them, whatever the signal says.
@@ -108,7 +112,8 @@ impl StandingQueue {
     /// Ends the interval if it is over: reads the signal and decides, for a core serving `rate`
     /// requests per second with `in_flight` admitted.
     pub(super) fn observe(&mut self, in_flight: usize, rate: f64, now: Instant) {
-        if now.duration_since(self.interval_start) < self.settings.interval {
+        let target = self.target_at(rate);
+        if now.duration_since(self.interval_start) < self.settings.interval.max(target) {
             return;
         }
         let wait = self.signer.take_shortest_wait();
@@ -122,7 +127,6 @@ impl StandingQueue {
         if rate <= 0.0 {
             return;
         }
-        let target = self.settings.target;
         if !self.overloaded {
             // Every signature of a whole interval waited longer than the target.
             if wait.is_some_and(|w| w > target) {
@@ -161,6 +165,14 @@ impl StandingQueue {
             Some(_) if refused => self.limit += (self.limit * GROWTH).max(1.0),
             _ => {}
         }
+    }
+
+    /// The target at `rate` requests per second: the configured one, or the time of
+    /// [`STANDING_REQUESTS`] requests if that is longer.
+    fn target_at(&self, rate: f64) -> Duration {
+        let service =
+            if rate > 0.0 { Duration::from_secs_f64(STANDING_REQUESTS / rate) } else { Duration::ZERO };
+        self.settings.target.max(service)
     }
 
     /// What a wait above the target says to multiply the requests in flight by.
@@ -279,20 +291,39 @@ pub(super) mod tests {
         q.end_window();
         assert_eq!(q.floor(), Some(2 * MS));
         // The first limit of an overload: the floor plus the target at the rate.
-        q.observe(0, 1000.0, t0 + 20 * MS);
+        q.observe(0, 2000.0, t0 + 20 * MS);
         assert!(q.overloaded());
-        assert_eq!(q.limit(), Some(7.0));
+        assert_eq!(q.limit(), Some(14.0));
         // The signer now refuses what waited four targets.
         assert_eq!(signer.longest.get(), Some(20 * MS));
-        assert_eq!(q.overloaded_budget(Priority::Akut), Some(14.0));
+        assert_eq!(q.overloaded_budget(Priority::Akut), Some(28.0));
         // An overloaded window's answers all queued: they say nothing about the floor.
         q.answered(50 * MS);
         q.end_window();
         assert_eq!(q.floor(), Some(2 * MS));
-        // Never so few in flight that the HSM idles between them.
-        let mut slow = StandingQueue::new(QueueSettings::default(), waiting(Some(50 * MS)).1, t0);
-        slow.observe(0, 100.0, t0 + 20 * MS);
-        assert_eq!(slow.limit(), Some(MIN_OVERLOADED_IN_FLIGHT));
+        // Never fewer in flight than the target spans at the rate: at 400/s the target
+        // stretches to six requests' time (15 ms).
+        let mut q = StandingQueue::new(QueueSettings::default(), waiting(Some(50 * MS)).1, t0);
+        q.observe(0, 400.0, t0 + 20 * MS);
+        assert_eq!(q.limit(), Some(STANDING_REQUESTS));
+        const { assert!(STANDING_REQUESTS >= MIN_OVERLOADED_IN_FLIGHT) };
+    }
+
+    #[test]
+    fn on_a_slow_core_the_target_spans_a_few_requests() {
+        // 50 requests a second (a slow network HSM, a debug build): 50 ms waits are a few
+        // concurrent clients, not a standing queue; 6 requests' time (120 ms) is the target.
+        let t0 = Instant::now();
+        let (signer, queue) = waiting(Some(50 * MS));
+        let mut q = StandingQueue::new(QueueSettings::default(), queue, t0);
+        for i in 1..50 {
+            q.observe(3, 50.0, t0 + i * 20 * MS);
+        }
+        assert!(!q.overloaded());
+        signer.wait.set(Some(200 * MS));
+        q.observe(3, 50.0, t0 + 2000 * MS);
+        assert!(q.overloaded());
+        assert_eq!(signer.longest.get(), Some(480 * MS), "four of the stretched target");
     }
 
     #[test]
@@ -310,22 +341,22 @@ pub(super) mod tests {
         assert_eq!(q.last_wait(), Some(50 * MS));
         // An interval in which nothing arrived says nothing about demand (the core may not have
         // read the requests): the overload stays until one arrives and is admitted.
-        q.observe(1, 1000.0, t0 + 40 * MS);
+        q.observe(1, 2000.0, t0 + 40 * MS);
         assert!(q.overloaded());
-        q.observe(1, 1000.0, t0 + 60 * MS);
+        q.observe(1, 2000.0, t0 + 60 * MS);
         assert!(q.overloaded());
         assert_eq!(signer.longest.get(), Some(20 * MS));
         q.arrived();
-        q.observe(1, 1000.0, t0 + 80 * MS);
+        q.observe(1, 2000.0, t0 + 80 * MS);
         assert!(!q.overloaded());
         assert_eq!(q.overloads(), 1);
         assert_eq!(signer.longest.get(), None, "the overload ended: no wait is stale");
         // Nothing in flight at an interval's end: no queue stands, whatever came before (a
         // burst after an idle gap is judged afresh, not by the flags of the last busy interval).
-        q.observe(1, 1000.0, t0 + 100 * MS);
+        q.observe(1, 2000.0, t0 + 100 * MS);
         assert!(q.overloaded());
         q.refused();
-        q.observe(0, 1000.0, t0 + 60_000 * MS);
+        q.observe(0, 2000.0, t0 + 60_000 * MS);
         assert!(!q.overloaded());
         assert_eq!(signer.longest.get(), None);
     }
