@@ -439,6 +439,7 @@ pub fn summary(report: &Report) -> String {
 
     for (i, t) in m.tax_day.iter().chain(&m.tax_day_large_pool).enumerate() {
         let p = &t.profile;
+        let [_, _, throughput, latency, cpu] = taxday_files(i);
         let _ = writeln!(o, "## Tax day, {}\n", connections(t));
         let _ = writeln!(
             o,
@@ -488,9 +489,7 @@ pub fn summary(report: &Report) -> String {
         let _ = writeln!(
             o,
             "\n![tax day throughput]({})\n\n![tax day latency]({})\n\n![CPU per core]({})\n",
-            taxday_files(i)[2],
-            taxday_files(i)[3],
-            taxday_files(i)[4]
+            throughput, latency, cpu
         );
     }
 

@@ -215,10 +215,19 @@ pub struct Ticket {
     admission: Rc<Admission>,
     client: ClientKey,
     admitted: Instant,
-    /// Whether it issued a token (only those say what a request takes with nothing ahead).
-    issued: bool,
-    /// Whether it counts as a completion in the core's rate when dropped.
-    served: bool,
+    /// How it ends when dropped.
+    end: TicketEnd,
+}
+
+/// How an admitted request ended, as admission counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TicketEnd {
+    /// Answered (a fault, say) without issuing a token: a completion in the core's rate.
+    Served,
+    /// Issued a token: a completion, and it says what a request takes with nothing ahead.
+    Issued,
+    /// Refused after admission without being served: frees its place, counts for nothing.
+    Unserved,
 }
 
 impl Admission {
@@ -267,9 +276,7 @@ impl Admission {
             None => (within_deadline, false),
         };
         if (in_flight + 1) as f64 > allowed && (overloaded || in_flight >= WARMUP_IN_FLIGHT) {
-            if overloaded {
-                queue.refused();
-            }
+            queue.refused();
             return Err(Shed::Capacity);
         }
         let mut per_client = self.per_client.borrow_mut();
@@ -283,15 +290,13 @@ impl Admission {
         // over a short stall, and a newcomer always finds room.
         let spare = (in_flight + 1) as f64 <= allowed * (1.0 - RESERVED_FOR_FAIR_SHARES);
         if held as f64 >= fair && !spare {
-            if overloaded {
-                // The short budget refused it as surely as a full one: demand does not fit.
-                queue.refused();
-            }
+            // Under the overload limit it is refused as surely as by capacity: demand does not fit.
+            queue.refused();
             return Err(Shed::Fairness);
         }
         *per_client.entry(client.clone()).or_insert(0) += 1;
         self.in_flight.set(in_flight + 1);
-        Ok(Ticket { admission: self.clone(), client, admitted: now, issued: false, served: true })
+        Ok(Ticket { admission: self.clone(), client, admitted: now, end: TicketEnd::Served })
     }
 
     /// The measured rate, and how many requests the core can finish within the deadline at it.
@@ -383,21 +388,22 @@ impl Ticket {
     /// expired in the queue): it frees its place but is not counted in the core's rate, which
     /// would otherwise rise with every expiry, just when the core is slow.
     pub fn unserved(mut self) {
-        self.served = false;
+        self.end = TicketEnd::Unserved;
     }
 
     /// Ends a request that issued a token.
     pub fn issued(mut self) {
-        self.issued = true;
+        self.end = TicketEnd::Issued;
     }
 }
 
 impl Drop for Ticket {
     fn drop(&mut self) {
-        if self.served {
-            self.admission.complete(&self.client, self.admitted, self.issued, Instant::now());
-        } else {
-            self.admission.release(&self.client);
+        match self.end {
+            TicketEnd::Unserved => self.admission.release(&self.client),
+            end => {
+                self.admission.complete(&self.client, self.admitted, end == TicketEnd::Issued, Instant::now())
+            }
         }
     }
 }

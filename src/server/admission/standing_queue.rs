@@ -57,9 +57,6 @@ const STALE_WAIT: u32 = 4;
 /// wait longer than the target without any queue standing.
 const STANDING_REQUESTS: f64 = 6.0;
 
-/// Fewest requests an overloaded core keeps in flight at RUTINE (more at higher priorities):
-/// with fewer the HSM could idle between them, whatever the signal says.
-const MIN_OVERLOADED_IN_FLIGHT: f64 = 4.0;
 /// The most one interval's signal may cut the limit by (a queue standing far above the target
 /// when the overload is first seen says how long it was, not how much too many are admitted).
 const LARGEST_CUT: f64 = 0.5;
@@ -133,15 +130,11 @@ impl StandingQueue {
                 self.overloaded = true;
                 self.overloaded_in_window = true;
                 self.overloads += 1;
-                self.signer.set_longest_wait(Some(target.checked_mul(STALE_WAIT).unwrap_or(Duration::MAX)));
+                self.signer.set_longest_wait(Some(target.saturating_mul(STALE_WAIT)));
                 // A first guess: what is in flight, cut as the signal says (a queue of twice
-                // the target holds about twice too many), but no fewer than the core finishes
-                // in a calm request's time plus the target. The signal corrects it from the
-                // next interval on.
-                let horizon = self.floor.unwrap_or_default() + target;
-                self.limit = (in_flight as f64 * Self::cut(target, wait))
-                    .max(rate * horizon.as_secs_f64())
-                    .max(MIN_OVERLOADED_IN_FLIGHT);
+                // the target holds about twice too many), but never below the least limit. The
+                // signal corrects it from the next interval on.
+                self.limit = (in_flight as f64 * Self::cut(target, wait)).max(self.least_limit(rate, target));
             }
             return;
         }
@@ -153,13 +146,11 @@ impl StandingQueue {
             self.signer.set_longest_wait(None);
             return;
         }
-        // Never below what keeps the HSM busy at the rate: waits above the target can still
-        // come from work admitted before a cut.
-        let least =
-            (rate * (self.floor.unwrap_or_default() + target).as_secs_f64()).max(MIN_OVERLOADED_IN_FLIGHT);
         match wait {
+            // Waits above the target can still come from work admitted before a cut: never
+            // below the least limit.
             Some(w) if w > target => {
-                self.limit = (self.limit * Self::cut(target, wait)).max(least);
+                self.limit = (self.limit * Self::cut(target, wait)).max(self.least_limit(rate, target));
             }
             // Within the target and still refusing: the HSM may be idling for want of work.
             Some(_) if refused => self.limit += (self.limit * GROWTH).max(1.0),
@@ -173,6 +164,13 @@ impl StandingQueue {
         let service =
             if rate > 0.0 { Duration::from_secs_f64(STANDING_REQUESTS / rate) } else { Duration::ZERO };
         self.settings.target.max(service)
+    }
+
+    /// The fewest requests an overloaded core keeps in flight at RUTINE: what it finishes in a
+    /// calm request's time plus the target, so the HSM does not idle between them. Never fewer
+    /// than [`STANDING_REQUESTS`], as the target spans at least that many requests.
+    fn least_limit(&self, rate: f64, target: Duration) -> f64 {
+        rate * (self.floor.unwrap_or_default() + target).as_secs_f64()
     }
 
     /// What a wait above the target says to multiply the requests in flight by.
@@ -306,7 +304,6 @@ pub(super) mod tests {
         let mut q = StandingQueue::new(QueueSettings::default(), waiting(Some(50 * MS)).1, t0);
         q.observe(0, 400.0, t0 + 20 * MS);
         assert_eq!(q.limit(), Some(STANDING_REQUESTS));
-        const { assert!(STANDING_REQUESTS >= MIN_OVERLOADED_IN_FLIGHT) };
     }
 
     #[test]
