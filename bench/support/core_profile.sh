@@ -11,7 +11,8 @@
 # RATE requests/s; after a warm-up, per-thread CPU per issued card is read from /proc over
 # SECONDS (default 8), and `perf record --call-graph fp` samples the executor thread into
 # target/core-profile.perf.data when perf is installed, and `core_budget.py` turns the samples
-# into the per-stage CPU budget (a markdown table). Build with frame pointers for whole call
+# into the per-stage CPU budget (a markdown table); `perf stat` counts each thread's system calls
+# over the same window, printed per card. Build with frame pointers for whole call
 # stacks:
 #   RUSTFLAGS="-C force-frame-pointers=yes" cargo build --release --bin segl --bin segl-load
 # TRANSPORT is `plain` (default) or `tls`: TLS 1.3 on 127.0.0.1:8443 with a throwaway ECDSA P-256
@@ -85,11 +86,20 @@ CORE_TID=$(for task in /proc/$SEGL/task/*; do
     [[ "$(cat "$task/comm")" == segl-core-0* ]] && basename "$task" && break
 done)
 rm -f target/core-profile.perf.data
+SYSCALLS=
 if command -v perf > /dev/null; then
+    # The system calls each thread makes over the same window: the executor's loop turns and
+    # parks (io_uring_enter, membarrier), the wake-ups between threads (futex, eventfd writes),
+    # the audit log's syncs. Counts per card, unlike times, hardly move with the machine's speed.
+    perf stat --per-thread -x, -o "$WORK/syscalls.csv" -p "$SEGL" \
+        -e "$(printf 'syscalls:sys_enter_%s,' io_uring_enter membarrier futex read write recvfrom sendto \
+            pwrite64 fdatasync clock_gettime)context-switches" -- sleep "$SECS" 2> /dev/null &
+    SYSCALLS=$!
     perf record -q -F 4000 --call-graph fp -t "$CORE_TID" -o target/core-profile.perf.data -- sleep "$SECS" 2> /dev/null
 else
     sleep "$SECS"
 fi
+[[ -n $SYSCALLS ]] && wait $SYSCALLS
 snapshot b
 
 python3 - "$WORK" "$SECS" "$RATE" "$SIGNER" << 'PY'
@@ -126,6 +136,24 @@ for name, (ticks, user, system) in sorted(b.items()):
               f"(user {d[1] / cards:.0f}, system {d[2] / cards:.0f})")
     if name.startswith("segl-core-0"):
         open(f"{work}/core_us", "w").write(f"{d[0] / cards:.1f}")
+# System calls per card by thread (perf stat --per-thread: "name-tid,count,unit,event,...").
+import collections, os, re
+calls = collections.defaultdict(dict)
+if os.path.exists(f"{work}/syscalls.csv"):
+    for line in open(f"{work}/syscalls.csv"):
+        f = line.strip().split(",")
+        if len(f) > 3 and f[1].isdigit():
+            calls[re.sub(r"-\d+$", "", f[0])][f[3].replace("syscalls:sys_enter_", "")] = int(f[1])
+events = ["io_uring_enter", "membarrier", "futex", "read", "write", "recvfrom", "sendto", "pwrite64",
+          "fdatasync", "clock_gettime", "context-switches"]
+rows = [(t, c) for t, c in sorted(calls.items()) if sum(c.values()) / cards >= 0.05]
+if rows:
+    print(f"\nsystem calls per card ({secs:.1f} s, perf stat --per-thread)\n")
+    print("| thread | " + " | ".join(events) + " |")
+    print("|---|" + "---:|" * len(events))
+    for thread, c in rows:
+        print(f"| {thread} | " + " | ".join(f"{c.get(e, 0) / cards:.2f}" for e in events) + " |")
+    print()
 PY
 # The budget: the executor's samples attributed to the stages of the request path.
 if [[ -s target/core-profile.perf.data && -s "$WORK/core_us" ]]; then
