@@ -36,6 +36,12 @@ pub const CONFIG_VERSION: &str = "segl_config_version";
 pub const RELOADS: &str = "segl_config_reloads_total";
 /// Unexpired message ids dropped because the replay cache was full.
 pub const REPLAY_EVICTIONS: &str = "segl_replay_cache_evictions_total";
+/// Whether each core has a connection to the Redis replay store (1) or not (0).
+pub const REPLAY_STORE_UP: &str = "segl_replay_store_up";
+/// Message ids Redis could not check in time, by what the request got (`refused`, `local`).
+pub const REPLAY_STORE_UNAVAILABLE: &str = "segl_replay_store_unavailable_total";
+/// How long asking Redis took, per request (seconds).
+pub const REPLAY_STORE_SECONDS: &str = "segl_replay_store_seconds";
 
 /// Signer-certificate validations by core and result (`hit`: answered from the core's cache,
 /// `miss`: validated in full).

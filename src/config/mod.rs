@@ -12,10 +12,12 @@ mod bst2sosi;
 mod idws;
 pub mod jwt;
 mod oiosaml2sosi;
+pub mod replay;
 pub use audience::{IboAudienceConfig, Sosi2OioSamlConfig};
 pub use bst2sosi::{Bst2SosiConfig, TrustedIdpConfig, WhitelistEntry};
 pub use idws::{IdwsAudienceConfig, IdwsConfig};
 pub use oiosaml2sosi::OioSaml2SosiConfig;
+pub use replay::{RedisConfig, ReplayConfig, ReplayStore, WhenUnavailable};
 
 /// Why a configuration was refused.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +68,9 @@ pub struct Config {
     /// The person and authorisation registers.
     #[serde(default)]
     pub registers: RegistersConfig,
+    /// Where message ids are remembered against replay (this node, or Redis for a cluster).
+    #[serde(default)]
+    pub replay: ReplayConfig,
     /// Development PKI and client (only used by `segl dev …`).
     #[serde(default)]
     pub dev: Option<DevConfig>,
@@ -653,6 +658,7 @@ impl Config {
         if let Some(f) = self.registers.file.as_mut() {
             fix(f);
         }
+        self.replay.resolve_paths(fix);
         if let Some(dev) = self.dev.as_mut() {
             fix(&mut dev.state_dir);
             fix(&mut dev.pin_file);
@@ -714,6 +720,7 @@ impl Config {
         if self.sts.replay_cache_entries < 1024 {
             return Err(invalid("sts.replay_cache_entries", "must be at least 1024"));
         }
+        self.replay.validate(self.server.deadline_ms).map_err(|(key, reason)| invalid(key, &reason))?;
         if self.server.deadline_ms < MIN_DEADLINE_MS {
             // Below this no request can be parsed, checked and signed in time: every admitted
             // one would be refused by the signer's deadline check, and admission, which learns

@@ -69,7 +69,7 @@ pub async fn issue(
 
     let until = token.not_on_or_after.unwrap_or(now);
     let replay_key =
-        usercard::remember_message_id(ctx, &rst, &signer.der, until, cfg.allowed_drift_secs, now)?;
+        usercard::remember_message_id(ctx, &rst, &signer.der, until, cfg.allowed_drift_secs, now).await?;
     let issue = citizen::Issue { audience: &audience, holder: &signer, extra, replay_key };
     citizen::issue_identity_token(ctx, policy, request, &rst, &citizen, issue, corr).await
 }

@@ -117,6 +117,10 @@ pub enum RequestError {
     /// The DGWS message id was already used by this client within the card's lifetime.
     #[error("message id {0:?} was already received; send a new request with a new message id")]
     DuplicateMessageId(String),
+    /// The cluster's replay store (Redis) could not check the message id in time, and the
+    /// configuration refuses such requests rather than risk a replay.
+    #[error("the STS cannot check the message id against replay now; try again shortly")]
+    ReplayStoreUnavailable,
     /// The request's WS-Security header signature does not verify.
     #[error("Unable to validate envelope signature: {0}")]
     EnvelopeSignature(DsigError),
@@ -316,7 +320,10 @@ impl RequestError {
             Self::HeadTooLarge { .. } => (Client, 431),
             Self::LengthRequired => (Client, 411),
             Self::BadHttp(_) => (Client, 400),
-            Self::Overloaded { .. } | Self::QueuedPastDeadline { .. } => (Server, 503),
+            // Like a refusal for load: the service is there, but not able now (Retry-After).
+            Self::Overloaded { .. } | Self::QueuedPastDeadline { .. } | Self::ReplayStoreUnavailable => {
+                (Server, 503)
+            }
             Self::Xml(_) | Self::NotStsRequest(_) => (InvalidRequest, 500),
             Self::SignatureCount(_) => (Dgws("invalidsignature"), 500),
             Self::Card(_) => (Dgws("invalidheader"), 500),
@@ -393,7 +400,8 @@ impl RequestError {
             | Self::LengthRequired
             | Self::BadHttp(_)
             | Self::Overloaded { .. }
-            | Self::QueuedPastDeadline { .. } => self.dgws_fault(),
+            | Self::QueuedPastDeadline { .. }
+            | Self::ReplayStoreUnavailable => self.dgws_fault(),
             Self::Xml(_)
             | Self::NotStsRequest(_)
             | Self::SignatureCount(_)
@@ -482,7 +490,9 @@ impl RequestError {
     pub fn retry_after_secs(&self) -> Option<u32> {
         match self {
             Self::Overloaded { retry_after_secs, .. } => Some(*retry_after_secs),
-            Self::QueuedPastDeadline { .. } => Some(super::SHED_RETRY_AFTER_SECS),
+            Self::QueuedPastDeadline { .. } | Self::ReplayStoreUnavailable => {
+                Some(super::SHED_RETRY_AFTER_SECS)
+            }
             _ => None,
         }
     }

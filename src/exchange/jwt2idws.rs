@@ -32,7 +32,7 @@ pub async fn issue(
     request: &mut Request,
     corr: &mut envelope::Correlation,
 ) -> Result<Vec<u8>, RequestError> {
-    let presented = citizen::receive_jwt(ctx, policy, doc, request, corr, false)?;
+    let presented = citizen::receive_jwt(ctx, policy, doc, request, corr, false).await?;
     let issue = citizen::Issue {
         audience: &presented.audience,
         holder: &presented.signer,

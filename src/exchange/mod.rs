@@ -24,6 +24,7 @@ pub use endpoint::{Endpoint, SERVICES_PREFIX};
 pub use outcome::{Outcome, Verdict};
 pub use pipeline::{refusal, serve, shed, SHED_RETRY_AFTER_SECS};
 
+use jiff::Timestamp;
 use std::sync::Arc;
 
 use crate::audit::AuditLog;
@@ -36,6 +37,7 @@ use crate::trust::{TrustStore, TrustStoreError};
 use crate::xml::parse::ParseArena;
 use crate::xml::{Document, Limits};
 use arc_swap::ArcSwap;
+use error::RequestError;
 use replay::ReplayCache;
 
 /// Everything one configuration decides, built and validated as a unit and swapped in whole
@@ -196,7 +198,7 @@ impl Shared {
     }
 }
 
-/// Settings a running server cannot change: listeners, executors, the HSM, the replay cache size.
+/// Settings a running server cannot change: listeners, executors, the HSM, the replay store.
 fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     let mut changed = Vec::new();
     if old.server.listen != new.server.listen {
@@ -216,6 +218,10 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     }
     if old.sts.replay_cache_entries != new.sts.replay_cache_entries {
         changed.push("sts.replay_cache_entries");
+    }
+    // Each core connects to the replay store once, at start.
+    if old.replay != new.replay {
+        changed.push("replay");
     }
     if old.audit.path != new.audit.path
         || old.audit.durability != new.audit.durability
@@ -239,6 +245,8 @@ pub struct CoreContext {
     pub signers: std::cell::RefCell<SignerCache>,
     /// Admission control's refusal envelopes of the current second, one per reason and dialect.
     shed_faults: std::cell::RefCell<Vec<pipeline::ShedFault>>,
+    /// Where this core remembers message ids: the node's memory, or Redis over its connection.
+    replay: replay::ReplayCheck,
 }
 
 impl CoreContext {
@@ -250,7 +258,33 @@ impl CoreContext {
             xml: Default::default(),
             signers: Default::default(),
             shed_faults: Default::default(),
+            replay: replay::ReplayCheck::Local,
         }
+    }
+
+    /// The same context, remembering message ids through `replay`.
+    pub fn with_replay(self, replay: replay::ReplayCheck) -> Self {
+        CoreContext { replay, ..self }
+    }
+
+    /// Remembers the request's `message_id` (as `key`) until `expires`: a repeat, from any
+    /// node when the store is shared, is refused.
+    pub async fn remember_message_id(
+        &self,
+        key: replay::Key,
+        message_id: &str,
+        expires: Timestamp,
+        now: Timestamp,
+    ) -> Result<replay::Remembered, RequestError> {
+        self.replay.remember(&self.shared.replay, key, expires, now).await.map_err(|refusal| match refusal {
+            replay::NotRemembered::Duplicate => RequestError::DuplicateMessageId(message_id.to_owned()),
+            replay::NotRemembered::StoreUnavailable => RequestError::ReplayStoreUnavailable,
+        })
+    }
+
+    /// Forgets a remembered message id: the request failed on segl's side and may be resent.
+    pub fn forget_message_id(&self, remembered: &replay::Remembered) {
+        self.replay.forget(&self.shared.replay, remembered);
     }
 
     /// Parses a request into storage reused across requests (see [`CoreContext::recycle`]).

@@ -130,7 +130,7 @@ pub async fn issue(
 
     let until = assertion.not_on_or_after.unwrap_or(now);
     let replay_key =
-        usercard::remember_message_id(ctx, &rst, &signer.der, until, cfg.allowed_drift_secs, now)?;
+        usercard::remember_message_id(ctx, &rst, &signer.der, until, cfg.allowed_drift_secs, now).await?;
     let common_name = assertion.attribute(COMMON_NAME).unwrap_or_default();
     let surname =
         context.attribute(CONTEXT_SURNAME).or_else(|| assertion.attribute(SURNAME)).unwrap_or("-").to_owned();

@@ -133,13 +133,16 @@ async fn run_exchange(
 /// The fault for a refused request, in its endpoint's dialect. OIO faults about a request that
 /// was read are signed by the STS like any OIO answer (clients validating SIG-HDR would
 /// otherwise reject them, spec §4.1); refusals that must not cost an HSM signature (load,
-/// deadline) and failures of the HSM itself go unsigned.
+/// deadline, an unavailable replay store) and failures of the HSM itself go unsigned.
 async fn fault_answer(ctx: &CoreContext, request: &Request, error: RequestError, fault: Fault) -> Outcome {
     log_refusal(request.endpoint.name(), &error, &fault);
     let now = request.time.now;
     let sign = !matches!(
         error,
-        RequestError::Overloaded { .. } | RequestError::QueuedPastDeadline { .. } | RequestError::Signing(_)
+        RequestError::Overloaded { .. }
+            | RequestError::QueuedPastDeadline { .. }
+            | RequestError::ReplayStoreUnavailable
+            | RequestError::Signing(_)
     );
     let body = match &request.correlation {
         Correlation::Oio(corr) if sign => {

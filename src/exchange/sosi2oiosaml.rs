@@ -30,7 +30,7 @@ use super::dgws::{audit_card, check_validity};
 use super::error::RequestError;
 use super::oio::{self, envelope, request, tokens};
 use super::pipeline::Request;
-use super::replay::ReplayCache;
+use super::replay::{self, Remembered};
 use super::{CoreContext, Policy};
 use crate::audit::AuditToken;
 use crate::token::oiosaml::{Attribute, Bootstrap, CertificateInfo, OioSamlAssertion};
@@ -85,7 +85,7 @@ pub async fn issue(
         )
     })?;
 
-    let replay_key = remember_message_id(ctx, policy, &rst, &card, now)?;
+    let replay_key = remember_message_id(ctx, policy, &rst, &card, now).await?;
     let result =
         build_and_sign(ctx, policy, doc, request, &rst, &card, card_node, &audience, &info, corr).await;
     oio::deliver::forget_on_failure(ctx, replay_key, result)
@@ -130,23 +130,19 @@ fn sts_card(ctx: &CoreContext, doc: &Document, card: NodeId) -> Result<IdCard, R
 
 /// Records the request's MessageID for the card's lifetime, keyed by the card; a repeat is
 /// refused. Requests without a MessageID (allowed by the IDWS-H schema) cannot be told apart.
-fn remember_message_id(
+async fn remember_message_id(
     ctx: &CoreContext,
     policy: &Policy,
     rst: &request::OioRequest,
     card: &IdCard,
     now: Timestamp,
-) -> Result<Option<[u8; 32]>, RequestError> {
+) -> Result<Option<Remembered>, RequestError> {
     let Some(message_id) = &rst.message_id else { return Ok(None) };
     let client = format!("sosi2oiosaml\n{}", card.id_card_id);
-    let key = ReplayCache::key(client.as_bytes(), message_id);
+    let key = replay::key(client.as_bytes(), message_id);
     let skew = SignedDuration::from_secs(policy.config.sts.clock_skew_secs as i64);
     let expires = card.not_on_or_after.saturating_add(skew).unwrap_or(card.not_on_or_after);
-    ctx.shared
-        .replay
-        .insert(key, expires, now)
-        .map_err(|_| RequestError::DuplicateMessageId(message_id.clone()))?;
-    Ok(Some(key))
+    ctx.remember_message_id(key, message_id, expires, now).await.map(Some)
 }
 
 /// The OIOSAML attributes of a user card (spec §5.1), in seal's order.

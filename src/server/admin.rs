@@ -6,8 +6,9 @@ use metrics_exporter_prometheus::PrometheusHandle;
 
 use super::http::{self, Refusal, Request, Response};
 
-/// What `/readyz` asks: `Ok` or the reasons the server is not ready.
-pub type Readiness = Rc<dyn Fn() -> Result<(), Vec<String>>>;
+/// What `/readyz` asks: `Ok` (with what is degraded but still serving, if anything) or the
+/// reasons the server is not ready.
+pub type Readiness = Rc<dyn Fn() -> Result<Option<String>, Vec<String>>>;
 
 /// Serves the admin endpoints.
 pub struct AdminHandler {
@@ -41,7 +42,10 @@ impl http::Handler for AdminHandler {
             "/metrics" => Response::new(200, "text/plain; version=0.0.4", self.render_metrics()),
             "/healthz" => Response::new(200, "text/plain; charset=utf-8", "ok\n"),
             "/readyz" => match (self.readiness)() {
-                Ok(()) => Response::new(200, "text/plain; charset=utf-8", "ready\n"),
+                Ok(None) => Response::new(200, "text/plain; charset=utf-8", "ready\n"),
+                Ok(Some(degraded)) => {
+                    Response::new(200, "text/plain; charset=utf-8", format!("ready, degraded: {degraded}\n"))
+                }
                 Err(reasons) => Response::new(
                     503,
                     "text/plain; charset=utf-8",

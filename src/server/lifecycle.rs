@@ -27,11 +27,14 @@ pub struct Lifecycle {
     pub startup_failure: std::sync::Mutex<Option<(usize, String)>>,
     /// Every core's signer counters, so `/metrics` (on core 0) can publish them as of now.
     pub signer_stats: std::sync::Mutex<Vec<(usize, Arc<segl_pkcs11::SignerStats>)>>,
+    /// Which cores reach the replay store (always all of them with a local store).
+    pub replay: Arc<crate::exchange::replay::ReplayHealth>,
 }
 
 impl Lifecycle {
-    /// State for `cores` executors.
-    pub fn new(cores: usize) -> Arc<Lifecycle> {
+    /// State for `cores` executors, whose requests get `when_unavailable` while the replay
+    /// store cannot answer.
+    pub fn new(cores: usize, when_unavailable: crate::config::WhenUnavailable) -> Arc<Lifecycle> {
         Arc::new(Lifecycle {
             draining: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
@@ -39,6 +42,7 @@ impl Lifecycle {
             cores_ready: AtomicUsize::new(0),
             startup_failure: std::sync::Mutex::new(None),
             signer_stats: std::sync::Mutex::new(Vec::new()),
+            replay: Arc::new(crate::exchange::replay::ReplayHealth::new(cores, when_unavailable)),
         })
     }
 

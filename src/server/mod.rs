@@ -21,8 +21,10 @@ use futures_rustls::TlsAcceptor;
 use glommio::net::{TcpListener, TcpStream};
 use glommio::{LocalExecutorBuilder, Placement};
 
-use crate::config::Config;
+use crate::config::{Config, ReplayStore};
 use crate::exchange::error::RequestError;
+use crate::exchange::replay::redis::{CoreRedis, RedisSettings};
+use crate::exchange::replay::ReplayCheck;
 use crate::exchange::{self, CoreContext, Endpoint, Shared};
 use crate::signing::{SigningError, StsKey};
 use crate::telemetry;
@@ -48,6 +50,10 @@ pub enum ServeError {
     /// Signal handling could not be set up.
     #[error("signals: {0}")]
     Signals(std::io::Error),
+    /// The Redis replay store's settings could not be used (an address that does not resolve,
+    /// an unreadable password or CA file).
+    #[error("{0}")]
+    ReplayStore(String),
 }
 
 /// What every core needs besides its exchange context.
@@ -83,11 +89,25 @@ pub fn run(config_path: PathBuf, config: Config) -> Result<(), ServeError> {
     };
     let drain_timeout = Duration::from_millis(config.server.drain_timeout_ms);
     let max_connections = config.server.max_connections_per_core;
+    // Names are resolved and secrets read once, here: a core never blocks on them.
+    let redis = match (&config.replay.store, &config.replay.redis) {
+        (ReplayStore::Redis, Some(redis)) => {
+            let settings = RedisSettings::from_config(redis).map_err(ServeError::ReplayStore)?;
+            tracing::info!(
+                addresses = settings.describe(),
+                when_unavailable = ?redis.when_unavailable,
+                "replay store: Redis, one connection per core"
+            );
+            Some(settings)
+        }
+        _ => None,
+    };
+    let when_unavailable = config.replay.redis.as_ref().map(|r| r.when_unavailable).unwrap_or_default();
     let shared = Arc::new(Shared::from_config(Arc::new(config))?);
     let watched = shared.clone();
     crate::trust::crl::watch(move || watched.policy().config.trust.crl_dir.clone(), shared.crls.clone());
     metrics::gauge!(telemetry::CONFIG_VERSION).set(1.0);
-    let lifecycle = Lifecycle::new(cores);
+    let lifecycle = Lifecycle::new(cores, when_unavailable);
     tracing::info!("starting: opening each core's HSM sessions and listeners");
 
     let mut executors = Vec::with_capacity(cores);
@@ -96,6 +116,7 @@ pub fn run(config_path: PathBuf, config: Config) -> Result<(), ServeError> {
         // of surfacing on the first request.
         let (signer, signer_driver) = key.core_signer(core)?;
         let shared = shared.clone();
+        let redis = redis.clone();
         let env = CoreEnv {
             core,
             limits: limits.clone(),
@@ -121,7 +142,12 @@ pub fn run(config_path: PathBuf, config: Config) -> Result<(), ServeError> {
                     if let Ok(mut signers) = env.lifecycle.signer_stats.lock() {
                         signers.push((core, signer.stats_handle()));
                     }
-                    let ctx = Rc::new(CoreContext::new(shared, signer));
+                    let mut ctx = CoreContext::new(shared, signer);
+                    if let Some(settings) = redis {
+                        let client = CoreRedis::start(settings, core, env.lifecycle.replay.clone());
+                        ctx = ctx.with_replay(ReplayCheck::Redis(client));
+                    }
+                    let ctx = Rc::new(ctx);
                     serve_core(ctx, Rc::new(env)).await
                 })
                 .await;
@@ -272,13 +298,17 @@ async fn serve_core(ctx: Rc<CoreContext>, env: Rc<CoreEnv>) -> Result<(), String
             if readiness_env.lifecycle.is_draining() {
                 reasons.push("draining".to_owned());
             }
+            let replay = readiness_env.lifecycle.replay.readiness();
+            if let Err(reason) = &replay {
+                reasons.push(reason.clone());
+            }
             let ready = readiness_env.lifecycle.cores_ready.load(Ordering::SeqCst);
             if ready < readiness_env.lifecycle.heartbeats.len() {
                 reasons
                     .push(format!("{ready} of {} cores listening", readiness_env.lifecycle.heartbeats.len()));
             }
             if reasons.is_empty() {
-                Ok(())
+                Ok(replay.ok().flatten())
             } else {
                 Err(reasons)
             }

@@ -21,8 +21,8 @@ use super::endpoint::Endpoint;
 use super::error::RequestError;
 use super::fault;
 use super::pipeline::{Request, RequestTime};
-use super::replay::ReplayCache;
-use super::{CoreContext, Policy, Shared};
+use super::replay::{self, Remembered};
+use super::{CoreContext, Policy};
 use crate::audit::{AuditCard, AuditToken, AuditTrail};
 use crate::config::LowLevelPolicy;
 use crate::roles::{RoleEndpoint, RoleHolder};
@@ -95,7 +95,7 @@ async fn issue_parsed(
 
     let accepted = accepted_card(ctx, policy, doc, &request, now, audit)?;
     check_national_role(policy, &accepted.card)?;
-    let replay_key = remember_message_id(&ctx.shared, policy, &request, &accepted, now)?;
+    let replay_key = remember_message_id(ctx, policy, &request, &accepted, now).await?;
 
     let issued = issued_card(policy, endpoint, &accepted, now);
     let credential = ctx.signer.credential();
@@ -106,8 +106,8 @@ async fn issue_parsed(
         .await;
     let value = value.inspect_err(|_| {
         // The failure is segl's: the client may resend the same message.
-        if let Some(key) = &replay_key {
-            ctx.shared.replay.remove(key);
+        if let Some(remembered) = &replay_key {
+            ctx.forget_message_id(remembered);
         }
     })?;
     // Only a card that was signed is named in the audit record, with the key that signed it.
@@ -356,13 +356,13 @@ fn check_national_role(policy: &Policy, card: &IdCard) -> Result<(), RequestErro
 
 /// Records the request's message id for the card's lifetime; a repeat from the same client is
 /// refused. Returns the key, so that a failure on segl's side can forget it again.
-fn remember_message_id(
-    shared: &Shared,
+async fn remember_message_id(
+    ctx: &CoreContext,
     policy: &Policy,
     request: &StsRequest,
     accepted: &AcceptedCard,
     now: Timestamp,
-) -> Result<Option<[u8; 32]>, RequestError> {
+) -> Result<Option<Remembered>, RequestError> {
     let Some(message_id) = &request.message_id else { return Ok(None) };
     // The client is its certificate; an unsigned (level 1/2) card has none, so its issuer and
     // system stand in.
@@ -370,14 +370,10 @@ fn remember_message_id(
         Some(cert) => cert.der.clone(),
         None => format!("{}\n{}", accepted.card.issuer, accepted.card.system.it_system_name).into_bytes(),
     };
-    let key = ReplayCache::key(&client, message_id);
+    let key = replay::key(&client, message_id);
     let skew = SignedDuration::from_secs(policy.config.sts.clock_skew_secs as i64);
     let expires = accepted.card.not_on_or_after.saturating_add(skew).unwrap_or(accepted.card.not_on_or_after);
-    shared
-        .replay
-        .insert(key, expires, now)
-        .map_err(|_| RequestError::DuplicateMessageId(message_id.clone()))?;
-    Ok(Some(key))
+    ctx.remember_message_id(key, message_id, expires, now).await.map(Some)
 }
 
 /// The STS card: the client's user and system data, the STS as issuer, a fresh id and the

@@ -23,6 +23,7 @@ use crate::audit::AuditToken;
 use crate::exchange::audiences::IdwsAudience;
 use crate::exchange::error::RequestError;
 use crate::exchange::pipeline::Request;
+use crate::exchange::replay::Remembered;
 use crate::exchange::{CoreContext, Policy};
 use crate::token::identity::{self, IdentityToken};
 use crate::token::oiosaml::Attribute;
@@ -125,14 +126,14 @@ pub struct JwtRequest {
     /// The role and OnBehalfOf attributes the claims give.
     pub extra: Vec<Attribute>,
     /// The MessageID remembered against replay.
-    pub replay_key: Option<[u8; 32]>,
+    pub replay_key: Option<Remembered>,
 }
 
 /// What JWT2Idws and JWT2OIOSaml check alike, in order: the header-signed request, the JWT
 /// ([`presented_jwt`]), the audience and its JWT switch (and, for `encrypted_only`, its
 /// encryption certificate), the claims ([`claims`]), and the MessageID once per signer within
 /// the JWT's lifetime.
-pub fn receive_jwt(
+pub async fn receive_jwt(
     ctx: &CoreContext,
     policy: &Policy,
     doc: &crate::xml::Document,
@@ -148,7 +149,8 @@ pub fn receive_jwt(
         return Err(RequestError::AudienceWithoutEncryption(audience.config.audience.clone()));
     }
     let extra = claims(policy, &rst, &citizen, now)?;
-    let replay_key = super::usercard::remember_message_id(ctx, &rst, &signer.der, jwt.valid_until, 0, now)?;
+    let replay_key =
+        super::usercard::remember_message_id(ctx, &rst, &signer.der, jwt.valid_until, 0, now).await?;
     Ok(JwtRequest { rst, signer, jwt, citizen, audience, extra, replay_key })
 }
 
@@ -246,7 +248,7 @@ pub struct Issue<'a> {
     /// Attributes after the citizen's (role, OnBehalfOf evidence), in order.
     pub extra: Vec<Attribute>,
     /// The request's MessageID as remembered against replay, forgotten if issuing fails.
-    pub replay_key: Option<[u8; 32]>,
+    pub replay_key: Option<Remembered>,
 }
 
 /// Builds the identity token, signs it on the HSM (encrypting it when its audience has an

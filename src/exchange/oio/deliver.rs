@@ -3,6 +3,7 @@
 //! that audience takes encrypted tokens, and answered in an RSTRC whose header is signed with
 //! the same key; the audit record names the token only once it was signed and sent.
 
+use crate::exchange::replay::Remembered;
 use jiff::Timestamp;
 
 use super::envelope;
@@ -86,12 +87,12 @@ pub async fn sign_and_deliver(
 /// (or its configuration's), and the client may resend the same message.
 pub fn forget_on_failure<T>(
     ctx: &CoreContext,
-    replay_key: Option<[u8; 32]>,
+    replay_key: Option<Remembered>,
     result: Result<T, RequestError>,
 ) -> Result<T, RequestError> {
     if result.is_err() {
-        if let Some(key) = &replay_key {
-            ctx.shared.replay.remove(key);
+        if let Some(remembered) = &replay_key {
+            ctx.forget_message_id(remembered);
         }
     }
     result

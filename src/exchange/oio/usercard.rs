@@ -9,7 +9,7 @@ use crate::audit::AuditToken;
 use crate::exchange::dgws::{check_validity, ISSUED_SIGNATURE};
 use crate::exchange::error::RequestError;
 use crate::exchange::pipeline::Request;
-use crate::exchange::replay::ReplayCache;
+use crate::exchange::replay::{self, Remembered};
 use crate::exchange::{CoreContext, Policy};
 use crate::roles::{RoleEndpoint, RoleHolder};
 use crate::time::DgwsVersion;
@@ -97,22 +97,19 @@ pub fn user_card(
 
 /// Records the request's MessageID from `client` until `until` (plus skew); a repeat is
 /// refused. Returns the key, so that a failure on segl's side can forget it again.
-pub fn remember_message_id(
+pub async fn remember_message_id(
     ctx: &CoreContext,
     rst: &request::OioRequest,
     client: &[u8],
     until: Timestamp,
     skew_secs: u64,
     now: Timestamp,
-) -> Result<Option<[u8; 32]>, RequestError> {
+) -> Result<Option<Remembered>, RequestError> {
     let Some(message_id) = &rst.message_id else { return Ok(None) };
-    let key = ReplayCache::key(client, message_id);
+    let key = replay::key(client, message_id);
     let skew = SignedDuration::from_secs(skew_secs as i64);
-    ctx.shared
-        .replay
-        .insert(key, until.saturating_add(skew).unwrap_or(until), now)
-        .map_err(|_| RequestError::DuplicateMessageId(message_id.clone()))?;
-    Ok(Some(key))
+    let expires = until.saturating_add(skew).unwrap_or(until);
+    ctx.remember_message_id(key, message_id, expires, now).await.map(Some)
 }
 
 /// Signs `card` on the HSM and answers with it (RSTR with the attached references to
@@ -124,7 +121,7 @@ pub async fn issue(
     rst: &request::OioRequest,
     card: &IdCard,
     corr: &envelope::Correlation,
-    replay_key: Option<[u8; 32]>,
+    replay_key: Option<Remembered>,
 ) -> Result<Vec<u8>, RequestError> {
     let result = sign_and_answer(ctx, policy, request, rst, card, corr).await;
     super::deliver::forget_on_failure(ctx, replay_key, result)

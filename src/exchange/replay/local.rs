@@ -1,14 +1,7 @@
-//! Replay detection for DGWS message ids ("pålidelig kommunikation", DGWS 1.1).
+//! The node-local replay store: message ids in this process's memory.
 //!
-//! Decision: of the two strategies DGWS allows, segl takes the second — it remembers message
-//! ids, not responses, and answers a repeated id with the fault `wsa:duplicatemessageid`.
-//! Remembering whole responses would cost far more memory at national scale, and a client
-//! that resends can always ask for a fresh card.
-//!
-//! Ids are remembered per client (the certificate that signed the card) for as long as the
-//! card is valid, in a bounded cache shared by all cores: sharded, so cores rarely meet on the
-//! same lock. When a shard is full, its oldest entry is dropped (and counted) rather than
-//! refusing service. Requests without a message id (unsealed sends none) are not tracked.
+//! A bounded cache shared by all cores: sharded, so cores rarely meet on the same lock. When a
+//! shard is full, its oldest entry is dropped (and counted) rather than refusing service.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,7 +11,7 @@ use jiff::Timestamp;
 
 const SHARDS: usize = 64;
 
-type Key = [u8; 32];
+use super::Key;
 
 #[derive(Default)]
 struct Shard {
@@ -47,17 +40,6 @@ impl ReplayCache {
             per_shard: capacity.div_ceil(SHARDS).max(1),
             evicted: AtomicU64::new(0),
         }
-    }
-
-    /// The key for `message_id` sent by the holder of `client_certificate`.
-    pub fn key(client_certificate: &[u8], message_id: &str) -> Key {
-        let mut h = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
-        h.update(&(client_certificate.len() as u64).to_be_bytes());
-        h.update(client_certificate);
-        h.update(message_id.as_bytes());
-        let mut key = [0u8; 32];
-        key.copy_from_slice(h.finish().as_ref());
-        key
     }
 
     /// Records `key` until `expires`; `Err(Duplicate)` when it is already recorded and not yet
@@ -115,7 +97,7 @@ mod tests {
     #[test]
     fn repeats_are_duplicates_until_they_expire() {
         let cache = ReplayCache::new(4096);
-        let k = ReplayCache::key(b"cert", "id-1");
+        let k = crate::exchange::replay::key(b"cert", "id-1");
         assert_eq!(cache.insert(k, t(100), t(0)), Ok(()));
         assert_eq!(cache.insert(k, t(100), t(50)), Err(Duplicate));
         assert_eq!(cache.insert(k, t(200), t(100)), Ok(()), "expired entries are forgotten");
@@ -125,17 +107,17 @@ mod tests {
     #[test]
     fn the_same_id_from_another_client_is_not_a_duplicate() {
         let cache = ReplayCache::new(4096);
-        assert_eq!(cache.insert(ReplayCache::key(b"a", "id"), t(100), t(0)), Ok(()));
-        assert_eq!(cache.insert(ReplayCache::key(b"b", "id"), t(100), t(0)), Ok(()));
+        assert_eq!(cache.insert(crate::exchange::replay::key(b"a", "id"), t(100), t(0)), Ok(()));
+        assert_eq!(cache.insert(crate::exchange::replay::key(b"b", "id"), t(100), t(0)), Ok(()));
         // Length-prefixing keeps ("ab","c") and ("a","bc") apart.
-        assert_ne!(ReplayCache::key(b"ab", "c"), ReplayCache::key(b"a", "bc"));
+        assert_ne!(crate::exchange::replay::key(b"ab", "c"), crate::exchange::replay::key(b"a", "bc"));
     }
 
     /// Keys of one shard, so that entries queue behind each other.
     fn same_shard(n: usize) -> Vec<Key> {
-        let first = ReplayCache::key(b"cert", "0");
+        let first = crate::exchange::replay::key(b"cert", "0");
         (0..)
-            .map(|i| ReplayCache::key(b"cert", &i.to_string()))
+            .map(|i| crate::exchange::replay::key(b"cert", &i.to_string()))
             .filter(|k| k[0] as usize % SHARDS == first[0] as usize % SHARDS)
             .take(n)
             .collect()
@@ -160,7 +142,7 @@ mod tests {
         let cache = ReplayCache::new(SHARDS * 8);
         let expires = t(0).saturating_add(SignedDuration::from_hours(24)).unwrap();
         for i in 0..10_000 {
-            cache.insert(ReplayCache::key(b"c", &i.to_string()), expires, t(0)).unwrap();
+            cache.insert(crate::exchange::replay::key(b"c", &i.to_string()), expires, t(0)).unwrap();
         }
         let held: usize = cache.shards.iter().map(|s| s.lock().unwrap().expiry.len()).sum();
         assert!(held <= SHARDS * 8, "{held}");

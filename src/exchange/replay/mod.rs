@@ -1,0 +1,228 @@
+//! Replay detection for message ids ("pålidelig kommunikation", DGWS 1.1; the OIO exchanges'
+//! `wsa:MessageID`).
+//!
+//! Decision: of the two strategies DGWS allows, segl takes the second — it remembers message
+//! ids, not responses, and answers a repeated id with the fault `wsa:duplicatemessageid`
+//! (`wst:InvalidRequest` on the OIO endpoints). Remembering whole responses would cost far more
+//! memory at national scale, and a client that resends can always ask for a fresh card.
+//!
+//! Ids are remembered per client (the certificate that signed the card) for as long as the
+//! card or token is valid. Requests without a message id (unsealed sends none) are not tracked.
+//!
+//! Where they are remembered is the `[replay]` setting: this node's memory ([`local`], the
+//! embedded default), or a Redis server shared by every node of a cluster ([`redis`]), so that
+//! a request captured on its way to one node is refused by every other. While Redis cannot
+//! answer in time, `when_unavailable` decides: refuse the request (503, the safe default) or
+//! check it against this node's memory only. Either way it is counted in `/metrics`, logged
+//! when the state changes, and shown by `/readyz`.
+
+pub mod local;
+pub mod redis;
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+pub use local::{Duplicate, ReplayCache};
+
+use crate::config::WhenUnavailable;
+use crate::telemetry;
+
+/// A remembered id: SHA-256 over the client and the message id.
+pub type Key = [u8; 32];
+
+/// The key for `message_id` sent by the holder of `client_certificate`.
+pub fn key(client_certificate: &[u8], message_id: &str) -> Key {
+    let mut h = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    h.update(&(client_certificate.len() as u64).to_be_bytes());
+    h.update(client_certificate);
+    h.update(message_id.as_bytes());
+    let mut key = [0u8; 32];
+    key.copy_from_slice(h.finish().as_ref());
+    key
+}
+
+/// A message id that was remembered, and where: forgetting it goes to the same store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Remembered {
+    key: Key,
+    in_redis: bool,
+}
+
+/// Why a message id was not remembered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotRemembered {
+    /// It was remembered before (by this node or, with Redis, by any node).
+    Duplicate,
+    /// Redis could not answer in time and `when_unavailable = "refuse"`.
+    StoreUnavailable,
+}
+
+/// This core's replay check: the node's memory, or the cluster's Redis through this core's
+/// own connection.
+pub enum ReplayCheck {
+    /// The node's memory only.
+    Local,
+    /// Redis, with the node's memory as the fallback `when_unavailable` may choose.
+    Redis(redis::CoreRedis),
+}
+
+impl ReplayCheck {
+    /// Remembers `key` until `expires`, unless it was remembered before.
+    pub async fn remember(
+        &self,
+        local: &ReplayCache,
+        key: Key,
+        expires: Timestamp,
+        now: Timestamp,
+    ) -> Result<Remembered, NotRemembered> {
+        let in_memory = || match local.insert(key, expires, now) {
+            Ok(()) => Ok(Remembered { key, in_redis: false }),
+            Err(Duplicate) => Err(NotRemembered::Duplicate),
+        };
+        let redis = match self {
+            ReplayCheck::Local => return in_memory(),
+            ReplayCheck::Redis(redis) => redis,
+        };
+        let lifetime = Duration::try_from(expires.duration_since(now)).unwrap_or(Duration::ZERO);
+        let started = std::time::Instant::now();
+        let answer = redis.set_if_new(&key, lifetime).await;
+        metrics::histogram!(telemetry::REPLAY_STORE_SECONDS).record(started.elapsed().as_secs_f64());
+        match answer {
+            Ok(true) => Ok(Remembered { key, in_redis: true }),
+            Ok(false) => Err(NotRemembered::Duplicate),
+            Err(e) => {
+                // The state change is logged by the core's driver (or, for a timeout on a live
+                // connection, here at debug level: at peak these come by the thousand).
+                tracing::debug!("replay store: {e}");
+                match redis.when_unavailable() {
+                    WhenUnavailable::Refuse => {
+                        metrics::counter!(telemetry::REPLAY_STORE_UNAVAILABLE, "action" => "refused")
+                            .increment(1);
+                        Err(NotRemembered::StoreUnavailable)
+                    }
+                    WhenUnavailable::Local => {
+                        metrics::counter!(telemetry::REPLAY_STORE_UNAVAILABLE, "action" => "local")
+                            .increment(1);
+                        in_memory()
+                    }
+                }
+            }
+        }
+    }
+
+    /// Forgets a remembered id (the request failed on segl's side; the client may resend it).
+    pub fn forget(&self, local: &ReplayCache, remembered: &Remembered) {
+        match (self, remembered.in_redis) {
+            (ReplayCheck::Redis(redis), true) => redis.delete(&remembered.key),
+            _ => local.remove(&remembered.key),
+        }
+    }
+}
+
+/// The node's view of its replay store, for `/readyz`, `/metrics` and the log: which cores have
+/// no connection to Redis now, and why.
+pub struct ReplayHealth {
+    /// Per core: why it has no connection (None: connected, or a local store).
+    down: Mutex<Vec<Option<String>>>,
+    /// What a request gets meanwhile.
+    when_unavailable: WhenUnavailable,
+}
+
+impl ReplayHealth {
+    /// Health for `cores` cores, all connected (a local store never changes it).
+    pub fn new(cores: usize, when_unavailable: WhenUnavailable) -> Self {
+        ReplayHealth { down: Mutex::new(vec![None; cores]), when_unavailable }
+    }
+
+    /// `core` connected to `address`.
+    pub fn connected(&self, core: usize, address: &str) {
+        metrics::gauge!(telemetry::REPLAY_STORE_UP, "core" => core.to_string()).set(1.0);
+        let (was, now) = self.set(core, None);
+        if was > 0 && now == 0 {
+            tracing::info!(core, address, "replay store: Redis answers on every core");
+        } else if was > 0 {
+            tracing::info!(core, address, "replay store: Redis answers on this core");
+        }
+    }
+
+    /// `core` has no connection, for `reason`.
+    pub fn unavailable(&self, core: usize, reason: &str) {
+        metrics::gauge!(telemetry::REPLAY_STORE_UP, "core" => core.to_string()).set(0.0);
+        let (was, _) = self.set(core, Some(reason.to_owned()));
+        if was == 0 {
+            let meanwhile = match self.when_unavailable {
+                WhenUnavailable::Refuse => "requests are refused (503) until it answers",
+                WhenUnavailable::Local => "message ids are checked against this node only until it answers",
+            };
+            tracing::warn!(core, "replay store: Redis cannot be reached ({reason}); {meanwhile}");
+        }
+    }
+
+    /// How many cores were down before and after setting `core`'s state.
+    fn set(&self, core: usize, state: Option<String>) -> (usize, usize) {
+        let mut down = self.down.lock().unwrap_or_else(|p| p.into_inner());
+        let was = down.iter().filter(|d| d.is_some()).count();
+        if let Some(slot) = down.get_mut(core) {
+            *slot = state;
+        }
+        (was, down.iter().filter(|d| d.is_some()).count())
+    }
+
+    /// What `/readyz` says: `Err` when requests are refused for want of Redis, `Ok` with a note
+    /// when they fall back to the node's memory, `Ok(None)` when every core is connected.
+    pub fn readiness(&self) -> Result<Option<String>, String> {
+        let down = self.down.lock().unwrap_or_else(|p| p.into_inner());
+        let cores: Vec<String> = down
+            .iter()
+            .enumerate()
+            .filter_map(|(core, d)| d.as_ref().map(|r| format!("core {core}: {r}")))
+            .collect();
+        if cores.is_empty() {
+            return Ok(None);
+        }
+        let what = format!("replay store (Redis) unavailable ({})", cores.join("; "));
+        match self.when_unavailable {
+            WhenUnavailable::Refuse => Err(what),
+            WhenUnavailable::Local => Ok(Some(format!("{what}: checking message ids on this node only"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readiness_follows_the_cores_and_the_policy() {
+        let refuse = ReplayHealth::new(2, WhenUnavailable::Refuse);
+        assert_eq!(refuse.readiness(), Ok(None));
+        refuse.unavailable(1, "10.0.0.5:6379: connection refused");
+        let why = refuse.readiness().unwrap_err();
+        assert!(why.contains("core 1: 10.0.0.5:6379: connection refused"), "{why}");
+        refuse.connected(1, "10.0.0.5:6379");
+        assert_eq!(refuse.readiness(), Ok(None));
+
+        let fallback = ReplayHealth::new(2, WhenUnavailable::Local);
+        fallback.unavailable(0, "timeout");
+        let note = fallback.readiness().unwrap().unwrap();
+        assert!(note.contains("this node only"), "{note}");
+    }
+
+    #[test]
+    fn the_local_check_refuses_a_repeat_and_forgets_on_request() {
+        let cache = ReplayCache::new(4096);
+        let now = Timestamp::from_second(1_700_000_000).unwrap();
+        let expires = Timestamp::from_second(1_700_000_300).unwrap();
+        let check = ReplayCheck::Local;
+        let k = key(b"cert", "m-1");
+        let first = futures_lite::future::block_on(check.remember(&cache, k, expires, now)).unwrap();
+        assert_eq!(
+            futures_lite::future::block_on(check.remember(&cache, k, expires, now)),
+            Err(NotRemembered::Duplicate)
+        );
+        check.forget(&cache, &first);
+        assert!(futures_lite::future::block_on(check.remember(&cache, k, expires, now)).is_ok());
+    }
+}

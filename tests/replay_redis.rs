@@ -1,0 +1,332 @@
+//! The cluster's replay store on a real Redis server (`redis-server` from Debian, started by the
+//! test on a port of its own): a message id accepted by one segl node is refused by another,
+//! and while Redis is down `when_unavailable` decides between refusing (no replay can pass)
+//! and the node's own memory (service goes on).
+//!
+//! Without `redis-server` on the machine the tests say so and pass (`tests/install-host-packages`
+//! installs it; CI always has it).
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{admin_get, env, metric_sum, Reply, Server};
+use segl::dev::client::RequestOptions;
+use segl::token::CardType;
+
+const NEW: &str = "/sts/services/NewSecurityTokenService";
+
+/// A `redis-server` of the test's own, killed on drop; appends every write to its AOF and
+/// syncs it (`appendfsync always`), as a cluster's replay store should, so that a restart
+/// keeps the ids.
+struct Redis {
+    child: Option<Child>,
+    port: u16,
+    dir: PathBuf,
+    password: Option<String>,
+}
+
+impl Redis {
+    /// A new server, or None (said on stderr) when `redis-server` is not installed.
+    fn start(name: &str, password: Option<&str>) -> Option<Redis> {
+        if Command::new("redis-server").arg("--version").output().is_err() {
+            eprintln!("redis-server is not installed (tests/install-host-packages installs it): skipped");
+            return None;
+        }
+        let dir = env().dir.join(format!("redis-{name}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut redis =
+            Redis { child: None, port: common::free_port(), dir, password: password.map(str::to_owned) };
+        redis.resume();
+        Some(redis)
+    }
+
+    fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the server (again, on the same port and data directory).
+    fn resume(&mut self) {
+        let mut cmd = Command::new("redis-server");
+        cmd.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+            .args(["--appendonly", "yes", "--appendfsync", "always", "--dir"])
+            .arg(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if let Some(p) = &self.password {
+            cmd.args(["--requirepass", p]);
+        }
+        self.child = Some(cmd.spawn().expect("start redis-server"));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.command(&["PING"]).is_none_or(|r| !r.starts_with('+') && !r.starts_with("-NOAUTH")) {
+            assert!(Instant::now() < deadline, "redis-server did not start on {}", self.port);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops the server the way an operator's `systemctl stop` does (SIGTERM: it finishes its
+    /// AOF and exits).
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+            let _ = child.wait();
+        }
+    }
+
+    /// One command over a fresh connection (authenticated when the server has a password);
+    /// Redis's answer as text, or None when it cannot be reached.
+    fn command(&self, args: &[&str]) -> Option<String> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        let mut out = Vec::new();
+        let mut push = |args: &[&str]| {
+            out.extend(format!("*{}\r\n", args.len()).bytes());
+            for a in args {
+                out.extend(format!("${}\r\n{a}\r\n", a.len()).bytes());
+            }
+        };
+        if let Some(p) = &self.password {
+            push(&["AUTH", p]);
+        }
+        push(args);
+        s.write_all(&out).ok()?;
+        let mut answer = String::new();
+        let mut buf = [0u8; 4096];
+        // The AUTH answer first (when sent), then the command's.
+        let want = if self.password.is_some() { 2 } else { 1 };
+        while answer.matches("\r\n").count() < want || answer.starts_with('*') && !answer.ends_with("\r\n") {
+            let n = s.read(&mut buf).ok()?;
+            if n == 0 {
+                break;
+            }
+            answer.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        let answer = if self.password.is_some() {
+            answer.split_once("\r\n").map(|(_, rest)| rest.to_owned()).unwrap_or_default()
+        } else {
+            answer
+        };
+        Some(answer)
+    }
+
+    /// The keys segl wrote.
+    fn replay_keys(&self) -> Vec<String> {
+        let answer = self.command(&["KEYS", "segl:replay:*"]).unwrap_or_default();
+        answer.lines().filter(|l| l.starts_with("segl:replay:")).map(str::to_owned).collect()
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The `[replay]` section pointing at `redis`, with `extra` lines in `[replay.redis]`.
+fn use_redis(address: &str, extra: &str) -> impl FnOnce(&mut String) {
+    let section = format!("store = \"redis\"\n[replay.redis]\naddresses = [\"{address}\"]\n{extra}\n");
+    move |text: &mut String| {
+        assert!(text.contains("store = \"local\"\n"), "config/segl.toml no longer sets store = \"local\"");
+        *text = text.replacen("store = \"local\"\n", &section, 1);
+    }
+}
+
+fn request(message_id: &str) -> Vec<u8> {
+    let mut opts = RequestOptions::new(CardType::User);
+    opts.message_id = Some(message_id.to_owned());
+    env().client.request(&opts).expect("build request")
+}
+
+/// The faultcode of a SOAP fault answer.
+fn faultcode(reply: &Reply) -> String {
+    let text = reply.text();
+    let start = text.find("<faultcode>").map(|i| i + "<faultcode>".len());
+    let end = text.find("</faultcode>");
+    match (start, end) {
+        (Some(s), Some(e)) if s <= e => text[s..e].to_owned(),
+        _ => panic!("not a fault ({}): {text}", reply.status),
+    }
+}
+
+#[track_caller]
+fn assert_issued(reply: &Reply) {
+    assert_eq!(reply.status, 200, "{}", reply.text());
+}
+
+#[track_caller]
+fn assert_duplicate(reply: &Reply) {
+    assert_eq!(reply.status, 500, "{}", reply.text());
+    assert_eq!(faultcode(reply), "wsa:duplicatemessageid", "{}", reply.text());
+}
+
+/// Waits (polling `/readyz`) until `server` says ready without a degraded note.
+fn wait_until_fully_ready(server: &Server, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let (status, body) = admin_get(server.admin, "/readyz");
+        if status == 200 && body == "ready\n" {
+            return;
+        }
+        assert!(Instant::now() < deadline, "not ready within {within:?}: {status} {body}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_message_id_accepted_by_one_node_is_refused_by_every_node() {
+    let Some(redis) = Redis::start("two-nodes", None) else { return };
+    let a = Server::start_with(use_redis(&redis.address(), ""));
+    let b = Server::start_with(use_redis(&redis.address(), ""));
+    wait_until_fully_ready(&a, Duration::from_secs(10));
+    wait_until_fully_ready(&b, Duration::from_secs(10));
+
+    assert_issued(&a.post(NEW, &request("cluster-1")));
+    // The same message (a new card, the same id, the same client) at the other node and at
+    // the first: both refuse it.
+    assert_duplicate(&b.post(NEW, &request("cluster-1")));
+    assert_duplicate(&a.post(NEW, &request("cluster-1")));
+    // Another id is new on either node.
+    assert_issued(&b.post(NEW, &request("cluster-2")));
+    assert_duplicate(&a.post(NEW, &request("cluster-2")));
+
+    // One key per id, in Redis, expiring with the card (the default lifetime is 24 h, plus skew).
+    let keys = redis.replay_keys();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    let ttl: i64 =
+        redis.command(&["PTTL", &keys[0]]).unwrap().trim_start_matches(':').trim().parse().unwrap();
+    assert!(ttl > 0 && ttl <= 24 * 3600 * 1000 + 10 * 60 * 1000, "PTTL {ttl}");
+    // Nodes on a local store would not have seen each other's ids: the metric says none fell back.
+    assert_eq!(metric_sum(&a.metrics(), "segl_replay_store_unavailable_total", &[]), 0.0);
+    assert_eq!(metric_sum(&b.metrics(), "segl_replay_store_up", &[]), 2.0, "both cores connected");
+}
+
+#[test]
+fn while_redis_is_down_a_refusing_node_refuses_and_a_falling_back_node_serves() {
+    let Some(mut redis) = Redis::start("outage", None) else { return };
+    let refusing = Server::start_with(use_redis(&redis.address(), "when_unavailable = \"refuse\""));
+    let falling_back = Server::start_with(use_redis(&redis.address(), "when_unavailable = \"local\""));
+    wait_until_fully_ready(&refusing, Duration::from_secs(10));
+    wait_until_fully_ready(&falling_back, Duration::from_secs(10));
+    assert_issued(&refusing.post(NEW, &request("before-outage")));
+
+    redis.stop();
+    // Every request the refusing node gets while Redis is down is refused, as a temporary
+    // server fault the client may retry, never issued.
+    for i in 0..10 {
+        let reply = refusing.post(NEW, &request(&format!("during-outage-{i}")));
+        assert_eq!(reply.status, 503, "{}", reply.text());
+        assert_eq!(faultcode(&reply), "soapenv:Server", "{}", reply.text());
+        assert!(reply.header("retry-after").is_some(), "a 503 says when to retry");
+        assert!(reply.text().contains("replay"), "{}", reply.text());
+    }
+    // The id accepted before the outage is not accepted either.
+    assert_ne!(refusing.post(NEW, &request("before-outage")).status, 200);
+    let (status, body) = admin_get(refusing.admin, "/readyz");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("replay store (Redis) unavailable"), "{body}");
+    let metrics = refusing.metrics();
+    assert!(metric_sum(&metrics, "segl_replay_store_unavailable_total", &["action=\"refused\""]) >= 10.0);
+
+    // The falling-back node serves, and still refuses a replay it saw itself.
+    assert_issued(&falling_back.post(NEW, &request("fallback-1")));
+    assert_duplicate(&falling_back.post(NEW, &request("fallback-1")));
+    let (status, body) = admin_get(falling_back.admin, "/readyz");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.starts_with("ready, degraded: replay store (Redis) unavailable"), "{body}");
+    assert!(
+        metric_sum(&falling_back.metrics(), "segl_replay_store_unavailable_total", &["action=\"local\""])
+            >= 1.0
+    );
+
+    // Redis back, with the ids it had: the nodes connect again by themselves, and the id
+    // accepted before the outage is still refused (no replay is ever accepted).
+    redis.resume();
+    wait_until_fully_ready(&refusing, Duration::from_secs(10));
+    wait_until_fully_ready(&falling_back, Duration::from_secs(10));
+    assert_duplicate(&refusing.post(NEW, &request("before-outage")));
+    assert_duplicate(&falling_back.post(NEW, &request("before-outage")));
+    assert_issued(&refusing.post(NEW, &request("after-outage")));
+
+    // The operator reads one line when Redis went away and one when it came back, not a line
+    // per refused request.
+    let log = refusing.log();
+    let went = log.matches("replay store: Redis cannot be reached").count();
+    assert!((1..=2).contains(&went), "one warning per change of state (a core each at most):\n{log}");
+    assert!(log.contains("replay store: Redis answers on every core"), "{log}");
+}
+
+#[test]
+fn a_redis_that_accepts_connections_and_never_answers_is_timed_out() {
+    // Not a Redis: a listener that takes connections and never answers (a hung server, a
+    // half-open connection). Requests must not wait past timeout_ms for it.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address: SocketAddr = silent.local_addr().unwrap();
+    let holder = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in silent.incoming().take(64) {
+            match stream {
+                Ok(s) => held.push(s),
+                Err(_) => break,
+            }
+        }
+    });
+    let server = Server::start_with(use_redis(&address.to_string(), "timeout_ms = 50"));
+    for i in 0..3 {
+        let reply = server.post(NEW, &request(&format!("silent-{i}")));
+        assert_eq!(reply.status, 503, "{}", reply.text());
+        assert_eq!(faultcode(&reply), "soapenv:Server");
+    }
+    assert!(
+        metric_sum(&server.metrics(), "segl_replay_store_unavailable_total", &["action=\"refused\""]) >= 3.0
+    );
+    drop(server);
+    drop(holder);
+}
+
+#[test]
+fn auth_with_a_password_file_and_a_wrong_password_is_named_without_the_password() {
+    let Some(redis) = Redis::start("auth", Some("correct-horse-battery")) else { return };
+    let right = write_secret("redis-right", "correct-horse-battery\n");
+    let wrong = write_secret("redis-wrong", "not-the-password-at-all\n");
+    let server =
+        Server::start_with(use_redis(&redis.address(), &format!("password_file = \"{}\"", right.display())));
+    wait_until_fully_ready(&server, Duration::from_secs(10));
+    assert_issued(&server.post(NEW, &request("auth-1")));
+    assert_duplicate(&server.post(NEW, &request("auth-1")));
+    assert_eq!(redis.replay_keys().len(), 1);
+
+    let refused =
+        Server::start_with(use_redis(&redis.address(), &format!("password_file = \"{}\"", wrong.display())));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let body = loop {
+        let (status, body) = admin_get(refused.admin, "/readyz");
+        if status == 503 && body.contains("AUTH refused") {
+            break body;
+        }
+        assert!(Instant::now() < deadline, "{status} {body}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(!body.contains("not-the-password"), "{body}");
+    assert_eq!(refused.post(NEW, &request("auth-2")).status, 503);
+    let log = refused.log();
+    assert!(log.contains("AUTH refused"), "{log}");
+    assert!(!log.contains("not-the-password"), "the password is never logged:\n{log}");
+}
+
+fn write_secret(name: &str, text: &str) -> PathBuf {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = env().dir.join(name);
+    let mut f =
+        std::fs::OpenOptions::new().create(true).truncate(true).write(true).mode(0o600).open(&path).unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+    path
+}
