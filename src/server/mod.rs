@@ -84,8 +84,12 @@ pub fn run(config_path: PathBuf, config: Config) -> Result<(), ServeError> {
     let drain_timeout = Duration::from_millis(config.server.drain_timeout_ms);
     let max_connections = config.server.max_connections_per_core;
     let shared = Arc::new(Shared::from_config(Arc::new(config))?);
-    let watched = shared.clone();
-    crate::trust::crl::watch(move || watched.policy().config.trust.crl_dir.clone(), shared.crls.clone());
+    let (watched, loader) = (shared.clone(), shared.clone());
+    crate::trust::crl::watch(
+        move || watched.policy().config.trust.crl_dir.clone(),
+        move |dir| loader.policy().trust.load_crls(dir),
+        shared.crls.clone(),
+    );
     metrics::gauge!(telemetry::CONFIG_VERSION).set(1.0);
     let lifecycle = Lifecycle::new(cores);
     tracing::info!("starting: opening each core's HSM sessions and listeners");
