@@ -108,6 +108,17 @@ impl CertificateKind {
         }
         Self::Unknown
     }
+
+    /// The kind's name with its indefinite article, for messages: "an Employee", "a Function".
+    pub fn with_article(self) -> &'static str {
+        match self {
+            Self::Employee => "an Employee",
+            Self::Organisation => "an Organisation",
+            Self::Function => "a Function",
+            Self::Person => "a Person",
+            Self::Unknown => "an Unknown",
+        }
+    }
 }
 
 /// A validated signer certificate and what the STS needs to know about it.
