@@ -259,10 +259,12 @@ fn employee_certificate_on_a_system_card_is_refused() {
     let server = Server::start();
     let mut opts = system();
     opts.identity = Some(Identity::Moces);
-    assert_fault(&server.post(NEW, &request(&opts)), 500, "dgws:invalidcertificate");
+    let faultstring = assert_fault(&server.post(NEW, &request(&opts)), 500, "dgws:invalidcertificate");
+    assert!(faultstring.contains("cannot be signed with an Employee certificate"), "{faultstring}");
     let mut opts = user();
     opts.identity = Some(Identity::Voces);
-    assert_fault(&server.post(NEW, &request(&opts)), 500, "dgws:invalidcertificate");
+    let faultstring = assert_fault(&server.post(NEW, &request(&opts)), 500, "dgws:invalidcertificate");
+    assert!(faultstring.contains("cannot be signed with an Organisation certificate"), "{faultstring}");
 }
 
 #[test]

@@ -132,6 +132,82 @@ fn a_new_crl_is_picked_up_while_serving() {
     assert!(server.log().contains("CRLs reloaded"), "{}", server.log());
 }
 
+/// A CRL of a CA no configuration names, made in memory.
+fn stranger_crl() -> Vec<u8> {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.distinguished_name.push(DnType::CommonName, "Stranger CA");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let issuer = rcgen::Issuer::new(params, KeyPair::generate().unwrap());
+    let now = time::OffsetDateTime::now_utc();
+    rcgen::CertificateRevocationListParams {
+        this_update: now - time::Duration::hours(1),
+        next_update: now + time::Duration::days(1),
+        crl_number: rcgen::SerialNumber::from_slice(&[1]),
+        issuing_distribution_point: None,
+        revoked_certs: Vec::new(),
+        key_identifier_method: rcgen::KeyIdMethod::Sha256,
+    }
+    .signed_by(&issuer)
+    .unwrap()
+    .der()
+    .to_vec()
+}
+
+/// Waits up to 10 s for the server's log to contain `text`; returns the first line that does.
+fn log_line(server: &Server, text: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if let Some(line) = server.log().lines().find(|l| l.contains(text)) {
+            return line.to_owned();
+        }
+        assert!(std::time::Instant::now() < deadline, "no {text:?} in the log:\n{}", server.log());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_crl_no_configured_ca_issued_is_refused_by_the_watcher_a_reload_and_config_check() {
+    let dir = private_crl_dir("stranger");
+    let server = Server::start_with(with_crl_dir(&dir, "hard"));
+    let stranger = dir.join("stranger.crl");
+    std::fs::write(dir.join("stranger.tmp"), stranger_crl()).unwrap();
+    std::fs::rename(dir.join("stranger.tmp"), &stranger).unwrap();
+    let named =
+        |text: &str| text.contains(&stranger.display().to_string()) && text.contains("CN=Stranger CA");
+
+    // The watcher keeps the CRLs it had: revoked stays revoked, the rest is served.
+    let line = log_line(&server, "keeping the previous CRLs");
+    assert!(named(&line), "{line}");
+    let mut revoked = user();
+    revoked.identity = Some(Identity::RevokedMoces);
+    assert_refused(&server.post(NEW, &request(&revoked)), "dgws:invalidcertificate", "revoked");
+    issued(&server.post(NEW, &request(&user())));
+
+    // A reload of the same file is refused for the same reason.
+    server.signal("HUP");
+    let line = log_line(&server, "configuration refused");
+    assert!(named(&line), "{line}");
+    issued(&server.post(NEW, &request(&user())));
+
+    // `segl config check` refuses the configuration as serving does, naming file and issuer...
+    let check = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_segl"))
+            .args(["config", "check"])
+            .arg(server.config_path())
+            .output()
+            .unwrap()
+    };
+    let out = check();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && named(&stderr), "{stderr}");
+    // ...and accepts it once the stranger's CRL is gone.
+    std::fs::remove_file(&stranger).unwrap();
+    let out = check();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
 fn stale_crl_dir(name: &str) -> std::path::PathBuf {
     let dir = private_crl_dir(name);
     let now = time::OffsetDateTime::now_utc();

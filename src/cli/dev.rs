@@ -393,11 +393,14 @@ fn write_out(out: Option<PathBuf>, request: &[u8]) -> Result<(), Box<dyn std::er
 
 fn setup(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
     let report = pki::setup(config)?;
-    if report.created.is_empty() {
+    if report.created.is_empty() && report.skipped.is_empty() {
         eprintln!("development state complete; nothing to create");
     }
     for line in report.created {
         eprintln!("created {line}");
+    }
+    for line in report.skipped {
+        eprintln!("skipped {line}");
     }
     Ok(())
 }

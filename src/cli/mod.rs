@@ -7,7 +7,7 @@ mod xml;
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config::Config;
 
@@ -15,8 +15,21 @@ use crate::config::Config;
 #[derive(Parser)]
 #[command(version)]
 pub struct Cli {
+    /// Log format on stderr: `text` (colour codes only when stderr is a terminal and NO_COLOR
+    /// is unset) or `json` (one JSON object per line, for log shippers).
+    #[arg(long, global = true, value_enum, env = "SEGL_LOG_FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+/// How log lines are written to stderr.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line: `timestamp`, `level`, `message`, the event's fields, `target`.
+    Json,
 }
 
 #[derive(Subcommand)]

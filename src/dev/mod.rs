@@ -44,3 +44,63 @@ pub enum DevError {
 pub(crate) fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> DevError + '_ {
     move |source| DevError::Io { path: path.display().to_string(), source }
 }
+
+/// Whether `path` lies inside `dir` once symbolic links and `..` are resolved: a write to
+/// `path` would land under `dir`. The part of `path` that does not exist yet is taken as
+/// written; a path that cannot be resolved (`..` below a missing directory, an unreadable
+/// parent) counts as outside, as does anything when `dir` does not exist.
+pub(crate) fn is_inside(path: &std::path::Path, dir: &std::path::Path) -> bool {
+    let Ok(dir) = dir.canonicalize() else { return false };
+    resolved(path).is_some_and(|p| p.starts_with(dir))
+}
+
+/// `path` canonicalized as far as it exists, its missing plain names appended.
+fn resolved(path: &std::path::Path) -> Option<std::path::PathBuf> {
+    use std::path::{Component, Path};
+    let mut missing = Vec::new();
+    let mut existing = path;
+    loop {
+        if let Ok(real) = existing.canonicalize() {
+            return Some(missing.iter().rev().fold(real, |p, name| p.join(name)));
+        }
+        // Only a plain name can be taken as written: what `..` under a missing directory
+        // means is not known until the directory exists.
+        let Some(Component::Normal(name)) = existing.components().next_back() else { return None };
+        missing.push(name);
+        existing = match existing.parent()? {
+            p if p.as_os_str().is_empty() => Path::new("."),
+            p => p,
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_inside;
+
+    #[test]
+    fn inside_means_inside_after_links_and_dot_dots() {
+        let root = std::env::temp_dir().join(format!("segl-dev-inside-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let state = root.join("state");
+        let elsewhere = root.join("etc-segl-crl");
+        std::fs::create_dir_all(state.join("crl")).unwrap();
+        std::fs::create_dir_all(&elsewhere).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, state.join("linked-crl")).unwrap();
+
+        assert!(is_inside(&state.join("crl"), &state), "an existing directory inside");
+        assert!(is_inside(&state.join("new/crl"), &state), "a directory setup would create");
+        assert!(is_inside(&root.join("state/../state/crl"), &state), "`..` that stays inside");
+        assert!(!is_inside(&elsewhere, &state), "a sibling directory");
+        assert!(!is_inside(&state.join("../etc-segl-crl"), &state), "`..` that leaves");
+        assert!(!is_inside(&state.join("linked-crl"), &state), "a link out of the state");
+        assert!(!is_inside(&state.join("linked-crl/sub"), &state), "below a link out of the state");
+        assert!(
+            !is_inside(&state.join("missing/../../etc-segl-crl"), &state),
+            "`..` under a missing directory"
+        );
+        assert!(!is_inside(&root.join("state-old/crl"), &state), "a name that only begins like the state");
+        assert!(!is_inside(&state.join("crl"), &root.join("no-such-state")), "a state that does not exist");
+        let _ = std::fs::remove_dir_all(&root);
+    }
+}

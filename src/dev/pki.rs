@@ -284,6 +284,8 @@ impl PkiPaths {
 pub struct SetupReport {
     /// One line per thing created.
     pub created: Vec<String>,
+    /// One line per thing deliberately not created, with the reason.
+    pub skipped: Vec<String>,
 }
 
 /// Creates whatever of the development state is missing: SoftHSM configuration, PIN files,
@@ -342,25 +344,41 @@ pub fn setup(config: &Config) -> Result<SetupReport, DevError> {
         report.created.push(format!("certificate {}", file.display()));
     }
 
-    if let Some(crl_dir) = &config.trust.crl_dir {
-        let crl_file = crl_dir.join("dev-issuing-ca.crl");
-        if !crl_file.exists() {
-            std::fs::create_dir_all(crl_dir).map_err(io_err(crl_dir))?;
-            let now = OffsetDateTime::now_utc();
-            let der = issue_crl(
-                &dev_token,
-                &paths,
-                &[Identity::RevokedMoces],
-                now - Duration::hours(1),
-                now + Duration::days(30),
-            )?;
-            std::fs::write(&crl_file, der).map_err(io_err(&crl_file))?;
-            report.created.push(format!("CRL {} (revokes revoked-moces)", crl_file.display()));
+    // The development CRL is written only into a CRL directory inside the development state
+    // directory. A configuration's crl_dir may be an operator's real one (a copied production
+    // file, or one shared with another instance): a development CA's CRL there would be loaded
+    // by every instance reading it, and refused by those that do not trust the development CA,
+    // so such an instance would fail its next start or reload. Skipped, not refused: the rest of
+    // the development state is still useful, and the report says what is missing (revoked-moces
+    // is then not revoked).
+    match &config.trust.crl_dir {
+        Some(crl_dir) if !super::is_inside(crl_dir, &dev.state_dir) => report.skipped.push(format!(
+            "the development CRL: trust.crl_dir {} is not inside the development state directory {} \
+             (dev.state_dir), and setup writes only there; revoked-moces is not revoked",
+            crl_dir.display(),
+            dev.state_dir.display()
+        )),
+        Some(crl_dir) => {
+            let crl_file = crl_dir.join("dev-issuing-ca.crl");
+            if !crl_file.exists() {
+                std::fs::create_dir_all(crl_dir).map_err(io_err(crl_dir))?;
+                let now = OffsetDateTime::now_utc();
+                let der = issue_crl(
+                    &dev_token,
+                    &paths,
+                    &[Identity::RevokedMoces],
+                    now - Duration::hours(1),
+                    now + Duration::days(30),
+                )?;
+                std::fs::write(&crl_file, der).map_err(io_err(&crl_file))?;
+                report.created.push(format!("CRL {} (revokes revoked-moces)", crl_file.display()));
+            }
         }
+        None => {}
     }
     // The development service provider of the embedded configuration's Sosi2OIOSaml audience.
     for audience in &config.sosi2oiosaml.audience {
-        if audience.certificate.starts_with(&dev.state_dir) {
+        if super::is_inside(&audience.certificate, &dev.state_dir) {
             report.created.extend(super::audience::ensure(&audience.certificate)?);
         }
     }

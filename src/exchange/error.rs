@@ -89,7 +89,7 @@ pub enum RequestError {
     #[error("the ID card signer certificate is not acceptable: {0}")]
     Certificate(#[from] TrustError),
     /// The certificate type does not fit the card type.
-    #[error("a {card} card cannot be signed with a {found:?} certificate (it needs {needed})")]
+    #[error("a {card} card cannot be signed with {} certificate (it needs {needed})", .found.with_article())]
     CertificateType { card: &'static str, found: CertificateKind, needed: &'static str },
     /// The card names a care provider other than the organisation of its certificate.
     #[error(
@@ -517,5 +517,32 @@ impl RequestError {
         } else {
             self.to_string()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn certificate_type_faults_put_the_right_article_before_the_kind() {
+        let fault = |found| {
+            RequestError::CertificateType { card: "user", found, needed: "an employee certificate" }
+                .fault_string()
+        };
+        for (kind, phrase) in [
+            (CertificateKind::Employee, "with an Employee certificate"),
+            (CertificateKind::Organisation, "with an Organisation certificate"),
+            (CertificateKind::Function, "with a Function certificate"),
+            (CertificateKind::Person, "with a Person certificate"),
+            (CertificateKind::Unknown, "with an Unknown certificate"),
+        ] {
+            let text = fault(kind);
+            assert!(text.contains(phrase), "{kind:?}: {text}");
+        }
+        assert_eq!(
+            fault(CertificateKind::Organisation),
+            "a user card cannot be signed with an Organisation certificate (it needs an employee certificate)"
+        );
     }
 }

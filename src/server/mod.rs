@@ -104,8 +104,12 @@ pub fn run(config_path: PathBuf, config: Config) -> Result<(), ServeError> {
     };
     let when_unavailable = config.replay.redis.as_ref().map(|r| r.when_unavailable).unwrap_or_default();
     let shared = Arc::new(Shared::from_config(Arc::new(config))?);
-    let watched = shared.clone();
-    crate::trust::crl::watch(move || watched.policy().config.trust.crl_dir.clone(), shared.crls.clone());
+    let (watched, loader) = (shared.clone(), shared.clone());
+    crate::trust::crl::watch(
+        move || watched.policy().config.trust.crl_dir.clone(),
+        move |dir| loader.policy().trust.load_crls(dir),
+        shared.crls.clone(),
+    );
     metrics::gauge!(telemetry::CONFIG_VERSION).set(1.0);
     let lifecycle = Lifecycle::new(cores, when_unavailable);
     tracing::info!("starting: opening each core's HSM sessions and listeners");

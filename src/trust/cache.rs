@@ -249,7 +249,7 @@ mod tests {
             };
             let crl = params.signed_by(&self.ca).unwrap();
             std::fs::write(self.dir.join("crl/ca.crl"), crl.der()).unwrap();
-            let set = Arc::new(crate::trust::crl::load_dir(&self.dir.join("crl")).unwrap());
+            let set = Arc::new(store.load_crls(&self.dir.join("crl")).unwrap());
             store.crls.store(set.clone());
             set
         }

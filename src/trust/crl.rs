@@ -20,6 +20,12 @@ pub enum CrlError {
     /// A file is not a CRL.
     #[error("{path} is not a usable CRL: {reason}")]
     Invalid { path: String, reason: String },
+    /// A CRL issued by none of the configured CAs: no certificate segl accepts could ever be
+    /// checked against it, so the revocations the operator meant to enforce would not be.
+    #[error(
+        "{path}: the CRL's issuer {issuer} is not a configured CA (trust.anchors or trust.intermediates), so its revocations would never be checked"
+    )]
+    UnknownIssuer { path: String, issuer: String },
 }
 
 /// One loaded CRL and when it goes stale.
@@ -30,6 +36,8 @@ pub struct LoadedCrl {
     pub issuer: String,
     /// nextUpdate, if the CRL has one.
     pub next_update: Option<jiff::Timestamp>,
+    /// The file it was read from.
+    pub path: PathBuf,
 }
 
 /// All CRLs of the directory at one moment.
@@ -48,6 +56,18 @@ impl CrlSet {
             .filter(|c| c.next_update.is_some_and(|n| n < now))
             .map(|c| c.issuer.as_str())
             .collect()
+    }
+
+    /// Refuses a CRL whose issuer is none of `ca_subjects` (DER subject names, compared
+    /// byte for byte as webpki matches a CRL to a certificate's issuer).
+    pub fn check_issuers(&self, ca_subjects: &[Vec<u8>]) -> Result<(), CrlError> {
+        match self.crls.iter().find(|c| !ca_subjects.iter().any(|s| s.as_slice() == c.crl.issuer())) {
+            Some(unknown) => Err(CrlError::UnknownIssuer {
+                path: unknown.path.display().to_string(),
+                issuer: unknown.issuer.clone(),
+            }),
+            None => Ok(()),
+        }
     }
 }
 
@@ -86,13 +106,15 @@ pub fn load_dir(dir: &Path) -> Result<CrlSet, CrlError> {
             vec![bytes]
         };
         for der in ders {
-            crls.push(parse(&der).map_err(|reason| CrlError::Invalid { path: shown.clone(), reason })?);
+            let parsed =
+                parse(&der, path).map_err(|reason| CrlError::Invalid { path: shown.clone(), reason })?;
+            crls.push(parsed);
         }
     }
     Ok(CrlSet { crls, fingerprint })
 }
 
-fn parse(der: &[u8]) -> Result<LoadedCrl, String> {
+fn parse(der: &[u8], path: &Path) -> Result<LoadedCrl, String> {
     let crl = BorrowedCertRevocationList::from_der(der)
         .map_err(|e| format!("{e:?}"))?
         .to_owned()
@@ -103,13 +125,19 @@ fn parse(der: &[u8]) -> Result<LoadedCrl, String> {
         crl: CertRevocationList::Owned(crl),
         issuer: super::dn::rfc1779(parsed.issuer()),
         next_update,
+        path: path.to_owned(),
     })
 }
 
 /// Keeps `current` in step with the CRL directory that `dir` names at each moment (it may
-/// change on reload): checks once a second, reloads when the files changed, keeps the previous
-/// set (and says why) when the new files are unusable.
-pub fn watch(dir: impl Fn() -> Option<PathBuf> + Send + 'static, current: Arc<ArcSwap<CrlSet>>) {
+/// change on reload): checks once a second, reloads with `load` when the files changed, keeps
+/// the previous set (and says why) when the new files are unusable. `load` is the trust store's
+/// own ([`super::TrustStore::load_crls`]), so a file the watcher takes is one a reload takes.
+pub fn watch(
+    dir: impl Fn() -> Option<PathBuf> + Send + 'static,
+    load: impl Fn(&Path) -> Result<CrlSet, CrlError> + Send + 'static,
+    current: Arc<ArcSwap<CrlSet>>,
+) {
     let spawned = std::thread::Builder::new().name("segl-crl-watch".into()).spawn(move || {
         let mut warned_stale: Vec<String> = Vec::new();
         loop {
@@ -120,7 +148,7 @@ pub fn watch(dir: impl Fn() -> Option<PathBuf> + Send + 'static, current: Arc<Ar
                 Err(_) => !current.load().fingerprint.is_empty(),
             };
             if changed {
-                match load_dir(&dir) {
+                match load(&dir) {
                     Ok(set) => {
                         tracing::info!(dir = %dir.display(), crls = set.crls.len(), "CRLs reloaded");
                         current.store(Arc::new(set));

@@ -108,6 +108,17 @@ impl CertificateKind {
         }
         Self::Unknown
     }
+
+    /// The kind's name with its indefinite article, for messages: "an Employee", "a Function".
+    pub fn with_article(self) -> &'static str {
+        match self {
+            Self::Employee => "an Employee",
+            Self::Organisation => "an Organisation",
+            Self::Function => "a Function",
+            Self::Person => "a Person",
+            Self::Unknown => "an Unknown",
+        }
+    }
 }
 
 /// A validated signer certificate and what the STS needs to know about it.
@@ -146,6 +157,8 @@ pub struct RevocationPolicy {
 pub struct TrustStore {
     anchors: Vec<TrustAnchor<'static>>,
     intermediates: Vec<CertificateDer<'static>>,
+    /// Subject names (DER) of the anchors and intermediates: the issuers a CRL may have.
+    ca_subjects: Vec<Vec<u8>>,
     crls: Arc<ArcSwap<crl::CrlSet>>,
     revocation: RevocationPolicy,
 }
@@ -181,7 +194,7 @@ impl TrustStore {
     ) -> Result<Self, TrustStoreError> {
         let mut store = Self::load(&cfg.anchors, &cfg.intermediates)?;
         if let Some(dir) = &cfg.crl_dir {
-            crls.store(Arc::new(crl::load_dir(dir)?));
+            crls.store(Arc::new(store.load_crls(dir)?));
         }
         store.crls = crls;
         store.revocation = RevocationPolicy {
@@ -189,6 +202,16 @@ impl TrustStore {
             require_crl: cfg.require_crl,
         };
         Ok(store)
+    }
+
+    /// Loads the CRLs of `dir`, refusing a CRL that none of this store's CAs issued (webpki
+    /// would never consult it: the revocations it lists would silently not be enforced).
+    /// Startup, reload, `segl config check` and the CRL watcher all load through here, so
+    /// they accept and refuse the same directories.
+    pub fn load_crls(&self, dir: &Path) -> Result<crl::CrlSet, crl::CrlError> {
+        let set = crl::load_dir(dir)?;
+        set.check_issuers(&self.ca_subjects)?;
+        Ok(set)
     }
 
     /// The same store, reading its CRLs from another cell.
@@ -204,6 +227,7 @@ impl TrustStore {
         let mut store = TrustStore {
             anchors: Vec::new(),
             intermediates: Vec::new(),
+            ca_subjects: Vec::new(),
             crls: Arc::new(ArcSwap::from_pointee(crl::CrlSet::default())),
             revocation: RevocationPolicy::default(),
         };
@@ -215,11 +239,18 @@ impl TrustStore {
                         reason: format!("not usable as a trust anchor: {e}"),
                     })?
                     .to_owned();
+                store.ca_subjects.push(anchor.subject.as_ref().to_vec());
                 store.anchors.push(anchor);
             }
         }
         for path in intermediates {
-            store.intermediates.extend(read_pem_certificates(path.as_ref())?);
+            for der in read_pem_certificates(path.as_ref())? {
+                // An intermediate webpki cannot parse builds no chain either; it names no issuer.
+                if let Ok(cert) = EndEntityCert::try_from(&der) {
+                    store.ca_subjects.push(cert.subject().to_vec());
+                }
+                store.intermediates.push(der);
+            }
         }
         Ok(store)
     }
@@ -394,5 +425,103 @@ mod tests {
             Organisation
         );
         assert_eq!(CertificateKind::from_serial_number("something else"), Unknown);
+    }
+
+    /// CAs made in memory (ECDSA, quick) and CRLs they sign, in a directory of their own.
+    mod crl_issuers {
+        use super::super::*;
+        use crate::config::{StaleCrlPolicy, TrustConfig};
+        use rcgen::{
+            BasicConstraints, CertificateParams, CertificateRevocationListParams, DnType, IsCa, Issuer,
+            KeyIdMethod, KeyPair, KeyUsagePurpose, SerialNumber,
+        };
+        use std::path::PathBuf;
+        use time::{Duration, OffsetDateTime};
+
+        struct Ca {
+            issuer: Issuer<'static, KeyPair>,
+            pem: PathBuf,
+        }
+
+        fn dir(name: &str) -> PathBuf {
+            let dir = std::env::temp_dir().join(format!("segl-crl-issuers-{}-{name}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(dir.join("crl")).unwrap();
+            dir
+        }
+
+        /// A CA named `name`, self-signed or issued by `parent`, its certificate in `dir`.
+        fn ca(dir: &Path, name: &str, parent: Option<&Ca>) -> Ca {
+            let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+            params.distinguished_name.push(DnType::CommonName, name);
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+            let key = KeyPair::generate().unwrap();
+            let cert = match parent {
+                None => params.self_signed(&key).unwrap(),
+                Some(parent) => params.signed_by(&key, &parent.issuer).unwrap(),
+            };
+            let pem = dir.join(format!("{name}.pem"));
+            std::fs::write(&pem, cert.pem()).unwrap();
+            Ca { issuer: Issuer::new(params, key), pem }
+        }
+
+        fn write_crl(dir: &Path, file: &str, by: &Ca) {
+            let now = OffsetDateTime::now_utc();
+            let crl = CertificateRevocationListParams {
+                this_update: now - Duration::hours(1),
+                next_update: now + Duration::days(1),
+                crl_number: SerialNumber::from_slice(&[1]),
+                issuing_distribution_point: None,
+                revoked_certs: Vec::new(),
+                key_identifier_method: KeyIdMethod::Sha256,
+            }
+            .signed_by(&by.issuer)
+            .unwrap();
+            std::fs::write(dir.join("crl").join(file), crl.der()).unwrap();
+        }
+
+        fn store(dir: &Path, anchors: &[&Ca], intermediates: &[&Ca]) -> Result<TrustStore, TrustStoreError> {
+            let cfg = TrustConfig {
+                anchors: anchors.iter().map(|c| c.pem.clone()).collect(),
+                intermediates: intermediates.iter().map(|c| c.pem.clone()).collect(),
+                crl_dir: Some(dir.join("crl")),
+                stale_crl: StaleCrlPolicy::Hard,
+                require_crl: false,
+                signer_cache_entries: 0,
+            };
+            TrustStore::from_config(&cfg, Arc::new(ArcSwap::from_pointee(crl::CrlSet::default())))
+        }
+
+        #[test]
+        fn crls_of_anchors_and_intermediates_are_loaded() {
+            let dir = dir("known");
+            let root = ca(&dir, "Root CA", None);
+            let issuing = ca(&dir, "Issuing CA", Some(&root));
+            write_crl(&dir, "root.crl", &root);
+            write_crl(&dir, "issuing.crl", &issuing);
+            let store = store(&dir, &[&root], &[&issuing]).unwrap();
+            assert_eq!(store.crls().crls.len(), 2);
+        }
+
+        #[test]
+        fn a_crl_of_an_unconfigured_ca_is_refused_naming_file_and_issuer() {
+            let dir = dir("unknown");
+            let root = ca(&dir, "Root CA", None);
+            let issuing = ca(&dir, "Issuing CA", Some(&root));
+            let stranger = ca(&dir, "Stranger CA", None);
+            write_crl(&dir, "root.crl", &root);
+            write_crl(&dir, "stranger.crl", &stranger);
+            let err = store(&dir, &[&root], &[&issuing]).err().expect("a stranger's CRL was accepted");
+            let text = err.to_string();
+            assert!(matches!(err, TrustStoreError::Crl(crl::CrlError::UnknownIssuer { .. })), "{text}");
+            assert!(text.contains(&dir.join("crl/stranger.crl").display().to_string()), "{text}");
+            assert!(text.contains("CN=Stranger CA"), "{text}");
+            // An issuing CA's CRL needs its CA configured too: without the intermediate it is refused.
+            std::fs::remove_file(dir.join("crl/stranger.crl")).unwrap();
+            write_crl(&dir, "issuing.crl", &issuing);
+            let err = store(&dir, &[&root], &[]).err().expect("the issuing CA's CRL was accepted");
+            assert!(err.to_string().contains("CN=Issuing CA"), "{err}");
+        }
     }
 }
