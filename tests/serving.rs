@@ -377,6 +377,35 @@ fn sigterm_drains_and_exits_cleanly() {
     assert_eq!(server.audit().lines().count(), 1);
 }
 
+#[test]
+fn sigterm_with_a_grace_period_leaves_the_pool_before_it_refuses() {
+    let mut server = Server::start_with(|c| {
+        *c = c.replace("drain_grace_ms = 0 ", "drain_grace_ms = 3000 ");
+    });
+    server.signal("TERM");
+    // Within the grace period: not ready (a load balancer takes the node out), yet serving,
+    // each answer telling the client to reconnect elsewhere.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let body = loop {
+        let (status, body) = common::admin_get(server.admin, "/readyz");
+        if status == 503 {
+            break body;
+        }
+        assert!(Instant::now() < deadline, "/readyz still {status} {body} after SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(body.contains("draining"), "{body}");
+    let reply = server.post(NEW, &request());
+    assert_eq!(reply.status, 200, "served during the grace period: {}", reply.text());
+    assert_eq!(reply.header("connection"), Some("close"));
+    assert!(server.is_running(), "the grace period is not over");
+    let status = server.wait_exit(Duration::from_secs(15)).expect("segl exits after the grace period");
+    assert!(status.success(), "exit status {status}:\n{}", server.log());
+    let log = server.log();
+    assert!(log.contains("serving on for the grace period") && log.contains("drained"), "{log}");
+    assert_eq!(server.audit().lines().count(), 1);
+}
+
 // ---- TLS ----
 
 struct TlsFiles {

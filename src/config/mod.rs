@@ -112,6 +112,10 @@ pub struct ServerConfig {
     /// How long SIGTERM waits for requests in flight before exiting.
     #[serde(default = "default_drain")]
     pub drain_timeout_ms: u64,
+    /// How long after SIGTERM the node goes on serving with `/readyz` saying "draining", so that
+    /// a load balancer's health check takes it out of the pool before it refuses anything.
+    #[serde(default)]
+    pub drain_grace_ms: u64,
     /// The admin listener (`/metrics`, `/healthz`, `/readyz`).
     #[serde(default = "default_admin")]
     pub admin_listen: SocketAddr,

@@ -14,8 +14,11 @@ use crate::exchange::Shared;
 
 /// State shared by the executors and the lifecycle threads.
 pub struct Lifecycle {
-    /// Set once SIGTERM arrives: new requests are refused, connections close after their
-    /// current response, `/readyz` says not ready.
+    /// Set once SIGTERM arrives: `/readyz` says not ready and connections close after their
+    /// current response, while requests are still served for `server.drain_grace_ms`.
+    pub leaving: AtomicBool,
+    /// Set when the grace period is over: new requests are refused, connections close after
+    /// their current response, the listeners close.
     pub draining: AtomicBool,
     /// Requests admitted and not yet answered, all cores together.
     pub in_flight: AtomicUsize,
@@ -36,6 +39,7 @@ impl Lifecycle {
     /// store cannot answer.
     pub fn new(cores: usize, when_unavailable: crate::config::WhenUnavailable) -> Arc<Lifecycle> {
         Arc::new(Lifecycle {
+            leaving: AtomicBool::new(false),
             draining: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
             heartbeats: (0..cores).map(|_| AtomicU64::new(0)).collect(),
@@ -46,9 +50,14 @@ impl Lifecycle {
         })
     }
 
-    /// Whether shutdown has begun.
+    /// Whether the node refuses new requests (the grace period after SIGTERM is over).
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Relaxed)
+    }
+
+    /// Whether shutdown has begun: the node is leaving its load balancer's pool.
+    pub fn is_leaving(&self) -> bool {
+        self.leaving.load(Ordering::Relaxed)
     }
 }
 
@@ -91,6 +100,7 @@ pub fn run_signals(
     shared: Arc<Shared>,
     lifecycle: Arc<Lifecycle>,
     config_path: PathBuf,
+    grace: Duration,
 ) -> std::io::Result<()> {
     use signal_hook::consts::SIGHUP;
     let watched = config_path.clone();
@@ -114,8 +124,19 @@ pub fn run_signals(
                 let _ = reload(&shared, &config_path);
             }
             _ => {
-                tracing::info!(signal, "shutting down: refusing new requests, draining those in flight");
                 let _ = sd_notify::notify(false, &[NotifyState::Stopping]);
+                lifecycle.leaving.store(true, Ordering::SeqCst);
+                if !grace.is_zero() {
+                    // Behind a load balancer: /readyz fails its check while the node still
+                    // serves whatever the balancer sends until it notices.
+                    tracing::info!(
+                        signal,
+                        grace_ms = grace.as_millis() as u64,
+                        "shutting down: not ready, serving on for the grace period"
+                    );
+                    std::thread::sleep(grace);
+                }
+                tracing::info!(signal, "shutting down: refusing new requests, draining those in flight");
                 lifecycle.draining.store(true, Ordering::SeqCst);
                 return Ok(());
             }

@@ -196,7 +196,8 @@ pub fn run(config_path: PathBuf, config: Config) -> Result<(), ServeError> {
     );
     lifecycle::notify_ready();
     lifecycle::spawn_watchdog(lifecycle.clone());
-    lifecycle::run_signals(signals, shared.clone(), lifecycle.clone(), config_path)
+    let grace = Duration::from_millis(shared.policy().config.server.drain_grace_ms);
+    lifecycle::run_signals(signals, shared.clone(), lifecycle.clone(), config_path, grace)
         .map_err(ServeError::Signals)?;
     lifecycle::drain(&shared, &lifecycle, drain_timeout);
     Ok(())
@@ -299,12 +300,8 @@ async fn serve_core(ctx: Rc<CoreContext>, env: Rc<CoreEnv>) -> Result<(), String
                     status.last_error.as_deref().unwrap_or("none")
                 ));
             }
-            if readiness_env.lifecycle.is_draining() {
+            if readiness_env.lifecycle.is_leaving() {
                 reasons.push("draining".to_owned());
-            }
-            let replay = readiness_env.lifecycle.replay.readiness();
-            if let Err(reason) = &replay {
-                reasons.push(reason.clone());
             }
             let ready = readiness_env.lifecycle.cores_ready.load(Ordering::SeqCst);
             if ready < readiness_env.lifecycle.heartbeats.len() {
@@ -312,7 +309,7 @@ async fn serve_core(ctx: Rc<CoreContext>, env: Rc<CoreEnv>) -> Result<(), String
                     .push(format!("{ready} of {} cores listening", readiness_env.lifecycle.heartbeats.len()));
             }
             if reasons.is_empty() {
-                Ok(replay.ok().flatten())
+                Ok(readiness_env.lifecycle.replay.degraded())
             } else {
                 Err(reasons)
             }
@@ -555,7 +552,8 @@ impl http::Handler for StsHandler {
         metrics::histogram!(telemetry::REQUEST_SECONDS, "endpoint" => endpoint.name())
             .record(request_received.elapsed().as_secs_f64());
         let mut response = soap_response(outcome);
-        response.close = lifecycle.is_draining();
+        // A leaving node tells its clients to reconnect (through the balancer, to another node).
+        response.close = lifecycle.is_leaving();
         response
     }
 

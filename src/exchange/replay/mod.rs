@@ -14,7 +14,8 @@
 //! a request captured on its way to one node is refused by every other. While Redis cannot
 //! answer in time, `when_unavailable` decides: refuse the request (503, the safe default) or
 //! check it against this node's memory only. Either way it is counted in `/metrics`, logged
-//! when the state changes, and shown by `/readyz`.
+//! when the state changes, and shown by `/readyz` (ready, degraded: see
+//! [`ReplayHealth::degraded`]).
 
 pub mod local;
 pub mod redis;
@@ -170,9 +171,14 @@ impl ReplayHealth {
         (was, down.iter().filter(|d| d.is_some()).count())
     }
 
-    /// What `/readyz` says: `Err` when requests are refused for want of Redis, `Ok` with a note
-    /// when they fall back to the node's memory, `Ok(None)` when every core is connected.
-    pub fn readiness(&self) -> Result<Option<String>, String> {
+    /// What `/readyz` adds while a core has no connection (None: every core is connected).
+    ///
+    /// Decision: the node stays ready (200, "ready, degraded: …") under either policy. The
+    /// store is shared, so when Redis is down it is down for every node; taking them all out
+    /// of the balancer's pool would turn segl's precise fault (503, Retry-After) into
+    /// connections the balancer resets. A node cut off from Redis alone shows here, in
+    /// `segl_replay_store_up` and in the log.
+    pub fn degraded(&self) -> Option<String> {
         let down = self.down.lock().unwrap_or_else(|p| p.into_inner());
         let cores: Vec<String> = down
             .iter()
@@ -180,13 +186,13 @@ impl ReplayHealth {
             .filter_map(|(core, d)| d.as_ref().map(|r| format!("core {core}: {r}")))
             .collect();
         if cores.is_empty() {
-            return Ok(None);
+            return None;
         }
-        let what = format!("replay store (Redis) unavailable ({})", cores.join("; "));
-        match self.when_unavailable {
-            WhenUnavailable::Refuse => Err(what),
-            WhenUnavailable::Local => Ok(Some(format!("{what}: checking message ids on this node only"))),
-        }
+        let meanwhile = match self.when_unavailable {
+            WhenUnavailable::Refuse => "requests are refused (503) until it answers",
+            WhenUnavailable::Local => "message ids are checked on this node only",
+        };
+        Some(format!("replay store (Redis) unavailable ({}); {meanwhile}", cores.join("; ")))
     }
 }
 
@@ -195,18 +201,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn readiness_follows_the_cores_and_the_policy() {
+    fn the_degraded_note_follows_the_cores_and_the_policy() {
         let refuse = ReplayHealth::new(2, WhenUnavailable::Refuse);
-        assert_eq!(refuse.readiness(), Ok(None));
+        assert_eq!(refuse.degraded(), None);
         refuse.unavailable(1, "10.0.0.5:6379: connection refused");
-        let why = refuse.readiness().unwrap_err();
+        let why = refuse.degraded().unwrap();
         assert!(why.contains("core 1: 10.0.0.5:6379: connection refused"), "{why}");
+        assert!(why.contains("refused (503)"), "{why}");
         refuse.connected(1, "10.0.0.5:6379");
-        assert_eq!(refuse.readiness(), Ok(None));
+        assert_eq!(refuse.degraded(), None);
 
         let fallback = ReplayHealth::new(2, WhenUnavailable::Local);
         fallback.unavailable(0, "timeout");
-        let note = fallback.readiness().unwrap().unwrap();
+        let note = fallback.degraded().unwrap();
         assert!(note.contains("this node only"), "{note}");
     }
 

@@ -1,0 +1,123 @@
+//! A `redis-server` for the tests that need the cluster's replay store (`replay_redis`,
+//! `cluster`): started on a port of its own, with its AOF synced on every write.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A `redis-server` of the test's own, killed on drop; appends every write to its AOF and
+/// syncs it (`appendfsync always`), as a cluster's replay store should, so that a restart
+/// keeps the ids.
+pub struct Redis {
+    child: Option<Child>,
+    ip: String,
+    port: u16,
+    dir: PathBuf,
+    password: Option<String>,
+}
+
+impl Redis {
+    /// A new server, or None (said on stderr) when `redis-server` is not installed.
+    pub fn start(name: &str, ip: &str, password: Option<&str>) -> Option<Redis> {
+        if Command::new("redis-server").arg("--version").output().is_err() {
+            eprintln!("redis-server is not installed (tests/install-host-packages installs it): skipped");
+            return None;
+        }
+        let dir = crate::common::env().dir.join(format!("redis-{name}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut redis =
+            Redis { child: None, ip: ip.to_owned(), port: 0, dir, password: password.map(str::to_owned) };
+        redis.port = crate::common::free_port_on(ip.parse().expect("an IPv4 address"));
+        redis.resume();
+        Some(redis)
+    }
+
+    /// Where it listens, as `host:port`.
+    pub fn address(&self) -> String {
+        format!("{}:{}", self.ip, self.port)
+    }
+
+    /// Starts the server (again, on the same port and data directory).
+    pub fn resume(&mut self) {
+        let mut cmd = Command::new("redis-server");
+        cmd.args(["--port", &self.port.to_string(), "--bind", &self.ip, "--save", ""])
+            .args(["--appendonly", "yes", "--appendfsync", "always", "--dir"])
+            .arg(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if let Some(p) = &self.password {
+            cmd.args(["--requirepass", p]);
+        }
+        self.child = Some(cmd.spawn().expect("start redis-server"));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.command(&["PING"]).is_none_or(|r| !r.starts_with('+') && !r.starts_with("-NOAUTH")) {
+            assert!(Instant::now() < deadline, "redis-server did not start on {}", self.port);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops the server the way an operator's `systemctl stop` does (SIGTERM: it finishes its
+    /// AOF and exits).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+            let _ = child.wait();
+        }
+    }
+
+    /// One command over a fresh connection (authenticated when the server has a password);
+    /// Redis's answer as text, or None when it cannot be reached.
+    pub fn command(&self, args: &[&str]) -> Option<String> {
+        let mut s = TcpStream::connect((self.ip.as_str(), self.port)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        let mut out = Vec::new();
+        let mut push = |args: &[&str]| {
+            out.extend(format!("*{}\r\n", args.len()).bytes());
+            for a in args {
+                out.extend(format!("${}\r\n{a}\r\n", a.len()).bytes());
+            }
+        };
+        if let Some(p) = &self.password {
+            push(&["AUTH", p]);
+        }
+        push(args);
+        s.write_all(&out).ok()?;
+        let mut answer = String::new();
+        let mut buf = [0u8; 4096];
+        // The AUTH answer first (when sent), then the command's.
+        let want = if self.password.is_some() { 2 } else { 1 };
+        while answer.matches("\r\n").count() < want || answer.starts_with('*') && !answer.ends_with("\r\n") {
+            let n = s.read(&mut buf).ok()?;
+            if n == 0 {
+                break;
+            }
+            answer.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        let answer = if self.password.is_some() {
+            answer.split_once("\r\n").map(|(_, rest)| rest.to_owned()).unwrap_or_default()
+        } else {
+            answer
+        };
+        Some(answer)
+    }
+
+    /// The keys segl wrote.
+    pub fn replay_keys(&self) -> Vec<String> {
+        let answer = self.command(&["KEYS", "segl:replay:*"]).unwrap_or_default();
+        answer.lines().filter(|l| l.starts_with("segl:replay:")).map(str::to_owned).collect()
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
