@@ -106,10 +106,14 @@ impl Load {
     /// (so a card issued early is exchanged late), the others fetch a new one every
     /// [`CARD_REUSE`] exchanges.
     pub fn start_mixed(server: &Server, dgws: usize, oio: usize, limit: Duration) -> Load {
+        Self::start_mixed_at(server.addr, dgws, oio, limit)
+    }
+
+    /// The same load against any address (a load balancer in front of several servers).
+    pub fn start_mixed_at(addr: std::net::SocketAddr, dgws: usize, oio: usize, limit: Duration) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
         let samples = Arc::new(Mutex::new(Vec::new()));
         let start = Instant::now();
-        let addr = server.addr;
         let threads = (0..dgws + oio)
             .map(|i| {
                 let (stop, samples) = (stop.clone(), samples.clone());

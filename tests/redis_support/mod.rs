@@ -50,9 +50,12 @@ impl Redis {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        if let Some(p) = &self.password {
-            cmd.args(["--requirepass", p]);
-        }
+        match &self.password {
+            Some(p) => cmd.args(["--requirepass", p]),
+            // Without a password Redis answers only loopback clients; the cluster bed's nodes
+            // reach it from their namespaces.
+            None => cmd.args(["--protected-mode", "no"]),
+        };
         self.child = Some(cmd.spawn().expect("start redis-server"));
         let deadline = Instant::now() + Duration::from_secs(20);
         while self.command(&["PING"]).is_none_or(|r| !r.starts_with('+') && !r.starts_with("-NOAUTH")) {
