@@ -223,3 +223,31 @@ fn write_secret(name: &str, text: &str) -> PathBuf {
     f.write_all(text.as_bytes()).unwrap();
     path
 }
+
+#[test]
+fn tls_to_redis_checks_the_server_against_the_configured_ca() {
+    let Some(redis) = Redis::start_tls("tls") else { return };
+    let tls = redis.tls().expect("a TLS listener");
+    let address = format!("127.0.0.1:{}", tls.port);
+    let good = format!("tls = true\ntls_ca = \"{}\"\ntls_server_name = \"redis.test\"", tls.ca.display());
+    let server = Server::start_with(use_redis(&address, &good));
+    wait_until_fully_ready(&server, Duration::from_secs(10));
+    assert_issued(&server.post(NEW, &request("tls-1")));
+    assert_duplicate(&server.post(NEW, &request("tls-1")));
+    assert_eq!(redis.replay_keys().len(), 1, "the id went to Redis over TLS");
+
+    // A CA that did not issue the server's certificate: no connection, and /readyz says why.
+    let stranger = env().pki("sts-signing");
+    let bad = format!("tls = true\ntls_ca = \"{}\"\ntls_server_name = \"redis.test\"", stranger.display());
+    let refused = Server::start_with(use_redis(&address, &bad));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, body) = admin_get(refused.admin, "/readyz");
+        if body.contains("TLS") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{body}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(refused.post(NEW, &request("tls-2")).status, 503);
+}

@@ -288,6 +288,29 @@ fn config_check_runs_the_same_validation_offline() {
     let out = Command::new(env!("CARGO_BIN_EXE_segl")).args(["config", "check"]).arg(&bad).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no-such-ca.pem"));
+    // The Redis replay store's files are read as `segl serve` reads them at start.
+    let redis = dir.join("redis.toml");
+    let missing = dir.join("no-such-redis-password");
+    std::fs::write(
+        &redis,
+        env().config_text.replacen(
+            "store = \"local\"\n",
+            &format!(
+                "store = \"redis\"\n[replay.redis]\naddresses = [\"127.0.0.1:6379\"]\npassword_file = \"{}\"\n",
+                missing.display()
+            ),
+            1,
+        ),
+    )
+    .unwrap();
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_segl")).args(["config", "check"]).arg(&redis).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("replay.redis.password_file") && stderr.contains("no-such-redis-password"),
+        "{stderr}"
+    );
 }
 
 // ---- audit ----

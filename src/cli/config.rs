@@ -6,7 +6,8 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use clap::Subcommand;
 
-use crate::config::Config;
+use crate::config::{Config, ReplayStore};
+use crate::exchange::replay::redis::RedisSettings;
 use crate::exchange::Policy;
 
 /// Configuration commands.
@@ -26,6 +27,11 @@ impl ConfigCommand {
         match self {
             ConfigCommand::Check { file } => {
                 let config = Config::load(&file)?;
+                // What `segl serve` reads once at start: Redis's addresses resolved, its
+                // password file and CA file readable.
+                if let (ReplayStore::Redis, Some(redis)) = (config.replay.store, &config.replay.redis) {
+                    RedisSettings::from_config(redis)?;
+                }
                 let crls = Arc::new(ArcSwap::from_pointee(Default::default()));
                 Policy::build(Arc::new(config), 0, crls)?;
                 println!("{}: ok", file.display());

@@ -17,6 +17,19 @@ pub struct Redis {
     port: u16,
     dir: PathBuf,
     password: Option<String>,
+    /// A TLS port beside the plain one, with the files of its certificate.
+    tls: Option<Tls>,
+}
+
+/// A TLS listener's port and files: a throwaway CA and a server certificate for 127.0.0.1 and
+/// `redis.test`, made with openssl.
+pub struct Tls {
+    /// The port.
+    pub port: u16,
+    /// The CA certificate (PEM) that issued the server's.
+    pub ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
 }
 
 impl Redis {
@@ -29,11 +42,69 @@ impl Redis {
         let dir = crate::common::env().dir.join(format!("redis-{name}"));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let mut redis =
-            Redis { child: None, ip: ip.to_owned(), port: 0, dir, password: password.map(str::to_owned) };
+        let mut redis = Redis {
+            child: None,
+            ip: ip.to_owned(),
+            port: 0,
+            dir,
+            password: password.map(str::to_owned),
+            tls: None,
+        };
         redis.port = crate::common::free_port_on(ip.parse().expect("an IPv4 address"));
         redis.resume();
         Some(redis)
+    }
+
+    /// A server on 127.0.0.1 that also listens for TLS (its certificate from a CA of its own).
+    pub fn start_tls(name: &str) -> Option<Redis> {
+        let mut redis = Self::start(name, "127.0.0.1", None)?;
+        redis.stop();
+        let dir = redis.dir.clone();
+        let file = |n: &str| dir.join(n);
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl").args(args).current_dir(&dir).output().expect("run openssl");
+            assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        };
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+        openssl(
+            &[
+                &["req", "-x509"][..],
+                &ec,
+                &["-days", "1", "-subj", "/CN=redis test CA", "-keyout", "ca.key", "-out", "ca.pem"],
+            ]
+            .concat(),
+        );
+        openssl(
+            &[&["req"][..], &ec, &["-subj", "/CN=redis.test", "-keyout", "server.key", "-out", "server.csr"]]
+                .concat(),
+        );
+        std::fs::write(file("san.ext"), "subjectAltName=IP:127.0.0.1,DNS:redis.test\n").unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            "san.ext",
+            "-out",
+            "server.pem",
+        ]);
+        let port = crate::common::free_port();
+        redis.tls = Some(Tls { port, ca: file("ca.pem"), cert: file("server.pem"), key: file("server.key") });
+        redis.resume();
+        Some(redis)
+    }
+
+    /// The TLS listener, for servers made by [`Redis::start_tls`].
+    pub fn tls(&self) -> Option<&Tls> {
+        self.tls.as_ref()
     }
 
     /// Where it listens, as `host:port`.
@@ -50,6 +121,14 @@ impl Redis {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
+        if let Some(tls) = &self.tls {
+            cmd.args(["--tls-port", &tls.port.to_string(), "--tls-auth-clients", "no", "--tls-cert-file"])
+                .arg(&tls.cert)
+                .arg("--tls-key-file")
+                .arg(&tls.key)
+                .arg("--tls-ca-cert-file")
+                .arg(&tls.ca);
+        }
         match &self.password {
             Some(p) => cmd.args(["--requirepass", p]),
             // Without a password Redis answers only loopback clients; the cluster bed's nodes
