@@ -7,7 +7,8 @@
 //! node directly is refused by every one; `kill -9` of a node fails only what was in flight on
 //! it; a rolling restart of all three (SIGTERM, wait, start), a rolling upgrade (the same with
 //! another binary) and a rolling configuration change (SIGHUP) fail nothing; Redis stopped and
-//! started: refused with segl's fault while it is down, no replay accepted across the outage;
+//! started: refused with segl's fault while it is down, no replay accepted across the outage,
+//! and (after a rolling change to `when_unavailable = "local"`) served on under load;
 //! a key rotation on the shared HSM fails nothing and every node signs with the new key within
 //! a second of its activation.
 //!
@@ -508,6 +509,55 @@ fn three_nodes_behind_haproxy_on_one_redis_and_one_hsm() {
         assert_eq!(faultcode(&reply(node.addr, &before)), "wsa:duplicatemessageid", "node {}", node.name);
     }
     assert_eq!(reply(lb, &request_with_id("cluster-after-outage")).status, 200);
+
+    // ---- the other policy: served from each node's memory while Redis is down ----
+    // A rolling change of a setting that needs a restart, then Redis stopped under load.
+    for node in nodes.iter_mut() {
+        let text = std::fs::read_to_string(&node.config).unwrap();
+        assert!(text.contains("when_unavailable = \"refuse\""));
+        std::fs::write(
+            &node.config,
+            text.replace("when_unavailable = \"refuse\"", "when_unavailable = \"local\""),
+        )
+        .unwrap();
+        node.stop();
+        node.start();
+        haproxy.wait_status(node.name, "UP", Duration::from_secs(10));
+    }
+    let load = Load::start_mixed_at(lb, 3, 0, Duration::from_secs(120));
+    std::thread::sleep(Duration::from_millis(300));
+    redis.stop();
+    let down_at = load.now();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while nodes.iter().any(|n| !admin_get(n.admin, "/readyz").1.contains("checked on this node only")) {
+        assert!(Instant::now() < deadline, "a node did not notice Redis stopping");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(1000));
+    redis.resume();
+    let up_at = load.now();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while nodes.iter().any(|n| admin_get(n.admin, "/readyz").1 != "ready\n") {
+        assert!(Instant::now() < deadline, "a node did not reconnect to Redis");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let samples = load.finish();
+    let failed: Vec<&Sample> = samples.iter().filter(|s| s.status != 200).collect();
+    let during = samples.iter().filter(|s| s.sent > down_at && s.sent < up_at).count();
+    eprintln!(
+        "Redis down {:?} with when_unavailable = \"local\": {during} requests served meanwhile, {} failed",
+        up_at - down_at,
+        failed.len()
+    );
+    assert!(failed.is_empty(), "the fallback failed requests:\n{}", describe(&failed));
+    assert!(during >= 10, "too little load while Redis was down: {during}");
+    let fell_back: f64 = nodes
+        .iter()
+        .map(|n| admin_get(n.admin, "/metrics").1)
+        .map(|m| common::metric_sum(&m, "segl_replay_store_unavailable_total", &["action=\"local\""]))
+        .sum();
+    assert!(fell_back >= 1.0, "no request was checked on a node's memory");
 
     // ---- key rotation on the shared HSM ----
     let config = &nodes[0].config;
