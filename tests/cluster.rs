@@ -36,6 +36,7 @@ const GRACE_MS: u64 = 1500;
 /// A bridge in the test's namespace and a namespace per node, joined to it by a veth pair.
 struct Bed {
     id: String,
+    nodes: usize,
     /// `10.x.y`: the bridge is `.1`, node i is `.11 + i`.
     prefix: String,
 }
@@ -60,10 +61,9 @@ impl Bed {
             return None;
         }
         let pid = std::process::id();
-        let bed = Bed {
-            id: format!("{}", pid % 100_000),
-            prefix: format!("10.{}.{}", 200 + pid % 50, (pid / 50) % 250),
-        };
+        sweep_stale_beds();
+        let bed =
+            Bed { id: pid.to_string(), nodes, prefix: format!("10.{}.{}", 200 + pid % 50, (pid / 50) % 250) };
         let bridge = bed.bridge();
         bed.ip(&["link", "add", &bridge, "type", "bridge"]);
         bed.ip(&["addr", "add", &format!("{}/24", bed.host_ip()), "dev", &bridge]);
@@ -102,9 +102,24 @@ impl Bed {
     }
 }
 
+/// Removes the namespaces and bridges of beds whose test process is gone (a run that was
+/// killed before its `Drop`).
+fn sweep_stale_beds() {
+    let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else { return };
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let name = line.split_whitespace().next().unwrap_or("");
+        let Some(pid) = name.strip_prefix("segl-").and_then(|r| r.split('-').next()) else { continue };
+        if pid.parse::<u32>().is_ok() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = Command::new("ip").args(["netns", "del", name]).status();
+            let _ =
+                Command::new("ip").args(["link", "del", &format!("sgb{pid}")]).stderr(Stdio::null()).status();
+        }
+    }
+}
+
 impl Drop for Bed {
     fn drop(&mut self) {
-        for i in 0..3 {
+        for i in 0..self.nodes {
             let _ = Command::new("ip").args(["netns", "del", &self.namespace(i)]).status();
         }
         let _ = Command::new("ip").args(["link", "del", &self.bridge()]).status();

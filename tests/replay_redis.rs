@@ -251,3 +251,48 @@ fn tls_to_redis_checks_the_server_against_the_configured_ca() {
     }
     assert_eq!(refused.post(NEW, &request("tls-2")).status, 503);
 }
+
+#[test]
+fn a_redis_that_refuses_writes_counts_as_unavailable_until_it_takes_them_again() {
+    let Some(redis) = Redis::start("readonly", "127.0.0.1", None) else { return };
+    let server = Server::start_with(use_redis(&redis.address(), ""));
+    wait_until_fully_ready(&server, Duration::from_secs(10));
+    assert_issued(&server.post(NEW, &request("ro-1")));
+    // A failover demotes the primary: it answers READONLY (its replication source is a port
+    // nobody listens on, so it stays a replica until told otherwise).
+    assert!(redis.command(&["REPLICAOF", "127.0.0.1", "1"]).unwrap().starts_with("+OK"));
+    let refused = server.post(NEW, &request("ro-2"));
+    assert_eq!(refused.status, 503, "{}", refused.text());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, body) = admin_get(server.admin, "/readyz");
+        if body.contains("READONLY") || body.contains("replica") || body.contains("slave") {
+            assert_eq!(status, 200, "{body}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{status} {body}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(metric_sum(&server.metrics(), "segl_replay_store_up", &[]) < 2.0);
+    // Promoted again: the node connects by itself, and the refused request may be sent again.
+    assert!(redis.command(&["REPLICAOF", "NO", "ONE"]).unwrap().starts_with("+OK"));
+    wait_until_fully_ready(&server, Duration::from_secs(10));
+    assert_issued(&server.post(NEW, &request("ro-2")));
+    assert_duplicate(&server.post(NEW, &request("ro-1")));
+}
+
+#[test]
+fn a_set_that_lands_after_its_request_was_refused_is_taken_back() {
+    let Some(redis) = Redis::start("late", "127.0.0.1", None) else { return };
+    let server = Server::start_with(use_redis(&redis.address(), "timeout_ms = 50"));
+    wait_until_fully_ready(&server, Duration::from_secs(10));
+    // Writes paused for 400 ms: the SET waits in Redis past the request's 50 ms, then runs.
+    assert!(redis.command(&["CLIENT", "PAUSE", "400", "WRITE"]).unwrap().starts_with("+OK"));
+    let first = server.post(NEW, &request("late-1"));
+    assert_eq!(first.status, 503, "{}", first.text());
+    std::thread::sleep(Duration::from_millis(800));
+    // The client retries with the same message id after Retry-After: it is not a replay.
+    assert_issued(&server.post(NEW, &request("late-1")));
+    assert_duplicate(&server.post(NEW, &request("late-1")));
+    assert_eq!(redis.replay_keys().len(), 1);
+}

@@ -36,8 +36,12 @@ pub struct Lifecycle {
 
 impl Lifecycle {
     /// State for `cores` executors, whose requests get `when_unavailable` while the replay
-    /// store cannot answer.
-    pub fn new(cores: usize, when_unavailable: crate::config::WhenUnavailable) -> Arc<Lifecycle> {
+    /// store (Redis, when `redis`) cannot answer.
+    pub fn new(
+        cores: usize,
+        when_unavailable: crate::config::WhenUnavailable,
+        redis: bool,
+    ) -> Arc<Lifecycle> {
         Arc::new(Lifecycle {
             leaving: AtomicBool::new(false),
             draining: AtomicBool::new(false),
@@ -46,7 +50,7 @@ impl Lifecycle {
             cores_ready: AtomicUsize::new(0),
             startup_failure: std::sync::Mutex::new(None),
             signer_stats: std::sync::Mutex::new(Vec::new()),
-            replay: Arc::new(crate::exchange::replay::ReplayHealth::new(cores, when_unavailable)),
+            replay: Arc::new(crate::exchange::replay::ReplayHealth::new(cores, when_unavailable, redis)),
         })
     }
 
@@ -100,7 +104,6 @@ pub fn run_signals(
     shared: Arc<Shared>,
     lifecycle: Arc<Lifecycle>,
     config_path: PathBuf,
-    grace: Duration,
 ) -> std::io::Result<()> {
     use signal_hook::consts::SIGHUP;
     let watched = config_path.clone();
@@ -126,6 +129,8 @@ pub fn run_signals(
             _ => {
                 let _ = sd_notify::notify(false, &[NotifyState::Stopping]);
                 lifecycle.leaving.store(true, Ordering::SeqCst);
+                // As configured now (a reload may have changed it).
+                let grace = Duration::from_millis(shared.policy().config.server.drain_grace_ms);
                 if !grace.is_zero() {
                     // Behind a load balancer: /readyz fails its check while the node still
                     // serves whatever the balancer sends until it notices.

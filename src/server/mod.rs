@@ -111,7 +111,7 @@ pub fn run(config_path: PathBuf, config: Config) -> Result<(), ServeError> {
         shared.crls.clone(),
     );
     metrics::gauge!(telemetry::CONFIG_VERSION).set(1.0);
-    let lifecycle = Lifecycle::new(cores, when_unavailable);
+    let lifecycle = Lifecycle::new(cores, when_unavailable, redis.is_some());
     tracing::info!("starting: opening each core's HSM sessions and listeners");
 
     let mut executors = Vec::with_capacity(cores);
@@ -196,8 +196,7 @@ pub fn run(config_path: PathBuf, config: Config) -> Result<(), ServeError> {
     );
     lifecycle::notify_ready();
     lifecycle::spawn_watchdog(lifecycle.clone());
-    let grace = Duration::from_millis(shared.policy().config.server.drain_grace_ms);
-    lifecycle::run_signals(signals, shared.clone(), lifecycle.clone(), config_path, grace)
+    lifecycle::run_signals(signals, shared.clone(), lifecycle.clone(), config_path)
         .map_err(ServeError::Signals)?;
     lifecycle::drain(&shared, &lifecycle, drain_timeout);
     Ok(())
@@ -302,6 +301,9 @@ async fn serve_core(ctx: Rc<CoreContext>, env: Rc<CoreEnv>) -> Result<(), String
             }
             if readiness_env.lifecycle.is_leaving() {
                 reasons.push("draining".to_owned());
+            }
+            if readiness_env.lifecycle.replay.connecting() {
+                reasons.push("connecting to the replay store (Redis)".to_owned());
             }
             let ready = readiness_env.lifecycle.cores_ready.load(Ordering::SeqCst);
             if ready < readiness_env.lifecycle.heartbeats.len() {

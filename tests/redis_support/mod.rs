@@ -169,23 +169,28 @@ impl Redis {
         }
         push(args);
         s.write_all(&out).ok()?;
-        let mut answer = String::new();
+        // Whole RESP answers (the AUTH answer first, when sent), read until each is complete.
+        let mut raw = Vec::new();
         let mut buf = [0u8; 4096];
-        // The AUTH answer first (when sent), then the command's.
+        let mut answers = Vec::new();
         let want = if self.password.is_some() { 2 } else { 1 };
-        while answer.matches("\r\n").count() < want || answer.starts_with('*') && !answer.ends_with("\r\n") {
+        while answers.len() < want {
+            match redis_protocol::resp2::decode::decode(&raw) {
+                Ok(Some((frame, used))) => {
+                    answers.push((String::from_utf8_lossy(&raw[..used]).into_owned(), frame));
+                    raw.drain(..used);
+                    continue;
+                }
+                Ok(None) => {}
+                Err(_) => return None,
+            }
             let n = s.read(&mut buf).ok()?;
             if n == 0 {
-                break;
+                return None;
             }
-            answer.push_str(&String::from_utf8_lossy(&buf[..n]));
+            raw.extend_from_slice(&buf[..n]);
         }
-        let answer = if self.password.is_some() {
-            answer.split_once("\r\n").map(|(_, rest)| rest.to_owned()).unwrap_or_default()
-        } else {
-            answer
-        };
-        Some(answer)
+        answers.pop().map(|(text, _)| text)
     }
 
     /// The keys segl wrote.

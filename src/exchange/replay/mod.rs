@@ -20,6 +20,7 @@
 pub mod local;
 pub mod redis;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -48,7 +49,8 @@ pub fn key(client_certificate: &[u8], message_id: &str) -> Key {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Remembered {
     key: Key,
-    in_redis: bool,
+    /// The token of the request's record in Redis (None: in the node's memory only).
+    redis_token: Option<u64>,
 }
 
 /// Why a message id was not remembered.
@@ -79,7 +81,7 @@ impl ReplayCheck {
         now: Timestamp,
     ) -> Result<Remembered, NotRemembered> {
         let in_memory = || match local.insert(key, expires, now) {
-            Ok(()) => Ok(Remembered { key, in_redis: false }),
+            Ok(()) => Ok(Remembered { key, redis_token: None }),
             Err(Duplicate) => Err(NotRemembered::Duplicate),
         };
         let redis = match self {
@@ -88,10 +90,20 @@ impl ReplayCheck {
         };
         let lifetime = Duration::try_from(expires.duration_since(now)).unwrap_or(Duration::ZERO);
         let started = std::time::Instant::now();
-        let answer = redis.set_if_new(&key, lifetime).await;
+        let token = redis.next_token();
+        let answer = redis.set_if_new(&key, token, lifetime).await;
         metrics::histogram!(telemetry::REPLAY_STORE_SECONDS).record(started.elapsed().as_secs_f64());
         match answer {
-            Ok(true) => Ok(Remembered { key, in_redis: true }),
+            // The node remembers what Redis accepted too: a replay to this node is then refused
+            // even while Redis cannot answer (with `when_unavailable = "local"`) or after it lost
+            // its data. An id this node saw that Redis did not know is a replay all the same.
+            Ok(true) => match local.insert(key, expires, now) {
+                Ok(()) => Ok(Remembered { key, redis_token: Some(token) }),
+                Err(Duplicate) => {
+                    redis.delete(&key, token);
+                    Err(NotRemembered::Duplicate)
+                }
+            },
             Ok(false) => Err(NotRemembered::Duplicate),
             Err(e) => {
                 // The state change is logged by the core's driver (or, for a timeout on a live
@@ -115,9 +127,9 @@ impl ReplayCheck {
 
     /// Forgets a remembered id (the request failed on segl's side; the client may resend it).
     pub fn forget(&self, local: &ReplayCache, remembered: &Remembered) {
-        match (self, remembered.in_redis) {
-            (ReplayCheck::Redis(redis), true) => redis.delete(&remembered.key),
-            _ => local.remove(&remembered.key),
+        local.remove(&remembered.key);
+        if let (ReplayCheck::Redis(redis), Some(token)) = (self, remembered.redis_token) {
+            redis.delete(&remembered.key, token);
         }
     }
 }
@@ -125,34 +137,50 @@ impl ReplayCheck {
 /// The node's view of its replay store, for `/readyz`, `/metrics` and the log: which cores have
 /// no connection to Redis now, and why.
 pub struct ReplayHealth {
-    /// Per core: why it has no connection (None: connected, or a local store).
-    down: Mutex<Vec<Option<String>>>,
+    /// Per core: its connection's state.
+    cores: Mutex<Vec<CoreState>>,
     /// What a request gets meanwhile.
     when_unavailable: WhenUnavailable,
+    /// Whether the last line logged said Redis cannot be reached (one line per change).
+    warned: AtomicBool,
+}
+
+/// A core's connection to the replay store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum CoreState {
+    /// Connected (or a local store).
+    Up,
+    /// Not yet connected since start: the node is not ready.
+    Connecting,
+    /// No connection, for this reason.
+    Down(String),
 }
 
 impl ReplayHealth {
-    /// Health for `cores` cores, all connected (a local store never changes it).
-    pub fn new(cores: usize, when_unavailable: WhenUnavailable) -> Self {
-        ReplayHealth { down: Mutex::new(vec![None; cores]), when_unavailable }
+    /// Health for `cores` cores: connecting to Redis (`redis`), or on the node's memory.
+    pub fn new(cores: usize, when_unavailable: WhenUnavailable, redis: bool) -> Self {
+        let state = if redis { CoreState::Connecting } else { CoreState::Up };
+        ReplayHealth {
+            cores: Mutex::new(vec![state; cores]),
+            when_unavailable,
+            warned: AtomicBool::new(false),
+        }
     }
 
     /// `core` connected to `address`.
     pub fn connected(&self, core: usize, address: &str) {
         metrics::gauge!(telemetry::REPLAY_STORE_UP, "core" => core.to_string()).set(1.0);
-        let (was, now) = self.set(core, None);
-        if was > 0 && now == 0 {
+        let down = self.set(core, CoreState::Up);
+        if down == 0 && self.warned.swap(false, Ordering::Relaxed) {
             tracing::info!(core, address, "replay store: Redis answers on every core");
-        } else if was > 0 {
-            tracing::info!(core, address, "replay store: Redis answers on this core");
         }
     }
 
     /// `core` has no connection, for `reason`.
     pub fn unavailable(&self, core: usize, reason: &str) {
         metrics::gauge!(telemetry::REPLAY_STORE_UP, "core" => core.to_string()).set(0.0);
-        let (was, _) = self.set(core, Some(reason.to_owned()));
-        if was == 0 {
+        self.set(core, CoreState::Down(reason.to_owned()));
+        if !self.warned.swap(true, Ordering::Relaxed) {
             let meanwhile = match self.when_unavailable {
                 WhenUnavailable::Refuse => "requests are refused (503) until it answers",
                 WhenUnavailable::Local => "message ids are checked against this node only until it answers",
@@ -161,14 +189,19 @@ impl ReplayHealth {
         }
     }
 
-    /// How many cores were down before and after setting `core`'s state.
-    fn set(&self, core: usize, state: Option<String>) -> (usize, usize) {
-        let mut down = self.down.lock().unwrap_or_else(|p| p.into_inner());
-        let was = down.iter().filter(|d| d.is_some()).count();
-        if let Some(slot) = down.get_mut(core) {
+    /// Sets `core`'s state; how many cores are not up afterwards.
+    fn set(&self, core: usize, state: CoreState) -> usize {
+        let mut cores = self.cores.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(slot) = cores.get_mut(core) {
             *slot = state;
         }
-        (was, down.iter().filter(|d| d.is_some()).count())
+        cores.iter().filter(|c| **c != CoreState::Up).count()
+    }
+
+    /// Whether a core has not tried Redis yet since start (the node is not ready until each
+    /// has, so that a balancer sends it nothing it would refuse for want of a connection).
+    pub fn connecting(&self) -> bool {
+        self.cores.lock().unwrap_or_else(|p| p.into_inner()).contains(&CoreState::Connecting)
     }
 
     /// What `/readyz` adds while a core has no connection (None: every core is connected).
@@ -177,22 +210,27 @@ impl ReplayHealth {
     /// store is shared, so when Redis is down it is down for every node; taking them all out
     /// of the balancer's pool would turn segl's precise fault (503, Retry-After) into
     /// connections the balancer resets. A node cut off from Redis alone shows here, in
-    /// `segl_replay_store_up` and in the log.
+    /// `segl_replay_store_up` and in the log; under `refuse` the balancer keeps sending it
+    /// requests it refuses at once (and `leastconn` favours a node that answers fast), so
+    /// alert on `segl_replay_store_up`.
     pub fn degraded(&self) -> Option<String> {
-        let down = self.down.lock().unwrap_or_else(|p| p.into_inner());
-        let cores: Vec<String> = down
+        let cores = self.cores.lock().unwrap_or_else(|p| p.into_inner());
+        let down: Vec<String> = cores
             .iter()
             .enumerate()
-            .filter_map(|(core, d)| d.as_ref().map(|r| format!("core {core}: {r}")))
+            .filter_map(|(core, c)| match c {
+                CoreState::Down(r) => Some(format!("core {core}: {r}")),
+                _ => None,
+            })
             .collect();
-        if cores.is_empty() {
+        if down.is_empty() {
             return None;
         }
         let meanwhile = match self.when_unavailable {
             WhenUnavailable::Refuse => "requests are refused (503) until it answers",
             WhenUnavailable::Local => "message ids are checked on this node only",
         };
-        Some(format!("replay store (Redis) unavailable ({}); {meanwhile}", cores.join("; ")))
+        Some(format!("replay store (Redis) unavailable ({}); {meanwhile}", down.join("; ")))
     }
 }
 
@@ -202,7 +240,11 @@ mod tests {
 
     #[test]
     fn the_degraded_note_follows_the_cores_and_the_policy() {
-        let refuse = ReplayHealth::new(2, WhenUnavailable::Refuse);
+        let refuse = ReplayHealth::new(2, WhenUnavailable::Refuse, true);
+        assert!(refuse.connecting(), "not ready before the first attempt");
+        refuse.connected(0, "10.0.0.5:6379");
+        refuse.connected(1, "10.0.0.5:6379");
+        assert!(!refuse.connecting());
         assert_eq!(refuse.degraded(), None);
         refuse.unavailable(1, "10.0.0.5:6379: connection refused");
         let why = refuse.degraded().unwrap();
@@ -211,7 +253,7 @@ mod tests {
         refuse.connected(1, "10.0.0.5:6379");
         assert_eq!(refuse.degraded(), None);
 
-        let fallback = ReplayHealth::new(2, WhenUnavailable::Local);
+        let fallback = ReplayHealth::new(2, WhenUnavailable::Local, true);
         fallback.unavailable(0, "timeout");
         let note = fallback.degraded().unwrap();
         assert!(note.contains("this node only"), "{note}");

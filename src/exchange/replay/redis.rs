@@ -1,13 +1,22 @@
 //! The cluster's replay store: one Redis connection per core, driven by a task on the core's
 //! own executor, so that asking Redis never blocks it.
 //!
-//! Each message id is one `SET <prefix><key> 1 NX PX <remaining lifetime>`: Redis answers `OK`
-//! when the id is new and nil when any node has recorded it already, atomically. Requests
-//! queue their commands to the core's driver; the driver writes everything queued in one write
-//! and reads the answers in order (pipelining), so a busy core makes about one round trip per
-//! batch, not per request. A request waits at most `timeout_ms` for its answer; a connection
-//! that stops answering is dropped and made again with back-off, and while a core has no
-//! connection its requests do not wait at all. The RESP encoding and decoding is the
+//! Each message id is one `SET <prefix><key> <token> NX PX <remaining lifetime> GET`, where the
+//! token is unique to the request: Redis sets the key and answers nil when the id is new, and
+//! answers the value it holds when any node recorded the id already, atomically. A request that
+//! finds its own token (its command was sent again after a connection broke, and the first
+//! send had landed) counts as new. Forgetting an id deletes the key only while it holds the
+//! request's own token (a short Lua script), so it never removes another node's record.
+//!
+//! Requests queue their commands to the core's driver; the driver writes everything queued in
+//! one write and reads the answers in order (pipelining), so a busy core makes about one round
+//! trip per batch, not per request. A request waits at most `timeout_ms` for its answer; a
+//! command whose request gave up before it was written is not written, and one that set its
+//! key after its request gave up (and was refused) is undone. A connection that stops
+//! answering, or a server that refuses writes (`READONLY` after a failover, `OOM`, `MISCONF`,
+//! `LOADING`, `NOAUTH`), is dropped and made again with back-off, trying the addresses in order
+//! for one that is a primary (`ROLE`); while a core has no connection its requests do not wait
+//! at all, and at most `MAX_QUEUED` commands wait for one. The RESP encoding and decoding is the
 //! `redis-protocol` crate's.
 
 use std::cell::{Cell, RefCell};
@@ -20,6 +29,7 @@ use futures_channel::{mpsc, oneshot};
 use futures_lite::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use glommio::net::TcpStream;
 use redis_protocol::resp2::types::{BorrowedFrame, OwnedFrame};
+use rustls_pki_types::ServerName;
 
 use super::ReplayHealth;
 use crate::config::{RedisConfig, WhenUnavailable};
@@ -33,18 +43,21 @@ pub enum RedisError {
     /// No answer within the request's wait.
     #[error("no answer within {0} ms")]
     Timeout(u64),
+    /// Too many commands already wait for the core's connection.
+    #[error("{0} commands already wait for Redis")]
+    Busy(usize),
     /// The connection failed while the command was on it.
     #[error("connection lost: {0}")]
     ConnectionLost(String),
-    /// Redis answered with an error (`-ERR …`, `-NOAUTH …`, `-READONLY …`).
+    /// Redis answered with an error (`-ERR …`, `-READONLY …`, `-OOM …`).
     #[error("redis answered {0:?}")]
     Server(String),
-    /// Redis answered something a `SET … NX` cannot answer.
+    /// Redis answered something a `SET … NX GET` cannot answer.
     #[error("unexpected answer {0}")]
     Unexpected(String),
 }
 
-/// How long connecting (TCP, TLS and AUTH) may take.
+/// How long connecting (TCP, TLS, AUTH, SELECT and ROLE) may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// A connection whose answers stop for this long is dropped (the requests waiting on it have
 /// long given up; this bounds how long a silent server holds the core's connection).
@@ -54,17 +67,39 @@ const BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::fro
 /// A connection without commands for this long is asked a PING.
 const IDLE_CHECK: Duration = Duration::from_secs(1);
 /// Most commands written in one batch.
-const MAX_BATCH: usize = 256;
+const MAX_BATCH: usize = 1024;
+/// Most commands waiting for the core's connection; beyond, a request does not queue (it is
+/// refused or checked locally at once, as when Redis is down) rather than wait in a backlog
+/// that would outlive its deadline.
+const MAX_QUEUED: usize = 4096;
+
+/// Redis errors that say the server will not take writes on this connection now: the core
+/// counts as unavailable and connects again (to the next address, when this one is a replica).
+const REFUSING_WRITES: [&str; 7] =
+    ["READONLY", "MASTERDOWN", "NOAUTH", "LOADING", "MISCONF", "OOM", "NOPERM"];
+
+/// Deletes `KEYS[1]` only while it holds `ARGV[1]`, the token of the request that set it.
+const DELETE_OWN: &[u8] =
+    b"if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0";
+
+/// One address to connect to.
+#[derive(Clone)]
+struct Address {
+    socket: SocketAddr,
+    /// As configured, for log lines.
+    name: String,
+    /// The name its TLS certificate must carry.
+    server_name: Option<ServerName<'static>>,
+}
 
 /// The connection settings, resolved once when segl starts (names are looked up then: a
 /// running core never blocks on DNS).
 #[derive(Clone)]
 pub struct RedisSettings {
-    /// The addresses to try, in order, with the name each came from.
-    addresses: Vec<(SocketAddr, String)>,
+    addresses: Vec<Address>,
     auth: Option<(Option<String>, String)>,
     database: u32,
-    tls: Option<(futures_rustls::TlsConnector, rustls_pki_types::ServerName<'static>)>,
+    tls: Option<futures_rustls::TlsConnector>,
     prefix: String,
     timeout: Duration,
     /// What a request gets when Redis cannot answer.
@@ -75,7 +110,7 @@ impl std::fmt::Debug for RedisSettings {
     // The password stays out of every log and error.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisSettings")
-            .field("addresses", &self.addresses)
+            .field("addresses", &self.describe())
             .field("auth", &self.auth.as_ref().map(|(user, _)| user))
             .field("database", &self.database)
             .field("tls", &self.tls.is_some())
@@ -86,11 +121,26 @@ impl std::fmt::Debug for RedisSettings {
 impl RedisSettings {
     /// Resolves the addresses and reads the password and CA file.
     pub fn from_config(config: &RedisConfig) -> Result<Self, String> {
+        let tls = if config.tls { Some(tls_connector(config)?) } else { None };
         let mut addresses = Vec::new();
         for name in &config.addresses {
+            // With TLS each address's certificate carries its own host name, unless the
+            // configuration names one for all.
+            let server_name = match (&tls, &config.tls_server_name) {
+                (None, _) => None,
+                (Some(_), Some(fixed)) => Some(server_name(fixed)?),
+                (Some(_), None) => {
+                    let host = crate::config::replay::split_host_port(name).map_or("", |(h, _)| h);
+                    Some(server_name(host)?)
+                }
+            };
             let resolved = std::net::ToSocketAddrs::to_socket_addrs(name.as_str())
                 .map_err(|e| format!("replay.redis.addresses: cannot resolve {name}: {e}"))?;
-            addresses.extend(resolved.map(|a| (a, name.clone())));
+            addresses.extend(resolved.map(|socket| Address {
+                socket,
+                name: name.clone(),
+                server_name: server_name.clone(),
+            }));
         }
         if addresses.is_empty() {
             return Err("replay.redis.addresses: no address resolved".into());
@@ -99,7 +149,6 @@ impl RedisSettings {
             .password()
             .map_err(|e| format!("replay.redis.password_file: {e}"))?
             .map(|password| (config.username.clone(), password));
-        let tls = if config.tls { Some(tls_connector(config)?) } else { None };
         Ok(RedisSettings {
             addresses,
             auth,
@@ -113,14 +162,18 @@ impl RedisSettings {
 
     /// The addresses, for log lines.
     pub fn describe(&self) -> String {
-        let names: Vec<&str> = self.addresses.iter().map(|(_, n)| n.as_str()).collect();
+        let mut names: Vec<&str> = self.addresses.iter().map(|a| a.name.as_str()).collect();
+        names.dedup();
         names.join(", ")
     }
 }
 
-fn tls_connector(
-    config: &RedisConfig,
-) -> Result<(futures_rustls::TlsConnector, rustls_pki_types::ServerName<'static>), String> {
+fn server_name(name: &str) -> Result<ServerName<'static>, String> {
+    ServerName::try_from(name.to_owned())
+        .map_err(|_| format!("replay.redis: {name:?} is not a DNS name or IP address for TLS"))
+}
+
+fn tls_connector(config: &RedisConfig) -> Result<futures_rustls::TlsConnector, String> {
     use rustls_pki_types::pem::PemObject;
     use rustls_pki_types::CertificateDer;
     let Some(ca) = &config.tls_ca else { return Err("replay.redis.tls_ca is not set".into()) };
@@ -138,37 +191,68 @@ fn tls_connector(
         .map_err(|e| e.to_string())?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    let name = rustls_pki_types::ServerName::try_from(config.server_name().to_owned()).map_err(|_| {
-        format!("replay.redis.tls_server_name: {:?} is not a DNS name or IP", config.server_name())
-    })?;
-    Ok((futures_rustls::TlsConnector::from(Arc::new(client)), name))
+    Ok(futures_rustls::TlsConnector::from(Arc::new(client)))
 }
 
-/// One command on its way to Redis, and where its answer goes (none: nobody waits for it).
+/// One command on its way to Redis.
 struct Command {
     bytes: Vec<u8>,
+    /// Where its answer goes (none: nobody waits for it).
     reply: Option<oneshot::Sender<Result<OwnedFrame, RedisError>>>,
+    /// For a SET whose request may give up: its token, and the command that takes the key
+    /// back if the SET lands after the request was refused for want of an answer.
+    undo: Option<(Vec<u8>, Vec<u8>)>,
     /// Already sent once on a connection that broke before it answered.
     resent: bool,
+}
+
+impl Command {
+    fn unanswered(bytes: Vec<u8>) -> Command {
+        Command { bytes, reply: None, undo: None, resent: false }
+    }
+
+    /// Whether its request gave up before it was written (then it is not written at all).
+    fn abandoned(&self) -> bool {
+        self.reply.as_ref().is_some_and(|r| r.is_canceled())
+    }
 }
 
 /// This core's Redis client.
 pub struct CoreRedis {
     commands: mpsc::UnboundedSender<Command>,
+    /// Commands sent to the driver and not yet taken by it.
+    queued: Rc<Cell<usize>>,
     /// Why the core has no connection now (None: connected).
     down: Rc<RefCell<Option<String>>>,
     settings: Rc<RedisSettings>,
+    /// Tokens: this core's random prefix and a counter.
+    instance: String,
+    issued: Cell<u64>,
 }
 
 impl CoreRedis {
     /// Starts the core's driver task (on the calling executor) and returns the client.
     pub fn start(settings: RedisSettings, core: usize, health: Arc<ReplayHealth>) -> CoreRedis {
         let (commands, queue) = mpsc::unbounded();
-        let down = Rc::new(RefCell::new(Some("not connected yet".to_owned())));
+        let down = Rc::new(RefCell::new(Some("connecting".to_owned())));
+        let queued = Rc::new(Cell::new(0));
         let settings = Rc::new(settings);
-        let driver = Driver { settings: settings.clone(), queue, down: down.clone(), core, health };
+        let driver = Driver {
+            settings: settings.clone(),
+            queue,
+            queued: queued.clone(),
+            down: down.clone(),
+            core,
+            health,
+        };
         glommio::spawn_local(driver.run()).detach();
-        CoreRedis { commands, down, settings }
+        let mut random = [0u8; 8];
+        // Without randomness the tokens are still unique per core and process start.
+        if aws_lc_rs::rand::fill(&mut random).is_err() {
+            random = (std::process::id() as u64).to_be_bytes();
+        }
+        let instance = format!("{}-{core}", hex(&random));
+        CoreRedis { commands, queued, down, settings, instance, issued: Cell::new(0) }
     }
 
     /// What a request gets when Redis cannot answer.
@@ -176,54 +260,72 @@ impl CoreRedis {
         self.settings.when_unavailable
     }
 
-    /// Records `key` for `ttl` unless any node recorded it already: `Ok(true)` when new.
-    pub async fn set_if_new(&self, key: &super::Key, ttl: Duration) -> Result<bool, RedisError> {
+    /// A token for one request's SET, unique across the cluster.
+    pub fn next_token(&self) -> u64 {
+        let n = self.issued.get() + 1;
+        self.issued.set(n);
+        n
+    }
+
+    fn token_text(&self, token: u64) -> String {
+        format!("{}-{token}", self.instance)
+    }
+
+    /// Records `key` for `ttl` with `token` unless another request recorded it already:
+    /// `Ok(true)` when new (or recorded by this very request before a connection broke).
+    pub async fn set_if_new(&self, key: &super::Key, token: u64, ttl: Duration) -> Result<bool, RedisError> {
         let name = self.key_name(key);
+        let value = self.token_text(token);
         let millis = ttl.as_millis().clamp(1, u64::MAX as u128).to_string();
-        let answer = self.ask(&[b"SET", name.as_bytes(), b"1", b"NX", b"PX", millis.as_bytes()]).await?;
-        match answer {
-            OwnedFrame::SimpleString(s) if s == b"OK" => Ok(true),
-            OwnedFrame::Null => Ok(false),
+        let set =
+            encode(&[b"SET", name.as_bytes(), value.as_bytes(), b"NX", b"PX", millis.as_bytes(), b"GET"]);
+        // A SET that lands after its request was refused takes the id back; one whose request
+        // fell back to the node's memory keeps it (that request was served).
+        let undo = (self.settings.when_unavailable == WhenUnavailable::Refuse)
+            .then(|| (value.clone().into_bytes(), self.delete_own(&name, &value)));
+        match self.ask(set, undo).await? {
+            OwnedFrame::Null => Ok(true),
+            OwnedFrame::BulkString(held) => Ok(held == value.as_bytes()),
             OwnedFrame::Error(e) => Err(RedisError::Server(e)),
             other => Err(RedisError::Unexpected(format!("{other:?}"))),
         }
     }
 
-    /// Forgets `key` (a request that failed on segl's side may be resent with the same id).
-    /// Nobody waits for the answer: if it is lost, the id stays until its card expires.
-    pub fn delete(&self, key: &super::Key) {
-        if self.down.borrow().is_some() {
+    /// Forgets `key` if it still holds `token` (a request that failed on segl's side may be
+    /// resent with the same id). Nobody waits for the answer: if it is lost, the id stays until
+    /// its card expires.
+    pub fn delete(&self, key: &super::Key, token: u64) {
+        if self.down.borrow().is_some() || self.queued.get() >= MAX_QUEUED {
             return;
         }
         let name = self.key_name(key);
-        let _ = self.commands.unbounded_send(Command {
-            bytes: encode(&[b"DEL", name.as_bytes()]),
-            reply: None,
-            resent: false,
-        });
+        let command = self.delete_own(&name, &self.token_text(token));
+        self.queued.set(self.queued.get() + 1);
+        let _ = self.commands.unbounded_send(Command::unanswered(command));
+    }
+
+    fn delete_own(&self, name: &str, value: &str) -> Vec<u8> {
+        encode(&[b"EVAL", DELETE_OWN, b"1", name.as_bytes(), value.as_bytes()])
     }
 
     fn key_name(&self, key: &super::Key) -> String {
-        let mut name = String::with_capacity(self.settings.prefix.len() + 64);
-        name.push_str(&self.settings.prefix);
-        for b in key {
-            name.push(char::from(HEX[(b >> 4) as usize]));
-            name.push(char::from(HEX[(b & 15) as usize]));
-        }
-        name
+        format!("{}{}", self.settings.prefix, hex(key))
     }
 
-    async fn ask(&self, args: &[&[u8]]) -> Result<OwnedFrame, RedisError> {
+    async fn ask(&self, bytes: Vec<u8>, undo: Option<(Vec<u8>, Vec<u8>)>) -> Result<OwnedFrame, RedisError> {
         if let Some(reason) = self.down.borrow().as_ref() {
             return Err(RedisError::NotConnected(reason.clone()));
         }
+        if self.queued.get() >= MAX_QUEUED {
+            return Err(RedisError::Busy(self.queued.get()));
+        }
         let (reply, answer) = oneshot::channel();
+        self.queued.set(self.queued.get() + 1);
         self.commands
-            .unbounded_send(Command { bytes: encode(args), reply: Some(reply), resent: false })
+            .unbounded_send(Command { bytes, reply: Some(reply), undo, resent: false })
             .map_err(|_| RedisError::NotConnected("the core's Redis driver stopped".into()))?;
         let timeout = self.settings.timeout;
-        let waited = within(timeout, answer).await;
-        match waited {
+        match within(timeout, answer).await {
             None => Err(RedisError::Timeout(timeout.as_millis() as u64)),
             Some(Ok(answer)) => answer,
             Some(Err(_)) => Err(RedisError::ConnectionLost("the command was dropped".into())),
@@ -231,7 +333,15 @@ impl CoreRedis {
     }
 }
 
-const HEX: &[u8; 16] = b"0123456789abcdef";
+fn hex(bytes: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(HEX[(b >> 4) as usize]));
+        out.push(char::from(HEX[(b & 15) as usize]));
+    }
+    out
+}
 
 /// A command as RESP: an array of bulk strings.
 fn encode(args: &[&[u8]]) -> Vec<u8> {
@@ -328,54 +438,59 @@ async fn within<T>(limit: Duration, fut: impl std::future::Future<Output = T>) -
 struct Driver {
     settings: Rc<RedisSettings>,
     queue: mpsc::UnboundedReceiver<Command>,
+    queued: Rc<Cell<usize>>,
     down: Rc<RefCell<Option<String>>>,
     core: usize,
     health: Arc<ReplayHealth>,
 }
 
+/// How a connection's service ended.
+enum Served {
+    /// The client handles are gone.
+    Stopped,
+    /// The connection broke (closed, reset, unreadable): made again at once.
+    Broken { reason: String, unanswered: Vec<Command> },
+    /// The server stopped answering, or refuses writes: made again after the back-off.
+    Unavailable { reason: String, unanswered: Vec<Command> },
+}
+
+/// Why no answer could be read.
+enum ReadFailure {
+    Broken(String),
+    Stalled(String),
+}
+
 impl Driver {
     async fn run(mut self) {
-        let backoff = Cell::new(BACKOFF.0);
+        let mut backoff = BACKOFF.0;
         // Commands a broken connection left unanswered, sent again once on the next one.
         let mut carried: Vec<Command> = Vec::new();
         loop {
-            let connected = connect(&self.settings).await;
-            let (mut conn, address) = match connected {
+            let (mut conn, address) = match connect(&self.settings).await {
                 Ok(c) => c,
                 Err(reason) => {
                     fail(std::mem::take(&mut carried), &reason);
-                    self.set_down(Some(reason));
-                    // Commands queued before the core knew are answered now, not at their timeout.
-                    self.fail_queued("not connected");
-                    glommio::timer::sleep(backoff.get()).await;
-                    backoff.set((backoff.get() * 2).min(BACKOFF.1));
+                    self.unavailable(reason, &mut backoff).await;
                     continue;
                 }
             };
-            backoff.set(BACKOFF.0);
+            // The connection answered its setup (ROLE included): the server is there.
+            backoff = BACKOFF.0;
             if self.down.borrow().is_some() {
+                *self.down.borrow_mut() = None;
                 self.health.connected(self.core, &address);
-                self.set_down(None);
             }
             let since = std::time::Instant::now();
             let served = self.serve(&mut conn, std::mem::take(&mut carried)).await;
-            // A server that closes connections as soon as they are made (out of clients, say)
-            // is treated as one that does not answer: no reconnecting in a tight loop.
-            let served = match served {
-                Served::Broken { reason, unanswered } if since.elapsed() < BACKOFF.0 => {
-                    Served::Stalled { reason, unanswered }
-                }
-                other => other,
-            };
             match served {
                 // Every client handle is gone: the core is stopping.
                 Served::Stopped => return,
                 // A connection that broke (Redis restarted, an idle connection closed by a
                 // firewall) is made again at once, and what it left unanswered is sent once
-                // more: no request fails for a connection that can be replaced. A resent SET
-                // that had reached Redis answers nil (a request refused as a duplicate it is
-                // not: the client sends a new message id), never OK for a replay.
-                Served::Broken { reason, unanswered } => {
+                // more: a SET finds its own token if its first send landed, a delete deletes
+                // only its own. A server that closes connections as soon as they are made is
+                // treated as unavailable: no reconnecting in a tight loop.
+                Served::Broken { reason, unanswered } if since.elapsed() >= BACKOFF.0 => {
                     tracing::debug!(
                         core = self.core,
                         "replay store: connection to {address} lost ({reason})"
@@ -384,30 +499,34 @@ impl Driver {
                     fail(give_up, &reason);
                     carried = again.into_iter().map(|c| Command { resent: true, ..c }).collect();
                 }
-                // A server that stopped answering is not asked again before the back-off.
-                Served::Stalled { reason, unanswered } => {
+                Served::Broken { reason, unanswered } | Served::Unavailable { reason, unanswered } => {
                     fail(unanswered, &reason);
-                    self.set_down(Some(format!("{address}: {reason}")));
-                    self.fail_queued("not connected");
-                    glommio::timer::sleep(backoff.get()).await;
+                    self.unavailable(format!("{address}: {reason}"), &mut backoff).await;
                 }
             }
         }
     }
 
-    fn set_down(&self, reason: Option<String>) {
-        if let Some(r) = &reason {
-            self.health.unavailable(self.core, r);
-        }
-        *self.down.borrow_mut() = reason;
-    }
-
-    fn fail_queued(&mut self, reason: &str) {
+    /// Marks the core unavailable for `reason`, answers what waits, and sleeps the back-off.
+    async fn unavailable(&mut self, reason: String, backoff: &mut Duration) {
+        self.health.unavailable(self.core, &reason);
+        *self.down.borrow_mut() = Some(reason);
+        // Commands queued before the core knew are answered now, not at their timeout.
         while let Ok(command) = self.queue.try_recv() {
+            self.queued.set(self.queued.get().saturating_sub(1));
             if let Some(reply) = command.reply {
-                let _ = reply.send(Err(RedisError::NotConnected(reason.to_owned())));
+                let _ = reply.send(Err(RedisError::NotConnected("not connected".into())));
             }
         }
+        glommio::timer::sleep(*backoff).await;
+        *backoff = (*backoff * 2).min(BACKOFF.1);
+    }
+
+    /// The next command from the queue, without waiting.
+    fn take(&mut self) -> Option<Command> {
+        let command = self.queue.try_recv().ok()?;
+        self.queued.set(self.queued.get().saturating_sub(1));
+        Some(command)
     }
 
     /// Writes what is queued (after `carried`), reads the answers in order, until the
@@ -416,67 +535,83 @@ impl Driver {
     async fn serve(&mut self, conn: &mut Connection, carried: Vec<Command>) -> Served {
         let mut reader = Reader::new();
         let mut batch: Vec<Command> = carried;
+        let mut undo: Vec<Command> = Vec::new();
         let mut out = Vec::with_capacity(4096);
         loop {
+            batch.append(&mut undo);
             if batch.is_empty() {
                 match within(IDLE_CHECK, self.queue.next()).await {
-                    Some(Some(command)) => batch.push(command),
+                    Some(Some(command)) => {
+                        self.queued.set(self.queued.get().saturating_sub(1));
+                        batch.push(command);
+                    }
                     Some(None) => return Served::Stopped,
-                    None => batch.push(Command { bytes: encode(&[b"PING"]), reply: None, resent: true }),
+                    None => batch.push(Command::unanswered(encode(&[b"PING"]))),
                 }
             }
             while batch.len() < MAX_BATCH {
-                match self.queue.try_recv() {
-                    Ok(command) => batch.push(command),
-                    _ => break,
+                match self.take() {
+                    Some(command) => batch.push(command),
+                    None => break,
                 }
+            }
+            // A request that gave up before its command was written gets nothing written.
+            batch.retain(|c| !c.abandoned());
+            if batch.is_empty() {
+                continue;
             }
             out.clear();
             batch.iter().for_each(|c| out.extend_from_slice(&c.bytes));
             match within(STALL_LIMIT, conn.write_all(&out)).await {
                 None => {
                     let reason = format!("write stalled for {} ms", STALL_LIMIT.as_millis());
-                    return Served::Stalled { reason, unanswered: batch };
+                    return Served::Unavailable { reason, unanswered: batch };
                 }
                 Some(Err(e)) => return Served::Broken { reason: e.to_string(), unanswered: batch },
                 Some(Ok(())) => {}
             }
-            let mut answered = 0;
-            for command in batch.iter_mut() {
-                match reader.frame(conn).await {
-                    Ok(frame) => {
-                        if let Some(reply) = command.reply.take() {
-                            let _ = reply.send(Ok(frame));
-                        }
-                        answered += 1;
-                    }
+            let mut refusing: Option<String> = None;
+            for answered in 0..batch.len() {
+                let frame = match reader.frame(conn).await {
+                    Ok(frame) => frame,
                     Err(ReadFailure::Stalled(reason)) => {
-                        return Served::Stalled { reason, unanswered: batch.split_off(answered) }
+                        return Served::Unavailable { reason, unanswered: batch.split_off(answered) }
                     }
                     Err(ReadFailure::Broken(reason)) => {
                         return Served::Broken { reason, unanswered: batch.split_off(answered) }
                     }
+                };
+                if let OwnedFrame::Error(e) = &frame {
+                    if REFUSING_WRITES.iter().any(|code| e.starts_with(code)) {
+                        refusing.get_or_insert_with(|| format!("Redis refuses writes: {e}"));
+                    }
+                }
+                let command = &mut batch[answered];
+                let set_by_it = match (&frame, &command.undo) {
+                    (OwnedFrame::Null, Some(_)) => true,
+                    (OwnedFrame::BulkString(held), Some((token, _))) => held == token,
+                    _ => false,
+                };
+                let delivered = match command.reply.take() {
+                    Some(reply) => reply.send(Ok(frame)).is_ok(),
+                    None => true,
+                };
+                if !delivered && set_by_it {
+                    // Its request was refused for want of this answer: take the id back, so
+                    // that the client's retry is not refused as a replay.
+                    if let Some((_, command)) = command.undo.take() {
+                        undo.push(Command::unanswered(command));
+                    }
                 }
             }
             batch.clear();
+            if let Some(reason) = refusing {
+                // Answered, but the server will not take writes: the undo commands could not
+                // run either, and the id they would free expires with its card.
+                return Served::Unavailable { reason, unanswered: Vec::new() };
+            }
         }
     }
-}
-
-/// How a connection's service ended.
-enum Served {
-    /// The client handles are gone.
-    Stopped,
-    /// The connection broke (closed, reset, unreadable).
-    Broken { reason: String, unanswered: Vec<Command> },
-    /// The server stopped answering.
-    Stalled { reason: String, unanswered: Vec<Command> },
-}
-
-/// Why no answer could be read.
-enum ReadFailure {
-    Broken(String),
-    Stalled(String),
 }
 
 fn fail(commands: Vec<Command>, reason: &str) {
@@ -487,56 +622,64 @@ fn fail(commands: Vec<Command>, reason: &str) {
     }
 }
 
-/// Connects to the first address that answers: TCP, TLS, AUTH and SELECT.
+/// Connects to the first address that answers and is a primary: TCP, TLS, AUTH, SELECT, ROLE.
 async fn connect(settings: &RedisSettings) -> Result<(Connection, String), String> {
     let mut errors = Vec::new();
-    for (addr, name) in &settings.addresses {
-        match within(CONNECT_TIMEOUT, connect_one(settings, *addr)).await {
-            Some(Ok(conn)) => return Ok((conn, name.clone())),
-            Some(Err(e)) => errors.push(format!("{name}: {e}")),
-            None => errors.push(format!("{name}: no connection within {} ms", CONNECT_TIMEOUT.as_millis())),
+    for address in &settings.addresses {
+        match within(CONNECT_TIMEOUT, connect_one(settings, address)).await {
+            Some(Ok(conn)) => return Ok((conn, address.name.clone())),
+            Some(Err(e)) => errors.push(format!("{}: {e}", address.name)),
+            None => errors.push(format!(
+                "{}: no connection within {} ms",
+                address.name,
+                CONNECT_TIMEOUT.as_millis()
+            )),
         }
     }
     Err(errors.join("; "))
 }
 
-async fn connect_one(settings: &RedisSettings, addr: SocketAddr) -> Result<Connection, String> {
-    let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+async fn connect_one(settings: &RedisSettings, address: &Address) -> Result<Connection, String> {
+    let tcp = TcpStream::connect(address.socket).await.map_err(|e| e.to_string())?;
     // Commands are written whole; Nagle would only add delay.
     tcp.set_nodelay(true).map_err(|e| e.to_string())?;
-    let mut conn = match &settings.tls {
-        None => Connection::Plain(tcp),
-        Some((connector, name)) => Connection::Tls(Box::new(
+    let mut conn = match (&settings.tls, &address.server_name) {
+        (Some(connector), Some(name)) => Connection::Tls(Box::new(
             connector.connect(name.clone(), tcp).await.map_err(|e| format!("TLS: {e}"))?,
         )),
+        _ => Connection::Plain(tcp),
     };
-    let mut setup = Vec::new();
+    let mut setup: Vec<(&str, Vec<u8>)> = Vec::new();
     if let Some((user, password)) = &settings.auth {
         match user {
-            Some(user) => setup.push(encode(&[b"AUTH", user.as_bytes(), password.as_bytes()])),
-            None => setup.push(encode(&[b"AUTH", password.as_bytes()])),
+            Some(user) => setup.push(("AUTH", encode(&[b"AUTH", user.as_bytes(), password.as_bytes()]))),
+            None => setup.push(("AUTH", encode(&[b"AUTH", password.as_bytes()]))),
         }
     }
     if settings.database != 0 {
-        setup.push(encode(&[b"SELECT", settings.database.to_string().as_bytes()]));
+        setup.push(("SELECT", encode(&[b"SELECT", settings.database.to_string().as_bytes()])));
     }
+    // A replica (a primary demoted by a failover) refuses writes: the next address is tried.
+    setup.push(("ROLE", encode(&[b"ROLE"])));
     let mut reader = Reader::new();
-    for (i, command) in setup.iter().enumerate() {
+    for (what, command) in &setup {
         conn.write_all(command).await.map_err(|e| e.to_string())?;
         let answer = reader.frame(&mut conn).await.map_err(|e| match e {
             ReadFailure::Broken(r) | ReadFailure::Stalled(r) => r,
         })?;
-        match answer {
-            OwnedFrame::SimpleString(s) if s == b"OK" => {}
+        match (*what, answer) {
+            ("ROLE", OwnedFrame::Array(parts)) => match parts.first() {
+                Some(OwnedFrame::BulkString(role)) if role == b"master" => {}
+                Some(OwnedFrame::BulkString(role)) => {
+                    return Err(format!("a {} (writes go to the primary)", String::from_utf8_lossy(role)))
+                }
+                _ => return Err("unexpected answer to ROLE".into()),
+            },
+            (_, OwnedFrame::SimpleString(s)) if s == b"OK" => {}
             // Redis's own error text (WRONGPASS, NOAUTH, ERR DB index) says what is wrong and
             // never echoes the password.
-            OwnedFrame::Error(e) => {
-                return Err(format!(
-                    "{} refused: {e}",
-                    if settings.auth.is_some() && i == 0 { "AUTH" } else { "SELECT" }
-                ))
-            }
-            other => return Err(format!("unexpected answer to setup: {other:?}")),
+            (what, OwnedFrame::Error(e)) => return Err(format!("{what} refused: {e}")),
+            (what, other) => return Err(format!("unexpected answer to {what}: {other:?}")),
         }
     }
     Ok(conn)
@@ -559,7 +702,11 @@ mod tests {
     #[test]
     fn the_password_is_not_in_debug_output() {
         let settings = RedisSettings {
-            addresses: vec![("127.0.0.1:6379".parse().unwrap(), "127.0.0.1:6379".into())],
+            addresses: vec![Address {
+                socket: "127.0.0.1:6379".parse().unwrap(),
+                name: "127.0.0.1:6379".into(),
+                server_name: None,
+            }],
             auth: Some((Some("segl".into()), "s3cret-password".into())),
             database: 0,
             tls: None,
