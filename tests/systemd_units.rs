@@ -28,7 +28,18 @@ fn unit_verifies() {
     if !analyze_available() {
         return;
     }
-    let out = Command::new("systemd-analyze").arg("verify").arg(unit_under_test()).output().unwrap();
+    // verify runs `man segl(8)` for the unit's Documentation=: the page from the tree, as the
+    // Debian package installs it (tests/debian_package.rs checks the installed one).
+    let man = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("systemd-man-{}", std::process::id()));
+    std::fs::create_dir_all(man.join("man8")).unwrap();
+    std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd/segl.8"), man.join("man8/segl.8"))
+        .unwrap();
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(unit_under_test())
+        .env("MANPATH", &man)
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() && stderr.trim().is_empty(), "systemd-analyze verify: {stderr}");
 }
