@@ -40,6 +40,9 @@ pub const REPLAY_EVICTIONS: &str = "segl_replay_cache_evictions_total";
 pub const REPLAY_STORE_UP: &str = "segl_replay_store_up";
 /// Message ids Redis could not check in time, by what the request got (`refused`, `local`).
 pub const REPLAY_STORE_UNAVAILABLE: &str = "segl_replay_store_unavailable_total";
+/// Message ids that, written to Redis after an outage, another node had accepted meanwhile
+/// (replays that passed while the nodes checked their own memory).
+pub const REPLAY_STORE_CONFLICTS: &str = "segl_replay_store_conflicts_total";
 /// How long asking Redis took, per request (seconds).
 pub const REPLAY_STORE_SECONDS: &str = "segl_replay_store_seconds";
 

@@ -296,3 +296,39 @@ fn a_set_that_lands_after_its_request_was_refused_is_taken_back() {
     assert_duplicate(&server.post(NEW, &request("late-1")));
     assert_eq!(redis.replay_keys().len(), 1);
 }
+
+#[test]
+fn ids_accepted_from_memory_during_an_outage_reach_redis_afterwards() {
+    let Some(mut redis) = Redis::start("backfill", "127.0.0.1", None) else { return };
+    let local = "when_unavailable = \"local\"";
+    let a = Server::start_with(use_redis(&redis.address(), local));
+    let b = Server::start_with(use_redis(&redis.address(), local));
+    wait_until_fully_ready(&a, Duration::from_secs(10));
+    wait_until_fully_ready(&b, Duration::from_secs(10));
+    redis.stop();
+    for node in [&a, &b] {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !admin_get(node.admin, "/readyz").1.contains("unavailable") {
+            assert!(Instant::now() < deadline, "a node did not notice Redis stopping");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    // Served from each node's memory meanwhile; the same id at both nodes is a replay that
+    // passes during the outage, and is counted once Redis is back.
+    assert_issued(&a.post(NEW, &request("outage-only-a")));
+    assert_issued(&a.post(NEW, &request("outage-both")));
+    assert_issued(&b.post(NEW, &request("outage-both")));
+    redis.resume();
+    wait_until_fully_ready(&a, Duration::from_secs(10));
+    wait_until_fully_ready(&b, Duration::from_secs(10));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while redis.replay_keys().len() < 2 {
+        assert!(Instant::now() < deadline, "the outage's ids were not written: {:?}", redis.replay_keys());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // After the outage, a replay to the other node of an id accepted during it is refused.
+    assert_duplicate(&b.post(NEW, &request("outage-only-a")));
+    let conflicts = metric_sum(&a.metrics(), "segl_replay_store_conflicts_total", &[])
+        + metric_sum(&b.metrics(), "segl_replay_store_conflicts_total", &[]);
+    assert_eq!(conflicts, 1.0, "the id both nodes accepted is counted once");
+}

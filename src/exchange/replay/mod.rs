@@ -118,7 +118,11 @@ impl ReplayCheck {
                     WhenUnavailable::Local => {
                         metrics::counter!(telemetry::REPLAY_STORE_UNAVAILABLE, "action" => "local")
                             .increment(1);
-                        in_memory()
+                        let remembered = in_memory()?;
+                        // Written to Redis when the core connects again; forgetting it takes it
+                        // out of that backlog (or deletes it from Redis, by its token).
+                        redis.write_later(&key, token, lifetime);
+                        Ok(Remembered { redis_token: Some(token), ..remembered })
                     }
                 }
             }

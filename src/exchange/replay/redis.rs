@@ -204,11 +204,14 @@ struct Command {
     undo: Option<(Vec<u8>, Vec<u8>)>,
     /// Already sent once on a connection that broke before it answered.
     resent: bool,
+    /// Writes an id accepted from the node's memory during an outage: an answer other than
+    /// nil means another node accepted the same id meanwhile (a replay that passed).
+    backfill: bool,
 }
 
 impl Command {
     fn unanswered(bytes: Vec<u8>) -> Command {
-        Command { bytes, reply: None, undo: None, resent: false }
+        Command { bytes, reply: None, undo: None, resent: false, backfill: false }
     }
 
     /// Whether its request gave up before it was written (then it is not written at all).
@@ -228,7 +231,17 @@ pub struct CoreRedis {
     /// Tokens: this core's random prefix and a counter.
     instance: String,
     issued: Cell<u64>,
+    /// Ids accepted from the node's memory while Redis could not answer, written to Redis when
+    /// the core connects again.
+    backlog: Rc<RefCell<Backlog>>,
 }
+
+/// Ids waiting to be written to Redis: key name, token, and when the id expires.
+type Backlog = std::collections::VecDeque<(String, String, std::time::Instant)>;
+
+/// Most ids a core keeps for writing to Redis after an outage (beyond, the newest are not
+/// kept: they stay in the node's memory only).
+const MAX_BACKLOG: usize = 100_000;
 
 impl CoreRedis {
     /// Starts the core's driver task (on the calling executor) and returns the client.
@@ -237,11 +250,13 @@ impl CoreRedis {
         let down = Rc::new(RefCell::new(Some("connecting".to_owned())));
         let queued = Rc::new(Cell::new(0));
         let settings = Rc::new(settings);
+        let backlog = Rc::new(RefCell::new(Backlog::new()));
         let driver = Driver {
             settings: settings.clone(),
             queue,
             queued: queued.clone(),
             down: down.clone(),
+            backlog: backlog.clone(),
             core,
             health,
         };
@@ -252,7 +267,7 @@ impl CoreRedis {
             random = (std::process::id() as u64).to_be_bytes();
         }
         let instance = format!("{}-{core}", hex(&random));
-        CoreRedis { commands, queued, down, settings, instance, issued: Cell::new(0) }
+        CoreRedis { commands, queued, down, settings, instance, issued: Cell::new(0), backlog }
     }
 
     /// What a request gets when Redis cannot answer.
@@ -291,15 +306,28 @@ impl CoreRedis {
         }
     }
 
+    /// Keeps `key`, accepted from the node's memory while Redis could not answer, for writing
+    /// to Redis (with `token`, for `ttl`) when the core connects again: so that after the outage
+    /// a replay of it to another node is refused too.
+    pub fn write_later(&self, key: &super::Key, token: u64, ttl: Duration) {
+        let mut backlog = self.backlog.borrow_mut();
+        if backlog.len() < MAX_BACKLOG {
+            let expires = std::time::Instant::now() + ttl;
+            backlog.push_back((self.key_name(key), self.token_text(token), expires));
+        }
+    }
+
     /// Forgets `key` if it still holds `token` (a request that failed on segl's side may be
     /// resent with the same id). Nobody waits for the answer: if it is lost, the id stays until
     /// its card expires.
     pub fn delete(&self, key: &super::Key, token: u64) {
+        let name = self.key_name(key);
+        let value = self.token_text(token);
+        self.backlog.borrow_mut().retain(|(n, v, _)| !(n == &name && v == &value));
         if self.down.borrow().is_some() || self.queued.get() >= MAX_QUEUED {
             return;
         }
-        let name = self.key_name(key);
-        let command = self.delete_own(&name, &self.token_text(token));
+        let command = self.delete_own(&name, &value);
         self.queued.set(self.queued.get() + 1);
         let _ = self.commands.unbounded_send(Command::unanswered(command));
     }
@@ -322,7 +350,7 @@ impl CoreRedis {
         let (reply, answer) = oneshot::channel();
         self.queued.set(self.queued.get() + 1);
         self.commands
-            .unbounded_send(Command { bytes, reply: Some(reply), undo, resent: false })
+            .unbounded_send(Command { bytes, reply: Some(reply), undo, resent: false, backfill: false })
             .map_err(|_| RedisError::NotConnected("the core's Redis driver stopped".into()))?;
         let timeout = self.settings.timeout;
         match within(timeout, answer).await {
@@ -440,6 +468,7 @@ struct Driver {
     queue: mpsc::UnboundedReceiver<Command>,
     queued: Rc<Cell<usize>>,
     down: Rc<RefCell<Option<String>>>,
+    backlog: Rc<RefCell<Backlog>>,
     core: usize,
     health: Arc<ReplayHealth>,
 }
@@ -480,6 +509,7 @@ impl Driver {
                 *self.down.borrow_mut() = None;
                 self.health.connected(self.core, &address);
             }
+            carried.extend(self.backfill());
             let since = std::time::Instant::now();
             let served = self.serve(&mut conn, std::mem::take(&mut carried)).await;
             match served {
@@ -505,6 +535,38 @@ impl Driver {
                 }
             }
         }
+    }
+
+    /// The ids accepted from the node's memory during the outage, as SETs for the new
+    /// connection (those that have not expired meanwhile).
+    fn backfill(&self) -> Vec<Command> {
+        let now = std::time::Instant::now();
+        let mut backlog = self.backlog.borrow_mut();
+        let commands: Vec<Command> = backlog
+            .drain(..)
+            .filter(|(_, _, expires)| *expires > now)
+            .map(|(name, value, expires)| {
+                let millis = expires.duration_since(now).as_millis().max(1).to_string();
+                let bytes = encode(&[
+                    b"SET",
+                    name.as_bytes(),
+                    value.as_bytes(),
+                    b"NX",
+                    b"PX",
+                    millis.as_bytes(),
+                    b"GET",
+                ]);
+                Command { backfill: true, ..Command::unanswered(bytes) }
+            })
+            .collect();
+        if !commands.is_empty() {
+            tracing::info!(
+                core = self.core,
+                ids = commands.len(),
+                "replay store: writing the ids accepted during the outage"
+            );
+        }
+        commands
     }
 
     /// Marks the core unavailable for `reason`, answers what waits, and sleeps the back-off.
@@ -587,6 +649,12 @@ impl Driver {
                     }
                 }
                 let command = &mut batch[answered];
+                if command.backfill && matches!(frame, OwnedFrame::BulkString(_)) {
+                    // Another node accepted the same message id while this one served it from
+                    // its memory: one replay passed during the outage.
+                    metrics::counter!(crate::telemetry::REPLAY_STORE_CONFLICTS).increment(1);
+                    tracing::warn!(core = self.core, "replay store: a message id accepted here during the outage was accepted by another node too");
+                }
                 let set_by_it = match (&frame, &command.undo) {
                     (OwnedFrame::Null, Some(_)) => true,
                     (OwnedFrame::BulkString(held), Some((token, _))) => held == token,
