@@ -646,6 +646,10 @@ impl Driver {
                 if let OwnedFrame::Error(e) = &frame {
                     if REFUSING_WRITES.iter().any(|code| e.starts_with(code)) {
                         refusing.get_or_insert_with(|| format!("Redis refuses writes: {e}"));
+                    } else if e.starts_with("ERR syntax error") {
+                        // Redis before 7.0 does not take NX and GET together.
+                        refusing
+                            .get_or_insert_with(|| format!("{e} (SET … NX GET needs Redis 7.0 or later)"));
                     }
                 }
                 let command = &mut batch[answered];
