@@ -204,14 +204,15 @@ struct Command {
     undo: Option<(Vec<u8>, Vec<u8>)>,
     /// Already sent once on a connection that broke before it answered.
     resent: bool,
-    /// Writes an id accepted from the node's memory during an outage: an answer other than
-    /// nil means another node accepted the same id meanwhile (a replay that passed).
-    backfill: bool,
+    /// For a write of an id accepted from the node's memory during an outage, its token: an
+    /// answer holding another token means another node accepted the same id meanwhile (a
+    /// replay that passed).
+    backfill: Option<Vec<u8>>,
 }
 
 impl Command {
     fn unanswered(bytes: Vec<u8>) -> Command {
-        Command { bytes, reply: None, undo: None, resent: false, backfill: false }
+        Command { bytes, reply: None, undo: None, resent: false, backfill: None }
     }
 
     /// Whether its request gave up before it was written (then it is not written at all).
@@ -350,7 +351,7 @@ impl CoreRedis {
         let (reply, answer) = oneshot::channel();
         self.queued.set(self.queued.get() + 1);
         self.commands
-            .unbounded_send(Command { bytes, reply: Some(reply), undo, resent: false, backfill: false })
+            .unbounded_send(Command { bytes, reply: Some(reply), undo, resent: false, backfill: None })
             .map_err(|_| RedisError::NotConnected("the core's Redis driver stopped".into()))?;
         let timeout = self.settings.timeout;
         match within(timeout, answer).await {
@@ -509,7 +510,7 @@ impl Driver {
                 *self.down.borrow_mut() = None;
                 self.health.connected(self.core, &address);
             }
-            carried.extend(self.backfill());
+            carried.extend(self.backfill(true));
             let since = std::time::Instant::now();
             let served = self.serve(&mut conn, std::mem::take(&mut carried)).await;
             match served {
@@ -537,9 +538,10 @@ impl Driver {
         }
     }
 
-    /// The ids accepted from the node's memory during the outage, as SETs for the new
-    /// connection (those that have not expired meanwhile).
-    fn backfill(&self) -> Vec<Command> {
+    /// The ids accepted from the node's memory while Redis could not answer, as SETs for the
+    /// connection (those that have not expired meanwhile); logged when they waited for a new
+    /// connection.
+    fn backfill(&self, reconnected: bool) -> Vec<Command> {
         let now = std::time::Instant::now();
         let mut backlog = self.backlog.borrow_mut();
         let commands: Vec<Command> = backlog
@@ -556,10 +558,10 @@ impl Driver {
                     millis.as_bytes(),
                     b"GET",
                 ]);
-                Command { backfill: true, ..Command::unanswered(bytes) }
+                Command { backfill: Some(value.into_bytes()), ..Command::unanswered(bytes) }
             })
             .collect();
-        if !commands.is_empty() {
+        if reconnected && !commands.is_empty() {
             tracing::info!(
                 core = self.core,
                 ids = commands.len(),
@@ -601,6 +603,10 @@ impl Driver {
         let mut out = Vec::with_capacity(4096);
         loop {
             batch.append(&mut undo);
+            // Ids a request accepted from memory while this connection was slow to answer.
+            if !self.backlog.borrow().is_empty() {
+                batch.extend(self.backfill(false));
+            }
             if batch.is_empty() {
                 match within(IDLE_CHECK, self.queue.next()).await {
                     Some(Some(command)) => {
@@ -653,7 +659,12 @@ impl Driver {
                     }
                 }
                 let command = &mut batch[answered];
-                if command.backfill && matches!(frame, OwnedFrame::BulkString(_)) {
+                let conflict = match (&command.backfill, &frame) {
+                    // A write sent again after a broken connection may find its own token.
+                    (Some(token), OwnedFrame::BulkString(held)) => held != token,
+                    _ => false,
+                };
+                if conflict {
                     // Another node accepted the same message id while this one served it from
                     // its memory: one replay passed during the outage.
                     metrics::counter!(crate::telemetry::REPLAY_STORE_CONFLICTS).increment(1);
