@@ -339,7 +339,12 @@ pub fn summary(report: &Report) -> String {
         int(m.reused_cards as f64)
     );
 
-    let _ = writeln!(o, "## Latency at 50%, 80% and 100% of capacity\n");
+    let loads: Vec<String> = st.confirm_fractions.iter().map(|f| format!("{:.0}%", f * 100.0)).collect();
+    let loads = match loads.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => loads.join(""),
+    };
+    let _ = writeln!(o, "## Latency at {loads} of capacity\n");
     let _ = writeln!(
         o,
         "Constant offered rate for {:.0} s each after a warm-up; latency from each request's intended send time.\n",
