@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{admin_get, env, Reply};
+use common::{admin_get, env, faultcode, request_with_message_id, try_admin_get, Reply};
 use hsm_support::{keys_ok, signing_certificate, Load, Sample, NEW};
 use redis_support::Redis;
 
@@ -180,7 +180,7 @@ impl Node {
             .expect("start segl in its namespace");
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(60);
-        while admin_get_quiet(self.admin, "/readyz").map(|(s, _)| s) != Some(200) {
+        while try_admin_get(self.admin, "/readyz").map(|(s, _)| s) != Some(200) {
             if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
                 panic!("{} exited with {status}:\n{}", self.name, self.log_text());
             }
@@ -210,7 +210,7 @@ impl Node {
 
     /// The configuration version the node serves (1 at start, +1 per reload).
     fn config_version(&self) -> f64 {
-        admin_get_quiet(self.admin, "/metrics")
+        try_admin_get(self.admin, "/metrics")
             .map_or(0.0, |(_, m)| common::metric_sum(&m, "segl_config_version", &[]))
     }
 
@@ -237,18 +237,6 @@ impl Drop for Node {
             let _ = child.wait();
         }
     }
-}
-
-/// A GET to the admin listener; None while it cannot answer (starting, stopping).
-fn admin_get_quiet(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    let status = out.split(' ').nth(1)?.parse().ok()?;
-    Some((status, out.split("\r\n\r\n").nth(1).unwrap_or("").to_owned()))
 }
 
 /// HAProxy on `config/haproxy.cfg` with the bed's addresses, and its stats socket.
@@ -346,22 +334,8 @@ impl Drop for Haproxy {
     }
 }
 
-fn request_with_id(id: &str) -> Vec<u8> {
-    let mut opts = segl::dev::client::RequestOptions::new(segl::token::CardType::User);
-    opts.message_id = Some(id.to_owned());
-    env().client.request(&opts).expect("build request")
-}
-
 fn reply(addr: SocketAddr, body: &[u8]) -> Reply {
     common::post_to(addr, NEW, body)
-}
-
-fn faultcode(reply: &Reply) -> String {
-    let text = reply.text();
-    match (text.find("<faultcode>"), text.find("</faultcode>")) {
-        (Some(s), Some(e)) => text[s + "<faultcode>".len()..e].to_owned(),
-        _ => format!("(no fault: {})", reply.status),
-    }
 }
 
 fn failures(samples: &[Sample], from: Duration, to: Duration) -> Vec<&Sample> {
@@ -422,7 +396,7 @@ fn three_nodes_behind_haproxy_on_one_redis_and_one_hsm() {
 
     // ---- a replay, to every node, under load ----
     let load = Load::start_mixed_at(lb, 3, 0, Duration::from_secs(300));
-    let original = request_with_id("cluster-replay-1");
+    let original = request_with_message_id("cluster-replay-1");
     let accepted = reply(lb, &original);
     assert_eq!(accepted.status, 200, "{}", accepted.text());
     for node in &nodes {
@@ -497,7 +471,7 @@ fn three_nodes_behind_haproxy_on_one_redis_and_one_hsm() {
     assert!(rolled >= 30, "too little load during the rolling restart to show anything: {rolled}");
 
     // ---- Redis stopped and started ----
-    let before = request_with_id("cluster-before-outage");
+    let before = request_with_message_id("cluster-before-outage");
     assert_eq!(reply(lb, &before).status, 200);
     redis.stop();
     // Every node notices within its idle check (a second); until Redis is back, each request
@@ -509,7 +483,7 @@ fn three_nodes_behind_haproxy_on_one_redis_and_one_hsm() {
         std::thread::sleep(Duration::from_millis(50));
     }
     for i in 0..6 {
-        let fresh = reply(lb, &request_with_id(&format!("cluster-outage-{i}")));
+        let fresh = reply(lb, &request_with_message_id(&format!("cluster-outage-{i}")));
         assert_eq!((fresh.status, faultcode(&fresh)), (503, "soapenv:Server".to_owned()), "{}", fresh.text());
         let replayed = reply(nodes[i % 3].addr, &before);
         assert_ne!(replayed.status, 200, "a replay was accepted while Redis was down");
@@ -523,7 +497,7 @@ fn three_nodes_behind_haproxy_on_one_redis_and_one_hsm() {
     for node in &nodes {
         assert_eq!(faultcode(&reply(node.addr, &before)), "wsa:duplicatemessageid", "node {}", node.name);
     }
-    assert_eq!(reply(lb, &request_with_id("cluster-after-outage")).status, 200);
+    assert_eq!(reply(lb, &request_with_message_id("cluster-after-outage")).status, 200);
 
     // ---- the other policy: served from each node's memory while Redis is down ----
     // A rolling change of a setting that needs a restart, then Redis stopped under load.

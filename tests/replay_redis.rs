@@ -14,10 +14,8 @@ use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::{admin_get, env, metric_sum, Reply, Server};
+use common::{admin_get, env, faultcode, metric_sum, Reply, Server};
 use redis_support::Redis;
-use segl::dev::client::RequestOptions;
-use segl::token::CardType;
 
 const NEW: &str = "/sts/services/NewSecurityTokenService";
 
@@ -31,20 +29,7 @@ fn use_redis(address: &str, extra: &str) -> impl FnOnce(&mut String) {
 }
 
 fn request(message_id: &str) -> Vec<u8> {
-    let mut opts = RequestOptions::new(CardType::User);
-    opts.message_id = Some(message_id.to_owned());
-    env().client.request(&opts).expect("build request")
-}
-
-/// The faultcode of a SOAP fault answer.
-fn faultcode(reply: &Reply) -> String {
-    let text = reply.text();
-    let start = text.find("<faultcode>").map(|i| i + "<faultcode>".len());
-    let end = text.find("</faultcode>");
-    match (start, end) {
-        (Some(s), Some(e)) if s <= e => text[s..e].to_owned(),
-        _ => panic!("not a fault ({}): {text}", reply.status),
-    }
+    common::request_with_message_id(message_id)
 }
 
 #[track_caller]

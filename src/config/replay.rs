@@ -140,11 +140,11 @@ pub fn split_host_port(address: &str) -> Option<(&str, u16)> {
 }
 
 impl RedisConfig {
-    /// The server-name check of TLS: the setting, or the first address's host.
-    pub fn server_name(&self) -> &str {
+    /// The name `address`'s TLS certificate must carry: the setting, or the address's host.
+    pub fn server_name_of<'a>(&'a self, address: &'a str) -> &'a str {
         match &self.tls_server_name {
             Some(name) => name,
-            None => self.addresses.first().and_then(|a| split_host_port(a)).map_or("", |(host, _)| host),
+            None => split_host_port(address).map_or("", |(host, _)| host),
         }
     }
 
@@ -208,8 +208,8 @@ mod tests {
         assert_eq!(split_host_port(":6379"), None);
         assert_eq!(split_host_port("redis:port"), None);
         let r = redis(|r| r.addresses = vec!["redis-a.internal:6380".into()]);
-        assert_eq!(r.redis.as_ref().unwrap().server_name(), "redis-a.internal");
+        assert_eq!(r.redis.as_ref().unwrap().server_name_of("redis-a.internal:6380"), "redis-a.internal");
         let r = redis(|r| r.tls_server_name = Some("redis".into()));
-        assert_eq!(r.redis.as_ref().unwrap().server_name(), "redis");
+        assert_eq!(r.redis.as_ref().unwrap().server_name_of("127.0.0.1:6379"), "redis");
     }
 }

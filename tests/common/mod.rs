@@ -252,12 +252,36 @@ impl Drop for Server {
 
 /// GETs `path` from an admin listener: status and body.
 pub fn admin_get(admin: SocketAddr, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(admin).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    try_admin_get(admin, path).unwrap_or_else(|| panic!("GET {path} from {admin} failed"))
+}
+
+/// A GET to an admin listener; None while it cannot answer (starting, stopping, gone).
+pub fn try_admin_get(admin: SocketAddr, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&admin, Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok()?;
     let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
+    s.read_to_string(&mut out).ok()?;
     let status = out.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    (status, out.split("\r\n\r\n").nth(1).unwrap_or("").to_owned())
+    Some((status, out.split("\r\n\r\n").nth(1).unwrap_or("").to_owned()))
+}
+
+/// A user-card request from the development client with `message_id` (a fresh card each time).
+pub fn request_with_message_id(message_id: &str) -> Vec<u8> {
+    let mut opts = segl::dev::client::RequestOptions::new(segl::token::CardType::User);
+    opts.message_id = Some(message_id.to_owned());
+    env().client.request(&opts).expect("build request")
+}
+
+/// The faultcode of a SOAP fault answer (panics on anything else).
+pub fn faultcode(reply: &Reply) -> String {
+    let text = reply.text();
+    let start = text.find("<faultcode>").map(|i| i + "<faultcode>".len());
+    let end = text.find("</faultcode>");
+    match (start, end) {
+        (Some(s), Some(e)) if s <= e => text[s..e].to_owned(),
+        _ => panic!("not a fault ({}): {text}", reply.status),
+    }
 }
 
 /// The sum of a metric's samples over the label sets that contain every one of `labels`

@@ -185,10 +185,7 @@ impl ReplayHealth {
         metrics::gauge!(telemetry::REPLAY_STORE_UP, "core" => core.to_string()).set(0.0);
         self.set(core, CoreState::Down(reason.to_owned()));
         if !self.warned.swap(true, Ordering::Relaxed) {
-            let meanwhile = match self.when_unavailable {
-                WhenUnavailable::Refuse => "requests are refused (503) until it answers",
-                WhenUnavailable::Local => "message ids are checked against this node only until it answers",
-            };
+            let meanwhile = self.meanwhile();
             tracing::warn!(core, "replay store: Redis cannot be reached ({reason}); {meanwhile}");
         }
     }
@@ -230,11 +227,15 @@ impl ReplayHealth {
         if down.is_empty() {
             return None;
         }
-        let meanwhile = match self.when_unavailable {
+        Some(format!("replay store (Redis) unavailable ({}); {}", down.join("; "), self.meanwhile()))
+    }
+
+    /// What requests get while Redis cannot answer.
+    fn meanwhile(&self) -> &'static str {
+        match self.when_unavailable {
             WhenUnavailable::Refuse => "requests are refused (503) until it answers",
-            WhenUnavailable::Local => "message ids are checked on this node only",
-        };
-        Some(format!("replay store (Redis) unavailable ({}); {meanwhile}", down.join("; ")))
+            WhenUnavailable::Local => "message ids are checked on this node only until it answers",
+        }
     }
 }
 

@@ -126,13 +126,9 @@ impl RedisSettings {
         for name in &config.addresses {
             // With TLS each address's certificate carries its own host name, unless the
             // configuration names one for all.
-            let server_name = match (&tls, &config.tls_server_name) {
-                (None, _) => None,
-                (Some(_), Some(fixed)) => Some(server_name(fixed)?),
-                (Some(_), None) => {
-                    let host = crate::config::replay::split_host_port(name).map_or("", |(h, _)| h);
-                    Some(server_name(host)?)
-                }
+            let server_name = match &tls {
+                None => None,
+                Some(_) => Some(server_name(config.server_name_of(name))?),
             };
             let resolved = std::net::ToSocketAddrs::to_socket_addrs(name.as_str())
                 .map_err(|e| format!("replay.redis.addresses: cannot resolve {name}: {e}"))?;
@@ -199,9 +195,9 @@ struct Command {
     bytes: Vec<u8>,
     /// Where its answer goes (none: nobody waits for it).
     reply: Option<oneshot::Sender<Result<OwnedFrame, RedisError>>>,
-    /// For a SET whose request may give up: its token, and the command that takes the key
-    /// back if the SET lands after the request was refused for want of an answer.
-    undo: Option<(Vec<u8>, Vec<u8>)>,
+    /// For a SET whose request may give up: its key name and token, to take the key back if
+    /// the SET lands after the request was refused for want of an answer.
+    undo: Option<(String, String)>,
     /// Already sent once on a connection that broke before it answered.
     resent: bool,
     /// For a write of an id accepted from the node's memory during an outage, its token: an
@@ -297,8 +293,8 @@ impl CoreRedis {
             encode(&[b"SET", name.as_bytes(), value.as_bytes(), b"NX", b"PX", millis.as_bytes(), b"GET"]);
         // A SET that lands after its request was refused takes the id back; one whose request
         // fell back to the node's memory keeps it (that request was served).
-        let undo = (self.settings.when_unavailable == WhenUnavailable::Refuse)
-            .then(|| (value.clone().into_bytes(), self.delete_own(&name, &value)));
+        let refuse = self.settings.when_unavailable == WhenUnavailable::Refuse;
+        let undo = refuse.then(|| (name, value.clone()));
         match self.ask(set, undo).await? {
             OwnedFrame::Null => Ok(true),
             OwnedFrame::BulkString(held) => Ok(held == value.as_bytes()),
@@ -328,20 +324,16 @@ impl CoreRedis {
         if self.down.borrow().is_some() || self.queued.get() >= MAX_QUEUED {
             return;
         }
-        let command = self.delete_own(&name, &value);
+        let command = delete_own(&name, &value);
         self.queued.set(self.queued.get() + 1);
         let _ = self.commands.unbounded_send(Command::unanswered(command));
-    }
-
-    fn delete_own(&self, name: &str, value: &str) -> Vec<u8> {
-        encode(&[b"EVAL", DELETE_OWN, b"1", name.as_bytes(), value.as_bytes()])
     }
 
     fn key_name(&self, key: &super::Key) -> String {
         format!("{}{}", self.settings.prefix, hex(key))
     }
 
-    async fn ask(&self, bytes: Vec<u8>, undo: Option<(Vec<u8>, Vec<u8>)>) -> Result<OwnedFrame, RedisError> {
+    async fn ask(&self, bytes: Vec<u8>, undo: Option<(String, String)>) -> Result<OwnedFrame, RedisError> {
         if let Some(reason) = self.down.borrow().as_ref() {
             return Err(RedisError::NotConnected(reason.clone()));
         }
@@ -370,6 +362,11 @@ fn hex(bytes: &[u8]) -> String {
         out.push(char::from(HEX[(b & 15) as usize]));
     }
     out
+}
+
+/// Deletes the key `name` while it holds `value`.
+fn delete_own(name: &str, value: &str) -> Vec<u8> {
+    encode(&[b"EVAL", DELETE_OWN, b"1", name.as_bytes(), value.as_bytes()])
 }
 
 /// A command as RESP: an array of bulk strings.
@@ -672,7 +669,7 @@ impl Driver {
                 }
                 let set_by_it = match (&frame, &command.undo) {
                     (OwnedFrame::Null, Some(_)) => true,
-                    (OwnedFrame::BulkString(held), Some((token, _))) => held == token,
+                    (OwnedFrame::BulkString(held), Some((_, token))) => held == token.as_bytes(),
                     _ => false,
                 };
                 let delivered = match command.reply.take() {
@@ -682,8 +679,8 @@ impl Driver {
                 if !delivered && set_by_it {
                     // Its request was refused for want of this answer: take the id back, so
                     // that the client's retry is not refused as a replay.
-                    if let Some((_, command)) = command.undo.take() {
-                        undo.push(Command::unanswered(command));
+                    if let Some((name, token)) = command.undo.take() {
+                        undo.push(Command::unanswered(delete_own(&name, &token)));
                     }
                 }
             }
