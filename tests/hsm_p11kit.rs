@@ -79,8 +79,10 @@ fn killed_hsm_server_is_survived_without_restart() {
     // Recovery: within a few seconds requests succeed again, on the same segl process.
     let deadline = Instant::now() + Duration::from_secs(15);
     let mut recovered = false;
+    let mut failed_while_recovering = 0;
     while Instant::now() < deadline {
         let (status, body) = post(server.addr, NEW, &request());
+        failed_while_recovering += usize::from(status == 500);
         if status == 200 {
             xmlsec_verify(&body, &exported_path)
                 .unwrap_or_else(|e| panic!("xmlsec1 rejects after recovery: {e}"));
@@ -115,6 +117,23 @@ fn killed_hsm_server_is_survived_without_restart() {
     // Failures only while the HSM was away (plus the time to notice it is back).
     for s in samples.iter().filter(|s| s.status != 200) {
         assert!(s.done >= killed_at, "a request failed at {:?}, before the fault at {killed_at:?}", s.done);
+    }
+    // Each card is recorded as issued before it is signed (the write overlaps the signature):
+    // every request the HSM failed has that record taken back by a `withdrawn` one after it,
+    // and no request that succeeded has.
+    let records: Vec<serde_json::Value> =
+        server.audit().lines().map(|l| serde_json::from_str(l).expect("an audit record")).collect();
+    let card_of = |r: &serde_json::Value| r["issued"]["id"].as_str().map(str::to_owned);
+    let withdrawn: Vec<usize> =
+        (0..records.len()).filter(|i| records[*i]["outcome"] == "withdrawn").collect();
+    let failed_after_signing = samples.iter().filter(|s| s.status == 500).count() + failed_while_recovering;
+    assert_eq!(withdrawn.len(), failed_after_signing, "withdrawn records against failed requests");
+    for at in withdrawn {
+        let card = card_of(&records[at]).expect("a withdrawn record names its card");
+        assert_eq!(records[at]["fault"], "dgws:internalerror", "{}", records[at]);
+        let issued =
+            records.iter().position(|r| r["outcome"] == "issued" && card_of(r).as_ref() == Some(&card));
+        assert!(issued.is_some_and(|i| i < at), "card {card}: no issued record before its withdrawal");
     }
     // Every session reopens, the last ones on their backoff timer (at most 2 s apart).
     let deadline = Instant::now() + Duration::from_secs(8);

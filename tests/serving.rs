@@ -171,12 +171,28 @@ fn after_a_stall_queued_requests_are_refused_at_once_instead_of_signed_late() {
     assert_eq!(outcome, expired.len() as f64, "{metrics}");
     assert!(not_signed >= outcome, "{metrics}");
     assert_eq!(common::metric_sum(&metrics, "segl_hsm_errors_total", &[]), 0.0, "not an HSM failure");
-    // The cards were read and checked before they waited: each refusal is audited as one.
-    let refused = audit_records(&audit)
-        .into_iter()
-        .filter(|r| r["outcome"] == "refused" && r["reason"].as_str().unwrap_or("").contains("deadline"))
-        .count();
-    assert_eq!(refused, expired.len());
+    // The cards were read, checked and recorded as issued before they waited for the signer
+    // (the record is written while the card is signed): each refusal takes its card back with
+    // a `withdrawn` record after that `issued` one, and no other card is withdrawn.
+    let records = audit_records(&audit);
+    let card_of = |r: &serde_json::Value| r["issued"]["id"].as_str().map(str::to_owned);
+    let withdrawn: Vec<(usize, String)> = records
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r["outcome"] == "withdrawn")
+        .map(|(at, r)| {
+            assert!(r["reason"].as_str().unwrap_or("").contains("deadline"), "{r}");
+            assert_eq!(r["fault"], "soapenv:Server", "{r}");
+            (at, card_of(r).unwrap_or_else(|| panic!("a withdrawn record names its card: {r}")))
+        })
+        .collect();
+    assert_eq!(withdrawn.len(), expired.len());
+    for (at, card) in &withdrawn {
+        let issued =
+            records.iter().position(|r| r["outcome"] == "issued" && card_of(r).as_ref() == Some(card));
+        assert!(issued.is_some_and(|i| i < *at), "card {card}: no issued record before its withdrawal");
+    }
+    assert_eq!(records.iter().filter(|r| r["outcome"] == "refused").count(), 0);
     // And the server goes on signing.
     assert_eq!(server.post(NEW, &request()).status, 200);
 }
@@ -372,8 +388,11 @@ fn in_sync_mode_every_answered_request_is_on_disk_after_kill_9() {
     clients.into_iter().for_each(|c| c.join().unwrap());
     let answered = answered.lock().unwrap().clone();
     assert!(answered.len() > 20, "only {} answers before the kill", answered.len());
-    let on_disk: std::collections::HashSet<String> =
-        audit_records(&audit).iter().filter_map(|r| r["issued"]["id"].as_str().map(str::to_owned)).collect();
+    let on_disk: std::collections::HashSet<String> = audit_records(&audit)
+        .iter()
+        .filter(|r| r["outcome"] == "issued")
+        .filter_map(|r| r["issued"]["id"].as_str().map(str::to_owned))
+        .collect();
     let missing: Vec<_> = answered.iter().filter(|id| !on_disk.contains(*id)).collect();
     assert!(
         missing.is_empty(),

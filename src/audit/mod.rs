@@ -119,7 +119,8 @@ pub struct AuditRecord {
     pub time: String,
     /// The endpoint.
     pub endpoint: String,
-    /// `issued` or `refused`.
+    /// `issued`, `refused`, or `withdrawn`: the token an earlier `issued` record of the same
+    /// request names was not released after all (its signature or the answer failed).
     pub outcome: String,
     /// The fault code of a refusal.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -251,23 +252,29 @@ impl AuditLog {
 
     /// Appends a record. In `sync` mode this completes once the record is on disk.
     pub async fn record(&self, record: &AuditRecord) -> Result<(), AuditError> {
+        self.submit(record)?.written().await
+    }
+
+    /// Hands a record to the writer and returns at once; what the record says may be released
+    /// once [`PendingRecord::written`] completes. A request submits the record of its token
+    /// before the token's signature is made, so that writing it overlaps the signature.
+    pub fn submit(&self, record: &AuditRecord) -> Result<PendingRecord, AuditError> {
         let mut line = serde_json::to_vec(record).map_err(|e| AuditError::Write(e.to_string()))?;
         line.push(b'\n');
-        match self.durability {
-            Durability::Async => self.jobs.try_send(Job::Record { line, done: None }).map_err(|e| match e {
-                crossbeam_channel::TrySendError::Full(_) => {
-                    AuditError::Write("the audit queue is full (the disk is not keeping up)".into())
-                }
-                crossbeam_channel::TrySendError::Disconnected(_) => AuditError::Stopped,
-            }),
+        let (done, written) = match self.durability {
+            Durability::Async => (None, None),
             Durability::Sync => {
                 let (done, written) = futures_channel::oneshot::channel();
-                self.jobs
-                    .try_send(Job::Record { line, done: Some(done) })
-                    .map_err(|_| AuditError::Stopped)?;
-                written.await.map_err(|_| AuditError::Stopped)?
+                (Some(done), Some(written))
             }
-        }
+        };
+        self.jobs.try_send(Job::Record { line, done }).map_err(|e| match e {
+            crossbeam_channel::TrySendError::Full(_) => {
+                AuditError::Write("the audit queue is full (the disk is not keeping up)".into())
+            }
+            crossbeam_channel::TrySendError::Disconnected(_) => AuditError::Stopped,
+        })?;
+        Ok(PendingRecord(written))
     }
 
     /// Waits until everything recorded so far is on disk.
@@ -285,6 +292,28 @@ impl AuditLog {
         let (done, written) = futures_channel::oneshot::channel();
         self.jobs.send(job(done)).map_err(|_| AuditError::Stopped)?;
         futures_lite::future::block_on(written).map_err(|_| AuditError::Stopped)?
+    }
+}
+
+impl AuditRecord {
+    /// The record that takes this `issued` record back: the token it names did not leave,
+    /// refused with `fault` because of `reason`.
+    pub fn withdrawn(self, fault: String, reason: String) -> AuditRecord {
+        AuditRecord { outcome: "withdrawn".to_owned(), fault: Some(fault), reason: Some(reason), ..self }
+    }
+}
+
+/// A record handed to the writer: in `sync` mode, on disk once [`PendingRecord::written`]
+/// completes; in `async` mode that completes at once.
+pub struct PendingRecord(Option<futures_channel::oneshot::Receiver<Result<(), AuditError>>>);
+
+impl PendingRecord {
+    /// Completes when the record is as durable as the log's durability promises.
+    pub async fn written(self) -> Result<(), AuditError> {
+        match self.0 {
+            None => Ok(()),
+            Some(written) => written.await.map_err(|_| AuditError::Stopped)?,
+        }
     }
 }
 
@@ -520,11 +549,7 @@ mod tests {
                 "{text}"
             );
         }
-        let lines: Vec<serde_json::Value> = std::fs::read_to_string(&path)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
+        let lines = json_lines(&path);
         assert_eq!(lines.len(), 3);
         assert_eq!(lines[2]["outcome"], "issued");
         assert!(lines[2].get("fault").is_none(), "absent fields are omitted");
@@ -536,6 +561,10 @@ mod tests {
         let log = AuditLog::open(&path, Durability::Sync).unwrap();
         record_concurrently(&log, 8, 50);
         assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 400);
+    }
+
+    fn json_lines(path: &Path) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
     }
 
     fn record_concurrently(log: &AuditLog, threads: usize, each: usize) {
@@ -570,6 +599,33 @@ mod tests {
         let log = AuditLog::open(&path, Durability::Sync).unwrap();
         record_concurrently(&log, 1, 20);
         assert_eq!(log.syncs(), 20, "one writer, no delay: a sync per record");
+    }
+
+    #[test]
+    fn a_record_submitted_ahead_is_on_disk_once_written_and_its_withdrawal_follows_it() {
+        let path = temp("ahead");
+        let log = AuditLog::open(&path, Durability::Sync).unwrap();
+        let issued = AuditRecord {
+            outcome: "issued".into(),
+            issued: Some(AuditToken::new("idcard", "card-1")),
+            ..Default::default()
+        };
+        let pending = log.submit(&issued).unwrap();
+        let other = log.submit(&AuditRecord { outcome: "issued".into(), ..Default::default() }).unwrap();
+        futures_lite::future::block_on(pending.written()).unwrap();
+        let on_disk = std::fs::read_to_string(&path).unwrap();
+        assert!(on_disk.lines().next().is_some_and(|l| l.contains("card-1")), "{on_disk}");
+        // The signature failed: the same token, taken back, after everything submitted before.
+        let withdrawn = issued.withdrawn("soapenv:Server".into(), "the HSM failed".into());
+        futures_lite::future::block_on(log.record(&withdrawn)).unwrap();
+        futures_lite::future::block_on(other.written()).unwrap();
+        let lines = json_lines(&path);
+        assert_eq!(lines.len(), 3);
+        assert_eq!(lines[0]["outcome"], "issued");
+        assert_eq!(lines[2]["outcome"], "withdrawn");
+        assert_eq!(lines[2]["issued"]["id"], "card-1");
+        assert_eq!(lines[2]["fault"], "soapenv:Server");
+        assert_eq!(lines[2]["reason"], "the HSM failed");
     }
 
     #[test]

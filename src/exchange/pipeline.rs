@@ -1,8 +1,9 @@
 //! The one request pipeline every exchange runs through:
 //!
 //! route (endpoint table) → parse → the exchange's own steps (read the message, verify
-//! signatures, validate signers, replay, rules, build the token, hash, sign on the HSM, emit)
-//! → audit → the answer, or a fault in the endpoint's dialect.
+//! signatures, validate signers, replay, rules, build the token, hand its audit record to the
+//! writer, hash, sign on the HSM, emit) → wait for the record → the answer, or a fault in the
+//! endpoint's dialect.
 //!
 //! What is common lives here: routing, parsing into the core's reusable storage, the audit
 //! record (a token is released only once its record is written; refusals of an identified
@@ -23,7 +24,7 @@ use super::oio;
 use super::outcome::Outcome;
 use super::{bst2idws, bst2sosi, jwt2idws, jwt2oiosaml, oiosaml2sosi, sosi2oiosaml};
 use super::{CoreContext, Policy};
-use crate::audit::AuditTrail;
+use crate::audit::{AuditRecord, AuditToken, AuditTrail, PendingRecord};
 use crate::xml::Document;
 
 /// When a request is served, and by when its signature must have started (`None`: no deadline).
@@ -45,6 +46,30 @@ pub struct Request {
     pub correlation: Correlation,
     /// What the request revealed, for its audit record.
     pub audit: AuditTrail,
+    /// Who sent it.
+    pub peer: Option<std::net::SocketAddr>,
+    /// The record of the token being issued, handed to the audit log before its signature.
+    recorded: Option<(AuditRecord, PendingRecord)>,
+}
+
+impl Request {
+    /// Hands the record of `token`, about to be signed with `key`, to the audit log now, so that
+    /// writing it to disk overlaps the signature instead of following it (the pipeline waits
+    /// for it before the token leaves). A request that fails after this point gets a
+    /// `withdrawn` record naming the same token: it never left segl.
+    pub fn record_issue(
+        &mut self,
+        ctx: &CoreContext,
+        token: AuditToken,
+        key: &str,
+    ) -> Result<(), RequestError> {
+        self.audit.issued = Some(token);
+        self.audit.key = Some(key.to_owned());
+        let record = std::mem::take(&mut self.audit).issued(self.endpoint.name(), self.time.now, self.peer);
+        let pending = ctx.shared.audit.submit(&record).map_err(RequestError::Audit)?;
+        self.recorded = Some((record, pending));
+        Ok(())
+    }
 }
 
 /// Serves one POST to `path` from `peer`. A request whose signature has not started by
@@ -68,6 +93,8 @@ pub async fn serve(
         time: RequestTime { now, sign_by },
         correlation: Correlation::fresh(endpoint.dialect(), now),
         audit: AuditTrail::default(),
+        peer,
+        recorded: None,
     };
     let result = match ctx.parse(body, &policy.limits) {
         Ok(doc) => {
@@ -80,9 +107,15 @@ pub async fn serve(
     let name = endpoint.name();
     match result {
         Ok(response) => {
-            let record = std::mem::take(&mut request.audit).issued(name, now, peer);
             // A token whose audit record cannot be written is not released.
-            if let Err(e) = ctx.shared.audit.record(&record).await {
+            let written = match request.recorded.take() {
+                Some((_, pending)) => pending.written().await,
+                None => {
+                    let record = std::mem::take(&mut request.audit).issued(name, now, peer);
+                    ctx.shared.audit.record(&record).await
+                }
+            };
+            if let Err(e) = written {
                 let error = RequestError::Audit(e);
                 let fault = error.fault(Some(endpoint), &policy.config.sts.fault_actor);
                 return fault_answer(ctx, &request, error, fault).await;
@@ -94,9 +127,20 @@ pub async fn serve(
         }
         Err(error) => {
             let fault = error.fault(Some(endpoint), &policy.config.sts.fault_actor);
-            if request.audit.identified() {
-                let audit = std::mem::take(&mut request.audit);
-                let record = audit.refused(name, now, peer, fault.code.qname(), error.fault_string());
+            let record = match request.recorded.take() {
+                // The token was recorded as issued before it was signed: this record takes it
+                // back (the file keeps the order, so it always follows that one).
+                Some((issued, _)) => Some(issued.withdrawn(fault.code.qname(), error.fault_string())),
+                None if request.audit.identified() => Some(std::mem::take(&mut request.audit).refused(
+                    name,
+                    now,
+                    peer,
+                    fault.code.qname(),
+                    error.fault_string(),
+                )),
+                None => None,
+            };
+            if let Some(record) = record {
                 if let Err(e) = ctx.shared.audit.record(&record).await {
                     tracing::error!("the refusal was not audited: {e}");
                 }

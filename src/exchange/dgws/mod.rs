@@ -10,7 +10,6 @@
 
 use base64::engine::general_purpose::STANDARD as B64;
 use std::sync::Arc;
-use std::time::Instant;
 
 use base64::Engine;
 use jiff::{SignedDuration, Timestamp};
@@ -65,26 +64,23 @@ pub async fn issue(
         Endpoint::SecurityTokenService => DgwsEndpoint::Legacy,
         _ => DgwsEndpoint::New,
     };
-    let RequestTime { now, sign_by } = request.time;
-    let mut correlation = Correlation::fresh(now);
-    let result =
-        issue_parsed(ctx, policy, endpoint, doc, now, sign_by, &mut correlation, &mut request.audit).await;
+    let mut correlation = Correlation::fresh(request.time.now);
+    let result = issue_parsed(ctx, policy, endpoint, doc, &mut correlation, request).await;
     request.correlation = fault::Correlation::Dgws(correlation);
     result
 }
 
 /// The pipeline's DGWS steps after parsing.
-#[allow(clippy::too_many_arguments)]
 async fn issue_parsed(
     ctx: &CoreContext,
     policy: &Policy,
     endpoint: DgwsEndpoint,
     doc: &Document,
-    now: Timestamp,
-    sign_by: Option<Instant>,
     correlation: &mut Correlation,
-    audit: &mut AuditTrail,
+    pipeline: &mut Request,
 ) -> Result<Vec<u8>, RequestError> {
+    let RequestTime { now, sign_by } = pipeline.time;
+    let audit = &mut pipeline.audit;
     let request = read_request(doc)?;
     if let Some(id) = &request.message_id {
         correlation.message_id = id.clone();
@@ -100,19 +96,20 @@ async fn issue_parsed(
     let issued = issued_card(policy, endpoint, &accepted, now);
     let credential = ctx.signer.credential();
     let unsigned = issued.prepare_signature(ISSUED_SIGNATURE, &credential.certificate_b64);
-    let value = ctx
-        .signer
-        .sign_digest(&credential, ISSUED_SIGNATURE.digest(), unsigned.signed_info_digest(), sign_by)
-        .await;
-    let value = value.inspect_err(|_| {
-        // The failure is segl's: the client may resend the same message.
+    // A failure from here on is segl's: the client may resend the same message.
+    let forget = |_: &_| {
         if let Some(remembered) = &replay_key {
             ctx.forget_message_id(remembered);
         }
-    })?;
-    // Only a card that was signed is named in the audit record, with the key that signed it.
-    audit.issued = Some(AuditToken::new("idcard", &issued.id_card_id));
-    audit.key = Some(credential.key_label.to_string());
+    };
+    let token = AuditToken::new("idcard", &issued.id_card_id);
+    pipeline.record_issue(ctx, token, &credential.key_label).inspect_err(forget)?;
+    let value = ctx
+        .signer
+        .sign_digest(&credential, ISSUED_SIGNATURE.digest(), unsigned.signed_info_digest(), sign_by)
+        .await
+        .map_err(RequestError::from)
+        .inspect_err(forget)?;
     let signed = unsigned.finish(&value);
     Ok(envelope::issue_response(correlation, now, &signed, &policy.config.sts.issuer))
 }

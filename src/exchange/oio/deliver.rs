@@ -50,6 +50,12 @@ pub async fn sign_and_deliver(
     let credential = ctx.signer.credential();
     let algorithm = delivery.algorithm;
     let unsigned = prepare(algorithm, &credential.certificate_b64)?;
+    let token = AuditToken {
+        kind: delivery.kind.into(),
+        id: assertion_id.to_owned(),
+        audience: Some(delivery.audience.to_owned()),
+    };
+    request.record_issue(ctx, token, &credential.key_label)?;
     let value = ctx
         .signer
         .sign_digest(&credential, algorithm.digest(), unsigned.signed_info_digest(), sign_by)
@@ -73,14 +79,7 @@ pub async fn sign_and_deliver(
     .body_content(corr);
     // The header with the assertion's key: a switch of the active key between the two
     // signatures must not give one answer two certificates.
-    let response = super::sign_envelope_with(ctx, &credential, corr, now, &body, sign_by).await?;
-    request.audit.issued = Some(AuditToken {
-        kind: delivery.kind.into(),
-        id: assertion_id.to_owned(),
-        audience: Some(delivery.audience.to_owned()),
-    });
-    request.audit.key = Some(credential.key_label.to_string());
-    Ok(response)
+    super::sign_envelope_with(ctx, &credential, corr, now, &body, sign_by).await
 }
 
 /// Forgets the request's MessageID (`replay_key`) when issuing failed: the failure is segl's

@@ -140,6 +140,7 @@ async fn sign_and_answer(
     let credential = ctx.signer.credential();
     let unsigned = card.prepare_signature(ISSUED_SIGNATURE, &credential.certificate_b64);
     let sign_by = request.time.sign_by;
+    request.record_issue(ctx, AuditToken::new("idcard", &card.id_card_id), &credential.key_label)?;
     let value = ctx
         .signer
         .sign_digest(&credential, ISSUED_SIGNATURE.digest(), unsigned.signed_info_digest(), sign_by)
@@ -154,9 +155,5 @@ async fn sign_and_answer(
     }
     .body_content(corr);
     // The header is signed with the card's key (see `sign_envelope_with`).
-    let response =
-        super::sign_envelope_with(ctx, &credential, corr, request.time.now, &body, sign_by).await?;
-    request.audit.issued = Some(AuditToken::new("idcard", &card.id_card_id));
-    request.audit.key = Some(credential.key_label.to_string());
-    Ok(response)
+    super::sign_envelope_with(ctx, &credential, corr, request.time.now, &body, sign_by).await
 }
