@@ -17,6 +17,7 @@
 #   RUSTFLAGS="-C force-frame-pointers=yes" cargo build --release --bin segl --bin segl-load
 # TRANSPORT is `plain` (default) or `tls`: TLS 1.3 on 127.0.0.1:8443 with a throwaway ECDSA P-256
 # certificate made with openssl, so that the budget has its TLS stage.
+# COMMIT_DELAY_MS sets the audit log's commit delay (default 2, as config/segl.toml).
 # Needs 2 CPUs. Ports 8080, 8443 and 9090 (config/segl.toml) must be free.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -36,7 +37,8 @@ if curl -sf -o /dev/null 127.0.0.1:9090/readyz; then
 fi
 sed -e 's/^# cores = 2 /cores = 1 /' \
     -e "s/^signer = \"inline\"/signer = \"$SIGNER\"/" \
-    -e 's/^sessions_per_core = 4/sessions_per_core = 1/' config/segl.toml > "$CONFIG"
+    -e 's/^sessions_per_core = 4/sessions_per_core = 1/' \
+    -e "s/^commit_delay_ms = .*/commit_delay_ms = ${COMMIT_DELAY_MS:-2}/" config/segl.toml > "$CONFIG"
 TARGET=(--target 127.0.0.1:8080)
 if [[ $TRANSPORT == tls ]]; then
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj "/CN=profile CA" \
