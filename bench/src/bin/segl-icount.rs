@@ -193,9 +193,9 @@ const OIO_HSM: StageSpec = StageSpec {
 };
 const AUDIT: StageSpec = StageSpec {
     name: "audit hand-off",
-    functions: &["segl::audit::AuditLog::record::{{closure}}"],
+    functions: &["segl::exchange::pipeline::Request::record_issue"],
     less: &[],
-    what: "the audit record serialised and handed to the writer (its write is another thread's)",
+    what: "the token's audit record built, serialised and handed to the writer before the signature (its write is another thread's)",
     hsm: false,
 };
 
@@ -210,7 +210,10 @@ const BST2SOSI_STAGES: &[StageSpec] = &[
     StageSpec {
         name: "build issued card",
         functions: &["segl::exchange::oio::usercard::issue::{{closure}}"],
-        less: &["segl::exchange::oio::sign_envelope_with::{{closure}}"],
+        less: &[
+            "segl::exchange::oio::sign_envelope_with::{{closure}}",
+            "segl::exchange::pipeline::Request::record_issue",
+        ],
         what:
             "replay cache, the card built, its SignedInfo digest handed to the signer, the signature put in",
         hsm: false,
@@ -232,7 +235,10 @@ const CITIZEN_CLAIMS: StageSpec = StageSpec {
 const IDENTITY_TOKEN: StageSpec = StageSpec {
     name: "identity token",
     functions: &["segl::exchange::oio::citizen::issue_identity_token::{{closure}}"],
-    less: &["segl::exchange::oio::sign_envelope_with::{{closure}}"],
+    less: &[
+        "segl::exchange::oio::sign_envelope_with::{{closure}}",
+        "segl::exchange::pipeline::Request::record_issue",
+    ],
     what: "the token built, its SignedInfo digest handed to the signer, the signature put in",
     hsm: false,
 };
