@@ -1,6 +1,7 @@
 //! The audit log: one JSON line per issued token and per refusal of a request from an
 //! identified client (a card whose signature verified), appended to a file by one writer
-//! thread with group commit.
+//! thread with group commit. A token's record is written while the token is signed; if the
+//! request fails after all, a `withdrawn` record naming the token follows it.
 //!
 //! Durability is configurable: in `sync` mode a request's response waits until its record is
 //! on disk (one `fdatasync` covers every record that arrived meanwhile, and the writer waits a
@@ -300,6 +301,19 @@ impl AuditRecord {
     /// refused with `fault` because of `reason`.
     pub fn withdrawn(self, fault: String, reason: String) -> AuditRecord {
         AuditRecord { outcome: "withdrawn".to_owned(), fault: Some(fault), reason: Some(reason), ..self }
+    }
+
+    /// The record of a request refused after this `issued` record was handed over but never
+    /// written: a plain refusal, naming no token (none was issued, and no record says so).
+    pub fn not_issued(self, fault: String, reason: String) -> AuditRecord {
+        AuditRecord {
+            outcome: "refused".to_owned(),
+            fault: Some(fault),
+            reason: Some(reason),
+            issued: None,
+            key: None,
+            ..self
+        }
     }
 }
 
@@ -626,6 +640,22 @@ mod tests {
         assert_eq!(lines[2]["issued"]["id"], "card-1");
         assert_eq!(lines[2]["fault"], "soapenv:Server");
         assert_eq!(lines[2]["reason"], "the HSM failed");
+        // An issued record that never reached the file turns into a plain refusal instead.
+        let refused = withdrawn_source().not_issued("soapenv:Server".into(), "disk".into());
+        assert_eq!(
+            (refused.outcome.as_str(), refused.issued.is_none(), refused.key.is_none()),
+            ("refused", true, true)
+        );
+    }
+
+    fn withdrawn_source() -> AuditRecord {
+        AuditRecord {
+            outcome: "issued".into(),
+            issued: Some(AuditToken::new("idcard", "card-2")),
+            key: Some("sts-signing".into()),
+            message_id: Some("m-2".into()),
+            ..Default::default()
+        }
     }
 
     #[test]

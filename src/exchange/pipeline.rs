@@ -24,7 +24,7 @@ use super::oio;
 use super::outcome::Outcome;
 use super::{bst2idws, bst2sosi, jwt2idws, jwt2oiosaml, oiosaml2sosi, sosi2oiosaml};
 use super::{CoreContext, Policy};
-use crate::audit::{AuditRecord, AuditToken, AuditTrail, PendingRecord};
+use crate::audit::{AuditError, AuditRecord, AuditToken, AuditTrail, PendingRecord};
 use crate::xml::Document;
 
 /// When a request is served, and by when its signature must have started (`None`: no deadline).
@@ -48,15 +48,17 @@ pub struct Request {
     pub audit: AuditTrail,
     /// Who sent it.
     pub peer: Option<std::net::SocketAddr>,
-    /// The record of the token being issued, handed to the audit log before its signature.
-    recorded: Option<(AuditRecord, PendingRecord)>,
+    /// The record of the token being issued, handed to the audit log before its signature
+    /// (`None` beside it: the audit log refused it).
+    recorded: Option<(AuditRecord, Option<PendingRecord>)>,
 }
 
 impl Request {
     /// Hands the record of `token`, about to be signed with `key`, to the audit log now, so that
     /// writing it to disk overlaps the signature instead of following it (the pipeline waits
     /// for it before the token leaves). A request that fails after this point gets a
-    /// `withdrawn` record naming the same token: it never left segl.
+    /// `withdrawn` record naming the same token (it never left segl), or, when the `issued`
+    /// record itself could not be written, a `refused` one.
     pub fn record_issue(
         &mut self,
         ctx: &CoreContext,
@@ -66,9 +68,14 @@ impl Request {
         self.audit.issued = Some(token);
         self.audit.key = Some(key.to_owned());
         let record = std::mem::take(&mut self.audit).issued(self.endpoint.name(), self.time.now, self.peer);
-        let pending = ctx.shared.audit.submit(&record).map_err(RequestError::Audit)?;
+        let submitted = ctx.shared.audit.submit(&record);
+        // Kept either way: a refusal is audited even when this record could not be.
+        let (pending, result) = match submitted {
+            Ok(pending) => (Some(pending), Ok(())),
+            Err(e) => (None, Err(RequestError::Audit(e))),
+        };
         self.recorded = Some((record, pending));
-        Ok(())
+        result
     }
 }
 
@@ -109,15 +116,24 @@ pub async fn serve(
         Ok(response) => {
             // A token whose audit record cannot be written is not released.
             let written = match request.recorded.take() {
-                Some((_, pending)) => pending.written().await,
+                Some((record, pending)) => match written(pending).await {
+                    Ok(()) => Ok(()),
+                    // The record may be in the file (a sync failed after its write): take it
+                    // back, as far as the log still takes anything.
+                    Err(e) => Err((e, Some(record))),
+                },
                 None => {
+                    debug_assert!(false, "{name}: a token issued without Request::record_issue");
                     let record = std::mem::take(&mut request.audit).issued(name, now, peer);
-                    ctx.shared.audit.record(&record).await
+                    ctx.shared.audit.record(&record).await.map_err(|e| (e, None))
                 }
             };
-            if let Err(e) = written {
+            if let Err((e, issued)) = written {
                 let error = RequestError::Audit(e);
                 let fault = error.fault(Some(endpoint), &policy.config.sts.fault_actor);
+                if let Some(issued) = issued {
+                    audit_refusal(ctx, issued.withdrawn(fault.code.qname(), error.fault_string())).await;
+                }
                 return fault_answer(ctx, &request, error, fault).await;
             }
             // The audit log has a record of every token and the metrics count them; a log
@@ -127,26 +143,40 @@ pub async fn serve(
         }
         Err(error) => {
             let fault = error.fault(Some(endpoint), &policy.config.sts.fault_actor);
+            let (code, reason) = (fault.code.qname(), error.fault_string());
             let record = match request.recorded.take() {
                 // The token was recorded as issued before it was signed: this record takes it
-                // back (the file keeps the order, so it always follows that one).
-                Some((issued, _)) => Some(issued.withdrawn(fault.code.qname(), error.fault_string())),
-                None if request.audit.identified() => Some(std::mem::take(&mut request.audit).refused(
-                    name,
-                    now,
-                    peer,
-                    fault.code.qname(),
-                    error.fault_string(),
-                )),
+                // back (the file keeps the order, so it always follows that one). If that
+                // record never reached the file, the request is recorded as refused instead.
+                Some((issued, pending)) => Some(match written(pending).await {
+                    Ok(()) => issued.withdrawn(code, reason),
+                    Err(_) => issued.not_issued(code, reason),
+                }),
+                None if request.audit.identified() => {
+                    Some(std::mem::take(&mut request.audit).refused(name, now, peer, code, reason))
+                }
                 None => None,
             };
             if let Some(record) = record {
-                if let Err(e) = ctx.shared.audit.record(&record).await {
-                    tracing::error!("the refusal was not audited: {e}");
-                }
+                audit_refusal(ctx, record).await;
             }
             fault_answer(ctx, &request, error, fault).await
         }
+    }
+}
+
+/// Waits for a record handed to the audit log (`None`: the log refused it).
+async fn written(pending: Option<PendingRecord>) -> Result<(), AuditError> {
+    match pending {
+        Some(pending) => pending.written().await,
+        None => Err(AuditError::Stopped),
+    }
+}
+
+/// Writes the record of a refusal (or withdrawal); a failure is logged, the answer goes out.
+async fn audit_refusal(ctx: &CoreContext, record: AuditRecord) {
+    if let Err(e) = ctx.shared.audit.record(&record).await {
+        tracing::error!("the refusal was not audited: {e}");
     }
 }
 

@@ -1,7 +1,8 @@
 //! How every OIO exchange that issues a SAML assertion (Sosi2OIOSaml, Bst2Idws, JWT2Idws,
 //! JWT2OIOSaml) delivers it: the assertion signed on the HSM, encrypted to its audience when
 //! that audience takes encrypted tokens, and answered in an RSTRC whose header is signed with
-//! the same key; the audit record names the token only once it was signed and sent.
+//! the same key. The audit record naming the token is handed to the writer before the signature
+//! (`Request::record_issue`); the pipeline sends the answer only once it is written.
 
 use crate::exchange::replay::Remembered;
 use jiff::Timestamp;
