@@ -91,7 +91,12 @@ fn killed_hsm_server_is_survived_without_restart() {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(recovered, "segl did not recover after the HSM came back:\n{}", server.log());
+    assert!(
+        recovered,
+        "segl did not recover after the HSM came back:\n{}\nwhere its threads wait:\n{}",
+        server.log(),
+        server.thread_states()
+    );
     std::thread::sleep(Duration::from_millis(800));
     let samples = load.finish();
     assert!(server.is_running(), "segl exited");

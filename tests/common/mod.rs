@@ -216,6 +216,11 @@ impl Server {
         ProcStat::parse(&stat).map_or(0.0, |s| s.cpu_seconds)
     }
 
+    /// Where each of the server's threads waits (see [`thread_states`]), for a failure message.
+    pub fn thread_states(&self) -> String {
+        thread_states(self.child.id())
+    }
+
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
