@@ -641,21 +641,18 @@ mod tests {
         assert_eq!(lines[2]["fault"], "soapenv:Server");
         assert_eq!(lines[2]["reason"], "the HSM failed");
         // An issued record that never reached the file turns into a plain refusal instead.
-        let refused = withdrawn_source().not_issued("soapenv:Server".into(), "disk".into());
-        assert_eq!(
-            (refused.outcome.as_str(), refused.issued.is_none(), refused.key.is_none()),
-            ("refused", true, true)
-        );
-    }
-
-    fn withdrawn_source() -> AuditRecord {
-        AuditRecord {
+        let source = AuditRecord {
             outcome: "issued".into(),
             issued: Some(AuditToken::new("idcard", "card-2")),
             key: Some("sts-signing".into()),
             message_id: Some("m-2".into()),
             ..Default::default()
-        }
+        };
+        let refused = source.not_issued("soapenv:Server".into(), "disk".into());
+        assert_eq!(
+            (refused.outcome.as_str(), refused.issued.is_none(), refused.key.is_none()),
+            ("refused", true, true)
+        );
     }
 
     #[test]

@@ -48,9 +48,9 @@ pub struct Request {
     pub audit: AuditTrail,
     /// Who sent it.
     pub peer: Option<std::net::SocketAddr>,
-    /// The record of the token being issued, handed to the audit log before its signature
-    /// (`None` beside it: the audit log refused it).
-    recorded: Option<(AuditRecord, Option<PendingRecord>)>,
+    /// The record of the token being issued, and what the audit log said when it was handed
+    /// over before the signature.
+    recorded: Option<(AuditRecord, Result<PendingRecord, AuditError>)>,
 }
 
 impl Request {
@@ -69,12 +69,9 @@ impl Request {
         self.audit.key = Some(key.to_owned());
         let record = std::mem::take(&mut self.audit).issued(self.endpoint.name(), self.time.now, self.peer);
         let submitted = ctx.shared.audit.submit(&record);
+        let result = submitted.as_ref().map(|_| ()).map_err(|e| RequestError::Audit(e.clone()));
         // Kept either way: a refusal is audited even when this record could not be.
-        let (pending, result) = match submitted {
-            Ok(pending) => (Some(pending), Ok(())),
-            Err(e) => (None, Err(RequestError::Audit(e))),
-        };
-        self.recorded = Some((record, pending));
+        self.recorded = Some((record, submitted));
         result
     }
 }
@@ -116,12 +113,9 @@ pub async fn serve(
         Ok(response) => {
             // A token whose audit record cannot be written is not released.
             let written = match request.recorded.take() {
-                Some((record, pending)) => match written(pending).await {
-                    Ok(()) => Ok(()),
-                    // The record may be in the file (a sync failed after its write): take it
-                    // back, as far as the log still takes anything.
-                    Err(e) => Err((e, Some(record))),
-                },
+                // The record may be in the file (a sync failed after its write): take it back,
+                // as far as the log still takes anything.
+                Some((record, pending)) => written(pending).await.map_err(|e| (e, Some(record))),
                 None => {
                     debug_assert!(false, "{name}: a token issued without Request::record_issue");
                     let record = std::mem::take(&mut request.audit).issued(name, now, peer);
@@ -165,12 +159,9 @@ pub async fn serve(
     }
 }
 
-/// Waits for a record handed to the audit log (`None`: the log refused it).
-async fn written(pending: Option<PendingRecord>) -> Result<(), AuditError> {
-    match pending {
-        Some(pending) => pending.written().await,
-        None => Err(AuditError::Stopped),
-    }
+/// Waits for a record handed to the audit log, or says why the log did not take it.
+async fn written(submitted: Result<PendingRecord, AuditError>) -> Result<(), AuditError> {
+    submitted?.written().await
 }
 
 /// Writes the record of a refusal (or withdrawal); a failure is logged, the answer goes out.

@@ -306,6 +306,25 @@ pub fn audit_text(path: &Path) -> String {
     segl::audit::records(&text).collect::<Vec<_>>().join("\n")
 }
 
+/// The `withdrawn` records among an audit log's `records`, each checked to name a card that an
+/// `issued` record before it names (a token is recorded as issued before it is signed).
+pub fn withdrawals(records: &[serde_json::Value]) -> Vec<&serde_json::Value> {
+    fn card_of(r: &serde_json::Value) -> Option<&str> {
+        r["issued"]["id"].as_str()
+    }
+    records
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r["outcome"] == "withdrawn")
+        .map(|(at, r)| {
+            let card = card_of(r).unwrap_or_else(|| panic!("a withdrawn record names its card: {r}"));
+            let issued = records[..at].iter().any(|e| e["outcome"] == "issued" && card_of(e) == Some(card));
+            assert!(issued, "card {card}: no issued record before its withdrawal");
+            r
+        })
+        .collect()
+}
+
 /// Each thread of process `pid` with where it waits (kernel wait channel, system call and its
 /// arguments from /proc), so that a start that hangs says on what.
 pub fn thread_states(pid: u32) -> String {
