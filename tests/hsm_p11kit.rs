@@ -4,17 +4,19 @@
 //! is re-initialized). Both signer modes sign, and the signatures verify with the certificate
 //! `segl keys export-cert` exports. Then the fault: the p11-kit server (and the connection it
 //! serves) is killed under load and started again; segl recovers without a restart and says
-//! what happened.
+//! what happened. And the other fault of a networked HSM: the server stops answering (stopped
+//! with SIGSTOP, its connection open); requests get a fault while it hangs, not a hang. And the
+//! freeze p11-kit's client can cause when its connection ends in the middle of a reply.
 
 mod common;
 mod hsm_support;
 
 use std::time::{Duration, Instant};
 
-use common::{env, xmlsec_verify, Server};
+use common::{env, try_admin_get, xmlsec_verify, Server};
 use hsm_support::{
     config_path, fault_code, keys_ok, p11kit_client_module, post, request, signing_certificate, via_p11kit,
-    write_pem, Load, P11KitServer, NEW,
+    write_pem, Load, P11KitServer, RpcRelay, NEW,
 };
 
 /// One p11-kit server at a time: SoftHSM in the test process and in p11-kit's forked server
@@ -57,6 +59,88 @@ fn both_signer_modes_sign_through_p11kit_rpc() {
     }
 }
 
+/// The answers (status, body) of requests that failed.
+type Answers = Vec<(u16, Vec<u8>)>;
+
+/// Polls until a request succeeds (and verifies), for at most `limit`; the answers of the tries
+/// that failed before. If none succeeds, fails the test saying `what` did not happen, with the
+/// server's log and where its threads wait.
+fn until_signing(server: &Server, exported: &std::path::Path, limit: Duration, what: &str) -> Answers {
+    let deadline = Instant::now() + limit;
+    let mut failed = Vec::new();
+    while Instant::now() < deadline {
+        let (status, body) = post(server.addr, NEW, &request());
+        if status == 200 {
+            xmlsec_verify(&body, exported).unwrap_or_else(|e| panic!("xmlsec1 rejects after recovery: {e}"));
+            return failed;
+        }
+        failed.push((status, body));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let statuses: Vec<u16> = failed.iter().map(|(status, _)| *status).collect();
+    panic!(
+        "{what} (tries: {statuses:?}):\n{}\nwhere its threads wait:\n{}",
+        server.log(),
+        server.thread_states()
+    );
+}
+
+/// Each failed answer of `answers` is in the audit log once, as what it was: a card handed to
+/// the signer and then not delivered has its `issued` record taken back by a `withdrawn` one
+/// (a 500, or a 503 for a signature still queued at its deadline); a request the exchange
+/// refused before that has a `refused` record. Admission control's own refusals (503, before
+/// the request is read) are not audited.
+fn failures_are_audited<'a>(server: &Server, answers: impl Iterator<Item = (u16, &'a [u8])>) {
+    let records: Vec<serde_json::Value> =
+        server.audit().lines().map(|l| serde_json::from_str(l).expect("an audit record")).collect();
+    let withdrawn = common::withdrawals(&records).len();
+    let refused = records.iter().filter(|r| r["outcome"] == "refused").count();
+    let queued_past_deadline =
+        |body: &[u8]| String::from_utf8_lossy(body).contains("queued past its deadline");
+    let audited = answers
+        .filter(|&(status, body)| status == 500 || (status == 503 && queued_past_deadline(body)))
+        .count();
+    assert_eq!(
+        withdrawn + refused,
+        audited,
+        "withdrawn ({withdrawn}) and refused ({refused}) records against failed requests that reached the exchange"
+    );
+}
+
+/// segl signing through p11-kit's client at `address`, pipelined, giving up on a call after
+/// `call_timeout`.
+fn start_pipelined(module: &std::path::Path, address: &str, call_timeout: Duration) -> Server {
+    Server::start_with(|t| {
+        via_p11kit(t, module, address, "pipelined");
+        assert!(t.contains("call_timeout_ms = 5000"), "the configuration no longer sets call_timeout_ms");
+        *t = t.replace("call_timeout_ms = 5000", &format!("call_timeout_ms = {}", call_timeout.as_millis()));
+    })
+}
+
+/// Every answer is a success or the STS's failure (500 dgws:internalerror), or, where
+/// `refusals` allows, a 503 (admission control refusing, or a signature still queued at its
+/// deadline, while the signer is stalled); and no request failed before `fault_at`.
+fn only_hsm_faults(samples: &[hsm_support::Sample], fault_at: Duration, refusals: bool) {
+    for s in samples {
+        match s.status {
+            200 => {}
+            500 => assert_eq!(
+                fault_code(&s.body).as_deref(),
+                Some("dgws:internalerror"),
+                "{}",
+                String::from_utf8_lossy(&s.body)
+            ),
+            503 if refusals => {}
+            other => {
+                panic!("status {other} (0: no answer within 20 s): {}", String::from_utf8_lossy(&s.body))
+            }
+        }
+        if s.status != 200 {
+            assert!(s.done >= fault_at, "a request failed at {:?}, before the fault at {fault_at:?}", s.done);
+        }
+    }
+}
+
 #[test]
 fn killed_hsm_server_is_survived_without_restart() {
     let _serial = serial();
@@ -77,25 +161,11 @@ fn killed_hsm_server_is_survived_without_restart() {
     let restarted_at = load.now();
 
     // Recovery: within a few seconds requests succeed again, on the same segl process.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let mut recovered = false;
-    let mut failed_while_recovering = 0;
-    while Instant::now() < deadline {
-        let (status, body) = post(server.addr, NEW, &request());
-        failed_while_recovering += usize::from(status == 500);
-        if status == 200 {
-            xmlsec_verify(&body, &exported_path)
-                .unwrap_or_else(|e| panic!("xmlsec1 rejects after recovery: {e}"));
-            recovered = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert!(
-        recovered,
-        "segl did not recover after the HSM came back:\n{}\nwhere its threads wait:\n{}",
-        server.log(),
-        server.thread_states()
+    let failed_while_recovering = until_signing(
+        &server,
+        &exported_path,
+        Duration::from_secs(15),
+        "segl did not recover after the HSM came back",
     );
     std::thread::sleep(Duration::from_millis(800));
     let samples = load.finish();
@@ -103,33 +173,19 @@ fn killed_hsm_server_is_survived_without_restart() {
 
     // Every request got an answer: success, or a SOAP fault saying the STS failed (never a
     // hang, a reset connection or another kind of fault).
-    for s in &samples {
-        match s.status {
-            200 => {}
-            500 => assert_eq!(
-                fault_code(&s.body).as_deref(),
-                Some("dgws:internalerror"),
-                "{}",
-                String::from_utf8_lossy(&s.body)
-            ),
-            other => panic!("status {other}: {}", String::from_utf8_lossy(&s.body)),
-        }
-    }
+    only_hsm_faults(&samples, killed_at, false);
     let ok_before = samples.iter().filter(|s| s.status == 200 && s.done < killed_at).count();
     let failed = samples.iter().filter(|s| s.status != 200).count();
     let ok_after = samples.iter().filter(|s| s.status == 200 && s.sent > restarted_at).count();
     assert!(ok_before > 0 && ok_after > 0, "before {ok_before}, after {ok_after}, failed {failed}");
-    // Failures only while the HSM was away (plus the time to notice it is back).
-    for s in samples.iter().filter(|s| s.status != 200) {
-        assert!(s.done >= killed_at, "a request failed at {:?}, before the fault at {killed_at:?}", s.done);
-    }
     // Each card is recorded as issued before it is signed (the write overlaps the signature):
     // every request the HSM failed has that record taken back by a `withdrawn` one after it,
     // and no request that succeeded has.
     let records: Vec<serde_json::Value> =
         server.audit().lines().map(|l| serde_json::from_str(l).expect("an audit record")).collect();
     let withdrawn = common::withdrawals(&records);
-    let failed_after_signing = samples.iter().filter(|s| s.status == 500).count() + failed_while_recovering;
+    let failed_after_signing = samples.iter().filter(|s| s.status == 500).count()
+        + failed_while_recovering.iter().filter(|(status, _)| *status == 500).count();
     assert_eq!(withdrawn.len(), failed_after_signing, "withdrawn records against failed requests");
     for r in withdrawn {
         assert_eq!(r["fault"], "dgws:internalerror", "{r}");
@@ -147,6 +203,175 @@ fn killed_hsm_server_is_survived_without_restart() {
         "HSM fault: {} requests, {ok_before} ok before the kill, {failed} answered with a fault while it was down, {ok_after} ok after the restart",
         samples.len()
     );
+    drop(p11kit);
+}
+
+/// The HSM stops answering without closing anything (its server and the connection it serves
+/// stopped with SIGSTOP). The calls in flight can never be interrupted: segl answers their
+/// requests with a fault after `call_timeout_ms`, puts new sessions in the hung ones' places,
+/// answers what queues behind them, says it is not ready, and signs again when the HSM answers
+/// again.
+#[test]
+fn hung_hsm_server_is_answered_and_survived() {
+    const CALL_TIMEOUT: Duration = Duration::from_millis(1000);
+    const HANG: Duration = Duration::from_secs(8);
+    let _serial = serial();
+    let Some((module, p11kit)) = setup("hang") else { return };
+    let exported_path =
+        write_pem("exported-sts-hang.pem", &keys_ok(&config_path(), &["export-cert", "sts-signing"]));
+    let mut server = start_pipelined(&module, &p11kit.address(), CALL_TIMEOUT);
+
+    let load = Load::start(&server, 4, Duration::from_secs(40));
+    std::thread::sleep(Duration::from_millis(600));
+    let paused_at = load.now();
+    p11kit.pause();
+    // While it hangs the node must say it cannot sign.
+    let hang_ends = Instant::now() + HANG;
+    let mut readiness = Vec::new();
+    while Instant::now() < hang_ends {
+        readiness.push(try_admin_get(server.admin, "/readyz"));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let resumed_at = load.now();
+    p11kit.resume();
+
+    let failed_recovering = until_signing(
+        &server,
+        &exported_path,
+        Duration::from_secs(15),
+        "segl did not sign again after the HSM answered again",
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let samples = load.finish();
+    assert!(server.is_running(), "segl exited");
+    let log = server.log();
+
+    only_hsm_faults(&samples, paused_at, true);
+    // The point of the test: a request sent while the HSM hangs is answered while it still
+    // hangs (the calls in flight when it stopped get their replies only when it resumes, and a
+    // request waiting on one of them would wait as long as the hang). The margin is the time
+    // to notice (the call timeout, twice: the sessions that replace the hung ones block too).
+    let margin = CALL_TIMEOUT * 3;
+    let during: Vec<_> =
+        samples.iter().filter(|s| s.sent >= paused_at && s.sent + margin <= resumed_at).collect();
+    assert!(during.len() >= 4, "only {} requests were sent during the hang", during.len());
+    for s in &during {
+        assert!(
+            s.done < resumed_at && s.status != 200,
+            "a request sent {:?} into the hang was answered {} at {:?}, {:?} after the HSM came back",
+            s.sent - paused_at,
+            s.status,
+            s.done,
+            s.done.saturating_sub(resumed_at)
+        );
+    }
+    let not_ready = readiness.iter().flatten().filter(|(status, _)| *status == 503).count();
+    assert!(
+        not_ready > 0,
+        "/readyz never said not ready while the HSM hung: {:?}\n{log}",
+        readiness.iter().flatten().last()
+    );
+    assert!(log.contains("HSM call has not returned"), "{log}");
+    let failed = samples.iter().filter(|s| s.status != 200).count() + failed_recovering.len();
+    failures_are_audited(
+        &server,
+        samples
+            .iter()
+            .map(|s| (s.status, &s.body[..]))
+            .chain(failed_recovering.iter().map(|(s, b)| (*s, &b[..]))),
+    );
+    let ok_after = samples.iter().filter(|s| s.status == 200 && s.sent > resumed_at).count();
+    assert!(ok_after > 0, "no request succeeded after the HSM came back");
+    // Every seat is filled again: the replacement sessions opened once the HSM answered.
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while try_admin_get(server.admin, "/readyz").map(|(s, _)| s) != Some(200) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(try_admin_get(server.admin, "/readyz").map(|(s, _)| s), Some(200), "{}", server.log());
+    eprintln!(
+        "HSM hang: {} requests, {} sent during the hang and answered during it, {not_ready} of {} readiness polls not ready, {failed} failed, {ok_after} ok after",
+        samples.len(),
+        during.len(),
+        readiness.len()
+    );
+    drop(p11kit);
+}
+
+/// The connection to the HSM ends in the middle of a reply, after its header, while other
+/// calls share it (a relay cuts it there; a server killed under load does it by chance). p11-kit's
+/// client never returns those other calls: before segl gave up on hung calls, the module's
+/// re-initialization waited for them forever and every session queued behind it. Now their
+/// requests are answered after `call_timeout_ms`, the module is re-initialized without them,
+/// and new sessions sign.
+#[test]
+fn reply_cut_mid_way_freezes_no_session() {
+    let _serial = serial();
+    let Some((module, p11kit)) = setup("cut") else { return };
+    let relay = RpcRelay::start(&env().dir.join("p11kit-cut-relay.sock"), &p11kit.socket);
+    let exported_path =
+        write_pem("exported-sts-cut.pem", &keys_ok(&config_path(), &["export-cert", "sts-signing"]));
+    let mut server = start_pipelined(&module, &relay.address(), Duration::from_millis(1000));
+
+    let load = Load::start(&server, 8, Duration::from_secs(40));
+    std::thread::sleep(Duration::from_millis(600));
+    let cut_at = load.now();
+    // A cut does not always leave a call hanging: the calls in flight may not be waiting for
+    // their replies yet (they then fail at once, as after any lost connection). Cut again until
+    // one hangs: the watchdog says so within the call timeout.
+    for attempt in 1..=8 {
+        relay.cut_next_reply();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while relay.cuts() < attempt {
+            assert!(Instant::now() < deadline, "no reply was cut: never three calls in flight at once?");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        std::thread::sleep(Duration::from_millis(2000));
+        if server.log().contains("HSM call has not returned") {
+            break;
+        }
+    }
+    let failed_recovering =
+        until_signing(&server, &exported_path, Duration::from_secs(20), "segl froze after the reply was cut");
+    let recovered_at = load.now();
+    std::thread::sleep(Duration::from_millis(800));
+    let samples = load.finish();
+    assert!(server.is_running(), "segl exited");
+    let log = server.log();
+    // A cut did leave calls hanging (else this test would not test the freeze), and the
+    // module was re-initialized without them.
+    assert!(log.contains("HSM call has not returned"), "no call hung after {} cuts:\n{log}", relay.cuts());
+    assert!(log.contains("re-initializing with PKCS#11 calls still in flight"), "{log}");
+    assert!(log.contains("PKCS#11 module re-initialized"), "{log}");
+    only_hsm_faults(&samples, cut_at, true);
+    let failed = samples.iter().filter(|s| s.status != 200).count() + failed_recovering.len();
+    failures_are_audited(
+        &server,
+        samples
+            .iter()
+            .map(|s| (s.status, &s.body[..]))
+            .chain(failed_recovering.iter().map(|(s, b)| (*s, &b[..]))),
+    );
+    let ok_after = samples.iter().filter(|s| s.status == 200 && s.sent > recovered_at).count();
+    assert!(
+        ok_after > 0,
+        "no request succeeded after the recovery: {:?}\n{log}",
+        samples
+            .iter()
+            .filter(|s| s.sent > cut_at)
+            .map(|s| (s.sent.as_millis(), s.done.as_millis(), s.status))
+            .collect::<Vec<_>>()
+    );
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while try_admin_get(server.admin, "/readyz").map(|(s, _)| s) != Some(200) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(try_admin_get(server.admin, "/readyz").map(|(s, _)| s), Some(200), "{}", server.log());
+    eprintln!(
+        "reply cut {} times: {} requests, {failed} failed, {ok_after} ok after the recovery",
+        relay.cuts(),
+        samples.len()
+    );
+    drop(relay);
     drop(p11kit);
 }
 

@@ -55,6 +55,10 @@ pub enum Pkcs11Error {
     /// signer's queue (its answer would have come too late to be of use).
     #[error("not signed: its start-by time passed after {waited:?} in the signer's queue")]
     Expired { waited: std::time::Duration },
+    /// The HSM had not answered the call after `after` (the signer's call timeout): the
+    /// request is answered with this, and the session is replaced.
+    #[error("the HSM has not answered a signing call after {after:?}")]
+    Hung { after: std::time::Duration },
 }
 
 /// How far the effect of a failed operation reaches.
@@ -93,7 +97,9 @@ impl Pkcs11Error {
             | Self::NotRsa { .. }
             | Self::Expired { .. }
             | Self::CiphertextInvalid { .. } => FaultScope::Request,
-            Self::KeyNotFound { .. } | Self::Unavailable { .. } | Self::SignerStopped => FaultScope::Session,
+            Self::KeyNotFound { .. } | Self::Unavailable { .. } | Self::SignerStopped | Self::Hung { .. } => {
+                FaultScope::Session
+            }
             _ => match self.rv() {
                 Some(RvError::KeyHandleInvalid | RvError::ObjectHandleInvalid) => FaultScope::KeyHandle,
                 Some(

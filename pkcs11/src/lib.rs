@@ -14,6 +14,7 @@ mod batch;
 mod decrypt;
 mod digest_info;
 mod error;
+mod gate;
 mod inventory;
 mod module;
 mod pin;
@@ -24,7 +25,7 @@ mod token;
 mod uri;
 
 pub use batch::status::{HsmState, HsmStatus, HsmStatusSnapshot, SignerStats, SignerStatsSnapshot};
-pub use batch::{thread_cpu_time, BatchConfig, BatchSigner, SignerDriver, SignerMode};
+pub use batch::{thread_cpu_time, BatchConfig, BatchSigner, SignerDriver, SignerMode, DEFAULT_CALL_TIMEOUT};
 pub use decrypt::RsaDecryptor;
 pub use digest_info::{digest_info, HashAlgorithm};
 pub use error::{FaultScope, Pkcs11Error};

@@ -3,13 +3,14 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock, RwLockReadGuard, Weak};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::session::UserType;
 use cryptoki::slot::Slot;
 
+use crate::gate::{CallGuard, Gate, DRAIN_LIMIT};
 use crate::{Pkcs11Error, SecretPin, Token};
 
 /// PKCS#11 token labels are a fixed 32-byte, space-padded field.
@@ -27,9 +28,9 @@ struct Registered {
 /// library is re-initialized, and the count of re-initializations.
 #[derive(Default)]
 struct ModuleLife {
-    /// Read-held around every call made on a signing session; write-held by `reinitialize`.
-    /// Uncontended except during a recovery, so the request path pays one atomic.
-    gate: RwLock<()>,
+    /// Passed by every call made on a signing session; closed by `reinitialize`. Uncontended
+    /// except during a recovery, so a call pays two uncontended lock operations.
+    gate: Gate,
     /// Bumped by every C_Finalize + C_Initialize. Sessions and logins from an older
     /// generation are dead.
     generation: AtomicU64,
@@ -161,19 +162,21 @@ impl HsmModule {
         self.life.generation.load(Ordering::Acquire)
     }
 
-    /// Holds re-initialization off for the duration of one call on a session.
-    pub(crate) fn gate(&self) -> RwLockReadGuard<'_, ()> {
-        // A poisoned gate only means a holder panicked; the unit inside cannot be inconsistent.
-        self.life.gate.read().unwrap_or_else(PoisonError::into_inner)
+    /// Holds re-initialization off for the duration of one call on a session (for at most
+    /// the gate's drain limit: a call that has not returned by then is left behind).
+    pub(crate) fn gate(&self) -> CallGuard<'_> {
+        self.life.gate.enter()
     }
 
     /// C_Finalize then C_Initialize, when the library itself has lost its device (a networked
     /// HSM's client library after its connection broke answers CKR_DEVICE_ERROR to everything,
     /// C_GetSlotList included, until it is re-initialized). Does nothing if another caller
     /// already re-initialized since `seen_generation`. Every session and the login are gone
-    /// afterwards.
+    /// afterwards. Calls still in flight after the gate's drain limit are stuck (the device
+    /// will not answer them): it goes ahead without them, since waiting would freeze every
+    /// session for as long as they hang (forever, for p11-kit's client).
     pub fn reinitialize(&self, seen_generation: u64) -> Result<u64, Pkcs11Error> {
-        let _exclusive = self.life.gate.write().unwrap_or_else(PoisonError::into_inner);
+        let exclusive = self.life.gate.close(DRAIN_LIMIT);
         let now = self.life.generation.load(Ordering::Acquire);
         if now != seen_generation {
             return Ok(now);
@@ -183,6 +186,14 @@ impl HsmModule {
             return Ok(now);
         }
         *last = Some(std::time::Instant::now());
+        if exclusive.abandoned > 0 {
+            tracing::warn!(
+                module = %self.path.display(),
+                calls = exclusive.abandoned,
+                limit_ms = DRAIN_LIMIT.as_millis() as u64,
+                "re-initializing with PKCS#11 calls still in flight: they have not returned within the limit and are left behind"
+            );
+        }
         // The finalize result does not matter: a library that lost its device may refuse it,
         // and C_Initialize below tells whether the library is usable again.
         let _ = self.ctx.clone().finalize();

@@ -222,6 +222,10 @@ pub struct HsmConfig {
     /// Most signatures a core submits in one batch.
     #[serde(default = "default_max_batch")]
     pub max_batch: usize,
+    /// Pipelined: how long a signing call may stay unanswered before segl gives up on it (the
+    /// request gets a fault, and a new session replaces the one the call hangs on).
+    #[serde(default = "default_call_timeout")]
+    pub call_timeout_ms: u64,
     /// How often a running server reads the key inventory to pick up `segl keys activate`.
     #[serde(default = "default_inventory_poll")]
     pub inventory_poll_ms: u64,
@@ -285,6 +289,9 @@ fn default_sessions_per_core() -> usize {
 }
 fn default_max_batch() -> usize {
     64
+}
+fn default_call_timeout() -> u64 {
+    segl_pkcs11::DEFAULT_CALL_TIMEOUT.as_millis() as u64
 }
 fn default_inventory_poll() -> u64 {
     250
@@ -703,6 +710,12 @@ impl Config {
         }
         if self.hsm.sessions_per_core == 0 || self.hsm.max_batch == 0 {
             return Err(invalid("hsm", "sessions_per_core and max_batch must be at least 1"));
+        }
+        if self.hsm.call_timeout_ms < 100 {
+            return Err(invalid(
+                "hsm",
+                "call_timeout_ms must be at least 100 (a slow signature is not a hung one)",
+            ));
         }
         if self.trust.anchors.is_empty() {
             return Err(invalid("trust.anchors", "at least one trusted CA certificate is needed"));

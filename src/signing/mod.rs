@@ -15,6 +15,7 @@ pub mod token_key;
 mod watch;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use segl_pkcs11::{
@@ -108,8 +109,13 @@ impl StsKey {
             SignerModeConfig::Pipelined => SignerMode::Pipelined,
         };
         let sessions = self.config.signing_sessions_per_core();
-        let batch =
-            BatchConfig { mode, sessions, max_batch: self.config.max_batch, name: format!("core {core}") };
+        let batch = BatchConfig {
+            mode,
+            sessions,
+            max_batch: self.config.max_batch,
+            name: format!("core {core}"),
+            call_timeout: Duration::from_millis(self.config.call_timeout_ms),
+        };
         let (signer, driver) = BatchSigner::open(&self.token, &batch, self.status.clone())?;
         let decryptor =
             self.config.decryption_key.as_deref().map(|label| self.token.decryptor(label)).transpose()?;

@@ -16,6 +16,11 @@ use segl::xml::{Document, Limits};
 
 use crate::common::{env, Server};
 
+mod rpc_relay;
+// Not every test crate that includes this module uses the relay.
+#[allow(unused_imports)]
+pub use rpc_relay::RpcRelay;
+
 /// The NewSecurityTokenService path.
 pub const NEW: &str = "/sts/services/NewSecurityTokenService";
 
@@ -359,6 +364,23 @@ impl P11KitServer {
     /// The server's address for `P11_KIT_SERVER_ADDRESS`.
     pub fn address(&self) -> String {
         format!("unix:path={}", self.socket.display())
+    }
+
+    /// Stops the server and every connection it serves without closing anything (SIGSTOP):
+    /// a networked HSM that hangs. Calls already sent get no reply until [`resume`](Self::resume).
+    pub fn pause(&self) {
+        self.signal_group("-STOP");
+    }
+
+    /// Lets a paused server answer again (SIGCONT).
+    pub fn resume(&self) {
+        self.signal_group("-CONT");
+    }
+
+    fn signal_group(&self, signal: &str) {
+        let group = format!("-{}", self.child.id());
+        let status = Command::new("kill").args([signal, "--", &group]).status().expect("run kill");
+        assert!(status.success(), "kill {signal} of the p11-kit server's group failed");
     }
 
     /// Kills the server and every connection it serves (what a crashed or restarted

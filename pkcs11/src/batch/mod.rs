@@ -21,6 +21,7 @@
 
 mod session;
 pub mod status;
+mod worker;
 
 pub use session::thread_cpu_time;
 
@@ -56,7 +57,14 @@ pub struct BatchConfig {
     pub max_batch: usize,
     /// Name for logs and thread names, e.g. `core 0`.
     pub name: String,
+    /// Pipelined: an HSM call that has not returned after this is given up on (its request is
+    /// answered with [`Pkcs11Error::Hung`] and a new session replaces the one it hangs on).
+    pub call_timeout: Duration,
 }
+
+/// The call timeout when none is configured: far beyond any healthy signature, short enough
+/// that a client still waits for the fault.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// One queued operation.
 struct Job {
@@ -69,14 +77,16 @@ struct Job {
     /// The second signature of a request whose first is made: the longest wait does not apply
     /// (refusing it would waste the first signature).
     continuing: bool,
-    reply: oneshot::Sender<Result<Vec<u8>, Pkcs11Error>>,
+    /// `None` once answered by a pipelined signer's watchdog (its call hung).
+    reply: Option<oneshot::Sender<Result<Vec<u8>, Pkcs11Error>>>,
 }
 
 impl Job {
     fn finish(self, result: Result<Vec<u8>, Pkcs11Error>, stats: &SignerStats) {
+        let Some(reply) = self.reply else { return };
         stats.done(result.is_ok());
         // The requester may have gone away (connection closed); the signature is then unused.
-        let _ = self.reply.send(result);
+        let _ = reply.send(result);
     }
 
     /// Answers the job `Expired` instead of signing it if its start-by instant has passed, or
@@ -92,7 +102,9 @@ impl Job {
         let stale = !self.continuing && stats.longest_wait().is_some_and(|longest| waited > longest);
         if late || stale {
             stats.expired();
-            let _ = self.reply.send(Err(Pkcs11Error::Expired { waited }));
+            if let Some(reply) = self.reply {
+                let _ = reply.send(Err(Pkcs11Error::Expired { waited }));
+            }
             return None;
         }
         stats.started_after(waited);
@@ -145,20 +157,20 @@ impl BatchSigner {
                     let name = format!("{} session {n}", config.name);
                     sessions.push(SigningSession::open(name, token, status.clone(), stats.clone())?);
                 }
-                for (n, session) in sessions.into_iter().enumerate() {
-                    let worker = Worker {
-                        session,
-                        work: work_rx.clone(),
-                        requeue: work.clone(),
-                        stop: stop.clone(),
-                        stats: stats.clone(),
-                    };
-                    std::thread::Builder::new()
-                        .name(format!("segl-hsm-{}-{n}", config.name.replace(' ', "")))
-                        .spawn(move || worker.run())
-                        .map_err(|e| Pkcs11Error::Unavailable {
-                            reason: format!("cannot start HSM worker: {e}"),
-                        })?;
+                let crew = worker::Crew {
+                    name: config.name.clone(),
+                    token: token.clone(),
+                    status,
+                    stats: stats.clone(),
+                    work: work_rx,
+                    requeue: work.clone(),
+                    stop: stop.clone(),
+                    call_timeout: config.call_timeout,
+                    abandoned: Arc::default(),
+                };
+                if let Err(e) = worker::start(crew, sessions) {
+                    stop.store(true, Ordering::Release);
+                    return Err(e);
                 }
                 Engine::Pipelined { work, workers, stop }
             }
@@ -225,7 +237,7 @@ impl BatchSigner {
             queued_at: Instant::now(),
             start_by,
             continuing,
-            reply,
+            reply: Some(reply),
         };
         if self.queue.unbounded_send(job).is_err() {
             self.stats.done(false);
@@ -310,63 +322,6 @@ impl Drop for SignerDriver {
     fn drop(&mut self) {
         if let Engine::Pipelined { stop, .. } = &self.engine {
             stop.store(true, Ordering::Release);
-        }
-    }
-}
-
-/// A pipelined worker: one session, one thread, jobs from the core's channel.
-struct Worker {
-    session: SigningSession,
-    work: crossbeam_channel::Receiver<Vec<Job>>,
-    /// For handing a job that failed on this (now lost) session to another worker.
-    requeue: crossbeam_channel::Sender<Vec<Job>>,
-    stop: Arc<AtomicBool>,
-    stats: Arc<SignerStats>,
-}
-
-/// How often an idle worker checks for shutdown.
-const IDLE_POLL: Duration = Duration::from_millis(200);
-
-impl Worker {
-    fn run(mut self) {
-        while !self.stop.load(Ordering::Acquire) {
-            // A lost session also reopens without traffic, so readiness recovers by itself.
-            let wait = if self.session.is_healthy() {
-                IDLE_POLL
-            } else {
-                self.session.until_reopen().max(Duration::from_millis(1))
-            };
-            match self.work.recv_timeout(wait) {
-                Ok(jobs) => jobs.into_iter().for_each(|job| self.process(job)),
-                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
-                    self.session.try_reopen();
-                }
-                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
-            }
-        }
-    }
-
-    fn process(&mut self, job: Job) {
-        let Some(mut job) = job.unless_expired(&self.stats) else { return };
-        let mut result = self.session.sign(&job.key, &job.digest_info);
-        if job.retried && matches!(&result, Err(e) if e.scope() == FaultScope::Session) {
-            // The retry met a lost session too: a logout is token-wide and reaches every
-            // session before any has logged in again. This session was just marked lost, and
-            // its first reopen is immediate and logs in (as the inline signer relies on).
-            self.stats.retried();
-            result = self.session.sign(&job.key, &job.digest_info);
-        }
-        match result {
-            Err(e) if e.scope() == FaultScope::Session && !job.retried => {
-                job.retried = true;
-                self.stats.retried();
-                if let Err(crossbeam_channel::SendError(jobs)) = self.requeue.send(vec![job]) {
-                    for job in jobs {
-                        job.finish(Err(Pkcs11Error::Unavailable { reason: e.to_string() }), &self.stats);
-                    }
-                }
-            }
-            result => job.finish(result, &self.stats),
         }
     }
 }

@@ -3,7 +3,7 @@
 //! re-initializing the module if the module lost its device).
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use cryptoki::mechanism::Mechanism;
@@ -35,6 +35,67 @@ struct Lost {
     delay: Duration,
 }
 
+/// One signing session's place in the process's [`HsmStatus`]. A session whose call hangs is
+/// replaced by a new one in the same place: the old session's seat is vacated, so nothing it
+/// reports if its call ever returns is counted twice.
+pub(crate) struct Seat {
+    status: Arc<HsmStatus>,
+    state: Mutex<SeatState>,
+}
+
+#[derive(Debug, Default)]
+struct SeatState {
+    healthy: bool,
+    vacated: bool,
+}
+
+impl Seat {
+    /// The seat of a session just opened.
+    fn occupied(status: &Arc<HsmStatus>) -> Arc<Seat> {
+        status.session_opened();
+        Arc::new(Seat {
+            status: status.clone(),
+            state: Mutex::new(SeatState { healthy: true, vacated: false }),
+        })
+    }
+
+    /// The seat a replacement session takes over: counted among the sessions, not healthy
+    /// until the session opens.
+    pub(crate) fn vacant(status: &Arc<HsmStatus>) -> Arc<Seat> {
+        Arc::new(Seat { status: status.clone(), state: Mutex::default() })
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, SeatState> {
+        // Poisoning only means a holder panicked; both flags are written in one step.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn lost(&self, session: &str, error: &Pkcs11Error) {
+        let mut state = self.state();
+        if state.healthy && !state.vacated {
+            state.healthy = false;
+            self.status.session_lost(session, error);
+        }
+    }
+
+    fn recovered(&self, session: &str, after: Duration) {
+        let mut state = self.state();
+        if !state.healthy && !state.vacated {
+            state.healthy = true;
+            self.status.session_recovered(session, after);
+        }
+    }
+
+    /// Gives the seat up for good (its session's call hangs): counted lost if it was healthy.
+    pub(crate) fn vacate(&self, session: &str, error: &Pkcs11Error) {
+        let mut state = self.state();
+        if state.healthy && !state.vacated {
+            self.status.session_lost(session, error);
+        }
+        *state = SeatState { healthy: false, vacated: true };
+    }
+}
+
 /// A signing session owned by one core (inline) or one worker thread (pipelined).
 pub(crate) struct SigningSession {
     name: String,
@@ -44,7 +105,7 @@ pub(crate) struct SigningSession {
     /// stale, and forgotten with the session.
     keys: HashMap<Arc<str>, KeyHandle>,
     lost: Option<Lost>,
-    status: Arc<HsmStatus>,
+    seat: Arc<Seat>,
     stats: Arc<SignerStats>,
 }
 
@@ -57,16 +118,39 @@ impl SigningSession {
         stats: Arc<SignerStats>,
     ) -> Result<Self, Pkcs11Error> {
         let live = token.signing_session()?;
-        status.session_opened();
         Ok(Self {
             name,
             token: token.clone(),
             live: Some(live),
             keys: HashMap::new(),
             lost: None,
-            status,
+            seat: Seat::occupied(&status),
             stats,
         })
+    }
+
+    /// A session still to be opened, in `seat`: it opens on its first reopen, which is due now.
+    pub(crate) fn lost(name: String, token: &Token, seat: Arc<Seat>, stats: Arc<SignerStats>) -> Self {
+        let now = Instant::now();
+        Self {
+            name,
+            token: token.clone(),
+            live: None,
+            keys: HashMap::new(),
+            lost: Some(Lost { since: now, next_attempt: now, delay: BACKOFF_FIRST }),
+            seat,
+            stats,
+        }
+    }
+
+    /// The session's name, for logs.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The session's place in the HSM's status.
+    pub(crate) fn seat(&self) -> &Arc<Seat> {
+        &self.seat
     }
 
     /// Whether the session is usable now (or may be reopened now).
@@ -94,7 +178,7 @@ impl SigningSession {
                 let since = lost.since;
                 self.live = Some(live);
                 self.lost = None;
-                self.status.session_recovered(&self.name, since.elapsed());
+                self.seat.recovered(&self.name, since.elapsed());
                 true
             }
             Err(e) => {
@@ -162,7 +246,7 @@ impl SigningSession {
         if self.lost.is_some() {
             return;
         }
-        self.status.session_lost(&self.name, error);
+        self.seat.lost(&self.name, error);
         match self.live.take() {
             // Closing a session on a lost device fails too; and after the module is
             // re-initialized its handle number may name a new session.
