@@ -107,13 +107,24 @@ fn failures_are_audited<'a>(server: &Server, answers: impl Iterator<Item = (u16,
     );
 }
 
-/// segl signing through p11-kit's client at `address`, pipelined, giving up on a call after
-/// `call_timeout`.
-fn start_pipelined(module: &std::path::Path, address: &str, call_timeout: Duration) -> Server {
+/// segl signing through p11-kit's client at `address`, pipelined on `sessions` sessions per
+/// core, giving up on a call after `call_timeout`.
+fn start_pipelined(
+    module: &std::path::Path,
+    address: &str,
+    sessions: usize,
+    call_timeout: Duration,
+) -> Server {
     Server::start_with(|t| {
         via_p11kit(t, module, address, "pipelined");
-        assert!(t.contains("call_timeout_ms = 5000"), "the configuration no longer sets call_timeout_ms");
-        *t = t.replace("call_timeout_ms = 5000", &format!("call_timeout_ms = {}", call_timeout.as_millis()));
+        for (setting, value) in [
+            ("call_timeout_ms = 5000", call_timeout.as_millis()),
+            ("sessions_per_core = 4", sessions as u128),
+        ] {
+            assert!(t.contains(setting), "the configuration no longer sets {setting}");
+            let name = setting.split(' ').next().unwrap_or_default();
+            *t = t.replace(setting, &format!("{name} = {value}"));
+        }
     })
 }
 
@@ -219,12 +230,16 @@ fn hung_hsm_server_is_answered_and_survived() {
     let Some((module, p11kit)) = setup("hang") else { return };
     let exported_path =
         write_pem("exported-sts-hang.pem", &keys_ok(&config_path(), &["export-cert", "sts-signing"]));
-    let mut server = start_pipelined(&module, &p11kit.address(), CALL_TIMEOUT);
+    // One session per core and more clients than sessions: signatures queue behind a call
+    // when it hangs, in the worker's hands too (they must be answered all the same).
+    let mut server = start_pipelined(&module, &p11kit.address(), 1, CALL_TIMEOUT);
 
-    let load = Load::start(&server, 4, Duration::from_secs(40));
+    let load = Load::start(&server, 6, Duration::from_secs(40));
     std::thread::sleep(Duration::from_millis(600));
-    let paused_at = load.now();
     p11kit.pause();
+    // After the stop: a request answered between this and the stop would count as sent during
+    // the hang.
+    let paused_at = load.now();
     // While it hangs the node must say it cannot sign.
     let hang_ends = Instant::now() + HANG;
     let mut readiness = Vec::new();
@@ -263,6 +278,17 @@ fn hung_hsm_server_is_answered_and_survived() {
             s.status,
             s.done,
             s.done.saturating_sub(resumed_at)
+        );
+    }
+    // Nor was any request, sent before or during the hang, held for the hang: one queued
+    // behind the call that hung (in the worker's hands) is answered too.
+    for s in &samples {
+        assert!(
+            s.done - s.sent <= margin,
+            "a request sent {:?} after the HSM stopped was held {:?} (answered {})",
+            s.sent.saturating_sub(paused_at),
+            s.done - s.sent,
+            s.status
         );
     }
     let not_ready = readiness.iter().flatten().filter(|(status, _)| *status == 503).count();
@@ -310,7 +336,7 @@ fn reply_cut_mid_way_freezes_no_session() {
     let relay = RpcRelay::start(&env().dir.join("p11kit-cut-relay.sock"), &p11kit.socket);
     let exported_path =
         write_pem("exported-sts-cut.pem", &keys_ok(&config_path(), &["export-cert", "sts-signing"]));
-    let mut server = start_pipelined(&module, &relay.address(), Duration::from_millis(1000));
+    let mut server = start_pipelined(&module, &relay.address(), 4, Duration::from_millis(1000));
 
     let load = Load::start(&server, 8, Duration::from_secs(40));
     std::thread::sleep(Duration::from_millis(600));

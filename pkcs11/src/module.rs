@@ -176,6 +176,12 @@ impl HsmModule {
     /// will not answer them): it goes ahead without them, since waiting would freeze every
     /// session for as long as they hang (forever, for p11-kit's client).
     pub fn reinitialize(&self, seen_generation: u64) -> Result<u64, Pkcs11Error> {
+        // Every session that saw the device lost asks; one closes the gate, the others need
+        // not hold the calls up again.
+        let before = self.life.generation.load(Ordering::Acquire);
+        if before != seen_generation {
+            return Ok(before);
+        }
         let exclusive = self.life.gate.close(DRAIN_LIMIT);
         let now = self.life.generation.load(Ordering::Acquire);
         if now != seen_generation {

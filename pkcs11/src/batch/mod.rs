@@ -7,8 +7,10 @@
 //!   session, back to back. The executor is busy during C_Sign, which for an in-process token
 //!   is CPU work the core would do anyway.
 //! - **pipelined** (networked HSMs): K sessions per core, each owned by a blocking worker
-//!   thread fed through one crossbeam channel; the driver splits each batch over the workers,
-//!   so K operations are in flight and the executor never blocks on the network.
+//!   thread fed through one crossbeam channel; the driver hands each job of a batch to whichever
+//!   worker is free, so K operations are in flight and the executor never blocks on the
+//!   network. A watchdog answers the request of a call that hangs and replaces its worker
+//!   (`worker.rs`).
 //!
 //! A request may say by when its signature must start ([`BatchSigner::sign_before`]): one still
 //! queued after that is answered [`Pkcs11Error::Expired`] instead of signed, so after a stall
@@ -94,6 +96,16 @@ impl Job {
     /// otherwise hands it back to be signed. A job being retried (its first C_Sign failed on a
     /// lost session) has started, so it goes on.
     fn unless_expired(self, stats: &SignerStats) -> Option<Job> {
+        let job = self.unless_late(stats)?;
+        if !job.retried {
+            stats.started_after(job.queued_at.elapsed());
+        }
+        Some(job)
+    }
+
+    /// As [`unless_expired`](Self::unless_expired), for a job that is not going to be started
+    /// now either way (so its wait is no sign of how the queue drains).
+    fn unless_late(self, stats: &SignerStats) -> Option<Job> {
         if self.retried {
             return Some(self);
         }
@@ -107,7 +119,6 @@ impl Job {
             }
             return None;
         }
-        stats.started_after(waited);
         Some(self)
     }
 }
@@ -128,7 +139,12 @@ pub struct SignerDriver {
 
 enum Engine {
     Inline(SigningSession),
-    Pipelined { work: crossbeam_channel::Sender<Vec<Job>>, workers: usize, stop: Arc<AtomicBool> },
+    /// Jobs go to the workers one by one: a worker holds only the job it signs, which its
+    /// watchdog can answer if the call hangs (a batch behind it could not be).
+    Pipelined {
+        work: crossbeam_channel::Sender<Job>,
+        stop: Arc<AtomicBool>,
+    },
 }
 
 impl BatchSigner {
@@ -150,7 +166,7 @@ impl BatchSigner {
             )?),
             SignerMode::Pipelined => {
                 let workers = config.sessions.max(1);
-                let (work, work_rx) = crossbeam_channel::unbounded::<Vec<Job>>();
+                let (work, work_rx) = crossbeam_channel::unbounded::<Job>();
                 let stop = Arc::new(AtomicBool::new(false));
                 let mut sessions = Vec::with_capacity(workers);
                 for n in 0..workers {
@@ -172,7 +188,7 @@ impl BatchSigner {
                     stop.store(true, Ordering::Release);
                     return Err(e);
                 }
-                Engine::Pipelined { work, workers, stop }
+                Engine::Pipelined { work, stop }
             }
         };
         let driver =
@@ -300,16 +316,10 @@ impl SignerDriver {
                         }
                     }
                 }
-                Engine::Pipelined { work, workers, .. } => {
-                    let chunk = batch.len().div_ceil(*workers);
-                    while !batch.is_empty() {
-                        let rest = batch.split_off(chunk.min(batch.len()));
-                        if let Err(crossbeam_channel::SendError(jobs)) =
-                            work.send(std::mem::replace(&mut batch, rest))
-                        {
-                            for job in jobs {
-                                job.finish(Err(Pkcs11Error::SignerStopped), &self.stats);
-                            }
+                Engine::Pipelined { work, .. } => {
+                    for job in batch {
+                        if let Err(crossbeam_channel::SendError(job)) = work.send(job) {
+                            job.finish(Err(Pkcs11Error::SignerStopped), &self.stats);
                         }
                     }
                 }

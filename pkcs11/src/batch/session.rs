@@ -86,6 +86,11 @@ impl Seat {
         }
     }
 
+    /// Whether the seat was given up (its session's call hung, and the request was answered).
+    fn vacated(&self) -> bool {
+        self.state().vacated
+    }
+
     /// Gives the seat up for good (its session's call hangs): counted lost if it was healthy.
     pub(crate) fn vacate(&self, session: &str, error: &Pkcs11Error) {
         let mut state = self.state();
@@ -235,7 +240,11 @@ impl SigningSession {
         let cpu_started = thread_cpu_time();
         let signature =
             session.sign(&Mechanism::RsaPkcs, handle.handle, digest_info).map_err(call("C_Sign"))?;
-        self.stats.signed(started.elapsed(), thread_cpu_time().saturating_sub(cpu_started));
+        // A call that returns after the watchdog gave up on it is no measure of the HSM's
+        // speed (admission control reads these), and its request was counted as failed.
+        if !self.seat.vacated() {
+            self.stats.signed(started.elapsed(), thread_cpu_time().saturating_sub(cpu_started));
+        }
         if signature.len() != handle.modulus_len {
             tracing::warn!(key = %key, got = signature.len(), expected = handle.modulus_len, "RSA signature length differs from the modulus length");
         }

@@ -8,6 +8,15 @@
 //! worker on a new session in its place. The old thread is abandoned: if its call ever
 //! returns, it exits without a word. When no worker has been free for the whole call timeout,
 //! the jobs waiting for one are answered too, so nothing waits forever for a stalled HSM.
+//!
+//! The call timeout covers the whole call, a wait for a re-initialization in progress
+//! included (up to the gate's drain limit, 2 s, and the module's C_Finalize + C_Initialize):
+//! a timeout shorter than that may give up on calls that were only waiting.
+//!
+//! Replacements are bounded: an HSM that opens sessions but never signs would otherwise cost a
+//! blocked thread (and an open session) per worker and timeout. While as many threads are
+//! blocked as the signer has workers, a hung worker's seat stays empty (readiness falls with
+//! it); it is filled again when one of them returns.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -35,6 +44,8 @@ struct PostState {
     reply: Option<Reply>,
     /// The watchdog gave up on this worker: it exits as soon as its call returns.
     abandoned: bool,
+    /// The watchdog has said that this worker's reopen hangs (said once per reopen).
+    reopen_reported: bool,
 }
 
 /// One worker's post, shared with the watchdog.
@@ -55,6 +66,7 @@ impl Post {
         let mut state = self.lock();
         state.busy_since = Some(Instant::now());
         state.reply = reply;
+        state.reopen_reported = false;
     }
 
     /// Leaves the call: the reply back, unless the watchdog abandoned this worker (then `Err`:
@@ -80,12 +92,12 @@ pub(super) struct Crew {
     pub(super) token: Token,
     pub(super) status: Arc<HsmStatus>,
     pub(super) stats: Arc<SignerStats>,
-    pub(super) work: crossbeam_channel::Receiver<Vec<Job>>,
-    pub(super) requeue: crossbeam_channel::Sender<Vec<Job>>,
+    pub(super) work: crossbeam_channel::Receiver<Job>,
+    pub(super) requeue: crossbeam_channel::Sender<Job>,
     pub(super) stop: Arc<AtomicBool>,
     /// A call that has not returned after this is given up on.
     pub(super) call_timeout: Duration,
-    /// Abandoned threads still blocked in their call (for the operator's log).
+    /// Abandoned threads still blocked in their call.
     pub(super) abandoned: Arc<AtomicUsize>,
 }
 
@@ -98,11 +110,13 @@ struct Worker {
 
 /// Starts the workers on `sessions` and the watchdog that keeps them answering.
 pub(super) fn start(crew: Crew, sessions: Vec<SigningSession>) -> Result<(), Pkcs11Error> {
-    let mut posts = Vec::with_capacity(sessions.len());
+    let workers = sessions.len();
+    let mut posts = Vec::with_capacity(workers);
     for (n, session) in sessions.into_iter().enumerate() {
         posts.push((n, spawn_worker(&crew, n, session)?));
     }
-    let watchdog = Watchdog { crew: crew.clone(), posts, next: 0 };
+    let watchdog =
+        Watchdog { crew: crew.clone(), posts, workers, next: workers, empty_seats: 0, told_full: false };
     std::thread::Builder::new()
         .name(format!("segl-hsm-{}-watch", crew.name.replace(' ', "")))
         .spawn(move || watchdog.run())
@@ -129,7 +143,7 @@ impl Worker {
         let abandoned = self.crew.abandoned.clone();
         if self.serve().is_err() {
             // Its call returned after all; the watchdog answered the job and replaced it.
-            let left = abandoned.fetch_sub(1, Ordering::Relaxed) - 1;
+            let left = abandoned.fetch_sub(1, Ordering::AcqRel).saturating_sub(1);
             tracing::info!(session = %self.session.name(), still_blocked = left, "an abandoned HSM call returned; its thread ends");
         }
     }
@@ -149,11 +163,7 @@ impl Worker {
                 self.session.until_reopen().max(Duration::from_millis(1))
             };
             match self.crew.work.recv_timeout(wait) {
-                Ok(jobs) => {
-                    for job in jobs {
-                        self.process(job)?;
-                    }
-                }
+                Ok(job) => self.process(job)?,
                 Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
                 Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
             }
@@ -182,10 +192,8 @@ impl Worker {
             Err(e) if e.scope() == FaultScope::Session && !job.retried => {
                 job.retried = true;
                 stats.retried();
-                if let Err(crossbeam_channel::SendError(jobs)) = self.crew.requeue.send(vec![job]) {
-                    for job in jobs {
-                        job.finish(Err(Pkcs11Error::Unavailable { reason: e.to_string() }), stats);
-                    }
+                if let Err(crossbeam_channel::SendError(job)) = self.crew.requeue.send(job) {
+                    job.finish(Err(Pkcs11Error::Unavailable { reason: e.to_string() }), stats);
                 }
             }
             result => job.finish(result, stats),
@@ -208,13 +216,19 @@ struct Watchdog {
     crew: Crew,
     /// (worker number, post) of the workers in service.
     posts: Vec<(usize, Arc<Post>)>,
+    /// The signer's workers when complete; also the most abandoned threads it tolerates.
+    workers: usize,
     /// The number the next replacement worker gets.
     next: usize,
+    /// Seats left empty: a hung worker not replaced (too many threads blocked, or its
+    /// replacement could not start). Filled again on a later tick when possible.
+    empty_seats: usize,
+    /// The operator has been told that seats stay empty (said again once one is filled).
+    told_full: bool,
 }
 
 impl Watchdog {
     fn run(mut self) {
-        self.next = self.posts.len();
         let tick = (self.crew.call_timeout / 4).clamp(Duration::from_millis(10), Duration::from_millis(250));
         while !self.crew.stop.load(Ordering::Acquire) {
             std::thread::sleep(tick);
@@ -224,67 +238,110 @@ impl Watchdog {
 
     fn check(&mut self, now: Instant) {
         let timeout = self.crew.call_timeout;
-        let mut all_stuck = !self.posts.is_empty();
-        for i in 0..self.posts.len() {
+        let mut all_stuck = true;
+        let mut i = 0;
+        while i < self.posts.len() {
             let (n, post) = &self.posts[i];
             let mut state = post.lock();
             let since = match state.busy_since {
                 Some(since) if now.duration_since(since) >= timeout => since,
                 _ => {
                     all_stuck = false;
+                    i += 1;
                     continue;
                 }
             };
-            let Some(reply) = state.reply.take() else { continue };
-            // A call with a request waiting on it hangs: answer the request, replace the worker.
+            let after = now.duration_since(since);
+            let name = session_name(&self.crew.name, *n);
+            let Some(reply) = state.reply.take() else {
+                // A reopen (holding no job) that hangs: nothing to answer, and a replacement
+                // would hang the same way. Said once, so that an operator sees why the session
+                // stays away.
+                if !state.reopen_reported {
+                    state.reopen_reported = true;
+                    tracing::warn!(session = %name, after_ms = after.as_millis() as u64, "HSM session reopen has not returned");
+                }
+                i += 1;
+                continue;
+            };
+            // A call with a request waiting on it hangs: answer the request, give the seat up.
+            // Counted before the worker can see it is abandoned (it counts itself out).
+            let blocked = self.crew.abandoned.fetch_add(1, Ordering::AcqRel) + 1;
             state.abandoned = true;
             drop(state);
-            let name = session_name(&self.crew.name, *n);
-            let after = now.duration_since(since);
-            let abandoned = self.crew.abandoned.fetch_add(1, Ordering::Relaxed) + 1;
             tracing::error!(
                 session = %name,
                 after_ms = after.as_millis() as u64,
-                blocked_threads = abandoned,
+                blocked_threads = blocked,
                 "HSM call has not returned: its request is answered with an error, and a new session takes the place of this one (its thread is left blocked in the module)"
             );
             self.crew.stats.done(false);
             let _ = reply.send(Err(Pkcs11Error::Hung { after }));
             post.seat.vacate(&name, &Pkcs11Error::Hung { after });
-            let number = self.next;
-            self.next += 1;
-            let replacement = SigningSession::lost(
-                session_name(&self.crew.name, number),
-                &self.crew.token,
-                Seat::vacant(&self.crew.status),
-                self.crew.stats.clone(),
-            );
-            match spawn_worker(&self.crew, number, replacement) {
-                Ok(post) => self.posts[i] = (number, post),
-                Err(e) => tracing::error!(session = %name, "cannot replace the HSM session: {e}"),
-            }
-            all_stuck = false;
+            self.posts.swap_remove(i);
+            self.empty_seats += 1;
         }
+        self.fill_empty_seats();
+        // Every worker in a call for the whole timeout (or none left): what waits for one
+        // would wait for as long as the HSM hangs.
         if all_stuck {
             self.answer_waiting_jobs();
         }
     }
 
-    /// Every worker has been in a call for the whole timeout: the jobs queued for them would
-    /// wait for as long as the HSM hangs.
+    /// Starts a worker on a new session in each empty seat, while fewer threads are blocked
+    /// in the module than the signer has workers.
+    fn fill_empty_seats(&mut self) {
+        while self.empty_seats > 0 {
+            let blocked = self.crew.abandoned.load(Ordering::Acquire);
+            if blocked >= self.workers {
+                if std::mem::replace(&mut self.told_full, true) {
+                    return;
+                }
+                tracing::error!(
+                    signer = %self.crew.name,
+                    blocked_threads = blocked,
+                    empty_seats = self.empty_seats,
+                    "HSM sessions not replaced: as many threads are blocked in the module as this signer has workers (replaced when some return)"
+                );
+                return;
+            }
+            let number = self.next;
+            let name = session_name(&self.crew.name, number);
+            let session = SigningSession::lost(
+                name.clone(),
+                &self.crew.token,
+                Seat::vacant(&self.crew.status),
+                self.crew.stats.clone(),
+            );
+            match spawn_worker(&self.crew, number, session) {
+                Ok(post) => {
+                    self.next += 1;
+                    self.empty_seats -= 1;
+                    self.told_full = false;
+                    self.posts.push((number, post));
+                }
+                Err(e) => {
+                    tracing::error!(session = %name, "cannot start a replacement HSM session (tried again on the next check): {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Answers the jobs queued for the workers with an error.
     fn answer_waiting_jobs(&self) {
         let mut answered = 0;
-        while let Ok(jobs) = self.crew.work.try_recv() {
-            // A job past its start-by instant is refused as any late job is; the rest fail.
-            for job in jobs.into_iter().filter_map(|job| job.unless_expired(&self.crew.stats)) {
-                answered += 1;
-                let reason = format!(
-                    "no HSM session of {} has come back from the HSM within {} ms",
-                    self.crew.name,
-                    self.crew.call_timeout.as_millis()
-                );
-                job.finish(Err(Pkcs11Error::Unavailable { reason }), &self.crew.stats);
-            }
+        // A job past its start-by instant is refused as any late job is; the rest fail.
+        while let Ok(job) = self.crew.work.try_recv() {
+            let Some(job) = job.unless_late(&self.crew.stats) else { continue };
+            answered += 1;
+            let reason = format!(
+                "no HSM session of {} has come back from the HSM within {} ms",
+                self.crew.name,
+                self.crew.call_timeout.as_millis()
+            );
+            job.finish(Err(Pkcs11Error::Unavailable { reason }), &self.crew.stats);
         }
         if answered > 0 {
             tracing::warn!(signer = %self.crew.name, answered, "HSM stalled: queued signatures answered with an error");
