@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod build_info;
 pub mod cli;
 pub mod config;
 pub mod dev;

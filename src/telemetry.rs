@@ -32,6 +32,8 @@ pub const SIGNER_WAIT_SECONDS: &str = "segl_admission_signer_wait_seconds";
 pub const OVERLOAD_LIMIT: &str = "segl_admission_overload_limit";
 /// The configuration version in force (1 at start, +1 per reload).
 pub const CONFIG_VERSION: &str = "segl_config_version";
+/// Always 1; its labels say which code runs (`version`, `commit`).
+pub const BUILD_INFO: &str = "segl_build_info";
 /// Configuration reloads by result (`ok`, `rejected`).
 pub const RELOADS: &str = "segl_config_reloads_total";
 /// Unexpired message ids dropped because the replay cache was full.

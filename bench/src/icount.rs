@@ -58,7 +58,7 @@ pub struct Measurement {
     pub segl_per_request: u64,
     /// The stages, in pipeline order; `other` is the whole less every stage.
     pub stages: Vec<StageCount>,
-    /// The commit measured (`git rev-parse HEAD`), when known.
+    /// The commit the measured code was built from ([`segl::build_info::COMMIT`]), when known.
     pub commit: Option<String>,
     /// The valgrind version that counted.
     pub valgrind: String,

@@ -13,7 +13,7 @@ use crate::config::Config;
 
 /// segl: an HSM-backed Security Token Service for the Danish healthcare federation.
 #[derive(Parser)]
-#[command(version)]
+#[command(version = crate::build_info::LONG_VERSION)]
 pub struct Cli {
     /// Log format on stderr: `text` (colour codes only when stderr is a terminal and NO_COLOR
     /// is unset) or `json` (one JSON object per line, for log shippers).

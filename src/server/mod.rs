@@ -111,6 +111,12 @@ pub fn run(config_path: PathBuf, config: Config) -> Result<(), ServeError> {
         shared.crls.clone(),
     );
     metrics::gauge!(telemetry::CONFIG_VERSION).set(1.0);
+    metrics::gauge!(
+        telemetry::BUILD_INFO,
+        "version" => crate::build_info::VERSION,
+        "commit" => crate::build_info::COMMIT
+    )
+    .set(1.0);
     let lifecycle = Lifecycle::new(cores, when_unavailable, redis.is_some());
     tracing::info!("starting: opening each core's HSM sessions and listeners");
 
@@ -192,6 +198,7 @@ pub fn run(config_path: PathBuf, config: Config) -> Result<(), ServeError> {
         admin = %policy.config.server.admin_listen,
         cores,
         key = %key.credential().key_label,
+        commit = crate::build_info::COMMIT,
         "segl serving"
     );
     lifecycle::notify_ready();

@@ -345,7 +345,7 @@ fn parent(cli: &Cli) -> Result<(), String> {
         whole_per_request: whole,
         segl_per_request: segl,
         stages,
-        commit: git_head(),
+        commit: Some(segl::build_info::COMMIT.to_owned()).filter(|c| c != "unknown"),
         valgrind,
     };
     let table = m.markdown();
@@ -368,11 +368,6 @@ fn parent(cli: &Cli) -> Result<(), String> {
         let _ = std::fs::remove_file(&out_file);
     }
     Ok(())
-}
-
-fn git_head() -> Option<String> {
-    let out = Command::new("git").args(["rev-parse", "HEAD"]).output().ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
 /// The measured child: builds its requests, warms up, then serves the measured ones inside

@@ -104,9 +104,9 @@ pub struct ServerInfo {
     pub token: String,
     /// Key label.
     pub key: String,
-    /// segl version.
+    /// segl version: `git describe --always --dirty` when the measured binary was built.
     pub version: String,
-    /// Git commit of the working tree, when known.
+    /// Git commit the measured binary was built from (`-dirty` with local changes), when known.
     pub commit: Option<String>,
     /// Bytes of an issued-card response.
     pub response_bytes: usize,

@@ -360,8 +360,9 @@ pub fn run(opts: &ReportOptions) -> Result<Report, ReportError> {
             signer: config.hsm.signer,
             token: config.hsm.token_label.clone(),
             key: config.hsm.key_label.clone(),
-            version: git_describe().unwrap_or_else(|| "unknown".into()),
-            commit: git_commit(),
+            // The code measured: the build's own record, not the checkout this runs in.
+            version: segl::build_info::DESCRIBE.to_owned(),
+            commit: Some(segl::build_info::COMMIT.to_owned()).filter(|c| c != "unknown"),
             response_bytes,
             log_warnings,
             log_errors,
@@ -480,22 +481,6 @@ fn log_stats(path: &std::path::Path) -> (u64, u64, Vec<String>) {
         }
     }
     (warn, error, samples)
-}
-
-fn git(args: &[&str]) -> Option<String> {
-    let out = std::process::Command::new("git").args(args).output().ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
-        .filter(|s| !s.is_empty())
-}
-
-fn git_commit() -> Option<String> {
-    git(&["rev-parse", "HEAD"])
-}
-
-fn git_describe() -> Option<String> {
-    git(&["describe", "--always", "--dirty"])
 }
 
 struct RemoveOnDrop(PathBuf);
