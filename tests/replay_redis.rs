@@ -21,7 +21,13 @@ const NEW: &str = "/sts/services/NewSecurityTokenService";
 
 /// The `[replay]` section pointing at `redis`, with `extra` lines in `[replay.redis]`.
 fn use_redis(address: &str, extra: &str) -> impl FnOnce(&mut String) {
-    let section = format!("store = \"redis\"\n[replay.redis]\naddresses = [\"{address}\"]\n{extra}\n");
+    // A request waits `timeout_ms` (50 ms by default) for Redis before the core counts it as
+    // unavailable. On a loaded test machine (these tests run servers and Redis instances side
+    // by side on two cores) an answer can take longer, and a test about something else would
+    // see the store as down: unless a test sets its own, a second.
+    let timeout = if extra.contains("timeout_ms") { "" } else { "timeout_ms = 1000\n" };
+    let section =
+        format!("store = \"redis\"\n[replay.redis]\naddresses = [\"{address}\"]\n{timeout}{extra}\n");
     move |text: &mut String| {
         assert!(text.contains("store = \"local\"\n"), "config/segl.toml no longer sets store = \"local\"");
         *text = text.replacen("store = \"local\"\n", &section, 1);
@@ -262,7 +268,9 @@ fn a_redis_that_refuses_writes_counts_as_unavailable_until_it_takes_them_again()
     // Promoted again: the node connects by itself, and the refused request may be sent again.
     assert!(redis.command(&["REPLICAOF", "NO", "ONE"]).unwrap().starts_with("+OK"));
     wait_until_fully_ready(&server, Duration::from_secs(10));
-    assert_issued(&server.post(NEW, &request("ro-2")));
+    let again = server.post(NEW, &request("ro-2"));
+    // Seen once refused here in a full run (503, the store unavailable): the log says why.
+    assert_eq!(again.status, 200, "{}\nthe server's log:\n{}", again.text(), server.log());
     assert_duplicate(&server.post(NEW, &request("ro-1")));
 }
 
