@@ -401,6 +401,32 @@ fn reply_cut_mid_way_freezes_no_session() {
     drop(p11kit);
 }
 
+/// SIGTERM while the HSM hangs: segl still stops, within its drain timeout, instead of waiting
+/// for calls the HSM does not answer (the signing sessions', and the key inventory watcher's,
+/// which reads the token every 250 ms).
+#[test]
+fn stops_while_the_hsm_hangs() {
+    let _serial = serial();
+    let Some((module, p11kit)) = setup("hang-stop") else { return };
+    let mut server = start_pipelined(&module, &p11kit.address(), 1, Duration::from_millis(1000));
+    let load = Load::start(&server, 2, Duration::from_secs(30));
+    std::thread::sleep(Duration::from_millis(500));
+    p11kit.pause();
+    // Long enough for the inventory watcher's next read to be stuck too.
+    std::thread::sleep(Duration::from_millis(1500));
+    server.signal("TERM");
+    // The configuration's drain timeout is 10 s; the requests in flight are answered within the
+    // call timeout, so the drain itself ends long before.
+    let exited = server.wait_exit(Duration::from_secs(20));
+    let threads = server.thread_states();
+    p11kit.resume();
+    load.finish();
+    let status = exited.unwrap_or_else(|| {
+        panic!("segl did not stop while the HSM hung:\n{}\nwhere its threads wait:\n{threads}", server.log())
+    });
+    assert!(status.success(), "segl exited with {status}:\n{}", server.log());
+}
+
 #[test]
 fn token_and_key_chosen_by_pkcs11_uri_with_key_id() {
     let _serial = serial();

@@ -22,13 +22,30 @@ use crate::config::HsmConfig;
 pub struct InventoryWatch {
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// Disconnected when the thread ends.
+    ended: std::sync::mpsc::Receiver<()>,
 }
+
+/// How long stopping waits for the thread: a poll interval and a read of the token are far
+/// less; a thread still inside the module after this is in a call the HSM does not answer.
+const STOP_WAIT: Duration = Duration::from_secs(2);
 
 impl Drop for InventoryWatch {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Release);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        let Some(thread) = self.thread.take() else { return };
+        match self.ended.recv_timeout(STOP_WAIT) {
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                // Joining would wait for as long as the HSM hangs (forever, for some client
+                // libraries), and hold up the process's exit with it.
+                tracing::warn!(
+                    waited_ms = STOP_WAIT.as_millis() as u64,
+                    "the key inventory watcher is in an HSM call that has not returned; not waiting for it"
+                );
+            }
+            _ => {
+                let _ = thread.join();
+            }
         }
     }
 }
@@ -62,9 +79,12 @@ impl InventoryWatch {
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = stop.clone();
         let interval = Duration::from_millis(watcher.config.inventory_poll_ms.max(10));
+        let (ended_tx, ended) = std::sync::mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("segl-key-watch".into())
             .spawn(move || {
+                // Dropped when the thread ends, however it ends.
+                let _ended = ended_tx;
                 while !stopped.load(Ordering::Acquire) {
                     std::thread::sleep(interval);
                     watcher.poll();
@@ -73,7 +93,7 @@ impl InventoryWatch {
             .map_err(|e| segl_pkcs11::Pkcs11Error::Unavailable {
                 reason: format!("cannot start key watcher: {e}"),
             })?;
-        Ok(InventoryWatch { stop, thread: Some(thread) })
+        Ok(InventoryWatch { stop, thread: Some(thread), ended })
     }
 }
 
