@@ -41,5 +41,11 @@ fn the_binary_and_its_metrics_name_the_commit_built() {
         .unwrap_or_else(|| panic!("no segl_build_info in /metrics:\n{metrics}"));
     assert!(info.contains(&format!("commit=\"{head}")), "{info}");
     assert!(info.ends_with(" 1"), "{info}");
-    assert!(server.log().contains(&format!("commit=\"{head}")), "{}", server.log());
+    // The line comes once every core listens, which may be just after the server answers.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !server.log().contains("segl serving") && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let serving = server.log().lines().find(|l| l.contains("segl serving")).map(str::to_owned);
+    assert!(serving.as_deref().is_some_and(|l| l.contains(&format!("commit=\"{head}"))), "{}", server.log());
 }
