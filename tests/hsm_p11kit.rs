@@ -85,6 +85,23 @@ fn until_signing(server: &Server, exported: &std::path::Path, limit: Duration, w
     );
 }
 
+/// After a fault: waits for segl to sign again ([`until_signing`]), lets the load run on a
+/// little, and stops it. The failed tries, when segl signed again, and the load's samples.
+fn recover_and_finish(
+    server: &mut Server,
+    load: Load,
+    exported: &std::path::Path,
+    limit: Duration,
+    what: &str,
+) -> (Answers, Duration, Vec<hsm_support::Sample>) {
+    let failed = until_signing(server, exported, limit, what);
+    let recovered_at = load.now();
+    std::thread::sleep(Duration::from_millis(800));
+    let samples = load.finish();
+    assert!(server.is_running(), "segl exited");
+    (failed, recovered_at, samples)
+}
+
 /// Each failed answer of `answers` is in the audit log once, as what it was: a card handed to
 /// the signer and then not delivered has its `issued` record taken back by a `withdrawn` one
 /// (a 500, or a 503 for a signature still queued at its deadline); a request the exchange
@@ -172,15 +189,13 @@ fn killed_hsm_server_is_survived_without_restart() {
     let restarted_at = load.now();
 
     // Recovery: within a few seconds requests succeed again, on the same segl process.
-    let failed_while_recovering = until_signing(
-        &server,
+    let (failed_while_recovering, _, samples) = recover_and_finish(
+        &mut server,
+        load,
         &exported_path,
         Duration::from_secs(15),
         "segl did not recover after the HSM came back",
     );
-    std::thread::sleep(Duration::from_millis(800));
-    let samples = load.finish();
-    assert!(server.is_running(), "segl exited");
 
     // Every request got an answer: success, or a SOAP fault saying the STS failed (never a
     // hang, a reset connection or another kind of fault).
@@ -250,15 +265,13 @@ fn hung_hsm_server_is_answered_and_survived() {
     let resumed_at = load.now();
     p11kit.resume();
 
-    let failed_recovering = until_signing(
-        &server,
+    let (failed_recovering, _, samples) = recover_and_finish(
+        &mut server,
+        load,
         &exported_path,
         Duration::from_secs(15),
         "segl did not sign again after the HSM answered again",
     );
-    std::thread::sleep(Duration::from_millis(500));
-    let samples = load.finish();
-    assert!(server.is_running(), "segl exited");
     let log = server.log();
 
     only_hsm_faults(&samples, paused_at, true);
@@ -356,12 +369,13 @@ fn reply_cut_mid_way_freezes_no_session() {
             break;
         }
     }
-    let failed_recovering =
-        until_signing(&server, &exported_path, Duration::from_secs(20), "segl froze after the reply was cut");
-    let recovered_at = load.now();
-    std::thread::sleep(Duration::from_millis(800));
-    let samples = load.finish();
-    assert!(server.is_running(), "segl exited");
+    let (failed_recovering, recovered_at, samples) = recover_and_finish(
+        &mut server,
+        load,
+        &exported_path,
+        Duration::from_secs(20),
+        "segl froze after the reply was cut",
+    );
     let log = server.log();
     // A cut did leave calls hanging (else this test would not test the freeze), and the
     // module was re-initialized without them.

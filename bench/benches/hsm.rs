@@ -199,13 +199,7 @@ fn batched(token: &Token, cores: usize, mode: SignerMode, sessions: usize, run_f
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let executors: Vec<_> = (0..cores)
         .map(|core| {
-            let config = BatchConfig {
-                mode,
-                sessions,
-                max_batch: 64,
-                name: format!("bench core {core}"),
-                call_timeout: segl_pkcs11::DEFAULT_CALL_TIMEOUT,
-            };
+            let config = BatchConfig::new(mode, sessions, 64, format!("bench core {core}"));
             let (signer, driver) = BatchSigner::open(token, &config, status.clone()).unwrap();
             let (ops, stop) = (ops.clone(), stop.clone());
             let placement = if core < cpus { Placement::Fixed(core) } else { Placement::Unbound };

@@ -105,13 +105,7 @@ fn run(
     fault: Fault,
     status: Arc<HsmStatus>,
 ) -> Outcome {
-    let config = BatchConfig {
-        mode,
-        sessions,
-        max_batch: 64,
-        name: format!("test {mode:?}"),
-        call_timeout: segl_pkcs11::DEFAULT_CALL_TIMEOUT,
-    };
+    let config = BatchConfig::new(mode, sessions, 64, format!("test {mode:?}"));
     let public = fixture().unwrap().public_pkcs1.clone();
     with_signer(config, status, move |signer| async move {
         let key: Arc<str> = Arc::from(KEY);
@@ -236,13 +230,7 @@ fn wrong_digest_length_fails_only_that_request() {
     let _serial = serial();
     let Some(_) = fixture() else { return };
     let status = Arc::new(HsmStatus::default());
-    let config = BatchConfig {
-        mode: SignerMode::Inline,
-        sessions: 1,
-        max_batch: 8,
-        name: "len".into(),
-        call_timeout: segl_pkcs11::DEFAULT_CALL_TIMEOUT,
-    };
+    let config = BatchConfig::new(SignerMode::Inline, 1, 8, "len".into());
     with_signer(config, status, |signer| async move {
         let key: Arc<str> = Arc::from(KEY);
         let err = signer.sign(&key, HashAlgorithm::Sha256, &[0u8; 20]).await.unwrap_err();
@@ -259,13 +247,7 @@ fn while_a_longest_wait_is_set_jobs_that_waited_longer_are_answered_expired() {
     let Some(_) = fixture() else { return };
     for mode in [SignerMode::Inline, SignerMode::Pipelined] {
         let status = Arc::new(HsmStatus::default());
-        let config = BatchConfig {
-            mode,
-            sessions: 1,
-            max_batch: 64,
-            name: format!("stale {mode:?}"),
-            call_timeout: segl_pkcs11::DEFAULT_CALL_TIMEOUT,
-        };
+        let config = BatchConfig::new(mode, 1, 64, format!("stale {mode:?}"));
         with_signer(config, status, move |signer| async move {
             let key: Arc<str> = Arc::from(KEY);
             // What an overloaded core sets: twenty jobs queued at once on one session take
@@ -323,13 +305,7 @@ fn a_job_still_queued_at_its_start_by_instant_is_answered_expired_and_not_signed
     let Some(f) = fixture() else { return };
     for mode in [SignerMode::Inline, SignerMode::Pipelined] {
         let status = Arc::new(HsmStatus::default());
-        let config = BatchConfig {
-            mode,
-            sessions: 1,
-            max_batch: 64,
-            name: format!("expiry {mode:?}"),
-            call_timeout: segl_pkcs11::DEFAULT_CALL_TIMEOUT,
-        };
+        let config = BatchConfig::new(mode, 1, 64, format!("expiry {mode:?}"));
         let public = f.public_pkcs1.clone();
         with_signer(config, status, move |signer| async move {
             let key: Arc<str> = Arc::from(KEY);

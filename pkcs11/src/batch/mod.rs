@@ -68,6 +68,13 @@ pub struct BatchConfig {
 /// that a client still waits for the fault.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
+impl BatchConfig {
+    /// A signer's setup with the default call timeout.
+    pub fn new(mode: SignerMode, sessions: usize, max_batch: usize, name: String) -> Self {
+        Self { mode, sessions, max_batch, name, call_timeout: DEFAULT_CALL_TIMEOUT }
+    }
+}
+
 /// One queued operation.
 struct Job {
     key: Arc<str>,

@@ -43,61 +43,62 @@ pub(crate) struct Seat {
     state: Mutex<SeatState>,
 }
 
-#[derive(Debug, Default)]
-struct SeatState {
-    healthy: bool,
-    vacated: bool,
+/// Where a seat's session stands; only a change between the first two is reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SeatState {
+    Healthy,
+    /// Lost, or not yet opened (a replacement): counted among the sessions, not healthy.
+    Lost,
+    /// Given up for good: nothing its session reports counts any more.
+    Vacated,
 }
 
 impl Seat {
     /// The seat of a session just opened.
     fn occupied(status: &Arc<HsmStatus>) -> Arc<Seat> {
         status.session_opened();
-        Arc::new(Seat {
-            status: status.clone(),
-            state: Mutex::new(SeatState { healthy: true, vacated: false }),
-        })
+        Arc::new(Seat { status: status.clone(), state: Mutex::new(SeatState::Healthy) })
     }
 
     /// The seat a replacement session takes over: counted among the sessions, not healthy
     /// until the session opens.
     pub(crate) fn vacant(status: &Arc<HsmStatus>) -> Arc<Seat> {
-        Arc::new(Seat { status: status.clone(), state: Mutex::default() })
+        Arc::new(Seat { status: status.clone(), state: Mutex::new(SeatState::Lost) })
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, SeatState> {
-        // Poisoning only means a holder panicked; both flags are written in one step.
+        // Poisoning only means a holder panicked; the state is written in one step.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn lost(&self, session: &str, error: &Pkcs11Error) {
         let mut state = self.state();
-        if state.healthy && !state.vacated {
-            state.healthy = false;
+        if *state == SeatState::Healthy {
+            *state = SeatState::Lost;
             self.status.session_lost(session, error);
         }
     }
 
     fn recovered(&self, session: &str, after: Duration) {
         let mut state = self.state();
-        if !state.healthy && !state.vacated {
-            state.healthy = true;
+        if *state == SeatState::Lost {
+            *state = SeatState::Healthy;
             self.status.session_recovered(session, after);
         }
     }
 
     /// Whether the seat was given up (its session's call hung, and the request was answered).
     fn vacated(&self) -> bool {
-        self.state().vacated
+        *self.state() == SeatState::Vacated
     }
 
     /// Gives the seat up for good (its session's call hangs): counted lost if it was healthy.
     pub(crate) fn vacate(&self, session: &str, error: &Pkcs11Error) {
         let mut state = self.state();
-        if state.healthy && !state.vacated {
+        if *state == SeatState::Healthy {
             self.status.session_lost(session, error);
         }
-        *state = SeatState { healthy: false, vacated: true };
+        *state = SeatState::Vacated;
     }
 }
 

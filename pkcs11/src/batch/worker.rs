@@ -172,11 +172,10 @@ impl Worker {
     }
 
     fn process(&mut self, job: Job) -> Result<(), Abandoned> {
-        let stats = self.crew.stats.clone();
-        let stats = &*stats;
+        let stats = &self.crew.stats;
         let Some(mut job) = job.unless_expired(stats) else { return Ok(()) };
         let mut result = if self.session.is_healthy() {
-            self.sign(&mut job)?
+            sign_at_post(&mut self.session, &self.post, &mut job)?
         } else {
             Err(Pkcs11Error::Unavailable { reason: format!("{} is reopening", self.session.name()) })
         };
@@ -186,7 +185,7 @@ impl Worker {
             // its first reopen is immediate and logs in (as the inline signer relies on). The
             // reopen holds the job, so if it hangs the watchdog answers the job.
             stats.retried();
-            result = self.sign(&mut job)?;
+            result = sign_at_post(&mut self.session, &self.post, &mut job)?;
         }
         match result {
             Err(e) if e.scope() == FaultScope::Session && !job.retried => {
@@ -200,15 +199,19 @@ impl Worker {
         }
         Ok(())
     }
+}
 
-    /// One signature, with the job's reply left at the post for the watchdog while the HSM has
-    /// the call.
-    fn sign(&mut self, job: &mut Job) -> Result<Result<Vec<u8>, Pkcs11Error>, Abandoned> {
-        self.post.begin(job.reply.take());
-        let result = self.session.sign(&job.key, &job.digest_info);
-        job.reply = self.post.end()?;
-        Ok(result)
-    }
+/// One signature, with the job's reply left at the post for the watchdog while the HSM has the
+/// call.
+fn sign_at_post(
+    session: &mut SigningSession,
+    post: &Post,
+    job: &mut Job,
+) -> Result<Result<Vec<u8>, Pkcs11Error>, Abandoned> {
+    post.begin(job.reply.take());
+    let result = session.sign(&job.key, &job.digest_info);
+    job.reply = post.end()?;
+    Ok(result)
 }
 
 /// Watches one signer's workers.
