@@ -138,6 +138,16 @@ enum Command {
         #[arg(long, default_value_t = 3.0)]
         secs: f64,
     },
+    /// segl's CPU per DGWS request without HTTP, TLS or the executor: `segl::exchange::serve` on
+    /// one thread, as the report's in-process figure (distinct pre-signed requests)
+    InProcess {
+        /// segl configuration (the development PKI signs the requests).
+        #[arg(long, default_value = "config/segl.toml")]
+        config: PathBuf,
+        /// Requests to serve.
+        #[arg(long, default_value_t = 2000)]
+        requests: u64,
+    },
     /// Write a report's files again from its report.json (after changing the writers).
     Render {
         /// The report's report.json.
@@ -429,6 +439,7 @@ fn main() -> ExitCode {
             compare(&load, &mixes, &rate, secs, warmup_secs, rounds)
         }
         Command::Hsm { config, sessions, secs } => hsm(&config, &sessions, secs),
+        Command::InProcess { config, requests } => in_process(&config, requests),
         Command::Render { report, out } => render(&report, out),
         Command::Size { report, rate, hsm_rate, headroom } => size(&report, rate, &hsm_rate, headroom),
         Command::ServeSegl { config, listen, admin_listen, tls_listen, tls_cert, tls_key } => {
@@ -574,6 +585,33 @@ fn hsm(config: &Path, sessions: &[usize], secs: f64) -> Result<(), Error> {
         println!(
             "{n} session(s): {:.0} signatures/s, {:.0} µs CPU per signature ({} in {:.1} s)",
             r.per_sec, r.cpu_us_per_sign, r.signatures, r.secs
+        );
+    }
+    Ok(())
+}
+
+fn in_process(config: &Path, requests: u64) -> Result<(), Error> {
+    let config = Config::load(config)?;
+    segl::dev::pki::setup(&config)?;
+    let client = DevClient::open(&config)?;
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let (pool, _) = RequestPool::build(&client, requests.clamp(1, 100_000) as usize, threads, &|| {})?;
+    let x = segl_bench::inprocess::measure(&config, &pool, requests)?;
+    if x.not_issued > 0 {
+        return Err(format!("{} of {} requests were not issued", x.not_issued, x.requests).into());
+    }
+    if config.hsm.signer.signs_on_the_serving_core() {
+        println!(
+            "{} requests: {:.0} µs CPU per request − {:.0} µs of C_Sign = {:.0} µs segl's own",
+            x.requests,
+            x.cpu_us_per_request,
+            x.cpu_us_per_request - x.cpu_us_excl_hsm,
+            x.cpu_us_excl_hsm
+        );
+    } else {
+        println!(
+            "{} requests: {:.0} µs CPU per request segl's own (the pipelined signer signs on threads of its own)",
+            x.requests, x.cpu_us_excl_hsm
         );
     }
     Ok(())
