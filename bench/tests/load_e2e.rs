@@ -370,6 +370,33 @@ fn the_citizen_endpoints_issue_tokens_of_each_with_zero_errors() {
     assert!(!log.contains(" ERROR "), "{log}");
 }
 
+/// `segl-load in-process` (the floor script's request row): every request issued, and segl's own
+/// CPU is the thread's CPU less what the signer counted inside C_Sign.
+#[test]
+fn in_process_serves_every_request_and_takes_the_signature_off_its_own_cpu() {
+    let (state, _) = state();
+    let out = {
+        let _turn = token_turn();
+        std::process::Command::new(EXE)
+            .args(["in-process", "--requests", "30", "--config"])
+            .arg(&state.config_path)
+            .output()
+            .expect("segl-load runs")
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    // "30 requests: A µs CPU per request − B µs of C_Sign = C µs segl's own"
+    let numbers: Vec<f64> = stdout
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|n| !n.is_empty())
+        .map(|n| n.parse().unwrap())
+        .collect();
+    let [requests, whole, c_sign, own] = numbers[..] else { panic!("unexpected output: {stdout}") };
+    assert_eq!(requests, 30.0, "{stdout}");
+    assert!(c_sign > 0.0 && own > 0.0 && whole > c_sign, "{stdout}");
+    assert!((whole - c_sign - own).abs() <= 1.0, "{stdout}");
+}
+
 #[test]
 fn new_connection_per_request_against_the_trivial_server() {
     let (_, pool) = state();
