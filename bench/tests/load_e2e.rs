@@ -375,11 +375,16 @@ fn the_citizen_endpoints_issue_tokens_of_each_with_zero_errors() {
 #[test]
 fn in_process_serves_every_request_and_takes_the_signature_off_its_own_cpu() {
     let (state, _) = state();
+    // An audit file of its own: the other tests' servers hold the state's one.
+    let config = state.dir.join("in-process.toml");
+    let text = std::fs::read_to_string(&state.config_path).unwrap();
+    assert!(text.contains("audit/segl-audit.jsonl"));
+    std::fs::write(&config, text.replace("audit/segl-audit.jsonl", "audit/in-process.jsonl")).unwrap();
     let out = {
         let _turn = token_turn();
         std::process::Command::new(EXE)
             .args(["in-process", "--requests", "30", "--config"])
-            .arg(&state.config_path)
+            .arg(&config)
             .output()
             .expect("segl-load runs")
     };
