@@ -356,6 +356,94 @@ fn clients_back_to_back(
         .collect()
 }
 
+/// A tmpfs of `bytes` mounted at `dir` for one test, unmounted when dropped: a disk that
+/// really fills up. `None` where mounting is not allowed (CI runs as root).
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    fn mount(dir: PathBuf, bytes: usize) -> Option<SmallDisk> {
+        std::fs::create_dir_all(&dir).unwrap();
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes},mode=0700"), "tmpfs"])
+            .arg(&dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        mounted.then_some(SmallDisk(dir))
+    }
+
+    /// Writes a file until the disk is full.
+    fn fill(&self) -> PathBuf {
+        let filler = self.0.join("filler");
+        let mut file = std::fs::File::create(&filler).unwrap();
+        let block = vec![b'x'; 4096];
+        while file.write_all(&block).is_ok() {}
+        filler
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_message_id_whose_token_the_audit_log_could_not_take_may_be_sent_again() {
+    // The audit log on a disk that really fills up: the token of a request whose record
+    // cannot be written does not leave, so its MessageID must not count as used, or the
+    // client's resend would be refused as a replay. And the failed write must not leave a torn
+    // record for the next one to continue.
+    let Some(disk) = SmallDisk::mount(env().dir.join("audit-small-disk"), 256 * 1024) else {
+        eprintln!("skipped: mounting a tmpfs needs root (CI runs as root)");
+        return;
+    };
+    let audit = disk.0.join("audit.jsonl");
+    let server = Server::start_with(|t| {
+        *t = t
+            .replace(
+                &format!("path = \"{}\"", env().dir.join("audit/segl-audit.jsonl").display()),
+                &format!("path = \"{}\"", audit.display()),
+            )
+            .replace("preallocate_mib = 4", "preallocate_mib = 0");
+    });
+    // Cards until the log's last page has less room than a record: the next record then fits
+    // in part, and the write that fails has torn it.
+    for n in 0.. {
+        assert_eq!(server.post(NEW, &request()).status, 200, "{}", server.log());
+        let len = std::fs::metadata(&audit).unwrap().len();
+        if len % 4096 > 4096 - 200 {
+            break;
+        }
+        assert!(n < 100, "the log's pages never came close to full: {len} bytes");
+    }
+
+    let body = common::request_with_message_id("resent-after-a-full-disk");
+    let filler = disk.fill();
+    let refused = server.post(NEW, &body);
+    assert_eq!(refused.status, 500, "{}", refused.text());
+    // The operator reads why.
+    assert!(server.log().contains("audit log write failed: No space left on device"), "{}", server.log());
+    std::fs::remove_file(filler).unwrap();
+
+    let resent = server.post(NEW, &body);
+    assert_eq!(resent.status, 200, "the resent request: {}", resent.text());
+    // Once issued, the same message is a replay again.
+    let replayed = server.post(NEW, &body);
+    assert_eq!(replayed.status, 500, "{}", replayed.text());
+    assert!(replayed.text().contains("was already received"), "{}", replayed.text());
+
+    // Every line of the log is a whole record, and the resent card is in it once.
+    let text = common::audit_text(&audit);
+    for line in text.lines() {
+        assert!(serde_json::from_str::<serde_json::Value>(line).is_ok(), "a torn record: {line:?}");
+    }
+    let issued = audit_records(&audit)
+        .into_iter()
+        .filter(|r| r["message_id"] == "resent-after-a-full-disk" && r["outcome"] == "issued")
+        .count();
+    assert_eq!(issued, 1, "{text}");
+}
+
 fn audit_records(path: &Path) -> Vec<serde_json::Value> {
     common::audit_text(path).lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
 }

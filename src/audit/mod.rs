@@ -402,8 +402,18 @@ impl Segment {
     }
 
     /// Writes `bytes` after the records, extending the file with zeros first when they do not
-    /// fit in what is allocated.
+    /// fit in what is allocated. A write that fails (a full disk) may have put part of them in
+    /// the file: the file is cut back to the last whole record, so that the next batch does not
+    /// continue a torn line (the preallocation is given up; the next batch extends again).
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        let written = self.write_unchecked(bytes);
+        if written.is_err() && self.file.set_len(self.end).is_ok() {
+            self.allocated = self.end;
+        }
+        written
+    }
+
+    fn write_unchecked(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         let end = self.end + bytes.len() as u64;
         if self.appending {
             // Opened for appending: the kernel puts the bytes at the end.

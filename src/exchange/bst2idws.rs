@@ -68,9 +68,9 @@ pub async fn issue(
     let extra = citizen::claims(policy, &rst, &citizen, now)?;
 
     let until = token.not_on_or_after.unwrap_or(now);
-    let replay_key =
+    request.remembered =
         usercard::remember_message_id(ctx, &rst, &signer.der, until, cfg.allowed_drift_secs, now).await?;
-    let issue = citizen::Issue { audience: &audience, holder: &signer, extra, replay_key };
+    let issue = citizen::Issue { audience: &audience, holder: &signer, extra };
     citizen::issue_identity_token(ctx, policy, request, &rst, &citizen, issue, corr).await
 }
 

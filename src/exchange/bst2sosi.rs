@@ -118,7 +118,7 @@ pub async fn issue(
 
     let until = token.not_on_or_after.unwrap_or(now);
     let drift = policy.config.bst2sosi.allowed_drift_secs;
-    let replay_key = usercard::remember_message_id(ctx, &rst, &signer.der, until, drift, now).await?;
+    request.remembered = usercard::remember_message_id(ctx, &rst, &signer.der, until, drift, now).await?;
     let name_id = match request::claim(&rst.claims, CLAIM_SUBJECT_NAME_ID).filter(|v| !v.is_empty()) {
         Some(alternative) => NameId { format: "medcom:other".into(), value: alternative.to_owned() },
         None => NameId { format: "medcom:cprnumber".into(), value: professional.cpr.clone() },
@@ -144,7 +144,7 @@ pub async fn issue(
         ocess_cert_hash: None,
     };
     let card = usercard::user_card(policy, subject, now, cfg.fuzzy_time_ms, cfg.id_card_duration_ms);
-    usercard::issue(ctx, policy, request, &rst, &card, corr, replay_key).await
+    usercard::issue(ctx, policy, request, &rst, &card, corr).await
 }
 
 /// The national roles the token's OIO-BPP privileges grant at `cvr` (none without privileges).

@@ -33,11 +33,7 @@ pub async fn issue(
     corr: &mut envelope::Correlation,
 ) -> Result<Vec<u8>, RequestError> {
     let presented = citizen::receive_jwt(ctx, policy, doc, request, corr, false).await?;
-    let issue = citizen::Issue {
-        audience: &presented.audience,
-        holder: &presented.signer,
-        extra: presented.extra,
-        replay_key: presented.replay_key,
-    };
+    let issue =
+        citizen::Issue { audience: &presented.audience, holder: &presented.signer, extra: presented.extra };
     citizen::issue_identity_token(ctx, policy, request, &presented.rst, &presented.citizen, issue, corr).await
 }

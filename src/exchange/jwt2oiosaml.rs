@@ -48,9 +48,7 @@ pub async fn issue(
     corr: &mut envelope::Correlation,
 ) -> Result<Vec<u8>, RequestError> {
     let presented = citizen::receive_jwt(ctx, policy, doc, request, corr, true).await?;
-    let replay_key = presented.replay_key;
-    let result = build_and_deliver(ctx, policy, request, presented, corr).await;
-    oio::deliver::forget_on_failure(ctx, replay_key, result)
+    build_and_deliver(ctx, policy, request, presented, corr).await
 }
 
 /// Builds the assertion from the accepted request and delivers it encrypted to the audience.

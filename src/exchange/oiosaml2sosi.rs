@@ -129,7 +129,7 @@ pub async fn issue(
     };
 
     let until = assertion.not_on_or_after.unwrap_or(now);
-    let replay_key =
+    request.remembered =
         usercard::remember_message_id(ctx, &rst, &signer.der, until, cfg.allowed_drift_secs, now).await?;
     let common_name = assertion.attribute(COMMON_NAME).unwrap_or_default();
     let surname =
@@ -163,7 +163,7 @@ pub async fn issue(
         ocess_cert_hash,
     };
     let card = usercard::user_card(policy, subject, now, cfg.fuzzy_time_ms, cfg.id_card_duration_ms);
-    usercard::issue(ctx, policy, request, &rst, &card, corr, replay_key).await
+    usercard::issue(ctx, policy, request, &rst, &card, corr).await
 }
 
 /// Verifies the assertion's own signature and that a trusted identity provider made it; reads

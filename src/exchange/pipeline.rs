@@ -7,7 +7,8 @@
 //!
 //! What is common lives here: routing, parsing into the core's reusable storage, the audit
 //! record (a token is released only once its record is written; refusals of an identified
-//! client are recorded too), the choice and signing of the fault envelope, logging. An
+//! client are recorded too), forgetting a remembered MessageID when the request fails, the
+//! choice and signing of the fault envelope, logging. An
 //! exchange module contributes only its rules and the token it builds, and fills in the
 //! [`Request`] it is handed as it learns what to echo and what to audit.
 
@@ -22,6 +23,7 @@ use super::error::RequestError;
 use super::fault::{self, Correlation, Fault, FaultDialect};
 use super::oio;
 use super::outcome::Outcome;
+use super::replay::Remembered;
 use super::{bst2idws, bst2sosi, jwt2idws, jwt2oiosaml, oiosaml2sosi, sosi2oiosaml};
 use super::{CoreContext, Policy};
 use crate::audit::{AuditError, AuditRecord, AuditToken, AuditTrail, PendingRecord};
@@ -51,6 +53,10 @@ pub struct Request {
     /// The record of the token being issued, and what the audit log said when it was handed
     /// over before the signature.
     recorded: Option<(AuditRecord, Result<PendingRecord, AuditError>)>,
+    /// The request's MessageID as the exchange remembered it against replay. If the request
+    /// fails after that (its exchange, or the audit record of its token), no token left segl
+    /// and the pipeline forgets it, so that the client may send the same message again.
+    pub remembered: Option<Remembered>,
 }
 
 impl Request {
@@ -99,6 +105,7 @@ pub async fn serve(
         audit: AuditTrail::default(),
         peer,
         recorded: None,
+        remembered: None,
     };
     let result = match ctx.parse(body, &policy.limits) {
         Ok(doc) => {
@@ -123,6 +130,7 @@ pub async fn serve(
                 }
             };
             if let Err((e, issued)) = written {
+                forget_message_id(ctx, &mut request);
                 let error = RequestError::Audit(e);
                 let fault = error.fault(Some(endpoint), &policy.config.sts.fault_actor);
                 if let Some(issued) = issued {
@@ -136,6 +144,7 @@ pub async fn serve(
             Outcome::issued(response)
         }
         Err(error) => {
+            forget_message_id(ctx, &mut request);
             let fault = error.fault(Some(endpoint), &policy.config.sts.fault_actor);
             let (code, reason) = (fault.code.qname(), error.fault_string());
             let record = match request.recorded.take() {
@@ -156,6 +165,13 @@ pub async fn serve(
             }
             fault_answer(ctx, &request, error, fault).await
         }
+    }
+}
+
+/// A request that failed issued no token: the MessageID it remembered may come again.
+fn forget_message_id(ctx: &CoreContext, request: &mut Request) {
+    if let Some(remembered) = request.remembered.take() {
+        ctx.forget_message_id(&remembered);
     }
 }
 

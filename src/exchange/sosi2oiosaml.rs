@@ -85,10 +85,8 @@ pub async fn issue(
         )
     })?;
 
-    let replay_key = remember_message_id(ctx, policy, &rst, &card, now).await?;
-    let result =
-        build_and_sign(ctx, policy, doc, request, &rst, &card, card_node, &audience, &info, corr).await;
-    oio::deliver::forget_on_failure(ctx, replay_key, result)
+    request.remembered = remember_message_id(ctx, policy, &rst, &card, now).await?;
+    build_and_sign(ctx, policy, doc, request, &rst, &card, card_node, &audience, &info, corr).await
 }
 
 /// The one token in ActAs, or the card in the header when ActAs is absent (seal accepts the

@@ -91,25 +91,19 @@ async fn issue_parsed(
 
     let accepted = accepted_card(ctx, policy, doc, &request, now, audit)?;
     check_national_role(policy, &accepted.card)?;
-    let replay_key = remember_message_id(ctx, policy, &request, &accepted, now).await?;
+    // A failure from here on is segl's: the pipeline forgets the id, and the client may resend
+    // the same message.
+    pipeline.remembered = remember_message_id(ctx, policy, &request, &accepted, now).await?;
 
     let issued = issued_card(policy, endpoint, &accepted, now);
     let credential = ctx.signer.credential();
     let unsigned = issued.prepare_signature(ISSUED_SIGNATURE, &credential.certificate_b64);
-    // A failure from here on is segl's: the client may resend the same message.
-    let forget = |_: &_| {
-        if let Some(remembered) = &replay_key {
-            ctx.forget_message_id(remembered);
-        }
-    };
     let token = AuditToken::new("idcard", &issued.id_card_id);
-    pipeline.record_issue(ctx, token, &credential.key_label).inspect_err(forget)?;
+    pipeline.record_issue(ctx, token, &credential.key_label)?;
     let value = ctx
         .signer
         .sign_digest(&credential, ISSUED_SIGNATURE.digest(), unsigned.signed_info_digest(), sign_by)
-        .await
-        .map_err(RequestError::from)
-        .inspect_err(forget)?;
+        .await?;
     let signed = unsigned.finish(&value);
     Ok(envelope::issue_response(correlation, now, &signed, &policy.config.sts.issuer))
 }

@@ -23,7 +23,6 @@ use crate::audit::AuditToken;
 use crate::exchange::audiences::IdwsAudience;
 use crate::exchange::error::RequestError;
 use crate::exchange::pipeline::Request;
-use crate::exchange::replay::Remembered;
 use crate::exchange::{CoreContext, Policy};
 use crate::token::identity::{self, IdentityToken};
 use crate::token::oiosaml::Attribute;
@@ -125,14 +124,12 @@ pub struct JwtRequest {
     pub audience: Arc<IdwsAudience>,
     /// The role and OnBehalfOf attributes the claims give.
     pub extra: Vec<Attribute>,
-    /// The MessageID remembered against replay.
-    pub replay_key: Option<Remembered>,
 }
 
 /// What JWT2Idws and JWT2OIOSaml check alike, in order: the header-signed request, the JWT
 /// ([`presented_jwt`]), the audience and its JWT switch (and, for `encrypted_only`, its
 /// encryption certificate), the claims ([`claims`]), and the MessageID once per signer within
-/// the JWT's lifetime.
+/// the JWT's lifetime (into [`Request::remembered`]).
 pub async fn receive_jwt(
     ctx: &CoreContext,
     policy: &Policy,
@@ -149,9 +146,9 @@ pub async fn receive_jwt(
         return Err(RequestError::AudienceWithoutEncryption(audience.config.audience.clone()));
     }
     let extra = claims(policy, &rst, &citizen, now)?;
-    let replay_key =
+    request.remembered =
         super::usercard::remember_message_id(ctx, &rst, &signer.der, jwt.valid_until, 0, now).await?;
-    Ok(JwtRequest { rst, signer, jwt, citizen, audience, extra, replay_key })
+    Ok(JwtRequest { rst, signer, jwt, citizen, audience, extra })
 }
 
 /// The claims every citizen exchange checks once it knows the citizen: the CPR claim
@@ -247,8 +244,6 @@ pub struct Issue<'a> {
     pub holder: &'a SignerCertificate,
     /// Attributes after the citizen's (role, OnBehalfOf evidence), in order.
     pub extra: Vec<Attribute>,
-    /// The request's MessageID as remembered against replay, forgotten if issuing fails.
-    pub replay_key: Option<Remembered>,
 }
 
 /// Builds the identity token, signs it on the HSM (encrypting it when its audience has an
@@ -262,45 +257,36 @@ pub async fn issue_identity_token(
     issue: Issue<'_>,
     corr: &envelope::Correlation,
 ) -> Result<Vec<u8>, RequestError> {
-    let replay_key = issue.replay_key;
-    let result = async {
-        let now = request.time.now;
-        let cfg = &issue.audience.config;
-        let (not_before, not_on_or_after) = lifetime(cfg, now, citizen.valid_until);
-        let mut attributes = vec![
-            Attribute::new(identity::SPEC_VER, identity::DK_SAML_2_0.into()),
-            Attribute::new(identity::ASSURANCE_LEVEL, citizen.assurance_level.clone()),
-            Attribute::new(identity::CPR, citizen.cpr.clone()),
-        ];
-        attributes.extend(issue.extra);
-        let token = IdentityToken {
-            id: format!("_{}", envelope::uuid()),
-            issue_instant: now,
-            issuer: &policy.config.sts.issuer,
-            name_id: (&citizen.name_id.0, &citizen.name_id.1),
-            holder_certificate: &issue.holder.der,
-            not_before,
-            not_on_or_after,
-            audience: &cfg.audience,
-            attributes,
-        };
-        let delivery = super::deliver::Delivery {
-            kind: "identity-token",
-            algorithm: cfg.signature_algorithm,
-            audience: &cfg.audience,
-            encrypt_to: issue
-                .audience
-                .recipient
-                .as_ref()
-                .map(|r| (r, cfg.content_encryption, cfg.key_transport)),
-            applies_to: rst.applies_to.as_deref(),
-            lifetime: (not_before, not_on_or_after),
-        };
-        let prepare = |algorithm, certificate: &str| token.prepare_signature(algorithm, certificate);
-        super::deliver::sign_and_deliver(ctx, request, &token.id, prepare, delivery, corr).await
-    }
-    .await;
-    super::deliver::forget_on_failure(ctx, replay_key, result)
+    let now = request.time.now;
+    let cfg = &issue.audience.config;
+    let (not_before, not_on_or_after) = lifetime(cfg, now, citizen.valid_until);
+    let mut attributes = vec![
+        Attribute::new(identity::SPEC_VER, identity::DK_SAML_2_0.into()),
+        Attribute::new(identity::ASSURANCE_LEVEL, citizen.assurance_level.clone()),
+        Attribute::new(identity::CPR, citizen.cpr.clone()),
+    ];
+    attributes.extend(issue.extra);
+    let token = IdentityToken {
+        id: format!("_{}", envelope::uuid()),
+        issue_instant: now,
+        issuer: &policy.config.sts.issuer,
+        name_id: (&citizen.name_id.0, &citizen.name_id.1),
+        holder_certificate: &issue.holder.der,
+        not_before,
+        not_on_or_after,
+        audience: &cfg.audience,
+        attributes,
+    };
+    let delivery = super::deliver::Delivery {
+        kind: "identity-token",
+        algorithm: cfg.signature_algorithm,
+        audience: &cfg.audience,
+        encrypt_to: issue.audience.recipient.as_ref().map(|r| (r, cfg.content_encryption, cfg.key_transport)),
+        applies_to: rst.applies_to.as_deref(),
+        lifetime: (not_before, not_on_or_after),
+    };
+    let prepare = |algorithm, certificate: &str| token.prepare_signature(algorithm, certificate);
+    super::deliver::sign_and_deliver(ctx, request, &token.id, prepare, delivery, corr).await
 }
 
 /// The issued token's validity: backdated against clock skew at the service, and ending at

@@ -4,7 +4,6 @@
 //! the same key. The audit record naming the token is handed to the writer before the signature
 //! (`Request::record_issue`); the pipeline sends the answer only once it is written.
 
-use crate::exchange::replay::Remembered;
 use jiff::Timestamp;
 
 use super::envelope;
@@ -81,19 +80,4 @@ pub async fn sign_and_deliver(
     // The header with the assertion's key: a switch of the active key between the two
     // signatures must not give one answer two certificates.
     super::sign_envelope_with(ctx, &credential, corr, now, &body, sign_by).await
-}
-
-/// Forgets the request's MessageID (`replay_key`) when issuing failed: the failure is segl's
-/// (or its configuration's), and the client may resend the same message.
-pub fn forget_on_failure<T>(
-    ctx: &CoreContext,
-    replay_key: Option<Remembered>,
-    result: Result<T, RequestError>,
-) -> Result<T, RequestError> {
-    if result.is_err() {
-        if let Some(remembered) = &replay_key {
-            ctx.forget_message_id(remembered);
-        }
-    }
-    result
 }

@@ -96,7 +96,8 @@ pub fn user_card(
 }
 
 /// Records the request's MessageID from `client` until `until` (plus skew); a repeat is
-/// refused. Returns the key, so that a failure on segl's side can forget it again.
+/// refused. Returns the key, for [`Request::remembered`]: the pipeline forgets it if the
+/// request fails after this.
 pub async fn remember_message_id(
     ctx: &CoreContext,
     rst: &request::OioRequest,
@@ -113,21 +114,8 @@ pub async fn remember_message_id(
 }
 
 /// Signs `card` on the HSM and answers with it (RSTR with the attached references to
-/// `#IDCard`), header signed on the HSM; forgets the MessageID `replay_key` if that fails.
+/// `#IDCard`), header signed on the HSM.
 pub async fn issue(
-    ctx: &CoreContext,
-    policy: &Policy,
-    request: &mut Request,
-    rst: &request::OioRequest,
-    card: &IdCard,
-    corr: &envelope::Correlation,
-    replay_key: Option<Remembered>,
-) -> Result<Vec<u8>, RequestError> {
-    let result = sign_and_answer(ctx, policy, request, rst, card, corr).await;
-    super::deliver::forget_on_failure(ctx, replay_key, result)
-}
-
-async fn sign_and_answer(
     ctx: &CoreContext,
     policy: &Policy,
     request: &mut Request,
