@@ -54,7 +54,9 @@ fn both_signer_modes_sign_through_p11kit_rpc() {
         let load = Load::start(&server, 6, Duration::from_millis(800));
         std::thread::sleep(Duration::from_millis(800));
         let samples = load.finish();
-        assert!(samples.iter().all(|s| s.status == 200), "{mode}: a request failed");
+        if let Some(failed) = samples.iter().find(|s| s.status != 200) {
+            panic!("{mode}: a request failed: {} {}", failed.status, String::from_utf8_lossy(&failed.body));
+        }
         assert!(samples.len() >= 6, "{mode}: {} requests", samples.len());
     }
 }
