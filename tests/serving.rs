@@ -406,10 +406,18 @@ fn a_message_id_whose_token_the_audit_log_could_not_take_may_be_sent_again() {
             )
             .replace("preallocate_mib = 4", "preallocate_mib = 0");
     });
+    // Another appender (an operator's note; `copytruncate` moves the end the same way): the
+    // file no longer ends where segl's own count says, and a failed write must still take back
+    // only its own bytes, not the tail of a record written after this line.
+    assert_eq!(server.post(NEW, &request()).status, 200, "{}", server.log());
+    let mut answered = 1;
+    let mut other = std::fs::OpenOptions::new().append(true).open(&audit).unwrap();
+    other.write_all(b"{\"note\":\"appended by another writer\"}\n").unwrap();
     // Cards until the log's last page has less room than a record: the next record then fits
     // in part, and the write that fails has torn it.
     for n in 0.. {
         assert_eq!(server.post(NEW, &request()).status, 200, "{}", server.log());
+        answered += 1;
         let len = std::fs::metadata(&audit).unwrap().len();
         if len % 4096 > 4096 - 200 {
             break;
@@ -432,16 +440,18 @@ fn a_message_id_whose_token_the_audit_log_could_not_take_may_be_sent_again() {
     assert_eq!(replayed.status, 500, "{}", replayed.text());
     assert!(replayed.text().contains("was already received"), "{}", replayed.text());
 
-    // Every line of the log is a whole record, and the resent card is in it once.
+    // Every line of the log is a whole record, and the resent card is in it once; every card
+    // answered 200 has its record.
     let text = common::audit_text(&audit);
     for line in text.lines() {
         assert!(serde_json::from_str::<serde_json::Value>(line).is_ok(), "a torn record: {line:?}");
     }
-    let issued = audit_records(&audit)
-        .into_iter()
-        .filter(|r| r["message_id"] == "resent-after-a-full-disk" && r["outcome"] == "issued")
-        .count();
-    assert_eq!(issued, 1, "{text}");
+    let records = audit_records(&audit);
+    let issued = |r: &&serde_json::Value| r["outcome"] == "issued";
+    let resent_issued =
+        records.iter().filter(issued).filter(|r| r["message_id"] == "resent-after-a-full-disk");
+    assert_eq!(resent_issued.count(), 1, "{text}");
+    assert_eq!(records.iter().filter(issued).count(), answered + 1, "{text}");
 }
 
 fn audit_records(path: &Path) -> Vec<serde_json::Value> {

@@ -403,14 +403,35 @@ impl Segment {
 
     /// Writes `bytes` after the records, extending the file with zeros first when they do not
     /// fit in what is allocated. A write that fails (a full disk) may have put part of them in
-    /// the file: the file is cut back to the last whole record, so that the next batch does not
+    /// the file: the file is cut back to where it ended before, so that the next batch does not
     /// continue a torn line (the preallocation is given up; the next batch extends again).
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        // Where the records end: when appending, the file's own length, which another appender
+        // or a `copytruncate` moves without segl knowing (its `end` is then not the file's).
+        let before = if self.appending { self.file.metadata().map(|m| m.len()).ok() } else { Some(self.end) };
         let written = self.write_unchecked(bytes);
-        if written.is_err() && self.file.set_len(self.end).is_ok() {
-            self.allocated = self.end;
+        if let (Err(_), Some(before)) = (&written, before) {
+            self.cut_back(before);
         }
         written
+    }
+
+    /// Takes off what a failed write left after `before`; never lengthens the file.
+    fn cut_back(&mut self, before: u64) {
+        let len = match self.file.metadata() {
+            Ok(m) => m.len(),
+            Err(e) => return tracing::error!("audit log: cannot read its length after a failed write ({e})"),
+        };
+        if len <= before {
+            return;
+        }
+        match self.file.set_len(before) {
+            Ok(()) if !self.appending => self.allocated = before,
+            Ok(()) => {}
+            Err(e) => tracing::error!(
+                "audit log: cannot take a failed write back ({e}); the next record may follow a torn one"
+            ),
+        }
     }
 
     fn write_unchecked(&mut self, bytes: &[u8]) -> std::io::Result<()> {
