@@ -104,12 +104,16 @@ fn recover_and_finish(
     (failed, recovered_at, samples)
 }
 
-/// Each failed answer of `answers` is in the audit log once, as what it was: a card handed to
-/// the signer and then not delivered has its `issued` record taken back by a `withdrawn` one
-/// (a 500, or a 503 for a signature still queued at its deadline); a request the exchange
-/// refused before that has a `refused` record. Admission control's own refusals (503, before
-/// the request is read) are not audited.
-fn failures_are_audited<'a>(server: &Server, answers: impl Iterator<Item = (u16, &'a [u8])>) {
+/// Each failed answer of the load's `samples` and of the tries while `recovering` is in the
+/// audit log once, as what it was: a card handed to the signer and then not delivered has its
+/// `issued` record taken back by a `withdrawn` one (a 500, or a 503 for a signature still
+/// queued at its deadline); a request the exchange refused before that has a `refused` record.
+/// Admission control's own refusals (503, before the request is read) are not audited.
+fn failures_are_audited(server: &Server, samples: &[hsm_support::Sample], recovering: &Answers) {
+    let answers = samples
+        .iter()
+        .map(|s| (s.status, &s.body[..]))
+        .chain(recovering.iter().map(|(status, body)| (*status, &body[..])));
     let records: Vec<serde_json::Value> =
         server.audit().lines().map(|l| serde_json::from_str(l).expect("an audit record")).collect();
     let withdrawn = common::withdrawals(&records).len();
@@ -124,6 +128,17 @@ fn failures_are_audited<'a>(server: &Server, answers: impl Iterator<Item = (u16,
         audited,
         "withdrawn ({withdrawn}) and refused ({refused}) records against failed requests that reached the exchange"
     );
+}
+
+/// Waits up to 8 s for `/readyz` to say ready: every seat is filled again, the replacement
+/// sessions opened once the HSM answered.
+fn ready_again(server: &Server) {
+    let ready = || try_admin_get(server.admin, "/readyz").map(|(status, _)| status) == Some(200);
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while !ready() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(ready(), "/readyz does not say ready:\n{}", server.log());
 }
 
 /// segl signing through p11-kit's client at `address`, pipelined on `sessions` sessions per
@@ -314,21 +329,10 @@ fn hung_hsm_server_is_answered_and_survived() {
     );
     assert!(log.contains("HSM call has not returned"), "{log}");
     let failed = samples.iter().filter(|s| s.status != 200).count() + failed_recovering.len();
-    failures_are_audited(
-        &server,
-        samples
-            .iter()
-            .map(|s| (s.status, &s.body[..]))
-            .chain(failed_recovering.iter().map(|(s, b)| (*s, &b[..]))),
-    );
+    failures_are_audited(&server, &samples, &failed_recovering);
     let ok_after = samples.iter().filter(|s| s.status == 200 && s.sent > resumed_at).count();
     assert!(ok_after > 0, "no request succeeded after the HSM came back");
-    // Every seat is filled again: the replacement sessions opened once the HSM answered.
-    let deadline = Instant::now() + Duration::from_secs(8);
-    while try_admin_get(server.admin, "/readyz").map(|(s, _)| s) != Some(200) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert_eq!(try_admin_get(server.admin, "/readyz").map(|(s, _)| s), Some(200), "{}", server.log());
+    ready_again(&server);
     eprintln!(
         "HSM hang: {} requests, {} sent during the hang and answered during it, {not_ready} of {} readiness polls not ready, {failed} failed, {ok_after} ok after",
         samples.len(),
@@ -386,13 +390,7 @@ fn reply_cut_mid_way_freezes_no_session() {
     assert!(log.contains("PKCS#11 module re-initialized"), "{log}");
     only_hsm_faults(&samples, cut_at, true);
     let failed = samples.iter().filter(|s| s.status != 200).count() + failed_recovering.len();
-    failures_are_audited(
-        &server,
-        samples
-            .iter()
-            .map(|s| (s.status, &s.body[..]))
-            .chain(failed_recovering.iter().map(|(s, b)| (*s, &b[..]))),
-    );
+    failures_are_audited(&server, &samples, &failed_recovering);
     let ok_after = samples.iter().filter(|s| s.status == 200 && s.sent > recovered_at).count();
     assert!(
         ok_after > 0,
@@ -403,11 +401,7 @@ fn reply_cut_mid_way_freezes_no_session() {
             .map(|s| (s.sent.as_millis(), s.done.as_millis(), s.status))
             .collect::<Vec<_>>()
     );
-    let deadline = Instant::now() + Duration::from_secs(8);
-    while try_admin_get(server.admin, "/readyz").map(|(s, _)| s) != Some(200) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert_eq!(try_admin_get(server.admin, "/readyz").map(|(s, _)| s), Some(200), "{}", server.log());
+    ready_again(&server);
     eprintln!(
         "reply cut {} times: {} requests, {failed} failed, {ok_after} ok after the recovery",
         relay.cuts(),

@@ -40,6 +40,26 @@ pub struct InProcess {
     pub wall_us_per_request: f64,
 }
 
+impl InProcess {
+    /// The figure in one line: with the signer on the serving core, the thread's CPU less the
+    /// C_Sign CPU it counted; pipelined, segl's own CPU alone.
+    pub fn describe(&self, signs_on_the_serving_core: bool) -> String {
+        if signs_on_the_serving_core {
+            format!(
+                "{:.0} µs per request − {:.0} µs of C_Sign = {:.0} µs",
+                self.cpu_us_per_request,
+                self.cpu_us_per_request - self.cpu_us_excl_hsm,
+                self.cpu_us_excl_hsm
+            )
+        } else {
+            format!(
+                "{:.0} µs per request (the pipelined signer signs on threads of its own)",
+                self.cpu_us_excl_hsm
+            )
+        }
+    }
+}
+
 /// Why the in-process measurement could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum InProcessError {

@@ -163,7 +163,7 @@ def main():
             ["taskset", "-c", "0", f"{args.bin}/segl-load", "in-process", "--config", args.config],
             capture_output=True, text=True, check=True,
         ).stdout
-        match = re.search(r"(\d+) requests: (\d+) µs CPU per request − (\d+) µs of C_Sign = (\d+) µs", alone)
+        match = re.search(r"(\d+) requests: (\d+) µs per request − (\d+) µs of C_Sign = (\d+) µs", alone)
         if not match:
             sys.exit(f"segl-load in-process said: {alone}")
         in_process = {"requests": int(match.group(1)), "c_sign": float(match.group(3)), "own": float(match.group(4))}

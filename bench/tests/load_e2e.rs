@@ -390,7 +390,7 @@ fn in_process_serves_every_request_and_takes_the_signature_off_its_own_cpu() {
     };
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    // "30 requests: A µs CPU per request − B µs of C_Sign = C µs segl's own"
+    // "30 requests: A µs per request − B µs of C_Sign = C µs segl's own"
     let numbers: Vec<f64> = stdout
         .split(|c: char| !c.is_ascii_digit())
         .filter(|n| !n.is_empty())

@@ -106,15 +106,19 @@ fn message(from: &mut UnixStream) -> std::io::Result<([u8; HEADER], Vec<u8>)> {
     Ok((header, body))
 }
 
+/// The protocol version byte each side sends first.
+fn pass_version(from: &mut UnixStream, to: &mut UnixStream) -> std::io::Result<()> {
+    let mut version = [0u8; 1];
+    from.read_exact(&mut version)?;
+    to.write_all(&version)
+}
+
 fn forward_requests(
     mut client: UnixStream,
     mut server: UnixStream,
     in_flight: &AtomicUsize,
 ) -> std::io::Result<()> {
-    // The protocol version byte each side sends first.
-    let mut version = [0u8; 1];
-    client.read_exact(&mut version)?;
-    server.write_all(&version)?;
+    pass_version(&mut client, &mut server)?;
     loop {
         let (header, body) = message(&mut client)?;
         in_flight.fetch_add(1, Ordering::AcqRel);
@@ -129,9 +133,7 @@ fn forward_replies(
     in_flight: &AtomicUsize,
     shared: &Shared,
 ) -> std::io::Result<()> {
-    let mut version = [0u8; 1];
-    server.read_exact(&mut version)?;
-    client.write_all(&version)?;
+    pass_version(&mut server, &mut client)?;
     loop {
         let (header, body) = message(&mut server)?;
         // Two others: one of them may be a call of a thread that is not a signer's (the key

@@ -600,20 +600,11 @@ fn in_process(config: &Path, requests: u64) -> Result<(), Error> {
     if x.not_issued > 0 {
         return Err(format!("{} of {} requests were not issued", x.not_issued, x.requests).into());
     }
-    if config.hsm.signer.signs_on_the_serving_core() {
-        println!(
-            "{} requests: {:.0} µs CPU per request − {:.0} µs of C_Sign = {:.0} µs segl's own",
-            x.requests,
-            x.cpu_us_per_request,
-            x.cpu_us_per_request - x.cpu_us_excl_hsm,
-            x.cpu_us_excl_hsm
-        );
-    } else {
-        println!(
-            "{} requests: {:.0} µs CPU per request segl's own (the pipelined signer signs on threads of its own)",
-            x.requests, x.cpu_us_excl_hsm
-        );
-    }
+    println!(
+        "{} requests: {} segl's own",
+        x.requests,
+        x.describe(config.hsm.signer.signs_on_the_serving_core())
+    );
     Ok(())
 }
 

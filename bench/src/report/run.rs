@@ -300,19 +300,7 @@ pub fn run(opts: &ReportOptions) -> Result<Report, ReportError> {
     };
     let in_process = match measured {
         Ok(x) => {
-            say(&if config.hsm.signer.signs_on_the_serving_core() {
-                format!(
-                    "  {:.0} µs per request − {:.0} µs of C_Sign = {:.0} µs",
-                    x.cpu_us_per_request,
-                    x.cpu_us_per_request - x.cpu_us_excl_hsm,
-                    x.cpu_us_excl_hsm
-                )
-            } else {
-                format!(
-                    "  {:.0} µs per request (the pipelined signer signs on threads of its own)",
-                    x.cpu_us_excl_hsm
-                )
-            });
+            say(&format!("  {}", x.describe(config.hsm.signer.signs_on_the_serving_core())));
             Some(x)
         }
         Err(e) => {
